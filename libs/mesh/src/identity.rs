@@ -1,0 +1,83 @@
+//! Mesh identities: the service name in a certificate's URI SAN
+//! `spiffe://coffer.internal/svc/<name>`.
+
+use x509_parser::extensions::GeneralName;
+
+/// The URI prefix every mesh identity starts with.
+pub const SPIFFE_PREFIX: &str = "spiffe://coffer.internal/svc/";
+
+/// The DNS suffix service certificates carry next to their URI SAN, so that clients can check the
+/// server's name with standard WebPKI path validation as well as by identity.
+pub const DNS_SUFFIX: &str = ".coffer.internal";
+
+/// A mesh service's name, for example `metadata`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    /// Parses a service name: 1-63 characters of `[a-z0-9-]`, not starting or ending with `-`.
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        ok.then(|| ServiceName(name.to_owned()))
+    }
+
+    /// Returns the name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Returns the SPIFFE URI of this service.
+    pub fn spiffe_uri(&self) -> String {
+        format!("{SPIFFE_PREFIX}{}", self.0)
+    }
+
+    /// Returns the DNS name this service's certificate carries.
+    pub fn dns_name(&self) -> String {
+        format!("{}{DNS_SUFFIX}", self.0)
+    }
+}
+
+impl std::fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a certificate does not name a mesh service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("certificate cannot be parsed")]
+    Unparsable,
+    #[error("certificate has no mesh identity uri san")]
+    Missing,
+    #[error("certificate has more than one mesh identity")]
+    Ambiguous,
+}
+
+/// Reads the mesh identity from a DER certificate: exactly one URI SAN of the mesh form.
+pub fn identity_of(cert_der: &[u8]) -> Result<ServiceName, IdentityError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|_| IdentityError::Unparsable)?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|_| IdentityError::Unparsable)?
+        .ok_or(IdentityError::Missing)?;
+    let mut found = None;
+    for name in &san.value.general_names {
+        if let GeneralName::URI(uri) = name {
+            if let Some(svc) = uri.strip_prefix(SPIFFE_PREFIX) {
+                let svc = ServiceName::new(svc).ok_or(IdentityError::Missing)?;
+                if found.replace(svc).is_some() {
+                    return Err(IdentityError::Ambiguous);
+                }
+            }
+        }
+    }
+    found.ok_or(IdentityError::Missing)
+}

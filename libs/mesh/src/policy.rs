@@ -1,0 +1,132 @@
+//! Per-RPC access rules: which mesh services may call an RPC, and whether it needs a user token.
+//!
+//! A service declares a rule for every RPC it serves; [`Policy::check_covers`] refuses to start a
+//! server whose services have an RPC without one, so a new RPC cannot ship open by accident.
+//! Unknown paths are refused (fail closed). gRPC health and reflection are open to any mesh
+//! member without a token.
+
+use std::collections::HashMap;
+
+use prost::Message as _;
+
+use crate::identity::ServiceName;
+
+/// Whether an RPC needs a user token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    Required,
+    /// For RPCs that run before a user is known (auth's `Authenticate`) or act for a service.
+    NotRequired,
+}
+
+/// The rule for one RPC.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    callers: Vec<ServiceName>,
+    token: Token,
+}
+
+impl Rule {
+    /// Returns whether the token is required.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Returns true if `peer` may call.
+    pub fn allows(&self, peer: &ServiceName) -> bool {
+        self.callers.iter().any(|c| c == peer)
+    }
+}
+
+const OPEN_PREFIXES: [&str; 3] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// The access rules of one server.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    rules: HashMap<String, Rule>,
+}
+
+/// What a policy says about a path.
+#[derive(Debug)]
+pub enum Decision<'a> {
+    /// Health and reflection: any mesh member, no token.
+    Open,
+    Rule(&'a Rule),
+    /// No rule: refused.
+    Unknown,
+}
+
+/// Why a policy cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("rpc {0} has no access rule")]
+    Uncovered(String),
+    #[error("service {0} is not in the descriptor set")]
+    UnknownService(String),
+    #[error("invalid caller name {0:?}")]
+    BadCaller(String),
+}
+
+impl Policy {
+    /// Starts an empty policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the rule for `/{service}/{method}`. Callers are mesh service names.
+    pub fn rpc(
+        mut self,
+        service: &str,
+        method: &str,
+        callers: &[&str],
+        token: Token,
+    ) -> Result<Self, PolicyError> {
+        let callers = callers
+            .iter()
+            .map(|c| ServiceName::new(c).ok_or_else(|| PolicyError::BadCaller((*c).to_owned())))
+            .collect::<Result<_, _>>()?;
+        self.rules
+            .insert(format!("/{service}/{method}"), Rule { callers, token });
+        Ok(self)
+    }
+
+    /// Looks up the rule for a request path.
+    pub fn decide(&self, path: &str) -> Decision<'_> {
+        if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
+            return Decision::Open;
+        }
+        match self.rules.get(path) {
+            Some(rule) => Decision::Rule(rule),
+            None => Decision::Unknown,
+        }
+    }
+
+    /// Checks that every method of `service` (a full name such as `coffer.v1.Echo`) in the
+    /// encoded descriptor set has a rule.
+    pub fn check_covers(&self, descriptor_set: &[u8], service: &str) -> Result<(), PolicyError> {
+        let fds = prost_types::FileDescriptorSet::decode(descriptor_set)
+            .map_err(|_| PolicyError::UnknownService(service.to_owned()))?;
+        let svc = fds
+            .file
+            .iter()
+            .flat_map(|f| {
+                f.service
+                    .iter()
+                    .map(move |s| (format!("{}.{}", f.package(), s.name()), s))
+            })
+            .find(|(name, _)| name == service)
+            .map(|(_, s)| s)
+            .ok_or_else(|| PolicyError::UnknownService(service.to_owned()))?;
+        for method in &svc.method {
+            let path = format!("/{service}/{}", method.name());
+            if !self.rules.contains_key(&path) {
+                return Err(PolicyError::Uncovered(path));
+            }
+        }
+        Ok(())
+    }
+}

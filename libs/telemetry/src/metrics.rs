@@ -1,0 +1,166 @@
+//! The process-wide Prometheus registry and the metrics every member of the mesh records.
+
+use std::sync::{LazyLock, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of the per-RPC RED metrics. `rpc` is the gRPC path (`/coffer.v1.Metadata/GetFile`),
+/// `code` the gRPC status code name. Nothing tenant-specific may ever be added here.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub rpc: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcOnly {
+    pub rpc: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Denial {
+    pub rpc: String,
+    pub peer: String,
+}
+
+/// Every metric the shared libraries record. Services register their own with
+/// [`Metrics::register`].
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// gRPC calls served, by RPC and status code.
+    pub rpc_requests: Family<RpcLabels, Counter>,
+    /// gRPC call latency in seconds, by RPC.
+    pub rpc_duration: Family<RpcOnly, Histogram>,
+    /// User tokens refused, by reason.
+    pub token_rejections: Family<Reason, Counter>,
+    /// Calls refused by a caller allow-list, by RPC and calling service.
+    pub caller_denials: Family<Denial, Counter>,
+    /// TLS handshakes that failed on a mesh server port.
+    pub tls_handshake_failures: Counter,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+        2.5, 5.0, 10.0,
+    ]
+    .into_iter()
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("coffer");
+        let rpc_requests = Family::<RpcLabels, Counter>::default();
+        let rpc_duration =
+            Family::<RpcOnly, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let token_rejections = Family::<Reason, Counter>::default();
+        let caller_denials = Family::<Denial, Counter>::default();
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "grpc_server_requests",
+            "gRPC calls served, by rpc and status code",
+            rpc_requests.clone(),
+        );
+        registry.register(
+            "grpc_server_duration_seconds",
+            "gRPC call latency",
+            rpc_duration.clone(),
+        );
+        registry.register(
+            "token_rejections",
+            "user tokens refused, by reason",
+            token_rejections.clone(),
+        );
+        registry.register(
+            "caller_denials",
+            "calls refused by a caller allow-list",
+            caller_denials.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "failed mesh tls handshakes",
+            tls_handshake_failures.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            rpc_requests,
+            rpc_duration,
+            token_rejections,
+            caller_denials,
+            tls_handshake_failures,
+        }
+    }
+
+    /// Records one finished RPC.
+    pub fn record_rpc(&self, rpc: &str, code: &str, seconds: f64) {
+        self.rpc_requests
+            .get_or_create(&RpcLabels {
+                rpc: rpc.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+        self.rpc_duration
+            .get_or_create(&RpcOnly {
+                rpc: rpc.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts a refused token.
+    pub fn token_rejected(&self, reason: &str) {
+        self.token_rejections
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a call refused by an allow-list.
+    pub fn caller_denied(&self, rpc: &str, peer: &str) {
+        self.caller_denials
+            .get_or_create(&Denial {
+                rpc: rpc.to_owned(),
+                peer: peer.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Registers a service's own metric in the shared registry.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(name, help, metric);
+    }
+
+    /// Renders the registry in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// Returns the process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}

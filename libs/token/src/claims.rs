@@ -1,0 +1,217 @@
+//! The claims a token carries and the small closed sets they draw from.
+
+use uuid::Uuid;
+
+/// A service that verifies tokens. Each audience has its own derived key and its own tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Audience {
+    Gateway,
+    Metadata,
+    StorageSigner,
+    Audit,
+    Scan,
+}
+
+impl Audience {
+    /// Every audience, in wire order.
+    pub const ALL: [Audience; 5] = [
+        Audience::Gateway,
+        Audience::Metadata,
+        Audience::StorageSigner,
+        Audience::Audit,
+        Audience::Scan,
+    ];
+
+    /// Returns the audience's stable name, which is also its mesh service name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Audience::Gateway => "gateway",
+            Audience::Metadata => "metadata",
+            Audience::StorageSigner => "storage-signer",
+            Audience::Audit => "audit",
+            Audience::Scan => "scan",
+        }
+    }
+
+    pub(crate) fn wire_id(self) -> u8 {
+        match self {
+            Audience::Gateway => 1,
+            Audience::Metadata => 2,
+            Audience::StorageSigner => 3,
+            Audience::Audit => 4,
+            Audience::Scan => 5,
+        }
+    }
+
+    pub(crate) fn from_wire_id(id: u8) -> Option<Self> {
+        Audience::ALL.into_iter().find(|a| a.wire_id() == id)
+    }
+
+    /// Parses an audience from its name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Audience::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+impl std::fmt::Display for Audience {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A user's role in their organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub(crate) fn wire_id(self) -> u8 {
+        match self {
+            Role::Owner => 1,
+            Role::Admin => 2,
+            Role::Member => 3,
+        }
+    }
+
+    pub(crate) fn from_wire_id(id: u8) -> Option<Self> {
+        match id {
+            1 => Some(Role::Owner),
+            2 => Some(Role::Admin),
+            3 => Some(Role::Member),
+            _ => None,
+        }
+    }
+
+    /// Returns the role's name as API.md spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    /// Returns true for owners and admins.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+/// One permission an API key (or a session) may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    FilesRead,
+    FilesWrite,
+    AuditRead,
+    ScansWrite,
+}
+
+impl Scope {
+    /// Every scope API.md defines.
+    pub const ALL: [Scope; 4] = [
+        Scope::FilesRead,
+        Scope::FilesWrite,
+        Scope::AuditRead,
+        Scope::ScansWrite,
+    ];
+
+    fn bit(self) -> u16 {
+        match self {
+            Scope::FilesRead => 1 << 0,
+            Scope::FilesWrite => 1 << 1,
+            Scope::AuditRead => 1 << 2,
+            Scope::ScansWrite => 1 << 3,
+        }
+    }
+
+    /// Returns the scope's name as API.md spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::FilesRead => "files:read",
+            Scope::FilesWrite => "files:write",
+            Scope::AuditRead => "audit:read",
+            Scope::ScansWrite => "scans:write",
+        }
+    }
+
+    /// Parses a scope from its API.md name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Scope::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// A set of scopes, carried as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Scopes(u16);
+
+impl Scopes {
+    const KNOWN: u16 = 0b1111;
+
+    /// The empty set.
+    pub const NONE: Scopes = Scopes(0);
+
+    /// Returns the set of every scope.
+    pub fn all() -> Self {
+        Scopes(Self::KNOWN)
+    }
+
+    /// Returns this set with `scope` added.
+    #[must_use]
+    pub fn with(self, scope: Scope) -> Self {
+        Scopes(self.0 | scope.bit())
+    }
+
+    /// Returns true if the set holds `scope`.
+    pub fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// Iterates the scopes in the set.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+
+    pub(crate) fn bits(self) -> u16 {
+        self.0
+    }
+
+    pub(crate) fn from_bits(bits: u16) -> Option<Self> {
+        (bits & !Self::KNOWN == 0).then_some(Scopes(bits))
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
+        iter.into_iter().fold(Scopes::NONE, Scopes::with)
+    }
+}
+
+/// Who a token speaks for: everything of the claims except what the minter sets itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: Role,
+    pub scopes: Scopes,
+    /// The edge request id; at most 64 characters of `[A-Za-z0-9._-]`.
+    pub request_id: String,
+}
+
+/// The verified claims of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub version: u8,
+    pub key_id: String,
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: Role,
+    pub scopes: Scopes,
+    /// Seconds since the Unix epoch.
+    pub issued_at: i64,
+    /// Seconds since the Unix epoch.
+    pub expires_at: i64,
+    pub request_id: String,
+}
