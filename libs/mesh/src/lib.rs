@@ -1,1 +1,29 @@
-//! placeholder
+//! Everything a service needs to be a member of the Coffer mesh (DESIGN.md §2–§3):
+//!
+//! - [`tls`]: rustls configs — TLS 1.3 only, client certificates required, one CA, identities from
+//!   the URI SAN `spiffe://coffer.internal/svc/<name>`, certificates reloaded when files change;
+//! - [`policy`] and [`layers`]: per-RPC caller allow-lists and user-token verification as tower
+//!   layers, request ids, trace context, RED metrics;
+//! - [`server`]: the accept loop, health, reflection, deadlines and graceful shutdown;
+//! - [`client`]: channels to other members that forward the call's token, request id, deadline
+//!   and trace context.
+//!
+//! The mesh never logs a token, a certificate key or a request body.
+
+pub mod client;
+pub mod context;
+pub mod identity;
+pub mod layers;
+pub mod policy;
+pub mod server;
+pub mod tls;
+pub mod token;
+mod watch;
+
+pub use client::{ClientError, ContextInterceptor, MeshChannel, MeshClient};
+pub use context::{CallContext, Caller, PeerInfo, RequestId, caller, peer};
+pub use identity::{ServiceName, identity_of};
+pub use policy::{Policy, PolicyError, Token};
+pub use server::{BoundServer, MeshServer, ServeError, shutdown_signal};
+pub use tls::{CertStore, TlsError, TlsFiles};
+pub use token::TokenVerifier;

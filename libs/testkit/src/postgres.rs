@@ -1,0 +1,263 @@
+//! A throwaway PostgreSQL cluster from Debian's server binaries.
+//!
+//! `initdb` refuses to run as root, and CI runs as root: the server then runs as the `postgres`
+//! system user through `runuser`. Every cluster gets a watchdog process that stops it and removes
+//! its directory once the owning process is gone, so a crashed or killed test leaves nothing
+//! running. Durability is off (`fsync=off`): these clusters hold nothing worth keeping.
+
+use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+use rand::Rng as _;
+use sqlx::Connection as _;
+use tokio::sync::OnceCell;
+
+/// Where to look for the server binaries, newest major version first.
+fn find_bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("COFFER_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL server binaries not found under /usr/lib/postgresql (install Debian's postgresql package)")?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .collect();
+    majors.sort();
+    majors
+        .pop()
+        .map(|(_, bin)| bin)
+        .context("no initdb under /usr/lib/postgresql/*/bin (install Debian's postgresql package)")
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Builds a command that runs `program` as the user that will own the cluster.
+fn as_owner(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn random_secret() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// How to start a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresOptions {
+    /// A fixed port; a free one when unset.
+    pub port: Option<u16>,
+}
+
+/// A running throwaway cluster. Dropping it stops the server and removes its files.
+#[derive(Debug)]
+pub struct Postgres {
+    root: Option<tempfile::TempDir>,
+    data: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    superuser_password: String,
+    stopped: bool,
+}
+
+static SHARED: OnceCell<Postgres> = OnceCell::const_new();
+
+impl Postgres {
+    /// Starts a cluster on a free loopback port.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(PostgresOptions::default()).await
+    }
+
+    /// Returns a cluster shared by every test in this test binary, started on first use and
+    /// stopped by its watchdog when the binary exits. Tests isolate themselves by database.
+    pub async fn shared() -> anyhow::Result<&'static Postgres> {
+        SHARED.get_or_try_init(Self::start).await
+    }
+
+    /// Starts a cluster with `options`.
+    pub async fn start_with(options: PostgresOptions) -> anyhow::Result<Self> {
+        tokio::task::spawn_blocking(move || Self::start_blocking(options)).await?
+    }
+
+    fn start_blocking(options: PostgresOptions) -> anyhow::Result<Self> {
+        let bin = find_bin_dir()?;
+        let root = tempfile::Builder::new().prefix("coffer-pg-").tempdir()?;
+        let data = root.path().join("data");
+        let pwfile = root.path().join("pwfile");
+        let superuser_password = random_secret();
+        std::fs::write(&pwfile, &superuser_password)?;
+        if is_root() {
+            let user = nix::unistd::User::from_name("postgres")?
+                .context("the postgres system user does not exist (install Debian's postgresql package)")?;
+            for path in [root.path(), pwfile.as_path()] {
+                std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
+            }
+        }
+        let mut initdb = as_owner(&bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C"])
+            .arg(format!("--pwfile={}", pwfile.display()));
+        run(initdb, "initdb")?;
+        std::fs::remove_file(&pwfile)?;
+
+        let port = match options.port {
+            Some(p) => p,
+            None => crate::free_port()?,
+        };
+        let server_options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            root.path().display()
+        );
+        let mut pg_ctl = as_owner(&bin.join("pg_ctl"));
+        pg_ctl
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(root.path().join("server.log"))
+            .args(["-w", "-t", "60", "-o", &server_options, "start"]);
+        let pg = Postgres {
+            root: Some(root),
+            data,
+            bin,
+            port,
+            superuser_password,
+            stopped: false,
+        };
+        pg.spawn_watchdog()?;
+        run(pg_ctl, "pg_ctl start").map_err(|e| {
+            let log = std::fs::read_to_string(pg.root_path().join("server.log")).unwrap_or_default();
+            e.context(format!("postgres server log:\n{log}"))
+        })?;
+        Ok(pg)
+    }
+
+    fn root_path(&self) -> &Path {
+        self.root.as_ref().map(|r| r.path()).unwrap_or(&self.data)
+    }
+
+    /// Starts a detached process that stops the cluster and removes its files when this process
+    /// has gone, however it ended.
+    fn spawn_watchdog(&self) -> anyhow::Result<()> {
+        let pid = std::process::id();
+        let pg_ctl = self.bin.join("pg_ctl");
+        let runner = if is_root() { "runuser -u postgres -- " } else { "" };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             {runner}'{}' -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
+            pg_ctl.display(),
+            self.data.display(),
+            self.root_path().display()
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("cannot start the postgres watchdog")?;
+        Ok(())
+    }
+
+    /// Returns the port the server listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Returns a connection URL for `user` to `database`.
+    pub fn url(&self, user: &str, password: &str, database: &str) -> String {
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    /// Returns the superuser's connection URL to `database`. Only for set-up: services never
+    /// connect as superuser (it bypasses row-level security).
+    pub fn superuser_url(&self, database: &str) -> String {
+        self.url("postgres", &self.superuser_password, database)
+    }
+
+    /// Runs SQL statements as the superuser in `database`.
+    pub async fn execute_as_superuser(&self, database: &str, sql: &str) -> anyhow::Result<()> {
+        let mut conn = sqlx::PgConnection::connect(&self.superuser_url(database)).await?;
+        sqlx::raw_sql(sql).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Creates a database with a fresh random name and returns the name.
+    pub async fn create_database(&self, prefix: &str) -> anyhow::Result<String> {
+        let name = format!("{prefix}_{}", random_secret().to_lowercase());
+        self.execute_as_superuser("postgres", &format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        Ok(name)
+    }
+
+    /// Creates a login role with `password`. `superuser` false gives NOSUPERUSER NOBYPASSRLS, the
+    /// shape of every runtime role.
+    pub async fn create_role(&self, name: &str, password: &str) -> anyhow::Result<()> {
+        let pw = password.replace('\'', "''");
+        self.execute_as_superuser(
+            "postgres",
+            &format!(
+                "CREATE ROLE \"{name}\" LOGIN PASSWORD '{pw}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"
+            ),
+        )
+        .await
+    }
+
+    /// Stops the server now (fast shutdown). Called by `Drop` too.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let mut cmd = as_owner(&self.bin.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = cmd.status();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
