@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod context;
+pub mod echo;
 pub mod identity;
 pub mod layers;
 pub mod policy;
@@ -24,6 +25,6 @@ pub use client::{ClientError, ContextInterceptor, MeshChannel, MeshClient};
 pub use context::{CallContext, Caller, PeerInfo, RequestId, caller, peer};
 pub use identity::{ServiceName, identity_of};
 pub use policy::{Policy, PolicyError, Token};
-pub use server::{BoundServer, MeshServer, ServeError, shutdown_signal};
+pub use server::{BoundServer, MeshServer, RunningServer, ServeError, shutdown_signal};
 pub use tls::{CertStore, TlsError, TlsFiles};
 pub use token::TokenVerifier;

@@ -1,0 +1,6 @@
+//! The mesh kit against a real tonic service on loopback, over real mTLS.
+
+mod fixture;
+mod layers;
+mod rotation;
+mod tls;
