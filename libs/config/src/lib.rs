@@ -1,0 +1,169 @@
+//! Configuration for every Coffer binary, loaded one way everywhere:
+//! defaults → TOML file → `COFFER_` environment variables (`__` separates nesting, so
+//! `COFFER_TELEMETRY__LOG_FILTER=debug` sets `telemetry.log_filter`).
+//!
+//! Secrets are never configuration values: a config names a secrets directory, and [`Secrets`]
+//! reads each secret from its own file there (Kubernetes mounts them so). Environment variables
+//! never carry a secret. A missing or malformed secret stops start-up with the file's path, never
+//! its content.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use secrecy::{SecretBox, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use coffer_telemetry::TelemetryConfig;
+
+/// Why configuration could not be loaded. The message names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("secret {path}: {reason}")]
+    Secret { path: PathBuf, reason: String },
+}
+
+/// Loads `T` from its defaults, then `file` (if given; it must exist), then the environment.
+pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    load_with_env(file, "COFFER_")
+}
+
+/// Like [`load`] with another environment prefix (tests use one of their own).
+pub fn load_with_env<T>(file: Option<&Path>, env_prefix: &str) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(file) = file {
+        if !file.is_file() {
+            return Err(ConfigError::MissingFile(file.to_owned()));
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(Env::prefixed(env_prefix).split("__"))
+        .extract()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))
+}
+
+/// What every mesh service's config holds; services flatten it into their own struct.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The gRPC (mTLS) listen address.
+    pub listen: SocketAddr,
+    /// The admin listen address: `/healthz`, `/readyz`, `/metrics`.
+    pub admin_listen: SocketAddr,
+    /// The mounted secrets directory (certificates, key rings, passwords).
+    pub secrets_dir: PathBuf,
+    /// Where the other services are: name → `host:port`.
+    pub peers: BTreeMap<String, String>,
+    /// The longest a call may run, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// How long in-flight calls may take to finish after a shutdown signal, in milliseconds.
+    pub shutdown_grace_ms: u64,
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7000)),
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
+            secrets_dir: PathBuf::from("/var/run/secrets/coffer"),
+            peers: BTreeMap::new(),
+            request_timeout_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// Returns the address of `peer`, or an error naming the missing key.
+    pub fn peer(&self, peer: &str) -> Result<&str, ConfigError> {
+        self.peers
+            .get(peer)
+            .map(String::as_str)
+            .ok_or_else(|| ConfigError::Invalid(format!("missing key peers.{peer}")))
+    }
+
+    /// Returns the secrets directory as a [`Secrets`] reader.
+    pub fn secrets(&self) -> Secrets {
+        Secrets::new(&self.secrets_dir)
+    }
+}
+
+/// Reads secrets from files in one directory.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    dir: PathBuf,
+}
+
+impl Secrets {
+    /// Reads from `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Secrets {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Returns the path of the secret `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn fail(&self, name: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Secret {
+            path: self.path(name),
+            reason: reason.into(),
+        }
+    }
+
+    /// Returns the path of `name` after checking that the file exists (for secrets a library
+    /// reads itself, such as certificates and key rings).
+    pub fn require(&self, name: &str) -> Result<PathBuf, ConfigError> {
+        let path = self.path(name);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(self.fail(name, "missing"))
+        }
+    }
+
+    /// Reads a text secret; one trailing newline is dropped; it must not be empty.
+    pub fn string(&self, name: &str) -> Result<SecretString, ConfigError> {
+        let raw = std::fs::read(self.path(name)).map_err(|e| self.fail(name, e.to_string()))?;
+        let text = String::from_utf8(raw).map_err(|_| self.fail(name, "not valid UTF-8"))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.is_empty() {
+            return Err(self.fail(name, "empty"));
+        }
+        Ok(SecretString::from(text.to_owned()))
+    }
+
+    /// Reads a base64-encoded key of exactly `len` bytes.
+    pub fn key(&self, name: &str, len: usize) -> Result<SecretBox<Vec<u8>>, ConfigError> {
+        use secrecy::ExposeSecret as _;
+        let text = self.string(name)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.expose_secret().trim())
+            .map_err(|_| self.fail(name, "not base64"))?;
+        if bytes.len() != len {
+            return Err(self.fail(name, format!("must be {len} bytes, found {}", bytes.len())));
+        }
+        Ok(SecretBox::new(Box::new(bytes)))
+    }
+}
