@@ -6,7 +6,11 @@ mod dev;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "coffer", version, about = "Coffer: a secure multi-tenant file vault")]
+#[command(
+    name = "coffer",
+    version,
+    about = "Coffer: a secure multi-tenant file vault"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -30,7 +30,10 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         .stderr(Stdio::inherit())
         .spawn()?;
     let dev_json = state.join("dev.json");
-    assert!(wait_for(&dev_json, Duration::from_secs(90)), "dev.json never appeared");
+    assert!(
+        wait_for(&dev_json, Duration::from_secs(90)),
+        "dev.json never appeared"
+    );
     let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&dev_json)?)?;
     for key in ["gateway_url", "ca_cert", "s3_endpoint"] {
         assert!(info.get(key).is_some(), "dev.json lacks {key}");
@@ -61,7 +64,9 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .endpoint_url(&endpoint)
         .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(ak, sk, None, None, "t"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            ak, sk, None, None, "t",
+        ))
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     aws_sdk_s3::Client::from_conf(config)
@@ -71,8 +76,16 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         .await?;
 
     // Certificates and key rings load as the services will load them.
-    for svc in ["auth", "metadata", "storage-signer", "audit", "scan", "gateway"] {
-        let store = coffer_mesh::CertStore::load(coffer_mesh::TlsFiles::in_dir(&secrets.join(svc)))?;
+    for svc in [
+        "auth",
+        "metadata",
+        "storage-signer",
+        "audit",
+        "scan",
+        "gateway",
+    ] {
+        let store =
+            coffer_mesh::CertStore::load(coffer_mesh::TlsFiles::in_dir(&secrets.join(svc)))?;
         assert_eq!(store.identity().as_str(), svc);
     }
     coffer_token::MasterKeyRing::from_file(&secrets.join("auth/token-master.toml"))?;
@@ -98,6 +111,9 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         "postgres still listening"
     );
     let s3_addr = endpoint.trim_start_matches("http://").to_owned();
-    assert!(std::net::TcpStream::connect(&s3_addr).is_err(), "s3 still listening");
+    assert!(
+        std::net::TcpStream::connect(&s3_addr).is_err(),
+        "s3 still listening"
+    );
     Ok(())
 }

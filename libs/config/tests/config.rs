@@ -25,14 +25,22 @@ fn defaults_file_then_environment() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("1 passed"), "the child ran no test: {stdout}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test: {stdout}"
+    );
 
     let cfg: ServiceConfig = load_with_env(Some(&file), "CFGTEST0_").unwrap();
     assert_eq!(cfg.listen.to_string(), "127.0.0.1:7100");
     assert_eq!(cfg.request_timeout_ms, 5000);
     assert_eq!(cfg.shutdown_grace_ms, 10_000, "default kept");
     assert_eq!(cfg.peer("audit").unwrap(), "audit:7000");
-    assert!(cfg.peer("scan").unwrap_err().to_string().contains("peers.scan"));
+    assert!(
+        cfg.peer("scan")
+            .unwrap_err()
+            .to_string()
+            .contains("peers.scan")
+    );
     assert_eq!(cfg.telemetry.log_filter, "warn");
 }
 
@@ -41,7 +49,10 @@ fn defaults_file_then_environment() {
 fn env_child() {
     let file = std::env::var("CFGTEST_FILE").unwrap();
     let cfg: ServiceConfig = load_with_env(Some(Path::new(&file)), "CFGTEST1_").unwrap();
-    assert_eq!(cfg.telemetry.log_filter, "debug", "environment wins over the file");
+    assert_eq!(
+        cfg.telemetry.log_filter, "debug",
+        "environment wins over the file"
+    );
     assert_eq!(cfg.shutdown_grace_ms, 1234);
     assert_eq!(cfg.request_timeout_ms, 5000, "file value kept");
 }
@@ -61,7 +72,10 @@ fn bad_config_names_the_key_or_file() {
 
     std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").unwrap();
     let err = load_with_env::<ServiceConfig>(Some(&file), "CFGTEST2_").unwrap_err();
-    assert!(err.to_string().contains("lisen"), "unknown keys are refused: {err}");
+    assert!(
+        err.to_string().contains("lisen"),
+        "unknown keys are refused: {err}"
+    );
 }
 
 #[test]
@@ -73,19 +87,38 @@ fn secrets_come_from_files_and_failures_name_the_file_not_the_content() {
         secrets.string("db-password").unwrap().expose_secret(),
         "hunter2-long-password"
     );
-    std::fs::write(dir.path().join("column-key"), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
-    assert_eq!(secrets.key("column-key", 32).unwrap().expose_secret().len(), 32);
+    std::fs::write(
+        dir.path().join("column-key"),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    )
+    .unwrap();
+    assert_eq!(
+        secrets.key("column-key", 32).unwrap().expose_secret().len(),
+        32
+    );
 
     let missing = secrets.string("absent").unwrap_err().to_string();
     assert!(missing.contains("absent"), "{missing}");
     std::fs::write(dir.path().join("empty"), "\n").unwrap();
-    assert!(secrets.string("empty").unwrap_err().to_string().contains("empty"));
+    assert!(
+        secrets
+            .string("empty")
+            .unwrap_err()
+            .to_string()
+            .contains("empty")
+    );
     std::fs::write(dir.path().join("short-key"), "c2VjcmV0LXNob3J0\n").unwrap();
     let err = secrets.key("short-key", 32).unwrap_err().to_string();
-    assert!(err.contains("short-key") && !err.contains("c2VjcmV0"), "{err}");
+    assert!(
+        err.contains("short-key") && !err.contains("c2VjcmV0"),
+        "{err}"
+    );
     std::fs::write(dir.path().join("not-b64"), "secret value!!\n").unwrap();
     let err = secrets.key("not-b64", 32).unwrap_err().to_string();
-    assert!(err.contains("not-b64") && !err.contains("secret value"), "{err}");
+    assert!(
+        err.contains("not-b64") && !err.contains("secret value"),
+        "{err}"
+    );
     assert!(secrets.require("db-password").is_ok());
     assert!(secrets.require("nope").is_err());
 }

@@ -122,7 +122,8 @@ impl Interceptor for ContextInterceptor {
             }
         }
         let cx = tracing::Span::current().context();
-        TraceContextPropagator::new().inject_context(&cx, &mut MetadataInjector(req.metadata_mut()));
+        TraceContextPropagator::new()
+            .inject_context(&cx, &mut MetadataInjector(req.metadata_mut()));
         Ok(req)
     }
 }

@@ -29,7 +29,12 @@ impl EchoService {
     pub fn policy() -> Result<Policy, PolicyError> {
         Policy::new()
             .rpc("coffer.v1.Echo", "Echo", &["gateway"], Token::Required)?
-            .rpc("coffer.v1.Echo", "Ping", &["gateway", "metadata"], Token::NotRequired)
+            .rpc(
+                "coffer.v1.Echo",
+                "Ping",
+                &["gateway", "metadata"],
+                Token::NotRequired,
+            )
     }
 }
 

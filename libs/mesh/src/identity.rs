@@ -70,12 +70,12 @@ pub fn identity_of(cert_der: &[u8]) -> Result<ServiceName, IdentityError> {
         .ok_or(IdentityError::Missing)?;
     let mut found = None;
     for name in &san.value.general_names {
-        if let GeneralName::URI(uri) = name {
-            if let Some(svc) = uri.strip_prefix(SPIFFE_PREFIX) {
-                let svc = ServiceName::new(svc).ok_or(IdentityError::Missing)?;
-                if found.replace(svc).is_some() {
-                    return Err(IdentityError::Ambiguous);
-                }
+        if let GeneralName::URI(uri) = name
+            && let Some(svc) = uri.strip_prefix(SPIFFE_PREFIX)
+        {
+            let svc = ServiceName::new(svc).ok_or(IdentityError::Missing)?;
+            if found.replace(svc).is_some() {
+                return Err(IdentityError::Ambiguous);
             }
         }
     }

@@ -40,8 +40,7 @@ fn refuse(status: tonic::Status) -> Response<Body> {
 fn valid_request_id(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 64
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -230,12 +229,11 @@ impl<B: HttpBody> HttpBody for ObservedBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(trailers) = frame.trailers_ref() {
-                if let Some(code) = grpc_code(trailers) {
-                    this.recorder.code = Some(code);
-                }
-            }
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(trailers) = frame.trailers_ref()
+            && let Some(code) = grpc_code(trailers)
+        {
+            this.recorder.code = Some(code);
         }
         polled
     }
@@ -297,9 +295,7 @@ where
         let path = req.uri().path();
         let Some(peer) = req.extensions().get::<PeerInfo>() else {
             return Box::pin(async {
-                Ok(refuse(tonic::Status::permission_denied(
-                    "no mesh identity",
-                )))
+                Ok(refuse(tonic::Status::permission_denied("no mesh identity")))
             });
         };
         let allowed = match self.policy.decide(path) {
@@ -397,9 +393,7 @@ where
                     coffer_telemetry::metrics().token_rejected(reason);
                     tracing::info!(reason, "user token refused");
                     return Box::pin(async {
-                        Ok(refuse(tonic::Status::unauthenticated(
-                            "invalid user token",
-                        )))
+                        Ok(refuse(tonic::Status::unauthenticated("invalid user token")))
                     });
                 }
             }

@@ -72,7 +72,9 @@ impl TokenVerifier {
             match this.reload_if_changed() {
                 Ok(true) => tracing::info!("token key ring reloaded"),
                 Ok(false) => {}
-                Err(error) => tracing::warn!(%error, "token key ring reload failed; keeping the previous one"),
+                Err(error) => {
+                    tracing::warn!(%error, "token key ring reload failed; keeping the previous one")
+                }
             }
             true
         })

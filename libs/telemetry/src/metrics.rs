@@ -62,7 +62,9 @@ impl Metrics {
         let mut registry = Registry::with_prefix("coffer");
         let rpc_requests = Family::<RpcLabels, Counter>::default();
         let rpc_duration =
-            Family::<RpcOnly, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+            Family::<RpcOnly, Histogram>::new_with_constructor(
+                || Histogram::new(latency_buckets()),
+            );
         let token_rejections = Family::<Reason, Counter>::default();
         let caller_denials = Family::<Denial, Counter>::default();
         let tls_handshake_failures = Counter::default();

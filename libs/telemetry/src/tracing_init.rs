@@ -95,7 +95,9 @@ pub fn init_for_tests() {
         let registry = tracing_subscriber::registry().with(otel);
         let _ = if std::env::var_os("TEST_LOG").is_some() {
             registry
-                .with(EnvFilter::new(std::env::var("TEST_LOG").unwrap_or_default()))
+                .with(EnvFilter::new(
+                    std::env::var("TEST_LOG").unwrap_or_default(),
+                ))
                 .with(tracing_subscriber::fmt::layer().with_test_writer())
                 .try_init()
         } else {

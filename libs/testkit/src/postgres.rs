@@ -5,8 +5,8 @@
 //! its directory once the owning process is gone, so a crashed or killed test leaves nothing
 //! running. Durability is off (`fsync=off`): these clusters hold nothing worth keeping.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
@@ -118,8 +118,9 @@ impl Postgres {
         let superuser_password = random_secret();
         std::fs::write(&pwfile, &superuser_password)?;
         if is_root() {
-            let user = nix::unistd::User::from_name("postgres")?
-                .context("the postgres system user does not exist (install Debian's postgresql package)")?;
+            let user = nix::unistd::User::from_name("postgres")?.context(
+                "the postgres system user does not exist (install Debian's postgresql package)",
+            )?;
             for path in [root.path(), pwfile.as_path()] {
                 std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
             }
@@ -128,7 +129,15 @@ impl Postgres {
         initdb
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()));
         run(initdb, "initdb")?;
         std::fs::remove_file(&pwfile)?;
@@ -158,7 +167,8 @@ impl Postgres {
         };
         pg.spawn_watchdog()?;
         run(pg_ctl, "pg_ctl start").map_err(|e| {
-            let log = std::fs::read_to_string(pg.root_path().join("server.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(pg.root_path().join("server.log")).unwrap_or_default();
             e.context(format!("postgres server log:\n{log}"))
         })?;
         Ok(pg)
@@ -173,7 +183,11 @@ impl Postgres {
     fn spawn_watchdog(&self) -> anyhow::Result<()> {
         let pid = std::process::id();
         let pg_ctl = self.bin.join("pg_ctl");
-        let runner = if is_root() { "runuser -u postgres -- " } else { "" };
+        let runner = if is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
              {runner}'{}' -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",

@@ -45,7 +45,9 @@ impl S3Credentials {
 }
 
 fn aes256() -> Option<ServerSideEncryption> {
-    Some(ServerSideEncryption::from_static(ServerSideEncryption::AES256))
+    Some(ServerSideEncryption::from_static(
+        ServerSideEncryption::AES256,
+    ))
 }
 
 /// s3s-fs behind the SSE bucket policy.
@@ -94,7 +96,11 @@ impl s3s::S3 for PolicyFs {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let sse = req.input.server_side_encryption.as_ref().map(|s| s.as_str());
+        let sse = req
+            .input
+            .server_side_encryption
+            .as_ref()
+            .map(|s| s.as_str());
         if sse != Some(ServerSideEncryption::AES256) {
             return Err(s3_error!(
                 AccessDenied,

@@ -29,7 +29,8 @@ async fn postgres_runs_real_sql_with_a_non_superuser_runtime_role() -> anyhow::R
     )
     .await?;
 
-    let mut rt = sqlx::PgConnection::connect(&pg.url(&format!("{db}_rt"), "runtime-pw", &db)).await?;
+    let mut rt =
+        sqlx::PgConnection::connect(&pg.url(&format!("{db}_rt"), "runtime-pw", &db)).await?;
     let (superuser, bypass): (bool, bool) =
         sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
             .fetch_one(&mut rt)
@@ -42,17 +43,25 @@ async fn postgres_runs_real_sql_with_a_non_superuser_runtime_role() -> anyhow::R
     .await?;
     assert_eq!(tables, 2);
     // No tenant set: no rows, not everyone's.
-    let unset: i64 = sqlx::query_scalar("SELECT count(*) FROM docs").fetch_one(&mut rt).await?;
+    let unset: i64 = sqlx::query_scalar("SELECT count(*) FROM docs")
+        .fetch_one(&mut rt)
+        .await?;
     assert_eq!(unset, 0);
     let mut tx = rt.begin().await?;
     sqlx::query("SELECT set_config('coffer.org_id', '00000000-0000-0000-0000-00000000000a', true)")
         .execute(&mut *tx)
         .await?;
-    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM docs").fetch_one(&mut *tx).await?;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM docs")
+        .fetch_one(&mut *tx)
+        .await?;
     assert_eq!(seen, 1);
     tx.commit().await?;
     // A wrong password is refused: the cluster really authenticates.
-    assert!(sqlx::PgConnection::connect(&pg.url(&format!("{db}_rt"), "wrong", &db)).await.is_err());
+    assert!(
+        sqlx::PgConnection::connect(&pg.url(&format!("{db}_rt"), "wrong", &db))
+            .await
+            .is_err()
+    );
     Ok(())
 }
 
@@ -89,9 +98,17 @@ async fn s3_speaks_sigv4_and_enforces_the_sse_policy() -> anyhow::Result<()> {
         .body(ByteStream::from_static(b"hello vault"))
         .send()
         .await?;
-    let head = client.head_object().bucket("vault").key("org/obj").send().await?;
+    let head = client
+        .head_object()
+        .bucket("vault")
+        .key("org/obj")
+        .send()
+        .await?;
     assert_eq!(head.content_length(), Some(11));
-    assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&ServerSideEncryption::Aes256)
+    );
 
     // Wrong credentials are refused.
     let mut bad = s3.credentials().clone();
@@ -109,7 +126,15 @@ async fn s3_speaks_sigv4_and_enforces_the_sse_policy() -> anyhow::Result<()> {
             ))
             .build(),
     );
-    assert!(impostor.head_object().bucket("vault").key("org/obj").send().await.is_err());
+    assert!(
+        impostor
+            .head_object()
+            .bucket("vault")
+            .key("org/obj")
+            .send()
+            .await
+            .is_err()
+    );
 
     // A presigned PUT, then a presigned GET, through a plain HTTP client.
     let body = b"presigned bytes".to_vec();
@@ -154,7 +179,9 @@ async fn s3_speaks_sigv4_and_enforces_the_sse_policy() -> anyhow::Result<()> {
     let res = http.get(get.uri()).send().await?;
     assert_eq!(res.status(), 200);
     assert_eq!(
-        res.headers().get("x-amz-server-side-encryption").map(|v| v.as_bytes()),
+        res.headers()
+            .get("x-amz-server-side-encryption")
+            .map(|v| v.as_bytes()),
         Some(&b"AES256"[..])
     );
     assert_eq!(res.bytes().await?.as_ref(), body.as_slice());

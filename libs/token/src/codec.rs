@@ -30,8 +30,7 @@ pub(crate) const MAX_TOKEN_LEN: usize = 1024;
 pub(crate) fn is_valid_ident(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 

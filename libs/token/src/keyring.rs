@@ -108,7 +108,10 @@ fn decode_keys(
     let mut keys = BTreeMap::new();
     for entry in entries {
         if !is_valid_key_id(&entry.id) {
-            return Err(invalid(path, "a key id is not 1-32 characters of [A-Za-z0-9._-]"));
+            return Err(invalid(
+                path,
+                "a key id is not 1-32 characters of [A-Za-z0-9._-]",
+            ));
         }
         let bytes = STANDARD
             .decode(entry.secret.trim())
@@ -123,7 +126,10 @@ fn decode_keys(
             .insert(entry.id.clone(), SecretBox::new(bytes.into_boxed_slice()))
             .is_some()
         {
-            return Err(invalid(path, format!("key id {} is listed twice", entry.id)));
+            return Err(invalid(
+                path,
+                format!("key id {} is listed twice", entry.id),
+            ));
         }
     }
     Ok(keys)
@@ -258,7 +264,10 @@ impl AudienceKeyRing {
     pub fn from_file(path: &Path) -> Result<Self, KeyRingError> {
         let file = read_ring(path)?;
         if file.kind != "audience" || file.active.is_some() {
-            return Err(invalid(path, "kind must be \"audience\" with no active key"));
+            return Err(invalid(
+                path,
+                "kind must be \"audience\" with no active key",
+            ));
         }
         let audience = file
             .audience

@@ -136,7 +136,10 @@ fn minting_refuses_bad_input() {
     assert!(minter.mint(&ok, &[Audience::Scan], NOW, 0).is_err());
     for bad in ["", "has space", "é", &"x".repeat(65)] {
         let s = subject(1, 2, Role::Member, Scopes::NONE, bad);
-        assert!(minter.mint(&s, &[Audience::Scan], NOW, 30).is_err(), "{bad:?}");
+        assert!(
+            minter.mint(&s, &[Audience::Scan], NOW, 30).is_err(),
+            "{bad:?}"
+        );
     }
 }
 
@@ -166,11 +169,19 @@ fn another_version_is_refused_even_when_correctly_tagged() {
     let aud_ring = ring.derive_audience_ring(Audience::Metadata);
     let v = Verifier::new(&aud_ring, VerifyOptions::default());
     let token = minter
-        .mint(&subject(1, 2, Role::Owner, Scopes::all(), "r"), &[Audience::Metadata], NOW, 30)
+        .mint(
+            &subject(1, 2, Role::Owner, Scopes::all(), "r"),
+            &[Audience::Metadata],
+            NOW,
+            30,
+        )
         .unwrap();
     let (mut body, _) = split(&token);
     // Sanity: a forged copy of the untouched body verifies, so the forge helper is faithful.
-    assert!(v.verify(&forge_with_real_key(&aud_ring, &body), NOW).is_ok());
+    assert!(
+        v.verify(&forge_with_real_key(&aud_ring, &body), NOW)
+            .is_ok()
+    );
     for version in [0u8, 2, 255] {
         body[0] = version;
         assert_eq!(
@@ -186,7 +197,12 @@ fn a_correctly_tagged_overlong_lifetime_is_refused() {
     let aud_ring = ring.derive_audience_ring(Audience::Metadata);
     let v = Verifier::new(&aud_ring, VerifyOptions::default());
     let token = Minter::new(&ring)
-        .mint(&subject(1, 2, Role::Owner, Scopes::all(), "r"), &[Audience::Metadata], NOW, 30)
+        .mint(
+            &subject(1, 2, Role::Owner, Scopes::all(), "r"),
+            &[Audience::Metadata],
+            NOW,
+            30,
+        )
         .unwrap();
     let (mut body, _) = split(&token);
     // expires_at sits 8 bytes before the request id (len byte + 1 char) at the end.
@@ -202,11 +218,15 @@ fn a_correctly_tagged_overlong_lifetime_is_refused() {
 fn rotation_add_activate_retire() {
     let mut ring = MasterKeyRing::generate("k1");
     let s = subject(1, 2, Role::Member, Scopes::NONE, "r");
-    let old = Minter::new(&ring).mint(&s, &[Audience::Audit], NOW, 30).unwrap();
+    let old = Minter::new(&ring)
+        .mint(&s, &[Audience::Audit], NOW, 30)
+        .unwrap();
 
     ring.add_random_key("k2");
     assert!(ring.activate("k2"));
-    let new = Minter::new(&ring).mint(&s, &[Audience::Audit], NOW, 30).unwrap();
+    let new = Minter::new(&ring)
+        .mint(&s, &[Audience::Audit], NOW, 30)
+        .unwrap();
     let both = verifier(&ring, Audience::Audit);
     assert_eq!(both.verify(&old, NOW).unwrap().key_id, "k1");
     assert_eq!(both.verify(&new, NOW).unwrap().key_id, "k2");
@@ -233,9 +253,18 @@ fn rings_round_trip_through_files_and_bad_files_name_themselves() {
     let loaded = MasterKeyRing::from_file(&master_path).unwrap();
     let aud = AudienceKeyRing::from_file(&aud_path).unwrap();
     let token = Minter::new(&loaded)
-        .mint(&subject(1, 2, Role::Member, Scopes::NONE, "r"), &[Audience::Metadata], NOW, 30)
+        .mint(
+            &subject(1, 2, Role::Member, Scopes::NONE, "r"),
+            &[Audience::Metadata],
+            NOW,
+            30,
+        )
         .unwrap();
-    assert!(Verifier::new(&aud, VerifyOptions::default()).verify(&token, NOW).is_ok());
+    assert!(
+        Verifier::new(&aud, VerifyOptions::default())
+            .verify(&token, NOW)
+            .is_ok()
+    );
     // A verifier cannot be built from the master file, nor a minter from an audience file.
     assert!(AudienceKeyRing::from_file(&master_path).is_err());
     assert!(MasterKeyRing::from_file(&aud_path).is_err());

@@ -60,8 +60,6 @@ impl Fixture {
         self.echo.calls.load(Ordering::SeqCst)
     }
 
-    /// Writes a certificate for `name` into its own directory and returns the directory.
-
     /// A mesh client presenting a valid certificate for `service`.
     pub fn client_as(&self, service: &str) -> anyhow::Result<EchoClient<coffer_mesh::MeshChannel>> {
         let dir = self

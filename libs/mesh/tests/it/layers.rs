@@ -45,22 +45,38 @@ async fn tokens_are_required_and_verified() -> anyhow::Result<()> {
         Some(fx.token(&[Audience::Audit, Audience::Scan], now, 30)), // not for this audience
         Some({
             let other = coffer_token::MasterKeyRing::generate("k1");
-            coffer_token::Minter::new(&other)
-                .mint(&Fixture::subject(), &[Audience::Metadata], now, 30)?
+            coffer_token::Minter::new(&other).mint(
+                &Fixture::subject(),
+                &[Audience::Metadata],
+                now,
+                30,
+            )?
         }), // forged with another master key
     ];
     for token in bad {
         let req = match &token {
             Some(t) => with_token(t, "x"),
-            None => tonic::Request::new(EchoRequest { message: "x".into() }),
+            None => tonic::Request::new(EchoRequest {
+                message: "x".into(),
+            }),
         };
         let err = gw.echo(req).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{token:?}");
-        assert!(!err.message().contains("ct1."), "the token leaked into the error");
+        assert!(
+            !err.message().contains("ct1."),
+            "the token leaked into the error"
+        );
     }
-    assert_eq!(fx.handler_calls(), calls, "a refused call reached the handler");
+    assert_eq!(
+        fx.handler_calls(),
+        calls,
+        "a refused call reached the handler"
+    );
     let metrics = coffer_telemetry::metrics().encode();
-    assert!(metrics.contains("coffer_token_rejections_total{reason=\"expired\"}"), "{metrics}");
+    assert!(
+        metrics.contains("coffer_token_rejections_total{reason=\"expired\"}"),
+        "{metrics}"
+    );
     assert!(metrics.contains("coffer_token_rejections_total{reason=\"missing\"}"));
     Ok(())
 }
@@ -71,18 +87,31 @@ async fn callers_off_the_list_are_denied_before_the_handler() -> anyhow::Result<
     let calls = fx.handler_calls();
     // metadata may Ping but not Echo, even with a valid token.
     let mut md = fx.client_as("metadata")?;
-    let err = md.echo(with_token(&fx.valid_token(), "x")).await.unwrap_err();
+    let err = md
+        .echo(with_token(&fx.valid_token(), "x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     // scan is on no list at all.
     let mut scan = fx.client_as("scan")?;
-    let err = scan.ping(EchoRequest { message: "x".into() }).await.unwrap_err();
+    let err = scan
+        .ping(EchoRequest {
+            message: "x".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(fx.handler_calls(), calls);
     // Allowed calls still work, and health is open to any member.
-    md.ping(EchoRequest { message: "x".into() }).await?;
+    md.ping(EchoRequest {
+        message: "x".into(),
+    })
+    .await?;
     let metrics = coffer_telemetry::metrics().encode();
     assert!(
-        metrics.contains("coffer_caller_denials_total{rpc=\"/coffer.v1.Echo/Echo\",peer=\"metadata\"}"),
+        metrics.contains(
+            "coffer_caller_denials_total{rpc=\"/coffer.v1.Echo/Echo\",peer=\"metadata\"}"
+        ),
         "{metrics}"
     );
     Ok(())
@@ -91,9 +120,12 @@ async fn callers_off_the_list_are_denied_before_the_handler() -> anyhow::Result<
 #[tokio::test]
 async fn health_answers_over_mtls() -> anyhow::Result<()> {
     let fx = Fixture::start().await?;
-    let dir = fx.ca.write_service_dir(&fx.dir.path().join("scan"), "scan")?;
+    let dir = fx
+        .ca
+        .write_service_dir(&fx.dir.path().join("scan"), "scan")?;
     let client = coffer_mesh::MeshClient::new(CertStore::load(TlsFiles::in_dir(&dir))?)?;
-    let mut health = tonic_health::pb::health_client::HealthClient::new(client.channel("echo", &fx.addr())?);
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(client.channel("echo", &fx.addr())?);
     for service in ["", "coffer.v1.Echo"] {
         let res = health
             .check(tonic_health::pb::HealthCheckRequest {
@@ -121,18 +153,39 @@ async fn request_id_token_and_trace_context_travel_with_outgoing_calls() -> anyh
         deadline: None,
     };
     let res = ctx
-        .scope(gw.echo(EchoRequest { message: "ctx".into() }).instrument(span))
+        .scope(
+            gw.echo(EchoRequest {
+                message: "ctx".into(),
+            })
+            .instrument(span),
+        )
         .await?;
     assert_eq!(
         res.metadata().get("x-request-id").unwrap().to_str()?,
         "edge-req-1"
     );
-    assert_eq!(res.get_ref().caller.as_ref().unwrap().org_id, Fixture::subject().org_id.to_string());
-    assert_eq!(res.get_ref().trace_id, client_trace, "server did not join the caller's trace");
+    assert_eq!(
+        res.get_ref().caller.as_ref().unwrap().org_id,
+        Fixture::subject().org_id.to_string()
+    );
+    assert_eq!(
+        res.get_ref().trace_id,
+        client_trace,
+        "server did not join the caller's trace"
+    );
 
     // Without a usable request id the server makes one.
-    let res = gw.ping(EchoRequest { message: "x".into() }).await?;
-    let id = res.metadata().get("x-request-id").unwrap().to_str()?.to_owned();
+    let res = gw
+        .ping(EchoRequest {
+            message: "x".into(),
+        })
+        .await?;
+    let id = res
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()?
+        .to_owned();
     assert_eq!(id.len(), 32);
     Ok(())
 }
@@ -145,7 +198,10 @@ async fn deadlines_are_enforced_and_inherited() -> anyhow::Result<()> {
     req.set_timeout(Duration::from_millis(200));
     let start = Instant::now();
     let err = gw.echo(req).await.unwrap_err();
-    assert!(matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled), "{err:?}");
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
     assert!(start.elapsed() < Duration::from_millis(1500));
 
     // A call context with an exhausted deadline refuses to call out at all.
@@ -156,7 +212,9 @@ async fn deadlines_are_enforced_and_inherited() -> anyhow::Result<()> {
     };
     let calls = fx.handler_calls();
     let err = ctx
-        .scope(gw.echo(EchoRequest { message: "x".into() }))
+        .scope(gw.echo(EchoRequest {
+            message: "x".into(),
+        }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
@@ -185,7 +243,10 @@ async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() -> anyhow::Resul
     let mut gw = fx.client_as("gateway")?;
     let token = fx.valid_token();
     // Warm the connection so the slow call is in flight before shutdown starts.
-    gw.ping(EchoRequest { message: "warm".into() }).await?;
+    gw.ping(EchoRequest {
+        message: "warm".into(),
+    })
+    .await?;
     let slow = tokio::spawn({
         let mut gw = gw.clone();
         let token = token.clone();
@@ -196,7 +257,10 @@ async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() -> anyhow::Resul
     server.shutdown().await?;
     let res = slow.await??;
     assert_eq!(res.get_ref().message, "sleep:500");
-    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "still accepting");
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "still accepting"
+    );
     Ok(())
 }
 
@@ -205,13 +269,27 @@ async fn rpc_metrics_are_recorded_by_code_without_tenant_labels() -> anyhow::Res
     let fx = Fixture::start().await?;
     let mut gw = fx.client_as("gateway")?;
     gw.echo(with_token(&fx.valid_token(), "m")).await?;
-    let _ = gw.echo(EchoRequest { message: "m".into() }).await;
+    let _ = gw
+        .echo(EchoRequest {
+            message: "m".into(),
+        })
+        .await;
     let metrics = coffer_telemetry::metrics().encode();
-    assert!(metrics.contains("coffer_grpc_server_requests_total{rpc=\"/coffer.v1.Echo/Echo\",code=\"Ok\"}"), "{metrics}");
-    assert!(metrics.contains("coffer_grpc_server_requests_total{rpc=\"/coffer.v1.Echo/Echo\",code=\"Unauthenticated\"}"));
+    assert!(
+        metrics.contains(
+            "coffer_grpc_server_requests_total{rpc=\"/coffer.v1.Echo/Echo\",code=\"Ok\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "coffer_grpc_server_requests_total{rpc=\"/coffer.v1.Echo/Echo\",code=\"Unauthenticated\"}"
+    ));
     assert!(metrics.contains("coffer_grpc_server_duration_seconds_bucket{le="));
     let org = Fixture::subject().org_id.to_string();
     let user = Fixture::subject().user_id.to_string();
-    assert!(!metrics.contains(&org) && !metrics.contains(&user), "tenant data in metrics");
+    assert!(
+        !metrics.contains(&org) && !metrics.contains(&user),
+        "tenant data in metrics"
+    );
     Ok(())
 }

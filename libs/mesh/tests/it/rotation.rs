@@ -25,7 +25,9 @@ async fn replaced_certificates_are_served_without_failed_calls() -> anyhow::Resu
     let before = presented_cert(&fx).await?;
 
     // A caller in a loop, on fresh connections and on one long-lived connection.
-    let dir = fx.ca.write_service_dir(&fx.dir.path().join("caller"), "gateway")?;
+    let dir = fx
+        .ca
+        .write_service_dir(&fx.dir.path().join("caller"), "gateway")?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let looper = {
         let fx_dir = dir.clone();
@@ -34,13 +36,21 @@ async fn replaced_certificates_are_served_without_failed_calls() -> anyhow::Resu
         tokio::spawn(async move {
             let store = coffer_mesh::CertStore::load(coffer_mesh::TlsFiles::in_dir(&fx_dir))?;
             let client = coffer_mesh::MeshClient::new(store)?;
-            let mut long = coffer_proto::v1::echo_client::EchoClient::new(client.channel("echo", &addr)?);
+            let mut long =
+                coffer_proto::v1::echo_client::EchoClient::new(client.channel("echo", &addr)?);
             let mut calls = 0u32;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                long.ping(EchoRequest { message: "l".into() }).await?;
+                long.ping(EchoRequest {
+                    message: "l".into(),
+                })
+                .await?;
                 let mut fresh =
                     coffer_proto::v1::echo_client::EchoClient::new(client.channel("echo", &addr)?);
-                fresh.ping(EchoRequest { message: "f".into() }).await?;
+                fresh
+                    .ping(EchoRequest {
+                        message: "f".into(),
+                    })
+                    .await?;
                 calls += 2;
             }
             anyhow::Ok(calls)

@@ -12,10 +12,16 @@ const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 async fn a_valid_mesh_client_is_served() -> anyhow::Result<()> {
     let fx = Fixture::start().await?;
     let good = fx.ca.issue("gateway")?;
-    ping_with(raw_client_config(&fx.ca.ca_pem(), Some(&good), TLS13)?, &fx.addr()).await?;
+    ping_with(
+        raw_client_config(&fx.ca.ca_pem(), Some(&good), TLS13)?,
+        &fx.addr(),
+    )
+    .await?;
     let res = fx
         .client_as("metadata")?
-        .ping(EchoRequest { message: "x".into() })
+        .ping(EchoRequest {
+            message: "x".into(),
+        })
         .await?;
     assert_eq!(res.get_ref().peer, "metadata");
     Ok(())
@@ -28,15 +34,27 @@ async fn bad_clients_are_refused_at_the_handshake() -> anyhow::Result<()> {
     let before = fx.handler_calls();
 
     // No client certificate.
-    assert!(ping_with(raw_client_config(&ca, None, TLS13)?, &fx.addr()).await.is_err());
+    assert!(
+        ping_with(raw_client_config(&ca, None, TLS13)?, &fx.addr())
+            .await
+            .is_err()
+    );
 
     // A certificate from a foreign CA, shaped exactly like a mesh one.
     let foreign = DevCa::new("foreign CA")?.issue("gateway")?;
-    assert!(ping_with(raw_client_config(&ca, Some(&foreign), TLS13)?, &fx.addr()).await.is_err());
+    assert!(
+        ping_with(raw_client_config(&ca, Some(&foreign), TLS13)?, &fx.addr())
+            .await
+            .is_err()
+    );
 
     // An expired certificate from the right CA.
     let expired = fx.ca.issue_spec(&CertSpec::service("gateway").expired())?;
-    assert!(ping_with(raw_client_config(&ca, Some(&expired), TLS13)?, &fx.addr()).await.is_err());
+    assert!(
+        ping_with(raw_client_config(&ca, Some(&expired), TLS13)?, &fx.addr())
+            .await
+            .is_err()
+    );
 
     // Right CA, wrong SAN: another trust domain, no URI at all, or two identities.
     let mut wrong = CertSpec::service("gateway");
@@ -44,11 +62,14 @@ async fn bad_clients_are_refused_at_the_handshake() -> anyhow::Result<()> {
     let mut none = CertSpec::service("gateway");
     none.uris.clear();
     let mut two = CertSpec::service("gateway");
-    two.uris.push("spiffe://coffer.internal/svc/metadata".into());
+    two.uris
+        .push("spiffe://coffer.internal/svc/metadata".into());
     for spec in [wrong, none, two] {
         let cert = fx.ca.issue_spec(&spec)?;
         assert!(
-            ping_with(raw_client_config(&ca, Some(&cert), TLS13)?, &fx.addr()).await.is_err(),
+            ping_with(raw_client_config(&ca, Some(&cert), TLS13)?, &fx.addr())
+                .await
+                .is_err(),
             "{:?} accepted",
             spec.uris
         );
@@ -59,10 +80,17 @@ async fn bad_clients_are_refused_at_the_handshake() -> anyhow::Result<()> {
     let tls12 = raw_client_config(&ca, Some(&good), &[&rustls::version::TLS12])?;
     assert!(ping_with(tls12, &fx.addr()).await.is_err());
 
-    assert_eq!(fx.handler_calls(), before, "a refused client reached a handler");
+    assert_eq!(
+        fx.handler_calls(),
+        before,
+        "a refused client reached a handler"
+    );
     // The refusals were counted.
     let metrics = coffer_telemetry::metrics().encode();
-    assert!(metrics.contains("coffer_tls_handshake_failures_total"), "{metrics}");
+    assert!(
+        metrics.contains("coffer_tls_handshake_failures_total"),
+        "{metrics}"
+    );
     Ok(())
 }
 
@@ -75,9 +103,22 @@ async fn a_client_refuses_a_server_that_is_not_the_service_it_dialled() -> anyho
     let store = coffer_mesh::CertStore::load(coffer_mesh::TlsFiles::in_dir(&dir))?;
     let client = coffer_mesh::MeshClient::new(store)?;
     // The server is "echo"; dialling it as "audit" must fail the server check.
-    let mut wrong = coffer_proto::v1::echo_client::EchoClient::new(client.channel("audit", &fx.addr())?);
-    assert!(wrong.ping(EchoRequest { message: "x".into() }).await.is_err());
-    let mut right = coffer_proto::v1::echo_client::EchoClient::new(client.channel("echo", &fx.addr())?);
-    right.ping(EchoRequest { message: "x".into() }).await?;
+    let mut wrong =
+        coffer_proto::v1::echo_client::EchoClient::new(client.channel("audit", &fx.addr())?);
+    assert!(
+        wrong
+            .ping(EchoRequest {
+                message: "x".into()
+            })
+            .await
+            .is_err()
+    );
+    let mut right =
+        coffer_proto::v1::echo_client::EchoClient::new(client.channel("echo", &fx.addr())?);
+    right
+        .ping(EchoRequest {
+            message: "x".into(),
+        })
+        .await?;
     Ok(())
 }
