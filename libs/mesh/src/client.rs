@@ -75,7 +75,8 @@ impl MeshClient {
                 let tcp = TcpStream::connect(&target).await?;
                 tcp.set_nodelay(true)?;
                 let tls = connector.connect(server_name, tcp).await?;
-                Ok::<_, io::Error>(TokioIo::new(tls))
+                // Coalesce a request's frames into one TLS record until hyper flushes.
+                Ok::<_, io::Error>(TokioIo::new(tokio::io::BufWriter::new(tls)))
             }
         });
         let channel = Channel::from_shared(format!("http://{addr}"))

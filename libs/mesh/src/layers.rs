@@ -164,7 +164,9 @@ where
             span.record("trace_id", trace_id);
         }
         let start = Instant::now();
-        let fut = self.inner.call(req).instrument(span);
+        // Inner layers refuse (and log) inside `call`, before the future is first polled: enter
+        // the span for the call too, so those lines carry the request's ids.
+        let fut = span.in_scope(|| self.inner.call(req)).instrument(span);
         Box::pin(async move {
             let res = fut.await?;
             let mut recorder = Recorder {

@@ -71,7 +71,7 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<T
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false)
+                    .with_span_list(true)
                     .flatten_event(true),
             )
             .try_init()?;

@@ -13,7 +13,7 @@ mod postgres;
 mod s3;
 
 pub use ca::{CertSpec, DevCa, IssuedCert};
-pub use postgres::{Postgres, PostgresOptions};
+pub use postgres::{Postgres, PostgresOptions, random_secret};
 pub use s3::{S3, S3Credentials};
 
 /// Returns a free TCP port on 127.0.0.1 (bound and released; a small race is accepted).

@@ -65,7 +65,8 @@ fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random_secret() -> String {
+/// Returns 32 random alphanumeric characters, for throwaway passwords and names.
+pub fn random_secret() -> String {
     rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
         .take(32)

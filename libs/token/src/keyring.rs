@@ -135,6 +135,16 @@ fn decode_keys(
     Ok(keys)
 }
 
+/// Renders the `[[keys]]` entries of a ring file.
+fn render_keys(out: &mut String, keys: &BTreeMap<KeyId, SecretBox<[u8]>>) {
+    for (id, key) in keys {
+        out.push_str(&format!(
+            "\n[[keys]]\nid = \"{id}\"\nsecret = \"{}\"\n",
+            STANDARD.encode(key.expose_secret())
+        ));
+    }
+}
+
 // === impl MasterKeyRing ===
 
 /// The master key ring auth mints with.
@@ -232,12 +242,7 @@ impl MasterKeyRing {
     /// Renders the ring in its file format (for `coffer dev` and key tooling).
     pub fn to_toml(&self) -> String {
         let mut out = format!("kind = \"master\"\nactive = \"{}\"\n", self.active);
-        for (id, key) in &self.keys {
-            out.push_str(&format!(
-                "\n[[keys]]\nid = \"{id}\"\nsecret = \"{}\"\n",
-                STANDARD.encode(key.expose_secret())
-            ));
-        }
+        render_keys(&mut out, &self.keys);
         out
     }
 }
@@ -298,12 +303,7 @@ impl AudienceKeyRing {
     /// Renders the ring in its file format.
     pub fn to_toml(&self) -> String {
         let mut out = format!("kind = \"audience\"\naudience = \"{}\"\n", self.audience);
-        for (id, key) in &self.keys {
-            out.push_str(&format!(
-                "\n[[keys]]\nid = \"{id}\"\nsecret = \"{}\"\n",
-                STANDARD.encode(key.expose_secret())
-            ));
-        }
+        render_keys(&mut out, &self.keys);
         out
     }
 }

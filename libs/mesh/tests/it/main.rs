@@ -2,5 +2,6 @@
 
 mod fixture;
 mod layers;
+mod logs;
 mod rotation;
 mod tls;

@@ -6,16 +6,24 @@
 //! a secrets layout like the one Kubernetes mounts: `<dir>/secrets/<service>/<file>`. Then it
 //! writes `<dir>/dev.json` and runs until Ctrl-C or SIGTERM, when it stops everything it started.
 //!
-//! Services are added to [`SERVICES`] by the issues that build them; each gets its secrets here.
+//! Every service in [`SERVICES`] gets its secrets here; those whose binary (`coffer-<name>`) is
+//! built next to `coffer` are started as separate processes with `--config <file>`, and the
+//! launcher waits until each answers gRPC health over mTLS before it writes `dev.json`.
 
+mod health;
+mod supervisor;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use coffer_config::ServiceConfig;
+use coffer_mesh::{CertStore, MeshClient, TlsFiles};
 use coffer_testkit::{DevCa, Postgres, S3, S3Credentials};
 use coffer_token::{Audience, MasterKeyRing};
-use rand::Rng as _;
 use serde::Serialize;
+use supervisor::Supervisor;
 
 /// The bucket every object lives in.
 pub const BUCKET: &str = "coffer";
@@ -81,16 +89,8 @@ struct DevJson {
     postgres_database: &'static str,
     secrets_dir: PathBuf,
     /// Mesh services running as processes, name → gRPC address.
-    services: std::collections::BTreeMap<String, String>,
+    services: BTreeMap<String, String>,
     pid: u32,
-}
-
-fn random_password() -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect()
 }
 
 fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
@@ -122,8 +122,8 @@ async fn provision(
         }
         if svc.schema {
             let schema = svc.name;
-            let owner_pw = random_password();
-            let runtime_pw = random_password();
+            let owner_pw = coffer_testkit::random_secret();
+            let runtime_pw = coffer_testkit::random_secret();
             // The owner runs migrations at start-up; the runtime role gets DML grants from
             // those migrations. Neither is a superuser or bypasses row-level security.
             pg.execute_as_superuser(
@@ -173,11 +173,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let ring = MasterKeyRing::generate("dev-1");
     provision(&secrets, &ca, &ring, &pg, s3.credentials()).await?;
     let dev_secrets = secrets.join("dev");
-    std::fs::create_dir_all(&dev_secrets)?;
+    // The launcher's own mesh identity, for health checks.
+    ca.write_service_dir(&dev_secrets, "coffer-dev")?;
     write_secret(
         &dev_secrets.join("postgres-superuser-url"),
         &pg.superuser_url("coffer"),
     )?;
+
+    let mut supervisor = Supervisor::default();
+    let services = start_services(&dir, &secrets, &mut supervisor).await?;
 
     let info = DevJson {
         gateway_url: None,
@@ -188,7 +192,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         postgres_port: pg.port(),
         postgres_database: "coffer",
         secrets_dir: secrets.clone(),
-        services: Default::default(),
+        services,
         pid: std::process::id(),
     };
     let dev_json = dir.join("dev.json");
@@ -199,29 +203,104 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     println!("coffer dev mesh is up");
     println!("  state       {}", dev_json.display());
-    println!("  gateway     not built yet (the auth and gateway issue adds it)");
+    if info.gateway_url.is_none() {
+        println!("  gateway     not built yet (the auth and gateway issue adds it)");
+    }
     println!("  s3          {} (bucket {BUCKET})", s3.endpoint());
     println!("  postgres    127.0.0.1:{} (database coffer)", pg.port());
     println!("  secrets     {}", secrets.display());
+    for (name, addr) in &info.services {
+        println!(
+            "  {name:<15} {addr} (log {})",
+            dir.join("logs").join(format!("{name}.log")).display()
+        );
+    }
     println!("press Ctrl-C to stop");
 
-    wait_for_stop().await;
+    let crashed = wait_for_stop(&mut supervisor).await;
     println!("stopping ...");
     let _ = std::fs::remove_file(&dev_json);
+    supervisor.stop_all(Duration::from_secs(10));
     drop(s3);
     drop(pg);
     // Give the postgres stop a moment to be observed by callers polling the port.
     tokio::time::sleep(Duration::from_millis(50)).await;
     println!("stopped");
-    Ok(())
+    match crashed {
+        Some(name) => anyhow::bail!("{name} exited on its own; see its log"),
+        None => Ok(()),
+    }
 }
 
-async fn wait_for_stop() {
+/// Starts every service whose binary exists, each on its own ports, and waits until all serve.
+async fn start_services(
+    dir: &Path,
+    secrets: &Path,
+    supervisor: &mut Supervisor,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .context("the coffer binary has no directory")?
+        .to_owned();
+    let present: Vec<&ServiceSpec> = SERVICES
+        .iter()
+        .filter(|s| bin_dir.join(format!("coffer-{}", s.name)).is_file())
+        .collect();
+    let mut peers = BTreeMap::new();
+    for svc in &present {
+        peers.insert(
+            svc.name.to_owned(),
+            format!("127.0.0.1:{}", coffer_testkit::free_port()?),
+        );
+    }
+    let config_dir = dir.join("config");
+    let log_dir = dir.join("logs");
+    std::fs::create_dir_all(&config_dir)?;
+    std::fs::create_dir_all(&log_dir)?;
+    for svc in &present {
+        let config = ServiceConfig {
+            listen: peers[svc.name].parse()?,
+            admin_listen: format!("127.0.0.1:{}", coffer_testkit::free_port()?).parse()?,
+            secrets_dir: secrets.join(svc.name),
+            peers: peers.clone(),
+            ..ServiceConfig::default()
+        };
+        let file = config_dir.join(format!("{}.toml", svc.name));
+        std::fs::write(&file, toml::to_string(&config)?)?;
+        let mut cmd = std::process::Command::new(bin_dir.join(format!("coffer-{}", svc.name)));
+        cmd.arg("--config").arg(&file);
+        supervisor.spawn(svc.name, cmd, &log_dir.join(format!("{}.log", svc.name)))?;
+    }
+    let client = MeshClient::new(CertStore::load(TlsFiles::in_dir(&secrets.join("dev")))?)?;
+    for svc in &present {
+        health::wait_serving(&client, svc.name, &peers[svc.name], Duration::from_secs(60))
+            .await
+            .with_context(|| {
+                format!(
+                    "see {}",
+                    log_dir.join(format!("{}.log", svc.name)).display()
+                )
+            })?;
+    }
+    Ok(peers)
+}
+
+/// Waits for Ctrl-C or SIGTERM, or for a child to exit on its own (returned).
+async fn wait_for_stop(supervisor: &mut Supervisor) -> Option<String> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return None,
+            _ = int.recv() => return None,
+            _ = tick.tick() => {
+                if let Some(name) = supervisor.exited() {
+                    eprintln!("{name} exited on its own");
+                    return Some(name);
+                }
+            }
+        }
     }
 }
