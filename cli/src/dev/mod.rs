@@ -148,11 +148,43 @@ async fn provision(
     Ok(())
 }
 
+/// Marks a directory as `coffer dev up` state, the only kind it will clear.
+const MARKER: &str = ".coffer-dev-state";
+
+/// Clears the state of a previous run and marks `dir` as ours. Refuses a directory that holds
+/// anything else, and one a running `coffer dev up` still uses.
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        if let Ok(bytes) = std::fs::read(dir.join("dev.json"))
+            && let Ok(info) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(pid) = info["pid"].as_i64()
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+        {
+            anyhow::bail!(
+                "{} is in use by a running coffer dev up (pid {pid}); stop it first",
+                dir.display()
+            );
+        }
+        let empty = std::fs::read_dir(dir)?.next().is_none();
+        if !empty && !dir.join(MARKER).exists() {
+            anyhow::bail!(
+                "{} is not a coffer dev state directory; refusing to clear it",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(MARKER),
+        "state of coffer dev up; cleared at every start\n",
+    )?;
+    Ok(())
+}
+
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let dir = std::path::absolute(&args.dir)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
-    }
+    prepare_dir(&dir)?;
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets)?;
 
@@ -302,5 +334,34 @@ async fn wait_for_stop(supervisor: &mut Supervisor) -> Option<String> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_its_own_state_directory_is_cleared() {
+        let root = tempfile::tempdir().unwrap();
+        let foreign = root.path().join("foreign");
+        std::fs::create_dir_all(&foreign).unwrap();
+        std::fs::write(foreign.join("thesis.txt"), "keep me").unwrap();
+        let err = prepare_dir(&foreign).unwrap_err().to_string();
+        assert!(err.contains("refusing"), "{err}");
+        assert!(foreign.join("thesis.txt").exists());
+
+        let ours = root.path().join(".coffer");
+        prepare_dir(&ours).unwrap();
+        std::fs::write(ours.join("leftover"), "x").unwrap();
+        prepare_dir(&ours).unwrap();
+        assert!(!ours.join("leftover").exists());
+        assert!(ours.join(MARKER).exists());
+
+        // A live instance (this test process stands in for it) is not overwritten.
+        let info = serde_json::json!({ "pid": std::process::id() });
+        std::fs::write(ours.join("dev.json"), info.to_string()).unwrap();
+        let err = prepare_dir(&ours).unwrap_err().to_string();
+        assert!(err.contains("in use"), "{err}");
     }
 }
