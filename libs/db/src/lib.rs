@@ -1,0 +1,196 @@
+//! Database access shared by every service that owns a schema (DESIGN.md §3–§4).
+//!
+//! - Migrations run as the schema's **owner** role at start-up ([`migrate`]), with sqlx's
+//!   bookkeeping table inside the schema, so services never share one.
+//! - The service then works as its **runtime** role ([`runtime_pool`]), which must be neither a
+//!   superuser nor BYPASSRLS: either would silently switch row-level security off, so the pool
+//!   refuses to start with such a role.
+//! - Every tenant query runs inside [`tenant_tx`], which sets `coffer.org_id` for the transaction
+//!   only (`set_config(..., true)`, i.e. `SET LOCAL`): a pooled connection that skipped it sees no
+//!   tenant rows at all, never another tenant's.
+//! - Postgres errors map to [`DbError`] here and nowhere else.
+//!
+//! Nothing here logs SQL parameters: they can hold file names.
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Connection as _, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use coffer_errors::ErrorCode;
+
+/// The Postgres setting row-level security policies read the tenant from.
+pub const TENANT_SETTING: &str = "coffer.org_id";
+
+/// A database failure, as the domain sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("conflicting change")]
+    Conflict,
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("role {0} may bypass row-level security (superuser or BYPASSRLS); refusing to use it")]
+    UnsafeRole(String),
+    #[error("database error")]
+    Internal(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// Returns the shared error code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DbError::NotFound => ErrorCode::NotFound,
+            DbError::AlreadyExists => ErrorCode::AlreadyExists,
+            DbError::Conflict => ErrorCode::Conflict,
+            DbError::Unavailable(_) => ErrorCode::Unavailable,
+            DbError::UnsafeRole(_) | DbError::Internal(_) | DbError::Migration(_) => {
+                ErrorCode::Internal
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => DbError::NotFound,
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // unique_violation
+                Some("23505") => DbError::AlreadyExists,
+                // foreign_key_violation: the referenced row is absent (or invisible to this tenant)
+                Some("23503") => DbError::NotFound,
+                // check_violation, exclusion_violation, serialization_failure, deadlock_detected
+                Some("23514" | "23P01" | "40001" | "40P01") => DbError::Conflict,
+                // insufficient_privilege, including a row-level security refusal on write
+                Some("42501") => DbError::NotFound,
+                _ => DbError::Internal(e),
+            },
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => DbError::Unavailable(e),
+            _ => DbError::Internal(e),
+        }
+    }
+}
+
+fn options(url: &str, schema: &str) -> Result<PgConnectOptions, DbError> {
+    let options: PgConnectOptions = url.parse().map_err(DbError::Internal)?;
+    Ok(options
+        .options([("search_path", schema)])
+        .disable_statement_logging())
+}
+
+/// Applies `migrator` to `schema` as its owner role (`owner_url`), keeping sqlx's migration table
+/// inside that schema.
+pub async fn migrate(
+    owner_url: &str,
+    schema: &str,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), DbError> {
+    let mut conn = options(owner_url, schema)?.connect().await?;
+    migrator.run(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Opens the runtime pool for `schema`, after checking that the role cannot bypass row-level
+/// security.
+pub async fn runtime_pool(url: &str, schema: &str, max: u32) -> Result<PgPool, DbError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_with(options(url, schema)?)
+        .await?;
+    let (role, unsafe_role): (String, bool) = sqlx::query_as(
+        "SELECT rolname::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&pool)
+    .await?;
+    if unsafe_role {
+        pool.close().await;
+        return Err(DbError::UnsafeRole(role));
+    }
+    Ok(pool)
+}
+
+/// Begins a transaction in which row-level security sees only `org_id`'s rows.
+pub async fn tenant_tx(
+    pool: &PgPool,
+    org_id: Uuid,
+) -> Result<Transaction<'static, Postgres>, DbError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config($1, $2, true)")
+        .bind(TENANT_SETTING)
+        .bind(org_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// Checks a schema against the tenancy rules and returns every violation found (empty = sound):
+/// a table with an `org_id` column without ENABLE and FORCE row-level security or without a
+/// policy; a table or view owned by the runtime role; a runtime role that is a superuser or may
+/// bypass row-level security.
+pub async fn rls_audit(
+    pool: &PgPool,
+    schema: &str,
+    runtime_role: &str,
+) -> Result<Vec<String>, DbError> {
+    let mut violations = Vec::new();
+    let tables: Vec<(String, bool, bool, i64)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+                (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+           AND EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)",
+    )
+    .bind(schema)
+    .fetch_all(pool)
+    .await?;
+    for (table, enabled, forced, policies) in tables {
+        if !enabled {
+            violations.push(format!("{schema}.{table}: row-level security not enabled"));
+        }
+        if !forced {
+            violations.push(format!("{schema}.{table}: row-level security not forced"));
+        }
+        if policies == 0 {
+            violations.push(format!("{schema}.{table}: no row-level security policy"));
+        }
+    }
+    let owned: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.relname::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_roles r ON r.oid = c.relowner
+         WHERE n.nspname = $1 AND r.rolname = $2",
+    )
+    .bind(schema)
+    .bind(runtime_role)
+    .fetch_all(pool)
+    .await?;
+    for (rel,) in owned {
+        violations.push(format!(
+            "{schema}.{rel}: owned by the runtime role {runtime_role}"
+        ));
+    }
+    let role: Option<(bool, bool)> =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
+            .bind(runtime_role)
+            .fetch_optional(pool)
+            .await?;
+    match role {
+        None => violations.push(format!("runtime role {runtime_role} does not exist")),
+        Some((true, _)) => violations.push(format!("runtime role {runtime_role} is a superuser")),
+        Some((_, true)) => violations.push(format!("runtime role {runtime_role} has BYPASSRLS")),
+        Some(_) => {}
+    }
+    Ok(violations)
+}

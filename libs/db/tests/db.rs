@@ -1,0 +1,202 @@
+//! The shared database helpers against a real Postgres cluster.
+
+use coffer_db::{DbError, migrate, rls_audit, runtime_pool, tenant_tx};
+use coffer_testkit::Postgres;
+use uuid::Uuid;
+
+const ORG_A: Uuid = Uuid::from_u128(0xa);
+const ORG_B: Uuid = Uuid::from_u128(0xb);
+
+/// A database with schema `docs`, its owner and runtime roles, and migrations applied.
+struct Schema {
+    pg: &'static Postgres,
+    db: String,
+    owner_url: String,
+    runtime_url: String,
+    runtime_role: String,
+}
+
+async fn schema() -> anyhow::Result<Schema> {
+    let pg = Postgres::shared().await?;
+    let db = pg.create_database("dbkit").await?;
+    let owner = format!("{db}_owner");
+    let runtime = format!("{db}_rt");
+    pg.create_role(&owner, "owner-pw").await?;
+    pg.create_role(&runtime, "runtime-pw").await?;
+    pg.execute_as_superuser(
+        &db,
+        &format!(
+            "CREATE SCHEMA docs AUTHORIZATION \"{owner}\";
+             GRANT USAGE ON SCHEMA docs TO \"{runtime}\";"
+        ),
+    )
+    .await?;
+    let migrations = tempfile::tempdir()?;
+    std::fs::write(
+        migrations.path().join("0001_docs.sql"),
+        format!(
+            "CREATE TABLE orgs (id uuid PRIMARY KEY);
+             CREATE TABLE docs (
+                 id uuid PRIMARY KEY,
+                 org_id uuid NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                 title text NOT NULL,
+                 UNIQUE (org_id, title));
+             ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE docs FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenant ON docs
+                 USING (org_id = NULLIF(current_setting('coffer.org_id', true), '')::uuid)
+                 WITH CHECK (org_id = NULLIF(current_setting('coffer.org_id', true), '')::uuid);
+             GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO \"{runtime}\";
+             GRANT SELECT ON orgs TO \"{runtime}\";
+             INSERT INTO orgs VALUES ('{ORG_A}'), ('{ORG_B}');"
+        ),
+    )?;
+    let migrator = sqlx::migrate::Migrator::new(migrations.path()).await?;
+    let owner_url = pg.url(&owner, "owner-pw", &db);
+    migrate(&owner_url, "docs", &migrator).await?;
+    // Applying again is a no-op, and the bookkeeping table lives in the schema.
+    migrate(&owner_url, "docs", &migrator).await?;
+    let bookkeeping: Vec<String> = sqlx::query_scalar(
+        "SELECT schemaname::text FROM pg_tables WHERE tablename = '_sqlx_migrations'",
+    )
+    .fetch_all(&sqlx::PgPool::connect(&pg.superuser_url(&db)).await?)
+    .await?;
+    assert_eq!(bookkeeping, ["docs"]);
+    Ok(Schema {
+        pg,
+        runtime_url: pg.url(&runtime, "runtime-pw", &db),
+        owner_url,
+        db,
+        runtime_role: runtime,
+    })
+}
+
+#[tokio::test]
+async fn tenant_transactions_see_only_their_org() -> anyhow::Result<()> {
+    let s = schema().await?;
+    let pool = runtime_pool(&s.runtime_url, "docs", 4).await?;
+    for (org, title) in [(ORG_A, "a1"), (ORG_A, "a2"), (ORG_B, "b1")] {
+        let mut tx = tenant_tx(&pool, org).await?;
+        sqlx::query("INSERT INTO docs (id, org_id, title) VALUES ($1, $2, $3)")
+            .bind(Uuid::new_v4())
+            .bind(org)
+            .bind(title)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let mut tx = tenant_tx(&pool, ORG_A).await?;
+    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM docs ORDER BY title")
+        .fetch_all(&mut *tx)
+        .await?;
+    assert_eq!(titles, ["a1", "a2"]);
+    // Writing another org's row from A's transaction is refused by the policy.
+    let err = sqlx::query("INSERT INTO docs (id, org_id, title) VALUES ($1, $2, 'x')")
+        .bind(Uuid::new_v4())
+        .bind(ORG_B)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(matches!(DbError::from(err), DbError::NotFound));
+    drop(tx);
+
+    // The setting is transaction-scoped: the same pooled connections, used without it, see nothing.
+    for _ in 0..8 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM docs")
+            .fetch_one(&pool)
+            .await?;
+        assert_eq!(n, 0);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_errors_map_to_domain_errors() -> anyhow::Result<()> {
+    let s = schema().await?;
+    let pool = runtime_pool(&s.runtime_url, "docs", 2).await?;
+    let mut tx = tenant_tx(&pool, ORG_A).await?;
+    let insert = "INSERT INTO docs (id, org_id, title) VALUES ($1, $2, 'same')";
+    sqlx::query(insert)
+        .bind(Uuid::new_v4())
+        .bind(ORG_A)
+        .execute(&mut *tx)
+        .await?;
+    let dup = sqlx::query(insert)
+        .bind(Uuid::new_v4())
+        .bind(ORG_A)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(matches!(DbError::from(dup), DbError::AlreadyExists));
+    drop(tx);
+
+    let ghost = Uuid::from_u128(0xdead);
+    let mut tx = tenant_tx(&pool, ghost).await?;
+    let fk = sqlx::query("INSERT INTO docs (id, org_id, title) VALUES ($1, $2, 't')")
+        .bind(Uuid::new_v4())
+        .bind(ghost)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(matches!(DbError::from(fk), DbError::NotFound));
+    drop(tx);
+
+    let missing = sqlx::query("SELECT 1 FROM docs WHERE false")
+        .fetch_one(&pool)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        DbError::from(missing).code(),
+        coffer_errors::ErrorCode::NotFound
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unsafe_roles_are_refused_and_the_audit_finds_every_gap() -> anyhow::Result<()> {
+    let s = schema().await?;
+    // The superuser would bypass every policy: the pool refuses it.
+    let err = runtime_pool(&s.pg.superuser_url(&s.db), "docs", 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::UnsafeRole(_)), "{err}");
+
+    let pool = runtime_pool(&s.runtime_url, "docs", 2).await?;
+    assert_eq!(
+        rls_audit(&pool, "docs", &s.runtime_role).await?,
+        Vec::<String>::new()
+    );
+
+    // Break it three ways as the owner, and see each reported.
+    let owner = sqlx::PgPool::connect(&s.owner_url).await?;
+    sqlx::raw_sql(
+        "ALTER TABLE docs.docs NO FORCE ROW LEVEL SECURITY;
+         CREATE TABLE docs.notes (id int PRIMARY KEY, org_id uuid NOT NULL);",
+    )
+    .execute(&owner)
+    .await?;
+    s.pg.execute_as_superuser(
+        &s.db,
+        &format!(
+            "CREATE TABLE docs.mine (id int); ALTER TABLE docs.mine OWNER TO \"{}\";",
+            s.runtime_role
+        ),
+    )
+    .await?;
+    let found = rls_audit(&pool, "docs", &s.runtime_role).await?;
+    let expect = [
+        "docs.docs: row-level security not forced",
+        "docs.notes: row-level security not enabled",
+        "docs.notes: row-level security not forced",
+        "docs.notes: no row-level security policy",
+        "docs.mine: owned by the runtime role",
+    ];
+    for e in expect {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "{e:?} not in {found:?}"
+        );
+    }
+    owner.close().await;
+    Ok(())
+}

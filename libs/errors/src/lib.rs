@@ -1,0 +1,233 @@
+//! The error codes every Coffer service and the gateway share.
+//!
+//! A service's domain error maps to an [`ErrorCode`] once, at its handler boundary, and becomes a
+//! `tonic::Status` through [`status`]: the gRPC code comes from [`ErrorCode::grpc_code`] and the
+//! exact code (and the field at fault) travels as a `coffer.v1.ErrorDetail` in the status details.
+//! The gateway reads it back with [`from_status`] and answers with [`ErrorCode::http_status`] and
+//! the API.md error shape. Messages given here are for humans and must never hold a file name,
+//! a secret, SQL or another tenant's data; internal errors get a generic message.
+
+use coffer_proto::v1::ErrorDetail;
+use prost::Message as _;
+
+/// What went wrong, in API.md's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 400: the request is malformed; the field is named.
+    InvalidArgument,
+    /// 401: missing or bad credentials.
+    Unauthenticated,
+    /// 401: the password was right and a TOTP code is needed.
+    TotpRequired,
+    /// 403: authenticated but not allowed.
+    PermissionDenied,
+    /// 403: the CSRF header is missing or wrong.
+    CsrfFailed,
+    /// 403: the file is quarantined.
+    Quarantined,
+    /// 404: absent, or another org's (never told apart).
+    NotFound,
+    /// 409: already exists.
+    AlreadyExists,
+    /// 409: the resource is in the wrong state.
+    Conflict,
+    /// 409: the file is still being uploaded or scanned.
+    NotReady,
+    /// 409: the org's quota would be exceeded.
+    QuotaExceeded,
+    /// 413: the body or the declared size is too large.
+    TooLarge,
+    /// 422: well-formed but unprocessable.
+    Unprocessable,
+    /// 429: rate-limited or throttled.
+    RateLimited,
+    /// 503: a dependency is down.
+    Unavailable,
+    /// 504: the deadline passed.
+    DeadlineExceeded,
+    /// 500: a bug or an unexpected failure; details are only in the logs.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::Unauthenticated,
+        ErrorCode::TotpRequired,
+        ErrorCode::PermissionDenied,
+        ErrorCode::CsrfFailed,
+        ErrorCode::Quarantined,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::Conflict,
+        ErrorCode::NotReady,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::TooLarge,
+        ErrorCode::Unprocessable,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::DeadlineExceeded,
+        ErrorCode::Internal,
+    ];
+
+    /// Returns the snake_case name used in JSON error bodies and in `ErrorDetail.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::TotpRequired => "totp_required",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::Quarantined => "quarantined",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NotReady => "not_ready",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Unprocessable => "unprocessable",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::DeadlineExceeded => "deadline_exceeded",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Returns the gRPC status code.
+    pub fn grpc_code(self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            ErrorCode::InvalidArgument => Code::InvalidArgument,
+            ErrorCode::Unauthenticated | ErrorCode::TotpRequired => Code::Unauthenticated,
+            ErrorCode::PermissionDenied | ErrorCode::CsrfFailed | ErrorCode::Quarantined => {
+                Code::PermissionDenied
+            }
+            ErrorCode::NotFound => Code::NotFound,
+            ErrorCode::AlreadyExists => Code::AlreadyExists,
+            ErrorCode::Conflict | ErrorCode::NotReady => Code::FailedPrecondition,
+            ErrorCode::QuotaExceeded | ErrorCode::RateLimited => Code::ResourceExhausted,
+            ErrorCode::TooLarge => Code::OutOfRange,
+            ErrorCode::Unprocessable => Code::InvalidArgument,
+            ErrorCode::Unavailable => Code::Unavailable,
+            ErrorCode::DeadlineExceeded => Code::DeadlineExceeded,
+            ErrorCode::Internal => Code::Internal,
+        }
+    }
+
+    /// Returns the HTTP status the gateway answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArgument => 400,
+            ErrorCode::Unauthenticated | ErrorCode::TotpRequired => 401,
+            ErrorCode::PermissionDenied | ErrorCode::CsrfFailed | ErrorCode::Quarantined => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::AlreadyExists
+            | ErrorCode::Conflict
+            | ErrorCode::NotReady
+            | ErrorCode::QuotaExceeded => 409,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::Unprocessable => 422,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::DeadlineExceeded => 504,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The code a bare gRPC status (without an `ErrorDetail`) stands for, such as the refusals of
+    /// the mesh layers or a transport failure.
+    pub fn from_grpc(code: tonic::Code) -> Self {
+        use tonic::Code;
+        match code {
+            Code::InvalidArgument => ErrorCode::InvalidArgument,
+            Code::Unauthenticated => ErrorCode::Unauthenticated,
+            Code::PermissionDenied => ErrorCode::PermissionDenied,
+            Code::NotFound => ErrorCode::NotFound,
+            Code::AlreadyExists => ErrorCode::AlreadyExists,
+            Code::FailedPrecondition | Code::Aborted => ErrorCode::Conflict,
+            Code::ResourceExhausted => ErrorCode::RateLimited,
+            Code::OutOfRange => ErrorCode::TooLarge,
+            Code::Unavailable => ErrorCode::Unavailable,
+            Code::DeadlineExceeded | Code::Cancelled => ErrorCode::DeadlineExceeded,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Builds the status for `code`, with the detail the gateway reads back. `field` names the
+/// request field at fault (for invalid input), empty otherwise.
+pub fn status(code: ErrorCode, message: impl Into<String>, field: &str) -> tonic::Status {
+    let detail = ErrorDetail {
+        code: code.as_str().to_owned(),
+        field: field.to_owned(),
+    };
+    tonic::Status::with_details(code.grpc_code(), message, detail.encode_to_vec().into())
+}
+
+/// Reads a status back: the exact code and field from its detail when present, else the code
+/// its gRPC code stands for.
+pub fn from_status(status: &tonic::Status) -> (ErrorCode, String) {
+    ErrorDetail::decode(status.details())
+        .ok()
+        .and_then(|d| ErrorCode::from_name(&d.code).map(|c| (c, d.field)))
+        .unwrap_or_else(|| (ErrorCode::from_grpc(status.code()), String::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_a_status() {
+        for code in ErrorCode::ALL {
+            let s = status(
+                code,
+                "message",
+                if code == ErrorCode::InvalidArgument {
+                    "name"
+                } else {
+                    ""
+                },
+            );
+            assert_eq!(s.code(), code.grpc_code());
+            let (back, field) = from_status(&s);
+            assert_eq!(back, code, "{code:?}");
+            assert_eq!(field.is_empty(), code != ErrorCode::InvalidArgument);
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
+        }
+    }
+
+    #[test]
+    fn api_md_statuses() {
+        assert_eq!(ErrorCode::NotFound.http_status(), 404);
+        assert_eq!(ErrorCode::NotReady.http_status(), 409);
+        assert_eq!(ErrorCode::NotReady.as_str(), "not_ready");
+        assert_eq!(ErrorCode::Quarantined.http_status(), 403);
+        assert_eq!(ErrorCode::Quarantined.as_str(), "quarantined");
+        assert_eq!(ErrorCode::TotpRequired.as_str(), "totp_required");
+        assert_eq!(ErrorCode::TotpRequired.http_status(), 401);
+        assert_eq!(ErrorCode::QuotaExceeded.http_status(), 409);
+        assert_eq!(ErrorCode::RateLimited.http_status(), 429);
+        assert_eq!(ErrorCode::TooLarge.http_status(), 413);
+        assert_eq!(ErrorCode::Unavailable.http_status(), 503);
+    }
+
+    #[test]
+    fn bare_statuses_map_by_grpc_code() {
+        let (code, _) = from_status(&tonic::Status::unauthenticated("invalid user token"));
+        assert_eq!(code, ErrorCode::Unauthenticated);
+        let (code, _) = from_status(&tonic::Status::unavailable("connection refused"));
+        assert_eq!(code, ErrorCode::Unavailable);
+        let (code, _) = from_status(&tonic::Status::unknown("?"));
+        assert_eq!(code, ErrorCode::Internal);
+        // A detail that is not ours is ignored, not trusted.
+        let odd = tonic::Status::with_details(tonic::Code::NotFound, "x", vec![1, 2, 3].into());
+        assert_eq!(from_status(&odd).0, ErrorCode::NotFound);
+    }
+}
