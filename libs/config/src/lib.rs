@@ -57,7 +57,79 @@ where
         .map_err(|e| ConfigError::Invalid(e.to_string()))
 }
 
-/// What every mesh service's config holds; services flatten it into their own struct.
+/// Loads a service's configuration: the shared [`ServiceConfig`] from the top level of the file,
+/// and the service's own `T` from its `[section]` (environment: `COFFER_<SECTION>__<KEY>`). Unknown
+/// keys are refused in both.
+pub fn load_service<T>(
+    file: Option<&Path>,
+    section: &str,
+) -> Result<(ServiceConfig, T), ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    load_service_with_env(file, section, "COFFER_")
+}
+
+/// Like [`load_service`] with another environment prefix.
+pub fn load_service_with_env<T>(
+    file: Option<&Path>,
+    section: &str,
+    env_prefix: &str,
+) -> Result<(ServiceConfig, T), ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    let invalid = |e: figment::Error| ConfigError::Invalid(e.to_string());
+    let mut figment = Figment::from(Serialized::defaults(ServiceConfig::default()))
+        .merge(Serialized::default(section, T::default()));
+    if let Some(file) = file {
+        if !file.is_file() {
+            return Err(ConfigError::MissingFile(file.to_owned()));
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    let figment = figment.merge(Env::prefixed(env_prefix).split("__"));
+    let own: T = figment.extract_inner(section).map_err(invalid)?;
+    let mut rest: figment::value::Dict = figment.extract().map_err(invalid)?;
+    rest.remove(section);
+    let service: ServiceConfig = Figment::from(Serialized::defaults(rest))
+        .extract()
+        .map_err(invalid)?;
+    Ok((service, own))
+}
+
+/// Where a service's schema lives. Passwords are secret files: `db-owner-password` and
+/// `db-runtime-password` in the service's secrets directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    /// The service's schema (`auth`, `metadata`, ...).
+    pub schema: String,
+    /// Owns the schema; runs migrations at start-up.
+    pub owner_user: String,
+    /// DML only; what the service works as. Must not be a superuser or BYPASSRLS.
+    pub runtime_user: String,
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            name: "coffer".into(),
+            schema: String::new(),
+            owner_user: String::new(),
+            runtime_user: String::new(),
+            pool_size: 10,
+        }
+    }
+}
+
+/// What every mesh service's config holds, at the top level of its file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
@@ -74,6 +146,8 @@ pub struct ServiceConfig {
     /// How long in-flight calls may take to finish after a shutdown signal, in milliseconds.
     pub shutdown_grace_ms: u64,
     pub telemetry: TelemetryConfig,
+    /// The service's schema, for services that own one.
+    pub database: Option<DatabaseConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -86,6 +160,7 @@ impl Default for ServiceConfig {
             request_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
             telemetry: TelemetryConfig::default(),
+            database: None,
         }
     }
 }

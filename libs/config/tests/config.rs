@@ -122,3 +122,42 @@ fn secrets_come_from_files_and_failures_name_the_file_not_the_content() {
     assert!(secrets.require("db-password").is_ok());
     assert!(secrets.require("nope").is_err());
 }
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+struct Own {
+    session_idle_minutes: u32,
+    label: String,
+}
+
+#[test]
+fn a_service_section_sits_beside_the_shared_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auth.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:7200\"\n[database]\nschema = \"auth\"\nowner_user = \"auth_owner\"\n[auth]\nsession_idle_minutes = 15\n",
+    )
+    .unwrap();
+    let (svc, own): (ServiceConfig, Own) =
+        coffer_config::load_service_with_env(Some(&file), "auth", "CFGTEST3_").unwrap();
+    assert_eq!(svc.listen.to_string(), "127.0.0.1:7200");
+    let db = svc.database.unwrap();
+    assert_eq!(
+        (db.schema.as_str(), db.owner_user.as_str(), db.port),
+        ("auth", "auth_owner", 5432)
+    );
+    assert_eq!(own.session_idle_minutes, 15);
+
+    // A typo in the section, or an unknown top-level key, is refused by name.
+    std::fs::write(&file, "[auth]\nsession_idel_minutes = 15\n").unwrap();
+    let err = coffer_config::load_service_with_env::<Own>(Some(&file), "auth", "CFGTEST3_")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("session_idel_minutes"), "{err}");
+    std::fs::write(&file, "[autth]\nx = 1\n").unwrap();
+    let err = coffer_config::load_service_with_env::<Own>(Some(&file), "auth", "CFGTEST3_")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("autth"), "{err}");
+}

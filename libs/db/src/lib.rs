@@ -12,6 +12,8 @@
 //!
 //! Nothing here logs SQL parameters: they can hold file names.
 
+use coffer_config::{DatabaseConfig, Secrets};
+use secrecy::ExposeSecret as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -38,6 +40,8 @@ pub enum DbError {
     Internal(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Config(#[from] coffer_config::ConfigError),
 }
 
 impl DbError {
@@ -48,9 +52,10 @@ impl DbError {
             DbError::AlreadyExists => ErrorCode::AlreadyExists,
             DbError::Conflict => ErrorCode::Conflict,
             DbError::Unavailable(_) => ErrorCode::Unavailable,
-            DbError::UnsafeRole(_) | DbError::Internal(_) | DbError::Migration(_) => {
-                ErrorCode::Internal
-            }
+            DbError::UnsafeRole(_)
+            | DbError::Internal(_)
+            | DbError::Migration(_)
+            | DbError::Config(_) => ErrorCode::Internal,
         }
     }
 }
@@ -79,21 +84,25 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
-fn options(url: &str, schema: &str) -> Result<PgConnectOptions, DbError> {
-    let options: PgConnectOptions = url.parse().map_err(DbError::Internal)?;
-    Ok(options
+fn in_schema(options: PgConnectOptions, schema: &str) -> PgConnectOptions {
+    options
         .options([("search_path", schema)])
-        .disable_statement_logging())
+        .disable_statement_logging()
 }
 
-/// Applies `migrator` to `schema` as its owner role (`owner_url`), keeping sqlx's migration table
-/// inside that schema.
+/// Applies `migrator` to `schema` as its owner, keeping sqlx's migration table inside that
+/// schema. Migrations read the runtime role's name from `current_setting('coffer.runtime_role')`
+/// to grant it DML.
 pub async fn migrate(
-    owner_url: &str,
+    owner: PgConnectOptions,
     schema: &str,
+    runtime_role: &str,
     migrator: &sqlx::migrate::Migrator,
 ) -> Result<(), DbError> {
-    let mut conn = options(owner_url, schema)?.connect().await?;
+    let mut conn = in_schema(owner, schema)
+        .options([("coffer.runtime_role", runtime_role)])
+        .connect()
+        .await?;
     migrator.run(&mut conn).await?;
     conn.close().await?;
     Ok(())
@@ -101,11 +110,15 @@ pub async fn migrate(
 
 /// Opens the runtime pool for `schema`, after checking that the role cannot bypass row-level
 /// security.
-pub async fn runtime_pool(url: &str, schema: &str, max: u32) -> Result<PgPool, DbError> {
+pub async fn runtime_pool(
+    runtime: PgConnectOptions,
+    schema: &str,
+    max: u32,
+) -> Result<PgPool, DbError> {
     let pool = PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_with(options(url, schema)?)
+        .connect_with(in_schema(runtime, schema))
         .await?;
     let (role, unsafe_role): (String, bool) = sqlx::query_as(
         "SELECT rolname::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
@@ -117,6 +130,35 @@ pub async fn runtime_pool(url: &str, schema: &str, max: u32) -> Result<PgPool, D
         return Err(DbError::UnsafeRole(role));
     }
     Ok(pool)
+}
+
+/// Connects as `user` with the password in the secret file `password_secret`.
+fn connect_options(
+    db: &DatabaseConfig,
+    secrets: &Secrets,
+    user: &str,
+    password_secret: &str,
+) -> Result<PgConnectOptions, DbError> {
+    let password = secrets.string(password_secret)?;
+    Ok(PgConnectOptions::new()
+        .host(&db.host)
+        .port(db.port)
+        .database(&db.name)
+        .username(user)
+        .password(password.expose_secret()))
+}
+
+/// What every schema-owning service does at start-up: migrate as the owner (password in
+/// `db-owner-password`), then open the runtime pool (password in `db-runtime-password`).
+pub async fn open(
+    db: &DatabaseConfig,
+    secrets: &Secrets,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<PgPool, DbError> {
+    let owner = connect_options(db, secrets, &db.owner_user, "db-owner-password")?;
+    migrate(owner, &db.schema, &db.runtime_user, migrator).await?;
+    let runtime = connect_options(db, secrets, &db.runtime_user, "db-runtime-password")?;
+    runtime_pool(runtime, &db.schema, db.pool_size).await
 }
 
 /// Begins a transaction in which row-level security sees only `org_id`'s rows.

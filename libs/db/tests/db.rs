@@ -2,10 +2,15 @@
 
 use coffer_db::{DbError, migrate, rls_audit, runtime_pool, tenant_tx};
 use coffer_testkit::Postgres;
+use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
 const ORG_A: Uuid = Uuid::from_u128(0xa);
 const ORG_B: Uuid = Uuid::from_u128(0xb);
+
+fn opts(url: &str) -> PgConnectOptions {
+    url.parse().unwrap()
+}
 
 /// A database with schema `docs`, its owner and runtime roles, and migrations applied.
 struct Schema {
@@ -46,16 +51,19 @@ async fn schema() -> anyhow::Result<Schema> {
              CREATE POLICY tenant ON docs
                  USING (org_id = NULLIF(current_setting('coffer.org_id', true), '')::uuid)
                  WITH CHECK (org_id = NULLIF(current_setting('coffer.org_id', true), '')::uuid);
-             GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO \"{runtime}\";
-             GRANT SELECT ON orgs TO \"{runtime}\";
+             DO $$ BEGIN
+               EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO %I',
+                              current_setting('coffer.runtime_role'));
+               EXECUTE format('GRANT SELECT ON orgs TO %I', current_setting('coffer.runtime_role'));
+             END $$;
              INSERT INTO orgs VALUES ('{ORG_A}'), ('{ORG_B}');"
         ),
     )?;
     let migrator = sqlx::migrate::Migrator::new(migrations.path()).await?;
     let owner_url = pg.url(&owner, "owner-pw", &db);
-    migrate(&owner_url, "docs", &migrator).await?;
+    migrate(opts(&owner_url), "docs", &runtime, &migrator).await?;
     // Applying again is a no-op, and the bookkeeping table lives in the schema.
-    migrate(&owner_url, "docs", &migrator).await?;
+    migrate(opts(&owner_url), "docs", &runtime, &migrator).await?;
     let bookkeeping: Vec<String> = sqlx::query_scalar(
         "SELECT schemaname::text FROM pg_tables WHERE tablename = '_sqlx_migrations'",
     )
@@ -74,7 +82,7 @@ async fn schema() -> anyhow::Result<Schema> {
 #[tokio::test]
 async fn tenant_transactions_see_only_their_org() -> anyhow::Result<()> {
     let s = schema().await?;
-    let pool = runtime_pool(&s.runtime_url, "docs", 4).await?;
+    let pool = runtime_pool(opts(&s.runtime_url), "docs", 4).await?;
     for (org, title) in [(ORG_A, "a1"), (ORG_A, "a2"), (ORG_B, "b1")] {
         let mut tx = tenant_tx(&pool, org).await?;
         sqlx::query("INSERT INTO docs (id, org_id, title) VALUES ($1, $2, $3)")
@@ -113,7 +121,7 @@ async fn tenant_transactions_see_only_their_org() -> anyhow::Result<()> {
 #[tokio::test]
 async fn postgres_errors_map_to_domain_errors() -> anyhow::Result<()> {
     let s = schema().await?;
-    let pool = runtime_pool(&s.runtime_url, "docs", 2).await?;
+    let pool = runtime_pool(opts(&s.runtime_url), "docs", 2).await?;
     let mut tx = tenant_tx(&pool, ORG_A).await?;
     let insert = "INSERT INTO docs (id, org_id, title) VALUES ($1, $2, 'same')";
     sqlx::query(insert)
@@ -156,12 +164,12 @@ async fn postgres_errors_map_to_domain_errors() -> anyhow::Result<()> {
 async fn unsafe_roles_are_refused_and_the_audit_finds_every_gap() -> anyhow::Result<()> {
     let s = schema().await?;
     // The superuser would bypass every policy: the pool refuses it.
-    let err = runtime_pool(&s.pg.superuser_url(&s.db), "docs", 1)
+    let err = runtime_pool(opts(&s.pg.superuser_url(&s.db)), "docs", 1)
         .await
         .unwrap_err();
     assert!(matches!(err, DbError::UnsafeRole(_)), "{err}");
 
-    let pool = runtime_pool(&s.runtime_url, "docs", 2).await?;
+    let pool = runtime_pool(opts(&s.runtime_url), "docs", 2).await?;
     assert_eq!(
         rls_audit(&pool, "docs", &s.runtime_role).await?,
         Vec::<String>::new()

@@ -10,16 +10,19 @@ pub enum Audience {
     StorageSigner,
     Audit,
     Scan,
+    /// Auth verifies the tokens it minted when the gateway calls it on a user's behalf.
+    Auth,
 }
 
 impl Audience {
     /// Every audience, in wire order.
-    pub const ALL: [Audience; 5] = [
+    pub const ALL: [Audience; 6] = [
         Audience::Gateway,
         Audience::Metadata,
         Audience::StorageSigner,
         Audience::Audit,
         Audience::Scan,
+        Audience::Auth,
     ];
 
     /// Returns the audience's stable name, which is also its mesh service name.
@@ -30,6 +33,7 @@ impl Audience {
             Audience::StorageSigner => "storage-signer",
             Audience::Audit => "audit",
             Audience::Scan => "scan",
+            Audience::Auth => "auth",
         }
     }
 
@@ -40,6 +44,7 @@ impl Audience {
             Audience::StorageSigner => 3,
             Audience::Audit => 4,
             Audience::Scan => 5,
+            Audience::Auth => 6,
         }
     }
 
