@@ -94,6 +94,37 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
     // A verifier's directory holds no master key.
     assert!(!secrets.join("metadata/token-master.toml").exists());
 
+    // Every service built next to `coffer` runs as its own process and answers gRPC health over
+    // mTLS; auth is built in this workspace, so it must be among them, with the demo account.
+    let services = info["services"].as_object().unwrap().clone();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_coffer")).parent().unwrap();
+    assert!(
+        bin_dir.join("coffer-auth").exists(),
+        "build the workspace: coffer-auth is missing"
+    );
+    assert!(services.contains_key("auth"), "{services:?}");
+    let dev = coffer_mesh::MeshClient::new(coffer_mesh::CertStore::load(
+        coffer_mesh::TlsFiles::in_dir(&secrets.join("dev")),
+    )?)?;
+    for (name, addr) in &services {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(
+            dev.channel(name, addr.as_str().unwrap())?,
+        );
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{name}"
+        );
+    }
+    assert_eq!(info["demo"]["email"], "demo@coffer.local");
+
     // SIGTERM: the launcher exits cleanly and leaves nothing running.
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -110,6 +141,12 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         std::net::TcpStream::connect(("127.0.0.1", port as u16)).is_err(),
         "postgres still listening"
     );
+    for (name, addr) in &services {
+        assert!(
+            std::net::TcpStream::connect(addr.as_str().unwrap()).is_err(),
+            "{name} still listening"
+        );
+    }
     let s3_addr = endpoint.trim_start_matches("http://").to_owned();
     assert!(
         std::net::TcpStream::connect(&s3_addr).is_err(),

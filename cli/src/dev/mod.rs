@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use coffer_config::ServiceConfig;
+use coffer_config::{DatabaseConfig, ServiceConfig};
 use coffer_mesh::{CertStore, MeshClient, TlsFiles};
 use coffer_testkit::{DevCa, Postgres, S3, S3Credentials};
 use coffer_token::{Audience, MasterKeyRing};
@@ -90,7 +90,36 @@ struct DevJson {
     secrets_dir: PathBuf,
     /// Mesh services running as processes, name → gRPC address.
     services: BTreeMap<String, String>,
+    /// A demo account, once auth runs.
+    demo: Option<DemoAccount>,
     pid: u32,
+}
+
+#[derive(Serialize)]
+struct DemoAccount {
+    org: String,
+    email: String,
+    password: String,
+}
+
+/// Signs up the demo org through auth, as the gateway would.
+async fn create_demo_account(secrets: &Path, auth_addr: &str) -> anyhow::Result<DemoAccount> {
+    use coffer_proto::v1::auth_client::AuthClient;
+    let client = MeshClient::new(CertStore::load(TlsFiles::in_dir(&secrets.join("gateway")))?)?;
+    let demo = DemoAccount {
+        org: "Demo".into(),
+        email: "demo@coffer.local".into(),
+        password: coffer_testkit::random_secret(),
+    };
+    AuthClient::new(client.channel("auth", auth_addr)?)
+        .signup(coffer_proto::v1::SignupRequest {
+            org_name: demo.org.clone(),
+            email: demo.email.clone(),
+            password: demo.password.clone(),
+        })
+        .await
+        .context("creating the demo account")?;
+    Ok(demo)
 }
 
 fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
@@ -213,7 +242,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )?;
 
     let mut supervisor = Supervisor::default();
-    let services = start_services(&dir, &secrets, &mut supervisor).await?;
+    let services = start_services(&dir, &secrets, pg.port(), &mut supervisor).await?;
+    let demo = match services.get("auth") {
+        Some(addr) => Some(create_demo_account(&secrets, addr).await?),
+        None => None,
+    };
 
     let info = DevJson {
         gateway_url: None,
@@ -225,6 +258,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         postgres_database: "coffer",
         secrets_dir: secrets.clone(),
         services,
+        demo,
         pid: std::process::id(),
     };
     let dev_json = dir.join("dev.json");
@@ -241,6 +275,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("  s3          {} (bucket {BUCKET})", s3.endpoint());
     println!("  postgres    127.0.0.1:{} (database coffer)", pg.port());
     println!("  secrets     {}", secrets.display());
+    if let Some(demo) = &info.demo {
+        println!("  demo login  {} / {}", demo.email, demo.password);
+    }
     for (name, addr) in &info.services {
         println!(
             "  {name:<15} {addr} (log {})",
@@ -268,6 +305,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 async fn start_services(
     dir: &Path,
     secrets: &Path,
+    pg_port: u16,
     supervisor: &mut Supervisor,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let bin_dir = std::env::current_exe()?
@@ -295,6 +333,14 @@ async fn start_services(
             admin_listen: format!("127.0.0.1:{}", coffer_testkit::free_port()?).parse()?,
             secrets_dir: secrets.join(svc.name),
             peers: peers.clone(),
+            database: svc.schema.then(|| DatabaseConfig {
+                port: pg_port,
+                name: "coffer".into(),
+                schema: svc.name.into(),
+                owner_user: format!("{}_owner", svc.name),
+                runtime_user: format!("{}_runtime", svc.name),
+                ..DatabaseConfig::default()
+            }),
             ..ServiceConfig::default()
         };
         let file = config_dir.join(format!("{}.toml", svc.name));

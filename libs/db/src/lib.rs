@@ -167,12 +167,27 @@ pub async fn tenant_tx(
     org_id: Uuid,
 ) -> Result<Transaction<'static, Postgres>, DbError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config($1, $2, true)")
-        .bind(TENANT_SETTING)
-        .bind(org_id.to_string())
-        .execute(&mut *tx)
-        .await?;
+    set_tenant(&mut tx, org_id).await?;
     Ok(tx)
+}
+
+/// Sets the tenant for the rest of the current transaction (after a pre-tenant lookup found it).
+pub async fn set_tenant(tx: &mut sqlx::PgConnection, org_id: Uuid) -> Result<(), DbError> {
+    set_local(tx, TENANT_SETTING, &org_id.to_string()).await
+}
+
+/// Sets a `coffer.*` setting for the rest of the current transaction only.
+pub async fn set_local(
+    tx: &mut sqlx::PgConnection,
+    name: &str,
+    value: &str,
+) -> Result<(), DbError> {
+    sqlx::query("SELECT set_config($1, $2, true)")
+        .bind(name)
+        .bind(value)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// Checks a schema against the tenancy rules and returns every violation found (empty = sound):

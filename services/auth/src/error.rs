@@ -1,0 +1,62 @@
+//! The auth service's errors, mapped once to the shared codes and to `tonic::Status`.
+
+use coffer_errors::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// Wrong email or password, or an unknown, expired or revoked credential: never told apart.
+    #[error("invalid credentials")]
+    BadCredentials,
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] coffer_db::DbError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AuthError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        AuthError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> ErrorCode {
+        match self {
+            AuthError::Invalid { .. } => ErrorCode::InvalidArgument,
+            AuthError::BadCredentials => ErrorCode::Unauthenticated,
+            AuthError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            AuthError::NotFound => ErrorCode::NotFound,
+            AuthError::Db(e) => e.code(),
+            AuthError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<AuthError> for tonic::Status {
+    fn from(e: AuthError) -> Self {
+        let code = e.code();
+        let field = match &e {
+            AuthError::Invalid { field, .. } => *field,
+            _ => "",
+        };
+        let message = match code {
+            ErrorCode::Internal | ErrorCode::Unavailable => {
+                // The caller gets the request id (in the response metadata), the logs get the cause.
+                tracing::error!(error = %e, "auth request failed");
+                "internal error".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        coffer_errors::status(code, message, field)
+    }
+}

@@ -1,0 +1,371 @@
+//! The Auth gRPC service: parse and check each request, call the store, map the result. Never
+//! logs an email, a password, a session id or a key.
+
+use std::sync::Arc;
+
+use coffer_mesh::{Policy, PolicyError, Token, caller};
+use coffer_proto::v1::auth_server::Auth;
+use coffer_proto::v1::{self as pb, authenticate_request::Credential};
+use coffer_token::{Audience, Minter, Role, Scope, Scopes, Subject};
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::config::AuthConfig;
+use crate::credentials;
+use crate::error::AuthError;
+use crate::passwords::Hasher;
+use crate::store;
+
+const SERVICE: &str = "coffer.v1.Auth";
+
+/// Who may call what: the gateway only, with a user token where the RPC acts for a known user.
+pub fn policy() -> Result<Policy, PolicyError> {
+    let open = ["Signup", "Login", "Authenticate"];
+    let user = [
+        "Logout",
+        "GetMe",
+        "CreateApiKey",
+        "ListApiKeys",
+        "RevokeApiKey",
+    ];
+    let mut policy = Policy::new();
+    for m in open {
+        policy = policy.rpc(SERVICE, m, &["gateway"], Token::NotRequired)?;
+    }
+    for m in user {
+        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
+    }
+    Ok(policy)
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    pool: PgPool,
+    hasher: Hasher,
+    minter: Arc<Minter>,
+    config: AuthConfig,
+}
+
+impl AuthService {
+    pub fn new(pool: PgPool, hasher: Hasher, minter: Minter, config: AuthConfig) -> Self {
+        AuthService {
+            pool,
+            hasher,
+            minter: Arc::new(minter),
+            config,
+        }
+    }
+}
+
+fn role_to_proto(role: Role) -> i32 {
+    match role {
+        Role::Owner => pb::Role::Owner as i32,
+        Role::Admin => pb::Role::Admin as i32,
+        Role::Member => pb::Role::Member as i32,
+    }
+}
+
+fn timestamp(t: time::OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    }
+}
+
+/// Normalises and checks an email address: trimmed, lowercase, one `@`, a dotted domain, no
+/// spaces or control characters, at most 254 bytes.
+fn normalize_email(raw: &str) -> Result<String, AuthError> {
+    let email = raw.trim().to_lowercase();
+    let invalid = || AuthError::invalid("email", "email is not a valid address");
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+    if local.is_empty()
+        || domain.contains('@')
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
+        return Err(invalid());
+    }
+    Ok(email)
+}
+
+fn check_text(field: &'static str, value: &str, max_chars: usize) -> Result<String, AuthError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(AuthError::invalid(field, format!("{field} is required")));
+    }
+    if v.chars().count() > max_chars {
+        return Err(AuthError::invalid(
+            field,
+            format!("{field} is longer than {max_chars} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(AuthError::invalid(
+            field,
+            format!("{field} contains control characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn caller_message(p: &store::Principal, scopes: Scopes, request_id: &str) -> pb::Caller {
+    pb::Caller {
+        user_id: p.user_id.to_string(),
+        org_id: p.org_id.to_string(),
+        role: role_to_proto(p.role),
+        scopes: scopes.iter().map(|s| s.name().to_owned()).collect(),
+        request_id: request_id.to_owned(),
+    }
+}
+
+fn db(e: coffer_db::DbError) -> AuthError {
+    AuthError::Db(e)
+}
+
+#[tonic::async_trait]
+impl Auth for AuthService {
+    async fn signup(
+        &self,
+        request: Request<pb::SignupRequest>,
+    ) -> Result<Response<pb::SignupResponse>, Status> {
+        let req = request.into_inner();
+        let org_name = check_text("org_name", &req.org_name, 200)?;
+        let email = normalize_email(&req.email)?;
+        self.hasher.check_policy(&req.password, &email)?;
+        let hash = self.hasher.hash(req.password).await?;
+        let (user_id, org_id) = store::signup(&self.pool, &org_name, &email, &hash)
+            .await
+            .map_err(|e| match e {
+                coffer_db::DbError::AlreadyExists => {
+                    AuthError::AlreadyExists("an account with this email")
+                }
+                other => db(other),
+            })?;
+        Ok(Response::new(pb::SignupResponse {
+            user_id: user_id.to_string(),
+            org_id: org_id.to_string(),
+        }))
+    }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let req = request.into_inner();
+        // A malformed email is an unknown account: same work, same answer.
+        let account = match normalize_email(&req.email) {
+            Ok(email) => store::find_login(&self.pool, &email).await.map_err(db)?,
+            Err(_) => None,
+        };
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
+        let ok = self.hasher.verify(req.password, stored).await;
+        let account = match account {
+            Some(a) if ok && !a.org_disabled => a,
+            _ => return Err(AuthError::BadCredentials.into()),
+        };
+        let (session_id, hash) = credentials::new_session();
+        store::create_session(
+            &self.pool,
+            account.org_id,
+            account.user_id,
+            &hash,
+            self.config.session_absolute_secs,
+        )
+        .await
+        .map_err(db)?;
+        let principal = store::Principal {
+            user_id: account.user_id,
+            org_id: account.org_id,
+            role: account.role,
+            scopes: None,
+            api_key_id: None,
+        };
+        Ok(Response::new(pb::LoginResponse {
+            session_id,
+            caller: Some(caller_message(&principal, Scopes::all(), "")),
+        }))
+    }
+
+    async fn authenticate(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        let req = request.into_inner();
+        let audiences = req
+            .audiences
+            .iter()
+            .map(|a| {
+                Audience::from_name(a)
+                    .ok_or_else(|| AuthError::invalid("audiences", "unknown audience"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if audiences.is_empty() {
+            return Err(
+                AuthError::invalid("audiences", "at least one audience is required").into(),
+            );
+        }
+        let principal = match req.credential {
+            Some(Credential::SessionId(id)) => match credentials::session_hash(&id) {
+                Some(hash) => {
+                    store::resolve_session(&self.pool, &hash, self.config.session_idle_secs)
+                        .await
+                        .map_err(db)?
+                }
+                None => None,
+            },
+            Some(Credential::ApiKey(key)) => match credentials::parse_api_key(&key) {
+                Some((prefix, hash)) => store::resolve_api_key(&self.pool, &prefix, &hash)
+                    .await
+                    .map_err(db)?,
+                None => None,
+            },
+            None => None,
+        }
+        .ok_or(AuthError::BadCredentials)?;
+        let scopes = match &principal.scopes {
+            None => Scopes::all(),
+            Some(names) => names.iter().filter_map(|n| Scope::from_name(n)).collect(),
+        };
+        let subject = Subject {
+            user_id: principal.user_id,
+            org_id: principal.org_id,
+            role: principal.role,
+            scopes,
+            request_id: req.request_id.clone(),
+        };
+        let token = self
+            .minter
+            .mint(
+                &subject,
+                &audiences,
+                coffer_token::unix_now(),
+                self.config.token_ttl_secs,
+            )
+            .map_err(|_| {
+                AuthError::invalid(
+                    "request_id",
+                    "request id must be 1-64 characters of [A-Za-z0-9._-]",
+                )
+            })?;
+        Ok(Response::new(pb::AuthenticateResponse {
+            token,
+            caller: Some(caller_message(&principal, scopes, &req.request_id)),
+            api_key_id: principal
+                .api_key_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let c = caller(&request)?.clone();
+        if let Some(hash) = credentials::session_hash(&request.get_ref().session_id) {
+            store::revoke_session(&self.pool, c.org_id, c.user_id, &hash)
+                .await
+                .map_err(db)?;
+        }
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<Response<pb::Me>, Status> {
+        let c = caller(&request)?;
+        let me = store::get_me(&self.pool, c.org_id, c.user_id)
+            .await
+            .map_err(db)?;
+        Ok(Response::new(pb::Me {
+            user_id: c.user_id.to_string(),
+            org_id: c.org_id.to_string(),
+            email: me.email,
+            role: role_to_proto(me.role),
+            totp_enabled: me.totp_enabled,
+        }))
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let c = caller(&request)?.clone();
+        let req = request.into_inner();
+        let name = check_text("name", &req.name, 100)?;
+        if req.scopes.is_empty() || req.scopes.len() > Scope::ALL.len() {
+            return Err(AuthError::invalid(
+                "scopes",
+                "give one or more of files:read, files:write, audit:read, scans:write",
+            )
+            .into());
+        }
+        let mut scopes: Vec<String> = Vec::new();
+        for s in &req.scopes {
+            let scope =
+                Scope::from_name(s).ok_or_else(|| AuthError::invalid("scopes", "unknown scope"))?;
+            if scopes.iter().any(|x| x == scope.name()) {
+                return Err(AuthError::invalid("scopes", "a scope is listed twice").into());
+            }
+            scopes.push(scope.name().to_owned());
+        }
+        let new = credentials::new_api_key();
+        let id = store::create_api_key(
+            &self.pool,
+            c.org_id,
+            c.user_id,
+            &name,
+            &new.prefix,
+            &new.secret_hash,
+            &scopes,
+        )
+        .await
+        .map_err(db)?;
+        Ok(Response::new(pb::CreateApiKeyResponse {
+            id: id.to_string(),
+            key: new.key,
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let c = caller(&request)?;
+        let rows = store::list_api_keys(&self.pool, c.org_id)
+            .await
+            .map_err(db)?;
+        Ok(Response::new(pb::ListApiKeysResponse {
+            items: rows
+                .into_iter()
+                .map(|r| pb::ApiKey {
+                    id: r.id.to_string(),
+                    name: r.name,
+                    scopes: r.scopes,
+                    prefix: r.prefix,
+                    created_at: Some(timestamp(r.created_at)),
+                    last_used_at: r.last_used_at.map(timestamp),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        let c = caller(&request)?;
+        // A malformed id is as absent as another org's.
+        let id = Uuid::parse_str(&request.get_ref().id).map_err(|_| AuthError::NotFound)?;
+        store::revoke_api_key(&self.pool, c.org_id, id)
+            .await
+            .map_err(|e| match e {
+                coffer_db::DbError::NotFound => AuthError::NotFound,
+                other => db(other),
+            })?;
+        Ok(Response::new(pb::RevokeApiKeyResponse {}))
+    }
+}

@@ -1,0 +1,18 @@
+//! The auth service (DESIGN.md §3, API.md "Authentication"): orgs, users, memberships, passwords,
+//! sessions and API keys, and the only minter of user tokens.
+//!
+//! It stores no plaintext credential: passwords as Argon2id hashes, session ids and API key
+//! secrets as SHA-256 hashes. It never logs an email, a password, a session id or a key.
+
+pub mod config;
+mod credentials;
+mod error;
+mod grpc;
+mod passwords;
+mod store;
+
+mod app;
+
+pub use app::App;
+pub use config::AuthConfig;
+pub use passwords::Hasher;

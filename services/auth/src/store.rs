@@ -1,0 +1,345 @@
+//! Every SQL statement of the auth service. Tenant reads and writes run in `tenant_tx`; the three
+//! pre-tenant lookups set their `coffer.lookup_*` capability first and the tenant once found.
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use coffer_db::{DbError, set_local, set_tenant, tenant_tx};
+use coffer_token::Role;
+
+use crate::credentials::hashes_equal;
+
+fn role_from(s: &str) -> Result<Role, DbError> {
+    match s {
+        "owner" => Ok(Role::Owner),
+        "admin" => Ok(Role::Admin),
+        "member" => Ok(Role::Member),
+        _ => Err(DbError::Conflict),
+    }
+}
+
+/// An account found by email at login.
+pub struct LoginAccount {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: Role,
+    pub password_hash: String,
+    pub org_disabled: bool,
+}
+
+/// Who a session or API key speaks for.
+pub struct Principal {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: Role,
+    /// Scope names, for API keys; `None` for sessions (all scopes the role allows).
+    pub scopes: Option<Vec<String>>,
+    pub api_key_id: Option<Uuid>,
+}
+
+pub async fn signup(
+    pool: &PgPool,
+    org_name: &str,
+    email: &str,
+    password_hash: &str,
+) -> Result<(Uuid, Uuid), DbError> {
+    let org_id = Uuid::new_v4();
+    let user_id = Uuid::new_v4();
+    let mut tx = tenant_tx(pool, org_id).await?;
+    sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, $2)")
+        .bind(org_id)
+        .bind(org_name)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO users (id, org_id, email, password_hash) VALUES ($1, $2, $3, $4)")
+        .bind(user_id)
+        .bind(org_id)
+        .bind(email)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')")
+        .bind(org_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((user_id, org_id))
+}
+
+pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccount>, DbError> {
+    let mut tx = pool.begin().await?;
+    set_local(&mut tx, "coffer.lookup_email", email).await?;
+    let row: Option<(Uuid, Uuid, String)> =
+        sqlx::query_as("SELECT id, org_id, password_hash FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((user_id, org_id, password_hash)) = row else {
+        return Ok(None);
+    };
+    set_tenant(&mut tx, org_id).await?;
+    let (role, disabled): (String, bool) = sqlx::query_as(
+        "SELECT m.role, o.disabled_at IS NOT NULL FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.org_id = $1 AND m.user_id = $2",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(LoginAccount {
+        user_id,
+        org_id,
+        role: role_from(&role)?,
+        password_hash,
+        org_disabled: disabled,
+    }))
+}
+
+pub async fn create_session(
+    pool: &PgPool,
+    org_id: Uuid,
+    user_id: Uuid,
+    id_hash: &[u8; 32],
+    absolute_secs: u64,
+) -> Result<(), DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, org_id, user_id, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+    )
+    .bind(&id_hash[..])
+    .bind(org_id)
+    .bind(user_id)
+    .bind(absolute_secs as f64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Resolves a live session (not revoked, within its absolute and idle limits) and marks it used.
+pub async fn resolve_session(
+    pool: &PgPool,
+    id_hash: &[u8; 32],
+    idle_secs: u64,
+) -> Result<Option<Principal>, DbError> {
+    let mut tx = pool.begin().await?;
+    set_local(&mut tx, "coffer.lookup_session", &hex(id_hash)).await?;
+    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT org_id, user_id FROM sessions
+         WHERE id_hash = $1 AND revoked_at IS NULL AND expires_at > now()
+           AND last_seen_at > now() - make_interval(secs => $2)",
+    )
+    .bind(&id_hash[..])
+    .bind(idle_secs as f64)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((org_id, user_id)) = row else {
+        return Ok(None);
+    };
+    set_tenant(&mut tx, org_id).await?;
+    let Some(role) = active_role(&mut tx, org_id, user_id).await? else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1")
+        .bind(&id_hash[..])
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(Principal {
+        user_id,
+        org_id,
+        role,
+        scopes: None,
+        api_key_id: None,
+    }))
+}
+
+/// The user's role, if the user and the org are still active.
+async fn active_role(
+    tx: &mut sqlx::PgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, DbError> {
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT m.role FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.org_id = $1 AND m.user_id = $2 AND o.disabled_at IS NULL",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_optional(tx)
+    .await?;
+    role.as_deref().map(role_from).transpose()
+}
+
+/// Revokes a session of `user_id` in `org_id`. Revoking an unknown or foreign session is a no-op.
+pub async fn revoke_session(
+    pool: &PgPool,
+    org_id: Uuid,
+    user_id: Uuid,
+    id_hash: &[u8; 32],
+) -> Result<(), DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now()
+         WHERE id_hash = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(&id_hash[..])
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub struct MeRow {
+    pub email: String,
+    pub role: Role,
+    pub totp_enabled: bool,
+}
+
+pub async fn get_me(pool: &PgPool, org_id: Uuid, user_id: Uuid) -> Result<MeRow, DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let (email, role, totp_enabled): (String, String, bool) = sqlx::query_as(
+        "SELECT u.email, m.role, u.totp_enabled FROM users u
+         JOIN memberships m ON m.user_id = u.id AND m.org_id = u.org_id
+         WHERE u.id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(MeRow {
+        email,
+        role: role_from(&role)?,
+        totp_enabled,
+    })
+}
+
+pub async fn create_api_key(
+    pool: &PgPool,
+    org_id: Uuid,
+    user_id: Uuid,
+    name: &str,
+    prefix: &str,
+    secret_hash: &[u8; 32],
+    scopes: &[String],
+) -> Result<Uuid, DbError> {
+    let id = Uuid::new_v4();
+    let mut tx = tenant_tx(pool, org_id).await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, user_id, name, prefix, secret_hash, scopes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(user_id)
+    .bind(name)
+    .bind(prefix)
+    .bind(&secret_hash[..])
+    .bind(scopes)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub prefix: String,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// Lists the org's live (not revoked) API keys, oldest first.
+pub async fn list_api_keys(pool: &PgPool, org_id: Uuid) -> Result<Vec<ApiKeyRow>, DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let rows: Vec<ApiKeyRow> = sqlx::query_as(
+        "SELECT id, name, scopes, prefix, created_at, last_used_at FROM api_keys
+         WHERE revoked_at IS NULL ORDER BY created_at, id LIMIT 1000",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Revokes an API key of the org; `NotFound` when the org has no such live key.
+pub async fn revoke_api_key(pool: &PgPool, org_id: Uuid, id: Uuid) -> Result<(), DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyLookup {
+    id: Uuid,
+    org_id: Uuid,
+    user_id: Uuid,
+    secret_hash: Vec<u8>,
+    scopes: Vec<String>,
+}
+
+/// Resolves a live API key by prefix and secret hash, and records its use.
+pub async fn resolve_api_key(
+    pool: &PgPool,
+    prefix: &str,
+    secret_hash: &[u8; 32],
+) -> Result<Option<Principal>, DbError> {
+    let mut tx = pool.begin().await?;
+    set_local(&mut tx, "coffer.lookup_api_key", prefix).await?;
+    let row: Option<KeyLookup> = sqlx::query_as(
+        "SELECT id, org_id, user_id, secret_hash, scopes FROM api_keys
+         WHERE prefix = $1 AND revoked_at IS NULL",
+    )
+    .bind(prefix)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(KeyLookup {
+        id,
+        org_id,
+        user_id,
+        secret_hash: stored,
+        scopes,
+    }) = row
+    else {
+        return Ok(None);
+    };
+    if !hashes_equal(&stored, secret_hash) {
+        return Ok(None);
+    }
+    set_tenant(&mut tx, org_id).await?;
+    let Some(role) = active_role(&mut tx, org_id, user_id).await? else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(Principal {
+        user_id,
+        org_id,
+        role,
+        scopes: Some(scopes),
+        api_key_id: Some(id),
+    }))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

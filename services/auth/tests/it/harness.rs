@@ -1,0 +1,157 @@
+use std::sync::Arc;
+
+use coffer_auth::{App, AuthConfig};
+use coffer_config::{DatabaseConfig, ServiceConfig};
+use coffer_mesh::{CallContext, CertStore, MeshChannel, MeshClient, RunningServer, TlsFiles};
+use coffer_proto::v1::auth_client::AuthClient;
+use coffer_proto::v1::{self as pb, authenticate_request::Credential};
+use coffer_testkit::{DevCa, Postgres};
+use coffer_token::{Audience, MasterKeyRing, Verifier, VerifyOptions};
+use tokio::sync::OnceCell;
+
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub ca: DevCa,
+    pub ring: MasterKeyRing,
+    pub pg: &'static Postgres,
+    pub db: String,
+    pub server: RunningServer,
+}
+
+static ROLES: OnceCell<()> = OnceCell::const_new();
+
+impl Harness {
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(AuthConfig::default()).await
+    }
+
+    pub async fn start_with(config: AuthConfig) -> anyhow::Result<Self> {
+        coffer_telemetry::init_for_tests();
+        let pg = Postgres::shared().await?;
+        ROLES
+            .get_or_try_init(|| async {
+                pg.create_role("auth_owner", "owner-pw").await?;
+                pg.create_role("auth_runtime", "runtime-pw").await
+            })
+            .await?;
+        let db = pg.create_database("auth").await?;
+        pg.execute_as_superuser(
+            &db,
+            "CREATE SCHEMA auth AUTHORIZATION auth_owner; GRANT USAGE ON SCHEMA auth TO auth_runtime;",
+        )
+        .await?;
+        let dir = tempfile::tempdir()?;
+        let ca = DevCa::new("auth test CA")?;
+        let secrets = ca.write_service_dir(&dir.path().join("auth"), "auth")?;
+        let ring = MasterKeyRing::generate("k1");
+        std::fs::write(secrets.join("token-master.toml"), ring.to_toml())?;
+        std::fs::write(secrets.join("db-owner-password"), "owner-pw")?;
+        std::fs::write(secrets.join("db-runtime-password"), "runtime-pw\n")?;
+        let service = ServiceConfig {
+            listen: "127.0.0.1:0".parse()?,
+            admin_listen: "127.0.0.1:0".parse()?,
+            secrets_dir: secrets,
+            database: Some(DatabaseConfig {
+                port: pg.port(),
+                name: db.clone(),
+                schema: "auth".into(),
+                owner_user: "auth_owner".into(),
+                runtime_user: "auth_runtime".into(),
+                pool_size: 4,
+                ..DatabaseConfig::default()
+            }),
+            ..ServiceConfig::default()
+        };
+        let server = App::build(&service, &config).await?.spawn();
+        Ok(Harness {
+            dir,
+            ca,
+            ring,
+            pg,
+            db,
+            server,
+        })
+    }
+
+    /// A client presenting a mesh certificate for `service`.
+    pub fn client_as(&self, service: &str) -> anyhow::Result<AuthClient<MeshChannel>> {
+        let dir = self
+            .ca
+            .write_service_dir(&self.dir.path().join(format!("as-{service}")), service)?;
+        let client = MeshClient::new(CertStore::load(TlsFiles::in_dir(&dir))?)?;
+        Ok(AuthClient::new(
+            client.channel("auth", &self.server.addr().to_string())?,
+        ))
+    }
+
+    pub fn gateway(&self) -> anyhow::Result<AuthClient<MeshChannel>> {
+        self.client_as("gateway")
+    }
+
+    pub fn verifier(&self, audience: Audience) -> Verifier {
+        Verifier::new(
+            &self.ring.derive_audience_ring(audience),
+            VerifyOptions::default(),
+        )
+    }
+
+    /// Signs up a new org with `email` and logs in; returns (org id, session id).
+    pub async fn account(&self, email: &str) -> anyhow::Result<(String, String)> {
+        let mut gw = self.gateway()?;
+        let created = gw
+            .signup(pb::SignupRequest {
+                org_name: format!("org of {email}"),
+                email: email.into(),
+                password: PASSWORD.into(),
+            })
+            .await?
+            .into_inner();
+        let login = gw
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        Ok((created.org_id, login.session_id))
+    }
+
+    /// Exchanges a credential for a token with the `auth` tag (and `extra` audiences).
+    pub async fn token(
+        &self,
+        credential: Credential,
+        extra: &[&str],
+    ) -> Result<String, tonic::Status> {
+        let mut audiences = vec!["auth".to_owned()];
+        audiences.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut gw = self
+            .gateway()
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        gw.authenticate(pb::AuthenticateRequest {
+            credential: Some(credential),
+            audiences,
+            request_id: "req-test".into(),
+        })
+        .await
+        .map(|r| r.into_inner().token)
+    }
+
+    /// Runs `f` with `token` as the current call's user token (as the gateway does).
+    pub async fn as_user<F: Future>(token: &str, f: F) -> F::Output {
+        CallContext {
+            token: Some(Arc::from(token)),
+            request_id: "req-test".into(),
+            deadline: None,
+        }
+        .scope(f)
+        .await
+    }
+}
+
+/// Returns the shared error code and field a status carries.
+pub fn code(status: &tonic::Status) -> (coffer_errors::ErrorCode, String) {
+    coffer_errors::from_status(status)
+}

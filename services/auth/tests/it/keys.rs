@@ -1,0 +1,203 @@
+//! API keys, tenancy, and what the database holds.
+
+use coffer_errors::ErrorCode;
+use coffer_proto::v1::{self as pb, authenticate_request::Credential};
+use coffer_token::{Audience, Scope, Scopes};
+
+use crate::harness::{Harness, PASSWORD, code};
+
+#[tokio::test]
+async fn api_keys_carry_their_scopes_and_revocation_is_immediate() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, session) = h.account("ops@example.com").await?;
+    let token = h.token(Credential::SessionId(session), &[]).await?;
+    let mut gw = h.gateway()?;
+    let created = Harness::as_user(
+        &token,
+        gw.create_api_key(pb::CreateApiKeyRequest {
+            name: "ci uploader".into(),
+            scopes: vec!["files:read".into(), "files:write".into()],
+        }),
+    )
+    .await?
+    .into_inner();
+    assert!(created.key.starts_with("coffer_"));
+
+    let key_token = h
+        .token(Credential::ApiKey(created.key.clone()), &["metadata"])
+        .await?;
+    let claims = h
+        .verifier(Audience::Metadata)
+        .verify(&key_token, coffer_token::unix_now())?;
+    assert_eq!(
+        claims.scopes,
+        Scopes::NONE.with(Scope::FilesRead).with(Scope::FilesWrite)
+    );
+
+    let listed = Harness::as_user(&token, gw.list_api_keys(pb::ListApiKeysRequest {}))
+        .await?
+        .into_inner();
+    assert_eq!(listed.items.len(), 1);
+    let item = &listed.items[0];
+    assert_eq!(item.id, created.id);
+    assert_eq!(item.name, "ci uploader");
+    assert!(created.key.contains(&item.prefix));
+    assert!(item.last_used_at.is_some(), "use is recorded");
+    // `coffer_` + 8-character prefix + `_`, then the secret (which may itself contain `_`).
+    let secret = &created.key[16..];
+    assert_eq!(secret.len(), 43);
+    assert!(
+        !format!("{listed:?}").contains(secret),
+        "the secret is never listed"
+    );
+
+    // A tampered key, then the revoked key, are refused on the very next request.
+    let mut tampered = created.key.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'a' { 'b' } else { 'a' });
+    assert!(h.token(Credential::ApiKey(tampered), &[]).await.is_err());
+    Harness::as_user(
+        &token,
+        gw.revoke_api_key(pb::RevokeApiKeyRequest {
+            id: created.id.clone(),
+        }),
+    )
+    .await?;
+    let err = h
+        .token(Credential::ApiKey(created.key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
+    let again = Harness::as_user(
+        &token,
+        gw.revoke_api_key(pb::RevokeApiKeyRequest { id: created.id }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code(&again).0, ErrorCode::NotFound);
+
+    for (name, scopes, field) in [
+        ("", vec!["files:read"], "name"),
+        ("k", vec![], "scopes"),
+        ("k", vec!["files:delete"], "scopes"),
+        ("k", vec!["files:read", "files:read"], "scopes"),
+    ] {
+        let err = Harness::as_user(
+            &token,
+            gw.create_api_key(pb::CreateApiKeyRequest {
+                name: name.into(),
+                scopes: scopes.into_iter().map(Into::into).collect(),
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&err), (ErrorCode::InvalidArgument, field.to_owned()));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn another_org_cannot_see_or_revoke_keys() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, session_a) = h.account("a@alpha.example").await?;
+    let (_, session_b) = h.account("b@beta.example").await?;
+    let token_a = h.token(Credential::SessionId(session_a), &[]).await?;
+    let token_b = h.token(Credential::SessionId(session_b), &[]).await?;
+    let mut gw = h.gateway()?;
+    let key_a = Harness::as_user(
+        &token_a,
+        gw.create_api_key(pb::CreateApiKeyRequest {
+            name: "alpha".into(),
+            scopes: vec!["files:read".into()],
+        }),
+    )
+    .await?
+    .into_inner();
+
+    let seen_by_b = Harness::as_user(&token_b, gw.list_api_keys(pb::ListApiKeysRequest {}))
+        .await?
+        .into_inner();
+    assert!(seen_by_b.items.is_empty());
+    let foreign = Harness::as_user(
+        &token_b,
+        gw.revoke_api_key(pb::RevokeApiKeyRequest {
+            id: key_a.id.clone(),
+        }),
+    )
+    .await
+    .unwrap_err();
+    let absent = Harness::as_user(
+        &token_b,
+        gw.revoke_api_key(pb::RevokeApiKeyRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        code(&foreign),
+        code(&absent),
+        "another org's key looks exactly like no key"
+    );
+    assert_eq!(foreign.message(), absent.message());
+    // A's key still works.
+    h.token(Credential::ApiKey(key_a.key), &[]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_database_holds_no_plaintext_credential_and_passes_the_rls_audit() -> anyhow::Result<()>
+{
+    let h = Harness::start().await?;
+    let (_, session) = h.account("vault@example.com").await?;
+    let token = h.token(Credential::SessionId(session.clone()), &[]).await?;
+    let mut gw = h.gateway()?;
+    let key = Harness::as_user(
+        &token,
+        gw.create_api_key(pb::CreateApiKeyRequest {
+            name: "k".into(),
+            scopes: vec!["audit:read".into()],
+        }),
+    )
+    .await?
+    .into_inner()
+    .key;
+
+    let admin = sqlx::PgPool::connect(&h.pg.superuser_url(&h.db)).await?;
+    let dump: Vec<String> = sqlx::query_scalar(
+        "SELECT row_to_json(t)::text FROM auth.users t
+         UNION ALL SELECT row_to_json(t)::text FROM auth.sessions t
+         UNION ALL SELECT row_to_json(t)::text FROM auth.api_keys t
+         UNION ALL SELECT row_to_json(t)::text FROM auth.orgs t",
+    )
+    .fetch_all(&admin)
+    .await?;
+    let dump = dump.join("\n");
+    let key_secret = &key[16..];
+    assert_eq!(key_secret.len(), 43);
+    for (what, secret) in [
+        ("password", PASSWORD),
+        ("session id", session.as_str()),
+        ("api key secret", key_secret),
+    ] {
+        assert!(!dump.contains(secret), "{what} stored in plaintext");
+    }
+    assert!(
+        dump.contains("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "password hashes use Argon2id with OWASP parameters"
+    );
+
+    let runtime = sqlx::PgPool::connect(&h.pg.url("auth_runtime", "runtime-pw", &h.db)).await?;
+    assert_eq!(
+        coffer_db::rls_audit(&runtime, "auth", "auth_runtime").await?,
+        Vec::<String>::new()
+    );
+    // Without a tenant or a lookup key, the runtime role sees no row of any table.
+    for table in ["orgs", "users", "memberships", "sessions", "api_keys"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM auth.{table}"))
+            .fetch_one(&runtime)
+            .await?;
+        assert_eq!(n, 0, "{table} visible without a tenant");
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The auth service over real mTLS against a real Postgres cluster, called as the gateway.
+
+mod harness;
+mod keys;
+mod sessions;

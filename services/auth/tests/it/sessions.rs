@@ -1,0 +1,226 @@
+//! Signup, login, sessions, tokens, and what the gateway alone may do.
+
+use std::time::Duration;
+
+use coffer_errors::ErrorCode;
+use coffer_proto::v1::{self as pb, authenticate_request::Credential};
+use coffer_token::{Audience, Role, Scopes};
+
+use crate::harness::{Harness, PASSWORD, code};
+
+#[tokio::test]
+async fn signup_login_authenticate_me_logout() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (org, session) = h.account("Alice@Example.COM").await?;
+
+    let token = h
+        .token(Credential::SessionId(session.clone()), &["metadata"])
+        .await?;
+    let claims = h
+        .verifier(Audience::Metadata)
+        .verify(&token, coffer_token::unix_now())?;
+    assert_eq!(claims.org_id.to_string(), org);
+    assert_eq!(claims.role, Role::Owner);
+    assert_eq!(claims.scopes, Scopes::all());
+    assert_eq!(claims.request_id, "req-test");
+    assert!(claims.expires_at - claims.issued_at <= 60);
+    // Only the requested audiences are tagged.
+    assert!(
+        h.verifier(Audience::Audit)
+            .verify(&token, coffer_token::unix_now())
+            .is_err()
+    );
+
+    let mut gw = h.gateway()?;
+    let me = Harness::as_user(&token, gw.get_me(pb::GetMeRequest {}))
+        .await?
+        .into_inner();
+    assert_eq!(me.email, "alice@example.com", "emails are normalised");
+    assert_eq!(me.org_id, org);
+    assert_eq!(me.role, pb::Role::Owner as i32);
+
+    Harness::as_user(
+        &token,
+        gw.logout(pb::LogoutRequest {
+            session_id: session.clone(),
+        }),
+    )
+    .await?;
+    let err = h
+        .token(Credential::SessionId(session), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err).0,
+        ErrorCode::Unauthenticated,
+        "a logged-out session is refused at once"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn login_failures_are_indistinguishable() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.account("bob@example.com").await?;
+    let mut gw = h.gateway()?;
+    let mut messages = Vec::new();
+    for (email, password) in [
+        ("bob@example.com", "wrong password entirely"),
+        ("nobody@example.com", PASSWORD),
+        ("not an email", PASSWORD),
+        ("", ""),
+    ] {
+        let err = gw
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: password.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
+        messages.push(err.message().to_owned());
+    }
+    messages.dedup();
+    assert_eq!(
+        messages.len(),
+        1,
+        "failures must not say which part was wrong"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn signup_refuses_bad_input_naming_the_field() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let mut gw = h.gateway()?;
+    let cases = [
+        ("org", "a@example.com", "short", "password"),
+        ("org", "a@example.com", "passwordpassword", "password"),
+        (
+            "org",
+            "carol@example.com",
+            "carol-is-my-password",
+            "password",
+        ),
+        ("org", "not-an-email", PASSWORD, "email"),
+        ("org", "a b@example.com", PASSWORD, "email"),
+        ("", "a@example.com", PASSWORD, "org_name"),
+        ("bad\u{0}org", "a@example.com", PASSWORD, "org_name"),
+    ];
+    for (org_name, email, password, field) in cases {
+        let err = gw
+            .signup(pb::SignupRequest {
+                org_name: org_name.into(),
+                email: email.into(),
+                password: password.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(&err),
+            (ErrorCode::InvalidArgument, field.to_owned()),
+            "{org_name:?} {email:?}"
+        );
+    }
+    let long = "x".repeat(201);
+    let err = gw
+        .signup(pb::SignupRequest {
+            org_name: long,
+            email: "a@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).1, "org_name");
+
+    h.account("dave@example.com").await?;
+    let err = gw
+        .signup(pb::SignupRequest {
+            org_name: "again".into(),
+            email: "DAVE@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::AlreadyExists);
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_the_gateway_may_call_and_user_rpcs_need_a_token() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    for service in ["metadata", "audit", "scan", "storage-signer"] {
+        let mut other = h.client_as(service)?;
+        let err = other
+            .authenticate(pb::AuthenticateRequest {
+                credential: Some(Credential::SessionId("x".repeat(43))),
+                audiences: vec!["auth".into()],
+                request_id: "r".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{service}");
+    }
+    let mut gw = h.gateway()?;
+    let err = gw.get_me(pb::GetMeRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    // A token without the auth tag is not accepted by auth.
+    let (_, session) = h.account("erin@example.com").await?;
+    let mut gw2 = h.gateway()?;
+    let only_metadata = gw2
+        .authenticate(pb::AuthenticateRequest {
+            credential: Some(Credential::SessionId(session)),
+            audiences: vec!["metadata".into()],
+            request_id: "r".into(),
+        })
+        .await?
+        .into_inner()
+        .token;
+    let err = Harness::as_user(&only_metadata, gw.get_me(pb::GetMeRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    Ok(())
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() -> anyhow::Result<()> {
+    let h = Harness::start_with(coffer_auth::AuthConfig {
+        session_idle_secs: 1,
+        ..Default::default()
+    })
+    .await?;
+    let (_, session) = h.account("frank@example.com").await?;
+    h.token(Credential::SessionId(session.clone()), &[]).await?;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let err = h
+        .token(Credential::SessionId(session), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
+    Ok(())
+}
+
+#[tokio::test]
+async fn authenticate_refuses_unknown_audiences_and_bad_request_ids() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, session) = h.account("gina@example.com").await?;
+    let mut gw = h.gateway()?;
+    for (audiences, request_id, field) in [
+        (vec!["nobody".to_owned()], "r", "audiences"),
+        (vec![], "r", "audiences"),
+        (vec!["auth".to_owned()], "bad id with spaces", "request_id"),
+    ] {
+        let err = gw
+            .authenticate(pb::AuthenticateRequest {
+                credential: Some(Credential::SessionId(session.clone())),
+                audiences,
+                request_id: request_id.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), (ErrorCode::InvalidArgument, field.to_owned()));
+    }
+    Ok(())
+}
