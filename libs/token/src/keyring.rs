@@ -239,6 +239,26 @@ impl MasterKeyRing {
             .map(|master| hmac_for(&derive(master.expose_secret(), key_id, audience)))
     }
 
+    /// Returns the listed key ids.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// Derives a 32-byte key for another purpose than tokens (for example the gateway's cookie
+    /// signatures), under `key_id`. Purposes are domain-separated from every token audience.
+    pub fn derive_purpose_key(&self, purpose: &str, key_id: &str) -> Option<[u8; 32]> {
+        let master = self.keys.get(key_id)?;
+        let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), master.expose_secret());
+        let mut info = Vec::with_capacity(32 + purpose.len() + key_id.len());
+        info.extend_from_slice(b"purpose:");
+        info.extend_from_slice(purpose.as_bytes());
+        info.extend_from_slice(b"\x00key:");
+        info.extend_from_slice(key_id.as_bytes());
+        let mut okm = [0u8; 32];
+        hk.expand(&info, &mut okm).ok()?;
+        Some(okm)
+    }
+
     /// Renders the ring in its file format (for `coffer dev` and key tooling).
     pub fn to_toml(&self) -> String {
         let mut out = format!("kind = \"master\"\nactive = \"{}\"\n", self.active);
