@@ -1,0 +1,139 @@
+//! Wiring: config → secrets → mesh client to auth → router → public TLS listener and admin port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::{delete, get, post};
+use coffer_config::ServiceConfig;
+use coffer_mesh::{CertStore, MeshClient, TlsFiles};
+use coffer_proto::v1::auth_client::AuthClient;
+use coffer_telemetry::{AdminServer, Readiness, serve_admin};
+use coffer_token::MasterKeyRing;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+use crate::config::GatewayConfig;
+use crate::cookies::CookieSigner;
+use crate::routes::{self, Gateway};
+use crate::server::{self, Edge};
+
+/// A built gateway, bound and ready to serve.
+pub struct App {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    admin: AdminServer,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+fn public_tls(service: &ServiceConfig) -> anyhow::Result<rustls::ServerConfig> {
+    let secrets = service.secrets();
+    let cert_path = secrets.require("public-tls.crt")?;
+    let key_path = secrets.require("public-tls.key")?;
+    let certs = CertificateDer::pem_file_iter(&cert_path)
+        .with_context(|| format!("reading {}", cert_path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("reading {}", cert_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .with_context(|| format!("reading {}", key_path.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+impl App {
+    pub async fn build(service: &ServiceConfig, config: &GatewayConfig) -> anyhow::Result<App> {
+        let secrets = service.secrets();
+        let cookie_ring = MasterKeyRing::from_file(&secrets.require("cookie-keys.toml")?)?;
+        let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
+        certs.spawn_watcher(Duration::from_secs(1));
+        let mesh = MeshClient::new(certs)?;
+        let auth_channel = mesh.channel("auth", service.peer("auth")?)?;
+        let gateway = Arc::new(Gateway {
+            auth: AuthClient::new(auth_channel.clone()),
+            cookies: CookieSigner::new(&cookie_ring),
+        });
+        let edge = Edge::new(
+            config.rate_per_second,
+            config.rate_burst,
+            config.max_body_bytes,
+        );
+        let router = Router::new()
+            .route("/v1/auth/signup", post(routes::signup))
+            .route("/v1/auth/login", post(routes::login))
+            .route("/v1/auth/logout", post(routes::logout))
+            .route("/v1/me", get(routes::me))
+            .route(
+                "/v1/api-keys",
+                post(routes::create_api_key).get(routes::list_api_keys),
+            )
+            .route("/v1/api-keys/{id}", delete(routes::revoke_api_key))
+            .fallback(routes::not_found)
+            .method_not_allowed_fallback(routes::method_not_allowed)
+            .with_state(gateway)
+            .layer(axum::middleware::from_fn_with_state(edge, server::edge));
+
+        // Ready only while auth answers health.
+        let readiness = Readiness::default();
+        let probe = readiness.clone();
+        tokio::spawn(async move {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(auth_channel);
+            loop {
+                let ok = health
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .is_ok_and(|r| {
+                        r.get_ref().status
+                            == tonic_health::pb::health_check_response::ServingStatus::Serving
+                                as i32
+                    });
+                probe.set(ok);
+                tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })).await;
+            }
+        });
+        let admin = serve_admin(service.admin_listen, readiness).await?;
+        let listener = TcpListener::bind(config.public_listen)
+            .await
+            .with_context(|| format!("binding {}", config.public_listen))?;
+        Ok(App {
+            listener,
+            tls: Arc::new(public_tls(service)?),
+            router,
+            admin,
+            grace: Duration::from_millis(service.shutdown_grace_ms),
+        })
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.addr
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        server::serve(self.listener, self.tls, self.router, self.grace, shutdown).await;
+        self.admin.task.abort();
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! `JsonBody<T>`: the only way handlers read a request body. Requires `application/json`, caps the
+//! size, refuses invalid UTF-8, unknown fields and wrong types with a 400 that names the field, and
+//! never echoes the submitted value (it may be a password).
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use http_body_util_shim::read_limited;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The size cap, set per router as an extension.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::invalid("the body must be application/json"));
+        }
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(64 * 1024, |l| l.0);
+        let bytes = read_limited(req.into_body(), limit).await?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de)
+            .map(JsonBody)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let message = if inner.is_data() && path != "." {
+                    format!("{path}: invalid value")
+                } else if let Some(field) = inner.to_string().strip_prefix("unknown field `") {
+                    format!(
+                        "unknown field `{}",
+                        field.split(',').next().unwrap_or(field)
+                    )
+                } else if let Some(field) = inner.to_string().strip_prefix("missing field `") {
+                    format!(
+                        "missing field `{}",
+                        field.split(" at ").next().unwrap_or(field)
+                    )
+                } else {
+                    "the body is not valid JSON".to_owned()
+                };
+                ApiError::invalid(message)
+            })
+    }
+}
+
+mod http_body_util_shim {
+    use axum::body::Body;
+    use coffer_errors::ErrorCode;
+
+    use crate::error::ApiError;
+
+    /// Reads at most `limit` bytes; a larger body is 413 without reading the rest.
+    pub async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+        axum::body::to_bytes(body, limit).await.map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit");
+            if too_large {
+                ApiError::new(
+                    ErrorCode::TooLarge,
+                    format!("the body is larger than {limit} bytes"),
+                )
+            } else {
+                ApiError::invalid("the body could not be read")
+            }
+        })
+    }
+}

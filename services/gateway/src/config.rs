@@ -1,0 +1,29 @@
+//! The `[gateway]` section of the gateway's config file.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The public HTTPS address.
+    pub public_listen: SocketAddr,
+    /// Largest JSON body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Sustained requests per second allowed per client address.
+    pub rate_per_second: u32,
+    /// Burst allowed per client address.
+    pub rate_burst: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            public_listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            max_body_bytes: 64 * 1024,
+            rate_per_second: 20,
+            rate_burst: 40,
+        }
+    }
+}

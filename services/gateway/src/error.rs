@@ -1,0 +1,97 @@
+//! The API.md error shape: `{"error": {"code", "message", "request_id"}}` with the code's HTTP
+//! status, for every failure, including the ones axum would answer in plain text. Internal errors
+//! get a generic message; the cause goes to the log with the request id.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coffer_errors::ErrorCode;
+
+tokio::task_local! {
+    /// The request id of the HTTP request being served, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+/// Returns the current request's id.
+pub fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(ErrorCode::Unauthenticated, "authentication required")
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "not found")
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::new(ErrorCode::RateLimited, "too many requests")
+        }
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        let (code, field) = coffer_errors::from_status(&status);
+        let message = match code {
+            ErrorCode::Internal => {
+                tracing::error!(grpc_code = ?status.code(), "downstream call failed");
+                "internal error".to_owned()
+            }
+            ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => {
+                tracing::warn!(grpc_code = ?status.code(), "downstream unavailable");
+                "a service is unavailable; try again".to_owned()
+            }
+            // Services phrase their messages for clients; the field is named in them.
+            _ if !field.is_empty() && !status.message().contains(&field) => {
+                format!("{field}: {}", status.message())
+            }
+            _ => status.message().to_owned(),
+        };
+        ApiError::new(code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({
+            "error": {
+                "code": self.code.as_str(),
+                "message": self.message,
+                "request_id": request_id(),
+            }
+        });
+        let mut res = (status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert("retry-after", v);
+        }
+        res
+    }
+}

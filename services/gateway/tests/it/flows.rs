@@ -1,0 +1,258 @@
+//! The API.md auth flow end to end, cookies and CSRF, API keys, tenancy, TLS and rate limits.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Harness, PASSWORD, client, error_code};
+
+#[tokio::test]
+async fn the_whole_auth_flow_from_a_plain_http_client() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let res = h
+        .http
+        .post(h.url("/v1/auth/signup"))
+        .json(&json!({"org_name": "Acme", "email": "owner@acme.example", "password": PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    let created: Value = res.json().await?;
+
+    let res = h
+        .http
+        .post(h.url("/v1/auth/login"))
+        .json(&json!({"email": "owner@acme.example", "password": PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let set_cookie = res.headers()["set-cookie"].to_str()?.to_owned();
+    let mut attrs: Vec<&str> = set_cookie.split("; ").collect();
+    let cookie = attrs.remove(0).to_owned();
+    assert!(cookie.starts_with("coffer_session="));
+    attrs.sort();
+    assert_eq!(
+        attrs,
+        ["HttpOnly", "Path=/", "SameSite=Lax", "Secure"],
+        "cookie attributes"
+    );
+    let login: Value = res.json().await?;
+    assert_eq!(login["org_id"], created["org_id"]);
+    assert_eq!(login["role"], "owner");
+    let csrf = login["csrf_token"].as_str().unwrap().to_owned();
+
+    let me: Value = h
+        .http
+        .get(h.url("/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(me["email"], "owner@acme.example");
+    assert_eq!(me["totp_enabled"], false);
+    assert_eq!(me["csrf_token"], csrf.as_str());
+
+    // An unsafe request with the cookie and no (or a wrong) CSRF header is 403.
+    for token in [None, Some("c1.AAAA")] {
+        let mut req = h
+            .http
+            .post(h.url("/v1/api-keys"))
+            .header("cookie", &cookie)
+            .json(&json!({"name": "ci", "scopes": ["files:read"]}));
+        if let Some(t) = token {
+            req = req.header("x-csrf-token", t);
+        }
+        assert_eq!(
+            error_code(req.send().await?).await?,
+            (403, "csrf_failed".into())
+        );
+    }
+    let res = h
+        .http
+        .post(h.url("/v1/api-keys"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "ci", "scopes": ["files:read"]}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 201);
+    let key: Value = res.json().await?;
+    let bearer = format!("Bearer {}", key["key"].as_str().unwrap());
+
+    // The key authenticates without CSRF; the listing never shows the secret.
+    let me_by_key: Value = h
+        .http
+        .get(h.url("/v1/me"))
+        .header("authorization", &bearer)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(me_by_key["email"], "owner@acme.example");
+    let list = h
+        .http
+        .get(h.url("/v1/api-keys"))
+        .header("authorization", &bearer)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let listed: Value = serde_json::from_str(&list)?;
+    assert_eq!(listed["items"][0]["id"], key["id"]);
+    assert!(
+        listed["items"][0]["created_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert!(
+        !list.contains(&key["key"].as_str().unwrap()[16..]),
+        "secret listed"
+    );
+
+    // Revocation takes effect on the very next request.
+    let res = h
+        .http
+        .delete(h.url(&format!("/v1/api-keys/{}", key["id"].as_str().unwrap())))
+        .header("authorization", &bearer)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 204);
+    let res = h
+        .http
+        .get(h.url("/v1/me"))
+        .header("authorization", &bearer)
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (401, "unauthenticated".into()));
+
+    // Logout revokes the session server-side and clears the cookie.
+    let res = h
+        .http
+        .post(h.url("/v1/auth/logout"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 204);
+    assert!(res.headers()["set-cookie"].to_str()?.contains("Max-Age=0"));
+    let res = h
+        .http
+        .get(h.url("/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (401, "unauthenticated".into()));
+
+    // Wrong passwords are 401 with the error shape.
+    let res = h
+        .http
+        .post(h.url("/v1/auth/login"))
+        .json(&json!({"email": "owner@acme.example", "password": "not the password"}))
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (401, "unauthenticated".into()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn another_org_gets_404_for_every_key_endpoint() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, cookie_a, csrf_a) = h.session("a@alpha.example").await?;
+    let (_, cookie_b, csrf_b) = h.session("b@beta.example").await?;
+    let key_a: Value = h
+        .http
+        .post(h.url("/v1/api-keys"))
+        .header("cookie", &cookie_a)
+        .header("x-csrf-token", &csrf_a)
+        .json(&json!({"name": "a", "scopes": ["files:read"]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let listed: Value = h
+        .http
+        .get(h.url("/v1/api-keys"))
+        .header("cookie", &cookie_b)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(listed["items"], json!([]));
+    for id in [
+        key_a["id"].as_str().unwrap().to_owned(),
+        uuid::Uuid::new_v4().to_string(),
+        "not-a-uuid".into(),
+    ] {
+        let res = h
+            .http
+            .delete(h.url(&format!("/v1/api-keys/{id}")))
+            .header("cookie", &cookie_b)
+            .header("x-csrf-token", &csrf_b)
+            .send()
+            .await?;
+        assert_eq!(error_code(res).await?, (404, "not_found".into()), "{id}");
+    }
+    // B's CSRF token does not work with A's cookie.
+    let res = h
+        .http
+        .post(h.url("/v1/api-keys"))
+        .header("cookie", &cookie_a)
+        .header("x-csrf-token", &csrf_b)
+        .json(&json!({"name": "x", "scopes": ["files:read"]}))
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?.0, 403);
+    Ok(())
+}
+
+#[tokio::test]
+async fn tls_12_and_13_are_served_plain_http_is_not() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    for v in [
+        reqwest::tls::Version::TLS_1_2,
+        reqwest::tls::Version::TLS_1_3,
+    ] {
+        let c = client(&h.ca_pem, Some(v))?;
+        let res = c.get(h.url("/v1/me")).send().await?;
+        assert_eq!(res.status(), 401, "{v:?}");
+    }
+    let plain = h.base.replace("https://", "http://");
+    // A TLS port answers plain HTTP with a closed connection, never with a served response.
+    assert!(reqwest::get(format!("{plain}/v1/me")).await.is_err());
+    let ready = reqwest::get(format!("http://{}/readyz", h.admin)).await?;
+    assert_eq!(ready.status(), 200, "ready while auth answers");
+    Ok(())
+}
+
+#[tokio::test]
+async fn clients_over_their_rate_get_429_with_retry_after() -> anyhow::Result<()> {
+    let h = Harness::start_with(coffer_gateway::GatewayConfig {
+        public_listen: "127.0.0.1:0".parse()?,
+        rate_per_second: 1,
+        rate_burst: 3,
+        ..Default::default()
+    })
+    .await?;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let res = h.http.get(h.url("/v1/me")).send().await?;
+        if res.status() == 429 {
+            retry_after = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            assert_eq!(error_code(res).await?.1, "rate_limited");
+            statuses.push(429);
+        } else {
+            statuses.push(res.status().as_u16());
+        }
+    }
+    assert_eq!(&statuses[..3], &[401, 401, 401]);
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    assert!(retry_after.is_some_and(|s| s >= 1));
+    Ok(())
+}

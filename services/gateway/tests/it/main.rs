@@ -1,0 +1,6 @@
+//! The gateway over real HTTPS, in front of the real auth service over mTLS and real Postgres,
+//! driven by a plain HTTP client as outside clients would.
+
+mod flows;
+mod harness;
+mod input;
