@@ -125,6 +125,27 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
     }
     assert_eq!(info["demo"]["email"], "demo@coffer.local");
 
+    // The gateway serves the public API over HTTPS with the dev CA; the demo login works.
+    let gateway_url = info["gateway_url"]
+        .as_str()
+        .expect("the gateway runs")
+        .to_owned();
+    let ca = std::fs::read(info["ca_cert"].as_str().unwrap())?;
+    let http = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+        .build()?;
+    let res = http
+        .post(format!("{gateway_url}/v1/auth/login"))
+        .json(&serde_json::json!({
+            "email": info["demo"]["email"],
+            "password": info["demo"]["password"],
+        }))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("set-cookie"));
+
     // SIGTERM: the launcher exits cleanly and leaves nothing running.
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -147,6 +168,11 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
             "{name} still listening"
         );
     }
+    let gateway_addr = gateway_url.replace("https://localhost", "127.0.0.1");
+    assert!(
+        std::net::TcpStream::connect(&gateway_addr).is_err(),
+        "gateway still listening"
+    );
     let s3_addr = endpoint.trim_start_matches("http://").to_owned();
     assert!(
         std::net::TcpStream::connect(&s3_addr).is_err(),

@@ -33,6 +33,24 @@ pub async fn wait_serving(
     anyhow::bail!("{service} at {addr} is not serving after {timeout:?}: {last_error}")
 }
 
+/// Polls an admin port's `/readyz` until it answers 200, or fails after `timeout`.
+pub async fn wait_ready(admin_addr: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let url = format!("http://{admin_addr}/readyz");
+    while Instant::now() < deadline {
+        if let Ok(res) = http.get(&url).send().await
+            && res.status() == reqwest::StatusCode::OK
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{url} is not ready after {timeout:?}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,8 @@ struct ServiceSpec {
     audience: Option<Audience>,
     /// Whether the service owns a database schema of its own name.
     schema: bool,
+    /// Whether it serves mesh gRPC (all but the gateway, which serves public HTTPS).
+    grpc: bool,
 }
 
 const SERVICES: &[ServiceSpec] = &[
@@ -42,31 +44,37 @@ const SERVICES: &[ServiceSpec] = &[
         name: "auth",
         audience: None,
         schema: true,
+        grpc: true,
     },
     ServiceSpec {
         name: "metadata",
         audience: Some(Audience::Metadata),
         schema: true,
+        grpc: true,
     },
     ServiceSpec {
         name: "storage-signer",
         audience: Some(Audience::StorageSigner),
         schema: false,
+        grpc: true,
     },
     ServiceSpec {
         name: "audit",
         audience: Some(Audience::Audit),
         schema: true,
+        grpc: true,
     },
     ServiceSpec {
         name: "scan",
         audience: Some(Audience::Scan),
         schema: true,
+        grpc: true,
     },
     ServiceSpec {
         name: "gateway",
         audience: Some(Audience::Gateway),
         schema: false,
+        grpc: false,
     },
 ];
 
@@ -169,6 +177,19 @@ async fn provision(
             write_secret(&dir.join("db-owner-password"), &owner_pw)?;
             write_secret(&dir.join("db-runtime-password"), &runtime_pw)?;
         }
+        if svc.name == "gateway" {
+            // The public certificate: localhost for browsers and clients on this machine.
+            let mut public = coffer_testkit::CertSpec::service("gateway");
+            public.dns.push("localhost".into());
+            public.ips.push("127.0.0.1".parse()?);
+            let public = ca.issue_spec(&public)?;
+            std::fs::write(dir.join("public-tls.crt"), &public.cert_pem)?;
+            write_secret(&dir.join("public-tls.key"), &public.key_pem)?;
+            write_secret(
+                &dir.join("cookie-keys.toml"),
+                &MasterKeyRing::generate("cookie-1").to_toml(),
+            )?;
+        }
         if svc.name == "storage-signer" {
             write_secret(&dir.join("s3-access-key"), &s3.access_key)?;
             write_secret(&dir.join("s3-secret-key"), &s3.secret_key)?;
@@ -242,14 +263,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )?;
 
     let mut supervisor = Supervisor::default();
-    let services = start_services(&dir, &secrets, pg.port(), &mut supervisor).await?;
+    let (services, gateway_url) =
+        start_services(&dir, &secrets, pg.port(), &mut supervisor).await?;
     let demo = match services.get("auth") {
         Some(addr) => Some(create_demo_account(&secrets, addr).await?),
         None => None,
     };
 
     let info = DevJson {
-        gateway_url: None,
+        gateway_url,
         ca_cert,
         s3_endpoint: s3.endpoint(),
         s3_bucket: BUCKET,
@@ -269,8 +291,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     println!("coffer dev mesh is up");
     println!("  state       {}", dev_json.display());
-    if info.gateway_url.is_none() {
-        println!("  gateway     not built yet (the auth and gateway issue adds it)");
+    match &info.gateway_url {
+        Some(url) => println!("  gateway     {url} (CA {})", info.ca_cert.display()),
+        None => println!("  gateway     not built"),
     }
     println!("  s3          {} (bucket {BUCKET})", s3.endpoint());
     println!("  postgres    127.0.0.1:{} (database coffer)", pg.port());
@@ -307,7 +330,7 @@ async fn start_services(
     secrets: &Path,
     pg_port: u16,
     supervisor: &mut Supervisor,
-) -> anyhow::Result<BTreeMap<String, String>> {
+) -> anyhow::Result<(BTreeMap<String, String>, Option<String>)> {
     let bin_dir = std::env::current_exe()?
         .parent()
         .context("the coffer binary has no directory")?
@@ -323,6 +346,14 @@ async fn start_services(
             format!("127.0.0.1:{}", coffer_testkit::free_port()?),
         );
     }
+    let mut admin = BTreeMap::new();
+    for svc in &present {
+        admin.insert(
+            svc.name,
+            format!("127.0.0.1:{}", coffer_testkit::free_port()?),
+        );
+    }
+    let gateway_public = format!("127.0.0.1:{}", coffer_testkit::free_port()?);
     let config_dir = dir.join("config");
     let log_dir = dir.join("logs");
     std::fs::create_dir_all(&config_dir)?;
@@ -330,7 +361,7 @@ async fn start_services(
     for svc in &present {
         let config = ServiceConfig {
             listen: peers[svc.name].parse()?,
-            admin_listen: format!("127.0.0.1:{}", coffer_testkit::free_port()?).parse()?,
+            admin_listen: admin[svc.name].parse()?,
             secrets_dir: secrets.join(svc.name),
             peers: peers.clone(),
             database: svc.schema.then(|| DatabaseConfig {
@@ -343,24 +374,39 @@ async fn start_services(
             }),
             ..ServiceConfig::default()
         };
+        let mut table = toml::Table::try_from(&config)?;
+        if svc.name == "gateway" {
+            let mut own = toml::Table::new();
+            own.insert("public_listen".into(), gateway_public.clone().into());
+            table.insert("gateway".into(), own.into());
+        }
         let file = config_dir.join(format!("{}.toml", svc.name));
-        std::fs::write(&file, toml::to_string(&config)?)?;
+        std::fs::write(&file, toml::to_string(&table)?)?;
         let mut cmd = std::process::Command::new(bin_dir.join(format!("coffer-{}", svc.name)));
         cmd.arg("--config").arg(&file);
         supervisor.spawn(svc.name, cmd, &log_dir.join(format!("{}.log", svc.name)))?;
     }
     let client = MeshClient::new(CertStore::load(TlsFiles::in_dir(&secrets.join("dev")))?)?;
     for svc in &present {
-        health::wait_serving(&client, svc.name, &peers[svc.name], Duration::from_secs(60))
-            .await
-            .with_context(|| {
-                format!(
-                    "see {}",
-                    log_dir.join(format!("{}.log", svc.name)).display()
-                )
-            })?;
+        let log = log_dir.join(format!("{}.log", svc.name));
+        if svc.grpc {
+            health::wait_serving(&client, svc.name, &peers[svc.name], Duration::from_secs(60))
+                .await
+                .with_context(|| format!("see {}", log.display()))?;
+        } else {
+            health::wait_ready(&admin[svc.name], Duration::from_secs(60))
+                .await
+                .with_context(|| {
+                    format!("{} never became ready; see {}", svc.name, log.display())
+                })?;
+        }
     }
-    Ok(peers)
+    let gateway_url = present.iter().any(|s| s.name == "gateway").then(|| {
+        let port = gateway_public.rsplit(':').next().unwrap_or_default();
+        format!("https://localhost:{port}")
+    });
+    peers.retain(|name, _| present.iter().any(|s| s.name == name && s.grpc));
+    Ok((peers, gateway_url))
 }
 
 /// Waits for Ctrl-C or SIGTERM, or for a child to exit on its own (returned).
