@@ -163,11 +163,40 @@ impl ErrorCode {
 /// Builds the status for `code`, with the detail the gateway reads back. `field` names the
 /// request field at fault (for invalid input), empty otherwise.
 pub fn status(code: ErrorCode, message: impl Into<String>, field: &str) -> tonic::Status {
-    let detail = ErrorDetail {
-        code: code.as_str().to_owned(),
-        field: field.to_owned(),
-    };
+    with_detail(
+        code,
+        message,
+        ErrorDetail {
+            code: code.as_str().to_owned(),
+            field: field.to_owned(),
+            retry_after_seconds: 0,
+        },
+    )
+}
+
+/// Builds a `rate_limited` status that tells the client when to retry.
+pub fn rate_limited(message: impl Into<String>, retry_after_seconds: u32) -> tonic::Status {
+    with_detail(
+        ErrorCode::RateLimited,
+        message,
+        ErrorDetail {
+            code: ErrorCode::RateLimited.as_str().to_owned(),
+            field: String::new(),
+            retry_after_seconds: retry_after_seconds.max(1),
+        },
+    )
+}
+
+fn with_detail(code: ErrorCode, message: impl Into<String>, detail: ErrorDetail) -> tonic::Status {
     tonic::Status::with_details(code.grpc_code(), message, detail.encode_to_vec().into())
+}
+
+/// Returns the retry delay a `rate_limited` status carries, in seconds.
+pub fn retry_after(status: &tonic::Status) -> Option<u32> {
+    ErrorDetail::decode(status.details())
+        .ok()
+        .map(|d| d.retry_after_seconds)
+        .filter(|s| *s > 0)
 }
 
 /// Reads a status back: the exact code and field from its detail when present, else the code
@@ -201,6 +230,14 @@ mod tests {
             assert_eq!(field.is_empty(), code != ErrorCode::InvalidArgument);
             assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
         }
+    }
+
+    #[test]
+    fn rate_limits_carry_their_delay() {
+        let s = rate_limited("slow down", 7);
+        assert_eq!(from_status(&s).0, ErrorCode::RateLimited);
+        assert_eq!(retry_after(&s), Some(7));
+        assert_eq!(retry_after(&status(ErrorCode::NotFound, "x", "")), None);
     }
 
     #[test]

@@ -15,5 +15,5 @@ mod metrics;
 mod tracing_init;
 
 pub use admin::{AdminServer, Readiness, serve_admin};
-pub use metrics::{Metrics, RpcLabels, metrics};
+pub use metrics::{Metrics, Reason, RpcLabels, metrics};
 pub use tracing_init::{TelemetryConfig, TelemetryGuard, current_trace_id, init, init_for_tests};

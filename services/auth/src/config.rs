@@ -13,6 +13,14 @@ pub struct AuthConfig {
     pub token_ttl_secs: i64,
     /// Shortest password accepted at signup.
     pub password_min_chars: usize,
+    /// Failed logins for one account, within the window, before it is locked.
+    pub login_account_threshold: i32,
+    /// Failed logins from one client address, within the window, before it is locked.
+    pub login_address_threshold: i32,
+    /// The window failures are counted in, in seconds.
+    pub login_window_secs: u64,
+    /// The longest lock, in seconds (locks double from 1 s per failure past the threshold).
+    pub login_max_lock_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -22,6 +30,10 @@ impl Default for AuthConfig {
             session_absolute_secs: 12 * 3600,
             token_ttl_secs: 60,
             password_min_chars: 12,
+            login_account_threshold: 5,
+            login_address_threshold: 20,
+            login_window_secs: 15 * 60,
+            login_max_lock_secs: 15 * 60,
         }
     }
 }

@@ -16,6 +16,31 @@ use crate::credentials;
 use crate::error::AuthError;
 use crate::passwords::Hasher;
 use crate::store;
+use crate::throttle;
+
+/// Failed logins, by reason: `bad_credentials` or `throttled`. Never labelled by account.
+static LOGIN_FAILURES: std::sync::LazyLock<
+    prometheus_client::metrics::family::Family<
+        coffer_telemetry::Reason,
+        prometheus_client::metrics::counter::Counter,
+    >,
+> = std::sync::LazyLock::new(|| {
+    let family = prometheus_client::metrics::family::Family::default();
+    coffer_telemetry::metrics().register(
+        "auth_login_failures",
+        "failed logins, by reason",
+        family.clone(),
+    );
+    family
+});
+
+fn count_failure(reason: &str) {
+    LOGIN_FAILURES
+        .get_or_create(&coffer_telemetry::Reason {
+            reason: reason.to_owned(),
+        })
+        .inc();
+}
 
 const SERVICE: &str = "coffer.v1.Auth";
 
@@ -157,6 +182,21 @@ impl Auth for AuthService {
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let req = request.into_inner();
+        let keys = throttle::Keys::new(&req.email, &req.client_addr);
+        let limits = throttle::Limits {
+            account_threshold: self.config.login_account_threshold,
+            address_threshold: self.config.login_address_threshold,
+            window_secs: self.config.login_window_secs,
+            max_lock_secs: self.config.login_max_lock_secs,
+        };
+        // A locked account or address is refused before any password work.
+        if let Some(wait) = throttle::locked_for(&self.pool, &keys).await.map_err(db)? {
+            count_failure("throttled");
+            return Err(coffer_errors::rate_limited(
+                "too many failed logins; try again later",
+                wait.as_secs_f64().ceil() as u32,
+            ));
+        }
         // A malformed email is an unknown account: same work, same answer.
         let account = match normalize_email(&req.email) {
             Ok(email) => store::find_login(&self.pool, &email).await.map_err(db)?,
@@ -166,8 +206,17 @@ impl Auth for AuthService {
         let ok = self.hasher.verify(req.password, stored).await;
         let account = match account {
             Some(a) if ok && !a.org_disabled => a,
-            _ => return Err(AuthError::BadCredentials.into()),
+            _ => {
+                count_failure("bad_credentials");
+                throttle::record_failure(&self.pool, &keys, &limits)
+                    .await
+                    .map_err(db)?;
+                return Err(AuthError::BadCredentials.into());
+            }
         };
+        throttle::record_success(&self.pool, &keys)
+            .await
+            .map_err(db)?;
         let (session_id, hash) = credentials::new_session();
         store::create_session(
             &self.pool,

@@ -10,6 +10,7 @@ mod error;
 mod grpc;
 mod passwords;
 mod store;
+mod throttle;
 
 mod app;
 

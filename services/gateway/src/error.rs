@@ -56,6 +56,9 @@ impl ApiError {
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let (code, field) = coffer_errors::from_status(&status);
+        if code == ErrorCode::RateLimited {
+            return ApiError::rate_limited(coffer_errors::retry_after(&status).unwrap_or(1).into());
+        }
         let message = match code {
             ErrorCode::Internal => {
                 tracing::error!(grpc_code = ?status.code(), "downstream call failed");

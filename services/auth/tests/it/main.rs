@@ -3,3 +3,4 @@
 mod harness;
 mod keys;
 mod sessions;
+mod throttle;

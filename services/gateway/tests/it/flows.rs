@@ -256,3 +256,27 @@ async fn clients_over_their_rate_get_429_with_retry_after() -> anyhow::Result<()
     assert!(retry_after.is_some_and(|s| s >= 1));
     Ok(())
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_get_429_with_retry_after() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    h.session("locked@example.com").await?;
+    let mut last = None;
+    for _ in 0..20 {
+        let res = h
+            .http
+            .post(h.url("/v1/auth/login"))
+            .json(&json!({"email": "locked@example.com", "password": "wrong password!!"}))
+            .send()
+            .await?;
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        last = Some((error_code(res).await?, retry));
+    }
+    let ((status, code), retry) = last.unwrap();
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
+    Ok(())
+}
