@@ -16,6 +16,8 @@ pub enum AuthError {
     AlreadyExists(&'static str),
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error(transparent)]
     Db(#[from] coffer_db::DbError),
     #[error("internal error")]
@@ -36,6 +38,7 @@ impl AuthError {
             AuthError::BadCredentials => ErrorCode::Unauthenticated,
             AuthError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             AuthError::NotFound => ErrorCode::NotFound,
+            AuthError::Forbidden(_) => ErrorCode::PermissionDenied,
             AuthError::Db(e) => e.code(),
             AuthError::Internal(_) => ErrorCode::Internal,
         }

@@ -53,6 +53,7 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "CreateApiKey",
         "ListApiKeys",
         "RevokeApiKey",
+        "AddMember",
     ];
     let mut policy = Policy::new();
     for m in open {
@@ -399,6 +400,37 @@ impl Auth for AuthService {
                     last_used_at: r.last_used_at.map(timestamp),
                 })
                 .collect(),
+        }))
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::AddMemberResponse>, Status> {
+        let c = caller(&request)?.clone();
+        if !c.role.is_admin() {
+            return Err(AuthError::Forbidden("only owners and admins add members").into());
+        }
+        let req = request.into_inner();
+        let role = match req.role.as_str() {
+            "member" => Role::Member,
+            "admin" => Role::Admin,
+            _ => return Err(AuthError::invalid("role", "role must be member or admin").into()),
+        };
+        let email = normalize_email(&req.email)?;
+        self.hasher.check_policy(&req.password, &email)?;
+        let hash = self.hasher.hash(req.password).await?;
+        // The org is the caller's, from the verified token: never from the request.
+        let user_id = store::add_member(&self.pool, c.org_id, &email, &hash, role)
+            .await
+            .map_err(|e| match e {
+                coffer_db::DbError::AlreadyExists => {
+                    AuthError::AlreadyExists("an account with this email")
+                }
+                other => db(other),
+            })?;
+        Ok(Response::new(pb::AddMemberResponse {
+            user_id: user_id.to_string(),
         }))
     }
 

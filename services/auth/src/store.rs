@@ -68,6 +68,33 @@ pub async fn signup(
     Ok((user_id, org_id))
 }
 
+/// Adds a user to `org_id` with `role` (`member` or `admin`).
+pub async fn add_member(
+    pool: &PgPool,
+    org_id: Uuid,
+    email: &str,
+    password_hash: &str,
+    role: Role,
+) -> Result<Uuid, DbError> {
+    let user_id = Uuid::new_v4();
+    let mut tx = tenant_tx(pool, org_id).await?;
+    sqlx::query("INSERT INTO users (id, org_id, email, password_hash) VALUES ($1, $2, $3, $4)")
+        .bind(user_id)
+        .bind(org_id)
+        .bind(email)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
+        .bind(org_id)
+        .bind(user_id)
+        .bind(role.name())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(user_id)
+}
+
 pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccount>, DbError> {
     let mut tx = pool.begin().await?;
     set_local(&mut tx, "coffer.lookup_email", email).await?;

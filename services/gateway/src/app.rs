@@ -78,6 +78,7 @@ impl App {
             .route("/v1/auth/login", post(routes::login))
             .route("/v1/auth/logout", post(routes::logout))
             .route("/v1/me", get(routes::me))
+            .route("/v1/members", post(routes::add_member))
             .route(
                 "/v1/api-keys",
                 post(routes::create_api_key).get(routes::list_api_keys),

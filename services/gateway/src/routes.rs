@@ -325,6 +325,32 @@ pub async fn revoke_api_key(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    email: String,
+    password: String,
+    role: String,
+}
+
+pub async fn add_member(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<MemberBody>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(gw.auth.clone().add_member(pb::AddMemberRequest {
+            email: b.email,
+            password: b.password,
+            role: b.role,
+        }))
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(json!({ "user_id": res.user_id }))).into_response())
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::not_found()
 }

@@ -280,3 +280,91 @@ async fn repeated_wrong_passwords_get_429_with_retry_after() -> anyhow::Result<(
     assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
     Ok(())
 }
+
+#[tokio::test]
+async fn owners_and_admins_add_members_into_their_own_org_only() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (org_a, cookie, csrf) = h.session("boss@alpha.example").await?;
+    let add = |cookie: String, csrf: String, body: Value| {
+        h.http
+            .post(h.url("/v1/members"))
+            .header("cookie", cookie)
+            .header("x-csrf-token", csrf)
+            .json(&body)
+            .send()
+    };
+    let res = add(
+        cookie.clone(),
+        csrf.clone(),
+        json!({"email": "adm@alpha.example", "password": PASSWORD, "role": "admin"}),
+    )
+    .await?;
+    assert_eq!(res.status(), 201);
+    let res = add(
+        cookie.clone(),
+        csrf.clone(),
+        json!({"email": "mem@alpha.example", "password": PASSWORD, "role": "member"}),
+    )
+    .await?;
+    assert_eq!(res.status(), 201);
+    // No endpoint makes an owner.
+    let res = add(
+        cookie.clone(),
+        csrf.clone(),
+        json!({"email": "o2@alpha.example", "password": PASSWORD, "role": "owner"}),
+    )
+    .await?;
+    assert_eq!(error_code(res).await?, (400, "invalid_argument".into()));
+
+    // The new member logs in into the owner's org, as a member, and may not add anyone.
+    let login = h
+        .http
+        .post(h.url("/v1/auth/login"))
+        .json(&json!({"email": "mem@alpha.example", "password": PASSWORD}))
+        .send()
+        .await?;
+    let member_cookie = login.headers()["set-cookie"]
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let member: Value = login.json().await?;
+    assert_eq!(member["org_id"], org_a.as_str());
+    assert_eq!(member["role"], "member");
+    let res = add(
+        member_cookie,
+        member["csrf_token"].as_str().unwrap().to_owned(),
+        json!({"email": "x@alpha.example", "password": PASSWORD, "role": "member"}),
+    )
+    .await?;
+    assert_eq!(error_code(res).await?, (403, "permission_denied".into()));
+
+    // Another org's owner adds into their own org, never A's.
+    let (org_b, cookie_b, csrf_b) = h.session("boss@beta.example").await?;
+    let res = add(
+        cookie_b,
+        csrf_b,
+        json!({"email": "new@beta.example", "password": PASSWORD, "role": "member"}),
+    )
+    .await?;
+    assert_eq!(res.status(), 201);
+    let login: Value = h
+        .http
+        .post(h.url("/v1/auth/login"))
+        .json(&json!({"email": "new@beta.example", "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(login["org_id"], org_b.as_str());
+    // An email already taken anywhere is a conflict.
+    let res = add(
+        cookie,
+        csrf,
+        json!({"email": "new@beta.example", "password": PASSWORD, "role": "member"}),
+    )
+    .await?;
+    assert_eq!(error_code(res).await?.0, 409);
+    Ok(())
+}
