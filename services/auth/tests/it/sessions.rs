@@ -224,3 +224,58 @@ async fn authenticate_refuses_unknown_audiences_and_bad_request_ids() -> anyhow:
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_readme_promotion_sql_works_and_needs_the_org() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (org, session) = h.account("boss@promo.example").await?;
+    let token = h.token(Credential::SessionId(session), &[]).await?;
+    let mut gw = h.gateway()?;
+    Harness::as_user(
+        &token,
+        gw.add_member(pb::AddMemberRequest {
+            email: "worker@promo.example".into(),
+            password: PASSWORD.into(),
+            role: "member".into(),
+        }),
+    )
+    .await?;
+    let owner = sqlx::PgPool::connect(&h.pg.url("auth_owner", "owner-pw", &h.db)).await?;
+    let promote = |org: String| {
+        let owner = owner.clone();
+        async move {
+            let mut tx = owner.begin().await?;
+            if !org.is_empty() {
+                sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+                    .bind(org)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let done = sqlx::query(
+                "UPDATE auth.memberships SET role = 'admin'
+                  WHERE user_id = (SELECT id FROM auth.users WHERE email = 'worker@promo.example')",
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            anyhow::Ok(done)
+        }
+    };
+    assert_eq!(
+        promote(String::new()).await?,
+        0,
+        "without the org, forced RLS matches nothing"
+    );
+    assert_eq!(promote(org).await?, 1);
+    let login = gw
+        .login(pb::LoginRequest {
+            email: "worker@promo.example".into(),
+            password: PASSWORD.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(login.caller.unwrap().role, pb::Role::Admin as i32);
+    Ok(())
+}
