@@ -151,7 +151,17 @@ async fn provision(
         let dir = secrets.join(svc.name);
         ca.write_service_dir(&dir, svc.name)?;
         match svc.audience {
-            None => write_secret(&dir.join("token-master.toml"), &ring.to_toml())?,
+            None => {
+                write_secret(&dir.join("token-master.toml"), &ring.to_toml())?;
+                // The column-encryption key for TOTP seeds.
+                let mut key = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+                use base64::Engine as _;
+                write_secret(
+                    &dir.join("totp-key"),
+                    &base64::engine::general_purpose::STANDARD.encode(key),
+                )?;
+            }
             Some(a) => write_secret(
                 &dir.join("token-ring.toml"),
                 &ring.derive_audience_ring(a).to_toml(),

@@ -13,6 +13,7 @@ use coffer_token::{Audience, MasterKeyRing, Minter, Verifier, VerifyOptions};
 use crate::config::AuthConfig;
 use crate::grpc::{AuthService, policy};
 use crate::passwords::Hasher;
+use crate::totp::SeedCipher;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -48,6 +49,10 @@ impl App {
             VerifyOptions::default(),
         );
         let hasher = Hasher::new(config.password_min_chars)?;
+        let seeds = {
+            use secrecy::ExposeSecret as _;
+            SeedCipher::new(secrets.key("totp-key", 32)?.expose_secret())?
+        };
         let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
         certs.spawn_watcher(Duration::from_secs(1));
         let server = MeshServer::new(certs, policy()?)
@@ -58,6 +63,7 @@ impl App {
                 pool,
                 hasher,
                 Minter::new(&ring),
+                seeds,
                 config.clone(),
             )))
             .bind(service.listen)

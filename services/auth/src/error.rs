@@ -18,6 +18,10 @@ pub enum AuthError {
     NotFound,
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("a TOTP code is required")]
+    TotpRequired,
     #[error(transparent)]
     Db(#[from] coffer_db::DbError),
     #[error("internal error")]
@@ -39,6 +43,8 @@ impl AuthError {
             AuthError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             AuthError::NotFound => ErrorCode::NotFound,
             AuthError::Forbidden(_) => ErrorCode::PermissionDenied,
+            AuthError::Conflict(_) => ErrorCode::Conflict,
+            AuthError::TotpRequired => ErrorCode::TotpRequired,
             AuthError::Db(e) => e.code(),
             AuthError::Internal(_) => ErrorCode::Internal,
         }

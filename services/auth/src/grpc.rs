@@ -17,6 +17,7 @@ use crate::error::AuthError;
 use crate::passwords::Hasher;
 use crate::store;
 use crate::throttle;
+use crate::totp::{self, SeedCipher};
 
 /// Failed logins, by reason: `bad_credentials` or `throttled`. Never labelled by account.
 static LOGIN_FAILURES: std::sync::LazyLock<
@@ -48,6 +49,8 @@ const SERVICE: &str = "coffer.v1.Auth";
 pub fn policy() -> Result<Policy, PolicyError> {
     let open = ["Signup", "Login", "Authenticate"];
     let user = [
+        "TotpEnroll",
+        "TotpConfirm",
         "Logout",
         "GetMe",
         "CreateApiKey",
@@ -70,17 +73,46 @@ pub struct AuthService {
     pool: PgPool,
     hasher: Hasher,
     minter: Arc<Minter>,
+    seeds: SeedCipher,
     config: AuthConfig,
 }
 
 impl AuthService {
-    pub fn new(pool: PgPool, hasher: Hasher, minter: Minter, config: AuthConfig) -> Self {
+    pub fn new(
+        pool: PgPool,
+        hasher: Hasher,
+        minter: Minter,
+        seeds: SeedCipher,
+        config: AuthConfig,
+    ) -> Self {
         AuthService {
             pool,
             hasher,
             minter: Arc::new(minter),
+            seeds,
             config,
         }
+    }
+
+    /// Checks the second factor of a login whose password was right.
+    async fn check_totp(&self, account: &store::LoginAccount, code: &str) -> Result<(), AuthError> {
+        let Some(stored) = &account.totp_secret else {
+            return Ok(());
+        };
+        if code.trim().is_empty() {
+            return Err(AuthError::TotpRequired);
+        }
+        let seed = self.seeds.decrypt(account.user_id, stored)?;
+        let totp = totp::totp(&seed, "login")?;
+        let step = totp::check(&totp, code).ok_or(AuthError::BadCredentials)?;
+        // A code is good once: a replay within its window is refused.
+        if !store::claim_totp_step(&self.pool, account.org_id, account.user_id, step)
+            .await
+            .map_err(db)?
+        {
+            return Err(AuthError::BadCredentials);
+        }
+        Ok(())
     }
 }
 
@@ -215,6 +247,18 @@ impl Auth for AuthService {
                 return Err(AuthError::BadCredentials.into());
             }
         };
+        match self.check_totp(&account, &req.totp_code).await {
+            Ok(()) => {}
+            // The password was right: say so only by asking for the code.
+            Err(AuthError::TotpRequired) => return Err(AuthError::TotpRequired.into()),
+            Err(e) => {
+                count_failure("bad_totp");
+                throttle::record_failure(&self.pool, &keys, &limits)
+                    .await
+                    .map_err(db)?;
+                return Err(e.into());
+            }
+        }
         throttle::record_success(&self.pool, &keys)
             .await
             .map_err(db)?;
@@ -432,6 +476,54 @@ impl Auth for AuthService {
         Ok(Response::new(pb::AddMemberResponse {
             user_id: user_id.to_string(),
         }))
+    }
+
+    async fn totp_enroll(
+        &self,
+        request: Request<pb::TotpEnrollRequest>,
+    ) -> Result<Response<pb::TotpEnrollResponse>, Status> {
+        let c = caller(&request)?.clone();
+        let seed = totp::new_seed();
+        let (_, email) = store::totp_pending(&self.pool, c.org_id, c.user_id)
+            .await
+            .map_err(db)?;
+        let totp = totp::totp(&seed, &email)?;
+        let encrypted = self.seeds.encrypt(c.user_id, &seed)?;
+        store::set_totp_pending(&self.pool, c.org_id, c.user_id, &encrypted)
+            .await
+            .map_err(|e| match e {
+                coffer_db::DbError::Conflict => {
+                    AuthError::Conflict("two-factor authentication is already on")
+                }
+                other => db(other),
+            })?;
+        Ok(Response::new(pb::TotpEnrollResponse {
+            secret: totp_rs::Secret::from(seed).to_base32(),
+            otpauth_uri: totp
+                .to_url()
+                .map_err(|e| AuthError::Internal(e.to_string()))?,
+        }))
+    }
+
+    async fn totp_confirm(
+        &self,
+        request: Request<pb::TotpConfirmRequest>,
+    ) -> Result<Response<pb::TotpConfirmResponse>, Status> {
+        let c = caller(&request)?.clone();
+        let (pending, email) = store::totp_pending(&self.pool, c.org_id, c.user_id)
+            .await
+            .map_err(db)?;
+        let pending = pending.ok_or(AuthError::Conflict("no enrolment is pending"))?;
+        let seed = self.seeds.decrypt(c.user_id, &pending)?;
+        let step = totp::check(&totp::totp(&seed, &email)?, &request.get_ref().code)
+            .ok_or_else(|| AuthError::invalid("code", "the code does not match"))?;
+        store::confirm_totp(&self.pool, c.org_id, c.user_id, step)
+            .await
+            .map_err(|e| match e {
+                coffer_db::DbError::Conflict => AuthError::Conflict("no enrolment is pending"),
+                other => db(other),
+            })?;
+        Ok(Response::new(pb::TotpConfirmResponse {}))
     }
 
     async fn revoke_api_key(

@@ -11,6 +11,7 @@ mod grpc;
 mod passwords;
 mod store;
 mod throttle;
+mod totp;
 
 mod app;
 

@@ -26,6 +26,8 @@ pub struct LoginAccount {
     pub role: Role,
     pub password_hash: String,
     pub org_disabled: bool,
+    /// The encrypted TOTP seed, when 2FA is on.
+    pub totp_secret: Option<Vec<u8>>,
 }
 
 /// Who a session or API key speaks for.
@@ -98,12 +100,14 @@ pub async fn add_member(
 pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccount>, DbError> {
     let mut tx = pool.begin().await?;
     set_local(&mut tx, "coffer.lookup_email", email).await?;
-    let row: Option<(Uuid, Uuid, String)> =
-        sqlx::query_as("SELECT id, org_id, password_hash FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((user_id, org_id, password_hash)) = row else {
+    let row: Option<(Uuid, Uuid, String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT id, org_id, password_hash, CASE WHEN totp_enabled THEN totp_secret END
+         FROM users WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, org_id, password_hash, totp_secret)) = row else {
         return Ok(None);
     };
     set_tenant(&mut tx, org_id).await?;
@@ -122,6 +126,7 @@ pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccoun
         role: role_from(&role)?,
         password_hash,
         org_disabled: disabled,
+        totp_secret,
     }))
 }
 
@@ -369,4 +374,86 @@ pub async fn resolve_api_key(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Accepts a TOTP step at most once: true if `step` is newer than any accepted before.
+pub async fn claim_totp_step(
+    pool: &PgPool,
+    org_id: Uuid,
+    user_id: Uuid,
+    step: i64,
+) -> Result<bool, DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let done =
+        sqlx::query("UPDATE users SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2")
+            .bind(user_id)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    Ok(done == 1)
+}
+
+/// Stores a pending seed; refused (Conflict) when 2FA is already on.
+pub async fn set_totp_pending(
+    pool: &PgPool,
+    org_id: Uuid,
+    user_id: Uuid,
+    encrypted: &[u8],
+) -> Result<(), DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let done = sqlx::query("UPDATE users SET totp_pending = $2 WHERE id = $1 AND NOT totp_enabled")
+        .bind(user_id)
+        .bind(encrypted)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if done == 0 {
+        return Err(DbError::Conflict);
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Returns the pending (encrypted) seed and the email of a user.
+pub async fn totp_pending(
+    pool: &PgPool,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<(Option<Vec<u8>>, String), DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let row: (Option<Vec<u8>>, String) = sqlx::query_as(
+        "SELECT CASE WHEN NOT totp_enabled THEN totp_pending END, email FROM users WHERE id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Turns 2FA on with the pending seed, recording the step of the confirming code as used.
+pub async fn confirm_totp(
+    pool: &PgPool,
+    org_id: Uuid,
+    user_id: Uuid,
+    step: i64,
+) -> Result<(), DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let done = sqlx::query(
+        "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_enabled = true,
+                          totp_last_step = $2
+         WHERE id = $1 AND totp_pending IS NOT NULL AND NOT totp_enabled",
+    )
+    .bind(user_id)
+    .bind(step)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if done == 0 {
+        return Err(DbError::Conflict);
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -78,6 +78,8 @@ impl App {
             .route("/v1/auth/login", post(routes::login))
             .route("/v1/auth/logout", post(routes::logout))
             .route("/v1/me", get(routes::me))
+            .route("/v1/auth/totp/enroll", post(routes::totp_enroll))
+            .route("/v1/auth/totp/confirm", post(routes::totp_confirm))
             .route("/v1/members", post(routes::add_member))
             .route(
                 "/v1/api-keys",

@@ -351,6 +351,42 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(json!({ "user_id": res.user_id }))).into_response())
 }
 
+pub async fn totp_enroll(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(gw.auth.clone().totp_enroll(pb::TotpEnrollRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(json!({"secret": res.secret, "otpauth_uri": res.otpauth_uri})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmBody {
+    code: String,
+}
+
+pub async fn totp_confirm(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<TotpConfirmBody>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    authed
+        .call(
+            gw.auth
+                .clone()
+                .totp_confirm(pb::TotpConfirmRequest { code: b.code }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::not_found()
 }

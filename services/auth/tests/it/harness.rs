@@ -49,6 +49,10 @@ impl Harness {
         std::fs::write(secrets.join("token-master.toml"), ring.to_toml())?;
         std::fs::write(secrets.join("db-owner-password"), "owner-pw")?;
         std::fs::write(secrets.join("db-runtime-password"), "runtime-pw\n")?;
+        std::fs::write(
+            secrets.join("totp-key"),
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+        )?;
         let service = ServiceConfig {
             listen: "127.0.0.1:0".parse()?,
             admin_listen: "127.0.0.1:0".parse()?,

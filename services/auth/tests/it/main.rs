@@ -4,3 +4,4 @@ mod harness;
 mod keys;
 mod sessions;
 mod throttle;
+mod totp;

@@ -368,3 +368,50 @@ async fn owners_and_admins_add_members_into_their_own_org_only() -> anyhow::Resu
     assert_eq!(error_code(res).await?.0, 409);
     Ok(())
 }
+
+#[tokio::test]
+async fn totp_through_the_gateway() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, cookie, csrf) = h.session("mfa@example.com").await?;
+    let res = h
+        .http
+        .post(h.url("/v1/auth/totp/enroll"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let enrol: Value = res.json().await?;
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(enrol["secret"].as_str().unwrap()).unwrap())
+        .with_account_name("t")
+        .build()?;
+    let now = coffer_token::unix_now() as u64;
+    let res = h
+        .http
+        .post(h.url("/v1/auth/totp/confirm"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"code": totp.generate(now).to_string()}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 204);
+    let login = |code: Option<String>| {
+        let mut body = json!({"email": "mfa@example.com", "password": PASSWORD});
+        if let Some(c) = code {
+            body["totp_code"] = c.into();
+        }
+        h.http.post(h.url("/v1/auth/login")).json(&body).send()
+    };
+    assert_eq!(
+        error_code(login(None).await?).await?,
+        (401, "totp_required".into())
+    );
+    assert_eq!(
+        login(Some(totp.generate(now + 30).to_string()))
+            .await?
+            .status(),
+        200
+    );
+    Ok(())
+}

@@ -53,6 +53,10 @@ impl Harness {
         std::fs::write(auth_secrets.join("token-master.toml"), ring.to_toml())?;
         std::fs::write(auth_secrets.join("db-owner-password"), "owner-pw")?;
         std::fs::write(auth_secrets.join("db-runtime-password"), "runtime-pw")?;
+        std::fs::write(
+            auth_secrets.join("totp-key"),
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+        )?;
         let auth_service = ServiceConfig {
             listen: "127.0.0.1:0".parse()?,
             admin_listen: "127.0.0.1:0".parse()?,
