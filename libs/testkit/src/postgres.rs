@@ -255,6 +255,30 @@ impl Postgres {
         .await
     }
 
+    /// Returns a full `pg_dump` of `database` (schema and data) as the superuser: what a backup or
+    /// a stolen disk would show.
+    pub fn dump(&self, database: &str) -> anyhow::Result<String> {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "--no-password",
+            ])
+            .arg(database)
+            .env("PGPASSWORD", &self.superuser_password)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run pg_dump")?;
+        if !out.status.success() {
+            bail!("pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Stops the server now (fast shutdown). Called by `Drop` too.
     pub fn stop(&mut self) {
         if self.stopped {

@@ -279,3 +279,26 @@ async fn the_readme_promotion_sql_works_and_needs_the_org() -> anyhow::Result<()
     assert_eq!(login.caller.unwrap().role, pb::Role::Admin as i32);
     Ok(())
 }
+
+#[tokio::test]
+async fn sessions_expire_at_their_absolute_limit_however_busy() -> anyhow::Result<()> {
+    let h = Harness::start_with(coffer_auth::AuthConfig {
+        session_absolute_secs: 2,
+        ..Default::default()
+    })
+    .await?;
+    let (_, session) = h.account("busy@example.com").await?;
+    // Used every half second, so never idle, yet gone after its absolute lifetime.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(1500) {
+        h.token(Credential::SessionId(session.clone()), &[]).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let err = h
+        .token(Credential::SessionId(session), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
+    Ok(())
+}

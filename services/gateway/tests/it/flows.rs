@@ -415,3 +415,32 @@ async fn totp_through_the_gateway() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn with_auth_down_requests_get_503_and_the_gateway_is_not_ready() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    let (_, cookie, _) = h.session("down@example.com").await?;
+    h.auth.take().unwrap().shutdown().await?;
+    let res = h
+        .http
+        .get(h.url("/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (503, "unavailable".into()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ready = reqwest::get(format!("http://{}/readyz", h.admin))
+            .await?
+            .status();
+        if ready == 503 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready with auth down"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(())
+}

@@ -14,7 +14,7 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub ca_pem: String,
     _dir: tempfile::TempDir,
-    _auth: coffer_mesh::RunningServer,
+    pub auth: Option<coffer_mesh::RunningServer>,
 }
 
 static ROLES: OnceCell<()> = OnceCell::const_new();
@@ -106,7 +106,7 @@ impl Harness {
             http,
             ca_pem,
             _dir: dir,
-            _auth: auth,
+            auth: Some(auth),
         })
     }
 
