@@ -17,6 +17,22 @@ use crate::totp::SeedCipher;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Purges orgs whose deletion window has passed, every `every`, for as long as the process runs.
+fn spawn_purge_job(pool: sqlx::PgPool, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match crate::store::purge_due_orgs(&pool).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged deleted orgs"),
+                Err(error) => tracing::warn!(%error, "org purge failed; will retry"),
+            }
+        }
+    });
+}
+
 /// A built auth service, bound and ready to serve.
 pub struct App {
     server: coffer_mesh::BoundServer,
@@ -42,6 +58,10 @@ impl App {
         let pool = coffer_db::open(database, &secrets, &MIGRATOR)
             .await
             .context("opening the auth schema")?;
+        spawn_purge_job(
+            pool.clone(),
+            Duration::from_secs(config.purge_interval_secs.max(1)),
+        );
         let ring = MasterKeyRing::from_file(&secrets.require("token-master.toml")?)?;
         // Auth verifies its own tag on the tokens the gateway forwards back to it.
         let verifier = Verifier::new(

@@ -21,6 +21,10 @@ pub struct AuthConfig {
     pub login_window_secs: u64,
     /// The longest lock, in seconds (locks double from 1 s per failure past the threshold).
     pub login_max_lock_secs: u64,
+    /// How long a deleted org can be restored before it is purged, in seconds.
+    pub org_purge_after_secs: u64,
+    /// How often the purge job runs, in seconds.
+    pub purge_interval_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -34,6 +38,8 @@ impl Default for AuthConfig {
             login_address_threshold: 20,
             login_window_secs: 15 * 60,
             login_max_lock_secs: 15 * 60,
+            org_purge_after_secs: 30 * 24 * 3600,
+            purge_interval_secs: 3600,
         }
     }
 }

@@ -47,10 +47,11 @@ const SERVICE: &str = "coffer.v1.Auth";
 
 /// Who may call what: the gateway only, with a user token where the RPC acts for a known user.
 pub fn policy() -> Result<Policy, PolicyError> {
-    let open = ["Signup", "Login", "Authenticate"];
+    let open = ["Signup", "Login", "Authenticate", "RestoreOrg"];
     let user = [
         "TotpEnroll",
         "TotpConfirm",
+        "RequestOrgDeletion",
         "Logout",
         "GetMe",
         "CreateApiKey",
@@ -91,6 +92,15 @@ impl AuthService {
             minter: Arc::new(minter),
             seeds,
             config,
+        }
+    }
+
+    fn limits(&self) -> throttle::Limits {
+        throttle::Limits {
+            account_threshold: self.config.login_account_threshold,
+            address_threshold: self.config.login_address_threshold,
+            window_secs: self.config.login_window_secs,
+            max_lock_secs: self.config.login_max_lock_secs,
         }
     }
 
@@ -216,12 +226,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let req = request.into_inner();
         let keys = throttle::Keys::new(&req.email, &req.client_addr);
-        let limits = throttle::Limits {
-            account_threshold: self.config.login_account_threshold,
-            address_threshold: self.config.login_address_threshold,
-            window_secs: self.config.login_window_secs,
-            max_lock_secs: self.config.login_max_lock_secs,
-        };
+        let limits = self.limits();
         // A locked account or address is refused before any password work.
         if let Some(wait) = throttle::locked_for(&self.pool, &keys).await.map_err(db)? {
             count_failure("throttled");
@@ -524,6 +529,73 @@ impl Auth for AuthService {
                 other => db(other),
             })?;
         Ok(Response::new(pb::TotpConfirmResponse {}))
+    }
+
+    async fn request_org_deletion(
+        &self,
+        request: Request<pb::RequestOrgDeletionRequest>,
+    ) -> Result<Response<pb::RequestOrgDeletionResponse>, Status> {
+        let c = caller(&request)?.clone();
+        if c.role != Role::Owner {
+            return Err(AuthError::Forbidden("only owners delete an org").into());
+        }
+        let purge_after =
+            store::request_org_deletion(&self.pool, c.org_id, self.config.org_purge_after_secs)
+                .await
+                .map_err(|e| match e {
+                    coffer_db::DbError::Conflict => {
+                        AuthError::Conflict("deletion is already requested")
+                    }
+                    other => db(other),
+                })?;
+        Ok(Response::new(pb::RequestOrgDeletionResponse {
+            purge_after: Some(timestamp(purge_after)),
+        }))
+    }
+
+    async fn restore_org(
+        &self,
+        request: Request<pb::RestoreOrgRequest>,
+    ) -> Result<Response<pb::RestoreOrgResponse>, Status> {
+        let req = request.into_inner();
+        let keys = throttle::Keys::new(&req.email, &req.client_addr);
+        let limits = self.limits();
+        if let Some(wait) = throttle::locked_for(&self.pool, &keys).await.map_err(db)? {
+            count_failure("throttled");
+            return Err(coffer_errors::rate_limited(
+                "too many failed attempts; try again later",
+                wait.as_secs_f64().ceil() as u32,
+            ));
+        }
+        let account = match normalize_email(&req.email) {
+            Ok(email) => store::find_login(&self.pool, &email).await.map_err(db)?,
+            Err(_) => None,
+        };
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
+        let ok = self.hasher.verify(req.password, stored).await;
+        let account = match account {
+            Some(a) if ok && a.role == Role::Owner => a,
+            _ => {
+                count_failure("bad_credentials");
+                throttle::record_failure(&self.pool, &keys, &limits)
+                    .await
+                    .map_err(db)?;
+                return Err(AuthError::BadCredentials.into());
+            }
+        };
+        if let Err(e) = self.check_totp(&account, &req.totp_code).await {
+            throttle::record_failure(&self.pool, &keys, &limits)
+                .await
+                .map_err(db)?;
+            return Err(e.into());
+        }
+        // Not disabled, or already past its purge: nothing to restore, said the same way.
+        store::restore_org(&self.pool, account.org_id)
+            .await
+            .map_err(|_| AuthError::BadCredentials)?;
+        Ok(Response::new(pb::RestoreOrgResponse {
+            org_id: account.org_id.to_string(),
+        }))
     }
 
     async fn revoke_api_key(

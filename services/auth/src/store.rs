@@ -457,3 +457,53 @@ pub async fn confirm_totp(
     tx.commit().await?;
     Ok(())
 }
+
+/// Disables the org now and schedules its purge; returns when it will be purged.
+pub async fn request_org_deletion(
+    pool: &PgPool,
+    org_id: Uuid,
+    after_secs: u64,
+) -> Result<OffsetDateTime, DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let purge_after: OffsetDateTime = sqlx::query_scalar(
+        "UPDATE orgs SET disabled_at = now(), purge_after = now() + make_interval(secs => $2)
+         WHERE id = $1 AND disabled_at IS NULL RETURNING purge_after",
+    )
+    .bind(org_id)
+    .bind(after_secs as f64)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(DbError::Conflict)?;
+    tx.commit().await?;
+    Ok(purge_after)
+}
+
+/// Re-enables a disabled org whose purge time has not come.
+pub async fn restore_org(pool: &PgPool, org_id: Uuid) -> Result<(), DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let done = sqlx::query(
+        "UPDATE orgs SET disabled_at = NULL, purge_after = NULL
+         WHERE id = $1 AND disabled_at IS NOT NULL AND purge_after > now()",
+    )
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if done == 0 {
+        return Err(DbError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes every org whose purge time has passed (cascading to all its rows); returns how many.
+pub async fn purge_due_orgs(pool: &PgPool) -> Result<u64, DbError> {
+    let mut tx = pool.begin().await?;
+    set_local(&mut tx, "coffer.lookup_purge", "due").await?;
+    let purged = sqlx::query("DELETE FROM orgs WHERE purge_after < now()")
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(purged)
+}

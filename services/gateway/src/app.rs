@@ -81,6 +81,8 @@ impl App {
             .route("/v1/auth/totp/enroll", post(routes::totp_enroll))
             .route("/v1/auth/totp/confirm", post(routes::totp_confirm))
             .route("/v1/members", post(routes::add_member))
+            .route("/v1/org", delete(routes::delete_org))
+            .route("/v1/org/restore", post(routes::restore_org))
             .route(
                 "/v1/api-keys",
                 post(routes::create_api_key).get(routes::list_api_keys),

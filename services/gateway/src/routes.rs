@@ -387,6 +387,54 @@ pub async fn totp_confirm(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+pub async fn delete_org(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(
+            gw.auth
+                .clone()
+                .request_org_deletion(pb::RequestOrgDeletionRequest {}),
+        )
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "purge_after": rfc3339(res.purge_after) })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    email: String,
+    password: String,
+    totp_code: Option<String>,
+}
+
+pub async fn restore_org(
+    State(gw): Shared,
+    axum::Extension(client): axum::Extension<crate::server::ClientAddr>,
+    JsonBody(b): JsonBody<RestoreBody>,
+) -> Result<Response, ApiError> {
+    let res = gw
+        .auth
+        .clone()
+        .restore_org(pb::RestoreOrgRequest {
+            email: b.email,
+            password: b.password,
+            totp_code: b.totp_code.unwrap_or_default(),
+            client_addr: client.0.ip().to_string(),
+        })
+        .await?
+        .into_inner();
+    Ok(Json(json!({ "org_id": res.org_id })).into_response())
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::not_found()
 }

@@ -2,6 +2,7 @@
 
 mod harness;
 mod keys;
+mod orgs;
 mod sessions;
 mod throttle;
 mod totp;

@@ -302,3 +302,42 @@ async fn sessions_expire_at_their_absolute_limit_however_busy() -> anyhow::Resul
     assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
     Ok(())
 }
+
+#[tokio::test]
+async fn login_time_does_not_reveal_whether_the_email_exists() -> anyhow::Result<()> {
+    let h = Harness::start_with(coffer_auth::AuthConfig {
+        login_account_threshold: 1000,
+        login_address_threshold: 1000,
+        ..Default::default()
+    })
+    .await?;
+    h.account("exists@example.com").await?;
+    let gw = h.gateway()?;
+    let timed = |email: String| {
+        let mut gw = gw.clone();
+        async move {
+            let start = std::time::Instant::now();
+            let res = gw
+                .login(pb::LoginRequest {
+                    email,
+                    password: "wrong password!!".into(),
+                    ..Default::default()
+                })
+                .await;
+            assert!(res.is_err());
+            start.elapsed()
+        }
+    };
+    let (mut known, mut unknown) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..8 {
+        known += timed("exists@example.com".into()).await;
+        unknown += timed(format!("ghost{i}@example.com")).await;
+    }
+    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
+    // Both paths run one full Argon2id verification; the database lookups differ by far less.
+    assert!(
+        (0.67..1.5).contains(&ratio),
+        "known {known:?} vs unknown {unknown:?}"
+    );
+    Ok(())
+}

@@ -444,3 +444,111 @@ async fn with_auth_down_requests_get_503_and_the_gateway_is_not_ready() -> anyho
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn deleting_an_org_disables_it_at_once_and_an_owner_can_restore_it() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (org, cookie, csrf) = h.session("owner@gone.example").await?;
+    let key: Value = h
+        .http
+        .post(h.url("/v1/api-keys"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "k", "scopes": ["files:read"]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let bearer = format!("Bearer {}", key["key"].as_str().unwrap());
+    h.http
+        .post(h.url("/v1/members"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"email": "admin@gone.example", "password": PASSWORD, "role": "admin"}))
+        .send()
+        .await?;
+    // An admin may not delete the org.
+    let admin = h
+        .http
+        .post(h.url("/v1/auth/login"))
+        .json(&json!({"email": "admin@gone.example", "password": PASSWORD}))
+        .send()
+        .await?;
+    let admin_cookie = admin.headers()["set-cookie"]
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin_csrf = admin.json::<Value>().await?["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = h
+        .http
+        .delete(h.url("/v1/org"))
+        .header("cookie", &admin_cookie)
+        .header("x-csrf-token", &admin_csrf)
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (403, "permission_denied".into()));
+
+    let res = h
+        .http
+        .delete(h.url("/v1/org"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await?;
+    assert!(body["purge_after"].as_str().unwrap().ends_with('Z'));
+    // Disabled at once: the session, the API key and new logins are all refused.
+    for res in [
+        h.http
+            .get(h.url("/v1/me"))
+            .header("cookie", &cookie)
+            .send()
+            .await?,
+        h.http
+            .get(h.url("/v1/me"))
+            .header("authorization", &bearer)
+            .send()
+            .await?,
+        h.http
+            .post(h.url("/v1/auth/login"))
+            .json(&json!({"email": "owner@gone.example", "password": PASSWORD}))
+            .send()
+            .await?,
+    ] {
+        assert_eq!(error_code(res).await?.0, 401);
+    }
+    // Only an owner's password restores it.
+    let res = h
+        .http
+        .post(h.url("/v1/org/restore"))
+        .json(&json!({"email": "admin@gone.example", "password": PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?.0, 401);
+    let res = h
+        .http
+        .post(h.url("/v1/org/restore"))
+        .json(&json!({"email": "owner@gone.example", "password": PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await?["org_id"], org.as_str());
+    let res = h
+        .http
+        .get(h.url("/v1/me"))
+        .header("authorization", &bearer)
+        .send()
+        .await?;
+    assert_eq!(
+        res.status(),
+        200,
+        "the API key works again after the restore"
+    );
+    Ok(())
+}
