@@ -104,6 +104,63 @@ impl AuthService {
         }
     }
 
+    /// Checks email, password and (when on) TOTP code, with throttling: a locked account or
+    /// address is refused before any password work; every failure is counted against both keys;
+    /// a success clears the account key. `accept` decides, after the password matched, whether
+    /// the account may go on (an active org for login, an owner for restore); a refusal there is
+    /// the same error as a wrong password.
+    async fn check_password(
+        &self,
+        email: &str,
+        password: String,
+        totp_code: &str,
+        client_addr: &str,
+        accept: impl FnOnce(&store::LoginAccount) -> bool,
+    ) -> Result<store::LoginAccount, Status> {
+        let keys = throttle::Keys::new(email, client_addr);
+        let limits = self.limits();
+        if let Some(wait) = throttle::locked_for(&self.pool, &keys).await.map_err(db)? {
+            count_failure("throttled");
+            return Err(coffer_errors::rate_limited(
+                "too many failed attempts; try again later",
+                wait.as_secs_f64().ceil() as u32,
+            ));
+        }
+        // A malformed email is an unknown account: same work, same answer.
+        let account = match normalize_email(email) {
+            Ok(email) => store::find_login(&self.pool, &email).await.map_err(db)?,
+            Err(_) => None,
+        };
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
+        let ok = self.hasher.verify(password, stored).await;
+        let account = match account {
+            Some(a) if ok && accept(&a) => a,
+            _ => {
+                count_failure("bad_credentials");
+                throttle::record_failure(&self.pool, &keys, &limits)
+                    .await
+                    .map_err(db)?;
+                return Err(AuthError::BadCredentials.into());
+            }
+        };
+        match self.check_totp(&account, totp_code).await {
+            Ok(()) => {}
+            // The password was right: say so only by asking for the code.
+            Err(AuthError::TotpRequired) => return Err(AuthError::TotpRequired.into()),
+            Err(e) => {
+                count_failure("bad_totp");
+                throttle::record_failure(&self.pool, &keys, &limits)
+                    .await
+                    .map_err(db)?;
+                return Err(e.into());
+            }
+        }
+        throttle::record_success(&self.pool, &keys)
+            .await
+            .map_err(db)?;
+        Ok(account)
+    }
+
     /// Checks the second factor of a login whose password was right.
     async fn check_totp(&self, account: &store::LoginAccount, code: &str) -> Result<(), AuthError> {
         let Some(stored) = &account.totp_secret else {
@@ -225,48 +282,15 @@ impl Auth for AuthService {
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let req = request.into_inner();
-        let keys = throttle::Keys::new(&req.email, &req.client_addr);
-        let limits = self.limits();
-        // A locked account or address is refused before any password work.
-        if let Some(wait) = throttle::locked_for(&self.pool, &keys).await.map_err(db)? {
-            count_failure("throttled");
-            return Err(coffer_errors::rate_limited(
-                "too many failed logins; try again later",
-                wait.as_secs_f64().ceil() as u32,
-            ));
-        }
-        // A malformed email is an unknown account: same work, same answer.
-        let account = match normalize_email(&req.email) {
-            Ok(email) => store::find_login(&self.pool, &email).await.map_err(db)?,
-            Err(_) => None,
-        };
-        let stored = account.as_ref().map(|a| a.password_hash.clone());
-        let ok = self.hasher.verify(req.password, stored).await;
-        let account = match account {
-            Some(a) if ok && !a.org_disabled => a,
-            _ => {
-                count_failure("bad_credentials");
-                throttle::record_failure(&self.pool, &keys, &limits)
-                    .await
-                    .map_err(db)?;
-                return Err(AuthError::BadCredentials.into());
-            }
-        };
-        match self.check_totp(&account, &req.totp_code).await {
-            Ok(()) => {}
-            // The password was right: say so only by asking for the code.
-            Err(AuthError::TotpRequired) => return Err(AuthError::TotpRequired.into()),
-            Err(e) => {
-                count_failure("bad_totp");
-                throttle::record_failure(&self.pool, &keys, &limits)
-                    .await
-                    .map_err(db)?;
-                return Err(e.into());
-            }
-        }
-        throttle::record_success(&self.pool, &keys)
-            .await
-            .map_err(db)?;
+        let account = self
+            .check_password(
+                &req.email,
+                req.password,
+                &req.totp_code,
+                &req.client_addr,
+                |a| !a.org_disabled,
+            )
+            .await?;
         let (session_id, hash) = credentials::new_session();
         store::create_session(
             &self.pool,
@@ -558,37 +582,15 @@ impl Auth for AuthService {
         request: Request<pb::RestoreOrgRequest>,
     ) -> Result<Response<pb::RestoreOrgResponse>, Status> {
         let req = request.into_inner();
-        let keys = throttle::Keys::new(&req.email, &req.client_addr);
-        let limits = self.limits();
-        if let Some(wait) = throttle::locked_for(&self.pool, &keys).await.map_err(db)? {
-            count_failure("throttled");
-            return Err(coffer_errors::rate_limited(
-                "too many failed attempts; try again later",
-                wait.as_secs_f64().ceil() as u32,
-            ));
-        }
-        let account = match normalize_email(&req.email) {
-            Ok(email) => store::find_login(&self.pool, &email).await.map_err(db)?,
-            Err(_) => None,
-        };
-        let stored = account.as_ref().map(|a| a.password_hash.clone());
-        let ok = self.hasher.verify(req.password, stored).await;
-        let account = match account {
-            Some(a) if ok && a.role == Role::Owner => a,
-            _ => {
-                count_failure("bad_credentials");
-                throttle::record_failure(&self.pool, &keys, &limits)
-                    .await
-                    .map_err(db)?;
-                return Err(AuthError::BadCredentials.into());
-            }
-        };
-        if let Err(e) = self.check_totp(&account, &req.totp_code).await {
-            throttle::record_failure(&self.pool, &keys, &limits)
-                .await
-                .map_err(db)?;
-            return Err(e.into());
-        }
+        let account = self
+            .check_password(
+                &req.email,
+                req.password,
+                &req.totp_code,
+                &req.client_addr,
+                |a| a.role == Role::Owner,
+            )
+            .await?;
         // Not disabled, or already past its purge: nothing to restore, said the same way.
         store::restore_org(&self.pool, account.org_id)
             .await

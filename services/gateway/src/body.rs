@@ -4,7 +4,7 @@
 
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
-use http_body_util_shim::read_limited;
+use limited::read_limited;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -63,15 +63,22 @@ where
     }
 }
 
-mod http_body_util_shim {
+mod limited {
     use axum::body::Body;
     use coffer_errors::ErrorCode;
 
     use crate::error::ApiError;
 
-    /// Reads at most `limit` bytes; a larger body is 413 without reading the rest.
+    /// How long a client may take to send a body: a slow sender cannot hold a handler forever.
+    const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Reads at most `limit` bytes within the deadline; a larger body is 413 without reading the
+    /// rest.
     pub async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-        axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let read = tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, limit))
+            .await
+            .map_err(|_| ApiError::invalid("the body was not received in time"))?;
+        read.map_err(|e| {
             let too_large = std::error::Error::source(&e)
                 .is_some_and(|s| s.to_string().contains("length limit"))
                 || e.to_string().contains("length limit");
