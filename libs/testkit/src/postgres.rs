@@ -279,6 +279,22 @@ impl Postgres {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Creates the login role unless it exists (roles are cluster-wide, databases are per test).
+    pub async fn ensure_role(&self, name: &str, password: &str) -> anyhow::Result<()> {
+        let pw = password.replace('\'', "''");
+        self.execute_as_superuser(
+            "postgres",
+            &format!(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
+                     CREATE ROLE \"{name}\" LOGIN PASSWORD '{pw}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+                   END IF;
+                 END $$"
+            ),
+        )
+        .await
+    }
+
     /// Stops the server now (fast shutdown). Called by `Drop` too.
     pub fn stop(&mut self) {
         if self.stopped {

@@ -14,6 +14,8 @@ mod throttle;
 mod totp;
 
 mod app;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use app::App;
 pub use config::AuthConfig;

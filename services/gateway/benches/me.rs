@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use coffer_config::{DatabaseConfig, ServiceConfig};
+use coffer_config::ServiceConfig;
 use coffer_testkit::{CertSpec, DevCa, Postgres};
 use coffer_token::MasterKeyRing;
 use serde_json::{Value, json};
@@ -64,33 +64,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let pg = Postgres::start().await?;
-        pg.create_role("auth_owner", "owner-pw").await?;
-        pg.create_role("auth_runtime", "runtime-pw").await?;
-        let db = pg.create_database("bench").await?;
-        pg.execute_as_superuser(&db, "CREATE SCHEMA auth AUTHORIZATION auth_owner; GRANT USAGE ON SCHEMA auth TO auth_runtime;").await?;
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("bench CA")?;
-        let auth_secrets = ca.write_service_dir(&dir.path().join("auth"), "auth")?;
-        std::fs::write(auth_secrets.join("token-master.toml"), MasterKeyRing::generate("k1").to_toml())?;
-        std::fs::write(auth_secrets.join("db-owner-password"), "owner-pw")?;
-        std::fs::write(auth_secrets.join("db-runtime-password"), "runtime-pw")?;
-        std::fs::write(auth_secrets.join("totp-key"), "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")?;
-        let auth_service = ServiceConfig {
-            listen: "127.0.0.1:0".parse()?,
-            admin_listen: "127.0.0.1:0".parse()?,
-            secrets_dir: auth_secrets,
-            database: Some(DatabaseConfig {
-                port: pg.port(),
-                name: db,
-                schema: "auth".into(),
-                owner_user: "auth_owner".into(),
-                runtime_user: "auth_runtime".into(),
-                pool_size: 16,
-                ..DatabaseConfig::default()
-            }),
-            ..ServiceConfig::default()
-        };
-        let auth = coffer_auth::App::build(&auth_service, &Default::default()).await?.spawn();
+        let auth = coffer_auth::testing::start(&pg, &ca, dir.path(), Default::default()).await?.server;
         let gw_secrets = ca.write_service_dir(&dir.path().join("gateway"), "gateway")?;
         let mut public = CertSpec::service("gateway");
         public.dns.push("localhost".into());

@@ -1,13 +1,11 @@
 use std::sync::Arc;
 
-use coffer_auth::{App, AuthConfig};
-use coffer_config::{DatabaseConfig, ServiceConfig};
+use coffer_auth::AuthConfig;
 use coffer_mesh::{CallContext, CertStore, MeshChannel, MeshClient, RunningServer, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::{self as pb, authenticate_request::Credential};
 use coffer_testkit::{DevCa, Postgres};
 use coffer_token::{Audience, MasterKeyRing, Verifier, VerifyOptions};
-use tokio::sync::OnceCell;
 
 pub const PASSWORD: &str = "correct horse battery staple 42";
 
@@ -20,8 +18,6 @@ pub struct Harness {
     pub server: RunningServer,
 }
 
-static ROLES: OnceCell<()> = OnceCell::const_new();
-
 impl Harness {
     pub async fn start() -> anyhow::Result<Self> {
         Self::start_with(AuthConfig::default()).await
@@ -30,52 +26,16 @@ impl Harness {
     pub async fn start_with(config: AuthConfig) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let pg = Postgres::shared().await?;
-        ROLES
-            .get_or_try_init(|| async {
-                pg.create_role("auth_owner", "owner-pw").await?;
-                pg.create_role("auth_runtime", "runtime-pw").await
-            })
-            .await?;
-        let db = pg.create_database("auth").await?;
-        pg.execute_as_superuser(
-            &db,
-            "CREATE SCHEMA auth AUTHORIZATION auth_owner; GRANT USAGE ON SCHEMA auth TO auth_runtime;",
-        )
-        .await?;
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("auth test CA")?;
-        let secrets = ca.write_service_dir(&dir.path().join("auth"), "auth")?;
-        let ring = MasterKeyRing::generate("k1");
-        std::fs::write(secrets.join("token-master.toml"), ring.to_toml())?;
-        std::fs::write(secrets.join("db-owner-password"), "owner-pw")?;
-        std::fs::write(secrets.join("db-runtime-password"), "runtime-pw\n")?;
-        std::fs::write(
-            secrets.join("totp-key"),
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
-        )?;
-        let service = ServiceConfig {
-            listen: "127.0.0.1:0".parse()?,
-            admin_listen: "127.0.0.1:0".parse()?,
-            secrets_dir: secrets,
-            database: Some(DatabaseConfig {
-                port: pg.port(),
-                name: db.clone(),
-                schema: "auth".into(),
-                owner_user: "auth_owner".into(),
-                runtime_user: "auth_runtime".into(),
-                pool_size: 4,
-                ..DatabaseConfig::default()
-            }),
-            ..ServiceConfig::default()
-        };
-        let server = App::build(&service, &config).await?.spawn();
+        let auth = coffer_auth::testing::start(pg, &ca, dir.path(), config).await?;
         Ok(Harness {
             dir,
             ca,
-            ring,
+            ring: auth.ring,
             pg,
-            db,
-            server,
+            db: auth.database,
+            server: auth.server,
         })
     }
 

@@ -1,10 +1,9 @@
 use std::net::SocketAddr;
 
-use coffer_config::{DatabaseConfig, ServiceConfig};
+use coffer_config::ServiceConfig;
 use coffer_testkit::{CertSpec, DevCa, Postgres};
 use coffer_token::MasterKeyRing;
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
 pub const PASSWORD: &str = "correct horse battery staple 42";
 
@@ -16,8 +15,6 @@ pub struct Harness {
     _dir: tempfile::TempDir,
     pub auth: Option<coffer_mesh::RunningServer>,
 }
-
-static ROLES: OnceCell<()> = OnceCell::const_new();
 
 impl Harness {
     pub async fn start() -> anyhow::Result<Self> {
@@ -33,48 +30,11 @@ impl Harness {
     pub async fn start_with(config: coffer_gateway::GatewayConfig) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let pg = Postgres::shared().await?;
-        ROLES
-            .get_or_try_init(|| async {
-                pg.create_role("auth_owner", "owner-pw").await?;
-                pg.create_role("auth_runtime", "runtime-pw").await
-            })
-            .await?;
-        let db = pg.create_database("gw").await?;
-        pg.execute_as_superuser(
-            &db,
-            "CREATE SCHEMA auth AUTHORIZATION auth_owner; GRANT USAGE ON SCHEMA auth TO auth_runtime;",
-        )
-        .await?;
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("gateway test CA")?;
-        let ring = MasterKeyRing::generate("k1");
-
-        let auth_secrets = ca.write_service_dir(&dir.path().join("auth"), "auth")?;
-        std::fs::write(auth_secrets.join("token-master.toml"), ring.to_toml())?;
-        std::fs::write(auth_secrets.join("db-owner-password"), "owner-pw")?;
-        std::fs::write(auth_secrets.join("db-runtime-password"), "runtime-pw")?;
-        std::fs::write(
-            auth_secrets.join("totp-key"),
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
-        )?;
-        let auth_service = ServiceConfig {
-            listen: "127.0.0.1:0".parse()?,
-            admin_listen: "127.0.0.1:0".parse()?,
-            secrets_dir: auth_secrets,
-            database: Some(DatabaseConfig {
-                port: pg.port(),
-                name: db,
-                schema: "auth".into(),
-                owner_user: "auth_owner".into(),
-                runtime_user: "auth_runtime".into(),
-                pool_size: 4,
-                ..DatabaseConfig::default()
-            }),
-            ..ServiceConfig::default()
-        };
-        let auth = coffer_auth::App::build(&auth_service, &Default::default())
+        let auth = coffer_auth::testing::start(pg, &ca, dir.path(), Default::default())
             .await?
-            .spawn();
+            .server;
 
         let gw_secrets = ca.write_service_dir(&dir.path().join("gateway"), "gateway")?;
         let mut public = CertSpec::service("gateway");

@@ -1,0 +1,74 @@
+//! Starting a real auth service for other crates' tests and benchmarks (feature `testing`): its
+//! own database and schema in a given cluster, the roles, the secrets directory, bound on
+//! loopback. Never part of a production build.
+
+use std::path::Path;
+
+use coffer_config::{DatabaseConfig, ServiceConfig};
+use coffer_mesh::RunningServer;
+use coffer_testkit::{DevCa, Postgres};
+use coffer_token::MasterKeyRing;
+
+use crate::{App, AuthConfig};
+
+pub const OWNER_PASSWORD: &str = "owner-pw";
+pub const RUNTIME_PASSWORD: &str = "runtime-pw";
+
+/// A running auth service.
+pub struct TestAuth {
+    pub server: RunningServer,
+    /// The token master ring it mints with.
+    pub ring: MasterKeyRing,
+    /// Its database in the cluster.
+    pub database: String,
+}
+
+/// Starts auth in a fresh database of `pg`, with certificates from `ca` under `dir/auth`.
+pub async fn start(
+    pg: &Postgres,
+    ca: &DevCa,
+    dir: &Path,
+    config: AuthConfig,
+) -> anyhow::Result<TestAuth> {
+    pg.ensure_role("auth_owner", OWNER_PASSWORD).await?;
+    pg.ensure_role("auth_runtime", RUNTIME_PASSWORD).await?;
+    let database = pg.create_database("auth").await?;
+    pg.execute_as_superuser(
+        &database,
+        "CREATE SCHEMA auth AUTHORIZATION auth_owner; GRANT USAGE ON SCHEMA auth TO auth_runtime;",
+    )
+    .await?;
+    let secrets = ca.write_service_dir(&dir.join("auth"), "auth")?;
+    let ring = MasterKeyRing::generate("k1");
+    std::fs::write(secrets.join("token-master.toml"), ring.to_toml())?;
+    std::fs::write(secrets.join("db-owner-password"), OWNER_PASSWORD)?;
+    std::fs::write(
+        secrets.join("db-runtime-password"),
+        format!("{RUNTIME_PASSWORD}\n"),
+    )?;
+    std::fs::write(
+        secrets.join("totp-key"),
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+    )?;
+    let service = ServiceConfig {
+        listen: "127.0.0.1:0".parse()?,
+        admin_listen: "127.0.0.1:0".parse()?,
+        secrets_dir: secrets,
+        database: Some(DatabaseConfig {
+            port: pg.port(),
+            name: database.clone(),
+            schema: "auth".into(),
+            owner_user: "auth_owner".into(),
+            runtime_user: "auth_runtime".into(),
+            pool_size: 16,
+            ..DatabaseConfig::default()
+        }),
+        ..ServiceConfig::default()
+    };
+    let server = App::build(&service, &config).await?.spawn();
+    Ok(TestAuth {
+        server,
+        ring,
+        database,
+    })
+}
