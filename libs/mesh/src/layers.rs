@@ -82,7 +82,11 @@ where
             .and_then(|v| v.to_str().ok())
         {
             Some(v) if valid_request_id(v) => v.into(),
-            _ => uuid::Uuid::new_v4().simple().to_string().into(),
+            // The thread-local CSPRNG, not a getrandom syscall per request.
+            _ => uuid::Uuid::from_u128(rand::random::<u128>())
+                .simple()
+                .to_string()
+                .into(),
         };
         let header = HeaderValue::from_str(&id).expect("request ids are header-safe");
         req.headers_mut().insert(REQUEST_ID_HEADER, header.clone());
