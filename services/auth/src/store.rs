@@ -364,10 +364,15 @@ pub async fn resolve_api_key(
     let Some(role) = active_role(&mut tx, org_id, user_id).await? else {
         return Ok(None);
     };
-    sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    // The first use is recorded at once; later ones at most every 30 s (one write per request
+    // was most of the cost of a key-authenticated call).
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '30 seconds')",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(Some(Principal {
         user_id,
