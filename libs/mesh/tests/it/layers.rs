@@ -250,13 +250,21 @@ async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() -> anyhow::Resul
     let slow = tokio::spawn({
         let mut gw = gw.clone();
         let token = token.clone();
-        async move { gw.echo(with_token(&token, "sleep:500")).await }
+        async move { gw.echo(with_token(&token, "sleep:1000")).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait until the handler runs, so the call is truly in flight when shutdown starts.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fx.handler_calls() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow call never reached the handler"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let Fixture { server, .. } = fx;
     server.shutdown().await?;
     let res = slow.await??;
-    assert_eq!(res.get_ref().message, "sleep:500");
+    assert_eq!(res.get_ref().message, "sleep:1000");
     assert!(
         tokio::net::TcpStream::connect(&addr).await.is_err(),
         "still accepting"

@@ -335,8 +335,9 @@ async fn login_time_does_not_reveal_whether_the_email_exists() -> anyhow::Result
     }
     let ratio = known.as_secs_f64() / unknown.as_secs_f64();
     // Both paths run one full Argon2id verification; the database lookups differ by far less.
+    // Without the dummy verification the unknown path would be 10x or more faster.
     assert!(
-        (0.67..1.5).contains(&ratio),
+        (0.5..2.0).contains(&ratio),
         "known {known:?} vs unknown {unknown:?}"
     );
     Ok(())
