@@ -80,3 +80,60 @@ impl TokenVerifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_token::{Audience, MasterKeyRing, Minter, Role, Scopes, Subject};
+
+    fn mint(ring: &MasterKeyRing) -> String {
+        let subject = Subject {
+            user_id: uuid::Uuid::from_u128(1),
+            org_id: uuid::Uuid::from_u128(2),
+            role: Role::Member,
+            scopes: Scopes::NONE,
+            request_id: "r".into(),
+        };
+        Minter::new(ring)
+            .mint(&subject, &[Audience::Metadata], coffer_token::unix_now(), 30)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_ring_file_rotates_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token-ring.toml");
+        let write = |ring: &MasterKeyRing| {
+            std::fs::write(&path, ring.derive_audience_ring(Audience::Metadata).to_toml()).unwrap()
+        };
+        let mut ring = MasterKeyRing::generate("k1");
+        write(&ring);
+        let verifier = TokenVerifier::from_file(&path, VerifyOptions::default()).unwrap();
+        let old = mint(&ring);
+        assert!(verifier.verify(&old).is_ok());
+        assert!(!verifier.reload_if_changed().unwrap(), "nothing changed yet");
+
+        // Add and activate k2: the file changes, both tokens verify after the reload.
+        ring.add_random_key("k2");
+        ring.activate("k2");
+        let new = mint(&ring);
+        assert_eq!(verifier.verify(&new), Err(TokenError::UnknownKey));
+        write(&ring);
+        assert!(verifier.reload_if_changed().unwrap());
+        assert!(verifier.verify(&old).is_ok() && verifier.verify(&new).is_ok());
+
+        // Retire k1: its tokens stop verifying.
+        ring.retire("k1");
+        write(&ring);
+        assert!(verifier.reload_if_changed().unwrap());
+        assert_eq!(verifier.verify(&old), Err(TokenError::UnknownKey));
+
+        // A broken file, or one for another audience, keeps the previous ring in service.
+        std::fs::write(&path, "not a ring").unwrap();
+        assert!(verifier.reload_if_changed().is_err());
+        assert!(verifier.verify(&new).is_ok());
+        std::fs::write(&path, ring.derive_audience_ring(Audience::Audit).to_toml()).unwrap();
+        assert!(verifier.reload_if_changed().is_err());
+        assert!(verifier.verify(&new).is_ok());
+    }
+}
