@@ -95,7 +95,12 @@ mod tests {
             request_id: "r".into(),
         };
         Minter::new(ring)
-            .mint(&subject, &[Audience::Metadata], coffer_token::unix_now(), 30)
+            .mint(
+                &subject,
+                &[Audience::Metadata],
+                coffer_token::unix_now(),
+                30,
+            )
             .unwrap()
     }
 
@@ -104,14 +109,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token-ring.toml");
         let write = |ring: &MasterKeyRing| {
-            std::fs::write(&path, ring.derive_audience_ring(Audience::Metadata).to_toml()).unwrap()
+            std::fs::write(
+                &path,
+                ring.derive_audience_ring(Audience::Metadata).to_toml(),
+            )
+            .unwrap()
         };
         let mut ring = MasterKeyRing::generate("k1");
         write(&ring);
         let verifier = TokenVerifier::from_file(&path, VerifyOptions::default()).unwrap();
         let old = mint(&ring);
         assert!(verifier.verify(&old).is_ok());
-        assert!(!verifier.reload_if_changed().unwrap(), "nothing changed yet");
+        assert!(
+            !verifier.reload_if_changed().unwrap(),
+            "nothing changed yet"
+        );
 
         // Add and activate k2: the file changes, both tokens verify after the reload.
         ring.add_random_key("k2");

@@ -296,8 +296,14 @@ fn rings_round_trip_through_files_and_bad_files_name_themselves() {
     let audience_secret = secret_of(aud.to_toml());
     assert!(master_secret.len() >= 43 && audience_secret.len() >= 43);
     let debug = format!("{loaded:?}{aud:?}{:?}", Minter::new(&loaded));
-    assert!(!debug.contains(&master_secret) && !debug.contains(&audience_secret), "{debug}");
-    assert!(debug.contains("k1"), "Debug still names the key ids: {debug}");
+    assert!(
+        !debug.contains(&master_secret) && !debug.contains(&audience_secret),
+        "{debug}"
+    );
+    assert!(
+        debug.contains("k1"),
+        "Debug still names the key ids: {debug}"
+    );
 }
 
 proptest! {
