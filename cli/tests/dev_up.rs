@@ -57,8 +57,8 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
 
     // S3: signed requests with the storage-signer's credentials work; unsigned ones do not.
     let endpoint = info["s3_endpoint"].as_str().unwrap().to_owned();
-    let ak = std::fs::read_to_string(secrets.join("storage-signer/s3-access-key"))?;
-    let sk = std::fs::read_to_string(secrets.join("storage-signer/s3-secret-key"))?;
+    let ak = std::fs::read_to_string(secrets.join("storage-signer/s3-access-key-id"))?;
+    let sk = std::fs::read_to_string(secrets.join("storage-signer/s3-secret-access-key"))?;
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))

@@ -201,8 +201,8 @@ async fn provision(
             )?;
         }
         if svc.name == "storage-signer" {
-            write_secret(&dir.join("s3-access-key"), &s3.access_key)?;
-            write_secret(&dir.join("s3-secret-key"), &s3.secret_key)?;
+            write_secret(&dir.join("s3-access-key-id"), &s3.access_key)?;
+            write_secret(&dir.join("s3-secret-access-key"), &s3.secret_key)?;
         }
     }
     Ok(())
@@ -274,7 +274,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     let mut supervisor = Supervisor::default();
     let (services, gateway_url) =
-        start_services(&dir, &secrets, pg.port(), &mut supervisor).await?;
+        start_services(&dir, &secrets, pg.port(), &s3, &mut supervisor).await?;
     let demo = match services.get("auth") {
         Some(addr) => Some(create_demo_account(&secrets, addr).await?),
         None => None,
@@ -339,6 +339,7 @@ async fn start_services(
     dir: &Path,
     secrets: &Path,
     pg_port: u16,
+    s3: &S3,
     supervisor: &mut Supervisor,
 ) -> anyhow::Result<(BTreeMap<String, String>, Option<String>)> {
     let bin_dir = std::env::current_exe()?
@@ -389,6 +390,14 @@ async fn start_services(
             let mut own = toml::Table::new();
             own.insert("public_listen".into(), gateway_public.clone().into());
             table.insert("gateway".into(), own.into());
+        }
+        if svc.name == "storage-signer" {
+            let mut own = toml::Table::new();
+            own.insert("endpoint".into(), s3.endpoint().into());
+            own.insert("region".into(), s3.credentials().region.clone().into());
+            own.insert("bucket".into(), BUCKET.into());
+            own.insert("path_style".into(), true.into());
+            table.insert("storage_signer".into(), own.into());
         }
         let file = config_dir.join(format!("{}.toml", svc.name));
         std::fs::write(&file, toml::to_string(&table)?)?;

@@ -10,6 +10,7 @@
 //!
 //! The mesh never logs a token, a certificate key or a request body.
 
+pub mod app;
 pub mod client;
 pub mod context;
 pub mod echo;
@@ -21,6 +22,7 @@ pub mod tls;
 pub mod token;
 mod watch;
 
+pub use app::ServiceApp;
 pub use client::{ClientError, ContextInterceptor, MeshChannel, MeshClient};
 pub use context::{CallContext, Caller, PeerInfo, RequestId, caller, peer};
 pub use identity::{ServiceName, identity_of};

@@ -66,6 +66,13 @@ pub fn policy() -> Result<Policy, PolicyError> {
     for m in user {
         policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
     }
+    // System work in one org with no user request behind it (share links, scan workers).
+    policy = policy.rpc(
+        SERVICE,
+        "MintServiceToken",
+        &["metadata", "scan"],
+        Token::NotRequired,
+    )?;
     Ok(policy)
 }
 
@@ -382,6 +389,61 @@ impl Auth for AuthService {
                 .api_key_id
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
+        }))
+    }
+
+    async fn mint_service_token(
+        &self,
+        request: Request<pb::MintServiceTokenRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        let req = request.into_inner();
+        let org_id = Uuid::try_parse(&req.org_id)
+            .map_err(|_| AuthError::invalid("org_id", "org_id must be a UUID"))?;
+        // Only the audiences that serve system work: never a user-facing one.
+        let audiences = req
+            .audiences
+            .iter()
+            .map(|a| match Audience::from_name(a) {
+                Some(a @ (Audience::StorageSigner | Audience::Audit)) => Ok(a),
+                _ => Err(AuthError::invalid(
+                    "audiences",
+                    "service tokens are for storage-signer and audit only",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if audiences.is_empty() {
+            return Err(
+                AuthError::invalid("audiences", "at least one audience is required").into(),
+            );
+        }
+        if !store::org_active(&self.pool, org_id).await.map_err(db)? {
+            return Err(AuthError::NotFound.into());
+        }
+        let subject = Subject {
+            user_id: Uuid::nil(),
+            org_id,
+            role: Role::Member,
+            scopes: Scopes::NONE,
+            request_id: req.request_id.clone(),
+        };
+        let token = self
+            .minter
+            .mint(
+                &subject,
+                &audiences,
+                coffer_token::unix_now(),
+                self.config.token_ttl_secs,
+            )
+            .map_err(|_| {
+                AuthError::invalid(
+                    "request_id",
+                    "request id must be 1-64 characters of [A-Za-z0-9._-]",
+                )
+            })?;
+        Ok(Response::new(pb::AuthenticateResponse {
+            token,
+            caller: None,
+            api_key_id: String::new(),
         }))
     }
 

@@ -257,6 +257,18 @@ pub async fn get_me(pool: &PgPool, org_id: Uuid, user_id: Uuid) -> Result<MeRow,
     })
 }
 
+/// Returns true if `org_id` exists and is not disabled (for service tokens).
+pub async fn org_active(pool: &PgPool, org_id: Uuid) -> Result<bool, DbError> {
+    let mut tx = tenant_tx(pool, org_id).await?;
+    let active: Option<(bool,)> =
+        sqlx::query_as("SELECT disabled_at IS NULL FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(active.is_some_and(|(a,)| a))
+}
+
 pub async fn create_api_key(
     pool: &PgPool,
     org_id: Uuid,

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use coffer_config::ServiceConfig;
 use coffer_mesh::{CertStore, MeshClient, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
+use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_telemetry::{AdminServer, Readiness, serve_admin};
 use coffer_token::MasterKeyRing;
 use rustls_pki_types::pem::PemObject as _;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::config::GatewayConfig;
 use crate::cookies::CookieSigner;
+use crate::files;
 use crate::routes::{self, Gateway};
 use crate::server::{self, Edge};
 
@@ -66,7 +68,9 @@ impl App {
         let auth_channel = mesh.channel("auth", service.peer("auth")?)?;
         let gateway = Arc::new(Gateway {
             auth: AuthClient::new(auth_channel.clone()),
+            metadata: MetadataClient::new(mesh.channel("metadata", service.peer("metadata")?)?),
             cookies: CookieSigner::new(&cookie_ring),
+            public_url: config.public_url.clone(),
         });
         let edge = Edge::new(
             config.rate_per_second,
@@ -88,6 +92,26 @@ impl App {
                 post(routes::create_api_key).get(routes::list_api_keys),
             )
             .route("/v1/api-keys/{id}", delete(routes::revoke_api_key))
+            .route("/v1/folders", post(files::create_folder))
+            .route("/v1/folders/{id}/children", get(files::list_children))
+            .route(
+                "/v1/folders/{id}",
+                patch(files::update_folder).delete(files::trash_folder),
+            )
+            .route("/v1/files", post(files::create_file))
+            .route(
+                "/v1/files/{id}",
+                get(files::get_file)
+                    .patch(files::update_file)
+                    .delete(files::trash_file),
+            )
+            .route("/v1/files/{id}/complete", post(files::complete_upload))
+            .route("/v1/files/{id}/download", get(files::download))
+            .route("/v1/files/{id}/restore", post(files::restore_file))
+            .route("/v1/files/{id}/purge", delete(files::purge_file))
+            .route("/v1/files/{id}/shares", post(files::create_share))
+            .route("/v1/shares/{id}", delete(files::revoke_share))
+            .route("/s/{token}", get(files::redeem_share))
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
             .with_state(gateway)

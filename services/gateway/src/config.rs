@@ -15,6 +15,9 @@ pub struct GatewayConfig {
     pub rate_per_second: u32,
     /// Burst allowed per client address.
     pub rate_burst: u32,
+    /// The public base URL share links are built on (`https://vault.example.com`); when unset,
+    /// the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -24,6 +27,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 64 * 1024,
             rate_per_second: 20,
             rate_burst: 40,
+            public_url: None,
         }
     }
 }

@@ -8,6 +8,7 @@ mod body;
 pub mod config;
 mod cookies;
 mod error;
+mod files;
 mod routes;
 mod server;
 

@@ -21,7 +21,10 @@ use crate::error::{ApiError, request_id};
 /// What every handler shares.
 pub struct Gateway {
     pub auth: AuthClient<MeshChannel>,
+    pub metadata: coffer_proto::v1::metadata_client::MetadataClient<MeshChannel>,
     pub cookies: CookieSigner,
+    /// The base of share links (`https://vault.example.com`); the request's host when unset.
+    pub public_url: Option<String>,
 }
 
 pub type Shared = State<Arc<Gateway>>;
@@ -105,7 +108,13 @@ pub async fn authenticate(
         .clone()
         .authenticate(pb::AuthenticateRequest {
             credential: Some(credential),
-            audiences: vec!["auth".into(), "gateway".into()],
+            // Every service this request may reach, each verifying only its own tag.
+            audiences: vec![
+                "auth".into(),
+                "gateway".into(),
+                "metadata".into(),
+                "storage-signer".into(),
+            ],
             request_id: request_id(),
         })
         .await
@@ -128,7 +137,7 @@ fn role_name(role: i32) -> &'static str {
     }
 }
 
-fn rfc3339(t: Option<prost_types::Timestamp>) -> serde_json::Value {
+pub fn rfc3339(t: Option<prost_types::Timestamp>) -> serde_json::Value {
     t.and_then(|t| {
         let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
         time::OffsetDateTime::from_unix_timestamp_nanos(nanos)

@@ -1,0 +1,75 @@
+//! The start-up every gRPC service shares: certificates from the secrets directory (watched for
+//! rotation), a mesh server with the configured deadline and grace, the admin port, and running
+//! until shutdown. A service's `App::build` adds its own parts between [`certs`] and
+//! [`ServiceApp::bind`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_config::ServiceConfig;
+use coffer_telemetry::{AdminServer, Readiness, serve_admin};
+
+use crate::{BoundServer, CertStore, MeshServer, Policy, RunningServer, TlsFiles};
+
+/// Loads this service's mesh certificate and key and reloads them when the files change.
+pub fn certs(service: &ServiceConfig) -> anyhow::Result<Arc<CertStore>> {
+    let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
+    certs.spawn_watcher(Duration::from_secs(1));
+    Ok(certs)
+}
+
+/// A mesh server for `service` with `policy`, its deadline and its drain grace.
+pub fn server(service: &ServiceConfig, certs: Arc<CertStore>, policy: Policy) -> MeshServer {
+    MeshServer::new(certs, policy)
+        .request_timeout(Duration::from_millis(service.request_timeout_ms))
+        .grace(Duration::from_millis(service.shutdown_grace_ms))
+}
+
+/// A built service: its mesh server bound, its admin port serving.
+pub struct ServiceApp {
+    server: BoundServer,
+    admin: AdminServer,
+}
+
+impl std::fmt::Debug for ServiceApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceApp")
+            .field("grpc", &self.server.local_addr())
+            .field("admin", &self.admin.addr)
+            .finish()
+    }
+}
+
+impl ServiceApp {
+    /// Binds `server` on `service.listen` and the admin port on `service.admin_listen` (ready).
+    pub async fn bind(server: MeshServer, service: &ServiceConfig) -> anyhow::Result<Self> {
+        let server = server.bind(service.listen).await?;
+        let readiness = Readiness::default();
+        readiness.set(true);
+        let admin = serve_admin(service.admin_listen, readiness).await?;
+        Ok(ServiceApp { server, admin })
+    }
+
+    /// Returns the gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Returns the admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.addr
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        self.server.serve(shutdown).await?;
+        self.admin.task.abort();
+        Ok(())
+    }
+
+    /// Serves in the background of this process (tests).
+    pub fn spawn(self) -> RunningServer {
+        self.server.spawn()
+    }
+}

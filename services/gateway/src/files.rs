@@ -1,0 +1,414 @@
+//! The folder, file and share endpoints of API.md. Each handler: authenticate (through auth),
+//! call one metadata RPC with the user token in the call context, answer in API.md's shapes.
+//! File names pass through in bodies only; they are never logged.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use coffer_mesh::CallContext;
+use coffer_proto::v1::{self as pb};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+use crate::body::JsonBody;
+use crate::error::{ApiError, request_id};
+use crate::routes::{Gateway, Shared, authenticate, rfc3339};
+
+/// `null` → `Some(None)` (set to nothing), absent → `None` (leave as is).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+fn opt(s: String) -> Value {
+    if s.is_empty() {
+        Value::Null
+    } else {
+        Value::String(s)
+    }
+}
+
+fn folder_json(f: pb::Folder) -> Value {
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "parent_id": opt(f.parent_id),
+        "created_at": rfc3339(f.created_at),
+    })
+}
+
+fn file_json(f: pb::File) -> Value {
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "folder_id": opt(f.folder_id),
+        "size": f.size,
+        "content_type": f.content_type,
+        "sha256": opt(f.sha256),
+        "status": f.status,
+        "verdict": opt(f.verdict),
+        "created_at": rfc3339(f.created_at),
+        "updated_at": rfc3339(f.updated_at),
+    })
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|_| ApiError::invalid("the query string is malformed"))
+}
+
+fn metadata(
+    gw: &Gateway,
+) -> coffer_proto::v1::metadata_client::MetadataClient<coffer_mesh::MeshChannel> {
+    gw.metadata.clone()
+}
+
+// === folders ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFolderBody {
+    name: String,
+    parent_id: Option<String>,
+}
+
+pub async fn create_folder(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CreateFolderBody>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let f = authed
+        .call(metadata(&gw).create_folder(pb::CreateFolderRequest {
+            name: b.name,
+            parent_id: b.parent_id.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(folder_json(f))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list_children(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(metadata(&gw).list_children(pb::ListChildrenRequest {
+            folder_id: id,
+            cursor: q.cursor.unwrap_or_default(),
+            limit: q.limit.unwrap_or(0),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(json!({
+        "folders": res.folders.into_iter().map(folder_json).collect::<Vec<_>>(),
+        "files": res.files.into_iter().map(file_json).collect::<Vec<_>>(),
+        "next_cursor": opt(res.next_cursor),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFolderBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    parent_id: Option<Option<String>>,
+}
+
+pub async fn update_folder(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<UpdateFolderBody>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let f = authed
+        .call(metadata(&gw).update_folder(pb::UpdateFolderRequest {
+            folder_id: id,
+            name: b.name,
+            parent_id: b.parent_id.map(Option::unwrap_or_default),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(folder_json(f)).into_response())
+}
+
+pub async fn trash_folder(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    authed
+        .call(metadata(&gw).trash_folder(pb::FolderRef { folder_id: id }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// === files ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFileBody {
+    name: String,
+    folder_id: Option<String>,
+    size: u64,
+    content_type: String,
+    sha256: Option<String>,
+}
+
+pub async fn create_file(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CreateFileBody>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(metadata(&gw).create_file(pb::CreateFileRequest {
+            name: b.name,
+            folder_id: b.folder_id.unwrap_or_default(),
+            size: b.size,
+            content_type: b.content_type,
+            sha256: b.sha256.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    let upload = res.upload.unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "file": res.file.map(file_json),
+            "upload": {
+                "url": upload.url,
+                "method": upload.method,
+                "headers": upload.headers,
+                "expires_at": rfc3339(upload.expires_at),
+            },
+        })),
+    )
+        .into_response())
+}
+
+/// One file RPC taking a `FileRef`, answered with the file.
+macro_rules! file_action {
+    ($name:ident, $rpc:ident) => {
+        pub async fn $name(
+            State(gw): Shared,
+            method: Method,
+            headers: HeaderMap,
+            Path(id): Path<String>,
+        ) -> Result<Response, ApiError> {
+            let authed = authenticate(&gw, &headers, &method).await?;
+            let f = authed
+                .call(metadata(&gw).$rpc(pb::FileRef { file_id: id }))
+                .await?
+                .into_inner();
+            Ok(Json(file_json(f)).into_response())
+        }
+    };
+}
+
+file_action!(complete_upload, complete_upload);
+file_action!(get_file, get_file);
+file_action!(restore_file, restore_file);
+
+pub async fn trash_file(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    authed
+        .call(metadata(&gw).trash_file(pb::FileRef { file_id: id }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn purge_file(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    authed
+        .call(metadata(&gw).purge_file(pb::FileRef { file_id: id }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn download(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let g = authed
+        .call(metadata(&gw).authorize_download(pb::FileRef { file_id: id }))
+        .await?
+        .into_inner();
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"url": g.url, "expires_at": rfc3339(g.expires_at)})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFileBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    folder_id: Option<Option<String>>,
+}
+
+pub async fn update_file(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<UpdateFileBody>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let f = authed
+        .call(metadata(&gw).update_file(pb::UpdateFileRequest {
+            file_id: id,
+            name: b.name,
+            folder_id: b.folder_id.map(Option::unwrap_or_default),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(file_json(f)).into_response())
+}
+
+// === shares ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareBody {
+    expires_in_seconds: u64,
+    password: Option<String>,
+    max_downloads: Option<u32>,
+}
+
+/// The base of share links: the configured public URL, else this request's host.
+fn public_base(gw: &Gateway, headers: &HeaderMap) -> String {
+    if let Some(base) = &gw.public_url {
+        return base.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("https://{host}")
+}
+
+pub async fn create_share(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ShareBody>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let s = authed
+        .call(metadata(&gw).create_share(pb::CreateShareRequest {
+            file_id: id,
+            expires_in_seconds: b.expires_in_seconds,
+            password: b.password.unwrap_or_default(),
+            max_downloads: b.max_downloads.unwrap_or(0),
+        }))
+        .await?
+        .into_inner();
+    let url = format!("{}/s/{}", public_base(&gw, &headers), s.token);
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "id": s.id,
+            "url": url,
+            "token": s.token,
+            "expires_at": rfc3339(s.expires_at),
+        })),
+    )
+        .into_response())
+}
+
+pub async fn revoke_share(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    authed
+        .call(metadata(&gw).revoke_share(pb::ShareRef { share_id: id }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemQuery {
+    password: Option<String>,
+}
+
+/// `GET /s/{token}`: a public link; no session, no key. 302 to a presigned GET, else 404.
+pub async fn redeem_share(
+    State(gw): State<Arc<Gateway>>,
+    Path(token): Path<String>,
+    q: Result<Query<RedeemQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let grant = CallContext {
+        token: None,
+        request_id: request_id().into(),
+        deadline: None,
+    }
+    .scope(metadata(&gw).redeem_share(pb::RedeemShareRequest {
+        token,
+        password: q.password.unwrap_or_default(),
+    }))
+    .await?
+    .into_inner();
+    let location = HeaderValue::from_str(&grant.url)
+        .map_err(|_| ApiError::from(tonic::Status::internal("")))?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ],
+    )
+        .into_response())
+}

@@ -1,0 +1,105 @@
+//! The metadata service's errors, mapped once to the shared codes and to `tonic::Status`.
+//! Messages never carry a file or folder name.
+
+use coffer_errors::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// Absent, or another org's: never told apart.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("a file or folder with this name already exists here")]
+    NameTaken,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("the file is not ready: it is still being uploaded or scanned")]
+    NotReady,
+    #[error("the file is quarantined")]
+    Quarantined,
+    #[error(
+        "the org's storage quota would be exceeded: {used} of {limit} bytes used, {asked} more asked"
+    )]
+    QuotaExceeded { used: i64, limit: i64, asked: u64 },
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("a dependency is unavailable")]
+    Downstream(#[from] tonic::Status),
+    #[error(transparent)]
+    Db(coffer_db::DbError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<coffer_db::DbError> for MetadataError {
+    fn from(e: coffer_db::DbError) -> Self {
+        match e {
+            coffer_db::DbError::NotFound => MetadataError::NotFound,
+            coffer_db::DbError::AlreadyExists => MetadataError::NameTaken,
+            other => MetadataError::Db(other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for MetadataError {
+    fn from(e: sqlx::Error) -> Self {
+        coffer_db::DbError::from(e).into()
+    }
+}
+
+impl MetadataError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        MetadataError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> ErrorCode {
+        match self {
+            MetadataError::Invalid { .. } => ErrorCode::InvalidArgument,
+            MetadataError::NotFound => ErrorCode::NotFound,
+            MetadataError::Forbidden(_) => ErrorCode::PermissionDenied,
+            MetadataError::NameTaken => ErrorCode::AlreadyExists,
+            MetadataError::Conflict(_) => ErrorCode::Conflict,
+            MetadataError::NotReady => ErrorCode::NotReady,
+            MetadataError::Quarantined => ErrorCode::Quarantined,
+            MetadataError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            MetadataError::TooLarge(_) => ErrorCode::TooLarge,
+            MetadataError::Downstream(s) => match coffer_errors::from_status(s).0 {
+                // A peer's refusal of our own request is our bug, not the caller's.
+                ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => ErrorCode::Unavailable,
+                _ => ErrorCode::Internal,
+            },
+            MetadataError::Db(e) => e.code(),
+            MetadataError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<MetadataError> for tonic::Status {
+    fn from(e: MetadataError) -> Self {
+        let code = e.code();
+        let field = match &e {
+            MetadataError::Invalid { field, .. } => *field,
+            _ => "",
+        };
+        let message = match code {
+            ErrorCode::Internal | ErrorCode::Unavailable => {
+                tracing::error!(error = ?e, "metadata request failed");
+                match code {
+                    ErrorCode::Unavailable => "a dependency is unavailable; try again".to_owned(),
+                    _ => "internal error".to_owned(),
+                }
+            }
+            _ => e.to_string(),
+        };
+        coffer_errors::status(code, message, field)
+    }
+}

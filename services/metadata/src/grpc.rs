@@ -1,0 +1,764 @@
+//! The Metadata gRPC service: parse and check each request, run it in a tenant transaction, call
+//! storage-signer where bytes are involved, map the answer. The org comes only from the verified
+//! token (or, for RecordVerdict, from the scan service's request, checked against the row).
+
+use coffer_mesh::{CallContext, Caller, MeshChannel, Policy, PolicyError, Token, caller};
+use coffer_proto::v1::auth_client::AuthClient;
+use coffer_proto::v1::metadata_server::Metadata;
+use coffer_proto::v1::storage_signer_client::StorageSignerClient;
+use coffer_proto::v1::{self as pb};
+use coffer_token::Scope;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::config::MetadataConfig;
+use crate::error::MetadataError;
+use crate::shares;
+use crate::store::{self, FileRow, FolderRow};
+use crate::validate;
+
+const SERVICE: &str = "coffer.v1.Metadata";
+
+/// User RPCs: the gateway with a token. Share links: the gateway, no user. Verdicts: scan only.
+pub fn policy() -> Result<Policy, PolicyError> {
+    let user = [
+        "CreateFolder",
+        "ListChildren",
+        "UpdateFolder",
+        "TrashFolder",
+        "CreateFile",
+        "CompleteUpload",
+        "GetFile",
+        "UpdateFile",
+        "TrashFile",
+        "RestoreFile",
+        "PurgeFile",
+        "AuthorizeDownload",
+        "CreateShare",
+        "RevokeShare",
+    ];
+    let mut policy = Policy::new();
+    for m in user {
+        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
+    }
+    policy = policy.rpc(SERVICE, "RedeemShare", &["gateway"], Token::NotRequired)?;
+    policy = policy.rpc(SERVICE, "RecordVerdict", &["scan"], Token::NotRequired)?;
+    Ok(policy)
+}
+
+#[derive(Clone)]
+pub struct MetadataService {
+    pool: PgPool,
+    signer: StorageSignerClient<MeshChannel>,
+    auth: AuthClient<MeshChannel>,
+    config: MetadataConfig,
+}
+
+impl MetadataService {
+    pub fn new(
+        pool: PgPool,
+        signer: StorageSignerClient<MeshChannel>,
+        auth: AuthClient<MeshChannel>,
+        config: MetadataConfig,
+    ) -> Self {
+        MetadataService {
+            pool,
+            signer,
+            auth,
+            config,
+        }
+    }
+
+    async fn tx(
+        &self,
+        org: Uuid,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, MetadataError> {
+        Ok(coffer_db::tenant_tx(&self.pool, org).await?)
+    }
+
+    fn quota(&self) -> i64 {
+        i64::try_from(self.config.default_quota_bytes).unwrap_or(i64::MAX)
+    }
+}
+
+/// The caller, with `scope` required (sessions hold every scope; API keys what they were given).
+fn user<T>(req: &Request<T>, scope: Scope) -> Result<Caller, Status> {
+    let c = caller(req)?;
+    if !c.has_scope(scope) {
+        return Err(MetadataError::Forbidden(match scope {
+            Scope::FilesRead => "this API key lacks the files:read scope",
+            _ => "this API key lacks the files:write scope",
+        })
+        .into());
+    }
+    Ok(c.clone())
+}
+
+fn ts(t: OffsetDateTime) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    })
+}
+
+fn id_or_empty(id: Option<Uuid>) -> String {
+    id.map(|i| i.to_string()).unwrap_or_default()
+}
+
+fn folder_pb(f: FolderRow) -> pb::Folder {
+    pb::Folder {
+        id: f.id.to_string(),
+        name: f.name,
+        parent_id: id_or_empty(f.parent_id),
+        created_at: ts(f.created_at),
+    }
+}
+
+fn file_pb(f: FileRow) -> pb::File {
+    pb::File {
+        status: f.status().to_owned(),
+        id: f.id.to_string(),
+        name: f.name,
+        folder_id: id_or_empty(f.folder_id),
+        size: f.size.max(0) as u64,
+        content_type: f.content_type,
+        sha256: f.sha256.unwrap_or_default(),
+        verdict: f.verdict.unwrap_or_default(),
+        created_at: ts(f.created_at),
+        updated_at: ts(f.updated_at),
+    }
+}
+
+/// A downstream refusal of the caller's own input (the content type, say) is passed on as is.
+fn downstream(s: Status) -> MetadataError {
+    if s.code() == tonic::Code::InvalidArgument {
+        let (_, field) = coffer_errors::from_status(&s);
+        return MetadataError::invalid(
+            match field.as_str() {
+                "content_type" => "content_type",
+                "sha256" => "sha256",
+                "size" => "size",
+                _ => "request",
+            },
+            s.message().to_owned(),
+        );
+    }
+    MetadataError::Downstream(s)
+}
+
+/// Why a file cannot be downloaded or shared, if it cannot.
+fn check_downloadable(f: &FileRow) -> Result<(), MetadataError> {
+    match f.status() {
+        "available" => Ok(()),
+        "quarantined" => Err(MetadataError::Quarantined),
+        "trashed" => Err(MetadataError::Conflict("the file is in the trash")),
+        _ => Err(MetadataError::NotReady),
+    }
+}
+
+/// A listing cursor: `d.<folder id>` (still among folders) or `f.<file id>` (among files).
+enum Cursor {
+    Start,
+    Folder(Uuid),
+    File(Uuid),
+}
+
+fn parse_cursor(s: &str) -> Result<Cursor, MetadataError> {
+    let bad = || MetadataError::invalid("cursor", "cursor is not one this service gave");
+    match s.split_once('.') {
+        None if s.is_empty() => Ok(Cursor::Start),
+        Some(("d", id)) => Ok(Cursor::Folder(Uuid::try_parse(id).map_err(|_| bad())?)),
+        Some(("f", id)) => Ok(Cursor::File(Uuid::try_parse(id).map_err(|_| bad())?)),
+        _ => Err(bad()),
+    }
+}
+
+impl MetadataService {
+    async fn list(
+        &self,
+        c: &Caller,
+        req: pb::ListChildrenRequest,
+    ) -> Result<pb::ListChildrenResponse, MetadataError> {
+        let folder = match req.folder_id.as_str() {
+            "" | "root" => None,
+            id => Some(validate::target(id)?),
+        };
+        let limit = match req.limit {
+            0 => self.config.default_page,
+            n => n.min(self.config.max_page),
+        } as usize;
+        let cursor = parse_cursor(&req.cursor)?;
+        let mut tx = self.tx(c.org_id).await?;
+        if let Some(id) = folder
+            && store::live_folder(&mut tx, id).await?.is_none()
+        {
+            return Err(MetadataError::NotFound);
+        }
+        let mut folders = Vec::new();
+        let mut files = Vec::new();
+        let mut next = String::new();
+        let files_after = match cursor {
+            Cursor::File(id) => Some(id),
+            Cursor::Start | Cursor::Folder(_) => {
+                let after = match cursor {
+                    Cursor::Folder(id) => Some(id),
+                    _ => None,
+                };
+                folders = store::child_folders(&mut tx, folder, after, limit as i64 + 1).await?;
+                if folders.len() > limit {
+                    folders.truncate(limit);
+                    next = format!("d.{}", folders[limit - 1].id);
+                }
+                None
+            }
+        };
+        if next.is_empty() {
+            let room = limit - folders.len();
+            files = store::child_files(&mut tx, folder, files_after, room as i64 + 1).await?;
+            if files.len() > room {
+                files.truncate(room);
+                next = match files.last() {
+                    Some(f) => format!("f.{}", f.id),
+                    // The page is full of folders and files follow: start them next time.
+                    None => format!("d.{}", folders.last().map(|f| f.id).unwrap_or_default()),
+                };
+            }
+        }
+        tx.commit().await?;
+        Ok(pb::ListChildrenResponse {
+            folders: folders.into_iter().map(folder_pb).collect(),
+            files: files.into_iter().map(file_pb).collect(),
+            next_cursor: next,
+        })
+    }
+
+    async fn create_file(
+        &self,
+        c: &Caller,
+        req: pb::CreateFileRequest,
+    ) -> Result<pb::CreateFileResponse, MetadataError> {
+        let name = validate::name("name", &req.name)?;
+        let folder = validate::folder("folder_id", &req.folder_id)?;
+        let sha256 = validate::sha256(&req.sha256)?;
+        if req.size > self.config.max_file_bytes {
+            return Err(MetadataError::TooLarge(format!(
+                "size is above the largest file accepted ({} bytes)",
+                self.config.max_file_bytes
+            )));
+        }
+        if req.content_type.is_empty() {
+            return Err(MetadataError::invalid(
+                "content_type",
+                "content_type is required",
+            ));
+        }
+        let size = req.size as i64;
+        let mut tx = self.tx(c.org_id).await?;
+        store::ensure_org(&mut tx, c.org_id, self.quota()).await?;
+        if let Some(id) = folder
+            && store::live_folder(&mut tx, id).await?.is_none()
+        {
+            return Err(MetadataError::invalid("folder_id", "no such folder"));
+        }
+        store::reserve_quota(&mut tx, c.org_id, size).await?;
+        let file = store::insert_file(
+            &mut tx,
+            &store::NewFile {
+                id: Uuid::new_v4(),
+                org: c.org_id,
+                folder,
+                name: &name,
+                size,
+                content_type: &req.content_type,
+                sha256: sha256.as_deref(),
+                created_by: c.user_id,
+            },
+        )
+        .await?;
+        // Signed before the row is committed: a refusal leaves nothing behind.
+        let upload = self
+            .signer
+            .clone()
+            .presign_put(pb::PresignPutRequest {
+                key: file.object_key.clone(),
+                size: req.size,
+                content_type: req.content_type,
+                sha256: sha256.unwrap_or_default(),
+                expires_in_seconds: 0,
+            })
+            .await
+            .map_err(downstream)?
+            .into_inner();
+        tx.commit().await?;
+        Ok(pb::CreateFileResponse {
+            file: Some(file_pb(file)),
+            upload: Some(upload),
+        })
+    }
+
+    async fn complete(&self, c: &Caller, id: Uuid) -> Result<pb::File, MetadataError> {
+        let mut tx = self.tx(c.org_id).await?;
+        let file = store::file(&mut tx, id).await?;
+        if file.status() != "pending_upload" {
+            return Err(MetadataError::Conflict(
+                "the file's upload is already complete",
+            ));
+        }
+        let head = self
+            .signer
+            .clone()
+            .head_object(pb::ObjectRef {
+                key: file.object_key.clone(),
+            })
+            .await
+            .map_err(downstream)?
+            .into_inner();
+        if !head.exists {
+            return Err(MetadataError::Conflict("the object has not been uploaded"));
+        }
+        if head.size != file.size as u64 {
+            return Err(MetadataError::Conflict(
+                "the uploaded object's size differs from the declared size",
+            ));
+        }
+        if let Some(want) = &file.sha256
+            && !head.sha256.is_empty()
+            && &head.sha256 != want
+        {
+            return Err(MetadataError::Conflict(
+                "the uploaded object's SHA-256 differs from the declared one",
+            ));
+        }
+        let file = store::transition(&mut tx, id, "pending_upload", "scanning", None)
+            .await?
+            .ok_or(MetadataError::Conflict(
+                "the file's upload is already complete",
+            ))?;
+        tx.commit().await?;
+        // The scan job is queued by the scan service once it exists (issue 6); until then the
+        // file waits in `scanning` for RecordVerdict.
+        Ok(file_pb(file))
+    }
+
+    async fn authorize_download(
+        &self,
+        c: &Caller,
+        id: Uuid,
+    ) -> Result<pb::DownloadGrant, MetadataError> {
+        let mut tx = self.tx(c.org_id).await?;
+        let file = store::file(&mut tx, id).await?;
+        tx.commit().await?;
+        check_downloadable(&file)?;
+        self.presign_get(&file).await
+    }
+
+    async fn presign_get(&self, file: &FileRow) -> Result<pb::DownloadGrant, MetadataError> {
+        let res = self
+            .signer
+            .clone()
+            .presign_get(pb::PresignGetRequest {
+                key: file.object_key.clone(),
+                file_name: file.name.clone(),
+                expires_in_seconds: 0,
+            })
+            .await
+            .map_err(downstream)?
+            .into_inner();
+        Ok(pb::DownloadGrant {
+            url: res.url,
+            expires_at: res.expires_at,
+        })
+    }
+
+    async fn purge(&self, c: &Caller, id: Uuid) -> Result<(), MetadataError> {
+        let mut tx = self.tx(c.org_id).await?;
+        let file = store::file(&mut tx, id).await?;
+        // The object first: if that fails the row stays, and purge can be retried.
+        self.signer
+            .clone()
+            .delete_object(pb::ObjectRef {
+                key: file.object_key.clone(),
+            })
+            .await
+            .map_err(downstream)?;
+        store::delete_file(&mut tx, id).await?;
+        store::release_quota(&mut tx, c.org_id, file.size).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_folder(
+        &self,
+        c: &Caller,
+        req: pb::UpdateFolderRequest,
+    ) -> Result<pb::Folder, MetadataError> {
+        let id = validate::target(&req.folder_id)?;
+        let name = req
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?;
+        let parent = req
+            .parent_id
+            .as_deref()
+            .map(|p| validate::folder("parent_id", p))
+            .transpose()?;
+        let mut tx = self.tx(c.org_id).await?;
+        if let Some(parent) = parent {
+            store::lock_tree(&mut tx, c.org_id).await?;
+            store::live_folder(&mut tx, id)
+                .await?
+                .ok_or(MetadataError::NotFound)?;
+            store::require_parent(&mut tx, parent).await?;
+            if let Some(p) = parent
+                && store::is_within(&mut tx, p, id).await?
+            {
+                return Err(MetadataError::Conflict(
+                    "a folder cannot be moved into itself or below itself",
+                ));
+            }
+        }
+        let folder = store::update_folder(&mut tx, id, name.as_deref(), parent).await?;
+        tx.commit().await?;
+        Ok(folder_pb(folder))
+    }
+
+    async fn update_file(
+        &self,
+        c: &Caller,
+        req: pb::UpdateFileRequest,
+    ) -> Result<pb::File, MetadataError> {
+        let id = validate::target(&req.file_id)?;
+        let name = req
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?;
+        let folder = req
+            .folder_id
+            .as_deref()
+            .map(|p| validate::folder("folder_id", p))
+            .transpose()?;
+        let mut tx = self.tx(c.org_id).await?;
+        if let Some(Some(target)) = folder
+            && store::live_folder(&mut tx, target).await?.is_none()
+        {
+            return Err(MetadataError::invalid("folder_id", "no such folder"));
+        }
+        let file = store::update_file(&mut tx, id, name.as_deref(), folder).await?;
+        tx.commit().await?;
+        Ok(file_pb(file))
+    }
+
+    async fn create_share(
+        &self,
+        c: &Caller,
+        req: pb::CreateShareRequest,
+    ) -> Result<pb::ShareCreated, MetadataError> {
+        let id = validate::target(&req.file_id)?;
+        if req.expires_in_seconds == 0 || req.expires_in_seconds > self.config.max_share_secs {
+            return Err(MetadataError::invalid(
+                "expires_in_seconds",
+                format!(
+                    "expires_in_seconds must be between 1 and {}",
+                    self.config.max_share_secs
+                ),
+            ));
+        }
+        let max_downloads = match req.max_downloads {
+            0 => None,
+            n => Some(i32::try_from(n).map_err(|_| {
+                MetadataError::invalid("max_downloads", "max_downloads is too large")
+            })?),
+        };
+        let password_hash = match req.password.as_str() {
+            "" => None,
+            p if p.chars().count() < self.config.share_password_min_chars => {
+                return Err(MetadataError::invalid(
+                    "password",
+                    format!(
+                        "password must be at least {} characters",
+                        self.config.share_password_min_chars
+                    ),
+                ));
+            }
+            p if p.len() > 1024 => {
+                return Err(MetadataError::invalid("password", "password is too long"));
+            }
+            p => Some(shares::hash_password(p.to_owned()).await?),
+        };
+        let mut tx = self.tx(c.org_id).await?;
+        let file = store::file(&mut tx, id).await?;
+        check_downloadable(&file)?;
+        let (token, hash) = shares::new_token();
+        let (share_id, expires_at) = store::insert_share(
+            &mut tx,
+            &store::NewShare {
+                org: c.org_id,
+                file: id,
+                token_hash: &hash,
+                password_hash,
+                max_downloads,
+                expires_in_secs: req.expires_in_seconds as i64,
+                created_by: c.user_id,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(pb::ShareCreated {
+            id: share_id.to_string(),
+            token,
+            expires_at: ts(expires_at),
+        })
+    }
+
+    async fn redeem_share(
+        &self,
+        req: pb::RedeemShareRequest,
+        request_id: String,
+    ) -> Result<pb::DownloadGrant, MetadataError> {
+        if req.token.is_empty() || req.token.len() > 128 {
+            return Err(MetadataError::NotFound);
+        }
+        let hash = shares::hash(&req.token);
+        let mut tx = self.pool.begin().await?;
+        let share = store::find_share_by_token(&mut tx, &hash)
+            .await?
+            .ok_or(MetadataError::NotFound)?;
+        if let Some(stored) = share.password_hash.clone()
+            && !shares::verify_password(req.password, stored).await
+        {
+            return Err(MetadataError::Forbidden(
+                "this share needs its password, and the one given is wrong",
+            ));
+        }
+        coffer_db::set_tenant(&mut tx, share.org_id).await?;
+        let file = store::file(&mut tx, share.file_id).await?;
+        // A share of a file that is no longer downloadable is as good as gone.
+        check_downloadable(&file).map_err(|_| MetadataError::NotFound)?;
+        if !store::count_share_download(&mut tx, share.id).await? {
+            return Err(MetadataError::NotFound);
+        }
+        let token = self
+            .auth
+            .clone()
+            .mint_service_token(pb::MintServiceTokenRequest {
+                org_id: share.org_id.to_string(),
+                audiences: vec!["storage-signer".into()],
+                request_id: request_id.clone(),
+            })
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::NotFound => MetadataError::NotFound,
+                _ => MetadataError::Downstream(s),
+            })?
+            .into_inner()
+            .token;
+        let grant = CallContext {
+            token: Some(token.into()),
+            request_id: request_id.into(),
+            deadline: CallContext::current().and_then(|c| c.deadline),
+        }
+        .scope(self.presign_get(&file))
+        .await?;
+        tx.commit().await?;
+        Ok(grant)
+    }
+
+    async fn record_verdict(
+        &self,
+        req: pb::RecordVerdictRequest,
+    ) -> Result<pb::File, MetadataError> {
+        let org = Uuid::try_parse(&req.org_id)
+            .map_err(|_| MetadataError::invalid("org_id", "org_id must be a UUID"))?;
+        let id = validate::target(&req.file_id)?;
+        let to = match req.verdict.as_str() {
+            "clean" => "available",
+            "infected" | "suspicious" | "sensitive" | "failed" => "quarantined",
+            _ => {
+                return Err(MetadataError::invalid(
+                    "verdict",
+                    "verdict must be clean, infected, suspicious, sensitive or failed",
+                ));
+            }
+        };
+        let mut tx = self.tx(org).await?;
+        let file = match store::transition(&mut tx, id, "scanning", to, Some(&req.verdict)).await? {
+            Some(f) => f,
+            None => {
+                // The same verdict twice is one verdict; anything else is a state conflict.
+                let f = store::file(&mut tx, id).await?;
+                if f.verdict.as_deref() != Some(req.verdict.as_str()) {
+                    return Err(MetadataError::Conflict("the file is not being scanned"));
+                }
+                f
+            }
+        };
+        tx.commit().await?;
+        Ok(file_pb(file))
+    }
+}
+
+type Res<T> = Result<Response<T>, Status>;
+
+fn ok<T>(r: Result<T, MetadataError>) -> Res<T> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl Metadata for MetadataService {
+    async fn create_folder(&self, request: Request<pb::CreateFolderRequest>) -> Res<pb::Folder> {
+        let c = user(&request, Scope::FilesWrite)?;
+        let req = request.into_inner();
+        ok(async {
+            let name = validate::name("name", &req.name)?;
+            let parent = validate::folder("parent_id", &req.parent_id)?;
+            let mut tx = self.tx(c.org_id).await?;
+            store::ensure_org(&mut tx, c.org_id, self.quota()).await?;
+            store::require_parent(&mut tx, parent).await?;
+            let folder = store::insert_folder(&mut tx, c.org_id, parent, &name).await?;
+            tx.commit().await?;
+            Ok(folder_pb(folder))
+        }
+        .await)
+    }
+
+    async fn list_children(
+        &self,
+        request: Request<pb::ListChildrenRequest>,
+    ) -> Res<pb::ListChildrenResponse> {
+        let c = user(&request, Scope::FilesRead)?;
+        ok(self.list(&c, request.into_inner()).await)
+    }
+
+    async fn update_folder(&self, request: Request<pb::UpdateFolderRequest>) -> Res<pb::Folder> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(self.update_folder(&c, request.into_inner()).await)
+    }
+
+    async fn trash_folder(&self, request: Request<pb::FolderRef>) -> Res<pb::Empty> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(async {
+            let id = validate::target(&request.get_ref().folder_id)?;
+            let mut tx = self.tx(c.org_id).await?;
+            store::trash_folder(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(pb::Empty {})
+        }
+        .await)
+    }
+
+    async fn create_file(
+        &self,
+        request: Request<pb::CreateFileRequest>,
+    ) -> Res<pb::CreateFileResponse> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(self.create_file(&c, request.into_inner()).await)
+    }
+
+    async fn complete_upload(&self, request: Request<pb::FileRef>) -> Res<pb::File> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(async {
+            let id = validate::target(&request.get_ref().file_id)?;
+            self.complete(&c, id).await
+        }
+        .await)
+    }
+
+    async fn get_file(&self, request: Request<pb::FileRef>) -> Res<pb::File> {
+        let c = user(&request, Scope::FilesRead)?;
+        ok(async {
+            let id = validate::target(&request.get_ref().file_id)?;
+            let mut tx = self.tx(c.org_id).await?;
+            let file = store::file(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(file_pb(file))
+        }
+        .await)
+    }
+
+    async fn update_file(&self, request: Request<pb::UpdateFileRequest>) -> Res<pb::File> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(self.update_file(&c, request.into_inner()).await)
+    }
+
+    async fn trash_file(&self, request: Request<pb::FileRef>) -> Res<pb::File> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(async {
+            let id = validate::target(&request.get_ref().file_id)?;
+            let mut tx = self.tx(c.org_id).await?;
+            let file = store::trash_file(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(file_pb(file))
+        }
+        .await)
+    }
+
+    async fn restore_file(&self, request: Request<pb::FileRef>) -> Res<pb::File> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(async {
+            let id = validate::target(&request.get_ref().file_id)?;
+            let mut tx = self.tx(c.org_id).await?;
+            store::file(&mut tx, id).await?;
+            let file = store::restore_file(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(file_pb(file))
+        }
+        .await)
+    }
+
+    async fn purge_file(&self, request: Request<pb::FileRef>) -> Res<pb::Empty> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(async {
+            let id = validate::target(&request.get_ref().file_id)?;
+            self.purge(&c, id).await?;
+            Ok(pb::Empty {})
+        }
+        .await)
+    }
+
+    async fn authorize_download(&self, request: Request<pb::FileRef>) -> Res<pb::DownloadGrant> {
+        let c = user(&request, Scope::FilesRead)?;
+        ok(async {
+            let id = validate::target(&request.get_ref().file_id)?;
+            self.authorize_download(&c, id).await
+        }
+        .await)
+    }
+
+    async fn create_share(
+        &self,
+        request: Request<pb::CreateShareRequest>,
+    ) -> Res<pb::ShareCreated> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(self.create_share(&c, request.into_inner()).await)
+    }
+
+    async fn revoke_share(&self, request: Request<pb::ShareRef>) -> Res<pb::Empty> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(async {
+            let id = validate::target(&request.get_ref().share_id)?;
+            let mut tx = self.tx(c.org_id).await?;
+            store::revoke_share(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(pb::Empty {})
+        }
+        .await)
+    }
+
+    async fn redeem_share(
+        &self,
+        request: Request<pb::RedeemShareRequest>,
+    ) -> Res<pb::DownloadGrant> {
+        let request_id = CallContext::current()
+            .map(|c| c.request_id.to_string())
+            .unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+        ok(self.redeem_share(request.into_inner(), request_id).await)
+    }
+
+    async fn record_verdict(&self, request: Request<pb::RecordVerdictRequest>) -> Res<pb::File> {
+        ok(self.record_verdict(request.into_inner()).await)
+    }
+}

@@ -1,0 +1,17 @@
+//! The metadata service (DESIGN.md §3–§5): folders, files, shares and quotas, and the only place
+//! file and folder names live. Bytes never pass through it: it asks storage-signer for presigned
+//! requests under the caller's org. Every query runs under row-level security for the token's org.
+
+mod app;
+pub mod config;
+mod error;
+mod grpc;
+mod shares;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod validate;
+
+pub use app::build;
+pub use config::MetadataConfig;
+pub use grpc::policy;

@@ -1,0 +1,453 @@
+//! SQL for folders, files, shares and quotas. Every function runs inside a transaction whose
+//! tenant is already set (see `coffer_db::tenant_tx`), except [`find_share_by_token`], which uses
+//! the share lookup capability. Nothing here logs a parameter: they hold names.
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::MetadataError;
+
+pub type Tx = PgConnection;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FolderRow {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FileRow {
+    pub id: Uuid,
+    pub folder_id: Option<Uuid>,
+    pub name: String,
+    pub object_key: String,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: Option<String>,
+    pub state: String,
+    pub verdict: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub trashed_at: Option<OffsetDateTime>,
+}
+
+impl FileRow {
+    /// API.md's status: `trashed` wins over the upload/scan state.
+    pub fn status(&self) -> &str {
+        if self.trashed_at.is_some() {
+            "trashed"
+        } else {
+            &self.state
+        }
+    }
+}
+
+const FILE_COLUMNS: &str = "id, folder_id, name, object_key, size, content_type, sha256, state, \
+                            verdict, created_at, updated_at, trashed_at";
+const FOLDER_COLUMNS: &str = "id, parent_id, name, created_at";
+
+/// Creates the org's rows on its first write, with the default quota.
+pub async fn ensure_org(tx: &mut Tx, org: Uuid, quota: i64) -> Result<(), MetadataError> {
+    sqlx::query("INSERT INTO orgs (id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(org)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO quotas (org_id, limit_bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(org)
+        .bind(quota)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Serialises folder moves within one org, so two concurrent moves cannot build a cycle.
+pub async fn lock_tree(tx: &mut Tx, org: Uuid) -> Result<(), MetadataError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
+        .bind(org)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+// === folders ===
+
+pub async fn live_folder(tx: &mut Tx, id: Uuid) -> Result<Option<FolderRow>, MetadataError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {FOLDER_COLUMNS} FROM folders WHERE id = $1 AND trashed_at IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+/// Checks that `parent` is a live folder of this org (or the top level).
+pub async fn require_parent(tx: &mut Tx, parent: Option<Uuid>) -> Result<(), MetadataError> {
+    match parent {
+        None => Ok(()),
+        Some(id) => live_folder(tx, id)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| MetadataError::invalid("parent_id", "no such folder")),
+    }
+}
+
+pub async fn insert_folder(
+    tx: &mut Tx,
+    org: Uuid,
+    parent: Option<Uuid>,
+    name: &str,
+) -> Result<FolderRow, MetadataError> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO folders (id, org_id, parent_id, name) VALUES ($1, $2, $3, $4)
+         RETURNING {FOLDER_COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(org)
+    .bind(parent)
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// True if `candidate` is `folder` or lies below it.
+pub async fn is_within(tx: &mut Tx, candidate: Uuid, folder: Uuid) -> Result<bool, MetadataError> {
+    let (found,): (bool,) = sqlx::query_as(
+        "WITH RECURSIVE up AS (
+             SELECT id, parent_id, 0 AS depth FROM folders WHERE id = $1
+             UNION ALL
+             SELECT f.id, f.parent_id, up.depth + 1 FROM folders f JOIN up ON f.id = up.parent_id
+             WHERE up.depth < 10000
+         )
+         SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)",
+    )
+    .bind(candidate)
+    .bind(folder)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(found)
+}
+
+pub async fn update_folder(
+    tx: &mut Tx,
+    id: Uuid,
+    name: Option<&str>,
+    parent: Option<Option<Uuid>>,
+) -> Result<FolderRow, MetadataError> {
+    sqlx::query_as(&format!(
+        "UPDATE folders SET name = COALESCE($2, name),
+                            parent_id = CASE WHEN $3 THEN $4 ELSE parent_id END,
+                            updated_at = now()
+         WHERE id = $1 AND trashed_at IS NULL RETURNING {FOLDER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(name)
+    .bind(parent.is_some())
+    .bind(parent.flatten())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(MetadataError::NotFound)
+}
+
+/// Trashes a live folder, every live folder below it and every live file in them.
+pub async fn trash_folder(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
+    let ids: Vec<(Uuid,)> = sqlx::query_as(
+        "WITH RECURSIVE sub AS (
+             SELECT id FROM folders WHERE id = $1 AND trashed_at IS NULL
+             UNION
+             SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id WHERE f.trashed_at IS NULL
+         )
+         UPDATE folders SET trashed_at = now(), updated_at = now()
+         WHERE id IN (SELECT id FROM sub) RETURNING id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.is_empty() {
+        return Err(MetadataError::NotFound);
+    }
+    let ids: Vec<Uuid> = ids.into_iter().map(|(id,)| id).collect();
+    sqlx::query(
+        "UPDATE files SET trashed_at = now(), updated_at = now()
+         WHERE folder_id = ANY($1) AND trashed_at IS NULL",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn child_folders(
+    tx: &mut Tx,
+    parent: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<FolderRow>, MetadataError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {FOLDER_COLUMNS} FROM folders
+         WHERE parent_id IS NOT DISTINCT FROM $1 AND trashed_at IS NULL
+           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM folders WHERE id = $2))
+         ORDER BY name, id LIMIT $3"
+    ))
+    .bind(parent)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
+pub async fn child_files(
+    tx: &mut Tx,
+    folder: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<FileRow>, MetadataError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {FILE_COLUMNS} FROM files
+         WHERE folder_id IS NOT DISTINCT FROM $1 AND trashed_at IS NULL
+           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM files WHERE id = $2))
+         ORDER BY name, id LIMIT $3"
+    ))
+    .bind(folder)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
+// === files ===
+
+pub struct NewFile<'a> {
+    pub id: Uuid,
+    pub org: Uuid,
+    pub folder: Option<Uuid>,
+    pub name: &'a str,
+    pub size: i64,
+    pub content_type: &'a str,
+    pub sha256: Option<&'a str>,
+    pub created_by: Uuid,
+}
+
+/// Counts `size` against the quota; `QuotaExceeded` (with the figures) if it does not fit.
+pub async fn reserve_quota(tx: &mut Tx, org: Uuid, size: i64) -> Result<(), MetadataError> {
+    let done = sqlx::query(
+        "UPDATE quotas SET used_bytes = used_bytes + $2
+         WHERE org_id = $1 AND used_bytes + $2 <= limit_bytes",
+    )
+    .bind(org)
+    .bind(size)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let (used, limit): (i64, i64) =
+        sqlx::query_as("SELECT used_bytes, limit_bytes FROM quotas WHERE org_id = $1")
+            .bind(org)
+            .fetch_one(&mut *tx)
+            .await?;
+    Err(MetadataError::QuotaExceeded {
+        used,
+        limit,
+        asked: size as u64,
+    })
+}
+
+pub async fn release_quota(tx: &mut Tx, org: Uuid, size: i64) -> Result<(), MetadataError> {
+    sqlx::query("UPDATE quotas SET used_bytes = GREATEST(used_bytes - $2, 0) WHERE org_id = $1")
+        .bind(org)
+        .bind(size)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_file(tx: &mut Tx, f: &NewFile<'_>) -> Result<FileRow, MetadataError> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO files (id, org_id, folder_id, name, object_key, size, content_type, sha256,
+                            state, created_by)
+         VALUES ($1, $2, $3, $4, $2::text || '/' || $1::text, $5, $6, $7, 'pending_upload', $8)
+         RETURNING {FILE_COLUMNS}"
+    ))
+    .bind(f.id)
+    .bind(f.org)
+    .bind(f.folder)
+    .bind(f.name)
+    .bind(f.size)
+    .bind(f.content_type)
+    .bind(f.sha256)
+    .bind(f.created_by)
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// Any file of this org, trashed or not.
+pub async fn file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
+    sqlx::query_as(&format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(MetadataError::NotFound)
+}
+
+/// Moves a file from `from` to `to` state; `None` if it was not in `from` (or is trashed).
+pub async fn transition(
+    tx: &mut Tx,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    verdict: Option<&str>,
+) -> Result<Option<FileRow>, MetadataError> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE files SET state = $3, verdict = COALESCE($4, verdict), updated_at = now()
+         WHERE id = $1 AND state = $2 AND trashed_at IS NULL RETURNING {FILE_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .bind(verdict)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+pub async fn update_file(
+    tx: &mut Tx,
+    id: Uuid,
+    name: Option<&str>,
+    folder: Option<Option<Uuid>>,
+) -> Result<FileRow, MetadataError> {
+    sqlx::query_as(&format!(
+        "UPDATE files SET name = COALESCE($2, name),
+                          folder_id = CASE WHEN $3 THEN $4 ELSE folder_id END,
+                          updated_at = now()
+         WHERE id = $1 AND trashed_at IS NULL RETURNING {FILE_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(name)
+    .bind(folder.is_some())
+    .bind(folder.flatten())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(MetadataError::NotFound)
+}
+
+pub async fn trash_file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
+    sqlx::query_as(&format!(
+        "UPDATE files SET trashed_at = now(), updated_at = now()
+         WHERE id = $1 AND trashed_at IS NULL RETURNING {FILE_COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(MetadataError::NotFound)
+}
+
+/// Takes a file out of the trash, into its folder if that is live, else to the top level.
+pub async fn restore_file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
+    sqlx::query_as(&format!(
+        "UPDATE files f SET trashed_at = NULL, updated_at = now(),
+             folder_id = (SELECT d.id FROM folders d WHERE d.id = f.folder_id AND d.trashed_at IS NULL)
+         WHERE f.id = $1 AND f.trashed_at IS NOT NULL RETURNING {FILE_COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(MetadataError::Conflict("the file is not in the trash"))
+}
+
+pub async fn delete_file(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
+    sqlx::query("DELETE FROM files WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+// === shares ===
+
+pub struct NewShare<'a> {
+    pub org: Uuid,
+    pub file: Uuid,
+    pub token_hash: &'a [u8],
+    pub password_hash: Option<String>,
+    pub max_downloads: Option<i32>,
+    pub expires_in_secs: i64,
+    pub created_by: Uuid,
+}
+
+pub async fn insert_share(
+    tx: &mut Tx,
+    s: &NewShare<'_>,
+) -> Result<(Uuid, OffsetDateTime), MetadataError> {
+    let id = Uuid::new_v4();
+    let (expires_at,): (OffsetDateTime,) = sqlx::query_as(
+        "INSERT INTO shares (id, org_id, file_id, token_hash, password_hash, max_downloads,
+                             expires_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8)
+         RETURNING expires_at",
+    )
+    .bind(id)
+    .bind(s.org)
+    .bind(s.file)
+    .bind(s.token_hash)
+    .bind(&s.password_hash)
+    .bind(s.max_downloads)
+    .bind(s.expires_in_secs as f64)
+    .bind(s.created_by)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((id, expires_at))
+}
+
+pub async fn revoke_share(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
+    let done =
+        sqlx::query("UPDATE shares SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(MetadataError::NotFound);
+    }
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct LiveShare {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub file_id: Uuid,
+    pub password_hash: Option<String>,
+}
+
+/// Finds a live share (not revoked, not expired, not used up) by its token hash, before the
+/// tenant is known: the lookup capability shows this one row and nothing else.
+pub async fn find_share_by_token(
+    tx: &mut Tx,
+    token_hash: &[u8],
+) -> Result<Option<LiveShare>, MetadataError> {
+    let hex: String = token_hash.iter().map(|b| format!("{b:02x}")).collect();
+    coffer_db::set_local(tx, "coffer.lookup_share", &hex).await?;
+    Ok(sqlx::query_as(
+        "SELECT id, org_id, file_id, password_hash FROM shares
+         WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()
+           AND (max_downloads IS NULL OR downloads < max_downloads)",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+/// Counts one download; false if the share was used up meanwhile.
+pub async fn count_share_download(tx: &mut Tx, id: Uuid) -> Result<bool, MetadataError> {
+    let done = sqlx::query(
+        "UPDATE shares SET downloads = downloads + 1
+         WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()
+           AND (max_downloads IS NULL OR downloads < max_downloads)",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,40 @@
+//! Wiring: config → object-store credentials → token ring → mesh server and admin port.
+
+use anyhow::Context as _;
+use coffer_config::ServiceConfig;
+use coffer_mesh::{ServiceApp, TokenVerifier};
+use coffer_proto::v1::storage_signer_server::StorageSignerServer;
+use coffer_token::VerifyOptions;
+
+use crate::config::SignerConfig;
+use crate::grpc::{SignerService, policy};
+use crate::store::Store;
+
+/// Builds the storage-signer: fails, naming the setting or file, if anything is missing.
+pub async fn build(service: &ServiceConfig, config: &SignerConfig) -> anyhow::Result<ServiceApp> {
+    config.validate()?;
+    let secrets = service.secrets();
+    let access_key = {
+        use secrecy::ExposeSecret as _;
+        secrets
+            .string("s3-access-key-id")?
+            .expose_secret()
+            .to_owned()
+    };
+    let secret_key = secrets.string("s3-secret-access-key")?;
+    let store = Store::new(config, &access_key, &secret_key)
+        .context("configuring the object store client")?;
+    let verifier = TokenVerifier::from_file(
+        &secrets.require("token-ring.toml")?,
+        VerifyOptions::default(),
+    )?;
+    verifier.spawn_watcher(std::time::Duration::from_secs(1));
+    let certs = coffer_mesh::app::certs(service)?;
+    let server = coffer_mesh::app::server(service, certs, policy()?)
+        .token_verifier(verifier)
+        .add_service(StorageSignerServer::new(SignerService::new(
+            store,
+            config.clone(),
+        )));
+    ServiceApp::bind(server, service).await
+}

@@ -1,0 +1,70 @@
+//! The `[storage_signer]` section of the storage-signer's config file. Credentials are not here:
+//! they are read from the secret files `s3-access-key-id` and `s3-secret-access-key`.
+
+use serde::{Deserialize, Serialize};
+
+/// The longest a presigned URL may live, whatever the config says (DESIGN.md §5).
+pub const MAX_EXPIRY_SECS: u32 = 15 * 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignerConfig {
+    /// The object store's endpoint as this service reaches it (`http://` or `https://`).
+    pub endpoint: String,
+    /// The endpoint clients reach, when it differs (presigned URLs are signed for it).
+    pub public_endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Path-style addressing (`endpoint/bucket/key`), which most self-hosted stores need.
+    pub path_style: bool,
+    /// Lifetime of presigned PUTs when the caller does not ask for one.
+    pub put_expiry_secs: u32,
+    /// Lifetime of presigned GETs when the caller does not ask for one.
+    pub get_expiry_secs: u32,
+    /// The longest lifetime a caller may ask for (at most 900).
+    pub max_expiry_secs: u32,
+}
+
+impl Default for SignerConfig {
+    fn default() -> Self {
+        SignerConfig {
+            endpoint: "http://127.0.0.1:9000".into(),
+            public_endpoint: None,
+            region: "us-east-1".into(),
+            bucket: "coffer".into(),
+            path_style: true,
+            put_expiry_secs: 300,
+            get_expiry_secs: 300,
+            max_expiry_secs: MAX_EXPIRY_SECS,
+        }
+    }
+}
+
+impl SignerConfig {
+    /// Refuses settings that would break a promise: lifetimes above 15 minutes, or zero.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, v) in [
+            ("put_expiry_secs", self.put_expiry_secs),
+            ("get_expiry_secs", self.get_expiry_secs),
+            ("max_expiry_secs", self.max_expiry_secs),
+        ] {
+            anyhow::ensure!(
+                (1..=MAX_EXPIRY_SECS).contains(&v),
+                "storage_signer.{name} must be between 1 and {MAX_EXPIRY_SECS} seconds, not {v}"
+            );
+        }
+        anyhow::ensure!(
+            self.put_expiry_secs <= self.max_expiry_secs
+                && self.get_expiry_secs <= self.max_expiry_secs,
+            "storage_signer default expiries must not exceed max_expiry_secs"
+        );
+        anyhow::ensure!(!self.bucket.is_empty(), "storage_signer.bucket is empty");
+        Ok(())
+    }
+
+    /// Returns the lifetime to sign for: `asked` (0 = `default`), never above the maximum.
+    pub fn expiry(&self, asked: u32, default: u32) -> u32 {
+        let asked = if asked == 0 { default } else { asked };
+        asked.min(self.max_expiry_secs)
+    }
+}

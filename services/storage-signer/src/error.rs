@@ -1,0 +1,56 @@
+//! The storage-signer's errors, mapped once to the shared codes and to `tonic::Status`.
+
+use coffer_errors::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The key's org segment is not the caller's org.
+    #[error("the object key does not belong to the caller's org")]
+    ForeignKey,
+    #[error("the object store is unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl SignerError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        SignerError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> ErrorCode {
+        match self {
+            SignerError::Invalid { .. } => ErrorCode::InvalidArgument,
+            SignerError::ForeignKey => ErrorCode::PermissionDenied,
+            SignerError::Unavailable(_) => ErrorCode::Unavailable,
+            SignerError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<SignerError> for tonic::Status {
+    fn from(e: SignerError) -> Self {
+        let code = e.code();
+        let field = match &e {
+            SignerError::Invalid { field, .. } => *field,
+            _ => "",
+        };
+        let message = match &e {
+            SignerError::Internal(cause) | SignerError::Unavailable(cause) => {
+                // The cause names no object key or file name: see store.rs.
+                tracing::error!(error = %cause, "storage-signer request failed");
+                e.to_string()
+            }
+            _ => e.to_string(),
+        };
+        coffer_errors::status(code, message, field)
+    }
+}

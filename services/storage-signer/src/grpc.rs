@@ -1,0 +1,169 @@
+//! The StorageSigner gRPC service: check the key against the token's org, then sign or act.
+
+use std::time::SystemTime;
+
+use coffer_mesh::{Policy, PolicyError, Token, caller};
+use coffer_proto::v1::storage_signer_server::StorageSigner;
+use coffer_proto::v1::{self as pb};
+use tonic::{Request, Response, Status};
+
+use crate::config::SignerConfig;
+use crate::error::SignerError;
+use crate::keys;
+use crate::store::{self, Signed, Store};
+
+const SERVICE: &str = "coffer.v1.StorageSigner";
+
+/// Metadata (uploads, downloads, purges) and scan (reading objects) only, always with a token.
+pub fn policy() -> Result<Policy, PolicyError> {
+    let mut policy = Policy::new();
+    for m in ["PresignPut", "PresignGet", "HeadObject", "DeleteObject"] {
+        policy = policy.rpc(SERVICE, m, &["metadata", "scan"], Token::Required)?;
+    }
+    Ok(policy)
+}
+
+#[derive(Debug, Clone)]
+pub struct SignerService {
+    store: Store,
+    config: SignerConfig,
+}
+
+impl SignerService {
+    pub fn new(store: Store, config: SignerConfig) -> Self {
+        SignerService { store, config }
+    }
+}
+
+fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(t)
+}
+
+fn presigned(s: Signed) -> pb::PresignedRequest {
+    pb::PresignedRequest {
+        url: s.url,
+        method: s.method,
+        headers: s.headers.into_iter().collect(),
+        expires_at: Some(timestamp(s.expires_at)),
+    }
+}
+
+/// A content type is `type/subtype` with optional parameters, printable ASCII, ≤ 255 bytes.
+fn check_content_type(ct: &str) -> Result<(), SignerError> {
+    let ok = !ct.is_empty()
+        && ct.len() <= 255
+        && ct.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && ct.split(';').next().is_some_and(|t| {
+            let mut parts = t.trim().splitn(2, '/');
+            let token = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+            };
+            matches!((parts.next(), parts.next()), (Some(a), Some(b)) if token(a) && token(b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(SignerError::invalid(
+            "content_type",
+            "content_type must be a media type such as application/pdf",
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl StorageSigner for SignerService {
+    async fn presign_put(
+        &self,
+        request: Request<pb::PresignPutRequest>,
+    ) -> Result<Response<pb::PresignedRequest>, Status> {
+        let org = caller(&request)?.org_id;
+        let req = request.into_inner();
+        keys::check(&req.key, org)?;
+        check_content_type(&req.content_type)?;
+        let checksum = match req.sha256.as_str() {
+            "" => None,
+            hex => Some(store::sha256_base64(hex)?),
+        };
+        let secs = self
+            .config
+            .expiry(req.expires_in_seconds, self.config.put_expiry_secs);
+        let signed = self
+            .store
+            .presign_put(&req.key, req.size, &req.content_type, checksum, secs)
+            .await?;
+        Ok(Response::new(presigned(signed)))
+    }
+
+    async fn presign_get(
+        &self,
+        request: Request<pb::PresignGetRequest>,
+    ) -> Result<Response<pb::PresignedRequest>, Status> {
+        let org = caller(&request)?.org_id;
+        let req = request.into_inner();
+        keys::check(&req.key, org)?;
+        let secs = self
+            .config
+            .expiry(req.expires_in_seconds, self.config.get_expiry_secs);
+        let signed = self
+            .store
+            .presign_get(&req.key, &req.file_name, secs)
+            .await?;
+        Ok(Response::new(presigned(signed)))
+    }
+
+    async fn head_object(
+        &self,
+        request: Request<pb::ObjectRef>,
+    ) -> Result<Response<pb::ObjectInfo>, Status> {
+        let org = caller(&request)?.org_id;
+        let key = request.into_inner().key;
+        keys::check(&key, org)?;
+        let head = self.store.head(&key).await?;
+        Ok(Response::new(pb::ObjectInfo {
+            exists: head.exists,
+            size: head.size,
+            server_side_encryption: head.sse,
+            sha256: head.sha256_hex,
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        request: Request<pb::ObjectRef>,
+    ) -> Result<Response<pb::DeleteObjectResponse>, Status> {
+        let org = caller(&request)?.org_id;
+        let key = request.into_inner().key;
+        keys::check(&key, org)?;
+        self.store.delete(&key).await?;
+        Ok(Response::new(pb::DeleteObjectResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_are_checked() {
+        for ok in [
+            "application/pdf",
+            "text/plain; charset=utf-8",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ] {
+            assert!(check_content_type(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "pdf",
+            "/pdf",
+            "text/",
+            "text/plain\r\nx: y",
+            "a/b/c",
+            "tëxt/plain",
+        ] {
+            assert!(check_content_type(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Object keys: `<orgId>/<uuid>`, both canonical lowercase UUIDs. The org segment must be the
+//! caller's org (from the verified token) before anything is signed, headed or deleted.
+
+use uuid::Uuid;
+
+use crate::error::SignerError;
+
+/// Parses `key` and checks that it belongs to `org_id`.
+pub fn check(key: &str, org_id: Uuid) -> Result<(), SignerError> {
+    let (org, object) = key
+        .split_once('/')
+        .ok_or_else(|| SignerError::invalid("key", "object key must be <orgId>/<uuid>"))?;
+    let org = parse_canonical(org)
+        .ok_or_else(|| SignerError::invalid("key", "object key must be <orgId>/<uuid>"))?;
+    parse_canonical(object)
+        .ok_or_else(|| SignerError::invalid("key", "object key must be <orgId>/<uuid>"))?;
+    if org != org_id {
+        return Err(SignerError::ForeignKey);
+    }
+    Ok(())
+}
+
+/// Only the hyphenated lowercase form: one key, one spelling.
+fn parse_canonical(s: &str) -> Option<Uuid> {
+    let id = Uuid::try_parse(s).ok()?;
+    (id.hyphenated().to_string() == s).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked_against_the_org() {
+        let org = Uuid::new_v4();
+        let obj = Uuid::new_v4();
+        assert!(check(&format!("{org}/{obj}"), org).is_ok());
+        assert!(matches!(
+            check(&format!("{}/{obj}", Uuid::new_v4()), org),
+            Err(SignerError::ForeignKey)
+        ));
+        for bad in [
+            String::new(),
+            format!("{org}"),
+            format!("{org}/"),
+            format!("{org}/{obj}/x"),
+            format!("{org}/../{obj}"),
+            format!("{}/{obj}", org.simple()),
+            format!("{}/{obj}", org.to_string().to_uppercase()),
+            format!("/{org}/{obj}"),
+            format!("{org}/name.pdf"),
+        ] {
+            assert!(
+                matches!(check(&bad, org), Err(SignerError::Invalid { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Starting a real storage-signer for other crates' tests (feature `testing`): certificates from
+//! `ca`, the audience ring derived from `ring`, credentials of the embedded S3 server, loopback.
+
+use std::path::Path;
+
+use coffer_config::ServiceConfig;
+use coffer_mesh::RunningServer;
+use coffer_testkit::{DevCa, S3};
+use coffer_token::{Audience, MasterKeyRing};
+
+use crate::{SignerConfig, build};
+
+/// Starts storage-signer for `s3`'s bucket `bucket` (created here) under `dir/storage-signer`.
+pub async fn start(
+    ca: &DevCa,
+    dir: &Path,
+    ring: &MasterKeyRing,
+    s3: &S3,
+    bucket: &str,
+    mut config: SignerConfig,
+) -> anyhow::Result<RunningServer> {
+    let _ = s3.client().create_bucket().bucket(bucket).send().await;
+    let secrets = ca.write_service_dir(&dir.join("storage-signer"), "storage-signer")?;
+    std::fs::write(
+        secrets.join("token-ring.toml"),
+        ring.derive_audience_ring(Audience::StorageSigner).to_toml(),
+    )?;
+    std::fs::write(
+        secrets.join("s3-access-key-id"),
+        &s3.credentials().access_key,
+    )?;
+    std::fs::write(
+        secrets.join("s3-secret-access-key"),
+        format!("{}\n", s3.credentials().secret_key),
+    )?;
+    config.endpoint = s3.endpoint();
+    config.region = s3.credentials().region.clone();
+    config.bucket = bucket.to_owned();
+    config.path_style = true;
+    let service = ServiceConfig {
+        listen: "127.0.0.1:0".parse()?,
+        admin_listen: "127.0.0.1:0".parse()?,
+        secrets_dir: secrets,
+        ..ServiceConfig::default()
+    };
+    Ok(build(&service, &config).await?.spawn())
+}

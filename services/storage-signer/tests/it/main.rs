@@ -1,0 +1,413 @@
+//! The storage-signer over real mTLS, signing for the embedded S3 server (SigV4): what the store
+//! accepts and refuses with its presigned requests, and whom the signer refuses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_mesh::{CallContext, CertStore, MeshChannel, MeshClient, RunningServer, TlsFiles};
+use coffer_proto::v1::storage_signer_client::StorageSignerClient;
+use coffer_proto::v1::{self as pb};
+use coffer_storage_signer::SignerConfig;
+use coffer_testkit::{DevCa, S3};
+use coffer_token::{Audience, MasterKeyRing, Minter, Role, Scopes, Subject};
+use sha2::Digest as _;
+use uuid::Uuid;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    ca: DevCa,
+    ring: MasterKeyRing,
+    s3: S3,
+    server: RunningServer,
+}
+
+impl Fixture {
+    async fn start(config: SignerConfig) -> anyhow::Result<Self> {
+        coffer_telemetry::init_for_tests();
+        let dir = tempfile::tempdir()?;
+        let ca = DevCa::new("signer test CA")?;
+        let ring = MasterKeyRing::generate("k1");
+        let s3 = S3::start().await?;
+        let server =
+            coffer_storage_signer::testing::start(&ca, dir.path(), &ring, &s3, "coffer", config)
+                .await?;
+        Ok(Fixture {
+            dir,
+            ca,
+            ring,
+            s3,
+            server,
+        })
+    }
+
+    fn client_as(&self, service: &str) -> anyhow::Result<StorageSignerClient<MeshChannel>> {
+        let dir = self
+            .ca
+            .write_service_dir(&self.dir.path().join(format!("as-{service}")), service)?;
+        let client = MeshClient::new(CertStore::load(TlsFiles::in_dir(&dir))?)?;
+        Ok(StorageSignerClient::new(client.channel(
+            "storage-signer",
+            &self.server.addr().to_string(),
+        )?))
+    }
+
+    fn token(&self, org: Uuid) -> String {
+        Minter::new(&self.ring)
+            .mint(
+                &Subject {
+                    user_id: Uuid::new_v4(),
+                    org_id: org,
+                    role: Role::Member,
+                    scopes: Scopes::all(),
+                    request_id: "req-test".into(),
+                },
+                &[Audience::StorageSigner],
+                coffer_token::unix_now(),
+                60,
+            )
+            .unwrap()
+    }
+}
+
+async fn as_user<F: Future>(token: &str, f: F) -> F::Output {
+    CallContext {
+        token: Some(Arc::from(token)),
+        request_id: "req-test".into(),
+        deadline: None,
+    }
+    .scope(f)
+    .await
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Sends a presigned PUT with `body` and the signed headers, each possibly changed by `edit`.
+async fn put(
+    req: &pb::PresignedRequest,
+    url: &str,
+    body: Vec<u8>,
+    edit: impl Fn(&str, &str) -> Option<String>,
+) -> reqwest::StatusCode {
+    let mut r = http().put(url);
+    for (k, v) in &req.headers {
+        if k == "content-length" {
+            continue; // reqwest sets it from the body
+        }
+        if let Some(v) = edit(k, v) {
+            r = r.header(k, v);
+        }
+    }
+    r.body(body).send().await.unwrap().status()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default()).await?;
+    let mut signer = f.client_as("metadata")?;
+    let org = Uuid::new_v4();
+    let token = f.token(org);
+    let body = b"%PDF-1.7 contract of employment".to_vec();
+    let sign = |key: String, sha256: String| {
+        let mut signer = signer.clone();
+        let body_len = body.len() as u64;
+        let token = token.clone();
+        async move {
+            as_user(
+                &token,
+                signer.presign_put(pb::PresignPutRequest {
+                    key,
+                    size: body_len,
+                    content_type: "application/pdf".into(),
+                    sha256,
+                    expires_in_seconds: 0,
+                }),
+            )
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+
+    let key = format!("{org}/{}", Uuid::new_v4());
+    let req = sign(key.clone(), String::new()).await;
+    assert_eq!(req.method, "PUT");
+    for h in ["content-type", "x-amz-server-side-encryption", "content-length"] {
+        assert!(req.headers.contains_key(h), "{h} not signed: {:?}", req.headers);
+    }
+    let signed_headers = req
+        .url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
+        .unwrap()
+        .to_owned();
+    for h in ["content-length", "content-type", "x-amz-server-side-encryption"] {
+        assert!(signed_headers.contains(h), "{h} not in {signed_headers}");
+    }
+    // Expiry: five minutes by default, and never more than fifteen.
+    let left = req.expires_at.unwrap().seconds - time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((295..=301).contains(&left), "{left}");
+
+    // Refusals: no SSE header, another content type, one byte more, a changed signature.
+    let no_sse = put(&req, &req.url, body.clone(), |k, v| {
+        (k != "x-amz-server-side-encryption").then(|| v.to_owned())
+    })
+    .await;
+    assert!(no_sse.is_client_error(), "no SSE: {no_sse}");
+    let other_type = put(&req, &req.url, body.clone(), |k, v| {
+        Some(if k == "content-type" { "text/html".into() } else { v.to_owned() })
+    })
+    .await;
+    assert!(other_type.is_client_error(), "content type: {other_type}");
+    let mut longer = body.clone();
+    longer.push(b'!');
+    let longer = put(&req, &req.url, longer, |_, v| Some(v.to_owned())).await;
+    assert!(longer.is_client_error(), "longer body: {longer}");
+    let tampered = {
+        let at = req.url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+        let mut url = req.url.clone().into_bytes();
+        url[at] = if url[at] == b'0' { b'1' } else { b'0' };
+        String::from_utf8(url).unwrap()
+    };
+    let tampered = put(&req, &tampered, body.clone(), |_, v| Some(v.to_owned())).await;
+    assert!(tampered.is_client_error(), "tampered signature: {tampered}");
+    // None of them stored anything.
+    let mut head = signer.clone();
+    let info = as_user(&token, head.head_object(pb::ObjectRef { key: key.clone() }))
+        .await?
+        .into_inner();
+    assert!(!info.exists);
+
+    // The exact request succeeds, and the object is stored with SSE AES256.
+    let ok = put(&req, &req.url, body.clone(), |_, v| Some(v.to_owned())).await;
+    assert!(ok.is_success(), "{ok}");
+    let info = as_user(&token, head.head_object(pb::ObjectRef { key: key.clone() }))
+        .await?
+        .into_inner();
+    assert!(info.exists);
+    assert_eq!(info.size, body.len() as u64);
+    assert_eq!(info.server_side_encryption, "AES256");
+
+    // With a checksum: the header is signed, a body with another hash is refused.
+    let key2 = format!("{org}/{}", Uuid::new_v4());
+    let req = sign(key2.clone(), sha256_hex(&body)).await;
+    assert!(req.headers.contains_key("x-amz-checksum-sha256"), "{:?}", req.headers);
+    let mut other = body.clone();
+    other[0] = b'#';
+    let bad = put(&req, &req.url, other, |_, v| Some(v.to_owned())).await;
+    assert!(bad.is_client_error(), "other content, same length: {bad}");
+    let dropped = put(&req, &req.url, body.clone(), |k, v| {
+        (k != "x-amz-checksum-sha256").then(|| v.to_owned())
+    })
+    .await;
+    assert!(dropped.is_client_error(), "checksum header dropped: {dropped}");
+    let ok = put(&req, &req.url, body.clone(), |_, v| Some(v.to_owned())).await;
+    assert!(ok.is_success(), "{ok}");
+    let info = as_user(&token, head.head_object(pb::ObjectRef { key: key2 }))
+        .await?
+        .into_inner();
+    assert_eq!(info.sha256, sha256_hex(&body));
+
+    // Delete, then the object is gone; deleting again succeeds.
+    for _ in 0..2 {
+        as_user(&token, signer.delete_object(pb::ObjectRef { key: key.clone() })).await?;
+    }
+    let info = as_user(&token, head.head_object(pb::ObjectRef { key })).await?.into_inner();
+    assert!(!info.exists);
+    drop(f.s3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn presigned_urls_expire() -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default()).await?;
+    let mut signer = f.client_as("scan")?;
+    let org = Uuid::new_v4();
+    let token = f.token(org);
+    let req = as_user(
+        &token,
+        signer.presign_put(pb::PresignPutRequest {
+            key: format!("{org}/{}", Uuid::new_v4()),
+            size: 3,
+            content_type: "text/plain".into(),
+            sha256: String::new(),
+            expires_in_seconds: 1,
+        }),
+    )
+    .await?
+    .into_inner();
+    // SigV4 dates have one-second resolution: wait past the second after expiry.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = put(&req, &req.url, b"abc".to_vec(), |_, v| Some(v.to_owned())).await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+
+    // Asking for more than the maximum gets the maximum.
+    let req = as_user(
+        &token,
+        signer.presign_get(pb::PresignGetRequest {
+            key: format!("{org}/{}", Uuid::new_v4()),
+            file_name: String::new(),
+            expires_in_seconds: 86_400,
+        }),
+    )
+    .await?
+    .into_inner();
+    let left = req.expires_at.unwrap().seconds - time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((895..=901).contains(&left), "{left}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn presigned_get_names_the_file_and_returns_the_bytes() -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default()).await?;
+    let mut signer = f.client_as("metadata")?;
+    let org = Uuid::new_v4();
+    let token = f.token(org);
+    let key = format!("{org}/{}", Uuid::new_v4());
+    let body = "Grüße, payroll 2026".as_bytes().to_vec();
+    let up = as_user(
+        &token,
+        signer.presign_put(pb::PresignPutRequest {
+            key: key.clone(),
+            size: body.len() as u64,
+            content_type: "text/plain".into(),
+            sha256: String::new(),
+            expires_in_seconds: 0,
+        }),
+    )
+    .await?
+    .into_inner();
+    assert!(put(&up, &up.url, body.clone(), |_, v| Some(v.to_owned())).await.is_success());
+    let down = as_user(
+        &token,
+        signer.presign_get(pb::PresignGetRequest {
+            key,
+            file_name: "Gehälter März.txt".into(),
+            expires_in_seconds: 0,
+        }),
+    )
+    .await?
+    .into_inner();
+    let res = http().get(&down.url).send().await?;
+    assert!(res.status().is_success(), "{}", res.status());
+    let disposition = res.headers()["content-disposition"].to_str()?.to_owned();
+    assert_eq!(
+        disposition,
+        "attachment; filename=\"Geh_lter M_rz.txt\"; filename*=UTF-8''Geh%C3%A4lter%20M%C3%A4rz.txt"
+    );
+    assert_eq!(res.bytes().await?.to_vec(), body);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_signer_refuses_other_orgs_keys_other_callers_and_no_token() -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default()).await?;
+    let mut signer = f.client_as("metadata")?;
+    let org_a = Uuid::new_v4();
+    let org_b = Uuid::new_v4();
+    let token_b = f.token(org_b);
+    let key_a = format!("{org_a}/{}", Uuid::new_v4());
+
+    // B's token against A's key: refused before anything is signed, for every RPC.
+    let mut codes = Vec::new();
+    codes.push(
+        as_user(
+            &token_b,
+            signer.presign_put(pb::PresignPutRequest {
+                key: key_a.clone(),
+                size: 1,
+                content_type: "text/plain".into(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap_err()
+        .code(),
+    );
+    codes.push(
+        as_user(
+            &token_b,
+            signer.presign_get(pb::PresignGetRequest {
+                key: key_a.clone(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap_err()
+        .code(),
+    );
+    codes.push(
+        as_user(&token_b, signer.head_object(pb::ObjectRef { key: key_a.clone() }))
+            .await
+            .unwrap_err()
+            .code(),
+    );
+    codes.push(
+        as_user(&token_b, signer.delete_object(pb::ObjectRef { key: key_a.clone() }))
+            .await
+            .unwrap_err()
+            .code(),
+    );
+    assert!(codes.iter().all(|c| *c == tonic::Code::PermissionDenied), "{codes:?}");
+
+    // Keys that are not <org>/<uuid>: invalid, whoever asks.
+    for key in [
+        format!("{org_b}/../{org_a}/x"),
+        format!("{org_b}/report.pdf"),
+        format!("{org_b}"),
+        String::new(),
+    ] {
+        let err = as_user(&token_b, signer.head_object(pb::ObjectRef { key: key.clone() }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{key}");
+    }
+
+    // No token: refused.
+    let err = signer
+        .head_object(pb::ObjectRef { key: key_a.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+    // The gateway, auth or audit may not call the signer at all.
+    for caller in ["gateway", "auth", "audit"] {
+        let mut other = f.client_as(caller)?;
+        let err = as_user(
+            &token_b,
+            other.head_object(pb::ObjectRef {
+                key: format!("{org_b}/{}", Uuid::new_v4()),
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{caller}");
+    }
+    Ok(())
+}
+
+#[test]
+fn expiry_settings_above_fifteen_minutes_are_refused() {
+    let too_long = SignerConfig {
+        put_expiry_secs: 901,
+        ..SignerConfig::default()
+    };
+    assert!(too_long.validate().is_err());
+    let max_too_long = SignerConfig {
+        max_expiry_secs: 3600,
+        ..SignerConfig::default()
+    };
+    assert!(max_too_long.validate().is_err());
+    assert!(SignerConfig::default().validate().is_ok());
+}
