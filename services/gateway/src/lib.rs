@@ -11,6 +11,8 @@ mod error;
 mod files;
 mod routes;
 mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use app::App;
 pub use config::GatewayConfig;

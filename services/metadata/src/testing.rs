@@ -68,3 +68,111 @@ pub async fn start(
     let server = build(&service, &config).await?.spawn();
     Ok(TestMetadata { server, database })
 }
+
+/// Everything metadata needs, running for real in this process: Postgres (the shared cluster),
+/// auth, the embedded S3 server, storage-signer and metadata, all over mTLS with one dev CA.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub ca: DevCa,
+    pub pg: &'static Postgres,
+    pub s3: coffer_testkit::S3,
+    pub auth: coffer_auth::testing::TestAuth,
+    pub signer: RunningServer,
+    pub metadata: TestMetadata,
+}
+
+/// The bucket the stack's objects live in.
+pub const BUCKET: &str = "coffer";
+
+impl Stack {
+    pub async fn start(config: MetadataConfig) -> anyhow::Result<Self> {
+        coffer_telemetry::init_for_tests();
+        let pg = Postgres::shared().await?;
+        let dir = tempfile::tempdir()?;
+        let ca = DevCa::new("stack test CA")?;
+        let auth = coffer_auth::testing::start(pg, &ca, dir.path(), Default::default()).await?;
+        let s3 = coffer_testkit::S3::start().await?;
+        let signer = coffer_storage_signer::testing::start(
+            &ca,
+            dir.path(),
+            &auth.ring,
+            &s3,
+            BUCKET,
+            Default::default(),
+        )
+        .await?;
+        let metadata = start(
+            pg,
+            &ca,
+            dir.path(),
+            &auth.ring,
+            &auth.server.addr().to_string(),
+            &signer.addr().to_string(),
+            config,
+        )
+        .await?;
+        Ok(Stack {
+            dir,
+            ca,
+            pg,
+            s3,
+            auth,
+            signer,
+            metadata,
+        })
+    }
+
+    /// The token master ring auth mints with.
+    pub fn ring(&self) -> &MasterKeyRing {
+        &self.auth.ring
+    }
+
+    /// A mesh client presenting a certificate for `service` (written under the stack's dir).
+    pub fn mesh_as(&self, service: &str) -> anyhow::Result<coffer_mesh::MeshClient> {
+        let dir = self
+            .ca
+            .write_service_dir(&self.dir.path().join(format!("as-{service}")), service)?;
+        Ok(coffer_mesh::MeshClient::new(coffer_mesh::CertStore::load(
+            coffer_mesh::TlsFiles::in_dir(&dir),
+        )?)?)
+    }
+
+    /// A metadata client calling as `service`.
+    pub fn metadata_as(
+        &self,
+        service: &str,
+    ) -> anyhow::Result<coffer_proto::v1::metadata_client::MetadataClient<coffer_mesh::MeshChannel>>
+    {
+        Ok(coffer_proto::v1::metadata_client::MetadataClient::new(
+            self.mesh_as(service)?
+                .channel("metadata", &self.metadata.server.addr().to_string())?,
+        ))
+    }
+
+    /// A storage-signer client calling as `service`.
+    pub fn signer_as(
+        &self,
+        service: &str,
+    ) -> anyhow::Result<
+        coffer_proto::v1::storage_signer_client::StorageSignerClient<coffer_mesh::MeshChannel>,
+    > {
+        Ok(
+            coffer_proto::v1::storage_signer_client::StorageSignerClient::new(
+                self.mesh_as(service)?
+                    .channel("storage-signer", &self.signer.addr().to_string())?,
+            ),
+        )
+    }
+
+    /// Records a scan verdict as the scan service would (until the scan service exists).
+    pub async fn verdict(&self, org: &str, file: &str, verdict: &str) -> anyhow::Result<()> {
+        self.metadata_as("scan")?
+            .record_verdict(coffer_proto::v1::RecordVerdictRequest {
+                org_id: org.into(),
+                file_id: file.into(),
+                verdict: verdict.into(),
+            })
+            .await?;
+        Ok(())
+    }
+}

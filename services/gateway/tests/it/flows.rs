@@ -418,12 +418,13 @@ async fn totp_through_the_gateway() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn with_auth_down_requests_get_503_and_the_gateway_is_not_ready() -> anyhow::Result<()> {
-    let mut h = Harness::start().await?;
+    let h = Harness::start().await?;
     let (_, cookie, _) = h.session("down@example.com").await?;
-    h.auth.take().unwrap().shutdown().await?;
+    h.stack.auth.server.shutdown().await?;
+    let base = h.base.clone();
     let res = h
         .http
-        .get(h.url("/v1/me"))
+        .get(format!("{base}/v1/me"))
         .header("cookie", &cookie)
         .send()
         .await?;

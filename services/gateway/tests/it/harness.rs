@@ -1,8 +1,7 @@
 use std::net::SocketAddr;
 
-use coffer_config::ServiceConfig;
-use coffer_testkit::{CertSpec, DevCa, Postgres};
-use coffer_token::MasterKeyRing;
+use coffer_metadata::MetadataConfig;
+use coffer_metadata::testing::Stack;
 use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "correct horse battery staple 42";
@@ -12,14 +11,13 @@ pub struct Harness {
     pub admin: SocketAddr,
     pub http: reqwest::Client,
     pub ca_pem: String,
-    _dir: tempfile::TempDir,
-    pub auth: Option<coffer_mesh::RunningServer>,
+    /// Auth, S3, storage-signer and metadata, for real.
+    pub stack: Stack,
 }
 
 impl Harness {
     pub async fn start() -> anyhow::Result<Self> {
         Self::start_with(coffer_gateway::GatewayConfig {
-            public_listen: "127.0.0.1:0".parse()?,
             rate_per_second: 1000,
             rate_burst: 1000,
             ..Default::default()
@@ -28,45 +26,30 @@ impl Harness {
     }
 
     pub async fn start_with(config: coffer_gateway::GatewayConfig) -> anyhow::Result<Self> {
-        coffer_telemetry::init_for_tests();
-        let pg = Postgres::shared().await?;
-        let dir = tempfile::tempdir()?;
-        let ca = DevCa::new("gateway test CA")?;
-        let auth = coffer_auth::testing::start(pg, &ca, dir.path(), Default::default())
-            .await?
-            .server;
+        Self::start_full(config, MetadataConfig::default()).await
+    }
 
-        let gw_secrets = ca.write_service_dir(&dir.path().join("gateway"), "gateway")?;
-        let mut public = CertSpec::service("gateway");
-        public.dns.push("localhost".into());
-        public.ips.push("127.0.0.1".parse()?);
-        let public = ca.issue_spec(&public)?;
-        std::fs::write(gw_secrets.join("public-tls.crt"), &public.cert_pem)?;
-        std::fs::write(gw_secrets.join("public-tls.key"), &public.key_pem)?;
-        std::fs::write(
-            gw_secrets.join("cookie-keys.toml"),
-            MasterKeyRing::generate("c1").to_toml(),
-        )?;
-        let gw_service = ServiceConfig {
-            listen: "127.0.0.1:0".parse()?,
-            admin_listen: "127.0.0.1:0".parse()?,
-            secrets_dir: gw_secrets,
-            peers: [("auth".to_owned(), auth.addr().to_string())].into(),
-            ..ServiceConfig::default()
-        };
-        let app = coffer_gateway::App::build(&gw_service, &config).await?;
-        let base = format!("https://localhost:{}", app.public_addr().port());
-        let admin = app.admin_addr();
-        tokio::spawn(app.run(std::future::pending()));
-        let ca_pem = ca.ca_pem();
+    pub async fn start_full(
+        config: coffer_gateway::GatewayConfig,
+        metadata: MetadataConfig,
+    ) -> anyhow::Result<Self> {
+        let stack = Stack::start(metadata).await?;
+        let gw = coffer_gateway::testing::start(
+            &stack.ca,
+            stack.dir.path(),
+            &stack.auth.server.addr().to_string(),
+            &stack.metadata.server.addr().to_string(),
+            config,
+        )
+        .await?;
+        let ca_pem = stack.ca.ca_pem();
         let http = client(&ca_pem, None)?;
         Ok(Harness {
-            base,
-            admin,
+            base: gw.base,
+            admin: gw.admin,
             http,
             ca_pem,
-            _dir: dir,
-            auth: Some(auth),
+            stack,
         })
     }
 

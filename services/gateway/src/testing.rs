@@ -1,0 +1,59 @@
+//! Starting a real gateway in tests and benchmarks (feature `testing`): a mesh certificate and a
+//! public certificate for `localhost` from `ca`, a fresh cookie ring, loopback ports.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use coffer_config::ServiceConfig;
+use coffer_testkit::{CertSpec, DevCa};
+use coffer_token::MasterKeyRing;
+
+use crate::{App, GatewayConfig};
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct TestGateway {
+    /// `https://localhost:<port>`.
+    pub base: String,
+    pub admin: SocketAddr,
+}
+
+/// Starts a gateway under `dir/gateway` talking to auth and metadata at the given addresses.
+pub async fn start(
+    ca: &DevCa,
+    dir: &Path,
+    auth: &str,
+    metadata: &str,
+    mut config: GatewayConfig,
+) -> anyhow::Result<TestGateway> {
+    let secrets = ca.write_service_dir(&dir.join("gateway"), "gateway")?;
+    let mut public = CertSpec::service("gateway");
+    public.dns.push("localhost".into());
+    public.ips.push("127.0.0.1".parse()?);
+    let public = ca.issue_spec(&public)?;
+    std::fs::write(secrets.join("public-tls.crt"), &public.cert_pem)?;
+    std::fs::write(secrets.join("public-tls.key"), &public.key_pem)?;
+    std::fs::write(
+        secrets.join("cookie-keys.toml"),
+        MasterKeyRing::generate("c1").to_toml(),
+    )?;
+    let service = ServiceConfig {
+        listen: "127.0.0.1:0".parse()?,
+        admin_listen: "127.0.0.1:0".parse()?,
+        secrets_dir: secrets,
+        peers: [
+            ("auth".to_owned(), auth.to_owned()),
+            ("metadata".to_owned(), metadata.to_owned()),
+        ]
+        .into(),
+        ..ServiceConfig::default()
+    };
+    config.public_listen = "127.0.0.1:0".parse()?;
+    let app = App::build(&service, &config).await?;
+    let gateway = TestGateway {
+        base: format!("https://localhost:{}", app.public_addr().port()),
+        admin: app.admin_addr(),
+    };
+    tokio::spawn(app.run(std::future::pending()));
+    Ok(gateway)
+}

@@ -1,0 +1,675 @@
+//! Folders, files and shares through the real gateway, auth, metadata, storage-signer, Postgres
+//! and the embedded S3 server, driven by a plain HTTP client: bytes go straight to the store.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use crate::harness::{Harness, error_code};
+
+/// A signed-in user of one org.
+pub struct User<'h> {
+    pub h: &'h Harness,
+    pub org: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl<'h> User<'h> {
+    pub async fn new(h: &'h Harness, email: &str) -> anyhow::Result<Self> {
+        let (org, cookie, csrf) = h.session(email).await?;
+        Ok(User {
+            h,
+            org,
+            cookie,
+            csrf,
+        })
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut req = self
+            .h
+            .http
+            .request(method, self.h.url(path))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Ok(req.send().await?)
+    }
+
+    /// Sends and expects `status`; returns the JSON body (null for none).
+    pub async fn ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> anyhow::Result<Value> {
+        let res = self.send(method.clone(), path, body).await?;
+        let got = res.status().as_u16();
+        let text = res.text().await?;
+        assert_eq!(got, status, "{method} {path}: {text}");
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    pub async fn err(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, String)> {
+        error_code(self.send(method, path, body).await?).await
+    }
+
+    /// Creates a file and uploads `bytes` with the presigned PUT; returns the file id.
+    pub async fn upload(
+        &self,
+        name: &str,
+        folder: Option<&str>,
+        bytes: &[u8],
+    ) -> anyhow::Result<String> {
+        let created = self
+            .ok(
+                Method::POST,
+                "/v1/files",
+                Some(json!({
+                    "name": name,
+                    "folder_id": folder,
+                    "size": bytes.len(),
+                    "content_type": "application/octet-stream",
+                    "sha256": sha256_hex(bytes),
+                })),
+                201,
+            )
+            .await?;
+        let id = created["file"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(created["file"]["status"], "pending_upload");
+        put(&created["upload"], bytes.to_vec()).await?;
+        Ok(id)
+    }
+
+    /// Uploads, completes and records `verdict` (as the scan service would).
+    pub async fn available(
+        &self,
+        name: &str,
+        folder: Option<&str>,
+        bytes: &[u8],
+        verdict: &str,
+    ) -> anyhow::Result<String> {
+        let id = self.upload(name, folder, bytes).await?;
+        self.ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+            .await?;
+        self.h.stack.verdict(&self.org, &id, verdict).await?;
+        Ok(id)
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Sends a presigned PUT exactly as the API told us to.
+pub async fn put(upload: &Value, body: Vec<u8>) -> anyhow::Result<()> {
+    assert_eq!(upload["method"], "PUT");
+    let mut req = reqwest::Client::new().put(upload["url"].as_str().unwrap());
+    for (k, v) in upload["headers"].as_object().unwrap() {
+        if k != "content-length" {
+            req = req.header(k, v.as_str().unwrap());
+        }
+    }
+    let res = req.body(body).send().await?;
+    anyhow::ensure!(res.status().is_success(), "PUT refused: {}", res.status());
+    Ok(())
+}
+
+#[tokio::test]
+async fn upload_complete_verdict_download_round_trip() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "files@example.com").await?;
+    let folder = u
+        .ok(
+            Method::POST,
+            "/v1/folders",
+            Some(json!({"name": "Contracts 2026"})),
+            201,
+        )
+        .await?;
+    assert_eq!(folder["parent_id"], Value::Null);
+    let folder_id = folder["id"].as_str().unwrap();
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+
+    let id = u.upload("Vertrag Müller.pdf", Some(folder_id), &bytes).await?;
+    let file = u.ok(Method::GET, &format!("/v1/files/{id}"), None, 200).await?;
+    assert_eq!(file["status"], "pending_upload");
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{id}/download"), None)
+            .await?,
+        (409, "not_ready".into())
+    );
+
+    let done = u
+        .ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+        .await?;
+    assert_eq!(done["status"], "scanning");
+    assert_eq!(done["size"], bytes.len());
+    assert_eq!(done["sha256"], sha256_hex(&bytes));
+    assert_eq!(done["folder_id"], folder_id);
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{id}/download"), None)
+            .await?,
+        (409, "not_ready".into())
+    );
+    // Complete twice: a conflict, not a second scan.
+    assert_eq!(
+        u.err(Method::POST, &format!("/v1/files/{id}/complete"), None)
+            .await?
+            .0,
+        409
+    );
+
+    h.stack.verdict(&u.org, &id, "clean").await?;
+    let file = u.ok(Method::GET, &format!("/v1/files/{id}"), None, 200).await?;
+    assert_eq!(file["status"], "available");
+    assert_eq!(file["verdict"], "clean");
+    for key in [
+        "id",
+        "name",
+        "folder_id",
+        "size",
+        "content_type",
+        "sha256",
+        "status",
+        "verdict",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(file.get(key).is_some(), "file lacks {key}: {file}");
+    }
+
+    let grant = u
+        .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    assert!(grant["expires_at"].is_string());
+    let res = reqwest::get(grant["url"].as_str().unwrap()).await?;
+    assert!(res.status().is_success());
+    assert_eq!(
+        res.headers()["content-disposition"].to_str()?,
+        "attachment; filename=\"Vertrag M_ller.pdf\"; filename*=UTF-8''Vertrag%20M%C3%BCller.pdf"
+    );
+    assert_eq!(res.bytes().await?.to_vec(), bytes, "downloaded bytes differ");
+
+    // The stored object: under <org>/<file id>, encrypted, no name anywhere in its key.
+    let key = format!("{}/{id}", u.org);
+    let head = h
+        .stack
+        .s3
+        .client()
+        .head_object()
+        .bucket(coffer_metadata::testing::BUCKET)
+        .key(&key)
+        .send()
+        .await?;
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("AES256")
+    );
+    let listed = h
+        .stack
+        .s3
+        .client()
+        .list_objects_v2()
+        .bucket(coffer_metadata::testing::BUCKET)
+        .send()
+        .await?;
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, [key.as_str()]);
+
+    // Listing shows the folder at the top and the file in it.
+    let root = u
+        .ok(Method::GET, "/v1/folders/root/children", None, 200)
+        .await?;
+    assert_eq!(root["folders"][0]["id"], folder_id);
+    assert_eq!(root["next_cursor"], Value::Null);
+    let inside = u
+        .ok(
+            Method::GET,
+            &format!("/v1/folders/{folder_id}/children"),
+            None,
+            200,
+        )
+        .await?;
+    assert_eq!(inside["files"][0]["id"], id.as_str());
+    Ok(())
+}
+
+#[tokio::test]
+async fn complete_checks_the_object_and_quarantine_blocks_downloads() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "complete@example.com").await?;
+    // No object at all.
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "a.txt", "size": 10, "content_type": "text/plain"})),
+            201,
+        )
+        .await?;
+    let id = created["file"]["id"].as_str().unwrap();
+    assert_eq!(
+        u.err(Method::POST, &format!("/v1/files/{id}/complete"), None)
+            .await?,
+        (409, "conflict".into())
+    );
+    // An object of another size (put with the store's own credentials, around the URL).
+    h.stack
+        .s3
+        .client()
+        .put_object()
+        .bucket(coffer_metadata::testing::BUCKET)
+        .key(format!("{}/{id}", u.org))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(b"eleven byte".to_vec().into())
+        .send()
+        .await?;
+    assert_eq!(
+        u.err(Method::POST, &format!("/v1/files/{id}/complete"), None)
+            .await?,
+        (409, "conflict".into())
+    );
+    assert_eq!(
+        u.ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+            .await?["status"],
+        "pending_upload"
+    );
+
+    // Quarantined: no download, no share.
+    let bad = u
+        .available("eicar.com", None, b"X5O!P%@AP[4\\PZX54(P^)7CC)7}", "infected")
+        .await?;
+    let file = u.ok(Method::GET, &format!("/v1/files/{bad}"), None, 200).await?;
+    assert_eq!(file["status"], "quarantined");
+    assert_eq!(file["verdict"], "infected");
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{bad}/download"), None)
+            .await?,
+        (403, "quarantined".into())
+    );
+    assert_eq!(
+        u.err(
+            Method::POST,
+            &format!("/v1/files/{bad}/shares"),
+            Some(json!({"expires_in_seconds": 60}))
+        )
+        .await?,
+        (403, "quarantined".into())
+    );
+    // A verdict on a file that is not being scanned is refused; the same verdict twice is one.
+    h.stack.verdict(&u.org, &bad, "infected").await?;
+    assert!(h.stack.verdict(&u.org, &bad, "clean").await.is_err());
+    assert!(h.stack.verdict(&u.org, id, "clean").await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn shares_redirect_until_expired_revoked_or_used_up() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "shares@example.com").await?;
+    let bytes = b"quarterly payroll".to_vec();
+    let id = u.available("payroll.csv", None, &bytes, "clean").await?;
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600, "password": "open sesame", "max_downloads": 2})),
+            201,
+        )
+        .await?;
+    let token = share["token"].as_str().unwrap();
+    assert!(token.len() >= 22, "a share token carries at least 128 bits");
+    assert_eq!(
+        share["url"].as_str().unwrap(),
+        format!("{}/s/{token}", h.base)
+    );
+    let public = crate::harness::client(&h.ca_pem, None)?;
+    let open = |q: &str| {
+        let url = h.url(&format!("/s/{token}{q}"));
+        let public = public.clone();
+        async move { public.get(url).send().await }
+    };
+    assert_eq!(error_code(open("").await?).await?.0, 403);
+    assert_eq!(error_code(open("?password=wrong").await?).await?.0, 403);
+    for _ in 0..2 {
+        let res = open("?password=open%20sesame").await?;
+        assert_eq!(res.status(), 302);
+        let location = res.headers()["location"].to_str()?.to_owned();
+        assert_eq!(reqwest::get(location).await?.bytes().await?.to_vec(), bytes);
+    }
+    assert_eq!(
+        error_code(open("?password=open%20sesame").await?).await?,
+        (404, "not_found".into()),
+        "used up"
+    );
+
+    // Revoked, expired and unknown shares are all 404.
+    let revoked = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600})),
+            201,
+        )
+        .await?;
+    let res = public
+        .get(h.url(&format!("/s/{}", revoked["token"].as_str().unwrap())))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 302);
+    u.ok(
+        Method::DELETE,
+        &format!("/v1/shares/{}", revoked["id"].as_str().unwrap()),
+        None,
+        204,
+    )
+    .await?;
+    let res = public
+        .get(h.url(&format!("/s/{}", revoked["token"].as_str().unwrap())))
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (404, "not_found".into()));
+    let short = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 1})),
+            201,
+        )
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let res = public
+        .get(h.url(&format!("/s/{}", short["token"].as_str().unwrap())))
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (404, "not_found".into()));
+    for unknown in ["nope", &"A".repeat(43), &"x".repeat(5000)] {
+        let res = public.get(h.url(&format!("/s/{unknown}"))).send().await?;
+        assert_eq!(error_code(res).await?.0, 404, "{unknown}");
+    }
+    // A share of a trashed file stops working.
+    let live = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600})),
+            201,
+        )
+        .await?;
+    u.ok(Method::DELETE, &format!("/v1/files/{id}"), None, 204)
+        .await?;
+    let res = public
+        .get(h.url(&format!("/s/{}", live["token"].as_str().unwrap())))
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?.0, 404);
+    Ok(())
+}
+
+#[tokio::test]
+async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<()> {
+    let h = Harness::start_full(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..Default::default()
+        },
+        coffer_metadata::MetadataConfig {
+            default_quota_bytes: 1000,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "tree@example.com").await?;
+    let mk = |name: &str, parent: Option<&str>| {
+        let body = json!({"name": name, "parent_id": parent});
+        let u = &u;
+        async move {
+            u.ok(Method::POST, "/v1/folders", Some(body), 201)
+                .await
+                .map(|f| f["id"].as_str().unwrap().to_owned())
+        }
+    };
+    let a = mk("a", None).await?;
+    let b = mk("b", Some(&a)).await?;
+    let c = mk("c", Some(&b)).await?;
+    // The same name twice in one place: a conflict.
+    assert_eq!(
+        u.err(Method::POST, "/v1/folders", Some(json!({"name": "b", "parent_id": a})))
+            .await?,
+        (409, "already_exists".into())
+    );
+    // No cycles: a into c (below a), a into itself.
+    for target in [&c, &a] {
+        assert_eq!(
+            u.err(
+                Method::PATCH,
+                &format!("/v1/folders/{a}"),
+                Some(json!({"parent_id": target}))
+            )
+            .await?,
+            (409, "conflict".into())
+        );
+    }
+    // Move c to the top, rename it.
+    let moved = u
+        .ok(
+            Method::PATCH,
+            &format!("/v1/folders/{c}"),
+            Some(json!({"parent_id": null, "name": "c2"})),
+            200,
+        )
+        .await?;
+    assert_eq!(moved["parent_id"], Value::Null);
+    assert_eq!(moved["name"], "c2");
+
+    // Files in b, then b trashed: its files are trashed with it.
+    let f1 = u.available("one.txt", Some(&b), &[1u8; 400], "clean").await?;
+    let file = u
+        .ok(
+            Method::PATCH,
+            &format!("/v1/files/{f1}"),
+            Some(json!({"name": "uno.txt"})),
+            200,
+        )
+        .await?;
+    assert_eq!(file["name"], "uno.txt");
+    assert_eq!(file["folder_id"], b.as_str());
+    // Quota: 400 of 1000 used; 700 more does not fit.
+    let over = u
+        .send(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "big.bin", "size": 700, "content_type": "application/octet-stream"})),
+        )
+        .await?;
+    assert_eq!(over.status(), 409);
+    let body: Value = over.json().await?;
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("quota"),
+        "{body}"
+    );
+
+    u.ok(Method::DELETE, &format!("/v1/folders/{b}"), None, 204)
+        .await?;
+    let file = u.ok(Method::GET, &format!("/v1/files/{f1}"), None, 200).await?;
+    assert_eq!(file["status"], "trashed");
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/folders/{b}/children"), None)
+            .await?,
+        (404, "not_found".into())
+    );
+    let inside_a = u
+        .ok(Method::GET, &format!("/v1/folders/{a}/children"), None, 200)
+        .await?;
+    assert_eq!(inside_a["folders"].as_array().unwrap().len(), 0);
+    // Restored into the top level, since its folder is in the trash.
+    let restored = u
+        .ok(Method::POST, &format!("/v1/files/{f1}/restore"), None, 200)
+        .await?;
+    assert_eq!(restored["status"], "available");
+    assert_eq!(restored["folder_id"], Value::Null);
+
+    // Purge: the object is gone from the store, the quota is released.
+    u.ok(Method::DELETE, &format!("/v1/files/{f1}/purge"), None, 204)
+        .await?;
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{f1}"), None).await?,
+        (404, "not_found".into())
+    );
+    let gone = h
+        .stack
+        .s3
+        .client()
+        .head_object()
+        .bucket(coffer_metadata::testing::BUCKET)
+        .key(format!("{}/{f1}", u.org))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the object survived its purge");
+    u.ok(
+        Method::POST,
+        "/v1/files",
+        Some(json!({"name": "big.bin", "size": 700, "content_type": "application/octet-stream"})),
+        201,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn listings_page_through_folders_then_files() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "pages@example.com").await?;
+    let mut want = Vec::new();
+    for i in 0..5 {
+        let f = u
+            .ok(
+                Method::POST,
+                "/v1/folders",
+                Some(json!({"name": format!("dir {i}")})),
+                201,
+            )
+            .await?;
+        want.push(f["id"].as_str().unwrap().to_owned());
+    }
+    for i in 0..4 {
+        let f = u
+            .ok(
+                Method::POST,
+                "/v1/files",
+                Some(json!({"name": format!("file {i}"), "size": 1, "content_type": "text/plain"})),
+                201,
+            )
+            .await?;
+        want.push(f["file"]["id"].as_str().unwrap().to_owned());
+    }
+    for limit in [1, 2, 3, 5, 9, 100] {
+        let mut got = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let q = match &cursor {
+                Some(c) => format!("?limit={limit}&cursor={c}"),
+                None => format!("?limit={limit}"),
+            };
+            let page = u
+                .ok(Method::GET, &format!("/v1/folders/root/children{q}"), None, 200)
+                .await?;
+            let n = page["folders"].as_array().unwrap().len() + page["files"].as_array().unwrap().len();
+            assert!(n <= limit);
+            for kind in ["folders", "files"] {
+                for item in page[kind].as_array().unwrap() {
+                    got.push(item["id"].as_str().unwrap().to_owned());
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "limit {limit}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_file_and_folder_input_is_400_or_404_never_500() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "badinput@example.com").await?;
+    let file = |name: Value, size: Value| json!({"name": name, "size": size, "content_type": "text/plain"});
+    let long = "n".repeat(10 * 1024);
+    let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
+        (Method::POST, "/v1/files".into(), Some(file(json!("a/b"), json!(1))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!("a\u{0}b"), json!(1))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!(long), json!(1))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!(".."), json!(1))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!("..."), json!(1))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!(""), json!(1))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!("ok"), json!(-1))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!("ok"), json!(1e30))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!("ok"), json!("12"))), 400),
+        (Method::POST, "/v1/files".into(), Some(file(json!("ok"), json!(u64::MAX))), 413),
+        (Method::POST, "/v1/files".into(), Some(json!({"name": "ok", "size": 1, "content_type": "not a type"})), 400),
+        (Method::POST, "/v1/files".into(), Some(json!({"name": "ok", "size": 1, "content_type": "text/plain", "sha256": "xyz"})), 400),
+        (Method::POST, "/v1/files".into(), Some(json!({"name": "ok", "size": 1, "content_type": "text/plain", "folder_id": "not-a-uuid"})), 400),
+        (Method::POST, "/v1/files".into(), Some(json!({"name": "ok", "size": 1, "content_type": "text/plain", "folder_id": uuid::Uuid::new_v4()})), 400),
+        (Method::POST, "/v1/folders".into(), Some(json!({"name": "x/y"})), 400),
+        (Method::POST, "/v1/folders".into(), Some(json!({"name": "."})), 400),
+        (Method::POST, "/v1/folders".into(), Some(json!({"name": "ok", "parent_id": "zzz"})), 400),
+        (Method::GET, "/v1/files/not-a-uuid".into(), None, 404),
+        (Method::GET, format!("/v1/files/{}", uuid::Uuid::new_v4()), None, 404),
+        (Method::GET, "/v1/files/../../etc/passwd".into(), None, 404),
+        (Method::PATCH, format!("/v1/files/{}", uuid::Uuid::new_v4()), Some(json!({"name": "x"})), 404),
+        (Method::DELETE, "/v1/files/%00/purge".into(), None, 404),
+        (Method::POST, format!("/v1/files/{}/complete", uuid::Uuid::new_v4()), None, 404),
+        (Method::GET, "/v1/folders/nope/children".into(), None, 404),
+        (Method::GET, "/v1/folders/root/children?limit=abc".into(), None, 400),
+        (Method::GET, "/v1/folders/root/children?cursor=garbage".into(), None, 400),
+        (Method::GET, "/v1/folders/root/children?limit=-1".into(), None, 400),
+        (Method::PATCH, format!("/v1/folders/{}", uuid::Uuid::new_v4()), Some(json!({"name": "x"})), 404),
+        (Method::DELETE, format!("/v1/shares/{}", uuid::Uuid::new_v4()), None, 404),
+        (Method::POST, format!("/v1/files/{}/shares", uuid::Uuid::new_v4()), Some(json!({"expires_in_seconds": 60})), 404),
+    ];
+    for (method, path, body, status) in cases {
+        let res = u.send(method.clone(), &path, body.clone()).await?;
+        let (got, code) = error_code(res).await?;
+        assert_eq!(got, status, "{method} {path} {body:?}: {code}");
+    }
+    // Share settings on a real file.
+    let id = u.available("s.txt", None, b"s", "clean").await?;
+    for body in [
+        json!({"expires_in_seconds": 0}),
+        json!({"expires_in_seconds": 999_999_999}),
+        json!({"expires_in_seconds": 60, "password": "short"}),
+        json!({"expires_in_seconds": -5}),
+    ] {
+        let (got, _) = u
+            .err(Method::POST, &format!("/v1/files/{id}/shares"), Some(body.clone()))
+            .await?;
+        assert_eq!(got, 400, "{body}");
+    }
+    Ok(())
+}
