@@ -152,8 +152,12 @@ async fn upload_complete_verdict_download_round_trip() -> anyhow::Result<()> {
     let folder_id = folder["id"].as_str().unwrap();
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
 
-    let id = u.upload("Vertrag Müller.pdf", Some(folder_id), &bytes).await?;
-    let file = u.ok(Method::GET, &format!("/v1/files/{id}"), None, 200).await?;
+    let id = u
+        .upload("Vertrag Müller.pdf", Some(folder_id), &bytes)
+        .await?;
+    let file = u
+        .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+        .await?;
     assert_eq!(file["status"], "pending_upload");
     assert_eq!(
         u.err(Method::GET, &format!("/v1/files/{id}/download"), None)
@@ -182,7 +186,9 @@ async fn upload_complete_verdict_download_round_trip() -> anyhow::Result<()> {
     );
 
     h.stack.verdict(&u.org, &id, "clean").await?;
-    let file = u.ok(Method::GET, &format!("/v1/files/{id}"), None, 200).await?;
+    let file = u
+        .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+        .await?;
     assert_eq!(file["status"], "available");
     assert_eq!(file["verdict"], "clean");
     for key in [
@@ -210,7 +216,11 @@ async fn upload_complete_verdict_download_round_trip() -> anyhow::Result<()> {
         res.headers()["content-disposition"].to_str()?,
         "attachment; filename=\"Vertrag M_ller.pdf\"; filename*=UTF-8''Vertrag%20M%C3%BCller.pdf"
     );
-    assert_eq!(res.bytes().await?.to_vec(), bytes, "downloaded bytes differ");
+    assert_eq!(
+        res.bytes().await?.to_vec(),
+        bytes,
+        "downloaded bytes differ"
+    );
 
     // The stored object: under <org>/<file id>, encrypted, no name anywhere in its key.
     let key = format!("{}/{id}", u.org);
@@ -299,9 +309,16 @@ async fn complete_checks_the_object_and_quarantine_blocks_downloads() -> anyhow:
 
     // Quarantined: no download, no share.
     let bad = u
-        .available("eicar.com", None, b"X5O!P%@AP[4\\PZX54(P^)7CC)7}", "infected")
+        .available(
+            "eicar.com",
+            None,
+            b"X5O!P%@AP[4\\PZX54(P^)7CC)7}",
+            "infected",
+        )
         .await?;
-    let file = u.ok(Method::GET, &format!("/v1/files/{bad}"), None, 200).await?;
+    let file = u
+        .ok(Method::GET, &format!("/v1/files/{bad}"), None, 200)
+        .await?;
     assert_eq!(file["status"], "quarantined");
     assert_eq!(file["verdict"], "infected");
     assert_eq!(
@@ -335,7 +352,9 @@ async fn shares_redirect_until_expired_revoked_or_used_up() -> anyhow::Result<()
         .ok(
             Method::POST,
             &format!("/v1/files/{id}/shares"),
-            Some(json!({"expires_in_seconds": 3600, "password": "open sesame", "max_downloads": 2})),
+            Some(
+                json!({"expires_in_seconds": 3600, "password": "open sesame", "max_downloads": 2}),
+            ),
             201,
         )
         .await?;
@@ -457,8 +476,12 @@ async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<(
     let c = mk("c", Some(&b)).await?;
     // The same name twice in one place: a conflict.
     assert_eq!(
-        u.err(Method::POST, "/v1/folders", Some(json!({"name": "b", "parent_id": a})))
-            .await?,
+        u.err(
+            Method::POST,
+            "/v1/folders",
+            Some(json!({"name": "b", "parent_id": a}))
+        )
+        .await?,
         (409, "already_exists".into())
     );
     // No cycles: a into c (below a), a into itself.
@@ -486,7 +509,9 @@ async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<(
     assert_eq!(moved["name"], "c2");
 
     // Files in b, then b trashed: its files are trashed with it.
-    let f1 = u.available("one.txt", Some(&b), &[1u8; 400], "clean").await?;
+    let f1 = u
+        .available("one.txt", Some(&b), &[1u8; 400], "clean")
+        .await?;
     let file = u
         .ok(
             Method::PATCH,
@@ -502,7 +527,9 @@ async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<(
         .send(
             Method::POST,
             "/v1/files",
-            Some(json!({"name": "big.bin", "size": 700, "content_type": "application/octet-stream"})),
+            Some(
+                json!({"name": "big.bin", "size": 700, "content_type": "application/octet-stream"}),
+            ),
         )
         .await?;
     assert_eq!(over.status(), 409);
@@ -515,7 +542,9 @@ async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<(
 
     u.ok(Method::DELETE, &format!("/v1/folders/{b}"), None, 204)
         .await?;
-    let file = u.ok(Method::GET, &format!("/v1/files/{f1}"), None, 200).await?;
+    let file = u
+        .ok(Method::GET, &format!("/v1/files/{f1}"), None, 200)
+        .await?;
     assert_eq!(file["status"], "trashed");
     assert_eq!(
         u.err(Method::GET, &format!("/v1/folders/{b}/children"), None)
@@ -596,9 +625,15 @@ async fn listings_page_through_folders_then_files() -> anyhow::Result<()> {
                 None => format!("?limit={limit}"),
             };
             let page = u
-                .ok(Method::GET, &format!("/v1/folders/root/children{q}"), None, 200)
+                .ok(
+                    Method::GET,
+                    &format!("/v1/folders/root/children{q}"),
+                    None,
+                    200,
+                )
                 .await?;
-            let n = page["folders"].as_array().unwrap().len() + page["files"].as_array().unwrap().len();
+            let n =
+                page["folders"].as_array().unwrap().len() + page["files"].as_array().unwrap().len();
             assert!(n <= limit);
             for kind in ["folders", "files"] {
                 for item in page[kind].as_array().unwrap() {
@@ -622,36 +657,170 @@ async fn bad_file_and_folder_input_is_400_or_404_never_500() -> anyhow::Result<(
     let file = |name: Value, size: Value| json!({"name": name, "size": size, "content_type": "text/plain"});
     let long = "n".repeat(10 * 1024);
     let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
-        (Method::POST, "/v1/files".into(), Some(file(json!("a/b"), json!(1))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!("a\u{0}b"), json!(1))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!(long), json!(1))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!(".."), json!(1))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!("..."), json!(1))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!(""), json!(1))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!("ok"), json!(-1))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!("ok"), json!(1e30))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!("ok"), json!("12"))), 400),
-        (Method::POST, "/v1/files".into(), Some(file(json!("ok"), json!(u64::MAX))), 413),
-        (Method::POST, "/v1/files".into(), Some(json!({"name": "ok", "size": 1, "content_type": "not a type"})), 400),
-        (Method::POST, "/v1/files".into(), Some(json!({"name": "ok", "size": 1, "content_type": "text/plain", "sha256": "xyz"})), 400),
-        (Method::POST, "/v1/files".into(), Some(json!({"name": "ok", "size": 1, "content_type": "text/plain", "folder_id": "not-a-uuid"})), 400),
-        (Method::POST, "/v1/files".into(), Some(json!({"name": "ok", "size": 1, "content_type": "text/plain", "folder_id": uuid::Uuid::new_v4()})), 400),
-        (Method::POST, "/v1/folders".into(), Some(json!({"name": "x/y"})), 400),
-        (Method::POST, "/v1/folders".into(), Some(json!({"name": "."})), 400),
-        (Method::POST, "/v1/folders".into(), Some(json!({"name": "ok", "parent_id": "zzz"})), 400),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!("a/b"), json!(1))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!("a\u{0}b"), json!(1))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!(long), json!(1))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!(".."), json!(1))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!("..."), json!(1))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!(""), json!(1))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!("ok"), json!(-1))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!("ok"), json!(1e30))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!("ok"), json!("12"))),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(file(json!("ok"), json!(u64::MAX))),
+            413,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(json!({"name": "ok", "size": 1, "content_type": "not a type"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(json!({"name": "ok", "size": 1, "content_type": "text/plain", "sha256": "xyz"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(
+                json!({"name": "ok", "size": 1, "content_type": "text/plain", "folder_id": "not-a-uuid"}),
+            ),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/files".into(),
+            Some(
+                json!({"name": "ok", "size": 1, "content_type": "text/plain", "folder_id": uuid::Uuid::new_v4()}),
+            ),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/folders".into(),
+            Some(json!({"name": "x/y"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/folders".into(),
+            Some(json!({"name": "."})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/folders".into(),
+            Some(json!({"name": "ok", "parent_id": "zzz"})),
+            400,
+        ),
         (Method::GET, "/v1/files/not-a-uuid".into(), None, 404),
-        (Method::GET, format!("/v1/files/{}", uuid::Uuid::new_v4()), None, 404),
+        (
+            Method::GET,
+            format!("/v1/files/{}", uuid::Uuid::new_v4()),
+            None,
+            404,
+        ),
         (Method::GET, "/v1/files/../../etc/passwd".into(), None, 404),
-        (Method::PATCH, format!("/v1/files/{}", uuid::Uuid::new_v4()), Some(json!({"name": "x"})), 404),
+        (
+            Method::PATCH,
+            format!("/v1/files/{}", uuid::Uuid::new_v4()),
+            Some(json!({"name": "x"})),
+            404,
+        ),
         (Method::DELETE, "/v1/files/%00/purge".into(), None, 404),
-        (Method::POST, format!("/v1/files/{}/complete", uuid::Uuid::new_v4()), None, 404),
+        (
+            Method::POST,
+            format!("/v1/files/{}/complete", uuid::Uuid::new_v4()),
+            None,
+            404,
+        ),
         (Method::GET, "/v1/folders/nope/children".into(), None, 404),
-        (Method::GET, "/v1/folders/root/children?limit=abc".into(), None, 400),
-        (Method::GET, "/v1/folders/root/children?cursor=garbage".into(), None, 400),
-        (Method::GET, "/v1/folders/root/children?limit=-1".into(), None, 400),
-        (Method::PATCH, format!("/v1/folders/{}", uuid::Uuid::new_v4()), Some(json!({"name": "x"})), 404),
-        (Method::DELETE, format!("/v1/shares/{}", uuid::Uuid::new_v4()), None, 404),
-        (Method::POST, format!("/v1/files/{}/shares", uuid::Uuid::new_v4()), Some(json!({"expires_in_seconds": 60})), 404),
+        (
+            Method::GET,
+            "/v1/folders/root/children?limit=abc".into(),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            "/v1/folders/root/children?cursor=garbage".into(),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            "/v1/folders/root/children?limit=-1".into(),
+            None,
+            400,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/folders/{}", uuid::Uuid::new_v4()),
+            Some(json!({"name": "x"})),
+            404,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/shares/{}", uuid::Uuid::new_v4()),
+            None,
+            404,
+        ),
+        (
+            Method::POST,
+            format!("/v1/files/{}/shares", uuid::Uuid::new_v4()),
+            Some(json!({"expires_in_seconds": 60})),
+            404,
+        ),
     ];
     for (method, path, body, status) in cases {
         let res = u.send(method.clone(), &path, body.clone()).await?;
@@ -667,7 +836,11 @@ async fn bad_file_and_folder_input_is_400_or_404_never_500() -> anyhow::Result<(
         json!({"expires_in_seconds": -5}),
     ] {
         let (got, _) = u
-            .err(Method::POST, &format!("/v1/files/{id}/shares"), Some(body.clone()))
+            .err(
+                Method::POST,
+                &format!("/v1/files/{id}/shares"),
+                Some(body.clone()),
+            )
             .await?;
         assert_eq!(got, 400, "{body}");
     }

@@ -143,8 +143,16 @@ async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow
     let key = format!("{org}/{}", Uuid::new_v4());
     let req = sign(key.clone(), String::new()).await;
     assert_eq!(req.method, "PUT");
-    for h in ["content-type", "x-amz-server-side-encryption", "content-length"] {
-        assert!(req.headers.contains_key(h), "{h} not signed: {:?}", req.headers);
+    for h in [
+        "content-type",
+        "x-amz-server-side-encryption",
+        "content-length",
+    ] {
+        assert!(
+            req.headers.contains_key(h),
+            "{h} not signed: {:?}",
+            req.headers
+        );
     }
     let signed_headers = req
         .url
@@ -152,7 +160,11 @@ async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow
         .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
         .unwrap()
         .to_owned();
-    for h in ["content-length", "content-type", "x-amz-server-side-encryption"] {
+    for h in [
+        "content-length",
+        "content-type",
+        "x-amz-server-side-encryption",
+    ] {
         assert!(signed_headers.contains(h), "{h} not in {signed_headers}");
     }
     // Expiry: five minutes by default, and never more than fifteen.
@@ -166,7 +178,11 @@ async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow
     .await;
     assert!(no_sse.is_client_error(), "no SSE: {no_sse}");
     let other_type = put(&req, &req.url, body.clone(), |k, v| {
-        Some(if k == "content-type" { "text/html".into() } else { v.to_owned() })
+        Some(if k == "content-type" {
+            "text/html".into()
+        } else {
+            v.to_owned()
+        })
     })
     .await;
     assert!(other_type.is_client_error(), "content type: {other_type}");
@@ -202,7 +218,11 @@ async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow
     // With a checksum: the header is signed, a body with another hash is refused.
     let key2 = format!("{org}/{}", Uuid::new_v4());
     let req = sign(key2.clone(), sha256_hex(&body)).await;
-    assert!(req.headers.contains_key("x-amz-checksum-sha256"), "{:?}", req.headers);
+    assert!(
+        req.headers.contains_key("x-amz-checksum-sha256"),
+        "{:?}",
+        req.headers
+    );
     let mut other = body.clone();
     other[0] = b'#';
     let bad = put(&req, &req.url, other, |_, v| Some(v.to_owned())).await;
@@ -211,7 +231,10 @@ async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow
         (k != "x-amz-checksum-sha256").then(|| v.to_owned())
     })
     .await;
-    assert!(dropped.is_client_error(), "checksum header dropped: {dropped}");
+    assert!(
+        dropped.is_client_error(),
+        "checksum header dropped: {dropped}"
+    );
     let ok = put(&req, &req.url, body.clone(), |_, v| Some(v.to_owned())).await;
     assert!(ok.is_success(), "{ok}");
     let info = as_user(&token, head.head_object(pb::ObjectRef { key: key2 }))
@@ -221,9 +244,15 @@ async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow
 
     // Delete, then the object is gone; deleting again succeeds.
     for _ in 0..2 {
-        as_user(&token, signer.delete_object(pb::ObjectRef { key: key.clone() })).await?;
+        as_user(
+            &token,
+            signer.delete_object(pb::ObjectRef { key: key.clone() }),
+        )
+        .await?;
     }
-    let info = as_user(&token, head.head_object(pb::ObjectRef { key })).await?.into_inner();
+    let info = as_user(&token, head.head_object(pb::ObjectRef { key }))
+        .await?
+        .into_inner();
     assert!(!info.exists);
     drop(f.s3);
     Ok(())
@@ -288,7 +317,11 @@ async fn presigned_get_names_the_file_and_returns_the_bytes() -> anyhow::Result<
     )
     .await?
     .into_inner();
-    assert!(put(&up, &up.url, body.clone(), |_, v| Some(v.to_owned())).await.is_success());
+    assert!(
+        put(&up, &up.url, body.clone(), |_, v| Some(v.to_owned()))
+            .await
+            .is_success()
+    );
     let down = as_user(
         &token,
         signer.presign_get(pb::PresignGetRequest {
@@ -348,18 +381,27 @@ async fn the_signer_refuses_other_orgs_keys_other_callers_and_no_token() -> anyh
         .code(),
     );
     codes.push(
-        as_user(&token_b, signer.head_object(pb::ObjectRef { key: key_a.clone() }))
-            .await
-            .unwrap_err()
-            .code(),
+        as_user(
+            &token_b,
+            signer.head_object(pb::ObjectRef { key: key_a.clone() }),
+        )
+        .await
+        .unwrap_err()
+        .code(),
     );
     codes.push(
-        as_user(&token_b, signer.delete_object(pb::ObjectRef { key: key_a.clone() }))
-            .await
-            .unwrap_err()
-            .code(),
+        as_user(
+            &token_b,
+            signer.delete_object(pb::ObjectRef { key: key_a.clone() }),
+        )
+        .await
+        .unwrap_err()
+        .code(),
     );
-    assert!(codes.iter().all(|c| *c == tonic::Code::PermissionDenied), "{codes:?}");
+    assert!(
+        codes.iter().all(|c| *c == tonic::Code::PermissionDenied),
+        "{codes:?}"
+    );
 
     // Keys that are not <org>/<uuid>: invalid, whoever asks.
     for key in [
@@ -368,9 +410,12 @@ async fn the_signer_refuses_other_orgs_keys_other_callers_and_no_token() -> anyh
         format!("{org_b}"),
         String::new(),
     ] {
-        let err = as_user(&token_b, signer.head_object(pb::ObjectRef { key: key.clone() }))
-            .await
-            .unwrap_err();
+        let err = as_user(
+            &token_b,
+            signer.head_object(pb::ObjectRef { key: key.clone() }),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{key}");
     }
 

@@ -1,0 +1,119 @@
+//! Row-level security of the metadata schema, read from the catalog, and what a pooled
+//! connection that skipped the tenant setting sees.
+
+use std::sync::Arc;
+
+use coffer_mesh::CallContext;
+use coffer_metadata::testing::{RUNTIME_PASSWORD, Stack};
+use coffer_proto::v1::{self as pb};
+use coffer_token::{Audience, Minter, Role, Scopes, Subject};
+use sqlx::Connection as _;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothing()
+-> anyhow::Result<()> {
+    let stack = Stack::start(Default::default()).await?;
+    let db = &stack.metadata.database;
+
+    // Some rows in every table, through the service.
+    let org = Uuid::new_v4();
+    let token = Minter::new(stack.ring()).mint(
+        &Subject {
+            user_id: Uuid::new_v4(),
+            org_id: org,
+            role: Role::Owner,
+            scopes: Scopes::all(),
+            request_id: "req-rls".into(),
+        },
+        &[Audience::Metadata, Audience::StorageSigner],
+        coffer_token::unix_now(),
+        60,
+    )?;
+    let mut md = stack.metadata_as("gateway")?;
+    CallContext {
+        token: Some(Arc::from(token.as_str())),
+        request_id: "req-rls".into(),
+        deadline: None,
+    }
+    .scope(async {
+        md.create_folder(pb::CreateFolderRequest {
+            name: "f".into(),
+            parent_id: String::new(),
+        })
+        .await?;
+        md.create_file(pb::CreateFileRequest {
+            name: "x".into(),
+            size: 1,
+            content_type: "text/plain".into(),
+            ..Default::default()
+        })
+        .await?;
+        Ok::<_, tonic::Status>(())
+    })
+    .await?;
+
+    // The catalog: every table with org_id has ENABLE and FORCE and a policy; the runtime role
+    // owns nothing and bypasses nothing.
+    let superuser = sqlx::PgPool::connect(&stack.pg.superuser_url(db)).await?;
+    let violations = coffer_db::rls_audit(&superuser, "metadata", "metadata_runtime").await?;
+    assert!(violations.is_empty(), "{violations:#?}");
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'metadata' AND c.relkind = 'r'
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id')",
+    )
+    .fetch_all(&superuser)
+    .await?;
+    let mut names: Vec<_> = tables.into_iter().map(|(t,)| t).collect();
+    names.sort();
+    assert_eq!(names, ["files", "folders", "quotas", "shares"]);
+    // The superuser sees the rows that exist.
+    let (files,): (i64,) = sqlx::query_as("SELECT count(*) FROM metadata.files")
+        .fetch_one(&superuser)
+        .await?;
+    assert_eq!(files, 1);
+
+    // The runtime role, on a connection that never set the tenant: no rows, in any table; and
+    // a write without the tenant is refused.
+    let url = format!(
+        "postgres://metadata_runtime:{RUNTIME_PASSWORD}@127.0.0.1:{}/{db}?options=-csearch_path%3Dmetadata",
+        stack.pg.port()
+    );
+    let mut conn = sqlx::PgConnection::connect(&url).await?;
+    for table in ["orgs", "quotas", "folders", "files", "shares"] {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut conn)
+            .await?;
+        assert_eq!(n, 0, "{table} is visible without a tenant");
+    }
+    let insert = sqlx::query(
+        "INSERT INTO folders (id, org_id, name) VALUES (gen_random_uuid(), $1, 'sneak')",
+    )
+    .bind(org)
+    .execute(&mut conn)
+    .await;
+    assert!(insert.is_err(), "a write without a tenant went through");
+    // Another tenant's setting shows none of this org's rows either.
+    let mut tx = conn.begin().await?;
+    coffer_db::set_tenant(&mut tx, Uuid::new_v4()).await?;
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM files")
+        .fetch_one(&mut *tx)
+        .await?;
+    assert_eq!(n, 0);
+    tx.rollback().await?;
+    // DDL is not the runtime role's to do.
+    assert!(
+        sqlx::query("ALTER TABLE files DISABLE ROW LEVEL SECURITY")
+            .execute(&mut conn)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DROP TABLE shares")
+            .execute(&mut conn)
+            .await
+            .is_err()
+    );
+    Ok(())
+}
