@@ -25,6 +25,8 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
     let state = dir.path().join(".coffer");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
         .args(["dev", "up", "--dir"])
+        // Everything the services log, down to debug, is searched for file names below.
+        .env("COFFER_TELEMETRY__LOG_FILTER", "debug")
         .arg(&state)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -59,7 +61,7 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
     let endpoint = info["s3_endpoint"].as_str().unwrap().to_owned();
     let ak = std::fs::read_to_string(secrets.join("storage-signer/s3-access-key-id"))?;
     let sk = std::fs::read_to_string(secrets.join("storage-signer/s3-secret-access-key"))?;
-    let config = aws_sdk_s3::Config::builder()
+    let s3_config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .endpoint_url(&endpoint)
@@ -69,7 +71,7 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         ))
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
-    aws_sdk_s3::Client::from_conf(config)
+    aws_sdk_s3::Client::from_conf(s3_config.clone())
         .head_bucket()
         .bucket("coffer")
         .send()
@@ -145,6 +147,158 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         .await?;
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("set-cookie"));
+    let cookie = res.headers()["set-cookie"]
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = res.json::<serde_json::Value>().await?["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for svc in ["metadata", "storage-signer"] {
+        assert!(
+            services.contains_key(svc),
+            "{svc} is not running: {services:?}"
+        );
+    }
+
+    // A whole upload and download through the running mesh, with names no log may show.
+    let name = format!("zq-name-{}.pdf", uuid::Uuid::new_v4().simple());
+    let renamed = format!("zq-renamed-{}.pdf", uuid::Uuid::new_v4().simple());
+    let folder_name = format!("zq-folder-{}", uuid::Uuid::new_v4().simple());
+    let api = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{gateway_url}{path}"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+    };
+    let folder: serde_json::Value = api(reqwest::Method::POST, "/v1/folders")
+        .json(&serde_json::json!({"name": folder_name}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let me: serde_json::Value = api(reqwest::Method::GET, "/v1/me")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let bytes = b"%PDF-1.7 dev up round trip".to_vec();
+    let created: serde_json::Value = api(reqwest::Method::POST, "/v1/files")
+        .json(&serde_json::json!({
+            "name": name,
+            "folder_id": folder["id"],
+            "size": bytes.len(),
+            "content_type": "application/pdf",
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let file_id = created["file"]["id"]
+        .as_str()
+        .expect("file created")
+        .to_owned();
+    let mut put = reqwest::Client::new().put(created["upload"]["url"].as_str().unwrap());
+    for (k, v) in created["upload"]["headers"].as_object().unwrap() {
+        if k != "content-length" {
+            put = put.header(k, v.as_str().unwrap());
+        }
+    }
+    assert!(put.body(bytes.clone()).send().await?.status().is_success());
+    let res = api(
+        reqwest::Method::POST,
+        &format!("/v1/files/{file_id}/complete"),
+    )
+    .send()
+    .await?;
+    assert_eq!(res.status(), 200);
+    // The verdict, as the scan service will give it, with the scan identity of this dev mesh.
+    let scan = coffer_mesh::MeshClient::new(coffer_mesh::CertStore::load(
+        coffer_mesh::TlsFiles::in_dir(&secrets.join("scan")),
+    )?)?;
+    coffer_proto::v1::metadata_client::MetadataClient::new(
+        scan.channel("metadata", services["metadata"].as_str().unwrap())?,
+    )
+    .record_verdict(coffer_proto::v1::RecordVerdictRequest {
+        org_id: me["org_id"].as_str().unwrap().to_owned(),
+        file_id: file_id.clone(),
+        verdict: "clean".into(),
+    })
+    .await?;
+    let grant: serde_json::Value = api(
+        reqwest::Method::GET,
+        &format!("/v1/files/{file_id}/download"),
+    )
+    .send()
+    .await?
+    .json()
+    .await?;
+    let got = reqwest::get(grant["url"].as_str().expect("a download url"))
+        .await?
+        .bytes()
+        .await?;
+    assert_eq!(got.as_ref(), bytes.as_slice());
+    let res = api(reqwest::Method::PATCH, &format!("/v1/files/{file_id}"))
+        .json(&serde_json::json!({"name": renamed}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let share: serde_json::Value = api(
+        reqwest::Method::POST,
+        &format!("/v1/files/{file_id}/shares"),
+    )
+    .json(&serde_json::json!({"expires_in_seconds": 60}))
+    .send()
+    .await?
+    .json()
+    .await?;
+    let res = http
+        .get(share["url"].as_str().expect("a share url"))
+        .send()
+        .await?;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(res.bytes().await?.as_ref(), bytes.as_slice());
+
+    // No file or folder name in any service's log, metrics or trace spans (spans are in the
+    // JSON log lines), nor in any object key.
+    let mut metrics = String::new();
+    for svc in ["auth", "metadata", "storage-signer", "gateway"] {
+        let config: toml::Table = toml::from_str(&std::fs::read_to_string(
+            state.join(format!("config/{svc}.toml")),
+        )?)?;
+        let admin = config["admin_listen"].as_str().unwrap();
+        metrics += &reqwest::get(format!("http://{admin}/metrics"))
+            .await?
+            .text()
+            .await?;
+    }
+    assert!(metrics.contains("grpc"), "metrics were scraped");
+    let mut logs = String::new();
+    for entry in std::fs::read_dir(state.join("logs"))? {
+        logs += &std::fs::read_to_string(entry?.path())?;
+    }
+    assert!(logs.contains("metadata serving"), "the logs were captured");
+    assert!(
+        logs.contains("\"level\":\"DEBUG\""),
+        "debug lines were logged"
+    );
+    for secret in [&name, &renamed, &folder_name] {
+        assert!(!logs.contains(secret.as_str()), "a name is in the logs");
+        assert!(
+            !metrics.contains(secret.as_str()),
+            "a name is in the metrics"
+        );
+    }
+    let objects = aws_sdk_s3::Client::from_conf(s3_config.clone())
+        .list_objects_v2()
+        .bucket("coffer")
+        .send()
+        .await?;
+    let keys: Vec<_> = objects.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(keys.iter().any(|k| k.ends_with(&file_id)), "{keys:?}");
+    assert!(keys.iter().all(|k| !k.contains("zq-")), "{keys:?}");
 
     // SIGTERM: the launcher exits cleanly and leaves nothing running.
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;

@@ -846,3 +846,159 @@ async fn bad_file_and_folder_input_is_400_or_404_never_500() -> anyhow::Result<(
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn another_orgs_ids_are_404_through_every_endpoint() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let a = User::new(&h, "tenant-a@example.com").await?;
+    let b = User::new(&h, "tenant-b@example.com").await?;
+    let folder = a
+        .ok(
+            Method::POST,
+            "/v1/folders",
+            Some(json!({"name": "A only"})),
+            201,
+        )
+        .await?["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = a
+        .available("a-secret.txt", Some(&folder), b"A's bytes", "clean")
+        .await?;
+    let share = a
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{file}/shares"),
+            Some(json!({"expires_in_seconds": 600})),
+            201,
+        )
+        .await?["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b_file = b.available("b.txt", None, b"B", "clean").await?;
+    let b_folder = b
+        .ok(Method::POST, "/v1/folders", Some(json!({"name": "B"})), 201)
+        .await?["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // (method, path template, body template); {} is A's id or an unknown one.
+    let cases: Vec<(Method, &str, Option<&str>, &str)> = vec![
+        (Method::GET, "/v1/files/{}", None, "file"),
+        (
+            Method::PATCH,
+            "/v1/files/{}",
+            Some(r#"{"name": "x"}"#),
+            "file",
+        ),
+        (Method::DELETE, "/v1/files/{}", None, "file"),
+        (Method::POST, "/v1/files/{}/restore", None, "file"),
+        (Method::DELETE, "/v1/files/{}/purge", None, "file"),
+        (Method::POST, "/v1/files/{}/complete", None, "file"),
+        (Method::GET, "/v1/files/{}/download", None, "file"),
+        (
+            Method::POST,
+            "/v1/files/{}/shares",
+            Some(r#"{"expires_in_seconds": 60}"#),
+            "file",
+        ),
+        (Method::DELETE, "/v1/shares/{}", None, "share"),
+        (Method::GET, "/v1/folders/{}/children", None, "folder"),
+        (
+            Method::PATCH,
+            "/v1/folders/{}",
+            Some(r#"{"name": "x"}"#),
+            "folder",
+        ),
+        (Method::DELETE, "/v1/folders/{}", None, "folder"),
+        (
+            Method::POST,
+            "/v1/folders",
+            Some(r#"{"name": "x", "parent_id": "{}"}"#),
+            "folder",
+        ),
+        (
+            Method::POST,
+            "/v1/files",
+            Some(r#"{"name": "x", "size": 1, "content_type": "text/plain", "folder_id": "{}"}"#),
+            "folder",
+        ),
+        (
+            Method::PATCH,
+            "/v1/files/B_FILE",
+            Some(r#"{"folder_id": "{}"}"#),
+            "folder",
+        ),
+        (
+            Method::PATCH,
+            "/v1/folders/B_FOLDER",
+            Some(r#"{"parent_id": "{}"}"#),
+            "folder",
+        ),
+    ];
+    for (method, path, body, kind) in cases {
+        let real = match kind {
+            "file" => &file,
+            "share" => &share,
+            _ => &folder,
+        };
+        let mut answers = Vec::new();
+        for id in [real.clone(), uuid::Uuid::new_v4().to_string()] {
+            let fill = |t: &str| {
+                t.replace("{}", &id)
+                    .replace("B_FILE", &b_file)
+                    .replace("B_FOLDER", &b_folder)
+            };
+            let body = body.map(|b| serde_json::from_str::<Value>(&fill(b)).unwrap());
+            let res = b.send(method.clone(), &fill(path), body).await?;
+            let status = res.status().as_u16();
+            let json: Value = res.json().await?;
+            answers.push((
+                status,
+                json["error"]["code"].clone(),
+                json["error"]["message"].clone(),
+            ));
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{method} {path}: A's id answers differently"
+        );
+        assert!(
+            matches!(answers[0].0, 404 | 400),
+            "{method} {path}: {:?}",
+            answers[0]
+        );
+    }
+    // A's things are intact and only A's.
+    let f = a
+        .ok(Method::GET, &format!("/v1/files/{file}"), None, 200)
+        .await?;
+    assert_eq!(f["name"], "a-secret.txt");
+    assert_eq!(f["status"], "available");
+    assert_eq!(f["folder_id"], folder.as_str());
+    let grant = a
+        .ok(
+            Method::GET,
+            &format!("/v1/files/{file}/download"),
+            None,
+            200,
+        )
+        .await?;
+    assert_eq!(
+        reqwest::get(grant["url"].as_str().unwrap())
+            .await?
+            .bytes()
+            .await?
+            .as_ref(),
+        b"A's bytes"
+    );
+    let root_b = b
+        .ok(Method::GET, "/v1/folders/root/children", None, 200)
+        .await?;
+    assert_eq!(root_b["folders"].as_array().unwrap().len(), 1);
+    assert_eq!(root_b["files"].as_array().unwrap().len(), 1);
+    Ok(())
+}
