@@ -1,6 +1,7 @@
 //! The `coffer` command.
 #![allow(clippy::print_stdout)]
 
+mod bench;
 mod dev;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Load-tests a running `coffer dev up` mesh through its gateway (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Local development.
     Dev {
         #[command(subcommand)]
@@ -37,5 +40,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev {
             command: DevCommand::Up(args),
         } => dev::up(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }

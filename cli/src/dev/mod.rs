@@ -83,6 +83,9 @@ pub struct UpArgs {
     /// Where to keep the run's state (secrets, dev.json); wiped at start.
     #[arg(long, default_value = ".coffer")]
     dir: PathBuf,
+    /// Requests per second the gateway allows each client address (raise it for `coffer bench`).
+    #[arg(long, default_value_t = 20)]
+    gateway_rate: u32,
 }
 
 #[derive(Serialize)]
@@ -98,6 +101,8 @@ struct DevJson {
     secrets_dir: PathBuf,
     /// Mesh services running as processes, name → gRPC address.
     services: BTreeMap<String, String>,
+    /// Every service process, name → process id (the gateway's too).
+    pids: BTreeMap<String, u32>,
     /// A demo account, once auth runs.
     demo: Option<DemoAccount>,
     pid: u32,
@@ -273,8 +278,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )?;
 
     let mut supervisor = Supervisor::default();
-    let (services, gateway_url) =
-        start_services(&dir, &secrets, pg.port(), &s3, &mut supervisor).await?;
+    let (services, gateway_url, pids) = start_services(
+        &dir,
+        &secrets,
+        pg.port(),
+        &s3,
+        args.gateway_rate,
+        &mut supervisor,
+    )
+    .await?;
     let demo = match services.get("auth") {
         Some(addr) => Some(create_demo_account(&secrets, addr).await?),
         None => None,
@@ -290,6 +302,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         postgres_database: "coffer",
         secrets_dir: secrets.clone(),
         services,
+        pids,
         demo,
         pid: std::process::id(),
     };
@@ -340,8 +353,13 @@ async fn start_services(
     secrets: &Path,
     pg_port: u16,
     s3: &S3,
+    gateway_rate: u32,
     supervisor: &mut Supervisor,
-) -> anyhow::Result<(BTreeMap<String, String>, Option<String>)> {
+) -> anyhow::Result<(
+    BTreeMap<String, String>,
+    Option<String>,
+    BTreeMap<String, u32>,
+)> {
     let bin_dir = std::env::current_exe()?
         .parent()
         .context("the coffer binary has no directory")?
@@ -365,6 +383,7 @@ async fn start_services(
         );
     }
     let gateway_public = format!("127.0.0.1:{}", coffer_testkit::free_port()?);
+    let mut pids = BTreeMap::new();
     let config_dir = dir.join("config");
     let log_dir = dir.join("logs");
     std::fs::create_dir_all(&config_dir)?;
@@ -389,6 +408,11 @@ async fn start_services(
         if svc.name == "gateway" {
             let mut own = toml::Table::new();
             own.insert("public_listen".into(), gateway_public.clone().into());
+            own.insert("rate_per_second".into(), i64::from(gateway_rate).into());
+            own.insert(
+                "rate_burst".into(),
+                i64::from(gateway_rate.saturating_mul(2)).into(),
+            );
             table.insert("gateway".into(), own.into());
         }
         if svc.name == "storage-signer" {
@@ -403,7 +427,8 @@ async fn start_services(
         std::fs::write(&file, toml::to_string(&table)?)?;
         let mut cmd = std::process::Command::new(bin_dir.join(format!("coffer-{}", svc.name)));
         cmd.arg("--config").arg(&file);
-        supervisor.spawn(svc.name, cmd, &log_dir.join(format!("{}.log", svc.name)))?;
+        let pid = supervisor.spawn(svc.name, cmd, &log_dir.join(format!("{}.log", svc.name)))?;
+        pids.insert(svc.name.to_owned(), pid);
     }
     let client = MeshClient::new(CertStore::load(TlsFiles::in_dir(&secrets.join("dev")))?)?;
     for svc in &present {
@@ -425,7 +450,7 @@ async fn start_services(
         format!("https://localhost:{port}")
     });
     peers.retain(|name, _| present.iter().any(|s| s.name == name && s.grpc));
-    Ok((peers, gateway_url))
+    Ok((peers, gateway_url, pids))
 }
 
 /// Waits for Ctrl-C or SIGTERM, or for a child to exit on its own (returned).

@@ -1,0 +1,655 @@
+//! `coffer bench`: drives a running `coffer dev up` mesh through its public gateway, as outside
+//! clients would, and measures (a) authorised download URLs (gateway → auth → metadata →
+//! storage-signer), (b) whole uploads (create + PUT of the bytes to the store + complete), each
+//! at several client counts; (c) in the same run, the rate at which the same SQL statements run
+//! straight against Postgres from this one process (the floor of the work); and (d) the gateway
+//! process's RSS while many bytes are uploaded. Prints a Markdown report for BENCHMARKS.md.
+//!
+//! Start the mesh with a gateway rate limit that will not throttle the load:
+//! `coffer dev up --gateway-rate 1000000`, then `coffer bench`.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions as _, PgPool};
+use tokio::sync::Mutex;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The state directory of the running `coffer dev up`.
+    #[arg(long, default_value = ".coffer")]
+    dir: PathBuf,
+    /// Concurrent clients, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+    clients: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Size of each uploaded file, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    file_bytes: usize,
+    /// GiB uploaded (and purged) at the largest client count while the gateway's RSS is sampled;
+    /// 0 skips it.
+    #[arg(long, default_value_t = 10)]
+    rss_gib: u64,
+}
+
+type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
+
+struct Run {
+    ops: usize,
+    errors: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+}
+
+/// Runs `op` from `clients` tasks for `secs` seconds.
+async fn drive(clients: usize, secs: u64, op: Op) -> Run {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let op = op.clone();
+            let errors = errors.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match op().await {
+                        Ok(()) => lat.push(t.elapsed()),
+                        Err(e) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                                eprintln!("bench: request failed: {e:#}");
+                            }
+                        }
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap_or_default());
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    Run {
+        ops: latencies.len(),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        latencies,
+    }
+}
+
+/// A signed-in client of the gateway.
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    store: reqwest::Client,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Client {
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self.req(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await?;
+        let status = res.status();
+        let text = res.text().await?;
+        anyhow::ensure!(status.is_success(), "{path}: {status} {text}");
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
+    /// Create + PUT + complete; returns the file id.
+    async fn upload(&self, n: u64, bytes: &'static [u8]) -> anyhow::Result<String> {
+        let created = self
+            .json(
+                reqwest::Method::POST,
+                "/v1/files",
+                Some(json!({
+                    "name": format!("bench-{n}.bin"),
+                    "size": bytes.len(),
+                    "content_type": "application/octet-stream",
+                })),
+            )
+            .await?;
+        let id = created["file"]["id"]
+            .as_str()
+            .context("no file id")?
+            .to_owned();
+        let upload = &created["upload"];
+        let mut put = self.store.put(upload["url"].as_str().context("no url")?);
+        for (k, v) in upload["headers"].as_object().context("no headers")? {
+            if k != "content-length" {
+                put = put.header(k, v.as_str().unwrap_or_default());
+            }
+        }
+        let res = put.body(bytes).send().await?;
+        anyhow::ensure!(res.status().is_success(), "PUT: {}", res.status());
+        self.json(
+            reqwest::Method::POST,
+            &format!("/v1/files/{id}/complete"),
+            None,
+        )
+        .await?;
+        Ok(id)
+    }
+
+    async fn purge(&self, id: &str) -> anyhow::Result<()> {
+        self.json(
+            reqwest::Method::DELETE,
+            &format!("/v1/files/{id}/purge"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The floor: the SQL of one download (auth's session lookup, metadata's file read) and of one
+/// upload (two authentications, create, complete), run as the services' runtime roles.
+struct Floor {
+    auth: PgPool,
+    metadata: PgPool,
+    id_hash: Vec<u8>,
+    org: uuid::Uuid,
+    user: uuid::Uuid,
+    file: uuid::Uuid,
+}
+
+async fn runtime_pool(
+    info: &Value,
+    secrets: &std::path::Path,
+    svc: &str,
+) -> anyhow::Result<PgPool> {
+    let password = std::fs::read_to_string(secrets.join(svc).join("db-runtime-password"))?;
+    let options = PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(info["postgres_port"].as_u64().context("postgres_port")? as u16)
+        .database("coffer")
+        .username(&format!("{svc}_runtime"))
+        .password(password.trim())
+        .options([("search_path", svc)])
+        .disable_statement_logging();
+    Ok(PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(options)
+        .await?)
+}
+
+impl Floor {
+    async fn authenticate(&self) -> anyhow::Result<()> {
+        let hex: String = self.id_hash.iter().map(|b| format!("{b:02x}")).collect();
+        let mut tx = self.auth.begin().await?;
+        sqlx::query("SELECT set_config('coffer.lookup_session', $1, true)")
+            .bind(&hex)
+            .execute(&mut *tx)
+            .await?;
+        let row: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+            "SELECT org_id, user_id FROM sessions
+             WHERE id_hash = $1 AND revoked_at IS NULL AND expires_at > now()
+               AND last_seen_at > now() - make_interval(secs => $2)",
+        )
+        .bind(&self.id_hash)
+        .bind(1800f64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        anyhow::ensure!(row.is_some(), "the floor's session is not live");
+        sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+            .bind(self.org.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let role: Option<String> = sqlx::query_scalar(
+            "SELECT m.role FROM memberships m JOIN orgs o ON o.id = m.org_id
+             WHERE m.org_id = $1 AND m.user_id = $2 AND o.disabled_at IS NULL",
+        )
+        .bind(self.org)
+        .bind(self.user)
+        .fetch_optional(&mut *tx)
+        .await?;
+        anyhow::ensure!(role.is_some(), "no role");
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = now()
+             WHERE id_hash = $1 AND last_seen_at < now() - make_interval(secs => $2)",
+        )
+        .bind(&self.id_hash)
+        .bind(30f64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn tenant_tx(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.metadata.begin().await?;
+        sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+            .bind(self.org.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn download(&self) -> anyhow::Result<()> {
+        self.authenticate().await?;
+        let mut tx = self.tenant_tx().await?;
+        let found: Option<(uuid::Uuid, String)> =
+            sqlx::query_as("SELECT id, object_key FROM files WHERE id = $1")
+                .bind(self.file)
+                .fetch_optional(&mut *tx)
+                .await?;
+        anyhow::ensure!(found.is_some(), "no file");
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upload(&self, size: i64) -> anyhow::Result<uuid::Uuid> {
+        self.authenticate().await?;
+        let id = uuid::Uuid::new_v4();
+        let mut tx = self.tenant_tx().await?;
+        sqlx::query("INSERT INTO orgs (id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(self.org)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO quotas (org_id, limit_bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.org)
+        .bind(i64::MAX)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE quotas SET used_bytes = used_bytes + $2
+             WHERE org_id = $1 AND used_bytes + $2 <= limit_bytes",
+        )
+        .bind(self.org)
+        .bind(size)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO files (id, org_id, folder_id, name, object_key, size, content_type, sha256,
+                                state, created_by)
+             VALUES ($1, $2, NULL, $3, $2::text || '/' || $1::text, $4, 'application/octet-stream',
+                     NULL, 'pending_upload', $5)",
+        )
+        .bind(id)
+        .bind(self.org)
+        .bind(format!("floor-{id}"))
+        .bind(size)
+        .bind(self.user)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.authenticate().await?;
+        let mut tx = self.tenant_tx().await?;
+        sqlx::query("SELECT id, state FROM files WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE files SET state = 'scanning', updated_at = now()
+             WHERE id = $1 AND state = 'pending_upload' AND trashed_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Removes what the upload floor inserted, and gives its quota back.
+    async fn clean(&self, ids: &[uuid::Uuid], size: i64) -> anyhow::Result<()> {
+        let mut tx = self.tenant_tx().await?;
+        sqlx::query("DELETE FROM files WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE quotas SET used_bytes = GREATEST(used_bytes - $2, 0) WHERE org_id = $1",
+        )
+        .bind(self.org)
+        .bind(size * ids.len() as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn row(what: &str, clients: usize, r: &Run) -> String {
+    format!(
+        "| {what} | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+        r.rate(),
+        r.pct(0.5),
+        r.pct(0.99),
+        r.errors
+    )
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let info: Value = serde_json::from_slice(
+        &std::fs::read(args.dir.join("dev.json"))
+            .context("no dev.json: start `coffer dev up --gateway-rate 1000000` first")?,
+    )?;
+    let secrets = PathBuf::from(info["secrets_dir"].as_str().context("secrets_dir")?);
+    let base = info["gateway_url"]
+        .as_str()
+        .context("the gateway is not running")?
+        .to_owned();
+    let ca = std::fs::read(info["ca_cert"].as_str().context("ca_cert")?)?;
+    let http = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let store = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let login = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"email": info["demo"]["email"], "password": info["demo"]["password"]}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        login.status().is_success(),
+        "demo login: {}",
+        login.status()
+    );
+    let cookie = login.headers()["set-cookie"]
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let csrf = login.json::<Value>().await?["csrf_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let client = Client {
+        http,
+        store,
+        base,
+        cookie,
+        csrf,
+    };
+    let me = client.json(reqwest::Method::GET, "/v1/me", None).await?;
+    let org = me["org_id"].as_str().context("org_id")?.to_owned();
+
+    // Verdicts come from the scan identity of this dev mesh (the scan service is not built yet).
+    let scan = coffer_mesh::MeshClient::new(coffer_mesh::CertStore::load(
+        coffer_mesh::TlsFiles::in_dir(&secrets.join("scan")),
+    )?)?;
+    let mut verdicts = coffer_proto::v1::metadata_client::MetadataClient::new(scan.channel(
+        "metadata",
+        info["services"]["metadata"].as_str().context("metadata")?,
+    )?);
+    let payload: &'static [u8] = Box::leak(
+        (0..args.file_bytes)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let file = client.upload(0, &payload[..1024]).await?;
+    verdicts
+        .record_verdict(coffer_proto::v1::RecordVerdictRequest {
+            org_id: org.clone(),
+            file_id: file.clone(),
+            verdict: "clean".into(),
+        })
+        .await?;
+
+    let mut report = vec![
+        format!(
+            "Run {}: {} s per row, files of {} bytes.",
+            time_now(),
+            args.seconds,
+            args.file_bytes
+        ),
+        String::new(),
+        "| what | clients | per second | p50 ms | p99 ms | errors |".to_owned(),
+        "|---|---|---|---|---|---|".to_owned(),
+    ];
+    let print = |line: &str| println!("{line}");
+    for line in &report {
+        print(line);
+    }
+    let mut push = |line: String| {
+        print(&line);
+        report.push(line);
+    };
+
+    // (a) authorised download URLs.
+    let mut download_rates = Vec::new();
+    for &c in &args.clients {
+        let (cl, file) = (client.clone(), file.clone());
+        let op: Op = Arc::new(move || {
+            let (cl, file) = (cl.clone(), file.clone());
+            Box::pin(async move {
+                cl.json(
+                    reqwest::Method::GET,
+                    &format!("/v1/files/{file}/download"),
+                    None,
+                )
+                .await
+                .map(|_| ())
+            })
+        });
+        let r = drive(c, args.seconds, op).await;
+        push(row(
+            "download URL (gateway → auth → metadata → storage-signer)",
+            c,
+            &r,
+        ));
+        download_rates.push((c, r));
+    }
+
+    // (b) whole uploads; what each phase created is purged afterwards, untimed.
+    let counter = Arc::new(AtomicU64::new(1));
+    for &c in &args.clients {
+        let created = Arc::new(Mutex::new(Vec::new()));
+        let (cl, counter2, created2) = (client.clone(), counter.clone(), created.clone());
+        let op: Op = Arc::new(move || {
+            let (cl, counter, created) = (cl.clone(), counter2.clone(), created2.clone());
+            Box::pin(async move {
+                let id = cl
+                    .upload(counter.fetch_add(1, Ordering::Relaxed), payload)
+                    .await?;
+                created.lock().await.push(id);
+                Ok(())
+            })
+        });
+        let r = drive(c, args.seconds, op).await;
+        push(row("upload: create + PUT + complete", c, &r));
+        let ids = std::mem::take(&mut *created.lock().await);
+        purge_all(&client, ids).await?;
+    }
+
+    // (c) the floor: the same SQL, straight to Postgres, from this process.
+    let superuser = std::fs::read_to_string(secrets.join("dev/postgres-superuser-url"))?;
+    let su = PgPool::connect(superuser.trim()).await?;
+    let (id_hash, user): (Vec<u8>, uuid::Uuid) = sqlx::query_as(
+        "SELECT id_hash, user_id FROM auth.sessions WHERE org_id = $1 AND revoked_at IS NULL
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(uuid::Uuid::parse_str(&org)?)
+    .fetch_one(&su)
+    .await?;
+    let floor = Arc::new(Floor {
+        auth: runtime_pool(&info, &secrets, "auth").await?,
+        metadata: runtime_pool(&info, &secrets, "metadata").await?,
+        id_hash,
+        org: org.parse()?,
+        user,
+        file: file.parse()?,
+    });
+    let c = *args.clients.iter().max().unwrap_or(&64);
+    let f = floor.clone();
+    let op: Op = Arc::new(move || {
+        let f = f.clone();
+        Box::pin(async move { f.download().await })
+    });
+    let floor_download = drive(c, args.seconds, op).await;
+    push(row(
+        "floor: download SQL (11 statements), 20 connections",
+        c,
+        &floor_download,
+    ));
+    let inserted = Arc::new(Mutex::new(Vec::new()));
+    let (f, ins) = (floor.clone(), inserted.clone());
+    let size = args.file_bytes as i64;
+    let op: Op = Arc::new(move || {
+        let (f, ins) = (f.clone(), ins.clone());
+        Box::pin(async move {
+            let id = f.upload(size).await?;
+            ins.lock().await.push(id);
+            Ok(())
+        })
+    });
+    let floor_upload = drive(c, args.seconds, op).await;
+    push(row(
+        "floor: upload SQL (26 statements), 20 connections",
+        c,
+        &floor_upload,
+    ));
+    let ids = std::mem::take(&mut *inserted.lock().await);
+    floor.clean(&ids, size).await?;
+    if let Some((_, top)) = download_rates.iter().find(|(n, _)| *n == c) {
+        push(String::new());
+        push(format!(
+            "Download at {c} clients: {:.0} % of the floor.",
+            100.0 * top.rate() / floor_download.rate()
+        ));
+    }
+
+    // (d) the gateway's memory while the bytes flow (they never pass through it).
+    if args.rss_gib > 0 {
+        let pid = info["pids"]["gateway"].as_u64().context("no gateway pid")? as u32;
+        let before = rss_kib(pid).context("cannot read the gateway's RSS")?;
+        let peak = Arc::new(AtomicU64::new(before));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let (peak, done) = (peak.clone(), done.clone());
+            tokio::spawn(async move {
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(kib) = rss_kib(pid) {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let target = args.rss_gib << 30;
+        let sent = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..c)
+            .map(|_| {
+                let (cl, sent, counter) = (client.clone(), sent.clone(), counter.clone());
+                tokio::spawn(async move {
+                    while sent.fetch_add(payload.len() as u64, Ordering::Relaxed) < target {
+                        let id = cl
+                            .upload(counter.fetch_add(1, Ordering::Relaxed), payload)
+                            .await?;
+                        cl.purge(&id).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        let elapsed = start.elapsed();
+        done.store(true, Ordering::Relaxed);
+        sampler.await?;
+        let after = rss_kib(pid).unwrap_or(0);
+        push(String::new());
+        push(format!(
+            "Gateway RSS while {} GiB were uploaded (and purged) by {c} clients in {:.0} s ({:.0} MiB/s): {:.1} MiB before, {:.1} MiB peak, {:.1} MiB after.",
+            args.rss_gib,
+            elapsed.as_secs_f64(),
+            (target >> 20) as f64 / elapsed.as_secs_f64(),
+            before as f64 / 1024.0,
+            peak.load(Ordering::Relaxed) as f64 / 1024.0,
+            after as f64 / 1024.0,
+        ));
+    }
+    Ok(())
+}
+
+async fn purge_all(client: &Client, ids: Vec<String>) -> anyhow::Result<()> {
+    let queue = Arc::new(Mutex::new(ids));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (cl, queue) = (client.clone(), queue.clone());
+            tokio::spawn(async move {
+                while let Some(id) = { queue.lock().await.pop() } {
+                    cl.purge(&id).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+fn time_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("at unix time {secs}")
+}
