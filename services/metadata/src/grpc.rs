@@ -374,7 +374,8 @@ impl MetadataService {
 
     async fn purge(&self, c: &Caller, id: Uuid) -> Result<(), MetadataError> {
         let mut tx = self.tx(c.org_id).await?;
-        let file = store::file(&mut tx, id).await?;
+        // Locked, so concurrent purges of one file wait for each other.
+        let file = store::file_for_update(&mut tx, id).await?;
         // The object first: if that fails the row stays, and purge can be retried.
         self.signer
             .clone()
@@ -383,8 +384,7 @@ impl MetadataService {
             })
             .await
             .map_err(downstream)?;
-        store::delete_file(&mut tx, id).await?;
-        store::release_quota(&mut tx, c.org_id, file.size).await?;
+        store::delete_file(&mut tx, c.org_id, id).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -292,6 +292,17 @@ pub async fn file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
         .ok_or(MetadataError::NotFound)
 }
 
+/// Like [`file`], locking the row until the transaction ends.
+pub async fn file_for_update(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
+    sqlx::query_as(&format!(
+        "SELECT {FILE_COLUMNS} FROM files WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(MetadataError::NotFound)
+}
+
 /// Moves a file from `from` to `to` state; `None` if it was not in `from` (or is trashed).
 pub async fn transition(
     tx: &mut Tx,
@@ -357,12 +368,15 @@ pub async fn restore_file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataErro
     .ok_or(MetadataError::Conflict("the file is not in the trash"))
 }
 
-pub async fn delete_file(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
-    sqlx::query("DELETE FROM files WHERE id = $1")
+/// Deletes a file's row and gives its bytes back to the quota; `NotFound` if another purge got
+/// there first (so the quota is released exactly once).
+pub async fn delete_file(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<(), MetadataError> {
+    let size: Option<i64> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING size")
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-    Ok(())
+    let size = size.ok_or(MetadataError::NotFound)?;
+    release_quota(tx, org, size).await
 }
 
 // === shares ===

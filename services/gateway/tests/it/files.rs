@@ -1002,3 +1002,41 @@ async fn another_orgs_ids_are_404_through_every_endpoint() -> anyhow::Result<()>
     assert_eq!(root_b["files"].as_array().unwrap().len(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn concurrent_purges_release_the_quota_once() -> anyhow::Result<()> {
+    let h = Harness::start_full(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..Default::default()
+        },
+        coffer_metadata::MetadataConfig {
+            default_quota_bytes: 1000,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "purge-race@example.com").await?;
+    let keep = u.available("keep.bin", None, &[0u8; 300], "clean").await?;
+    let gone = u.available("gone.bin", None, &[1u8; 300], "clean").await?;
+    let path = format!("/v1/files/{gone}/purge");
+    let (a, b) = tokio::join!(
+        u.send(Method::DELETE, &path, None),
+        u.send(Method::DELETE, &path, None)
+    );
+    let mut statuses = [a?.status().as_u16(), b?.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [204, 404]);
+    // 300 bytes remain counted: 701 more do not fit, 700 do.
+    let create = |size: u64| json!({"name": format!("n{size}"), "size": size, "content_type": "application/octet-stream"});
+    assert_eq!(
+        u.err(Method::POST, "/v1/files", Some(create(701))).await?,
+        (409, "quota_exceeded".into())
+    );
+    u.ok(Method::POST, "/v1/files", Some(create(700)), 201)
+        .await?;
+    u.ok(Method::GET, &format!("/v1/files/{keep}"), None, 200)
+        .await?;
+    Ok(())
+}
