@@ -1,13 +1,11 @@
 //! Wiring: config → database → key ring → mesh server and admin port.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use coffer_config::ServiceConfig;
-use coffer_mesh::{CertStore, MeshServer, RunningServer, TlsFiles, TokenVerifier};
+use coffer_mesh::{ServiceApp, TokenVerifier};
 use coffer_proto::v1::auth_server::AuthServer;
-use coffer_telemetry::{AdminServer, Readiness, serve_admin};
 use coffer_token::{Audience, MasterKeyRing, Minter, Verifier, VerifyOptions};
 
 use crate::config::AuthConfig;
@@ -33,86 +31,40 @@ fn spawn_purge_job(pool: sqlx::PgPool, every: Duration) {
     });
 }
 
-/// A built auth service, bound and ready to serve.
-pub struct App {
-    server: coffer_mesh::BoundServer,
-    admin: AdminServer,
-}
-
-impl std::fmt::Debug for App {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("grpc", &self.server.local_addr())
-            .finish_non_exhaustive()
-    }
-}
-
-impl App {
-    /// Migrates the schema, loads secrets and binds both ports. Fails naming what is wrong.
-    pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Result<App> {
-        let secrets = service.secrets();
-        let database = service
-            .database
-            .as_ref()
-            .context("missing [database] section")?;
-        let pool = coffer_db::open(database, &secrets, &MIGRATOR)
-            .await
-            .context("opening the auth schema")?;
-        spawn_purge_job(
-            pool.clone(),
-            Duration::from_secs(config.purge_interval_secs.max(1)),
-        );
-        let ring = MasterKeyRing::from_file(&secrets.require("token-master.toml")?)?;
-        // Auth verifies its own tag on the tokens the gateway forwards back to it.
-        let verifier = Verifier::new(
-            &ring.derive_audience_ring(Audience::Auth),
-            VerifyOptions::default(),
-        );
-        let hasher = Hasher::new(config.password_min_chars)?;
-        let seeds = {
-            use secrecy::ExposeSecret as _;
-            SeedCipher::new(secrets.key("totp-key", 32)?.expose_secret())?
-        };
-        let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
-        certs.spawn_watcher(Duration::from_secs(1));
-        let server = MeshServer::new(certs, policy()?)
-            .token_verifier(TokenVerifier::fixed(verifier))
-            .request_timeout(Duration::from_millis(service.request_timeout_ms))
-            .grace(Duration::from_millis(service.shutdown_grace_ms))
-            .add_service(AuthServer::new(AuthService::new(
-                pool,
-                hasher,
-                Minter::new(&ring),
-                seeds,
-                config.clone(),
-            )))
-            .bind(service.listen)
-            .await?;
-        let readiness = Readiness::default();
-        readiness.set(true);
-        let admin = serve_admin(service.admin_listen, readiness).await?;
-        Ok(App { server, admin })
-    }
-
-    /// Returns the gRPC address.
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.server.local_addr()
-    }
-
-    /// Returns the admin address.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.addr
-    }
-
-    /// Serves until `shutdown` resolves, then drains.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        self.server.serve(shutdown).await?;
-        self.admin.task.abort();
-        Ok(())
-    }
-
-    /// Serves in the background of this process (tests).
-    pub fn spawn(self) -> RunningServer {
-        self.server.spawn()
-    }
+/// Migrates the schema, loads secrets and binds both ports. Fails naming what is wrong.
+pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Result<ServiceApp> {
+    let secrets = service.secrets();
+    let database = service
+        .database
+        .as_ref()
+        .context("missing [database] section")?;
+    let pool = coffer_db::open(database, &secrets, &MIGRATOR)
+        .await
+        .context("opening the auth schema")?;
+    spawn_purge_job(
+        pool.clone(),
+        Duration::from_secs(config.purge_interval_secs.max(1)),
+    );
+    let ring = MasterKeyRing::from_file(&secrets.require("token-master.toml")?)?;
+    // Auth verifies its own tag on the tokens the gateway forwards back to it.
+    let verifier = Verifier::new(
+        &ring.derive_audience_ring(Audience::Auth),
+        VerifyOptions::default(),
+    );
+    let hasher = Hasher::new(config.password_min_chars)?;
+    let seeds = {
+        use secrecy::ExposeSecret as _;
+        SeedCipher::new(secrets.key("totp-key", 32)?.expose_secret())?
+    };
+    let certs = coffer_mesh::app::certs(service)?;
+    let server = coffer_mesh::app::server(service, certs, policy()?)
+        .token_verifier(TokenVerifier::fixed(verifier))
+        .add_service(AuthServer::new(AuthService::new(
+            pool,
+            hasher,
+            Minter::new(&ring),
+            seeds,
+            config.clone(),
+        )));
+    ServiceApp::bind(server, service).await
 }

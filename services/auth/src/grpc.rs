@@ -102,6 +102,23 @@ impl AuthService {
         }
     }
 
+    /// Mints a token for `subject` with a tag per audience, for the configured lifetime.
+    fn mint(&self, subject: &Subject, audiences: &[Audience]) -> Result<String, AuthError> {
+        self.minter
+            .mint(
+                subject,
+                audiences,
+                coffer_token::unix_now(),
+                self.config.token_ttl_secs,
+            )
+            .map_err(|_| {
+                AuthError::invalid(
+                    "request_id",
+                    "request id must be 1-64 characters of [A-Za-z0-9._-]",
+                )
+            })
+    }
+
     fn limits(&self) -> throttle::Limits {
         throttle::Limits {
             account_threshold: self.config.login_account_threshold,
@@ -368,20 +385,7 @@ impl Auth for AuthService {
             scopes,
             request_id: req.request_id.clone(),
         };
-        let token = self
-            .minter
-            .mint(
-                &subject,
-                &audiences,
-                coffer_token::unix_now(),
-                self.config.token_ttl_secs,
-            )
-            .map_err(|_| {
-                AuthError::invalid(
-                    "request_id",
-                    "request id must be 1-64 characters of [A-Za-z0-9._-]",
-                )
-            })?;
+        let token = self.mint(&subject, &audiences)?;
         Ok(Response::new(pb::AuthenticateResponse {
             token,
             caller: Some(caller_message(&principal, scopes, &req.request_id)),
@@ -426,20 +430,7 @@ impl Auth for AuthService {
             scopes: Scopes::NONE,
             request_id: req.request_id.clone(),
         };
-        let token = self
-            .minter
-            .mint(
-                &subject,
-                &audiences,
-                coffer_token::unix_now(),
-                self.config.token_ttl_secs,
-            )
-            .map_err(|_| {
-                AuthError::invalid(
-                    "request_id",
-                    "request id must be 1-64 characters of [A-Za-z0-9._-]",
-                )
-            })?;
+        let token = self.mint(&subject, &audiences)?;
         Ok(Response::new(pb::AuthenticateResponse {
             token,
             caller: None,

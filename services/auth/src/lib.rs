@@ -17,6 +17,6 @@ mod app;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::App;
+pub use app::build;
 pub use config::AuthConfig;
 pub use passwords::Hasher;

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let (service, config) =
         coffer_config::load_service::<coffer_auth::AuthConfig>(args.config.as_deref(), "auth")?;
     let _telemetry = coffer_telemetry::init("auth", &service.telemetry)?;
-    let app = coffer_auth::App::build(&service, &config)
+    let app = coffer_auth::build(&service, &config)
         .await
         .context("starting auth")?;
     tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "auth serving");

@@ -9,7 +9,7 @@ use coffer_mesh::RunningServer;
 use coffer_testkit::{DevCa, Postgres};
 use coffer_token::MasterKeyRing;
 
-use crate::{App, AuthConfig};
+use crate::{AuthConfig, build};
 
 pub const OWNER_PASSWORD: &str = "owner-pw";
 pub const RUNTIME_PASSWORD: &str = "runtime-pw";
@@ -65,7 +65,7 @@ pub async fn start(
         }),
         ..ServiceConfig::default()
     };
-    let server = App::build(&service, &config).await?.spawn();
+    let server = build(&service, &config).await?.spawn();
     Ok(TestAuth {
         server,
         ring,
