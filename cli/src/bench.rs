@@ -110,6 +110,8 @@ struct Client {
     base: String,
     cookie: String,
     csrf: String,
+    /// Distinguishes this run's file names from earlier runs' against the same mesh.
+    run: String,
 }
 
 impl Client {
@@ -148,7 +150,7 @@ impl Client {
                 reqwest::Method::POST,
                 "/v1/files",
                 Some(json!({
-                    "name": format!("bench-{n}.bin"),
+                    "name": format!("bench-{}-{n}.bin", self.run),
                     "size": bytes.len(),
                     "content_type": "application/octet-stream",
                 })),
@@ -422,6 +424,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         base,
         cookie,
         csrf,
+        run: uuid::Uuid::new_v4().simple().to_string(),
     };
     let me = client.json(reqwest::Method::GET, "/v1/me", None).await?;
     let org = me["org_id"].as_str().context("org_id")?.to_owned();

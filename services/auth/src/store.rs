@@ -160,37 +160,39 @@ pub async fn resolve_session(
 ) -> Result<Option<Principal>, DbError> {
     let mut tx = pool.begin().await?;
     set_local(&mut tx, "coffer.lookup_session", &hex(id_hash)).await?;
-    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT org_id, user_id FROM sessions
-         WHERE id_hash = $1 AND revoked_at IS NULL AND expires_at > now()
-           AND last_seen_at > now() - make_interval(secs => $2)",
+    // One query: the session, its membership and its org (the lookup capability shows exactly
+    // those rows), and whether last_seen_at is due for a write. It is written at most every tenth
+    // of the idle limit (30 s at most), not on every request: a write per authenticated request
+    // was most of its cost.
+    let row: Option<(Uuid, Uuid, String, bool)> = sqlx::query_as(
+        "SELECT s.org_id, s.user_id, m.role,
+                s.last_seen_at < now() - make_interval(secs => $3)
+         FROM sessions s
+         JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+         JOIN orgs o ON o.id = s.org_id AND o.disabled_at IS NULL
+         WHERE s.id_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
+           AND s.last_seen_at > now() - make_interval(secs => $2)",
     )
     .bind(&id_hash[..])
     .bind(idle_secs as f64)
+    .bind((idle_secs as f64 / 10.0).min(30.0))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((org_id, user_id)) = row else {
+    let Some((org_id, user_id, role, touch)) = row else {
         return Ok(None);
     };
-    set_tenant(&mut tx, org_id).await?;
-    let Some(role) = active_role(&mut tx, org_id, user_id).await? else {
-        return Ok(None);
-    };
-    // Written at most every tenth of the idle limit (30 s at most), not on every request: a
-    // write per authenticated request was most of its cost.
-    sqlx::query(
-        "UPDATE sessions SET last_seen_at = now()
-         WHERE id_hash = $1 AND last_seen_at < now() - make_interval(secs => $2)",
-    )
-    .bind(&id_hash[..])
-    .bind((idle_secs as f64 / 10.0).min(30.0))
-    .execute(&mut *tx)
-    .await?;
+    if touch {
+        set_tenant(&mut tx, org_id).await?;
+        sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1")
+            .bind(&id_hash[..])
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(Some(Principal {
         user_id,
         org_id,
-        role,
+        role: role_from(&role)?,
         scopes: None,
         api_key_id: None,
     }))
