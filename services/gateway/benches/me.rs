@@ -8,9 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use coffer_config::ServiceConfig;
-use coffer_testkit::{CertSpec, DevCa, Postgres};
-use coffer_token::MasterKeyRing;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -63,33 +60,23 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let pg = Postgres::start().await?;
-        let dir = tempfile::tempdir()?;
-        let ca = DevCa::new("bench CA")?;
-        let auth = coffer_auth::testing::start(&pg, &ca, dir.path(), Default::default()).await?.server;
-        let gw_secrets = ca.write_service_dir(&dir.path().join("gateway"), "gateway")?;
-        let mut public = CertSpec::service("gateway");
-        public.dns.push("localhost".into());
-        let public = ca.issue_spec(&public)?;
-        std::fs::write(gw_secrets.join("public-tls.crt"), &public.cert_pem)?;
-        std::fs::write(gw_secrets.join("public-tls.key"), &public.key_pem)?;
-        std::fs::write(gw_secrets.join("cookie-keys.toml"), MasterKeyRing::generate("c1").to_toml())?;
-        let gw_service = ServiceConfig {
-            listen: "127.0.0.1:0".parse()?,
-            admin_listen: "127.0.0.1:0".parse()?,
-            secrets_dir: gw_secrets,
-            peers: [("auth".to_owned(), auth.addr().to_string())].into(),
-            ..ServiceConfig::default()
-        };
+        // Auth, metadata, storage-signer and S3 as in the tests; only auth is on this path.
+        let stack = coffer_metadata::testing::Stack::start(Default::default()).await?;
+        let ca = &stack.ca;
         let gw_config = coffer_gateway::GatewayConfig {
-            public_listen: "127.0.0.1:0".parse()?,
             rate_per_second: 1_000_000,
             rate_burst: 1_000_000,
             ..Default::default()
         };
-        let app = coffer_gateway::App::build(&gw_service, &gw_config).await?;
-        let base = format!("https://localhost:{}", app.public_addr().port());
-        tokio::spawn(app.run(std::future::pending()));
+        let gw = coffer_gateway::testing::start(
+            ca,
+            stack.dir.path(),
+            &stack.auth.server.addr().to_string(),
+            &stack.metadata.server.addr().to_string(),
+            gw_config,
+        )
+        .await?;
+        let base = gw.base;
         let http = reqwest::Client::builder()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes())?)
@@ -167,7 +154,7 @@ fn main() -> anyhow::Result<()> {
             let secs = start.elapsed().as_secs_f64();
             println!("login       clients={concurrency:<3} logins=64 rate={:>6.1}/s ({})", 64.0 / secs, coffer_auth::Hasher::parameters());
         }
-        drop(auth);
+        drop(stack);
         anyhow::Ok(())
     })
 }
