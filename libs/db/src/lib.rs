@@ -166,9 +166,32 @@ pub async fn tenant_tx(
     pool: &PgPool,
     org_id: Uuid,
 ) -> Result<Transaction<'static, Postgres>, DbError> {
-    let mut tx = pool.begin().await?;
-    set_tenant(&mut tx, org_id).await?;
-    Ok(tx)
+    begin_with_setting(pool, TENANT_SETTING, &org_id.hyphenated().to_string()).await
+}
+
+/// Begins a transaction with one `coffer.*` setting for it, in one round trip: `BEGIN` and
+/// `set_config(..., true)` go as one simple query. Only names of `coffer.` and `[a-z_]` and values
+/// of hex digits and hyphens (UUIDs, hashes) are written into the query text; anything else is
+/// refused here, never quoted.
+pub async fn begin_with_setting(
+    pool: &PgPool,
+    name: &str,
+    value: &str,
+) -> Result<Transaction<'static, Postgres>, DbError> {
+    let name_ok = name
+        .strip_prefix("coffer.")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    let value_ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if !name_ok || !value_ok {
+        return Err(DbError::Internal(sqlx::Error::Protocol(format!(
+            "refusing to inline the setting {name:?}"
+        ))));
+    }
+    Ok(pool
+        .begin_with(format!(
+            "BEGIN; SELECT set_config('{name}', '{value}', true)"
+        ))
+        .await?)
 }
 
 /// Sets the tenant for the rest of the current transaction (after a pre-tenant lookup found it).

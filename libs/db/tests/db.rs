@@ -1,6 +1,6 @@
 //! The shared database helpers against a real Postgres cluster.
 
-use coffer_db::{DbError, migrate, rls_audit, runtime_pool, tenant_tx};
+use coffer_db::{DbError, begin_with_setting, migrate, rls_audit, runtime_pool, tenant_tx};
 use coffer_testkit::Postgres;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
@@ -115,6 +115,39 @@ async fn tenant_transactions_see_only_their_org() -> anyhow::Result<()> {
             .await?;
         assert_eq!(n, 0);
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn settings_inlined_into_begin_are_checked_and_transaction_scoped() -> anyhow::Result<()> {
+    let s = schema().await?;
+    let pool = runtime_pool(opts(&s.runtime_url), "docs", 1).await?;
+    for (name, value) in [
+        ("coffer.org_id", "x'); DROP TABLE docs; --"),
+        ("coffer.org_id", ""),
+        ("coffer.org_id", "ab cd"),
+        ("search_path", "abc"),
+        ("coffer.Org", "abc"),
+        ("coffer.", "abc"),
+        ("coffer.a'b", "abc"),
+    ] {
+        assert!(
+            begin_with_setting(&pool, name, value).await.is_err(),
+            "{name:?} = {value:?} was accepted"
+        );
+    }
+    let mut tx = begin_with_setting(&pool, "coffer.lookup_x", "00ff-aa").await?;
+    let v: String = sqlx::query_scalar("SELECT current_setting('coffer.lookup_x')")
+        .fetch_one(&mut *tx)
+        .await?;
+    assert_eq!(v, "00ff-aa");
+    tx.commit().await?;
+    // The one pooled connection no longer carries it.
+    let v: Option<String> =
+        sqlx::query_scalar("SELECT NULLIF(current_setting('coffer.lookup_x', true), '')")
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(v, None);
     Ok(())
 }
 

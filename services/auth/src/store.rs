@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use coffer_db::{DbError, set_local, set_tenant, tenant_tx};
+use coffer_db::{DbError, begin_with_setting, set_local, set_tenant, tenant_tx};
 use coffer_token::Role;
 
 use crate::credentials::hashes_equal;
@@ -158,8 +158,7 @@ pub async fn resolve_session(
     id_hash: &[u8; 32],
     idle_secs: u64,
 ) -> Result<Option<Principal>, DbError> {
-    let mut tx = pool.begin().await?;
-    set_local(&mut tx, "coffer.lookup_session", &hex(id_hash)).await?;
+    let mut tx = begin_with_setting(pool, "coffer.lookup_session", &hex(id_hash)).await?;
     // One query: the session, its membership and its org (the lookup capability shows exactly
     // those rows), and whether last_seen_at is due for a write. It is written at most every tenth
     // of the idle limit (30 s at most), not on every request: a write per authenticated request

@@ -13,6 +13,22 @@ use crate::grpc::{MetadataService, policy};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Sweeps stale uploads every `every`, for as long as the process runs.
+fn spawn_sweep(metadata: MetadataService, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match metadata.sweep_stale_uploads().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "removed stale uploads"),
+                Err(error) => tracing::warn!(?error, "stale-upload sweep failed; will retry"),
+            }
+        }
+    });
+}
+
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::Result<ServiceApp> {
     let secrets = service.secrets();
@@ -33,13 +49,13 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
     let signer =
         StorageSignerClient::new(mesh.channel("storage-signer", service.peer("storage-signer")?)?);
     let auth = AuthClient::new(mesh.channel("auth", service.peer("auth")?)?);
+    let metadata = MetadataService::new(pool, signer, auth, config.clone());
+    spawn_sweep(
+        metadata.clone(),
+        std::time::Duration::from_secs(config.sweep_interval_secs.max(1)),
+    );
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)
-        .add_service(MetadataServer::new(MetadataService::new(
-            pool,
-            signer,
-            auth,
-            config.clone(),
-        )));
+        .add_service(MetadataServer::new(metadata));
     ServiceApp::bind(server, service).await
 }

@@ -16,6 +16,12 @@ pub struct MetadataConfig {
     pub max_page: u32,
     /// Shortest share password accepted.
     pub share_password_min_chars: usize,
+    /// A file still in `pending_upload` this long after its creation is removed (object and row)
+    /// and its bytes are given back to the quota. At least 3600: a presigned PUT lives at most
+    /// 15 minutes, and a large upload started just before that may still be arriving.
+    pub stale_upload_secs: u64,
+    /// How often the stale-upload sweep runs, in seconds.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for MetadataConfig {
@@ -27,6 +33,8 @@ impl Default for MetadataConfig {
             default_page: 100,
             max_page: 1000,
             share_password_min_chars: 8,
+            stale_upload_secs: 24 * 3600,
+            sweep_interval_secs: 600,
         }
     }
 }

@@ -541,11 +541,26 @@ impl MetadataService {
         if !store::count_share_download(&mut tx, share.id).await? {
             return Err(MetadataError::NotFound);
         }
+        let grant = self
+            .as_service(share.org_id, request_id, self.presign_get(&file))
+            .await?;
+        tx.commit().await?;
+        Ok(grant)
+    }
+
+    /// Runs `fut` with a service token of `org` (from auth) as the call context: system work with
+    /// no user request behind it. An org auth does not know (or has disabled) is `NotFound`.
+    async fn as_service<T>(
+        &self,
+        org: Uuid,
+        request_id: String,
+        fut: impl Future<Output = Result<T, MetadataError>>,
+    ) -> Result<T, MetadataError> {
         let token = self
             .auth
             .clone()
             .mint_service_token(pb::MintServiceTokenRequest {
-                org_id: share.org_id.to_string(),
+                org_id: org.to_string(),
                 audiences: vec!["storage-signer".into()],
                 request_id: request_id.clone(),
             })
@@ -556,15 +571,50 @@ impl MetadataService {
             })?
             .into_inner()
             .token;
-        let grant = CallContext {
+        CallContext {
             token: Some(token.into()),
             request_id: request_id.into(),
             deadline: CallContext::current().and_then(|c| c.deadline),
         }
-        .scope(self.presign_get(&file))
-        .await?;
+        .scope(fut)
+        .await
+    }
+
+    /// Removes files left in `pending_upload` for longer than the configured time: the object
+    /// (if the client put one), then the row, giving the bytes back to the quota. Returns how many
+    /// were removed. Files of an org auth no longer knows are left for the org purge.
+    pub async fn sweep_stale_uploads(&self) -> Result<usize, MetadataError> {
+        let before = OffsetDateTime::now_utc()
+            - time::Duration::seconds(self.config.stale_upload_secs.max(3600) as i64);
+        let mut tx = self.pool.begin().await?;
+        let stale = store::stale_uploads(&mut tx, before, 100).await?;
         tx.commit().await?;
-        Ok(grant)
+        let mut removed = 0;
+        for file in stale {
+            let request_id = format!("sweep-{}", Uuid::new_v4().simple());
+            let mut signer = self.signer.clone();
+            let deleted = self
+                .as_service(file.org_id, request_id, async move {
+                    signer
+                        .delete_object(pb::ObjectRef {
+                            key: file.object_key,
+                        })
+                        .await
+                        .map_err(downstream)
+                })
+                .await;
+            match deleted {
+                Ok(_) => {}
+                Err(MetadataError::NotFound) => continue,
+                Err(e) => return Err(e),
+            }
+            let mut tx = self.tx(file.org_id).await?;
+            if store::delete_pending(&mut tx, file.org_id, file.id).await? {
+                removed += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(removed)
     }
 
     async fn record_verdict(

@@ -465,3 +465,49 @@ pub async fn count_share_download(tx: &mut Tx, id: Uuid) -> Result<bool, Metadat
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+// === the stale-upload sweep ===
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct StaleUpload {
+    pub org_id: Uuid,
+    pub id: Uuid,
+    pub object_key: String,
+}
+
+/// Files of any org still in `pending_upload` that were created before `before` (at most
+/// `limit`), through the sweep's lookup capability.
+pub async fn stale_uploads(
+    tx: &mut Tx,
+    before: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<StaleUpload>, MetadataError> {
+    let before = before
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| MetadataError::Internal(format!("formatting a time: {e}")))?;
+    coffer_db::set_local(tx, "coffer.lookup_sweep_before", &before).await?;
+    Ok(sqlx::query_as(
+        "SELECT org_id, id, object_key FROM files
+         WHERE state = 'pending_upload' AND created_at < $1::timestamptz
+         ORDER BY created_at LIMIT $2",
+    )
+    .bind(&before)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
+/// Deletes a file that is still in `pending_upload`, giving its bytes back to the quota; false if
+/// it was completed (or removed) meanwhile.
+pub async fn delete_pending(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<bool, MetadataError> {
+    let size: Option<i64> = sqlx::query_scalar(
+        "DELETE FROM files WHERE id = $1 AND state = 'pending_upload' RETURNING size",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match size {
+        Some(size) => release_quota(tx, org, size).await.map(|()| true),
+        None => Ok(false),
+    }
+}

@@ -1040,3 +1040,92 @@ async fn concurrent_purges_release_the_quota_once() -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn uploads_never_completed_are_swept_and_their_quota_returned() -> anyhow::Result<()> {
+    let h = Harness::start_full(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..Default::default()
+        },
+        coffer_metadata::MetadataConfig {
+            default_quota_bytes: 1000,
+            sweep_interval_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "sweep@example.com").await?;
+    let create = |name: &str, size: u64| json!({"name": name, "size": size, "content_type": "application/octet-stream"});
+    // Never uploaded; uploaded but never completed; completed long ago.
+    let never = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(create("never.bin", 400)),
+            201,
+        )
+        .await?["file"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let abandoned = u.upload("abandoned.bin", None, &[7u8; 300]).await?;
+    let kept = u.available("kept.bin", None, &[1u8; 200], "clean").await?;
+    assert_eq!(
+        u.err(Method::POST, "/v1/files", Some(create("more.bin", 200)))
+            .await?,
+        (409, "quota_exceeded".into())
+    );
+    // Recent pending uploads are left alone.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    u.ok(Method::GET, &format!("/v1/files/{never}"), None, 200)
+        .await?;
+    h.stack
+        .pg
+        .execute_as_superuser(
+            &h.stack.metadata.database,
+            "UPDATE metadata.files SET created_at = now() - interval '2 days'",
+        )
+        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let a = u
+            .send(Method::GET, &format!("/v1/files/{never}"), None)
+            .await?;
+        let b = u
+            .send(Method::GET, &format!("/v1/files/{abandoned}"), None)
+            .await?;
+        if a.status() == 404 && b.status() == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stale uploads were not swept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let object = h
+        .stack
+        .s3
+        .client()
+        .head_object()
+        .bucket(coffer_metadata::testing::BUCKET)
+        .key(format!("{}/{abandoned}", u.org))
+        .send()
+        .await;
+    assert!(object.is_err(), "the abandoned object is still stored");
+    // The completed file stays, and the 700 bytes are free again.
+    let file = u
+        .ok(Method::GET, &format!("/v1/files/{kept}"), None, 200)
+        .await?;
+    assert_eq!(file["status"], "available");
+    u.ok(
+        Method::POST,
+        "/v1/files",
+        Some(create("more.bin", 800)),
+        201,
+    )
+    .await?;
+    Ok(())
+}
