@@ -1,6 +1,7 @@
 //! The `coffer` command.
 #![allow(clippy::print_stdout)]
 
+mod audit;
 mod bench;
 mod dev;
 
@@ -19,6 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Load-tests a running `coffer dev up` mesh through its gateway (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Local development.
@@ -26,6 +32,12 @@ enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verifies an audit export offline: chain, checkpoint signatures, no gaps.
+    Verify(audit::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -41,5 +53,14 @@ async fn main() -> anyhow::Result<()> {
             command: DevCommand::Up(args),
         } => dev::up(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => {
+            if audit::verify(args)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
     }
 }
