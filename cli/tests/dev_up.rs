@@ -157,7 +157,12 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         .as_str()
         .unwrap()
         .to_owned();
-    for svc in ["metadata", "storage-signer"] {
+    assert!(
+        coffer_auditlog::public_key_from_text(&std::fs::read_to_string(state.join("audit.pub"))?)
+            .is_some(),
+        "audit.pub holds the audit public key"
+    );
+    for svc in ["metadata", "storage-signer", "audit"] {
         assert!(
             services.contains_key(svc),
             "{svc} is not running: {services:?}"

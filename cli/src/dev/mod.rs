@@ -205,6 +205,19 @@ async fn provision(
                 &MasterKeyRing::generate("cookie-1").to_toml(),
             )?;
         }
+        if svc.name == "audit" {
+            // The checkpoint and export signing key; its public half for `coffer audit verify`.
+            let mut seed = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+            use base64::Engine as _;
+            let seed = base64::engine::general_purpose::STANDARD.encode(seed);
+            write_secret(&dir.join("audit-signing-key"), &seed)?;
+            let signer = coffer_auditlog::Signer::from_text("audit-1", &seed)?;
+            std::fs::write(
+                secrets.parent().unwrap_or(secrets).join("audit.pub"),
+                signer.public_key_text(),
+            )?;
+        }
         if svc.name == "storage-signer" {
             write_secret(&dir.join("s3-access-key-id"), &s3.access_key)?;
             write_secret(&dir.join("s3-secret-access-key"), &s3.secret_key)?;
@@ -414,6 +427,19 @@ async fn start_services(
                 i64::from(gateway_rate.saturating_mul(2)).into(),
             );
             table.insert("gateway".into(), own.into());
+        }
+        if svc.name == "audit" {
+            // The checkpoint and export signing key; its public half for `coffer audit verify`.
+            let mut seed = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+            use base64::Engine as _;
+            let seed = base64::engine::general_purpose::STANDARD.encode(seed);
+            write_secret(&dir.join("audit-signing-key"), &seed)?;
+            let signer = coffer_auditlog::Signer::from_text("audit-1", &seed)?;
+            std::fs::write(
+                secrets.parent().unwrap_or(secrets).join("audit.pub"),
+                signer.public_key_text(),
+            )?;
         }
         if svc.name == "storage-signer" {
             let mut own = toml::Table::new();

@@ -371,15 +371,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let required = matches!(
-            self.policy.decide(req.uri().path()),
-            Decision::Rule(rule) if rule.token() == Token::Required
-        );
         let raw: Option<Arc<str>> = req
             .headers()
             .get(coffer_token::METADATA_KEY)
             .and_then(|v| v.to_str().ok())
             .map(Into::into);
+        let required = match self.policy.decide(req.uri().path()) {
+            Decision::Rule(rule) => match rule.token() {
+                Token::Required => true,
+                Token::Optional => raw.is_some(),
+                Token::NotRequired => false,
+            },
+            _ => false,
+        };
         if required {
             let verified = match (&self.verifier, &raw) {
                 (Some(verifier), Some(token)) => verifier.verify(token),

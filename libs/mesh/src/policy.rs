@@ -17,6 +17,9 @@ pub enum Token {
     Required,
     /// For RPCs that run before a user is known (auth's `Authenticate`) or act for a service.
     NotRequired,
+    /// Verified when present (an invalid one is refused, as for `Required`); a call without one
+    /// acts for the calling service (audit's `Append` of system events).
+    Optional,
 }
 
 /// The rule for one RPC.

@@ -1,0 +1,27 @@
+//! The `[audit]` section of the audit service's config file. The signing key is the secret file
+//! `audit-signing-key` (a 32-byte Ed25519 seed, base64).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A checkpoint signs the chain head every this many events of an org.
+    pub checkpoint_every: u64,
+    /// The id of the signing key (recorded in every checkpoint and export).
+    pub signing_key_id: String,
+    /// Page size of listings when the client gives none, and the largest it may ask for.
+    pub default_page: u32,
+    pub max_page: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every: 1000,
+            signing_key_id: "audit-1".into(),
+            default_page: 100,
+            max_page: 1000,
+        }
+    }
+}

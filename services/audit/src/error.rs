@@ -1,0 +1,60 @@
+//! The audit service's errors, mapped once to the shared codes and to `tonic::Status`.
+
+use coffer_errors::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Db(#[from] coffer_db::DbError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for AuditError {
+    fn from(e: sqlx::Error) -> Self {
+        AuditError::Db(e.into())
+    }
+}
+
+impl AuditError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        AuditError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> ErrorCode {
+        match self {
+            AuditError::Invalid { .. } => ErrorCode::InvalidArgument,
+            AuditError::Forbidden(_) => ErrorCode::PermissionDenied,
+            AuditError::Db(e) => e.code(),
+            AuditError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<AuditError> for tonic::Status {
+    fn from(e: AuditError) -> Self {
+        let code = e.code();
+        let field = match &e {
+            AuditError::Invalid { field, .. } => *field,
+            _ => "",
+        };
+        let message = match code {
+            ErrorCode::Internal | ErrorCode::Unavailable => {
+                tracing::error!(error = ?e, "audit request failed");
+                "internal error".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        coffer_errors::status(code, message, field)
+    }
+}

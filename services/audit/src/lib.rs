@@ -1,0 +1,15 @@
+//! The audit service (DESIGN.md §5 "Audit"): an append-only log per org whose events form a hash
+//! chain (format in `libs/auditlog`), with Ed25519-signed checkpoints and exports that
+//! `coffer audit verify` checks offline. Rows cannot be changed or removed: grants and triggers.
+
+mod app;
+pub mod config;
+mod error;
+mod grpc;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use app::build;
+pub use config::AuditConfig;
+pub use grpc::policy;

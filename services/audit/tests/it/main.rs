@@ -1,0 +1,410 @@
+//! The audit service over real mTLS against a real Postgres cluster: the chain, the export and
+//! its offline verification, append-only storage, isolation, concurrency.
+
+use std::sync::Arc;
+
+use coffer_audit::testing::{OWNER_PASSWORD, RUNTIME_PASSWORD, SIGNING_SEED, TestAudit};
+use coffer_auditlog::Signer;
+use coffer_mesh::{CallContext, CertStore, MeshChannel, MeshClient};
+use coffer_proto::v1::audit_client::AuditClient;
+use coffer_proto::v1::{self as pb};
+use coffer_testkit::{DevCa, Postgres};
+use coffer_token::{Audience, MasterKeyRing, Minter, Role, Scope, Scopes, Subject};
+use sqlx::Connection as _;
+use tonic::Code;
+use uuid::Uuid;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    ca: DevCa,
+    ring: MasterKeyRing,
+    pg: &'static Postgres,
+    audit: TestAudit,
+}
+
+impl Fixture {
+    async fn start(checkpoint_every: u64) -> anyhow::Result<Self> {
+        coffer_telemetry::init_for_tests();
+        let pg = Postgres::shared().await?;
+        let dir = tempfile::tempdir()?;
+        let ca = DevCa::new("audit test CA")?;
+        let ring = MasterKeyRing::generate("k1");
+        let audit = coffer_audit::testing::start(
+            pg,
+            &ca,
+            dir.path(),
+            &ring,
+            coffer_audit::AuditConfig {
+                checkpoint_every,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Fixture {
+            dir,
+            ca,
+            ring,
+            pg,
+            audit,
+        })
+    }
+
+    fn client(&self, service: &str) -> anyhow::Result<AuditClient<MeshChannel>> {
+        let dir = self
+            .ca
+            .write_service_dir(&self.dir.path().join(format!("as-{service}")), service)?;
+        let client = MeshClient::new(CertStore::load(coffer_mesh::TlsFiles::in_dir(&dir))?)?;
+        Ok(AuditClient::new(
+            client.channel("audit", &self.audit.server.addr().to_string())?,
+        ))
+    }
+
+    fn token(&self, org: Uuid, role: Role, scopes: Scopes) -> String {
+        Minter::new(&self.ring)
+            .mint(
+                &Subject {
+                    user_id: Uuid::new_v4(),
+                    org_id: org,
+                    role,
+                    scopes,
+                    request_id: "req-audit".into(),
+                },
+                &[Audience::Audit],
+                coffer_token::unix_now(),
+                60,
+            )
+            .unwrap()
+    }
+
+    fn url(&self, user: &str, password: &str) -> String {
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/{}?options=-csearch_path%3Daudit",
+            self.pg.port(),
+            self.audit.database
+        )
+    }
+}
+
+async fn as_user<F: Future>(token: &str, f: F) -> F::Output {
+    CallContext {
+        token: Some(Arc::from(token)),
+        request_id: "req-audit".into(),
+        deadline: None,
+    }
+    .scope(f)
+    .await
+}
+
+fn append(action: &str, target: String) -> pb::AppendRequest {
+    pb::AppendRequest {
+        action: action.into(),
+        target,
+        outcome: "success".into(),
+        org_id: String::new(),
+    }
+}
+
+async fn export_of(client: &mut AuditClient<MeshChannel>, token: &str) -> anyhow::Result<String> {
+    let mut stream = as_user(token, client.export(pb::ExportRequest {}))
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.message().await? {
+        out.extend(chunk.ndjson);
+    }
+    Ok(String::from_utf8(out)?)
+}
+
+fn public_key() -> [u8; 32] {
+    Signer::from_text("audit-1", SIGNING_SEED)
+        .unwrap()
+        .public_key()
+}
+
+#[tokio::test]
+async fn appends_chain_list_verify_and_export_verifies_offline() -> anyhow::Result<()> {
+    let f = Fixture::start(10).await?;
+    let org = Uuid::new_v4();
+    let user = f.token(org, Role::Member, Scopes::all());
+    let admin = f.token(org, Role::Admin, Scopes::all());
+    let mut writer = f.client("metadata")?;
+    for i in 0..25u32 {
+        let action = if i % 2 == 0 {
+            "file.upload"
+        } else {
+            "file.download"
+        };
+        let res = as_user(
+            &user,
+            writer.append(append(action, format!("file:{}", Uuid::new_v4()))),
+        )
+        .await?
+        .into_inner();
+        assert_eq!(res.seq, u64::from(i) + 1);
+        assert_eq!(res.hash.len(), 64);
+    }
+    // A system event: the scan service, no user token, naming the org.
+    let res = f
+        .client("scan")?
+        .append(pb::AppendRequest {
+            org_id: org.to_string(),
+            ..append("file.scanned", format!("file:{}", Uuid::new_v4()))
+        })
+        .await?
+        .into_inner();
+    assert_eq!(res.seq, 26);
+
+    let mut reader = f.client("gateway")?;
+    // Newest first, in pages.
+    let mut seqs = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = as_user(
+            &admin,
+            reader.list(pb::ListRequest {
+                page: Some(pb::PageRequest {
+                    cursor: cursor.clone(),
+                    limit: 7,
+                }),
+                ..Default::default()
+            }),
+        )
+        .await?
+        .into_inner();
+        seqs.extend(page.items.iter().map(|e| e.seq));
+        cursor = page.page.unwrap_or_default().next_cursor;
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seqs, (1..=26).rev().collect::<Vec<u64>>());
+    let downloads = as_user(
+        &admin,
+        reader.list(pb::ListRequest {
+            action: "file.download".into(),
+            ..Default::default()
+        }),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(downloads.items.len(), 12);
+    let newest = as_user(&admin, reader.list(pb::ListRequest::default()))
+        .await?
+        .into_inner()
+        .items
+        .remove(0);
+    assert_eq!(newest.actor, "service:scan");
+    assert!(newest.actor.starts_with("service:"));
+
+    let verified = as_user(&admin, reader.verify(pb::VerifyRequest {}))
+        .await?
+        .into_inner();
+    assert!(verified.ok);
+    assert_eq!(verified.count, 26);
+    assert_eq!(verified.head_hash, newest.hash);
+
+    // The export verifies offline with the published key, and every tampering is caught.
+    let published = as_user(&admin, reader.public_key(pb::PublicKeyRequest {}))
+        .await?
+        .into_inner();
+    let key = coffer_auditlog::public_key_from_text(&published.public_key).unwrap();
+    assert_eq!(key, public_key());
+    let export = export_of(&mut reader, &admin).await?;
+    let summary = coffer_auditlog::verify_export(&export, &key)?;
+    assert_eq!((summary.events, summary.checkpoints), (26, 2));
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(26);
+    let mut tampered = 0;
+    while tampered < 1000 {
+        if let Some((bad, kind)) = coffer_auditlog::tamper::tamper(&export, &mut rng) {
+            tampered += 1;
+            assert!(
+                coffer_auditlog::verify_export(&bad, &key).is_err(),
+                "not detected: {kind}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_log_is_append_only_for_the_runtime_role_and_the_owner() -> anyhow::Result<()> {
+    // A checkpoint per event, so both tables have a row for the row triggers to refuse.
+    let f = Fixture::start(1).await?;
+    let org = Uuid::new_v4();
+    let user = f.token(org, Role::Member, Scopes::all());
+    as_user(
+        &user,
+        f.client("metadata")?
+            .append(append("file.purge", format!("file:{}", Uuid::new_v4()))),
+    )
+    .await?;
+    for (role, password) in [
+        ("audit_runtime", RUNTIME_PASSWORD),
+        ("audit_owner", OWNER_PASSWORD),
+    ] {
+        let mut conn = sqlx::PgConnection::connect(&f.url(role, password)).await?;
+        for sql in [
+            "UPDATE events SET outcome = 'failure'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            "UPDATE checkpoints SET key_id = 'x'",
+            "DELETE FROM checkpoints",
+            "TRUNCATE checkpoints",
+        ] {
+            let mut tx = conn.begin().await?;
+            coffer_db::set_tenant(&mut tx, org).await?;
+            let res = sqlx::query(sql).execute(&mut *tx).await;
+            assert!(res.is_err(), "{role}: {sql} went through");
+            tx.rollback().await?;
+        }
+        let mut tx = conn.begin().await?;
+        coffer_db::set_tenant(&mut tx, org).await?;
+        let (n, c): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM checkpoints)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        assert_eq!((n, c), (1, 1), "{role}");
+        tx.rollback().await?;
+    }
+    // The runtime role's grants are SELECT and INSERT only, and the tables are forced RLS.
+    let su = sqlx::PgPool::connect(&f.pg.superuser_url(&f.audit.database)).await?;
+    let violations = coffer_db::rls_audit(&su, "audit", "audit_runtime").await?;
+    assert!(violations.is_empty(), "{violations:?}");
+    let grants: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT privilege_type::text FROM information_schema.role_table_grants
+         WHERE grantee = 'audit_runtime' AND table_schema = 'audit' ORDER BY 1",
+    )
+    .fetch_all(&su)
+    .await?;
+    let grants: Vec<_> = grants.into_iter().map(|(g,)| g).collect();
+    assert_eq!(grants, ["INSERT", "SELECT"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn orgs_roles_scopes_and_callers_are_checked() -> anyhow::Result<()> {
+    let f = Fixture::start(1000).await?;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut writer = f.client("metadata")?;
+    for _ in 0..3 {
+        as_user(
+            &f.token(a, Role::Member, Scopes::all()),
+            writer.append(append("file.download", format!("file:{}", Uuid::new_v4()))),
+        )
+        .await?;
+    }
+    let mut reader = f.client("gateway")?;
+    // B's admin sees nothing of A's, in every read.
+    let b_admin = f.token(b, Role::Owner, Scopes::all());
+    let listed = as_user(&b_admin, reader.list(pb::ListRequest::default()))
+        .await?
+        .into_inner();
+    assert!(listed.items.is_empty());
+    let verified = as_user(&b_admin, reader.verify(pb::VerifyRequest {}))
+        .await?
+        .into_inner();
+    assert_eq!((verified.ok, verified.count), (true, 0));
+    let export = export_of(&mut reader, &b_admin).await?;
+    let summary = coffer_auditlog::verify_export(&export, &public_key())?;
+    assert_eq!((summary.org_id, summary.events), (b, 0));
+    // B cannot write into A's chain by naming it.
+    let err = as_user(
+        &f.token(b, Role::Owner, Scopes::all()),
+        writer.append(pb::AppendRequest {
+            org_id: a.to_string(),
+            ..append("file.upload", String::new())
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Members, and API keys without audit:read, may not read.
+    for token in [
+        f.token(a, Role::Member, Scopes::all()),
+        f.token(a, Role::Admin, Scopes::NONE.with(Scope::FilesRead)),
+    ] {
+        let err = as_user(&token, reader.list(pb::ListRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+    // Only the gateway reads; unknown identities do not write.
+    let err = as_user(
+        &f.token(a, Role::Admin, Scopes::all()),
+        f.client("metadata")?.list(pb::ListRequest::default()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = f
+        .client("coffer-dev")?
+        .append(pb::AppendRequest {
+            org_id: a.to_string(),
+            ..append("file.upload", String::new())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Names never get in: targets are ids.
+    let err = as_user(
+        &f.token(a, Role::Member, Scopes::all()),
+        writer.append(append("file.upload", "file:Gehälter März.xlsx".into())),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // A system event without an org is refused.
+    let err = f
+        .client("scan")?
+        .append(append("file.scanned", String::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_writers_leave_every_chain_whole() -> anyhow::Result<()> {
+    let f = Fixture::start(50).await?;
+    let shared = Uuid::new_v4();
+    let others: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for org in std::iter::repeat_n(shared, 8).chain(others.iter().copied()) {
+        let token = f.token(org, Role::Member, Scopes::all());
+        let mut writer = f.client("metadata")?;
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while std::time::Instant::now() < deadline {
+                as_user(
+                    &token,
+                    writer.append(append("file.download", format!("file:{}", Uuid::new_v4()))),
+                )
+                .await
+                .expect("append");
+                n += 1;
+            }
+            (org, n)
+        }));
+    }
+    let mut counts = std::collections::HashMap::<Uuid, u64>::new();
+    for t in tasks {
+        let (org, n) = t.await?;
+        *counts.entry(org).or_default() += n;
+    }
+    let mut reader = f.client("gateway")?;
+    for (org, n) in counts {
+        let admin = f.token(org, Role::Admin, Scopes::all());
+        let v = as_user(&admin, reader.verify(pb::VerifyRequest {}))
+            .await?
+            .into_inner();
+        assert!(v.ok, "{org}");
+        assert_eq!(v.count, n, "{org}: a gap or a lost append");
+        let export = export_of(&mut reader, &admin).await?;
+        let s = coffer_auditlog::verify_export(&export, &public_key())?;
+        assert_eq!(s.events, n);
+        assert_eq!(s.checkpoints, n / 50);
+    }
+    Ok(())
+}
