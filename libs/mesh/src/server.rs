@@ -377,8 +377,8 @@ impl BoundServer {
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), ServeError>>>>,
 }
 
 impl BoundServer {
@@ -391,8 +391,8 @@ impl BoundServer {
         }));
         RunningServer {
             addr,
-            stop: Some(stop),
-            task: Some(task),
+            stop: std::sync::Mutex::new(Some(stop)),
+            task: std::sync::Mutex::new(Some(task)),
         }
     }
 }
@@ -403,12 +403,14 @@ impl RunningServer {
         self.addr
     }
 
-    /// Starts a graceful shutdown and waits for it to finish.
-    pub async fn shutdown(mut self) -> Result<(), ServeError> {
-        if let Some(stop) = self.stop.take() {
+    /// Starts a graceful shutdown and waits for it to finish (tests stop a peer this way while
+    /// others still hold the fixture). A second call returns at once.
+    pub async fn shutdown(&self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = stop.send(());
         }
-        match self.task.take() {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match task {
             Some(task) => task
                 .await
                 .unwrap_or_else(|e| Err(ServeError::Reflection(format!("server task: {e}")))),
@@ -419,7 +421,12 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        if let Some(stop) = self
+            .stop
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = stop.send(());
         }
     }

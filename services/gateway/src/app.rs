@@ -17,6 +17,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
+use crate::audit;
 use crate::config::GatewayConfig;
 use crate::cookies::CookieSigner;
 use crate::files;
@@ -69,6 +70,9 @@ impl App {
         let gateway = Arc::new(Gateway {
             auth: AuthClient::new(auth_channel.clone()),
             metadata: MetadataClient::new(mesh.channel("metadata", service.peer("metadata")?)?),
+            audit: coffer_proto::v1::audit_client::AuditClient::new(
+                mesh.channel("audit", service.peer("audit")?)?,
+            ),
             cookies: CookieSigner::new(&cookie_ring),
             public_url: config.public_url.clone(),
         });
@@ -112,6 +116,9 @@ impl App {
             .route("/v1/files/{id}/shares", post(files::create_share))
             .route("/v1/shares/{id}", delete(files::revoke_share))
             .route("/s/{token}", get(files::redeem_share))
+            .route("/v1/audit", get(audit::list))
+            .route("/v1/audit/verify", get(audit::verify))
+            .route("/v1/audit/export", get(audit::export))
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
             .with_state(gateway)

@@ -4,6 +4,7 @@
 //! token.
 
 mod app;
+mod audit;
 mod body;
 pub mod config;
 mod cookies;

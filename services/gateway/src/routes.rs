@@ -22,6 +22,7 @@ use crate::error::{ApiError, request_id};
 pub struct Gateway {
     pub auth: AuthClient<MeshChannel>,
     pub metadata: coffer_proto::v1::metadata_client::MetadataClient<MeshChannel>,
+    pub audit: coffer_proto::v1::audit_client::AuditClient<MeshChannel>,
     pub cookies: CookieSigner,
     /// The base of share links (`https://vault.example.com`); the request's host when unset.
     pub public_url: Option<String>,
@@ -114,6 +115,7 @@ pub async fn authenticate(
                 "gateway".into(),
                 "metadata".into(),
                 "storage-signer".into(),
+                "audit".into(),
             ],
             request_id: request_id(),
         })

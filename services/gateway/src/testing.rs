@@ -18,12 +18,14 @@ pub struct TestGateway {
     pub admin: SocketAddr,
 }
 
-/// Starts a gateway under `dir/gateway` talking to auth and metadata at the given addresses.
+/// Starts a gateway under `dir/gateway` talking to auth, metadata and audit at the given
+/// addresses.
 pub async fn start(
     ca: &DevCa,
     dir: &Path,
     auth: &str,
     metadata: &str,
+    audit: &str,
     mut config: GatewayConfig,
 ) -> anyhow::Result<TestGateway> {
     let secrets = ca.write_service_dir(&dir.join("gateway"), "gateway")?;
@@ -44,6 +46,7 @@ pub async fn start(
         peers: [
             ("auth".to_owned(), auth.to_owned()),
             ("metadata".to_owned(), metadata.to_owned()),
+            ("audit".to_owned(), audit.to_owned()),
         ]
         .into(),
         ..ServiceConfig::default()

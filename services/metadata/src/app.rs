@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use coffer_config::ServiceConfig;
 use coffer_mesh::{MeshClient, ServiceApp, TokenVerifier};
+use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_server::MetadataServer;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
@@ -49,7 +50,8 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
     let signer =
         StorageSignerClient::new(mesh.channel("storage-signer", service.peer("storage-signer")?)?);
     let auth = AuthClient::new(mesh.channel("auth", service.peer("auth")?)?);
-    let metadata = MetadataService::new(pool, signer, auth, config.clone());
+    let audit = AuditClient::new(mesh.channel("audit", service.peer("audit")?)?);
+    let metadata = MetadataService::new(pool, signer, auth, audit, config.clone());
     spawn_sweep(
         metadata.clone(),
         std::time::Duration::from_secs(config.sweep_interval_secs.max(1)),

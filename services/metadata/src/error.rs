@@ -31,6 +31,9 @@ pub enum MetadataError {
     TooLarge(String),
     #[error("a dependency is unavailable")]
     Downstream(#[from] tonic::Status),
+    /// The audit log did not take the action's event: the action is not done.
+    #[error("the audit log is unavailable; nothing was done")]
+    AuditUnavailable(tonic::Status),
     #[error(transparent)]
     Db(coffer_db::DbError),
     #[error("internal error")]
@@ -77,6 +80,7 @@ impl MetadataError {
                 ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => ErrorCode::Unavailable,
                 _ => ErrorCode::Internal,
             },
+            MetadataError::AuditUnavailable(_) => ErrorCode::Unavailable,
             MetadataError::Db(e) => e.code(),
             MetadataError::Internal(_) => ErrorCode::Internal,
         }
@@ -93,8 +97,11 @@ impl From<MetadataError> for tonic::Status {
         let message = match code {
             ErrorCode::Internal | ErrorCode::Unavailable => {
                 tracing::error!(error = ?e, "metadata request failed");
-                match code {
-                    ErrorCode::Unavailable => "a dependency is unavailable; try again".to_owned(),
+                match (&e, code) {
+                    (MetadataError::AuditUnavailable(_), _) => e.to_string(),
+                    (_, ErrorCode::Unavailable) => {
+                        "a dependency is unavailable; try again".to_owned()
+                    }
                     _ => "internal error".to_owned(),
                 }
             }

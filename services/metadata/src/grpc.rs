@@ -3,6 +3,7 @@
 //! token (or, for RecordVerdict, from the scan service's request, checked against the row).
 
 use coffer_mesh::{CallContext, Caller, MeshChannel, Policy, PolicyError, Token, caller};
+use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_server::Metadata;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
@@ -53,6 +54,7 @@ pub struct MetadataService {
     pool: PgPool,
     signer: StorageSignerClient<MeshChannel>,
     auth: AuthClient<MeshChannel>,
+    audit: AuditClient<MeshChannel>,
     config: MetadataConfig,
 }
 
@@ -61,14 +63,33 @@ impl MetadataService {
         pool: PgPool,
         signer: StorageSignerClient<MeshChannel>,
         auth: AuthClient<MeshChannel>,
+        audit: AuditClient<MeshChannel>,
         config: MetadataConfig,
     ) -> Self {
         MetadataService {
             pool,
             signer,
             auth,
+            audit,
             config,
         }
+    }
+
+    /// Writes the audit event of an action, as the current caller, before the action's success
+    /// is committed or returned: if the log cannot take it, the action fails (503) and its
+    /// transaction rolls back, so nothing happens unaudited.
+    async fn audit(&self, action: &str, target: String) -> Result<(), MetadataError> {
+        self.audit
+            .clone()
+            .append(pb::AppendRequest {
+                action: action.to_owned(),
+                target,
+                outcome: "success".into(),
+                org_id: String::new(),
+            })
+            .await
+            .map(|_| ())
+            .map_err(MetadataError::AuditUnavailable)
     }
 
     async fn tx(
@@ -336,6 +357,7 @@ impl MetadataService {
             .ok_or(MetadataError::Conflict(
                 "the file's upload is already complete",
             ))?;
+        self.audit("file.upload", format!("file:{id}")).await?;
         tx.commit().await?;
         // The scan job is queued by the scan service once it exists (issue 6); until then the
         // file waits in `scanning` for RecordVerdict.
@@ -351,7 +373,10 @@ impl MetadataService {
         let file = store::file(&mut tx, id).await?;
         tx.commit().await?;
         check_downloadable(&file)?;
-        self.presign_get(&file).await
+        let grant = self.presign_get(&file).await?;
+        // No URL leaves before its download is in the log.
+        self.audit("file.download", format!("file:{id}")).await?;
+        Ok(grant)
     }
 
     async fn presign_get(&self, file: &FileRow) -> Result<pb::DownloadGrant, MetadataError> {
@@ -376,6 +401,7 @@ impl MetadataService {
         let mut tx = self.tx(c.org_id).await?;
         // Locked, so concurrent purges of one file wait for each other.
         let file = store::file_for_update(&mut tx, id).await?;
+        self.audit("file.purge", format!("file:{id}")).await?;
         // The object first: if that fails the row stays, and purge can be retried.
         self.signer
             .clone()
@@ -448,6 +474,12 @@ impl MetadataService {
             return Err(MetadataError::invalid("folder_id", "no such folder"));
         }
         let file = store::update_file(&mut tx, id, name.as_deref(), folder).await?;
+        if name.is_some() {
+            self.audit("file.rename", format!("file:{id}")).await?;
+        }
+        if folder.is_some() {
+            self.audit("file.move", format!("file:{id}")).await?;
+        }
         tx.commit().await?;
         Ok(file_pb(file))
     }
@@ -506,6 +538,8 @@ impl MetadataService {
             },
         )
         .await?;
+        self.audit("share.create", format!("share:{share_id}"))
+            .await?;
         tx.commit().await?;
         Ok(pb::ShareCreated {
             id: share_id.to_string(),
@@ -542,7 +576,12 @@ impl MetadataService {
             return Err(MetadataError::NotFound);
         }
         let grant = self
-            .as_service(share.org_id, request_id, self.presign_get(&file))
+            .as_service(share.org_id, request_id, async {
+                let grant = self.presign_get(&file).await?;
+                self.audit("share.download", format!("share:{}", share.id))
+                    .await?;
+                Ok(grant)
+            })
             .await?;
         tx.commit().await?;
         Ok(grant)
@@ -561,7 +600,7 @@ impl MetadataService {
             .clone()
             .mint_service_token(pb::MintServiceTokenRequest {
                 org_id: org.to_string(),
-                audiences: vec!["storage-signer".into()],
+                audiences: vec!["storage-signer".into(), "audit".into()],
                 request_id: request_id.clone(),
             })
             .await
@@ -740,6 +779,7 @@ impl Metadata for MetadataService {
             let id = validate::target(&request.get_ref().file_id)?;
             let mut tx = self.tx(c.org_id).await?;
             let file = store::trash_file(&mut tx, id).await?;
+            self.audit("file.delete", format!("file:{id}")).await?;
             tx.commit().await?;
             Ok(file_pb(file))
         }
@@ -753,6 +793,7 @@ impl Metadata for MetadataService {
             let mut tx = self.tx(c.org_id).await?;
             store::file(&mut tx, id).await?;
             let file = store::restore_file(&mut tx, id).await?;
+            self.audit("file.restore", format!("file:{id}")).await?;
             tx.commit().await?;
             Ok(file_pb(file))
         }
@@ -792,6 +833,7 @@ impl Metadata for MetadataService {
             let id = validate::target(&request.get_ref().share_id)?;
             let mut tx = self.tx(c.org_id).await?;
             store::revoke_share(&mut tx, id).await?;
+            self.audit("share.revoke", format!("share:{id}")).await?;
             tx.commit().await?;
             Ok(pb::Empty {})
         }

@@ -19,14 +19,21 @@ pub struct TestMetadata {
     pub database: String,
 }
 
-/// Starts metadata in a fresh database of `pg`, talking to `auth` and `signer` (addresses).
+/// The addresses of the services metadata calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers<'a> {
+    pub auth: &'a str,
+    pub signer: &'a str,
+    pub audit: &'a str,
+}
+
+/// Starts metadata in a fresh database of `pg`, talking to `peers`.
 pub async fn start(
     pg: &Postgres,
     ca: &DevCa,
     dir: &Path,
     ring: &MasterKeyRing,
-    auth: &str,
-    signer: &str,
+    peers: Peers<'_>,
     config: MetadataConfig,
 ) -> anyhow::Result<TestMetadata> {
     pg.ensure_role("metadata_owner", OWNER_PASSWORD).await?;
@@ -50,8 +57,9 @@ pub async fn start(
         admin_listen: "127.0.0.1:0".parse()?,
         secrets_dir: secrets,
         peers: [
-            ("auth".to_owned(), auth.to_owned()),
-            ("storage-signer".to_owned(), signer.to_owned()),
+            ("auth".to_owned(), peers.auth.to_owned()),
+            ("storage-signer".to_owned(), peers.signer.to_owned()),
+            ("audit".to_owned(), peers.audit.to_owned()),
         ]
         .into(),
         database: Some(DatabaseConfig {
@@ -70,7 +78,8 @@ pub async fn start(
 }
 
 /// Everything metadata needs, running for real in this process: Postgres (the shared cluster),
-/// auth, the embedded S3 server, storage-signer and metadata, all over mTLS with one dev CA.
+/// auth, the embedded S3 server, storage-signer, audit and metadata, all over mTLS with one dev
+/// CA.
 pub struct Stack {
     pub dir: tempfile::TempDir,
     pub ca: DevCa,
@@ -78,6 +87,7 @@ pub struct Stack {
     pub s3: coffer_testkit::S3,
     pub auth: coffer_auth::testing::TestAuth,
     pub signer: RunningServer,
+    pub audit: coffer_audit::testing::TestAudit,
     pub metadata: TestMetadata,
 }
 
@@ -101,13 +111,19 @@ impl Stack {
             Default::default(),
         )
         .await?;
+        let audit =
+            coffer_audit::testing::start(pg, &ca, dir.path(), &auth.ring, Default::default())
+                .await?;
         let metadata = start(
             pg,
             &ca,
             dir.path(),
             &auth.ring,
-            &auth.server.addr().to_string(),
-            &signer.addr().to_string(),
+            Peers {
+                auth: &auth.server.addr().to_string(),
+                signer: &signer.addr().to_string(),
+                audit: &audit.server.addr().to_string(),
+            },
             config,
         )
         .await?;
@@ -118,6 +134,7 @@ impl Stack {
             s3,
             auth,
             signer,
+            audit,
             metadata,
         })
     }

@@ -1,6 +1,7 @@
 //! The gateway over real HTTPS, in front of the real auth service over mTLS and real Postgres,
 //! driven by a plain HTTP client as outside clients would.
 
+mod audit;
 mod files;
 mod flows;
 mod harness;

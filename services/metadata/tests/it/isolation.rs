@@ -23,7 +23,7 @@ fn token(stack: &Stack, org: Uuid, scopes: Scopes) -> String {
                 scopes,
                 request_id: "req-test".into(),
             },
-            &[Audience::Metadata, Audience::StorageSigner],
+            &[Audience::Metadata, Audience::StorageSigner, Audience::Audit],
             coffer_token::unix_now(),
             60,
         )

@@ -26,7 +26,7 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
             scopes: Scopes::all(),
             request_id: "req-rls".into(),
         },
-        &[Audience::Metadata, Audience::StorageSigner],
+        &[Audience::Metadata, Audience::StorageSigner, Audience::Audit],
         coffer_token::unix_now(),
         60,
     )?;

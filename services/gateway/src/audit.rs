@@ -1,0 +1,134 @@
+//! The audit endpoints of API.md: list, verify and export the caller org's log (owners and
+//! admins; API keys need `audit:read` — the audit service decides).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+use coffer_proto::v1::{self as pb};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::routes::{Shared, authenticate, rfc3339};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+    action: Option<String>,
+    /// RFC 3339.
+    since: Option<String>,
+}
+
+pub async fn list(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|_| ApiError::invalid("the query string is malformed"))?;
+    let since = q
+        .since
+        .map(|s| {
+            time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                .map(|t| prost_types::Timestamp {
+                    seconds: t.unix_timestamp(),
+                    nanos: t.nanosecond() as i32,
+                })
+                .map_err(|_| ApiError::invalid("since must be an RFC 3339 time"))
+        })
+        .transpose()?;
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(gw.audit.clone().list(pb::ListRequest {
+            page: Some(pb::PageRequest {
+                cursor: q.cursor.unwrap_or_default(),
+                limit: q.limit.unwrap_or(0),
+            }),
+            action: q.action.unwrap_or_default(),
+            since,
+        }))
+        .await?
+        .into_inner();
+    let items: Vec<_> = res
+        .items
+        .into_iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "at": rfc3339(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "outcome": e.outcome,
+                "request_id": e.request_id,
+                "hash": e.hash,
+            })
+        })
+        .collect();
+    let next = res.page.unwrap_or_default().next_cursor;
+    Ok(Json(json!({
+        "items": items,
+        "next_cursor": if next.is_empty() { serde_json::Value::Null } else { next.into() },
+    }))
+    .into_response())
+}
+
+pub async fn verify(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let v = authed
+        .call(gw.audit.clone().verify(pb::VerifyRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(json!({"ok": v.ok, "count": v.count, "head_hash": v.head_hash})).into_response())
+}
+
+/// Streams the NDJSON export as the audit service produces it.
+pub async fn export(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let mut stream = authed
+        .call(gw.audit.clone().export(pb::ExportRequest {}))
+        .await?
+        .into_inner();
+    // The first chunk decides the status: an error before any byte is an API error.
+    let first = authed.call(stream.message()).await?;
+    let body =
+        futures_util::stream::unfold((first, Some(stream)), |(pending, stream)| async move {
+            if let Some(chunk) = pending {
+                return Some((Ok::<_, std::io::Error>(chunk.ndjson), (None, stream)));
+            }
+            let mut stream = stream?;
+            match stream.message().await {
+                Ok(Some(chunk)) => Some((Ok(chunk.ndjson), (None, Some(stream)))),
+                Ok(None) => None,
+                Err(status) => Some((
+                    Err(std::io::Error::other(format!(
+                        "export interrupted: {}",
+                        status.code()
+                    ))),
+                    (None, None),
+                )),
+            }
+        });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}

@@ -1,0 +1,216 @@
+//! The audit endpoints and the audit trail of file actions, through the real gateway: every
+//! action is in the log before the client sees success, the export verifies offline, and with
+//! the audit service down nothing happens.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::files::User;
+use crate::harness::{Harness, PASSWORD, error_code};
+
+fn public_key() -> [u8; 32] {
+    coffer_auditlog::Signer::from_text("audit-1", coffer_audit::testing::SIGNING_SEED)
+        .unwrap()
+        .public_key()
+}
+
+#[tokio::test]
+async fn file_actions_are_in_the_log_and_the_export_verifies() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "audited@example.com").await?;
+    let id = u.available("audited.txt", None, b"bytes", "clean").await?;
+    u.ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    u.ok(
+        Method::PATCH,
+        &format!("/v1/files/{id}"),
+        Some(json!({"name": "renamed.txt"})),
+        200,
+    )
+    .await?;
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 60})),
+            201,
+        )
+        .await?;
+    let public = crate::harness::client(&h.ca_pem, None)?;
+    let res = public
+        .get(h.url(&format!("/s/{}", share["token"].as_str().unwrap())))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 302);
+    u.ok(Method::DELETE, &format!("/v1/files/{id}"), None, 204)
+        .await?;
+    u.ok(Method::POST, &format!("/v1/files/{id}/restore"), None, 200)
+        .await?;
+    u.ok(Method::DELETE, &format!("/v1/files/{id}/purge"), None, 204)
+        .await?;
+
+    let log = u.ok(Method::GET, "/v1/audit?limit=50", None, 200).await?;
+    let items = log["items"].as_array().unwrap();
+    let actions: Vec<&str> = items
+        .iter()
+        .rev()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "file.upload",
+            "file.download",
+            "file.rename",
+            "share.create",
+            "share.download",
+            "file.delete",
+            "file.restore",
+            "file.purge"
+        ]
+    );
+    let file_target = format!("file:{id}");
+    assert!(
+        items
+            .iter()
+            .filter(|e| e["target"] == file_target.as_str())
+            .count()
+            >= 6
+    );
+    for e in items {
+        for key in [
+            "seq",
+            "at",
+            "actor",
+            "action",
+            "target",
+            "outcome",
+            "request_id",
+            "hash",
+        ] {
+            assert!(e.get(key).is_some(), "{key} missing: {e}");
+        }
+    }
+    // The share download was a system action of metadata, for the org.
+    let share_download = items
+        .iter()
+        .find(|e| e["action"] == "share.download")
+        .unwrap();
+    assert_eq!(share_download["actor"], "service:metadata");
+    // No file name anywhere in the log.
+    let text = log.to_string();
+    assert!(!text.contains("audited.txt") && !text.contains("renamed.txt"));
+
+    let v = u.ok(Method::GET, "/v1/audit/verify", None, 200).await?;
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["count"], 8);
+    let res = u.send(Method::GET, "/v1/audit/export", None).await?;
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let export = res.text().await?;
+    let summary = coffer_auditlog::verify_export(&export, &public_key())?;
+    assert_eq!(summary.events, 8);
+    assert_eq!(summary.head_hash, v["head_hash"].as_str().unwrap());
+    // The purged file's rows are still there, and still verify: done above, after the purge.
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_owners_and_admins_of_the_org_read_it() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let a = User::new(&h, "audit-a@example.com").await?;
+    let b = User::new(&h, "audit-b@example.com").await?;
+    let id = a.available("a.txt", None, b"a", "clean").await?;
+    a.ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    // B's owner sees none of A's events.
+    let log = b.ok(Method::GET, "/v1/audit", None, 200).await?;
+    assert_eq!(log["items"].as_array().unwrap().len(), 0);
+    let v = b.ok(Method::GET, "/v1/audit/verify", None, 200).await?;
+    assert_eq!(v["count"], 0);
+    // A member of A is refused; so is an API key without audit:read; one with it reads.
+    a.ok(
+        Method::POST,
+        "/v1/members",
+        Some(json!({"email": "member-a@example.com", "password": PASSWORD, "role": "member"})),
+        201,
+    )
+    .await?;
+    let login = h
+        .http
+        .post(h.url("/v1/auth/login"))
+        .json(&json!({"email": "member-a@example.com", "password": PASSWORD}))
+        .send()
+        .await?;
+    let cookie = login.headers()["set-cookie"]
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = h
+        .http
+        .get(h.url("/v1/audit"))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (403, "permission_denied".into()));
+    for (scopes, status) in [(json!(["files:read"]), 403), (json!(["audit:read"]), 200)] {
+        let key: Value = a
+            .ok(
+                Method::POST,
+                "/v1/api-keys",
+                Some(json!({"name": "k", "scopes": scopes})),
+                201,
+            )
+            .await?;
+        let res = h
+            .http
+            .get(h.url("/v1/audit"))
+            .bearer_auth(key["key"].as_str().unwrap())
+            .send()
+            .await?;
+        assert_eq!(res.status().as_u16(), status, "{scopes}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_audit_down_actions_fail_closed() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "fail-closed@example.com").await?;
+    let id = u.available("f.txt", None, b"f", "clean").await?;
+    h.stack.audit.server.shutdown().await?;
+    let res = u
+        .send(Method::GET, &format!("/v1/files/{id}/download"), None)
+        .await?;
+    let body = res.text().await?;
+    assert!(
+        !body.contains("http://"),
+        "a URL left without its audit row: {body}"
+    );
+    let parsed: Value = serde_json::from_str(&body)?;
+    assert_eq!(parsed["error"]["code"], "unavailable");
+    // A rename is not done either.
+    let (status, code) = u
+        .err(
+            Method::PATCH,
+            &format!("/v1/files/{id}"),
+            Some(json!({"name": "other.txt"})),
+        )
+        .await?;
+    assert_eq!((status, code.as_str()), (503, "unavailable"));
+    let file = u
+        .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+        .await?;
+    assert_eq!(file["name"], "f.txt");
+    // Nor a purge: the object is still stored.
+    assert_eq!(
+        u.err(Method::DELETE, &format!("/v1/files/{id}/purge"), None)
+            .await?
+            .0,
+        503
+    );
+    u.ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+        .await?;
+    Ok(())
+}
