@@ -13,6 +13,9 @@ pub enum AuditError {
     Forbidden(&'static str),
     #[error(transparent)]
     Db(#[from] coffer_db::DbError),
+    /// The batch this event was in could not be appended (the cause is in the log).
+    #[error("the audit log could not store the event")]
+    Batch(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -36,6 +39,7 @@ impl AuditError {
             AuditError::Invalid { .. } => ErrorCode::InvalidArgument,
             AuditError::Forbidden(_) => ErrorCode::PermissionDenied,
             AuditError::Db(e) => e.code(),
+            AuditError::Batch(_) => ErrorCode::Unavailable,
             AuditError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -51,7 +55,10 @@ impl From<AuditError> for tonic::Status {
         let message = match code {
             ErrorCode::Internal | ErrorCode::Unavailable => {
                 tracing::error!(error = ?e, "audit request failed");
-                "internal error".to_owned()
+                match e {
+                    AuditError::Batch(_) => e.to_string(),
+                    _ => "internal error".to_owned(),
+                }
             }
             _ => e.to_string(),
         };

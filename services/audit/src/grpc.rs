@@ -14,6 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::appender::Appender;
 use crate::config::AuditConfig;
 use crate::error::AuditError;
 use crate::store::{self, NewEvent};
@@ -35,14 +36,17 @@ pub fn policy() -> Result<Policy, PolicyError> {
 pub struct AuditService {
     pool: PgPool,
     signer: Arc<Signer>,
+    appender: Appender,
     config: AuditConfig,
 }
 
 impl AuditService {
     pub fn new(pool: PgPool, signer: Signer, config: AuditConfig) -> Self {
+        let signer = Arc::new(signer);
         AuditService {
+            appender: Appender::new(pool.clone(), signer.clone(), config.checkpoint_every),
             pool,
-            signer: Arc::new(signer),
+            signer,
             config,
         }
     }
@@ -164,10 +168,9 @@ impl AuditService {
             .take(64)
             .collect();
         let trace_id = coffer_telemetry::current_trace_id().unwrap_or_default();
-        let mut tx = coffer_db::tenant_tx(&self.pool, org_id).await?;
-        let (seq, hash) = store::append(
-            &mut tx,
-            NewEvent {
+        let (seq, hash) = self
+            .appender
+            .append(NewEvent {
                 org_id,
                 at_us: now_us(),
                 actor,
@@ -176,12 +179,8 @@ impl AuditService {
                 outcome: req.outcome,
                 request_id,
                 trace_id,
-            },
-            &self.signer,
-            self.config.checkpoint_every,
-        )
-        .await?;
-        tx.commit().await?;
+            })
+            .await?;
         Ok(pb::AppendResponse {
             seq,
             hash: hex(&hash),

@@ -3,6 +3,7 @@
 //! `coffer audit verify` checks offline. Rows cannot be changed or removed: grants and triggers.
 
 mod app;
+mod appender;
 pub mod config;
 mod error;
 mod grpc;

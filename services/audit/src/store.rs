@@ -59,63 +59,114 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], AuditError> {
         .map_err(|_| AuditError::Internal("a stored hash is not 32 bytes".into()))
 }
 
-/// Appends `e` after the org's head (the caller holds no lock: this takes the org's chain lock
-/// for the rest of the transaction), and signs a checkpoint every `every` events.
-pub async fn append(
+/// Appends `batch` (all of one org) after the org's head in order, and signs a checkpoint at every
+/// multiple of `every` it passes. Takes the org's chain lock for the rest of the transaction, so
+/// appenders in other processes serialise too; one head read and one INSERT for the whole batch.
+pub async fn append_batch(
     tx: &mut PgConnection,
-    e: NewEvent,
+    org_id: Uuid,
+    batch: Vec<NewEvent>,
     signer: &Signer,
     every: u64,
-) -> Result<(u64, [u8; 32]), AuditError> {
-    // Appends of one org wait for each other here; other orgs' appends do not.
+) -> Result<Vec<(u64, [u8; 32])>, AuditError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
-        .bind(e.org_id)
+        .bind(org_id)
         .execute(&mut *tx)
         .await?;
     let head: Option<(i64, Vec<u8>)> =
         sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
-    let (seq, prev) = match head {
-        Some((seq, hash)) => (seq as u64 + 1, hash32(&hash)?),
-        None => (1, genesis(e.org_id)),
+    let (mut seq, mut prev) = match head {
+        Some((seq, hash)) => (seq as u64, hash32(&hash)?),
+        None => (0, genesis(org_id)),
     };
-    let event = Event {
-        org_id: e.org_id,
-        seq,
-        at_us: e.at_us,
-        actor: e.actor,
-        action: e.action,
-        target: e.target,
-        outcome: e.outcome,
-        request_id: e.request_id,
-        trace_id: e.trace_id,
-    };
-    let hash = event_hash(&prev, &event);
+    let first = seq + 1;
+    let mut out = Vec::with_capacity(batch.len());
+    let mut cols = Columns::default();
+    let mut due = Vec::new();
+    for e in batch {
+        seq += 1;
+        let event = Event {
+            org_id,
+            seq,
+            at_us: e.at_us,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            request_id: e.request_id,
+            trace_id: e.trace_id,
+        };
+        let hash = event_hash(&prev, &event);
+        if every > 0 && seq % every == 0 {
+            due.push((seq, hash, event.at_us));
+        }
+        cols.push(event, prev, hash);
+        out.push((seq, hash));
+        prev = hash;
+    }
     sqlx::query(&format!(
-        "INSERT INTO events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO events ({COLUMNS})
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])"
     ))
-    .bind(event.org_id)
-    .bind(seq as i64)
-    .bind(event.at_us)
-    .bind(&event.actor)
-    .bind(&event.action)
-    .bind(&event.target)
-    .bind(&event.outcome)
-    .bind(&event.request_id)
-    .bind(&event.trace_id)
-    .bind(&prev[..])
-    .bind(&hash[..])
+    .bind(org_id)
+    .bind(&cols.seq)
+    .bind(&cols.at_us)
+    .bind(&cols.actor)
+    .bind(&cols.action)
+    .bind(&cols.target)
+    .bind(&cols.outcome)
+    .bind(&cols.request_id)
+    .bind(&cols.trace_id)
+    .bind(&cols.prev_hash)
+    .bind(&cols.hash)
     .execute(&mut *tx)
     .await?;
-    if every > 0 && seq % every == 0 {
+    if !due.is_empty() {
         let last: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM checkpoints")
             .fetch_one(&mut *tx)
             .await?;
-        let c = signer.checkpoint(e.org_id, seq, &hash, event.at_us, last.unwrap_or(0) as u64);
-        insert_checkpoint(tx, &c).await?;
+        let mut last = last.unwrap_or(0) as u64;
+        for (seq, hash, at_us) in due {
+            let c = signer.checkpoint(org_id, seq, &hash, at_us, last);
+            insert_checkpoint(tx, &c).await?;
+            last = seq;
+        }
     }
-    Ok((seq, hash))
+    debug_assert_eq!(out.first().map(|o| o.0), Some(first));
+    Ok(out)
+}
+
+/// A batch of events as column arrays, for one `INSERT … SELECT FROM UNNEST`.
+#[derive(Default)]
+struct Columns {
+    seq: Vec<i64>,
+    at_us: Vec<i64>,
+    actor: Vec<String>,
+    action: Vec<String>,
+    target: Vec<String>,
+    outcome: Vec<String>,
+    request_id: Vec<String>,
+    trace_id: Vec<String>,
+    prev_hash: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl Columns {
+    fn push(&mut self, e: Event, prev: [u8; 32], hash: [u8; 32]) {
+        self.seq.push(e.seq as i64);
+        self.at_us.push(e.at_us);
+        self.actor.push(e.actor);
+        self.action.push(e.action);
+        self.target.push(e.target);
+        self.outcome.push(e.outcome);
+        self.request_id.push(e.request_id);
+        self.trace_id.push(e.trace_id);
+        self.prev_hash.push(prev.to_vec());
+        self.hash.push(hash.to_vec());
+    }
 }
 
 pub async fn insert_checkpoint(

@@ -1,0 +1,104 @@
+//! Group commit per org: appends of one org queue for that org's writer task, which takes
+//! everything queued (up to [`MAX_BATCH`]) and appends it in one transaction — one lock, one head
+//! read, one INSERT, one commit — then answers each caller. Appends of different orgs run in
+//! parallel writers. A caller hears success only after its event is committed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use coffer_auditlog::Signer;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::error::AuditError;
+use crate::store::{self, NewEvent};
+
+/// The most events one transaction appends.
+pub const MAX_BATCH: usize = 512;
+
+type Reply = oneshot::Sender<Result<(u64, [u8; 32]), String>>;
+
+#[derive(Clone)]
+pub struct Appender {
+    writers: Arc<Mutex<HashMap<Uuid, mpsc::Sender<(NewEvent, Reply)>>>>,
+    pool: PgPool,
+    signer: Arc<Signer>,
+    every: u64,
+}
+
+impl Appender {
+    pub fn new(pool: PgPool, signer: Arc<Signer>, every: u64) -> Self {
+        Appender {
+            writers: Arc::default(),
+            pool,
+            signer,
+            every,
+        }
+    }
+
+    fn writer(&self, org: Uuid) -> mpsc::Sender<(NewEvent, Reply)> {
+        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        writers
+            .entry(org)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+                tokio::spawn(write(
+                    rx,
+                    org,
+                    self.pool.clone(),
+                    self.signer.clone(),
+                    self.every,
+                ));
+                tx
+            })
+            .clone()
+    }
+
+    /// Appends one event and returns its seq and hash once committed.
+    pub async fn append(&self, event: NewEvent) -> Result<(u64, [u8; 32]), AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer(event.org_id)
+            .send((event, reply))
+            .await
+            .map_err(|_| AuditError::Internal("the org's writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| AuditError::Internal("the org's writer stopped".into()))?
+            .map_err(AuditError::Batch)
+    }
+}
+
+async fn write(
+    mut rx: mpsc::Receiver<(NewEvent, Reply)>,
+    org: Uuid,
+    pool: PgPool,
+    signer: Arc<Signer>,
+    every: u64,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (events, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
+        let result = async {
+            let mut tx = coffer_db::tenant_tx(&pool, org).await?;
+            let out = store::append_batch(&mut tx, org, events, &signer, every).await?;
+            tx.commit().await?;
+            Ok::<_, AuditError>(out)
+        }
+        .await;
+        match result {
+            Ok(out) => {
+                for (reply, r) in replies.into_iter().zip(out) {
+                    let _ = reply.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "audit append failed");
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
