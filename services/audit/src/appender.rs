@@ -18,10 +18,12 @@ use crate::store::{self, NewEvent};
 pub const MAX_BATCH: usize = 512;
 
 type Reply = oneshot::Sender<Result<(u64, [u8; 32]), String>>;
+/// An org's queue: events and where to answer.
+type Queue = mpsc::Sender<(NewEvent, Reply)>;
 
 #[derive(Clone)]
 pub struct Appender {
-    writers: Arc<Mutex<HashMap<Uuid, mpsc::Sender<(NewEvent, Reply)>>>>,
+    writers: Arc<Mutex<HashMap<Uuid, Queue>>>,
     pool: PgPool,
     signer: Arc<Signer>,
     every: u64,
@@ -37,7 +39,7 @@ impl Appender {
         }
     }
 
-    fn writer(&self, org: Uuid) -> mpsc::Sender<(NewEvent, Reply)> {
+    fn writer(&self, org: Uuid) -> Queue {
         let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
         writers
             .entry(org)
