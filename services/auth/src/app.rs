@@ -57,10 +57,14 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
         SeedCipher::new(secrets.key("totp-key", 32)?.expose_secret())?
     };
     let certs = coffer_mesh::app::certs(service)?;
+    let audit = coffer_proto::v1::audit_client::AuditClient::new(
+        coffer_mesh::MeshClient::new(certs.clone())?.channel("audit", service.peer("audit")?)?,
+    );
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(TokenVerifier::fixed(verifier))
         .add_service(AuthServer::new(AuthService::new(
             pool,
+            audit,
             hasher,
             Minter::new(&ring),
             seeds,

@@ -24,6 +24,9 @@ pub enum AuthError {
     TotpRequired,
     #[error(transparent)]
     Db(#[from] coffer_db::DbError),
+    /// The audit log did not take the action's event: the action is not done.
+    #[error("the audit log is unavailable; nothing was done")]
+    AuditUnavailable,
     #[error("internal error")]
     Internal(String),
 }
@@ -46,6 +49,7 @@ impl AuthError {
             AuthError::Conflict(_) => ErrorCode::Conflict,
             AuthError::TotpRequired => ErrorCode::TotpRequired,
             AuthError::Db(e) => e.code(),
+            AuthError::AuditUnavailable => ErrorCode::Unavailable,
             AuthError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -62,7 +66,10 @@ impl From<AuthError> for tonic::Status {
             ErrorCode::Internal | ErrorCode::Unavailable => {
                 // The caller gets the request id (in the response metadata), the logs get the cause.
                 tracing::error!(error = %e, "auth request failed");
-                "internal error".to_owned()
+                match e {
+                    AuthError::AuditUnavailable => e.to_string(),
+                    _ => "internal error".to_owned(),
+                }
             }
             _ => e.to_string(),
         };

@@ -79,6 +79,7 @@ pub fn policy() -> Result<Policy, PolicyError> {
 #[derive(Clone)]
 pub struct AuthService {
     pool: PgPool,
+    audit: coffer_proto::v1::audit_client::AuditClient<coffer_mesh::MeshChannel>,
     hasher: Hasher,
     minter: Arc<Minter>,
     seeds: SeedCipher,
@@ -88,6 +89,7 @@ pub struct AuthService {
 impl AuthService {
     pub fn new(
         pool: PgPool,
+        audit: coffer_proto::v1::audit_client::AuditClient<coffer_mesh::MeshChannel>,
         hasher: Hasher,
         minter: Minter,
         seeds: SeedCipher,
@@ -95,6 +97,7 @@ impl AuthService {
     ) -> Self {
         AuthService {
             pool,
+            audit,
             hasher,
             minter: Arc::new(minter),
             seeds,
@@ -117,6 +120,74 @@ impl AuthService {
                     "request id must be 1-64 characters of [A-Za-z0-9._-]",
                 )
             })
+    }
+
+    /// Appends an audit event as the current caller (the user token the gateway forwarded), before
+    /// the action's transaction commits: if the log cannot take it, the action fails with 503.
+    async fn audit(&self, action: &str, target: String) -> Result<(), AuthError> {
+        self.audit
+            .clone()
+            .append(pb::AppendRequest {
+                action: action.to_owned(),
+                target,
+                outcome: "success".into(),
+                org_id: String::new(),
+            })
+            .await
+            .map(|_| ())
+            .map_err(|_| AuthError::AuditUnavailable)
+    }
+
+    /// Appends an event for a user no request token speaks for yet (a login): auth mints the
+    /// user a token with only the audit tag and appends with it.
+    async fn audit_as_user(
+        &self,
+        org_id: Uuid,
+        user_id: Uuid,
+        action: &str,
+        target: String,
+    ) -> Result<(), AuthError> {
+        let request_id = coffer_mesh::CallContext::current()
+            .map(|c| c.request_id.to_string())
+            .filter(|r| !r.is_empty() && r.len() <= 64)
+            .unwrap_or_else(|| format!("auth-{}", Uuid::new_v4().simple()));
+        let token = self.mint(
+            &Subject {
+                user_id,
+                org_id,
+                role: Role::Member,
+                scopes: Scopes::NONE,
+                request_id: request_id.clone(),
+            },
+            &[Audience::Audit],
+        )?;
+        coffer_mesh::CallContext {
+            token: Some(token.into()),
+            request_id: request_id.into(),
+            deadline: None,
+        }
+        .scope(self.audit(action, target))
+        .await
+    }
+
+    /// A failed login of a known account: a system event of auth's, best effort (the login
+    /// fails either way).
+    async fn audit_login_failed(&self, org_id: Uuid, user_id: Uuid) {
+        let res = coffer_mesh::CallContext {
+            token: None,
+            request_id: "auth-login-failed".into(),
+            deadline: None,
+        }
+        .scope(self.audit.clone().append(pb::AppendRequest {
+            action: "auth.login_failed".into(),
+            target: format!("user:{user_id}"),
+            outcome: "failure".into(),
+            org_id: org_id.to_string(),
+        }))
+        .await;
+        if let Err(status) = res {
+            tracing::warn!(code = ?status.code(), "a failed login could not be audited");
+        }
     }
 
     fn limits(&self) -> throttle::Limits {
@@ -159,7 +230,10 @@ impl AuthService {
         let ok = self.hasher.verify(password, stored).await;
         let account = match account {
             Some(a) if ok && accept(&a) => a,
-            _ => {
+            known => {
+                if let Some(a) = &known {
+                    self.audit_login_failed(a.org_id, a.user_id).await;
+                }
                 count_failure("bad_credentials");
                 throttle::record_failure(&self.pool, &keys, &limits)
                     .await
@@ -316,8 +390,11 @@ impl Auth for AuthService {
             )
             .await?;
         let (session_id, hash) = credentials::new_session();
+        let mut tx = coffer_db::tenant_tx(&self.pool, account.org_id)
+            .await
+            .map_err(db)?;
         store::create_session(
-            &self.pool,
+            &mut tx,
             account.org_id,
             account.user_id,
             &hash,
@@ -325,6 +402,15 @@ impl Auth for AuthService {
         )
         .await
         .map_err(db)?;
+        // No session exists before its login is in the audit log.
+        self.audit_as_user(
+            account.org_id,
+            account.user_id,
+            "auth.login",
+            format!("user:{}", account.user_id),
+        )
+        .await?;
+        tx.commit().await.map_err(|e| db(e.into()))?;
         let principal = store::Principal {
             user_id: account.user_id,
             org_id: account.org_id,
@@ -489,8 +575,11 @@ impl Auth for AuthService {
             scopes.push(scope.name().to_owned());
         }
         let new = credentials::new_api_key();
+        let mut tx = coffer_db::tenant_tx(&self.pool, c.org_id)
+            .await
+            .map_err(db)?;
         let id = store::create_api_key(
-            &self.pool,
+            &mut tx,
             c.org_id,
             c.user_id,
             &name,
@@ -500,6 +589,8 @@ impl Auth for AuthService {
         )
         .await
         .map_err(db)?;
+        self.audit("apikey.create", format!("apikey:{id}")).await?;
+        tx.commit().await.map_err(|e| db(e.into()))?;
         Ok(Response::new(pb::CreateApiKeyResponse {
             id: id.to_string(),
             key: new.key,
@@ -547,7 +638,10 @@ impl Auth for AuthService {
         self.hasher.check_policy(&req.password, &email)?;
         let hash = self.hasher.hash(req.password).await?;
         // The org is the caller's, from the verified token: never from the request.
-        let user_id = store::add_member(&self.pool, c.org_id, &email, &hash, role)
+        let mut tx = coffer_db::tenant_tx(&self.pool, c.org_id)
+            .await
+            .map_err(db)?;
+        let user_id = store::add_member(&mut tx, c.org_id, &email, &hash, role)
             .await
             .map_err(|e| match e {
                 coffer_db::DbError::AlreadyExists => {
@@ -555,6 +649,8 @@ impl Auth for AuthService {
                 }
                 other => db(other),
             })?;
+        self.audit("member.add", format!("user:{user_id}")).await?;
+        tx.commit().await.map_err(|e| db(e.into()))?;
         Ok(Response::new(pb::AddMemberResponse {
             user_id: user_id.to_string(),
         }))
@@ -660,12 +756,17 @@ impl Auth for AuthService {
         let c = caller(&request)?;
         // A malformed id is as absent as another org's.
         let id = Uuid::parse_str(&request.get_ref().id).map_err(|_| AuthError::NotFound)?;
-        store::revoke_api_key(&self.pool, c.org_id, id)
+        let mut tx = coffer_db::tenant_tx(&self.pool, c.org_id)
+            .await
+            .map_err(db)?;
+        store::revoke_api_key(&mut tx, id)
             .await
             .map_err(|e| match e {
                 coffer_db::DbError::NotFound => AuthError::NotFound,
                 other => db(other),
             })?;
+        self.audit("apikey.revoke", format!("apikey:{id}")).await?;
+        tx.commit().await.map_err(|e| db(e.into()))?;
         Ok(Response::new(pb::RevokeApiKeyResponse {}))
     }
 }

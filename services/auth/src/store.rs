@@ -72,14 +72,13 @@ pub async fn signup(
 
 /// Adds a user to `org_id` with `role` (`member` or `admin`).
 pub async fn add_member(
-    pool: &PgPool,
+    tx: &mut sqlx::PgConnection,
     org_id: Uuid,
     email: &str,
     password_hash: &str,
     role: Role,
 ) -> Result<Uuid, DbError> {
     let user_id = Uuid::new_v4();
-    let mut tx = tenant_tx(pool, org_id).await?;
     sqlx::query("INSERT INTO users (id, org_id, email, password_hash) VALUES ($1, $2, $3, $4)")
         .bind(user_id)
         .bind(org_id)
@@ -93,7 +92,6 @@ pub async fn add_member(
         .bind(role.name())
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(user_id)
 }
 
@@ -131,13 +129,12 @@ pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccoun
 }
 
 pub async fn create_session(
-    pool: &PgPool,
+    tx: &mut sqlx::PgConnection,
     org_id: Uuid,
     user_id: Uuid,
     id_hash: &[u8; 32],
     absolute_secs: u64,
 ) -> Result<(), DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
     sqlx::query(
         "INSERT INTO sessions (id_hash, org_id, user_id, expires_at)
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
@@ -148,7 +145,6 @@ pub async fn create_session(
     .bind(absolute_secs as f64)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -271,7 +267,7 @@ pub async fn org_active(pool: &PgPool, org_id: Uuid) -> Result<bool, DbError> {
 }
 
 pub async fn create_api_key(
-    pool: &PgPool,
+    tx: &mut sqlx::PgConnection,
     org_id: Uuid,
     user_id: Uuid,
     name: &str,
@@ -280,7 +276,6 @@ pub async fn create_api_key(
     scopes: &[String],
 ) -> Result<Uuid, DbError> {
     let id = Uuid::new_v4();
-    let mut tx = tenant_tx(pool, org_id).await?;
     sqlx::query(
         "INSERT INTO api_keys (id, org_id, user_id, name, prefix, secret_hash, scopes)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -294,7 +289,6 @@ pub async fn create_api_key(
     .bind(scopes)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(id)
 }
 
@@ -322,8 +316,7 @@ pub async fn list_api_keys(pool: &PgPool, org_id: Uuid) -> Result<Vec<ApiKeyRow>
 }
 
 /// Revokes an API key of the org; `NotFound` when the org has no such live key.
-pub async fn revoke_api_key(pool: &PgPool, org_id: Uuid, id: Uuid) -> Result<(), DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
+pub async fn revoke_api_key(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<(), DbError> {
     let done =
         sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
@@ -332,7 +325,6 @@ pub async fn revoke_api_key(pool: &PgPool, org_id: Uuid, id: Uuid) -> Result<(),
     if done.rows_affected() == 0 {
         return Err(DbError::NotFound);
     }
-    tx.commit().await?;
     Ok(())
 }
 

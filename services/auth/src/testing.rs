@@ -14,9 +14,11 @@ use crate::{AuthConfig, build};
 pub const OWNER_PASSWORD: &str = "owner-pw";
 pub const RUNTIME_PASSWORD: &str = "runtime-pw";
 
-/// A running auth service.
+/// A running auth service, with the audit service it writes to.
 pub struct TestAuth {
     pub server: RunningServer,
+    /// The audit service auth appends to (started with auth's ring).
+    pub audit: coffer_audit::testing::TestAudit,
     /// The token master ring it mints with.
     pub ring: MasterKeyRing,
     /// Its database in the cluster.
@@ -40,6 +42,7 @@ pub async fn start(
     .await?;
     let secrets = ca.write_service_dir(&dir.join("auth"), "auth")?;
     let ring = MasterKeyRing::generate("k1");
+    let audit = coffer_audit::testing::start(pg, ca, dir, &ring, Default::default()).await?;
     std::fs::write(secrets.join("token-master.toml"), ring.to_toml())?;
     std::fs::write(secrets.join("db-owner-password"), OWNER_PASSWORD)?;
     std::fs::write(
@@ -54,6 +57,7 @@ pub async fn start(
         listen: "127.0.0.1:0".parse()?,
         admin_listen: "127.0.0.1:0".parse()?,
         secrets_dir: secrets,
+        peers: [("audit".to_owned(), audit.server.addr().to_string())].into(),
         database: Some(DatabaseConfig {
             port: pg.port(),
             name: database.clone(),
@@ -68,6 +72,7 @@ pub async fn start(
     let server = build(&service, &config).await?.spawn();
     Ok(TestAuth {
         server,
+        audit,
         ring,
         database,
     })

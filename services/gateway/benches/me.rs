@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
             stack.dir.path(),
             &stack.auth.server.addr().to_string(),
             &stack.metadata.server.addr().to_string(),
-            &stack.audit.server.addr().to_string(),
+            &stack.audit().server.addr().to_string(),
             gw_config,
         )
         .await?;

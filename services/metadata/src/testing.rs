@@ -87,7 +87,6 @@ pub struct Stack {
     pub s3: coffer_testkit::S3,
     pub auth: coffer_auth::testing::TestAuth,
     pub signer: RunningServer,
-    pub audit: coffer_audit::testing::TestAudit,
     pub metadata: TestMetadata,
 }
 
@@ -111,9 +110,6 @@ impl Stack {
             Default::default(),
         )
         .await?;
-        let audit =
-            coffer_audit::testing::start(pg, &ca, dir.path(), &auth.ring, Default::default())
-                .await?;
         let metadata = start(
             pg,
             &ca,
@@ -122,7 +118,7 @@ impl Stack {
             Peers {
                 auth: &auth.server.addr().to_string(),
                 signer: &signer.addr().to_string(),
-                audit: &audit.server.addr().to_string(),
+                audit: &auth.audit.server.addr().to_string(),
             },
             config,
         )
@@ -134,9 +130,13 @@ impl Stack {
             s3,
             auth,
             signer,
-            audit,
             metadata,
         })
+    }
+
+    /// The audit service every other service of the stack appends to (auth's).
+    pub fn audit(&self) -> &coffer_audit::testing::TestAudit {
+        &self.auth.audit
     }
 
     /// The token master ring auth mints with.

@@ -16,6 +16,8 @@ pub struct Harness {
     pub pg: &'static Postgres,
     pub db: String,
     pub server: RunningServer,
+    /// The audit service auth writes to.
+    pub audit: coffer_audit::testing::TestAudit,
 }
 
 impl Harness {
@@ -36,6 +38,7 @@ impl Harness {
             pg,
             db: auth.database,
             server: auth.server,
+            audit: auth.audit,
         })
     }
 
@@ -83,13 +86,14 @@ impl Harness {
         Ok((created.org_id, login.session_id))
     }
 
-    /// Exchanges a credential for a token with the `auth` tag (and `extra` audiences).
+    /// Exchanges a credential for a token with the `auth` and `audit` tags (and `extra`).
     pub async fn token(
         &self,
         credential: Credential,
         extra: &[&str],
     ) -> Result<String, tonic::Status> {
-        let mut audiences = vec!["auth".to_owned()];
+        // As the gateway asks: auth's own tag and audit's (auth appends with the user's token).
+        let mut audiences = vec!["auth".to_owned(), "audit".to_owned()];
         audiences.extend(extra.iter().map(|s| (*s).to_owned()));
         let mut gw = self
             .gateway()

@@ -1,5 +1,6 @@
 //! The auth service over real mTLS against a real Postgres cluster, called as the gateway.
 
+mod audit;
 mod harness;
 mod keys;
 mod orgs;

@@ -24,9 +24,9 @@ async fn signup_login_authenticate_me_logout() -> anyhow::Result<()> {
     assert_eq!(claims.scopes, Scopes::all());
     assert_eq!(claims.request_id, "req-test");
     assert!(claims.expires_at - claims.issued_at <= 60);
-    // Only the requested audiences are tagged.
+    // Only the requested audiences are tagged (auth, audit and metadata here; not scan).
     assert!(
-        h.verifier(Audience::Audit)
+        h.verifier(Audience::Scan)
             .verify(&token, coffer_token::unix_now())
             .is_err()
     );

@@ -59,6 +59,7 @@ async fn file_actions_are_in_the_log_and_the_export_verifies() -> anyhow::Result
     assert_eq!(
         actions,
         [
+            "auth.login",
             "file.upload",
             "file.download",
             "file.rename",
@@ -103,12 +104,12 @@ async fn file_actions_are_in_the_log_and_the_export_verifies() -> anyhow::Result
 
     let v = u.ok(Method::GET, "/v1/audit/verify", None, 200).await?;
     assert_eq!(v["ok"], true);
-    assert_eq!(v["count"], 8);
+    assert_eq!(v["count"], 9);
     let res = u.send(Method::GET, "/v1/audit/export", None).await?;
     assert_eq!(res.headers()["content-type"], "application/x-ndjson");
     let export = res.text().await?;
     let summary = coffer_auditlog::verify_export(&export, &public_key())?;
-    assert_eq!(summary.events, 8);
+    assert_eq!(summary.events, 9);
     assert_eq!(summary.head_hash, v["head_hash"].as_str().unwrap());
     // The purged file's rows are still there, and still verify: done above, after the purge.
     Ok(())
@@ -122,11 +123,14 @@ async fn only_owners_and_admins_of_the_org_read_it() -> anyhow::Result<()> {
     let id = a.available("a.txt", None, b"a", "clean").await?;
     a.ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
         .await?;
-    // B's owner sees none of A's events.
+    // B's owner sees none of A's events: only B's own login.
     let log = b.ok(Method::GET, "/v1/audit", None, 200).await?;
-    assert_eq!(log["items"].as_array().unwrap().len(), 0);
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["action"], "auth.login");
+    assert!(!log.to_string().contains(&id));
     let v = b.ok(Method::GET, "/v1/audit/verify", None, 200).await?;
-    assert_eq!(v["count"], 0);
+    assert_eq!(v["count"], 1);
     // A member of A is refused; so is an API key without audit:read; one with it reads.
     a.ok(
         Method::POST,
@@ -179,7 +183,7 @@ async fn with_audit_down_actions_fail_closed() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let u = User::new(&h, "fail-closed@example.com").await?;
     let id = u.available("f.txt", None, b"f", "clean").await?;
-    h.stack.audit.server.shutdown().await?;
+    h.stack.audit().server.shutdown().await?;
     let res = u
         .send(Method::GET, &format!("/v1/files/{id}/download"), None)
         .await?;

@@ -39,7 +39,7 @@ impl Harness {
             stack.dir.path(),
             &stack.auth.server.addr().to_string(),
             &stack.metadata.server.addr().to_string(),
-            &stack.audit.server.addr().to_string(),
+            &stack.audit().server.addr().to_string(),
             config,
         )
         .await?;
