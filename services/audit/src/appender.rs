@@ -27,15 +27,23 @@ pub struct Appender {
     pool: PgPool,
     signer: Arc<Signer>,
     every: u64,
+    interval: std::time::Duration,
 }
 
 impl Appender {
-    pub fn new(pool: PgPool, signer: Arc<Signer>, every: u64) -> Self {
+    /// Checkpoints every `every` events of an org, and `interval` after its last event.
+    pub fn new(
+        pool: PgPool,
+        signer: Arc<Signer>,
+        every: u64,
+        interval: std::time::Duration,
+    ) -> Self {
         Appender {
             writers: Arc::default(),
             pool,
             signer,
             every,
+            interval,
         }
     }
 
@@ -50,7 +58,7 @@ impl Appender {
                     org,
                     self.pool.clone(),
                     self.signer.clone(),
-                    self.every,
+                    (self.every, self.interval),
                 ));
                 tx
             })
@@ -76,10 +84,42 @@ async fn write(
     org: Uuid,
     pool: PgPool,
     signer: Arc<Signer>,
-    every: u64,
+    (every, interval): (u64, std::time::Duration),
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: take it, so a timed checkpoint comes an interval after events.
+    tick.tick().await;
+    // Events appended since the last timed checkpoint.
+    let mut unsigned = false;
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+            }
+            _ = tick.tick(), if unsigned => {
+                let signed = async {
+                    let mut tx = coffer_db::tenant_tx(&pool, org).await?;
+                    let at = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros() as i64)
+                        .unwrap_or_default();
+                    store::checkpoint_head(&mut tx, org, &signer, at).await?;
+                    tx.commit().await?;
+                    Ok::<_, AuditError>(())
+                }
+                .await;
+                match signed {
+                    Ok(()) => unsigned = false,
+                    Err(error) => tracing::warn!(?error, "timed checkpoint failed; will retry"),
+                }
+                continue;
+            }
+        }
+        unsigned = true;
         let (events, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         let result = async {
             let mut tx = coffer_db::tenant_tx(&pool, org).await?;

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 pub struct AuditConfig {
     /// A checkpoint signs the chain head every this many events of an org.
     pub checkpoint_every: u64,
+    /// And at most this many seconds after an org's last event, if it has events no checkpoint
+    /// covers yet.
+    pub checkpoint_interval_secs: u64,
     /// The id of the signing key (recorded in every checkpoint and export).
     pub signing_key_id: String,
     /// Page size of listings when the client gives none, and the largest it may ask for.
@@ -19,6 +22,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             checkpoint_every: 1000,
+            checkpoint_interval_secs: 60,
             signing_key_id: "audit-1".into(),
             default_page: 100,
             max_page: 1000,

@@ -44,7 +44,12 @@ impl AuditService {
     pub fn new(pool: PgPool, signer: Signer, config: AuditConfig) -> Self {
         let signer = Arc::new(signer);
         AuditService {
-            appender: Appender::new(pool.clone(), signer.clone(), config.checkpoint_every),
+            appender: Appender::new(
+                pool.clone(),
+                signer.clone(),
+                config.checkpoint_every,
+                std::time::Duration::from_secs(config.checkpoint_interval_secs),
+            ),
             pool,
             signer,
             config,

@@ -169,6 +169,36 @@ impl Columns {
     }
 }
 
+/// Signs the org's head if no checkpoint covers it yet; returns whether it signed one.
+pub async fn checkpoint_head(
+    tx: &mut PgConnection,
+    org_id: Uuid,
+    signer: &Signer,
+    at_us: i64,
+) -> Result<bool, AuditError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let head: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((seq, hash)) = head else {
+        return Ok(false);
+    };
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM checkpoints")
+        .fetch_one(&mut *tx)
+        .await?;
+    let last = last.unwrap_or(0);
+    if last >= seq {
+        return Ok(false);
+    }
+    let c = signer.checkpoint(org_id, seq as u64, &hash32(&hash)?, at_us, last as u64);
+    insert_checkpoint(tx, &c).await?;
+    Ok(true)
+}
+
 pub async fn insert_checkpoint(
     tx: &mut PgConnection,
     c: &coffer_auditlog::CheckpointLine,

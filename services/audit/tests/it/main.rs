@@ -24,22 +24,20 @@ struct Fixture {
 
 impl Fixture {
     async fn start(checkpoint_every: u64) -> anyhow::Result<Self> {
+        Self::start_with(coffer_audit::AuditConfig {
+            checkpoint_every,
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn start_with(config: coffer_audit::AuditConfig) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let pg = Postgres::shared().await?;
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("audit test CA")?;
         let ring = MasterKeyRing::generate("k1");
-        let audit = coffer_audit::testing::start(
-            pg,
-            &ca,
-            dir.path(),
-            &ring,
-            coffer_audit::AuditConfig {
-                checkpoint_every,
-                ..Default::default()
-            },
-        )
-        .await?;
+        let audit = coffer_audit::testing::start(pg, &ca, dir.path(), &ring, config).await?;
         Ok(Fixture {
             dir,
             ca,
@@ -406,5 +404,49 @@ async fn concurrent_writers_leave_every_chain_whole() -> anyhow::Result<()> {
         assert_eq!(s.events, n);
         assert_eq!(s.checkpoints, n / 50);
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_quiet_org_gets_its_head_signed_after_the_interval() -> anyhow::Result<()> {
+    let f = Fixture::start_with(coffer_audit::AuditConfig {
+        checkpoint_every: 1000,
+        checkpoint_interval_secs: 1,
+        ..Default::default()
+    })
+    .await?;
+    let org = Uuid::new_v4();
+    let user = f.token(org, Role::Member, Scopes::all());
+    let mut writer = f.client("metadata")?;
+    for _ in 0..3 {
+        as_user(
+            &user,
+            writer.append(append("file.upload", format!("file:{}", Uuid::new_v4()))),
+        )
+        .await?;
+    }
+    let admin = f.token(org, Role::Admin, Scopes::all());
+    let mut reader = f.client("gateway")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let signed = loop {
+        let export = export_of(&mut reader, &admin).await?;
+        let s = coffer_auditlog::verify_export(&export, &public_key())?;
+        let last_checkpoint = export.lines().rev().nth(1).unwrap_or_default().to_owned();
+        if s.checkpoints >= 1 && last_checkpoint.contains("\"seq\":3,") {
+            break s.checkpoints;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the head was never signed: {last_checkpoint}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    // No new events: no second checkpoint.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let export = export_of(&mut reader, &admin).await?;
+    assert_eq!(
+        coffer_auditlog::verify_export(&export, &public_key())?.checkpoints,
+        1
+    );
     Ok(())
 }
