@@ -73,3 +73,30 @@ impl ServiceApp {
         self.server.spawn()
     }
 }
+
+/// Everything a gRPC service's `main` does: load `--config` (with `COFFER_*` overrides, the
+/// service's own `[section]`), start telemetry as `name`, build with `build`, serve until SIGTERM
+/// or Ctrl-C, then drain. Arguments are `--config <file>` only.
+pub async fn main<T, F, Fut>(name: &'static str, section: &str, build: F) -> anyhow::Result<()>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Default,
+    F: FnOnce(ServiceConfig, T) -> Fut,
+    Fut: Future<Output = anyhow::Result<ServiceApp>>,
+{
+    use anyhow::Context as _;
+    let mut args = std::env::args_os().skip(1);
+    let config = match (args.next(), args.next(), args.next()) {
+        (None, ..) => None,
+        (Some(flag), Some(path), None) if flag == "--config" => {
+            Some(std::path::PathBuf::from(path))
+        }
+        _ => anyhow::bail!("usage: coffer-{name} [--config <file>]"),
+    };
+    let (service, own) = coffer_config::load_service::<T>(config.as_deref(), section)?;
+    let _telemetry = coffer_telemetry::init(name, &service.telemetry)?;
+    let app = build(service, own)
+        .await
+        .with_context(|| format!("starting {name}"))?;
+    tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "{name} serving");
+    app.run(crate::shutdown_signal()).await
+}

@@ -1,28 +1,13 @@
-//! `coffer-metadata --config <file>`: config → telemetry → build → serve until SIGTERM.
-
-use std::path::PathBuf;
-
-use anyhow::Context as _;
-use clap::Parser;
-
-#[derive(Parser)]
-struct Args {
-    /// The TOML config file; `COFFER_*` environment variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
+//! `coffer-metadata [--config <file>]`: config → telemetry → build → serve until SIGTERM → drain.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let (service, config) = coffer_config::load_service::<coffer_metadata::MetadataConfig>(
-        args.config.as_deref(),
+    coffer_mesh::app::main(
         "metadata",
-    )?;
-    let _telemetry = coffer_telemetry::init("metadata", &service.telemetry)?;
-    let app = coffer_metadata::build(&service, &config)
-        .await
-        .context("starting metadata")?;
-    tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "metadata serving");
-    app.run(coffer_mesh::shutdown_signal()).await
+        "metadata",
+        |service, config: coffer_metadata::MetadataConfig| async move {
+            coffer_metadata::build(&service, &config).await
+        },
+    )
+    .await
 }
