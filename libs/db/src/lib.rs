@@ -161,6 +161,21 @@ pub async fn open(
     runtime_pool(runtime, &db.schema, db.pool_size).await
 }
 
+/// A small pool of the schema's owner role (password in `db-owner-password`), for the rare job
+/// that only the owner may do (audit's retention). Row-level security is forced for the owner too.
+pub async fn owner_pool(
+    db: &DatabaseConfig,
+    secrets: &Secrets,
+    max: u32,
+) -> Result<PgPool, DbError> {
+    let owner = connect_options(db, secrets, &db.owner_user, "db-owner-password")?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_with(in_schema(owner, &db.schema))
+        .await?)
+}
+
 /// Begins a transaction in which row-level security sees only `org_id`'s rows.
 pub async fn tenant_tx(
     pool: &PgPool,

@@ -12,6 +12,24 @@ use crate::grpc::{AuditService, policy};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Removes purged orgs' logs once their retention time has passed, every `every_secs`.
+fn spawn_retention(owner: sqlx::PgPool, retention_secs: u64, every_secs: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every_secs.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or_default();
+            if let Err(error) = crate::retention::sweep(&owner, retention_secs, now_us).await {
+                tracing::warn!(?error, "audit retention job failed; will retry");
+            }
+        }
+    });
+}
+
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Result<ServiceApp> {
     let secrets = service.secrets();
@@ -22,6 +40,11 @@ pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Res
     let pool = coffer_db::open(database, &secrets, &MIGRATOR)
         .await
         .context("opening the audit schema")?;
+    // The retention job alone works as the schema owner (see migration 0002).
+    let owner = coffer_db::owner_pool(database, &secrets, 1)
+        .await
+        .context("opening the audit schema as its owner")?;
+    spawn_retention(owner, config.retention_secs, config.retention_interval_secs);
     let signer = {
         use secrecy::ExposeSecret as _;
         Signer::from_text(

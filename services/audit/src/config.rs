@@ -11,6 +11,10 @@ pub struct AuditConfig {
     /// And at most this many seconds after an org's last event, if it has events no checkpoint
     /// covers yet.
     pub checkpoint_interval_secs: u64,
+    /// How long a purged org's log is kept after its `org.purge` event, in seconds.
+    pub retention_secs: u64,
+    /// How often the retention job runs, in seconds.
+    pub retention_interval_secs: u64,
     /// The id of the signing key (recorded in every checkpoint and export).
     pub signing_key_id: String,
     /// Page size of listings when the client gives none, and the largest it may ask for.
@@ -24,6 +28,8 @@ impl Default for AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval_secs: 60,
             signing_key_id: "audit-1".into(),
+            retention_secs: 365 * 24 * 3600,
+            retention_interval_secs: 3600,
             default_page: 100,
             max_page: 1000,
         }

@@ -7,6 +7,7 @@ mod appender;
 pub mod config;
 mod error;
 mod grpc;
+mod retention;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -712,6 +712,8 @@ impl Auth for AuthService {
         if c.role != Role::Owner {
             return Err(AuthError::Forbidden("only owners delete an org").into());
         }
+        self.audit("org.delete", format!("org:{}", c.org_id))
+            .await?;
         let purge_after =
             store::request_org_deletion(&self.pool, c.org_id, self.config.org_purge_after_secs)
                 .await
@@ -740,6 +742,13 @@ impl Auth for AuthService {
                 |a| a.role == Role::Owner,
             )
             .await?;
+        self.audit_as_user(
+            account.org_id,
+            account.user_id,
+            "org.restore",
+            format!("org:{}", account.org_id),
+        )
+        .await?;
         // Not disabled, or already past its purge: nothing to restore, said the same way.
         store::restore_org(&self.pool, account.org_id)
             .await

@@ -513,13 +513,26 @@ pub async fn restore_org(pool: &PgPool, org_id: Uuid) -> Result<(), DbError> {
 }
 
 /// Deletes every org whose purge time has passed (cascading to all its rows); returns how many.
-pub async fn purge_due_orgs(pool: &PgPool) -> Result<u64, DbError> {
+/// The orgs whose deletion window has passed.
+pub async fn due_orgs(pool: &PgPool) -> Result<Vec<Uuid>, DbError> {
     let mut tx = pool.begin().await?;
     set_local(&mut tx, "coffer.lookup_purge", "due").await?;
-    let purged = sqlx::query("DELETE FROM orgs WHERE purge_after < now()")
+    let ids: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM orgs WHERE purge_after < now()")
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+/// Deletes one org (and, by cascade, every row of it here) if it is still due.
+pub async fn purge_org(pool: &PgPool, id: Uuid) -> Result<bool, DbError> {
+    let mut tx = pool.begin().await?;
+    set_local(&mut tx, "coffer.lookup_purge", "due").await?;
+    let purged = sqlx::query("DELETE FROM orgs WHERE id = $1 AND purge_after < now()")
+        .bind(id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
     tx.commit().await?;
-    Ok(purged)
+    Ok(purged == 1)
 }

@@ -450,3 +450,92 @@ async fn a_quiet_org_gets_its_head_signed_after_the_interval() -> anyhow::Result
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_purged_orgs_log_goes_after_its_retention_leaving_a_tombstone() -> anyhow::Result<()> {
+    let f = Fixture::start_with(coffer_audit::AuditConfig {
+        retention_secs: 0,
+        retention_interval_secs: 1,
+        ..Default::default()
+    })
+    .await?;
+    let (purged, restored, live) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let mut writer = f.client("metadata")?;
+    for org in [purged, restored, live] {
+        let user = f.token(org, Role::Member, Scopes::all());
+        for _ in 0..3 {
+            as_user(
+                &user,
+                writer.append(append("file.upload", format!("file:{}", Uuid::new_v4()))),
+            )
+            .await?;
+        }
+    }
+    let mut as_auth = f.client("auth")?;
+    for org in [purged, restored] {
+        as_auth
+            .append(pb::AppendRequest {
+                org_id: org.to_string(),
+                ..append("org.purge", format!("org:{org}"))
+            })
+            .await?;
+    }
+    // An org restored after its purge event keeps its log.
+    as_auth
+        .append(pb::AppendRequest {
+            org_id: restored.to_string(),
+            ..append("org.restore", format!("org:{restored}"))
+        })
+        .await?;
+    let mut reader = f.client("gateway")?;
+    let count = |org: Uuid| {
+        let token = f.token(org, Role::Owner, Scopes::all());
+        let mut reader = reader.clone();
+        async move {
+            as_user(&token, reader.verify(pb::VerifyRequest {}))
+                .await
+                .map(|v| v.into_inner())
+        }
+    };
+    let head_before = count(purged).await?.head_hash;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(purged).await?.count != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the purged org's log stayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(count(restored).await?.count, 5);
+    assert_eq!(count(live).await?.count, 3);
+    let su = sqlx::PgPool::connect(&f.pg.superuser_url(&f.audit.database)).await?;
+    let (events, head): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT events, head_hash FROM audit.retired_chains WHERE org_id = $1")
+            .bind(purged)
+            .fetch_one(&su)
+            .await?;
+    assert_eq!(events, 4);
+    assert_eq!(coffer_auditlog::hex(&head), head_before);
+    // The trigger's one exception is narrow: the owner naming another org, and the runtime role
+    // naming this one, are both refused.
+    for (role, password, named) in [
+        ("audit_owner", OWNER_PASSWORD, purged),
+        ("audit_runtime", RUNTIME_PASSWORD, live),
+    ] {
+        let mut conn = sqlx::PgConnection::connect(&f.url(role, password)).await?;
+        let mut tx = conn.begin().await?;
+        coffer_db::set_tenant(&mut tx, live).await?;
+        coffer_db::set_local(&mut tx, "coffer.retention_purge", &named.to_string()).await?;
+        assert!(
+            sqlx::query("DELETE FROM events")
+                .execute(&mut *tx)
+                .await
+                .is_err(),
+            "{role} deleted a live org's events"
+        );
+        tx.rollback().await?;
+    }
+    assert_eq!(count(live).await?.count, 3);
+    let _ = &mut reader;
+    Ok(())
+}

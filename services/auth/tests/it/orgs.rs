@@ -51,6 +51,14 @@ async fn deleted_orgs_are_purged_after_the_window_and_others_are_untouched() -> 
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(count(kept).await? >= 4, "another org's rows were touched");
+    // The deletion and the purge are in the org's audit log, which outlives the org.
+    let audit_db = sqlx::PgPool::connect(&h.pg.superuser_url(&h.audit.database)).await?;
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit.events WHERE org_id = $1 ORDER BY seq")
+            .bind(gone.parse::<uuid::Uuid>()?)
+            .fetch_all(&audit_db)
+            .await?;
+    assert_eq!(actions, ["auth.login", "org.delete", "org.purge"]);
     let err = h
         .gateway()?
         .restore_org(pb::RestoreOrgRequest {
