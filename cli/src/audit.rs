@@ -16,6 +16,23 @@ pub struct VerifyArgs {
     public_key: PathBuf,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct PublicKeyArgs {
+    /// The audit service's signing key file (`audit-signing-key`: a 32-byte seed in base64).
+    #[arg(long)]
+    signing_key: PathBuf,
+}
+
+/// Prints the public key of a signing key file, in the form `--public-key` reads.
+pub fn public_key(args: PublicKeyArgs) -> anyhow::Result<()> {
+    let seed = std::fs::read_to_string(&args.signing_key)
+        .with_context(|| format!("reading {}", args.signing_key.display()))?;
+    let signer = coffer_auditlog::Signer::from_text("audit", &seed)
+        .context("the signing key file must hold a 32-byte seed in base64")?;
+    println!("{}", signer.public_key_text());
+    Ok(())
+}
+
 /// Returns whether the export verified.
 pub fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     let key_text = std::fs::read_to_string(&args.public_key)

@@ -38,6 +38,8 @@ enum Command {
 enum AuditCommand {
     /// Verifies an audit export offline: chain, checkpoint signatures, no gaps.
     Verify(audit::VerifyArgs),
+    /// Prints the public key of the audit service's signing key file.
+    PublicKey(audit::PublicKeyArgs),
 }
 
 #[derive(Subcommand)]
@@ -53,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
             command: DevCommand::Up(args),
         } => dev::up(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Audit {
+            command: AuditCommand::PublicKey(args),
+        } => audit::public_key(args),
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => {

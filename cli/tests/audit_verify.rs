@@ -58,8 +58,19 @@ fn run(export: &std::path::Path, key: &std::path::Path) -> (bool, String) {
 fn verify_accepts_sound_exports_and_refuses_altered_ones() {
     let dir = tempfile::tempdir().unwrap();
     let signer = Signer::from_seed("audit-1", &[3u8; 32]).unwrap();
+    // The public key as the CLI derives it from the signing key file.
+    let seed = dir.path().join("audit-signing-key");
+    std::fs::write(&seed, "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["audit", "public-key", "--signing-key"])
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(printed.trim(), signer.public_key_text());
     let key = dir.path().join("audit.pub");
-    std::fs::write(&key, signer.public_key_text()).unwrap();
+    std::fs::write(&key, printed).unwrap();
     let sound = export(&signer);
     let file = dir.path().join("export.ndjson");
     std::fs::write(&file, &sound).unwrap();

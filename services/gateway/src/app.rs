@@ -119,6 +119,7 @@ impl App {
             .route("/v1/audit", get(audit::list))
             .route("/v1/audit/verify", get(audit::verify))
             .route("/v1/audit/export", get(audit::export))
+            .route("/v1/audit/public-key", get(audit::public_key))
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
             .with_state(gateway)

@@ -92,6 +92,20 @@ pub async fn verify(
     Ok(Json(json!({"ok": v.ok, "count": v.count, "head_hash": v.head_hash})).into_response())
 }
 
+/// The key checkpoints and exports are signed with, for `coffer audit verify --public-key`.
+pub async fn public_key(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let k = authed
+        .call(gw.audit.clone().public_key(pb::PublicKeyRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(json!({"key_id": k.key_id, "public_key": k.public_key})).into_response())
+}
+
 /// Streams the NDJSON export as the audit service produces it.
 pub async fn export(
     State(gw): Shared,

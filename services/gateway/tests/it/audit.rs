@@ -108,7 +108,11 @@ async fn file_actions_are_in_the_log_and_the_export_verifies() -> anyhow::Result
     let res = u.send(Method::GET, "/v1/audit/export", None).await?;
     assert_eq!(res.headers()["content-type"], "application/x-ndjson");
     let export = res.text().await?;
-    let summary = coffer_auditlog::verify_export(&export, &public_key())?;
+    let published = u.ok(Method::GET, "/v1/audit/public-key", None, 200).await?;
+    let key =
+        coffer_auditlog::public_key_from_text(published["public_key"].as_str().unwrap()).unwrap();
+    assert_eq!(key, public_key());
+    let summary = coffer_auditlog::verify_export(&export, &key)?;
     assert_eq!(summary.events, 9);
     assert_eq!(summary.head_hash, v["head_hash"].as_str().unwrap());
     // The purged file's rows are still there, and still verify: done above, after the purge.
