@@ -24,7 +24,8 @@ pub struct Event {
     pub trace_id: String,
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// Appends `s` length-prefixed (u32, big-endian): the string encoding of every signed layout.
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }

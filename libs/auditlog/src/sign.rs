@@ -4,17 +4,12 @@ use base64::Engine as _;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use uuid::Uuid;
 
-use crate::format::{CheckpointLine, TrailerLine, hex};
+use crate::format::{CheckpointLine, TrailerLine, hex, put_str};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
     #[error("the signing key must be 32 bytes, base64")]
     BadKey,
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
 }
 
 /// What a checkpoint's signature covers.

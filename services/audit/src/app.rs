@@ -19,10 +19,7 @@ fn spawn_retention(owner: sqlx::PgPool, retention_secs: u64, every_secs: u64) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let now_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or_default();
+            let now_us = crate::grpc::now_us();
             if let Err(error) = crate::retention::sweep(&owner, retention_secs, now_us).await {
                 tracing::warn!(?error, "audit retention job failed; will retry");
             }

@@ -103,10 +103,7 @@ async fn write(
             _ = tick.tick(), if unsigned => {
                 let signed = async {
                     let mut tx = coffer_db::tenant_tx(&pool, org).await?;
-                    let at = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_micros() as i64)
-                        .unwrap_or_default();
+                    let at = crate::grpc::now_us();
                     store::checkpoint_head(&mut tx, org, &signer, at).await?;
                     tx.commit().await?;
                     Ok::<_, AuditError>(())

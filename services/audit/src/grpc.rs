@@ -57,7 +57,8 @@ impl AuditService {
     }
 }
 
-fn now_us() -> i64 {
+/// Microseconds since the Unix epoch: the time every event and checkpoint records.
+pub(crate) fn now_us() -> i64 {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
