@@ -1,0 +1,236 @@
+//! True type: what a file is by its magic numbers, against what the uploader declared (content
+//! type and the name's extension). Only a mismatch that hides an executable is a finding; any
+//! other mismatch (a PNG called `.jpg`) is common and harmless.
+
+use super::{Engine, Finding, Verdict};
+
+/// Types told apart by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detected {
+    Pe,
+    Elf,
+    MachO,
+    Script,
+    Pdf,
+    Zip,
+    Ole,
+    Png,
+    Jpeg,
+    Gif,
+    Gzip,
+    Unknown,
+}
+
+impl Detected {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detected::Pe => "pe",
+            Detected::Elf => "elf",
+            Detected::MachO => "mach-o",
+            Detected::Script => "script",
+            Detected::Pdf => "pdf",
+            Detected::Zip => "zip",
+            Detected::Ole => "ole2",
+            Detected::Png => "png",
+            Detected::Jpeg => "jpeg",
+            Detected::Gif => "gif",
+            Detected::Gzip => "gzip",
+            Detected::Unknown => "unknown",
+        }
+    }
+
+    fn is_executable(self) -> bool {
+        matches!(
+            self,
+            Detected::Pe | Detected::Elf | Detected::MachO | Detected::Script
+        )
+    }
+}
+
+/// Reads the type from a file's first bytes (4 KiB are plenty).
+pub fn detect(head: &[u8]) -> Detected {
+    let starts = |m: &[u8]| head.starts_with(m);
+    if starts(b"MZ") && head.len() >= 0x40 {
+        let at = u32::from_le_bytes([head[0x3c], head[0x3d], head[0x3e], head[0x3f]]) as usize;
+        if head.get(at..at + 4) == Some(b"PE\0\0") {
+            return Detected::Pe;
+        }
+    }
+    if starts(b"\x7fELF") {
+        return Detected::Elf;
+    }
+    for m in [
+        [0xfe, 0xed, 0xfa, 0xce],
+        [0xfe, 0xed, 0xfa, 0xcf],
+        [0xce, 0xfa, 0xed, 0xfe],
+        [0xcf, 0xfa, 0xed, 0xfe],
+    ] {
+        if starts(&m) {
+            return Detected::MachO;
+        }
+    }
+    // A universal Mach-O; a Java class shares the magic but has a version >= 45 there.
+    if starts(&[0xca, 0xfe, 0xba, 0xbe])
+        && head.len() >= 8
+        && head[4..7] == [0, 0, 0]
+        && head[7] < 20
+    {
+        return Detected::MachO;
+    }
+    if starts(b"#!") {
+        return Detected::Script;
+    }
+    if head.len() >= 5
+        && head[..head.len().min(1024)]
+            .windows(5)
+            .any(|w| w == b"%PDF-")
+    {
+        return Detected::Pdf;
+    }
+    if starts(b"PK\x03\x04") || starts(b"PK\x05\x06") {
+        return Detected::Zip;
+    }
+    if starts(&[0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]) {
+        return Detected::Ole;
+    }
+    if starts(b"\x89PNG\r\n\x1a\n") {
+        return Detected::Png;
+    }
+    if starts(&[0xff, 0xd8, 0xff]) {
+        return Detected::Jpeg;
+    }
+    if starts(b"GIF87a") || starts(b"GIF89a") {
+        return Detected::Gif;
+    }
+    if starts(&[0x1f, 0x8b]) {
+        return Detected::Gzip;
+    }
+    Detected::Unknown
+}
+
+/// Declared types under which an executable is expected, not hidden.
+fn declares_executable(content_type: &str, extension: &str) -> bool {
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ct_exec = matches!(
+        ct.as_str(),
+        "application/x-msdownload"
+            | "application/x-dosexec"
+            | "application/vnd.microsoft.portable-executable"
+            | "application/x-executable"
+            | "application/x-elf"
+            | "application/x-mach-binary"
+            | "application/x-sharedlib"
+            | "application/x-sh"
+            | "text/x-shellscript"
+            | "text/x-python"
+            | "application/x-python-code"
+    );
+    let ext_exec = matches!(
+        extension,
+        "exe"
+            | "dll"
+            | "sys"
+            | "scr"
+            | "com"
+            | "msi"
+            | "elf"
+            | "so"
+            | "bin"
+            | "out"
+            | "dylib"
+            | "app"
+            | "sh"
+            | "bash"
+            | "py"
+            | "pl"
+            | "rb"
+            | ""
+    );
+    ct_exec && ext_exec
+}
+
+/// Compares the detected type with the declared one.
+pub fn check(
+    head: &[u8],
+    content_type: &str,
+    extension: &str,
+    findings: &mut Vec<Finding>,
+) -> Detected {
+    let detected = detect(head);
+    if detected.is_executable() && !declares_executable(content_type, extension) {
+        findings.push(Finding {
+            engine: Engine::TrueType,
+            signature: format!("hidden-executable:{}", detected.as_str()),
+            verdict: Verdict::Suspicious,
+        });
+    }
+    detected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pe() -> Vec<u8> {
+        let mut v = b"MZ".to_vec();
+        v.resize(0x3c, 0);
+        v.extend_from_slice(&0x80u32.to_le_bytes());
+        v.resize(0x80, 0);
+        v.extend_from_slice(b"PE\0\0\x64\x86");
+        v
+    }
+
+    #[test]
+    fn detects_by_magic() {
+        assert_eq!(detect(&pe()), Detected::Pe);
+        assert_eq!(
+            detect(b"MZ but not a PE at all, just text that starts oddly ......................."),
+            Detected::Unknown
+        );
+        assert_eq!(detect(b"\x7fELF\x02\x01\x01"), Detected::Elf);
+        assert_eq!(detect(b"%PDF-1.4\n"), Detected::Pdf);
+        assert_eq!(detect(b"PK\x03\x04rest"), Detected::Zip);
+        assert_eq!(detect(b"\x89PNG\r\n\x1a\n...."), Detected::Png);
+        assert_eq!(detect(b"#!/bin/sh\necho"), Detected::Script);
+        assert_eq!(
+            detect(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 52]),
+            Detected::Unknown
+        );
+        assert_eq!(
+            detect(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 2]),
+            Detected::MachO
+        );
+        assert_eq!(detect(b""), Detected::Unknown);
+    }
+
+    #[test]
+    fn an_executable_under_another_type_is_suspicious() {
+        let mut f = Vec::new();
+        assert_eq!(check(&pe(), "application/pdf", "pdf", &mut f), Detected::Pe);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].signature, "hidden-executable:pe");
+        assert_eq!(f[0].verdict, Verdict::Suspicious);
+
+        let mut f = Vec::new();
+        check(
+            &pe(),
+            "application/vnd.microsoft.portable-executable",
+            "exe",
+            &mut f,
+        );
+        assert!(f.is_empty(), "declared as what it is");
+
+        let mut f = Vec::new();
+        check(&pe(), "application/x-msdownload", "pdf", &mut f);
+        assert_eq!(f.len(), 1, "an .exe type but a .pdf name still hides it");
+
+        let mut f = Vec::new();
+        check(b"\x89PNG\r\n\x1a\n....", "image/jpeg", "jpg", &mut f);
+        assert!(f.is_empty(), "a harmless mismatch is no finding");
+    }
+}

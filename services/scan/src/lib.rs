@@ -1,0 +1,18 @@
+//! The scan service (DESIGN.md §5 "Scan"): a Postgres job queue, workers that read each upload
+//! through a presigned GET into a bounded temporary file, content engines, and verdicts sent to
+//! metadata. It holds no object-store credentials, and it never logs, stores or sends a file
+//! name or a file's bytes: findings name rules and kinds of data only.
+
+pub mod engines;
+pub mod scanner;
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

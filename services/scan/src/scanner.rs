@@ -1,0 +1,179 @@
+//! The scan of one file on local disk: the content pass (YARA-X, sensitive data, SHA-256), the
+//! true-type check, the archive inspection and, when configured, ClamAV — then one verdict.
+//! CPU work runs on a blocking thread; clamd reads the same file concurrently.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engines::archive::{self, ArchiveLimits};
+use crate::engines::clamd::{Clamd, ClamdError};
+use crate::engines::content::Pass;
+use crate::engines::sensitive::Patterns;
+use crate::engines::truetype::{self, Detected};
+use crate::engines::yara::Ruleset;
+use crate::engines::{Engine, EngineResult, Finding, Verdict, combine};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("reading the file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Clamd(#[from] ClamdError),
+    #[error("a scan thread failed")]
+    Panicked,
+}
+
+/// What the uploader said the file is.
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    pub content_type: String,
+    /// Lowercase, without the dot; empty when the name has none. Never the name itself.
+    pub extension: String,
+}
+
+/// The versions a verdict was reached with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    pub ruleset: String,
+    pub yara_x: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub clamav: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub verdict: Verdict,
+    pub engines: Vec<EngineResult>,
+    pub sha256: String,
+    pub size: u64,
+    pub detected_type: &'static str,
+    pub versions: Versions,
+}
+
+pub struct Engines {
+    rules: Ruleset,
+    patterns: Patterns,
+    limits: ArchiveLimits,
+    clamd: Option<Clamd>,
+    tmp: PathBuf,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines")
+            .field("ruleset", &self.rules.version())
+            .field("clamd", &self.clamd.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engines {
+    pub fn new(
+        rules: Ruleset,
+        limits: ArchiveLimits,
+        clamd: Option<Clamd>,
+        tmp: PathBuf,
+    ) -> Engines {
+        Engines {
+            rules,
+            patterns: Patterns::new(),
+            limits,
+            clamd,
+            tmp,
+        }
+    }
+
+    pub fn ruleset_version(&self) -> &str {
+        self.rules.version()
+    }
+
+    pub fn clamd(&self) -> Option<&Clamd> {
+        self.clamd.as_ref()
+    }
+
+    /// Scans the file at `path`. An engine that cannot finish is an error (the job is retried),
+    /// never a silent clean.
+    pub async fn scan(
+        self: &Arc<Self>,
+        path: &Path,
+        declared: &Declared,
+    ) -> Result<Report, ScanError> {
+        let local = {
+            let me = Arc::clone(self);
+            let path = path.to_owned();
+            let declared = declared.clone();
+            tokio::task::spawn_blocking(move || me.scan_local(&path, &declared))
+        };
+        let clam = async {
+            match &self.clamd {
+                Some(c) => {
+                    let mut f = Vec::new();
+                    let version = c.version().await?;
+                    c.scan(path, &mut f).await?;
+                    Ok::<_, ScanError>(Some((version, f)))
+                }
+                None => Ok(None),
+            }
+        };
+        let (local, clam) = tokio::join!(local, clam);
+        let (mut findings, summary_size, sha256, detected) =
+            local.map_err(|_| ScanError::Panicked)??;
+        let mut ran = vec![Engine::Yara, Engine::TrueType, Engine::Sensitive];
+        if detected == Detected::Zip {
+            ran.push(Engine::Archive);
+        }
+        let clamav = match clam? {
+            Some((version, f)) => {
+                ran.push(Engine::Clamav);
+                findings.extend(f);
+                Some(version)
+            }
+            None => None,
+        };
+        let (verdict, engines) = combine(&ran, &findings);
+        Ok(Report {
+            verdict,
+            engines,
+            sha256,
+            size: summary_size,
+            detected_type: detected.as_str(),
+            versions: Versions {
+                ruleset: self.rules.version().to_owned(),
+                yara_x: yara_x::VERSION.to_owned(),
+                clamav,
+            },
+        })
+    }
+
+    fn scan_local(
+        &self,
+        path: &Path,
+        declared: &Declared,
+    ) -> Result<(Vec<Finding>, u64, String, Detected), ScanError> {
+        let mut findings = Vec::new();
+        let mut file = std::fs::File::open(path)?;
+        let mut pass = Pass::new(&self.rules, &self.patterns, true);
+        pass.read_from(&mut file, u64::MAX, None)?;
+        let summary = pass.finish(&mut findings)?;
+        let detected = truetype::check(
+            &summary.head,
+            &declared.content_type,
+            &declared.extension,
+            &mut findings,
+        );
+        if detected == Detected::Zip {
+            archive::inspect(
+                path,
+                &self.tmp,
+                &self.rules,
+                &self.patterns,
+                &self.limits,
+                &mut findings,
+            )?;
+        }
+        let sha = summary.sha256.map(|d| crate::hex(&d)).unwrap_or_default();
+        Ok((findings, summary.bytes, sha, detected))
+    }
+}
