@@ -442,6 +442,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             org_id: org.clone(),
             file_id: file.clone(),
             verdict: "clean".into(),
+            rescan: false,
         })
         .await?;
 

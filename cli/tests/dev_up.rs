@@ -230,6 +230,7 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         org_id: me["org_id"].as_str().unwrap().to_owned(),
         file_id: file_id.clone(),
         verdict: "clean".into(),
+        rescan: false,
     })
     .await?;
     let grant: serde_json::Value = api(

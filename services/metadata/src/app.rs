@@ -6,6 +6,7 @@ use coffer_mesh::{MeshClient, ServiceApp, TokenVerifier};
 use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_server::MetadataServer;
+use coffer_proto::v1::scan_client::ScanClient;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
 use coffer_token::VerifyOptions;
 
@@ -51,7 +52,16 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
         StorageSignerClient::new(mesh.channel("storage-signer", service.peer("storage-signer")?)?);
     let auth = AuthClient::new(mesh.channel("auth", service.peer("auth")?)?);
     let audit = AuditClient::new(mesh.channel("audit", service.peer("audit")?)?);
-    let metadata = MetadataService::new(pool, signer, auth, audit, config.clone());
+    let scan = match service.peers.get("scan") {
+        Some(addr) => Some(ScanClient::new(mesh.channel("scan", addr)?)),
+        None => {
+            tracing::warn!(
+                "no scan peer configured: completed uploads wait in scanning for a verdict"
+            );
+            None
+        }
+    };
+    let metadata = MetadataService::new(pool, signer, auth, audit, scan, config.clone());
     spawn_sweep(
         metadata.clone(),
         std::time::Duration::from_secs(config.sweep_interval_secs.max(1)),

@@ -6,6 +6,7 @@ use coffer_mesh::{CallContext, Caller, MeshChannel, Policy, PolicyError, Token, 
 use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_server::Metadata;
+use coffer_proto::v1::scan_client::ScanClient;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
 use coffer_proto::v1::{self as pb};
 use coffer_token::Scope;
@@ -55,6 +56,8 @@ pub struct MetadataService {
     signer: StorageSignerClient<MeshChannel>,
     auth: AuthClient<MeshChannel>,
     audit: AuditClient<MeshChannel>,
+    /// None when no scan service is configured: files then wait in `scanning` for a verdict.
+    scan: Option<ScanClient<MeshChannel>>,
     config: MetadataConfig,
 }
 
@@ -64,6 +67,7 @@ impl MetadataService {
         signer: StorageSignerClient<MeshChannel>,
         auth: AuthClient<MeshChannel>,
         audit: AuditClient<MeshChannel>,
+        scan: Option<ScanClient<MeshChannel>>,
         config: MetadataConfig,
     ) -> Self {
         MetadataService {
@@ -71,6 +75,7 @@ impl MetadataService {
             signer,
             auth,
             audit,
+            scan,
             config,
         }
     }
@@ -358,9 +363,21 @@ impl MetadataService {
                 "the file's upload is already complete",
             ))?;
         self.audit("file.upload", format!("file:{id}")).await?;
+        // The job is queued before the state change commits: if scan cannot take it, the file
+        // stays `pending_upload` and complete may be retried (queuing is idempotent per file).
+        if let Some(scan) = &self.scan {
+            scan.clone()
+                .enqueue_scan(pb::EnqueueScanRequest {
+                    file_id: id.to_string(),
+                    object_key: file.object_key.clone(),
+                    size: file.size as u64,
+                    content_type: file.content_type.clone(),
+                    extension: validate::extension(&file.name),
+                })
+                .await
+                .map_err(downstream)?;
+        }
         tx.commit().await?;
-        // The scan job is queued by the scan service once it exists (issue 6); until then the
-        // file waits in `scanning` for RecordVerdict.
         Ok(file_pb(file))
     }
 
@@ -674,7 +691,20 @@ impl MetadataService {
             }
         };
         let mut tx = self.tx(org).await?;
-        let file = match store::transition(&mut tx, id, "scanning", to, Some(&req.verdict)).await? {
+        // From `scanning`; or, for a re-scan under a newer ruleset, from a decided state.
+        let mut moved = None;
+        let from_states: &[&str] = if req.rescan {
+            &["scanning", "available", "quarantined"]
+        } else {
+            &["scanning"]
+        };
+        for from in from_states {
+            moved = store::transition(&mut tx, id, from, to, Some(&req.verdict)).await?;
+            if moved.is_some() {
+                break;
+            }
+        }
+        let file = match moved {
             Some(f) => f,
             None => {
                 // The same verdict twice is one verdict; anything else is a state conflict.

@@ -25,6 +25,8 @@ pub struct Peers<'a> {
     pub auth: &'a str,
     pub signer: &'a str,
     pub audit: &'a str,
+    /// None: no scan service; files wait in `scanning` until a test records a verdict.
+    pub scan: Option<&'a str>,
 }
 
 /// Starts metadata in a fresh database of `pg`, talking to `peers`.
@@ -61,7 +63,9 @@ pub async fn start(
             ("storage-signer".to_owned(), peers.signer.to_owned()),
             ("audit".to_owned(), peers.audit.to_owned()),
         ]
-        .into(),
+        .into_iter()
+        .chain(peers.scan.map(|a| ("scan".to_owned(), a.to_owned())))
+        .collect(),
         database: Some(DatabaseConfig {
             port: pg.port(),
             name: database.clone(),
@@ -94,7 +98,16 @@ pub struct Stack {
 pub const BUCKET: &str = "coffer";
 
 impl Stack {
+    /// A stack without a scan service: tests move files on with [`Stack::verdict`].
     pub async fn start(config: MetadataConfig) -> anyhow::Result<Self> {
+        Self::start_with_scan(config, None).await
+    }
+
+    /// A stack whose metadata queues scans at `scan` (a scan service the caller starts there).
+    pub async fn start_with_scan(
+        config: MetadataConfig,
+        scan: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let pg = Postgres::shared().await?;
         let dir = tempfile::tempdir()?;
@@ -119,6 +132,7 @@ impl Stack {
                 auth: &auth.server.addr().to_string(),
                 signer: &signer.addr().to_string(),
                 audit: &auth.audit.server.addr().to_string(),
+                scan: scan.map(|a| a.to_string()).as_deref(),
             },
             config,
         )
@@ -181,13 +195,14 @@ impl Stack {
         )
     }
 
-    /// Records a scan verdict as the scan service would (until the scan service exists).
+    /// Records a scan verdict as the scan service does (for stacks without one).
     pub async fn verdict(&self, org: &str, file: &str, verdict: &str) -> anyhow::Result<()> {
         self.metadata_as("scan")?
             .record_verdict(coffer_proto::v1::RecordVerdictRequest {
                 org_id: org.into(),
                 file_id: file.into(),
                 verdict: verdict.into(),
+                rescan: false,
             })
             .await?;
         Ok(())

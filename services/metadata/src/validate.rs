@@ -30,6 +30,21 @@ pub fn name(field: &'static str, s: &str) -> Result<String, MetadataError> {
     Ok(s.to_owned())
 }
 
+/// The extension of a name, for the scan's true-type check: lowercase ASCII letters and digits
+/// after the last dot, at most 16; "" otherwise. The rest of the name never leaves metadata.
+pub fn extension(name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext))
+            if !stem.is_empty()
+                && (1..=16).contains(&ext.len())
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            ext.to_ascii_lowercase()
+        }
+        _ => String::new(),
+    }
+}
+
 /// The id of the resource a request is about.
 pub fn target(s: &str) -> Result<Uuid, MetadataError> {
     Uuid::try_parse(s).map_err(|_| MetadataError::NotFound)
@@ -64,6 +79,17 @@ pub fn sha256(s: &str) -> Result<Option<String>, MetadataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions() {
+        assert_eq!(extension("Report.PDF"), "pdf");
+        assert_eq!(extension("a.tar.gz"), "gz");
+        assert_eq!(extension("noext"), "");
+        assert_eq!(extension(".bashrc"), "");
+        assert_eq!(extension("x.p df"), "");
+        assert_eq!(extension("x.abcdefghijklmnopq"), "");
+        assert_eq!(extension("x.ünï"), "");
+    }
 
     #[test]
     fn names() {

@@ -3,8 +3,21 @@
 //! metadata. It holds no object-store credentials, and it never logs, stores or sends a file
 //! name or a file's bytes: findings name rules and kinds of data only.
 
+mod app;
+pub mod config;
 pub mod engines;
+mod error;
+pub mod events;
+mod grpc;
 pub mod scanner;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod worker;
+
+pub use app::{build, engines};
+pub use config::ScanConfig;
+pub use grpc::{policy, scan_key};
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

@@ -1,5 +1,7 @@
-//! Object keys: `<orgId>/<uuid>`, both canonical lowercase UUIDs. The org segment must be the
-//! caller's org (from the verified token) before anything is signed, headed or deleted.
+//! Object keys: `<orgId>/<uuid>` for stored files and `scans/<orgId>/<uuid>` for scan-only
+//! uploads (a separate prefix, so a bucket lifecycle rule can expire them after 24 hours without
+//! touching stored files), both canonical lowercase UUIDs. The org segment must be the caller's
+//! org (from the verified token) before anything is signed, headed or deleted.
 
 use uuid::Uuid;
 
@@ -7,6 +9,7 @@ use crate::error::SignerError;
 
 /// Parses `key` and checks that it belongs to `org_id`.
 pub fn check(key: &str, org_id: Uuid) -> Result<(), SignerError> {
+    let key = key.strip_prefix("scans/").unwrap_or(key);
     let (org, object) = key
         .split_once('/')
         .ok_or_else(|| SignerError::invalid("key", "object key must be <orgId>/<uuid>"))?;
@@ -35,6 +38,11 @@ mod tests {
         let org = Uuid::new_v4();
         let obj = Uuid::new_v4();
         assert!(check(&format!("{org}/{obj}"), org).is_ok());
+        assert!(check(&format!("scans/{org}/{obj}"), org).is_ok());
+        assert!(matches!(
+            check(&format!("scans/{}/{obj}", Uuid::new_v4()), org),
+            Err(SignerError::ForeignKey)
+        ));
         assert!(matches!(
             check(&format!("{}/{obj}", Uuid::new_v4()), org),
             Err(SignerError::ForeignKey)
@@ -49,6 +57,8 @@ mod tests {
             format!("{}/{obj}", org.to_string().to_uppercase()),
             format!("/{org}/{obj}"),
             format!("{org}/name.pdf"),
+            format!("scans/scans/{org}/{obj}"),
+            format!("files/{org}/{obj}"),
         ] {
             assert!(
                 matches!(check(&bad, org), Err(SignerError::Invalid { .. })),

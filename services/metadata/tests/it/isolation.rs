@@ -348,6 +348,7 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
                 org_id: org_b.to_string(),
                 file_id: id,
                 verdict: "infected".into(),
+                rescan: false,
             })
             .await
             .map(|_| ())
@@ -480,6 +481,7 @@ async fn callers_scopes_and_service_tokens_are_checked() -> anyhow::Result<()> {
                 org_id: org.to_string(),
                 file_id: Uuid::new_v4().to_string(),
                 verdict: "clean".into(),
+                rescan: false,
             })
             .await
             .unwrap_err();

@@ -1,0 +1,138 @@
+//! Wiring: config → rules (a bad rule stops here) → database → token ring → peers → workers,
+//! listener and retention → mesh server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use coffer_config::ServiceConfig;
+use coffer_mesh::{MeshClient, ServiceApp, TokenVerifier};
+use coffer_proto::v1::audit_client::AuditClient;
+use coffer_proto::v1::auth_client::AuthClient;
+use coffer_proto::v1::metadata_client::MetadataClient;
+use coffer_proto::v1::scan_server::ScanServer;
+use coffer_proto::v1::storage_signer_client::StorageSignerClient;
+use coffer_token::VerifyOptions;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::config::ScanConfig;
+use crate::engines::clamd::Clamd;
+use crate::engines::yara::Ruleset;
+use crate::events::{self, Bus};
+use crate::grpc::{ScanService, policy};
+use crate::scanner::Engines;
+use crate::store;
+use crate::worker::Workers;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Builds the engines a config asks for; fails naming a rule that does not compile.
+pub fn engines(config: &ScanConfig) -> anyhow::Result<Engines> {
+    let rules = Ruleset::load(config.rules_dir.as_deref())?;
+    let clamd = config
+        .clamd
+        .as_deref()
+        .map(|a| Clamd::new(a, Duration::from_secs(config.clamd_timeout_secs.max(1))))
+        .transpose()?;
+    Ok(Engines::new(
+        rules,
+        config.archive.clone(),
+        clamd,
+        config.temp_dir(),
+    ))
+}
+
+/// Removes scan-only requests and their results once they are older than the retention.
+fn spawn_retention(pool: sqlx::PgPool, config: Arc<ScanConfig>) {
+    tokio::spawn(async move {
+        let mut tick =
+            tokio::time::interval(Duration::from_secs(config.retention_interval_secs.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let before = OffsetDateTime::now_utc()
+                - time::Duration::seconds(
+                    i64::try_from(config.scan_retention_secs).unwrap_or(i64::MAX),
+                );
+            let removed = async {
+                let mut tx = coffer_db::begin_with_setting(&pool, "coffer.lookup_retention", "1")
+                    .await
+                    .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                let n = store::expire_scans(&mut tx, before).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(n)
+            };
+            match removed.await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed scan-only results past retention"),
+                Err(error) => tracing::warn!(?error, "scan retention failed; will retry"),
+            }
+        }
+    });
+}
+
+/// Compiles the rules, migrates the schema, loads secrets, starts the workers, binds both ports.
+pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Result<ServiceApp> {
+    config.validate()?;
+    let engines = Arc::new(engines(config)?);
+    tracing::info!(
+        ruleset = engines.ruleset_version(),
+        clamd = config.clamd.is_some(),
+        "scan engines ready"
+    );
+    if let Some(clamd) = engines.clamd() {
+        // Not fatal, and not waited on: clamd may start after us; jobs retry until it answers.
+        let clamd = clamd.clone();
+        tokio::spawn(async move {
+            match clamd.version().await {
+                Ok(v) => tracing::info!(version = %v, "clamd answers"),
+                Err(error) => tracing::warn!(%error, "clamd does not answer yet"),
+            }
+        });
+    }
+    let secrets = service.secrets();
+    let database = service
+        .database
+        .as_ref()
+        .context("missing [database] section")?;
+    let pool = coffer_db::open(database, &secrets, &MIGRATOR)
+        .await
+        .context("opening the scan schema")?;
+    let verifier = TokenVerifier::from_file(
+        &secrets.require("token-ring.toml")?,
+        VerifyOptions::default(),
+    )?;
+    verifier.spawn_watcher(Duration::from_secs(1));
+    let certs = coffer_mesh::app::certs(service)?;
+    let mesh = MeshClient::new(certs.clone())?;
+    let signer =
+        StorageSignerClient::new(mesh.channel("storage-signer", service.peer("storage-signer")?)?);
+    let config = Arc::new(config.clone());
+    let wake = Arc::new(Notify::new());
+    let bus = Bus::default();
+    events::spawn_listener(pool.clone(), wake.clone(), bus.clone());
+    Workers {
+        pool: pool.clone(),
+        engines,
+        config: config.clone(),
+        signer: signer.clone(),
+        metadata: MetadataClient::new(mesh.channel("metadata", service.peer("metadata")?)?),
+        auth: AuthClient::new(mesh.channel("auth", service.peer("auth")?)?),
+        audit: AuditClient::new(mesh.channel("audit", service.peer("audit")?)?),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("building the download client")?,
+        wake: wake.clone(),
+    }
+    .spawn();
+    spawn_retention(pool.clone(), config.clone());
+    let server = coffer_mesh::app::server(service, certs, policy()?)
+        .token_verifier(verifier)
+        .add_service(ScanServer::new(ScanService::new(
+            pool, signer, config, wake,
+        )));
+    ServiceApp::bind(server, service).await
+}

@@ -1,0 +1,107 @@
+//! The `[scan]` section of the scan service's config file.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engines::archive::ArchiveLimits;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Jobs scanned at once by this process.
+    pub workers: usize,
+    /// How long a claimed job stays a worker's without a heartbeat, in seconds; a worker renews
+    /// its lease every third of this while it scans.
+    pub lease_secs: u64,
+    /// Tries per job; after the last, the verdict is `failed`.
+    pub max_attempts: i32,
+    /// Retry delay after the first failure, doubled each time, capped at `backoff_max_secs`.
+    pub backoff_base_secs: u64,
+    pub backoff_max_secs: u64,
+    /// How often an idle worker looks for work, in milliseconds (new jobs also wake it at once).
+    pub poll_interval_ms: u64,
+    /// How often expired leases are returned to the queue, in seconds.
+    pub reaper_interval_secs: u64,
+    /// The largest object scanned; a larger one is `failed` without being downloaded.
+    pub max_file_bytes: u64,
+    /// Where objects are downloaded for scanning (one file per running job, removed after).
+    pub temp_dir: Option<PathBuf>,
+    /// A directory of the operator's own `.yar` rules, added to the shipped ones.
+    pub rules_dir: Option<PathBuf>,
+    /// clamd's address, `tcp://host:port` or `unix:///path`; none to run without ClamAV.
+    pub clamd: Option<String>,
+    pub clamd_timeout_secs: u64,
+    pub archive: ArchiveLimits,
+    /// Files scanned under an older ruleset re-queued per minute, in the background.
+    pub rescan_per_minute: u32,
+    /// Scan-only API: lifetime of the upload URL (at most 900), largest request, metadata size,
+    /// and how long results are kept.
+    pub scan_upload_expiry_secs: u32,
+    pub max_scan_bytes: u64,
+    pub max_metadata_bytes: usize,
+    pub scan_retention_secs: u64,
+    pub retention_interval_secs: u64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            workers: 2,
+            lease_secs: 30,
+            max_attempts: 5,
+            backoff_base_secs: 2,
+            backoff_max_secs: 300,
+            poll_interval_ms: 1000,
+            reaper_interval_secs: 5,
+            max_file_bytes: 5 * 1024 * 1024 * 1024,
+            temp_dir: None,
+            rules_dir: None,
+            clamd: None,
+            clamd_timeout_secs: 120,
+            archive: ArchiveLimits::default(),
+            rescan_per_minute: 60,
+            scan_upload_expiry_secs: 900,
+            max_scan_bytes: 1024 * 1024 * 1024,
+            max_metadata_bytes: 4096,
+            scan_retention_secs: 30 * 24 * 3600,
+            retention_interval_secs: 3600,
+        }
+    }
+}
+
+impl ScanConfig {
+    /// Refuses settings that cannot work, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        // 0 workers: this process serves the API and reaps leases, and scans nothing.
+        anyhow::ensure!(self.workers <= 64, "scan.workers must be at most 64");
+        anyhow::ensure!(self.lease_secs >= 3, "scan.lease_secs must be at least 3");
+        anyhow::ensure!(
+            self.max_attempts >= 1,
+            "scan.max_attempts must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=900).contains(&self.scan_upload_expiry_secs),
+            "scan.scan_upload_expiry_secs must be between 1 and 900"
+        );
+        anyhow::ensure!(
+            self.max_metadata_bytes <= 4096,
+            "scan.max_metadata_bytes must be at most 4096"
+        );
+        Ok(())
+    }
+
+    pub fn temp_dir(&self) -> PathBuf {
+        self.temp_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// The delay before try `attempts + 1`.
+    pub fn backoff(&self, attempts: i32) -> std::time::Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let secs = self
+            .backoff_base_secs
+            .saturating_mul(1u64 << exp)
+            .min(self.backoff_max_secs);
+        std::time::Duration::from_secs(secs)
+    }
+}

@@ -1,0 +1,136 @@
+//! Events of finished scans: written with `pg_notify` in the transaction that finishes the job
+//! (so an event is sent once, and only for a committed result), fanned out in every scan process
+//! by one `LISTEN` connection to the live streams of that org. The same connection wakes idle
+//! workers when a job is queued in any process. Events carry ids and verdicts, never names.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use sqlx::postgres::PgListener;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{Notify, broadcast};
+use uuid::Uuid;
+
+use crate::store::{Job, ResultRow};
+
+const JOBS: &str = "coffer_scan_jobs";
+const EVENTS: &str = "coffer_scan_events";
+
+/// An event and the org it belongs to (the org is for routing; the body does not repeat it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub org: Uuid,
+    pub event: Event,
+}
+
+/// The body of a live event and of a webhook delivery (Standard Webhooks: type, timestamp, data).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub timestamp: String,
+    pub data: serde_json::Value,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The event of a finished job.
+pub fn event_of(job: &Job, result: &ResultRow) -> Event {
+    let (kind, id_field) = match job.subject.as_str() {
+        "file" => ("file.scanned", "file_id"),
+        _ => ("scan.completed", "scan_id"),
+    };
+    Event {
+        kind: kind.to_owned(),
+        timestamp: rfc3339(OffsetDateTime::now_utc()),
+        data: serde_json::json!({
+            id_field: job.subject_id,
+            "verdict": result.verdict,
+            "engines": result.engines.0,
+            "sha256": result.sha256,
+            "ruleset_version": result.ruleset_version,
+            "completed_at": rfc3339(result.completed_at),
+        }),
+    }
+}
+
+/// Announces a finished job inside the transaction that finishes it.
+pub async fn publish(
+    tx: &mut PgConnection,
+    job: &Job,
+    result: &ResultRow,
+) -> Result<(), sqlx::Error> {
+    let envelope = Envelope {
+        org: job.org_id,
+        event: event_of(job, result),
+    };
+    let payload = serde_json::to_string(&envelope).unwrap_or_default();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(EVENTS)
+        .bind(payload)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Wakes idle workers of every scan process once the transaction commits.
+pub async fn wake_workers(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(JOBS)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The in-process fan-out of events.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    tx: broadcast::Sender<Arc<Envelope>>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Bus {
+            tx: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl Bus {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+        self.tx.subscribe()
+    }
+}
+
+/// Listens for both channels for as long as the process runs, reconnecting after a failure.
+pub fn spawn_listener(pool: sqlx::PgPool, wake: Arc<Notify>, bus: Bus) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = listen(&pool, &wake, &bus).await {
+                tracing::warn!(?error, "scan event listener failed; reconnecting");
+            }
+            // Whatever was missed while away: workers look for work anyway.
+            wake.notify_waiters();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+async fn listen(pool: &sqlx::PgPool, wake: &Notify, bus: &Bus) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen_all([JOBS, EVENTS]).await?;
+    loop {
+        let n = listener.recv().await?;
+        if n.channel() == JOBS {
+            wake.notify_waiters();
+        } else if let Ok(envelope) = serde_json::from_str::<Envelope>(n.payload()) {
+            // No subscriber is fine.
+            let _ = bus.tx.send(Arc::new(envelope));
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The Scan gRPC service: parse and check each request, run it in a tenant transaction, map the
+//! answer. The org comes only from the verified token.
+
+use std::sync::Arc;
+
+use coffer_mesh::{Caller, MeshChannel, Policy, PolicyError, Token, caller};
+use coffer_proto::v1::scan_server::Scan;
+use coffer_proto::v1::storage_signer_client::StorageSignerClient;
+use coffer_proto::v1::{self as pb};
+use coffer_token::Scope;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::config::ScanConfig;
+use crate::error::ScanServiceError;
+use crate::events;
+use crate::store::{self, NewJob};
+
+const SERVICE: &str = "coffer.v1.Scan";
+
+/// EnqueueScan: metadata, with the uploader's token. The scan-only API: the gateway.
+pub fn policy() -> Result<Policy, PolicyError> {
+    let mut policy = Policy::new().rpc(SERVICE, "EnqueueScan", &["metadata"], Token::Required)?;
+    for m in ["CreateScan", "SubmitScan", "GetScan"] {
+        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
+    }
+    Ok(policy)
+}
+
+#[derive(Clone)]
+pub struct ScanService {
+    pool: PgPool,
+    signer: StorageSignerClient<MeshChannel>,
+    config: Arc<ScanConfig>,
+    wake: Arc<Notify>,
+}
+
+impl ScanService {
+    pub fn new(
+        pool: PgPool,
+        signer: StorageSignerClient<MeshChannel>,
+        config: Arc<ScanConfig>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        ScanService {
+            pool,
+            signer,
+            config,
+            wake,
+        }
+    }
+
+    async fn tx(
+        &self,
+        org: Uuid,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ScanServiceError> {
+        Ok(coffer_db::tenant_tx(&self.pool, org).await?)
+    }
+
+    fn woke(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    async fn enqueue(
+        &self,
+        c: &Caller,
+        req: pb::EnqueueScanRequest,
+    ) -> Result<pb::EnqueueScanResponse, ScanServiceError> {
+        let file = parse_id("file_id", &req.file_id)?;
+        if req.object_key != format!("{}/{file}", c.org_id) {
+            return Err(ScanServiceError::Forbidden(
+                "the object key is not the file's key in the caller's org",
+            ));
+        }
+        let size = i64::try_from(req.size)
+            .map_err(|_| ScanServiceError::invalid("size", "size is too large"))?;
+        if req.content_type.len() > 255 {
+            return Err(ScanServiceError::invalid(
+                "content_type",
+                "content_type is longer than 255 bytes",
+            ));
+        }
+        let extension = sanitize_extension(&req.extension);
+        let mut tx = self.tx(c.org_id).await?;
+        let id = store::enqueue(
+            &mut tx,
+            &NewJob {
+                org_id: c.org_id,
+                subject: "file",
+                subject_id: file,
+                object_key: &req.object_key,
+                size,
+                content_type: &req.content_type,
+                extension: &extension,
+            },
+        )
+        .await?;
+        events::wake_workers(&mut tx).await?;
+        tx.commit().await?;
+        self.woke();
+        Ok(pb::EnqueueScanResponse {
+            job_id: id.to_string(),
+        })
+    }
+
+    async fn create(
+        &self,
+        c: &Caller,
+        req: pb::CreateScanRequest,
+    ) -> Result<pb::CreateScanResponse, ScanServiceError> {
+        if req.size > self.config.max_scan_bytes {
+            return Err(ScanServiceError::TooLarge(format!(
+                "size is above the largest scan accepted ({} bytes)",
+                self.config.max_scan_bytes
+            )));
+        }
+        let size = i64::try_from(req.size)
+            .map_err(|_| ScanServiceError::invalid("size", "size is too large"))?;
+        let metadata = if req.metadata_json.is_empty() {
+            None
+        } else {
+            if req.metadata_json.len() > self.config.max_metadata_bytes {
+                return Err(ScanServiceError::TooLarge(format!(
+                    "metadata is larger than {} bytes",
+                    self.config.max_metadata_bytes
+                )));
+            }
+            let v: serde_json::Value = serde_json::from_str(&req.metadata_json).map_err(|_| {
+                ScanServiceError::invalid("metadata", "metadata must be a JSON object")
+            })?;
+            if !v.is_object() {
+                return Err(ScanServiceError::invalid(
+                    "metadata",
+                    "metadata must be a JSON object",
+                ));
+            }
+            Some(v)
+        };
+        let id = Uuid::new_v4();
+        let key = scan_key(c.org_id, id);
+        let mut tx = self.tx(c.org_id).await?;
+        store::insert_scan(&mut tx, c.org_id, id, size, metadata.as_ref()).await?;
+        // The user's token (audience storage-signer) goes with this call: the key is checked
+        // against the caller's org there too.
+        let upload = self
+            .signer
+            .clone()
+            .presign_put(pb::PresignPutRequest {
+                key,
+                size: req.size,
+                content_type: "application/octet-stream".into(),
+                sha256: String::new(),
+                expires_in_seconds: self.config.scan_upload_expiry_secs,
+            })
+            .await?
+            .into_inner();
+        tx.commit().await?;
+        Ok(pb::CreateScanResponse {
+            scan_id: id.to_string(),
+            upload: Some(upload),
+        })
+    }
+
+    async fn submit(&self, c: &Caller, id: Uuid) -> Result<pb::ScanStatus, ScanServiceError> {
+        let mut tx = self.tx(c.org_id).await?;
+        let scan = store::scan(&mut tx, id)
+            .await?
+            .ok_or(ScanServiceError::NotFound)?;
+        if scan.status != "awaiting_upload" {
+            // Submitting twice is one submission.
+            tx.commit().await?;
+            return self.status(c, id).await;
+        }
+        let key = scan_key(c.org_id, id);
+        let head = self
+            .signer
+            .clone()
+            .head_object(pb::ObjectRef { key: key.clone() })
+            .await?
+            .into_inner();
+        if !head.exists {
+            return Err(ScanServiceError::Conflict(
+                "the object has not been uploaded",
+            ));
+        }
+        if i64::try_from(head.size).ok() != Some(scan.size) {
+            return Err(ScanServiceError::Conflict(
+                "the uploaded object's size differs from the declared size",
+            ));
+        }
+        if !store::set_scan_status(&mut tx, id, "awaiting_upload", "queued").await? {
+            return Err(ScanServiceError::Conflict("the scan was submitted already"));
+        }
+        store::enqueue(
+            &mut tx,
+            &NewJob {
+                org_id: c.org_id,
+                subject: "scan",
+                subject_id: id,
+                object_key: &key,
+                size: scan.size,
+                content_type: "",
+                extension: "",
+            },
+        )
+        .await?;
+        events::wake_workers(&mut tx).await?;
+        tx.commit().await?;
+        self.woke();
+        self.status(c, id).await
+    }
+
+    async fn status(&self, c: &Caller, id: Uuid) -> Result<pb::ScanStatus, ScanServiceError> {
+        let mut tx = self.tx(c.org_id).await?;
+        let scan = store::scan(&mut tx, id)
+            .await?
+            .ok_or(ScanServiceError::NotFound)?;
+        let result = if scan.status == "done" {
+            store::result(&mut tx, id).await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        let mut out = pb::ScanStatus {
+            scan_id: scan.id.to_string(),
+            status: scan.status,
+            metadata_json: scan.metadata.map(|m| m.0.to_string()).unwrap_or_default(),
+            ..Default::default()
+        };
+        if let Some(r) = result {
+            out.verdict = r.verdict;
+            out.sha256 = r.sha256.unwrap_or_default();
+            out.completed_at = Some(ts(r.completed_at));
+            out.engines = r
+                .engines
+                .0
+                .into_iter()
+                .map(|e| pb::EngineResult {
+                    engine: e.engine,
+                    clean: e.clean,
+                    signature: e.signature.unwrap_or_default(),
+                })
+                .collect();
+        }
+        Ok(out)
+    }
+}
+
+/// Where a scan-only request's bytes go: apart from stored files, for the lifecycle rule.
+pub fn scan_key(org: Uuid, id: Uuid) -> String {
+    format!("scans/{org}/{id}")
+}
+
+fn ts(t: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
+    }
+}
+
+fn parse_id(field: &'static str, s: &str) -> Result<Uuid, ScanServiceError> {
+    Uuid::try_parse(s)
+        .map_err(|_| ScanServiceError::invalid(field, format!("{field} must be a UUID")))
+}
+
+/// An extension the true-type check can use: lowercase ASCII letters and digits, at most 16.
+fn sanitize_extension(e: &str) -> String {
+    let e = e.to_ascii_lowercase();
+    if e.len() <= 16
+        && e.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        e
+    } else {
+        String::new()
+    }
+}
+
+/// The caller, who must hold `scans:write` (sessions hold every scope).
+fn scanner_caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    let c = caller(req)?;
+    if !c.has_scope(Scope::ScansWrite) {
+        return Err(ScanServiceError::Forbidden("this API key lacks the scans:write scope").into());
+    }
+    Ok(c.clone())
+}
+
+type Res<T> = Result<Response<T>, Status>;
+
+fn ok<T>(r: Result<T, ScanServiceError>) -> Res<T> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl Scan for ScanService {
+    async fn enqueue_scan(
+        &self,
+        request: Request<pb::EnqueueScanRequest>,
+    ) -> Res<pb::EnqueueScanResponse> {
+        let c = caller(&request)?.clone();
+        ok(self.enqueue(&c, request.into_inner()).await)
+    }
+
+    async fn create_scan(
+        &self,
+        request: Request<pb::CreateScanRequest>,
+    ) -> Res<pb::CreateScanResponse> {
+        let c = scanner_caller(&request)?;
+        ok(self.create(&c, request.into_inner()).await)
+    }
+
+    async fn submit_scan(&self, request: Request<pb::ScanRef>) -> Res<pb::ScanStatus> {
+        let c = scanner_caller(&request)?;
+        ok(async {
+            let id = parse_id("scan_id", &request.get_ref().scan_id)?;
+            self.submit(&c, id).await
+        }
+        .await)
+    }
+
+    async fn get_scan(&self, request: Request<pb::ScanRef>) -> Res<pb::ScanStatus> {
+        let c = scanner_caller(&request)?;
+        ok(async {
+            let id = parse_id("scan_id", &request.get_ref().scan_id)?;
+            self.status(&c, id).await
+        }
+        .await)
+    }
+}

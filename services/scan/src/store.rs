@@ -1,0 +1,356 @@
+//! SQL of the scan schema. Tenant functions take a transaction begun by `coffer_db::tenant_tx`;
+//! the queue functions take one begun with the worker capability (`coffer.lookup_worker`).
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::engines::Verdict;
+use crate::scanner::Report;
+
+/// A job as a worker holds it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Job {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub subject: String,
+    pub subject_id: Uuid,
+    pub object_key: String,
+    pub size: i64,
+    pub content_type: String,
+    pub extension: String,
+    pub run_id: Uuid,
+    pub attempts: i32,
+    pub reason: String,
+    pub queued_at: OffsetDateTime,
+}
+
+const JOB_COLUMNS: &str = "id, org_id, subject, subject_id, object_key, size, content_type, \
+                           extension, run_id, attempts, reason, queued_at";
+
+/// What a new or re-queued job is about.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub org_id: Uuid,
+    pub subject: &'a str,
+    pub subject_id: Uuid,
+    pub object_key: &'a str,
+    pub size: i64,
+    pub content_type: &'a str,
+    pub extension: &'a str,
+}
+
+/// Queues a job, or queues a finished one again with a new run; a queued or running job is left
+/// as it is. Returns the job's id.
+pub async fn enqueue(tx: &mut PgConnection, job: &NewJob<'_>) -> Result<Uuid, sqlx::Error> {
+    let queued: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO jobs (id, org_id, subject, subject_id, object_key, size, content_type,
+                           extension, run_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1)
+         ON CONFLICT (org_id, subject_id) DO UPDATE
+            SET state = 'queued', run_id = $9, reason = 'upload', attempts = 0, run_after = now(),
+                lease_owner = NULL, lease_until = NULL, last_error = NULL,
+                size = EXCLUDED.size, content_type = EXCLUDED.content_type,
+                extension = EXCLUDED.extension, queued_at = now(), updated_at = now()
+            WHERE jobs.state = 'done'
+         RETURNING id",
+    )
+    .bind(Uuid::new_v4())
+    .bind(job.org_id)
+    .bind(job.subject)
+    .bind(job.subject_id)
+    .bind(job.object_key)
+    .bind(job.size)
+    .bind(job.content_type)
+    .bind(job.extension)
+    .bind(Uuid::new_v4())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(id) = queued {
+        return Ok(id);
+    }
+    // Already queued or running: that job will do.
+    sqlx::query_scalar("SELECT id FROM jobs WHERE org_id = $1 AND subject_id = $2")
+        .bind(job.org_id)
+        .bind(job.subject_id)
+        .fetch_one(&mut *tx)
+        .await
+}
+
+/// Claims the oldest ready job for `owner`, under a lease of `lease_secs`, counting the try.
+pub async fn claim(
+    tx: &mut PgConnection,
+    owner: Uuid,
+    lease_secs: u64,
+) -> Result<Option<Job>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1,
+                lease_until = now() + make_interval(secs => $2), updated_at = now()
+         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= now()
+                     ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(owner)
+    .bind(lease_secs as f64)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Extends a held lease. False when the lease was lost (reaped, or the job finished elsewhere).
+pub async fn heartbeat(
+    tx: &mut PgConnection,
+    job: Uuid,
+    owner: Uuid,
+    lease_secs: u64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+    )
+    .bind(job)
+    .bind(owner)
+    .bind(lease_secs as f64)
+    .execute(tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Returns jobs whose lease expired (their worker died or hung) to the queue. Returns how many.
+pub async fn reap(tx: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL,
+                run_after = now(), last_error = 'lease expired', updated_at = now()
+         WHERE state = 'running' AND lease_until < now()",
+    )
+    .execute(tx)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Puts a failed try back in the queue after `delay`, if the lease is still held.
+pub async fn retry_later(
+    tx: &mut PgConnection,
+    job: Uuid,
+    owner: Uuid,
+    delay: std::time::Duration,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL,
+                run_after = now() + make_interval(secs => $3), last_error = $4, updated_at = now()
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+    )
+    .bind(job)
+    .bind(owner)
+    .bind(delay.as_secs_f64())
+    .bind(error)
+    .execute(tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks the job done if this worker still holds it for this run. False: someone else did.
+pub async fn finish(tx: &mut PgConnection, job: &Job, owner: Uuid) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL,
+                last_error = NULL, updated_at = now()
+         WHERE id = $1 AND lease_owner = $2 AND run_id = $3 AND state = 'running'",
+    )
+    .bind(job.id)
+    .bind(owner)
+    .bind(job.run_id)
+    .execute(tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A stored result.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ResultRow {
+    pub run_id: Uuid,
+    pub verdict: String,
+    pub engines: sqlx::types::Json<Vec<crate::engines::EngineResult>>,
+    pub sha256: Option<String>,
+    pub ruleset_version: String,
+    pub completed_at: OffsetDateTime,
+}
+
+/// Writes the run's result once: a second write for the same run changes nothing (the first
+/// verdict stands); a new run replaces the old result. Returns the stored result.
+pub async fn record_result(
+    tx: &mut PgConnection,
+    job: &Job,
+    report: &Report,
+) -> Result<ResultRow, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO results (org_id, subject_id, subject, run_id, verdict, engines, sha256, size,
+                              detected_type, ruleset_version, versions)
+         VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11)
+         ON CONFLICT (org_id, subject_id) DO UPDATE
+            SET run_id = EXCLUDED.run_id, verdict = EXCLUDED.verdict, engines = EXCLUDED.engines,
+                sha256 = EXCLUDED.sha256, size = EXCLUDED.size,
+                detected_type = EXCLUDED.detected_type,
+                ruleset_version = EXCLUDED.ruleset_version, versions = EXCLUDED.versions,
+                completed_at = now()
+            WHERE results.run_id <> EXCLUDED.run_id",
+    )
+    .bind(job.org_id)
+    .bind(job.subject_id)
+    .bind(&job.subject)
+    .bind(job.run_id)
+    .bind(report.verdict.as_str())
+    .bind(sqlx::types::Json(&report.engines))
+    .bind(&report.sha256)
+    .bind(i64::try_from(report.size).unwrap_or(i64::MAX))
+    .bind(report.detected_type)
+    .bind(&report.versions.ruleset)
+    .bind(sqlx::types::Json(&report.versions))
+    .execute(&mut *tx)
+    .await?;
+    result(tx, job.subject_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+pub async fn result(
+    tx: &mut PgConnection,
+    subject_id: Uuid,
+) -> Result<Option<ResultRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT run_id, verdict, engines, sha256, ruleset_version, completed_at
+         FROM results WHERE subject_id = $1",
+    )
+    .bind(subject_id)
+    .fetch_optional(tx)
+    .await
+}
+
+/// A failed verdict for a job no engine could finish.
+pub fn failed_report(ruleset: &str) -> Report {
+    Report {
+        verdict: Verdict::Failed,
+        engines: Vec::new(),
+        sha256: String::new(),
+        size: 0,
+        detected_type: "unknown",
+        versions: crate::scanner::Versions {
+            ruleset: ruleset.to_owned(),
+            yara_x: yara_x::VERSION.to_owned(),
+            clamav: None,
+        },
+    }
+}
+
+/// Re-queues up to `limit` finished file jobs whose result came from another ruleset before
+/// `before` (the caller's start). Results written after it are left alone, so two versions of the
+/// service running side by side during a roll-out never re-queue each other's work in a loop.
+pub async fn requeue_outdated(
+    tx: &mut PgConnection,
+    ruleset: &str,
+    before: OffsetDateTime,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs j SET state = 'queued', run_id = gen_random_uuid(), reason = 'rescan',
+                attempts = 0,
+                run_after = now(), queued_at = now(), updated_at = now()
+         FROM (SELECT r.org_id, r.subject_id FROM results r
+               JOIN jobs j2 ON j2.org_id = r.org_id AND j2.subject_id = r.subject_id
+               WHERE r.subject = 'file' AND r.ruleset_version <> $1 AND j2.state = 'done'
+                 AND r.completed_at < $3
+               LIMIT $2) o
+         WHERE j.org_id = o.org_id AND j.subject_id = o.subject_id AND j.state = 'done'",
+    )
+    .bind(ruleset)
+    .bind(limit)
+    .bind(before)
+    .execute(tx)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+// === scan-only requests ===
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScanRow {
+    pub id: Uuid,
+    pub size: i64,
+    pub metadata: Option<sqlx::types::Json<serde_json::Value>>,
+    pub status: String,
+    pub completed_at: Option<OffsetDateTime>,
+}
+
+pub async fn insert_scan(
+    tx: &mut PgConnection,
+    org: Uuid,
+    id: Uuid,
+    size: i64,
+    metadata: Option<&serde_json::Value>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO scans (id, org_id, size, metadata) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(org)
+        .bind(size)
+        .bind(metadata.map(sqlx::types::Json))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn scan(tx: &mut PgConnection, id: Uuid) -> Result<Option<ScanRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, size, metadata, status, completed_at FROM scans WHERE id = $1")
+        .bind(id)
+        .fetch_optional(tx)
+        .await
+}
+
+pub async fn set_scan_status(
+    tx: &mut PgConnection,
+    id: Uuid,
+    from: &str,
+    to: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE scans SET status = $3,
+                completed_at = CASE WHEN $3 = 'done' THEN now() ELSE completed_at END
+         WHERE id = $1 AND status = $2",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .execute(tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Removes scan-only requests (with their results and jobs) older than `before`, across orgs
+/// (retention capability). Returns how many requests.
+pub async fn expire_scans(
+    tx: &mut PgConnection,
+    before: OffsetDateTime,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM results r USING scans s
+         WHERE r.subject = 'scan' AND r.org_id = s.org_id AND r.subject_id = s.id
+           AND s.created_at < $1",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM jobs j USING scans s
+         WHERE j.subject = 'scan' AND j.org_id = s.org_id AND j.subject_id = s.id
+           AND s.created_at < $1 AND j.state <> 'running'",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    let r = sqlx::query(
+        "DELETE FROM scans s WHERE s.created_at < $1
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = s.org_id AND j.subject_id = s.id)",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    Ok(r.rows_affected())
+}

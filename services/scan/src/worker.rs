@@ -1,0 +1,444 @@
+//! Workers: claim a job under a lease, read the object through a presigned GET into a temporary
+//! file no larger than declared, scan it, and conclude: the result is stored once per run, the
+//! verdict goes to metadata (or the scan-only object is deleted), the audit log gets its event,
+//! and the job is marked done together with its live event. A lease lost mid-scan (the reaper
+//! gave the job to another worker) stops the scan; a crash leaves the lease to expire.
+//! Logs carry job, org and subject ids, never names or bytes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_mesh::{CallContext, MeshChannel};
+use coffer_proto::v1 as pb;
+use coffer_proto::v1::audit_client::AuditClient;
+use coffer_proto::v1::auth_client::AuthClient;
+use coffer_proto::v1::metadata_client::MetadataClient;
+use coffer_proto::v1::storage_signer_client::StorageSignerClient;
+use futures_util::StreamExt as _;
+use sqlx::PgPool;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::ScanConfig;
+use crate::events;
+use crate::scanner::{Declared, Engines};
+use crate::store::{self, Job, ResultRow};
+
+/// Why a try did not conclude.
+#[derive(Debug, thiserror::Error)]
+pub enum TryError {
+    #[error("the lease was lost")]
+    LeaseLost,
+    #[error("{0}")]
+    Retry(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Everything a worker needs; cheap to clone.
+#[derive(Clone)]
+pub struct Workers {
+    pub pool: PgPool,
+    pub engines: Arc<Engines>,
+    pub config: Arc<ScanConfig>,
+    pub signer: StorageSignerClient<MeshChannel>,
+    pub metadata: MetadataClient<MeshChannel>,
+    pub auth: AuthClient<MeshChannel>,
+    pub audit: AuditClient<MeshChannel>,
+    pub http: reqwest::Client,
+    /// Woken when a job is queued (here, or in another process through NOTIFY).
+    pub wake: Arc<Notify>,
+}
+
+impl Workers {
+    /// Starts the workers, the reaper and the re-scan pacer; they run as long as the process.
+    pub fn spawn(self) {
+        for _ in 0..self.config.workers {
+            let w = self.clone();
+            tokio::spawn(async move { w.run(Uuid::new_v4()).await });
+        }
+        let w = self.clone();
+        tokio::spawn(async move { w.reaper().await });
+        tokio::spawn(async move { self.rescanner().await });
+    }
+
+    async fn run(self, owner: Uuid) {
+        let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        loop {
+            match self.claim(owner).await {
+                Ok(Some(job)) => self.process(owner, job).await,
+                Ok(None) => {
+                    let _ = tokio::time::timeout(idle, self.wake.notified()).await;
+                }
+                Err(error) => {
+                    tracing::warn!(?error, "claiming a scan job failed; will retry");
+                    tokio::time::sleep(idle).await;
+                }
+            }
+        }
+    }
+
+    async fn worker_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        coffer_db::begin_with_setting(&self.pool, "coffer.lookup_worker", "1")
+            .await
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+    }
+
+    async fn tenant_tx(
+        &self,
+        org: Uuid,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        coffer_db::tenant_tx(&self.pool, org)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+    }
+
+    pub async fn claim(&self, owner: Uuid) -> Result<Option<Job>, sqlx::Error> {
+        let mut tx = self.worker_tx().await?;
+        let job = store::claim(&mut tx, owner, self.config.lease_secs).await?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// Runs one try of `job` and records what came of it.
+    pub async fn process(&self, owner: Uuid, job: Job) {
+        let started = std::time::Instant::now();
+        let outcome = self.try_job(owner, &job).await;
+        match outcome {
+            Ok(verdict) => {
+                tracing::info!(
+                    job = %job.id, org = %job.org_id, subject = %job.subject_id,
+                    verdict, attempt = job.attempts,
+                    ms = started.elapsed().as_millis() as u64, "scan job done"
+                );
+            }
+            Err(TryError::LeaseLost) => {
+                tracing::warn!(job = %job.id, attempt = job.attempts, "scan job lease lost; left to its new holder");
+            }
+            Err(error) => {
+                let delay = self.config.backoff(job.attempts);
+                tracing::warn!(
+                    job = %job.id, attempt = job.attempts, ?error,
+                    retry_in_secs = delay.as_secs(), "scan job try failed"
+                );
+                let message: String = error.to_string().chars().take(300).collect();
+                let requeued = async {
+                    let mut tx = self.worker_tx().await?;
+                    store::retry_later(&mut tx, job.id, owner, delay, &message).await?;
+                    tx.commit().await
+                };
+                if let Err(error) = requeued.await {
+                    tracing::warn!(job = %job.id, ?error, "could not requeue; the lease will expire");
+                }
+            }
+        }
+    }
+
+    async fn try_job(&self, owner: Uuid, job: &Job) -> Result<&'static str, TryError> {
+        // A run already concluded once (its result is stored) is not scanned again.
+        let stored = {
+            let mut tx = self.tenant_tx(job.org_id).await?;
+            let r = store::result(&mut tx, job.subject_id).await?;
+            tx.commit().await?;
+            r.filter(|r| r.run_id == job.run_id)
+        };
+        let result = match stored {
+            Some(r) => r,
+            None => {
+                let report = if job.attempts > self.config.max_attempts
+                    || u64::try_from(job.size).unwrap_or(u64::MAX) > self.config.max_file_bytes
+                {
+                    store::failed_report(self.engines.ruleset_version())
+                } else {
+                    match self.with_lease(owner, job, self.scan(job)).await? {
+                        Ok(report) => report,
+                        Err(e) if job.attempts >= self.config.max_attempts => {
+                            tracing::warn!(job = %job.id, error = %e, "last try failed: verdict failed");
+                            store::failed_report(self.engines.ruleset_version())
+                        }
+                        Err(e) => return Err(TryError::Retry(e)),
+                    }
+                };
+                let mut tx = self.tenant_tx(job.org_id).await?;
+                let r = store::record_result(&mut tx, job, &report).await?;
+                tx.commit().await?;
+                r
+            }
+        };
+        self.conclude(owner, job, &result).await
+    }
+
+    /// Runs `fut` while renewing the lease; stops it if the lease is lost.
+    async fn with_lease<T>(
+        &self,
+        owner: Uuid,
+        job: &Job,
+        fut: impl Future<Output = T>,
+    ) -> Result<T, TryError> {
+        let every = Duration::from_secs(self.config.lease_secs) / 3;
+        let keep = async {
+            loop {
+                tokio::time::sleep(every).await;
+                let held = async {
+                    let mut tx = self.worker_tx().await?;
+                    let held =
+                        store::heartbeat(&mut tx, job.id, owner, self.config.lease_secs).await?;
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(held)
+                };
+                match held.await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    // The database is away: keep scanning; the lease may still hold.
+                    Err(error) => tracing::warn!(job = %job.id, ?error, "lease heartbeat failed"),
+                }
+            }
+        };
+        tokio::select! {
+            out = fut => Ok(out),
+            () = keep => Err(TryError::LeaseLost),
+        }
+    }
+
+    /// Downloads and scans the job's object. Errors are retried.
+    async fn scan(&self, job: &Job) -> Result<crate::scanner::Report, String> {
+        let tmp = tempfile::Builder::new()
+            .prefix("coffer-scan-")
+            .tempfile_in(self.config.temp_dir())
+            .map_err(|e| format!("creating the temporary file: {e}"))?;
+        let url = self.presign_get(job).await?;
+        self.download(&url, tmp.path(), job.size as u64).await?;
+        let declared = Declared {
+            content_type: job.content_type.clone(),
+            extension: job.extension.clone(),
+        };
+        self.engines
+            .scan(tmp.path(), &declared)
+            .await
+            .map_err(|e| format!("scanning: {e}"))
+    }
+
+    /// A service token of the job's org, for storage-signer.
+    async fn service_context(&self, org: Uuid) -> Result<CallContext, String> {
+        let request_id = format!("scan-{}", Uuid::new_v4());
+        let token = self
+            .auth
+            .clone()
+            .mint_service_token(pb::MintServiceTokenRequest {
+                org_id: org.to_string(),
+                audiences: vec!["storage-signer".into()],
+                request_id: request_id.clone(),
+            })
+            .await
+            .map_err(|s| format!("minting a service token: {}", s.code()))?
+            .into_inner()
+            .token;
+        Ok(CallContext {
+            token: Some(token.into()),
+            request_id: request_id.into(),
+            deadline: None,
+        })
+    }
+
+    async fn presign_get(&self, job: &Job) -> Result<String, String> {
+        let ctx = self.service_context(job.org_id).await?;
+        let signer = self.signer.clone();
+        let key = job.object_key.clone();
+        ctx.scope(async move {
+            signer
+                .clone()
+                .presign_get(pb::PresignGetRequest {
+                    key,
+                    file_name: String::new(),
+                    expires_in_seconds: 0,
+                })
+                .await
+                .map(|r| r.into_inner().url)
+                .map_err(|s| format!("presigning the download: {}", s.code()))
+        })
+        .await
+    }
+
+    /// Streams `url` into `path`, refusing more than `size` bytes.
+    async fn download(&self, url: &str, path: &std::path::Path, size: u64) -> Result<(), String> {
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("downloading: {}", e.without_url()))?;
+        if !resp.status().is_success() {
+            return Err(format!("downloading: the store answered {}", resp.status()));
+        }
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| format!("writing the temporary file: {e}"))?;
+        let mut got: u64 = 0;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| format!("downloading: {}", e.without_url()))?;
+            got += chunk.len() as u64;
+            if got > size {
+                return Err("the object is larger than declared".into());
+            }
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| format!("writing the temporary file: {e}"))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| format!("writing the temporary file: {e}"))?;
+        if got != size {
+            return Err(format!("the object has {got} bytes, {size} declared"));
+        }
+        Ok(())
+    }
+
+    /// Carries a stored result out: to metadata (or deletes a scan-only object), to the audit
+    /// log, then marks the job done with its event. Every step is safe to repeat.
+    async fn conclude(
+        &self,
+        owner: Uuid,
+        job: &Job,
+        result: &ResultRow,
+    ) -> Result<&'static str, TryError> {
+        let verdict = crate::engines::Verdict::parse(&result.verdict)
+            .ok_or_else(|| TryError::Retry("stored verdict unknown".into()))?;
+        let (action, target) = match job.subject.as_str() {
+            "file" => {
+                let sent = self
+                    .metadata
+                    .clone()
+                    .record_verdict(pb::RecordVerdictRequest {
+                        org_id: job.org_id.to_string(),
+                        file_id: job.subject_id.to_string(),
+                        verdict: result.verdict.clone(),
+                        rescan: job.reason == "rescan",
+                    })
+                    .await;
+                match sent {
+                    Ok(_) => {}
+                    // Trashed, purged or already decided otherwise: the result stays here.
+                    Err(s)
+                        if matches!(
+                            coffer_errors::from_status(&s).0,
+                            coffer_errors::ErrorCode::NotFound | coffer_errors::ErrorCode::Conflict
+                        ) =>
+                    {
+                        tracing::info!(job = %job.id, code = ?s.code(), "metadata did not take the verdict: the file moved on");
+                    }
+                    Err(s) => {
+                        return Err(TryError::Retry(format!(
+                            "recording the verdict: {}",
+                            s.code()
+                        )));
+                    }
+                }
+                let action = if verdict == crate::engines::Verdict::Clean {
+                    "file.scanned"
+                } else {
+                    "file.quarantined"
+                };
+                (action, format!("file:{}", job.subject_id))
+            }
+            _ => {
+                // The scan-only object goes as soon as the verdict is stored.
+                let ctx = self
+                    .service_context(job.org_id)
+                    .await
+                    .map_err(TryError::Retry)?;
+                let signer = self.signer.clone();
+                let key = job.object_key.clone();
+                ctx.scope(async move {
+                    signer
+                        .clone()
+                        .delete_object(pb::ObjectRef { key })
+                        .await
+                        .map_err(|s| TryError::Retry(format!("deleting the object: {}", s.code())))
+                })
+                .await?;
+                ("scan.completed", format!("scan:{}", job.subject_id))
+            }
+        };
+        self.audit
+            .clone()
+            .append(pb::AppendRequest {
+                action: action.into(),
+                target,
+                outcome: "success".into(),
+                org_id: job.org_id.to_string(),
+            })
+            .await
+            .map_err(|s| TryError::Retry(format!("auditing: {}", s.code())))?;
+        let mut tx = self.tenant_tx(job.org_id).await?;
+        if !store::finish(&mut tx, job, owner).await? {
+            return Err(TryError::LeaseLost);
+        }
+        if job.subject == "scan" {
+            store::set_scan_status(&mut tx, job.subject_id, "queued", "done").await?;
+        }
+        events::publish(&mut tx, job, result).await?;
+        tx.commit().await?;
+        Ok(verdict.as_str())
+    }
+
+    async fn reaper(self) {
+        let every = Duration::from_secs(self.config.reaper_interval_secs.max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let reaped = async {
+                let mut tx = self.worker_tx().await?;
+                let n = store::reap(&mut tx).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(n)
+            };
+            match reaped.await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(
+                        jobs = n,
+                        "returned scan jobs with expired leases to the queue"
+                    );
+                    self.wake.notify_waiters();
+                }
+                Err(error) => tracing::warn!(?error, "scan reaper failed; will retry"),
+            }
+        }
+    }
+
+    /// Re-queues files scanned under an older ruleset, `rescan_per_minute` at a time.
+    async fn rescanner(self) {
+        if self.config.rescan_per_minute == 0 {
+            return;
+        }
+        let started = time::OffsetDateTime::now_utc();
+        loop {
+            let requeued = async {
+                let mut tx = self.worker_tx().await?;
+                let n = store::requeue_outdated(
+                    &mut tx,
+                    self.engines.ruleset_version(),
+                    started,
+                    i64::from(self.config.rescan_per_minute),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(n)
+            };
+            match requeued.await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(
+                        jobs = n,
+                        ruleset = self.engines.ruleset_version(),
+                        "re-queued files scanned under an older ruleset"
+                    );
+                    self.wake.notify_waiters();
+                }
+                Err(error) => tracing::warn!(?error, "re-scan pacer failed; will retry"),
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    }
+}

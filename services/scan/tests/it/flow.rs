@@ -1,0 +1,167 @@
+//! Every upload is scanned: each engine's target gets its verdict through metadata, with the
+//! result, versions and audit event recorded, and nothing of the file's name stored here.
+
+use coffer_proto::v1::{self as pb};
+use coffer_scan::engines::archive::build;
+use coffer_scan::testing::ScanStack;
+
+use crate::harness::{eicar, job_done, pe, scan_db, upload, verdict};
+
+#[tokio::test]
+async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::Result<()> {
+    let stack = ScanStack::start(Default::default(), Default::default()).await?;
+    let user = stack.user().await?;
+    let mut key = b"config:\n".to_vec();
+    key.extend_from_slice(
+        b"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n",
+    );
+    let bomb = build::nested_bomb(6, 2, 8 << 20);
+    let ratio_bomb = build::zeros("zeros.bin", 256 << 20);
+    // name, declared type, bytes, status, verdict, a signature expected in the engines
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<u8>,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "minutes-zqxmark.txt",
+            "text/plain",
+            b"Board minutes: nothing to see.\n".to_vec(),
+            "available",
+            "clean",
+            "",
+        ),
+        (
+            "test-zqxmark.com",
+            "application/octet-stream",
+            eicar(),
+            "quarantined",
+            "infected",
+            "eicar_test_file",
+        ),
+        (
+            "invoice-zqxmark.pdf",
+            "application/pdf",
+            pe(),
+            "quarantined",
+            "suspicious",
+            "hidden-executable:pe",
+        ),
+        (
+            "bomb-zqxmark.zip",
+            "application/zip",
+            bomb,
+            "quarantined",
+            "suspicious",
+            "archive-",
+        ),
+        (
+            "zeros-zqxmark.zip",
+            "application/zip",
+            ratio_bomb,
+            "quarantined",
+            "suspicious",
+            "archive-compression-ratio",
+        ),
+        (
+            "deploy-zqxmark.yaml",
+            "text/yaml",
+            key,
+            "quarantined",
+            "sensitive",
+            "pem-private-key",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (name, ct, bytes, ..) in &cases {
+        ids.push(upload(&stack, &user, name, ct, bytes).await?);
+    }
+    let mut db = scan_db(&stack).await?;
+    for ((name, _, _, status, verdict_want, signature), id) in cases.iter().zip(&ids) {
+        let f = verdict(&stack, &user, id).await?;
+        assert_eq!(
+            (f.status.as_str(), f.verdict.as_str()),
+            (*status, *verdict_want),
+            "{name}"
+        );
+        let (verdict, engines, ruleset, versions): (String, serde_json::Value, String, serde_json::Value) =
+            sqlx::query_as("SELECT verdict, engines, ruleset_version, versions FROM results WHERE subject_id = $1::uuid")
+                .bind(id)
+                .fetch_one(&mut db)
+                .await?;
+        assert_eq!(verdict, *verdict_want, "{name}");
+        assert!(ruleset.starts_with("2026."), "{ruleset}");
+        assert!(versions["yara_x"].as_str().is_some_and(|v| !v.is_empty()));
+        let engines = engines.as_array().unwrap();
+        assert!(
+            engines.iter().any(|e| e["engine"] == "yara-x"),
+            "{engines:?}"
+        );
+        if signature.is_empty() {
+            assert!(
+                engines.iter().all(|e| e["clean"] == true),
+                "{name}: {engines:?}"
+            );
+        } else {
+            assert!(
+                engines.iter().any(|e| e["signature"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(signature))),
+                "{name}: {engines:?}"
+            );
+        }
+    }
+    // The quarantined cannot be downloaded; the clean can.
+    let md = stack.stack.metadata_as("gateway")?;
+    user.call(md.clone().authorize_download(pb::FileRef {
+        file_id: ids[0].clone(),
+    }))
+    .await?;
+    let refused = user
+        .call(md.clone().authorize_download(pb::FileRef {
+            file_id: ids[1].clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
+    // Nothing in the scan schema holds a name: not the jobs, not the results.
+    let dump = stack.stack.pg.dump(&stack.setup.database)?;
+    assert!(dump.contains("eicar_test_file"), "the dump has the results");
+    assert!(
+        !dump.contains("zqxmark"),
+        "a file name is stored in the scan schema"
+    );
+    // Each verdict is audited once, as the scan service.
+    let audit_db = &stack.stack.audit().database;
+    let mut adb = sqlx::Connection::connect(&stack.stack.pg.superuser_url(audit_db))
+        .await
+        .map(|c: sqlx::PgConnection| c)?;
+    for (i, id) in ids.iter().enumerate() {
+        // The event is appended before the job is marked done.
+        job_done(&mut db, id).await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT action, actor FROM audit.events
+             WHERE target = $1 AND action IN ('file.scanned', 'file.quarantined')",
+        )
+        .bind(format!("file:{id}"))
+        .fetch_all(&mut adb)
+        .await?;
+        let want = if i == 0 {
+            "file.scanned"
+        } else {
+            "file.quarantined"
+        };
+        assert_eq!(
+            rows,
+            [(want.to_owned(), "service:scan".to_owned())],
+            "{}",
+            cases[i].0
+        );
+    }
+    Ok(())
+}

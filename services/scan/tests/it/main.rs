@@ -1,0 +1,7 @@
+//! Scan service integration tests: real Postgres, auth, audit, S3 server, storage-signer,
+//! metadata and scan over mTLS.
+
+mod flow;
+mod harness;
+mod queue;
+mod scan_only;

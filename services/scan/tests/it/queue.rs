@@ -1,0 +1,278 @@
+//! The queue: a worker killed with SIGKILL mid-scan loses its job to another after the lease,
+//! and the job ends with exactly one verdict; failed tries are retried, then `failed`.
+
+use std::time::Duration;
+
+use coffer_scan::ScanConfig;
+use coffer_scan::testing::ScanStack;
+
+use crate::harness::{job_done, scan_db, upload, verdict};
+
+/// A clamd that accepts connections and never answers: a scan waits on it until killed.
+async fn silent_clamd() -> anyhow::Result<(String, tokio::sync::mpsc::Receiver<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = format!("tcp://{}", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+            let _ = tx.send(()).await;
+        }
+    });
+    Ok((addr, rx))
+}
+
+#[tokio::test]
+async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> anyhow::Result<()> {
+    // The in-process service scans nothing: it serves the API and reaps expired leases.
+    let api_only = ScanConfig {
+        workers: 0,
+        reaper_interval_secs: 1,
+        ..ScanConfig::default()
+    };
+    let stack = ScanStack::start(Default::default(), api_only).await?;
+    let user = stack.user().await?;
+    let id = upload(&stack, &user, "ledger.csv", "text/csv", b"a,b\n1,2\n").await?;
+
+    // Worker process A claims the job and hangs in clamd.
+    let (clamd, mut connected) = silent_clamd().await?;
+    let dir = stack.stack.dir.path();
+    let hanging = ScanConfig {
+        workers: 1,
+        lease_secs: 3,
+        poll_interval_ms: 100,
+        clamd: Some(clamd),
+        clamd_timeout_secs: 600,
+        ..ScanConfig::default()
+    };
+    let bin = env!("CARGO_BIN_EXE_coffer-scan");
+    let mut a = tokio::process::Command::new(bin)
+        .arg("--config")
+        .arg(
+            stack
+                .setup
+                .write_config(&dir.join("scan-a.toml"), &hanging)?,
+        )
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut db = scan_db(&stack).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (state, attempts): (String, i32) =
+            sqlx::query_as("SELECT state, attempts FROM jobs WHERE subject_id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&mut db)
+                .await?;
+        if state == "running" {
+            assert_eq!(attempts, 1);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "worker A never claimed the job"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It is inside the scan, waiting on clamd (its start-up probe connected too).
+    tokio::time::timeout(Duration::from_secs(30), connected.recv())
+        .await?
+        .expect("worker A reached clamd");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // SIGKILL: no clean-up, no release of the lease.
+    a.start_kill()?;
+    a.wait().await?;
+
+    // Worker process B (no clamd) picks it up once the lease has expired and the reaper ran.
+    let normal = ScanConfig {
+        workers: 1,
+        lease_secs: 3,
+        poll_interval_ms: 100,
+        ..ScanConfig::default()
+    };
+    let mut b = tokio::process::Command::new(bin)
+        .arg("--config")
+        .arg(
+            stack
+                .setup
+                .write_config(&dir.join("scan-b.toml"), &normal)?,
+        )
+        .kill_on_drop(true)
+        .spawn()?;
+    let f = verdict(&stack, &user, &id).await?;
+    assert_eq!(
+        (f.status.as_str(), f.verdict.as_str()),
+        ("available", "clean")
+    );
+    let (attempts, last_error) = job_done(&mut db, &id).await?;
+    assert_eq!(attempts, 2, "{last_error:?}");
+    let results: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM results WHERE subject_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&mut db)
+            .await?;
+    assert_eq!(results, 1);
+    let mut adb: sqlx::PgConnection =
+        sqlx::Connection::connect(&stack.stack.pg.superuser_url(&stack.stack.audit().database))
+            .await?;
+    let verdicts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit.events WHERE target = $1 AND action = 'file.scanned'",
+    )
+    .bind(format!("file:{id}"))
+    .fetch_one(&mut adb)
+    .await?;
+    assert_eq!(verdicts, 1, "one verdict, audited once");
+    b.start_kill()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn failing_tries_back_off_and_the_last_one_is_a_failed_verdict() -> anyhow::Result<()> {
+    // clamd on a port nobody listens on: every try fails.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?
+    };
+    let config = ScanConfig {
+        clamd: Some(format!("tcp://{closed}")),
+        max_attempts: 3,
+        backoff_base_secs: 1,
+        poll_interval_ms: 100,
+        ..ScanConfig::default()
+    };
+    let stack = ScanStack::start(Default::default(), config).await?;
+    let user = stack.user().await?;
+    let started = std::time::Instant::now();
+    let id = upload(&stack, &user, "notes.txt", "text/plain", b"hello").await?;
+    let f = verdict(&stack, &user, &id).await?;
+    assert_eq!(
+        (f.status.as_str(), f.verdict.as_str()),
+        ("quarantined", "failed")
+    );
+    // Backoff between the tries: 1 s, then 2 s.
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut db = scan_db(&stack).await?;
+    let (attempts, last_error) = job_done(&mut db, &id).await?;
+    assert_eq!(attempts, 3);
+    assert!(
+        last_error.is_none(),
+        "done jobs keep no error: {last_error:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::Result<()> {
+    let stack = ScanStack::start(
+        Default::default(),
+        ScanConfig {
+            workers: 0,
+            ..ScanConfig::default()
+        },
+    )
+    .await?;
+    let user = stack.user().await?;
+    let dir = stack.stack.dir.path();
+    let bin = env!("CARGO_BIN_EXE_coffer-scan");
+    let fast = ScanConfig {
+        workers: 1,
+        poll_interval_ms: 100,
+        ..ScanConfig::default()
+    };
+    // Scanned clean under the shipped rules.
+    let mut first = tokio::process::Command::new(bin)
+        .arg("--config")
+        .arg(stack.setup.write_config(&dir.join("scan-1.toml"), &fast)?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let id = upload(
+        &stack,
+        &user,
+        "memo.txt",
+        "text/plain",
+        b"quarterly zqxcanary memo",
+    )
+    .await?;
+    let f = verdict(&stack, &user, &id).await?;
+    assert_eq!(f.verdict, "clean");
+    first.start_kill()?;
+    first.wait().await?;
+    let mut db = scan_db(&stack).await?;
+    let old: String =
+        sqlx::query_scalar("SELECT ruleset_version FROM results WHERE subject_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&mut db)
+            .await?;
+
+    // A local rule that matches it: the ruleset version changes, the file is re-queued, re-scanned
+    // and quarantined.
+    let rules = dir.join("local-rules");
+    std::fs::create_dir_all(&rules)?;
+    std::fs::write(
+        rules.join("canary.yar"),
+        "rule canary { meta: verdict = \"suspicious\" strings: $a = \"zqxcanary\" condition: $a }",
+    )?;
+    let with_rule = ScanConfig {
+        rules_dir: Some(rules),
+        ..fast.clone()
+    };
+    let mut second = tokio::process::Command::new(bin)
+        .arg("--config")
+        .arg(
+            stack
+                .setup
+                .write_config(&dir.join("scan-2.toml"), &with_rule)?,
+        )
+        .kill_on_drop(true)
+        .spawn()?;
+    let md = stack.stack.metadata_as("gateway")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let f = user
+            .call(md.clone().get_file(coffer_proto::v1::FileRef {
+                file_id: id.clone(),
+            }))
+            .await?
+            .into_inner();
+        if f.status == "quarantined" {
+            assert_eq!(f.verdict, "suspicious");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not re-scanned within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (new, engines): (String, serde_json::Value) =
+        sqlx::query_as("SELECT ruleset_version, engines FROM results WHERE subject_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&mut db)
+            .await?;
+    assert_ne!(new, old);
+    assert!(engines.to_string().contains("canary"), "{engines}");
+    second.start_kill()?;
+    Ok(())
+}
+
+#[test]
+fn a_rule_that_does_not_compile_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yar"),
+        "rule fine { meta: verdict = \"suspicious\" strings: $a = \"x\" condition: $a }\n\
+         rule broken_lookup { meta: verdict = \"suspicious\" condition: $nope }\n",
+    )
+    .unwrap();
+    let err = coffer_scan::engines(&ScanConfig {
+        rules_dir: Some(dir.path().to_owned()),
+        ..ScanConfig::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("broken_lookup"), "{err}");
+}

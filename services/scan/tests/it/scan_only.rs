@@ -1,0 +1,229 @@
+//! The scan-only API over gRPC (the gateway's calls): upload, submit, poll; the object is gone
+//! after the verdict; metadata is bounded; another org sees nothing; callers are allow-listed.
+
+use std::time::Duration;
+
+use coffer_proto::v1::{self as pb};
+use coffer_scan::testing::{ScanStack, TestUser};
+use tonic::Code;
+
+use crate::harness::{eicar, put, scan_db};
+
+async fn wait_done(stack: &ScanStack, user: &TestUser, id: &str) -> anyhow::Result<pb::ScanStatus> {
+    let scan = stack.scan_as("gateway")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = user
+            .call(scan.clone().get_scan(pb::ScanRef { scan_id: id.into() }))
+            .await?
+            .into_inner();
+        if s.status == "done" {
+            return Ok(s);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "not done within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn scan_only_round_trip_deletes_the_object_and_keeps_no_name_or_address() -> anyhow::Result<()>
+{
+    let stack = ScanStack::start(Default::default(), Default::default()).await?;
+    let a = stack.user().await?;
+    let b = stack.user().await?;
+    let scan = stack.scan_as("gateway")?;
+
+    let body = eicar();
+    let created = a
+        .call(scan.clone().create_scan(pb::CreateScanRequest {
+            size: body.len() as u64,
+            metadata_json: r#"{"ticket":"T-1","source":"mail-gw"}"#.into(),
+        }))
+        .await?
+        .into_inner();
+    let id = created.scan_id.clone();
+    let upload = created.upload.unwrap();
+    assert_eq!(upload.method, "PUT");
+    let expires =
+        upload.expires_at.unwrap().seconds - time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        (880..=900).contains(&expires),
+        "upload URL lives 15 minutes, not {expires} s"
+    );
+
+    // Submitting before the upload is a conflict, not a queued scan.
+    let early = a
+        .call(scan.clone().submit_scan(pb::ScanRef {
+            scan_id: id.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition, "{early:?}");
+
+    put(&upload, body).await?;
+    let queued = a
+        .call(scan.clone().submit_scan(pb::ScanRef {
+            scan_id: id.clone(),
+        }))
+        .await?
+        .into_inner();
+    assert!(
+        matches!(queued.status.as_str(), "queued" | "done"),
+        "{queued:?}"
+    );
+    let done = wait_done(&stack, &a, &id).await?;
+    assert_eq!(done.verdict, "infected");
+    assert!(
+        done.engines
+            .iter()
+            .any(|e| e.engine == "yara-x" && e.signature == "eicar_test_file")
+    );
+    assert_eq!(done.sha256.len(), 64);
+    assert!(done.completed_at.is_some());
+    let meta: serde_json::Value = serde_json::from_str(&done.metadata_json)?;
+    assert_eq!(meta["ticket"], "T-1");
+
+    // The object is gone from the S3 server.
+    let key = coffer_scan::scan_key(a.org, id.parse()?);
+    let head = stack
+        .stack
+        .s3
+        .client()
+        .head_object()
+        .bucket(coffer_metadata::testing::BUCKET)
+        .key(&key)
+        .send()
+        .await;
+    assert!(head.is_err(), "the scanned object is still stored");
+
+    // Another org: the same answer as for an id that does not exist.
+    let fresh = uuid::Uuid::new_v4().to_string();
+    for sid in [&id, &fresh] {
+        let e = b
+            .call(scan.clone().get_scan(pb::ScanRef {
+                scan_id: sid.clone(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!((e.code(), e.message()), (Code::NotFound, "not found"));
+        let e = b
+            .call(scan.clone().submit_scan(pb::ScanRef {
+                scan_id: sid.clone(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!((e.code(), e.message()), (Code::NotFound, "not found"));
+    }
+
+    // Metadata: 4 KB is fine, 4 KB + 1 is too large; not JSON is invalid.
+    let pad = |n: usize| format!(r#"{{"p":"{}"}}"#, "x".repeat(n - 8));
+    assert_eq!(pad(4096).len(), 4096);
+    a.call(scan.clone().create_scan(pb::CreateScanRequest {
+        size: 1,
+        metadata_json: pad(4096),
+    }))
+    .await?;
+    let big = a
+        .call(scan.clone().create_scan(pb::CreateScanRequest {
+            size: 1,
+            metadata_json: pad(4097),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(big.code(), Code::OutOfRange, "{big:?}");
+    for bad in ["not json", "[1,2]", "\"s\""] {
+        let e = a
+            .call(scan.clone().create_scan(pb::CreateScanRequest {
+                size: 1,
+                metadata_json: bad.into(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{bad}");
+    }
+
+    // What is stored has no column for a name or an address, and no row holds either.
+    let mut db = scan_db(&stack).await?;
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+         WHERE table_schema = 'scan' AND table_name IN ('scans', 'results', 'jobs')",
+    )
+    .fetch_all(&mut db)
+    .await?;
+    for c in &columns {
+        assert!(
+            ![
+                "name",
+                "file_name",
+                "filename",
+                "client_addr",
+                "ip",
+                "address",
+                "remote_addr"
+            ]
+            .contains(&c.as_str()),
+            "{c}"
+        );
+    }
+    let dump = stack.stack.pg.dump(&stack.setup.database)?;
+    assert!(!dump.contains("127.0.0.1"), "a client address is stored");
+    Ok(())
+}
+
+#[tokio::test]
+async fn callers_and_org_keys_are_checked() -> anyhow::Result<()> {
+    let stack = ScanStack::start(Default::default(), Default::default()).await?;
+    let a = stack.user().await?;
+    let file = uuid::Uuid::new_v4();
+    let enqueue = |org: uuid::Uuid| pb::EnqueueScanRequest {
+        file_id: file.to_string(),
+        object_key: format!("{org}/{file}"),
+        size: 1,
+        content_type: "text/plain".into(),
+        extension: "txt".into(),
+    };
+    // Only metadata queues file scans; only the gateway uses the scan-only API.
+    for svc in ["gateway", "auth", "audit", "storage-signer"] {
+        let e = a
+            .call(stack.scan_as(svc)?.enqueue_scan(enqueue(a.org)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{svc}");
+    }
+    for svc in ["metadata", "auth", "audit", "storage-signer"] {
+        let e = a
+            .call(stack.scan_as(svc)?.create_scan(pb::CreateScanRequest {
+                size: 1,
+                metadata_json: String::new(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{svc}");
+    }
+    // No token: refused.
+    let e = stack
+        .scan_as("metadata")?
+        .enqueue_scan(enqueue(a.org))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    // A key of another org is refused before anything is queued.
+    let e = a
+        .call(
+            stack
+                .scan_as("metadata")?
+                .enqueue_scan(enqueue(uuid::Uuid::new_v4())),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let mut db = scan_db(&stack).await?;
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&mut db)
+        .await?;
+    assert_eq!(jobs, 0);
+    Ok(())
+}
