@@ -165,3 +165,64 @@ async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::R
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn clamav_through_a_real_clamd_finds_its_signatures() -> anyhow::Result<()> {
+    let clamd = coffer_testkit::Clamd::start(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clamav"
+    )))
+    .await?;
+    let config = coffer_scan::ScanConfig {
+        clamd: Some(clamd.address()),
+        ..Default::default()
+    };
+    let stack = ScanStack::start(Default::default(), config).await?;
+    let user = stack.user().await?;
+    let known_bad = "coffer known-bad sample for the hash database\n".repeat(3);
+    // An ELF whose code holds the exit stub of coffer.ndb.
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+    elf.resize(64, 0);
+    elf.extend_from_slice(b"\x48\x31\xc0\x48\x89\xc7\xb0\x3c\x0f\x05");
+    elf.resize(512, 0);
+    let cases: Vec<(&str, Vec<u8>, &str, Option<&str>)> = vec![
+        ("a.txt", b"plain words".to_vec(), "clean", None),
+        ("b.com", eicar(), "infected", Some("Coffer.Test.EICAR")),
+        (
+            "c.bin",
+            known_bad.into_bytes(),
+            "infected",
+            Some("Coffer.Test.KnownBad"),
+        ),
+        ("d", elf, "infected", Some("Coffer.Test.ExitStub")),
+    ];
+    let mut db = scan_db(&stack).await?;
+    for (name, bytes, want, sig) in cases {
+        let id = upload(&stack, &user, name, "application/octet-stream", &bytes).await?;
+        let f = verdict(&stack, &user, &id).await?;
+        assert_eq!(f.verdict, want, "{name}");
+        let (engines, versions): (serde_json::Value, serde_json::Value) =
+            sqlx::query_as("SELECT engines, versions FROM results WHERE subject_id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&mut db)
+                .await?;
+        let clam = engines
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["engine"] == "clamav")
+            .unwrap_or_else(|| panic!("{name}: clamav did not run: {engines}"));
+        match sig {
+            None => assert_eq!(clam["clean"], true, "{name}"),
+            Some(s) => {
+                assert_eq!(clam["clean"], false, "{name}");
+                assert!(clam["signature"].as_str().unwrap().starts_with(s), "{clam}");
+            }
+        }
+        assert!(
+            versions["clamav"].as_str().unwrap().starts_with("ClamAV "),
+            "{versions}"
+        );
+    }
+    Ok(())
+}
