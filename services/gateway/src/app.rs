@@ -22,6 +22,7 @@ use crate::config::GatewayConfig;
 use crate::cookies::CookieSigner;
 use crate::files;
 use crate::routes::{self, Gateway};
+use crate::scans;
 use crate::server::{self, Edge};
 
 /// A built gateway, bound and ready to serve.
@@ -73,6 +74,9 @@ impl App {
             audit: coffer_proto::v1::audit_client::AuditClient::new(
                 mesh.channel("audit", service.peer("audit")?)?,
             ),
+            scan: coffer_proto::v1::scan_client::ScanClient::new(
+                mesh.channel("scan", service.peer("scan")?)?,
+            ),
             cookies: CookieSigner::new(&cookie_ring),
             public_url: config.public_url.clone(),
         });
@@ -120,6 +124,9 @@ impl App {
             .route("/v1/audit/verify", get(audit::verify))
             .route("/v1/audit/export", get(audit::export))
             .route("/v1/audit/public-key", get(audit::public_key))
+            .route("/v1/scans", post(scans::create))
+            .route("/v1/scans/{id}", get(scans::get))
+            .route("/v1/scans/{id}/submit", post(scans::submit))
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
             .with_state(gateway)

@@ -11,6 +11,7 @@ mod cookies;
 mod error;
 mod files;
 mod routes;
+mod scans;
 mod server;
 #[cfg(feature = "testing")]
 pub mod testing;

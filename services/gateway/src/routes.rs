@@ -23,6 +23,7 @@ pub struct Gateway {
     pub auth: AuthClient<MeshChannel>,
     pub metadata: coffer_proto::v1::metadata_client::MetadataClient<MeshChannel>,
     pub audit: coffer_proto::v1::audit_client::AuditClient<MeshChannel>,
+    pub scan: coffer_proto::v1::scan_client::ScanClient<MeshChannel>,
     pub cookies: CookieSigner,
     /// The base of share links (`https://vault.example.com`); the request's host when unset.
     pub public_url: Option<String>,
@@ -116,6 +117,7 @@ pub async fn authenticate(
                 "metadata".into(),
                 "storage-signer".into(),
                 "audit".into(),
+                "scan".into(),
             ],
             request_id: request_id(),
         })

@@ -18,7 +18,7 @@ pub struct TestGateway {
     pub admin: SocketAddr,
 }
 
-/// Starts a gateway under `dir/gateway` talking to auth, metadata and audit at the given
+/// Starts a gateway under `dir/gateway` talking to auth, metadata, audit and scan at the given
 /// addresses.
 pub async fn start(
     ca: &DevCa,
@@ -26,6 +26,7 @@ pub async fn start(
     auth: &str,
     metadata: &str,
     audit: &str,
+    scan: &str,
     mut config: GatewayConfig,
 ) -> anyhow::Result<TestGateway> {
     let secrets = ca.write_service_dir(&dir.join("gateway"), "gateway")?;
@@ -47,6 +48,7 @@ pub async fn start(
             ("auth".to_owned(), auth.to_owned()),
             ("metadata".to_owned(), metadata.to_owned()),
             ("audit".to_owned(), audit.to_owned()),
+            ("scan".to_owned(), scan.to_owned()),
         ]
         .into(),
         ..ServiceConfig::default()

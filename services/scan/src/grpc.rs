@@ -316,7 +316,9 @@ impl Scan for ScanService {
     async fn submit_scan(&self, request: Request<pb::ScanRef>) -> Res<pb::ScanStatus> {
         let c = scanner_caller(&request)?;
         ok(async {
-            let id = parse_id("scan_id", &request.get_ref().scan_id)?;
+            // An id that is not a UUID names nothing: the same answer as an unknown one.
+            let id = Uuid::try_parse(&request.get_ref().scan_id)
+                .map_err(|_| ScanServiceError::NotFound)?;
             self.submit(&c, id).await
         }
         .await)
@@ -325,7 +327,9 @@ impl Scan for ScanService {
     async fn get_scan(&self, request: Request<pb::ScanRef>) -> Res<pb::ScanStatus> {
         let c = scanner_caller(&request)?;
         ok(async {
-            let id = parse_id("scan_id", &request.get_ref().scan_id)?;
+            // An id that is not a UUID names nothing: the same answer as an unknown one.
+            let id = Uuid::try_parse(&request.get_ref().scan_id)
+                .map_err(|_| ScanServiceError::NotFound)?;
             self.status(&c, id).await
         }
         .await)

@@ -1,7 +1,8 @@
 use std::net::SocketAddr;
 
 use coffer_metadata::MetadataConfig;
-use coffer_metadata::testing::Stack;
+use coffer_scan::ScanConfig;
+use coffer_scan::testing::ScanStack;
 use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "correct horse battery staple 42";
@@ -11,8 +12,16 @@ pub struct Harness {
     pub admin: SocketAddr,
     pub http: reqwest::Client,
     pub ca_pem: String,
-    /// Auth, S3, storage-signer and metadata, for real.
-    pub stack: Stack,
+    /// Auth, S3, storage-signer, metadata and audit, for real.
+    pub stack: coffer_metadata::testing::Stack,
+    /// The scan service and how it was set up.
+    pub scan: ScanStackRest,
+}
+
+/// What the scan stack adds to the metadata stack.
+pub struct ScanStackRest {
+    pub setup: coffer_scan::testing::ScanSetup,
+    pub server: coffer_mesh::RunningServer,
 }
 
 impl Harness {
@@ -29,17 +38,40 @@ impl Harness {
         Self::start_full(config, MetadataConfig::default()).await
     }
 
+    /// A gateway whose scan service scans nothing (tests record verdicts themselves).
     pub async fn start_full(
         config: coffer_gateway::GatewayConfig,
         metadata: MetadataConfig,
     ) -> anyhow::Result<Self> {
-        let stack = Stack::start(metadata).await?;
+        Self::start_scanning(
+            config,
+            metadata,
+            ScanConfig {
+                workers: 0,
+                ..ScanConfig::default()
+            },
+        )
+        .await
+    }
+
+    /// A gateway over the whole mesh, the scan service configured by `scan`.
+    pub async fn start_scanning(
+        config: coffer_gateway::GatewayConfig,
+        metadata: MetadataConfig,
+        scan: ScanConfig,
+    ) -> anyhow::Result<Self> {
+        let ScanStack {
+            stack,
+            setup,
+            scan: server,
+        } = ScanStack::start(metadata, scan).await?;
         let gw = coffer_gateway::testing::start(
             &stack.ca,
             stack.dir.path(),
             &stack.auth.server.addr().to_string(),
             &stack.metadata.server.addr().to_string(),
             &stack.audit().server.addr().to_string(),
+            &server.addr().to_string(),
             config,
         )
         .await?;
@@ -51,6 +83,7 @@ impl Harness {
             http,
             ca_pem,
             stack,
+            scan: ScanStackRest { setup, server },
         })
     }
 

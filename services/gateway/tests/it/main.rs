@@ -6,3 +6,4 @@ mod files;
 mod flows;
 mod harness;
 mod input;
+mod scans;

@@ -1,0 +1,120 @@
+//! The scan-only API of API.md (`/v1/scans`): create a request and its PUT-only upload URL,
+//! submit it once uploaded, poll its result. Needs a session or an API key with `scans:write`
+//! (the scan service decides). The caller's metadata passes through as JSON, at most 4 KB.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coffer_proto::v1::{self as pb};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::routes::{Shared, authenticate, rfc3339};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateScanBody {
+    size: u64,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+fn status_json(s: pb::ScanStatus) -> Value {
+    let metadata = if s.metadata_json.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&s.metadata_json).unwrap_or(Value::Null)
+    };
+    let mut out = json!({
+        "scan_id": s.scan_id,
+        "status": s.status,
+        "engines": s.engines.into_iter().map(|e| {
+            let mut v = json!({"engine": e.engine, "clean": e.clean});
+            if !e.signature.is_empty() {
+                v["signature"] = e.signature.into();
+            }
+            v
+        }).collect::<Vec<_>>(),
+        "metadata": metadata,
+    });
+    if !s.verdict.is_empty() {
+        out["verdict"] = s.verdict.into();
+    }
+    if !s.sha256.is_empty() {
+        out["sha256"] = s.sha256.into();
+    }
+    if s.completed_at.is_some() {
+        out["completed_at"] = rfc3339(s.completed_at);
+    }
+    out
+}
+
+pub async fn create(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CreateScanBody>,
+) -> Result<Response, ApiError> {
+    let metadata_json = match b.metadata {
+        None | Some(Value::Null) => String::new(),
+        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(_) => return Err(ApiError::invalid("metadata must be a JSON object")),
+    };
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(gw.scan.clone().create_scan(pb::CreateScanRequest {
+            size: b.size,
+            metadata_json,
+        }))
+        .await?
+        .into_inner();
+    let upload = res.upload.unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "scan_id": res.scan_id,
+            "upload": {
+                "url": upload.url,
+                "method": upload.method,
+                "headers": upload.headers,
+                "expires_at": rfc3339(upload.expires_at),
+            },
+        })),
+    )
+        .into_response())
+}
+
+pub async fn submit(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(gw.scan.clone().submit_scan(pb::ScanRef { scan_id: id }))
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"scan_id": res.scan_id, "status": res.status})),
+    )
+        .into_response())
+}
+
+pub async fn get(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(gw.scan.clone().get_scan(pb::ScanRef { scan_id: id }))
+        .await?
+        .into_inner();
+    Ok(Json(status_json(res)).into_response())
+}

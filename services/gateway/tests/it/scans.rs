@@ -1,0 +1,211 @@
+//! Scanning through the public API, with the real scan service (YARA-X; no clamd here): uploads
+//! get verdicts on their own; the scan-only API round-trips with an API key; another org's scans
+//! are 404; the scope and size rules hold.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::files::{User, put};
+use crate::harness::{Harness, error_code};
+
+async fn scanning() -> anyhow::Result<Harness> {
+    Harness::start_scanning(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..Default::default()
+        },
+        Default::default(),
+        coffer_scan::ScanConfig {
+            poll_interval_ms: 100,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+fn eicar() -> Vec<u8> {
+    let mut v = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$".to_vec();
+    v.extend_from_slice(b"EICAR-STANDARD-ANTIVIRUS-");
+    v.extend_from_slice(b"TEST-FILE!$H+H*");
+    v
+}
+
+/// Polls `path` until `field` leaves the `waiting` values.
+async fn wait(u: &User<'_>, path: &str, field: &str, waiting: &[&str]) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = u.ok(Method::GET, path, None, 200).await?;
+        if !waiting.contains(&v[field].as_str().unwrap_or_default()) {
+            return Ok(v);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{path} still {}",
+            v[field]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn uploads_are_scanned_and_only_clean_ones_download() -> anyhow::Result<()> {
+    let h = scanning().await?;
+    let u = User::new(&h, "scanned@example.com").await?;
+    let clean = u
+        .upload("Quartalsbericht.txt", None, b"Umsatz stabil.\n")
+        .await?;
+    let bad = u.upload("readme.txt", None, &eicar()).await?;
+    for id in [&clean, &bad] {
+        let f = u
+            .ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+            .await?;
+        assert_eq!(f["status"], "scanning");
+    }
+    let f = wait(&u, &format!("/v1/files/{clean}"), "status", &["scanning"]).await?;
+    assert_eq!(
+        (f["status"].as_str(), f["verdict"].as_str()),
+        (Some("available"), Some("clean"))
+    );
+    let f = wait(&u, &format!("/v1/files/{bad}"), "status", &["scanning"]).await?;
+    assert_eq!(
+        (f["status"].as_str(), f["verdict"].as_str()),
+        (Some("quarantined"), Some("infected"))
+    );
+    u.ok(
+        Method::GET,
+        &format!("/v1/files/{clean}/download"),
+        None,
+        200,
+    )
+    .await?;
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{bad}/download"), None)
+            .await?,
+        (403, "quarantined".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn scan_only_api_with_an_api_key() -> anyhow::Result<()> {
+    let h = scanning().await?;
+    let a = User::new(&h, "scanner-a@example.com").await?;
+    let b = User::new(&h, "scanner-b@example.com").await?;
+    let key = a
+        .ok(
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "mail gateway", "scopes": ["scans:write"]})),
+            201,
+        )
+        .await?["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let files_only = a
+        .ok(
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "reader", "scopes": ["files:read"]})),
+            201,
+        )
+        .await?["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let call = |k: &str, m: Method, path: &str, body: Option<Value>| {
+        let mut req = h.http.request(m, h.url(path)).bearer_auth(k);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+
+    let body = eicar();
+    let res = call(
+        &key,
+        Method::POST,
+        "/v1/scans",
+        Some(json!({"size": body.len(), "metadata": {"ticket": "T-9"}})),
+    )
+    .await?;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await?;
+    let id = created["scan_id"].as_str().unwrap().to_owned();
+    put(&created["upload"], body).await?;
+    let res = call(&key, Method::POST, &format!("/v1/scans/{id}/submit"), None).await?;
+    assert_eq!(res.status(), 202);
+    let submitted: Value = res.json().await?;
+    assert_eq!(submitted["scan_id"], id.as_str());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let v: Value = call(&key, Method::GET, &format!("/v1/scans/{id}"), None)
+            .await?
+            .json()
+            .await?;
+        if v["status"] == "done" {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["verdict"], "infected");
+    assert_eq!(done["metadata"]["ticket"], "T-9");
+    assert_eq!(done["sha256"].as_str().unwrap().len(), 64);
+    assert!(done["completed_at"].is_string());
+    assert!(
+        done["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["engine"] == "yara-x"
+                && e["clean"] == false
+                && e["signature"] == "eicar_test_file"),
+        "{done}"
+    );
+
+    // Another org, an unknown id and a malformed one: the same 404.
+    for path in [
+        format!("/v1/scans/{id}"),
+        format!("/v1/scans/{}", uuid::Uuid::new_v4()),
+        "/v1/scans/not-a-uuid".into(),
+    ] {
+        assert_eq!(
+            b.err(Method::GET, &path, None).await?,
+            (404, "not_found".into()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        b.err(Method::POST, &format!("/v1/scans/{id}/submit"), None)
+            .await?,
+        (404, "not_found".into())
+    );
+    // Scope: a files-only key cannot scan.
+    let res = call(
+        &files_only,
+        Method::POST,
+        "/v1/scans",
+        Some(json!({"size": 1})),
+    )
+    .await?;
+    assert_eq!(error_code(res).await?, (403, "permission_denied".into()));
+    // Metadata over 4 KB: 413; not an object: 400.
+    let big = json!({"size": 1, "metadata": {"p": "x".repeat(4096)}});
+    let res = call(&key, Method::POST, "/v1/scans", Some(big)).await?;
+    assert_eq!(error_code(res).await?, (413, "too_large".into()));
+    let res = call(
+        &key,
+        Method::POST,
+        "/v1/scans",
+        Some(json!({"size": 1, "metadata": [1]})),
+    )
+    .await?;
+    assert_eq!(error_code(res).await?.0, 400);
+    let res = call(&key, Method::POST, "/v1/scans", Some(json!({"size": -1}))).await?;
+    assert_eq!(error_code(res).await?.0, 400);
+    Ok(())
+}
