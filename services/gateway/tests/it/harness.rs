@@ -21,7 +21,8 @@ pub struct Harness {
 /// What the scan stack adds to the metadata stack.
 pub struct ScanStackRest {
     pub setup: coffer_scan::testing::ScanSetup,
-    pub server: coffer_mesh::RunningServer,
+    /// Held so the service runs as long as the harness.
+    _server: coffer_mesh::RunningServer,
 }
 
 impl Harness {
@@ -83,7 +84,10 @@ impl Harness {
             http,
             ca_pem,
             stack,
-            scan: ScanStackRest { setup, server },
+            scan: ScanStackRest {
+                setup,
+                _server: server,
+            },
         })
     }
 

@@ -167,6 +167,11 @@ async fn scan_only_api_with_an_api_key() -> anyhow::Result<()> {
         "{done}"
     );
 
+    // Neither the client's address nor anything but ids and digests is kept.
+    let dump = h.stack.pg.dump(&h.scan.setup.database)?;
+    assert!(dump.contains("T-9"), "the caller's metadata is kept");
+    assert!(!dump.contains("127.0.0.1"), "a client address is stored");
+
     // Another org, an unknown id and a malformed one: the same 404.
     for path in [
         format!("/v1/scans/{id}"),
