@@ -23,6 +23,7 @@ use crate::events::{self, Bus};
 use crate::grpc::{ScanService, policy};
 use crate::scanner::Engines;
 use crate::store;
+use crate::webhook::{SecretBox, Sender};
 use crate::worker::Workers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -129,10 +130,24 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     }
     .spawn();
     spawn_retention(pool.clone(), config.clone());
+    let secrets_box = {
+        use secrecy::ExposeSecret as _;
+        SecretBox::new(secrets.key("webhook-key", 32)?.expose_secret())?
+    };
+    Sender {
+        pool: pool.clone(),
+        secrets: secrets_box.clone(),
+        config: config.webhook.clone(),
+    }
+    .spawn();
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)
         .add_service(ScanServer::new(ScanService::new(
-            pool, signer, config, wake,
+            pool,
+            signer,
+            config,
+            wake,
+            secrets_box,
         )));
     ServiceApp::bind(server, service).await
 }

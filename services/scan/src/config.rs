@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engines::archive::ArchiveLimits;
+use crate::webhook::WebhookConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -42,6 +43,7 @@ pub struct ScanConfig {
     pub max_metadata_bytes: usize,
     pub scan_retention_secs: u64,
     pub retention_interval_secs: u64,
+    pub webhook: WebhookConfig,
 }
 
 impl Default for ScanConfig {
@@ -66,6 +68,7 @@ impl Default for ScanConfig {
             max_metadata_bytes: 4096,
             scan_retention_secs: 30 * 24 * 3600,
             retention_interval_secs: 3600,
+            webhook: WebhookConfig::default(),
         }
     }
 }
@@ -83,6 +86,10 @@ impl ScanConfig {
         anyhow::ensure!(
             (1..=900).contains(&self.scan_upload_expiry_secs),
             "scan.scan_upload_expiry_secs must be between 1 and 900"
+        );
+        anyhow::ensure!(
+            self.webhook.retry_for_secs >= 24 * 3600,
+            "scan.webhook.retry_for_secs must be at least 86400 (a day of retries)"
         );
         anyhow::ensure!(
             self.max_metadata_bytes <= 4096,

@@ -7,7 +7,7 @@ use coffer_mesh::{Caller, MeshChannel, Policy, PolicyError, Token, caller};
 use coffer_proto::v1::scan_server::Scan;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
 use coffer_proto::v1::{self as pb};
-use coffer_token::Scope;
+use coffer_token::{Role, Scope};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -18,13 +18,14 @@ use crate::config::ScanConfig;
 use crate::error::ScanServiceError;
 use crate::events;
 use crate::store::{self, NewJob};
+use crate::webhook::{SecretBox, check_url, new_secret};
 
 const SERVICE: &str = "coffer.v1.Scan";
 
 /// EnqueueScan: metadata, with the uploader's token. The scan-only API: the gateway.
 pub fn policy() -> Result<Policy, PolicyError> {
     let mut policy = Policy::new().rpc(SERVICE, "EnqueueScan", &["metadata"], Token::Required)?;
-    for m in ["CreateScan", "SubmitScan", "GetScan"] {
+    for m in ["CreateScan", "SubmitScan", "GetScan", "SetWebhook"] {
         policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
     }
     Ok(policy)
@@ -36,6 +37,7 @@ pub struct ScanService {
     signer: StorageSignerClient<MeshChannel>,
     config: Arc<ScanConfig>,
     wake: Arc<Notify>,
+    secrets: SecretBox,
 }
 
 impl ScanService {
@@ -44,13 +46,43 @@ impl ScanService {
         signer: StorageSignerClient<MeshChannel>,
         config: Arc<ScanConfig>,
         wake: Arc<Notify>,
+        secrets: SecretBox,
     ) -> Self {
         ScanService {
             pool,
             signer,
             config,
             wake,
+            secrets,
         }
+    }
+
+    async fn set_webhook(
+        &self,
+        c: &Caller,
+        req: pb::SetWebhookRequest,
+    ) -> Result<pb::SetWebhookResponse, ScanServiceError> {
+        if !matches!(c.role, Role::Owner | Role::Admin) {
+            return Err(ScanServiceError::Forbidden(
+                "only owners and admins set the webhook",
+            ));
+        }
+        let url = check_url(req.url.trim(), self.config.webhook.allow_loopback_for_tests)
+            .map_err(|e| ScanServiceError::invalid("url", e.to_string()))?;
+        let secret = new_secret();
+        let mut tx = self.tx(c.org_id).await?;
+        store::set_webhook(
+            &mut tx,
+            c.org_id,
+            url.as_str(),
+            &self.secrets.seal(c.org_id, &secret),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(pb::SetWebhookResponse {
+            url: url.to_string(),
+            secret,
+        })
     }
 
     async fn tx(
@@ -322,6 +354,14 @@ impl Scan for ScanService {
             self.submit(&c, id).await
         }
         .await)
+    }
+
+    async fn set_webhook(
+        &self,
+        request: Request<pb::SetWebhookRequest>,
+    ) -> Res<pb::SetWebhookResponse> {
+        let c = caller(&request)?.clone();
+        ok(self.set_webhook(&c, request.into_inner()).await)
     }
 
     async fn get_scan(&self, request: Request<pb::ScanRef>) -> Res<pb::ScanStatus> {

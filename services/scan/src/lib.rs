@@ -13,6 +13,7 @@ pub mod scanner;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhook;
 pub mod worker;
 
 pub use app::{build, engines};

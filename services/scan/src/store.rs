@@ -1,6 +1,8 @@
 //! SQL of the scan schema. Tenant functions take a transaction begun by `coffer_db::tenant_tx`;
 //! the queue functions take one begun with the worker capability (`coffer.lookup_worker`).
 
+use std::time::Duration;
+
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -353,4 +355,104 @@ pub async fn expire_scans(
     .execute(&mut *tx)
     .await?;
     Ok(r.rows_affected())
+}
+
+// === webhooks ===
+
+pub async fn set_webhook(
+    tx: &mut PgConnection,
+    org: Uuid,
+    url: &str,
+    sealed: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO webhooks (org_id, url, secret_sealed) VALUES ($1, $2, $3)
+         ON CONFLICT (org_id) DO UPDATE
+            SET url = EXCLUDED.url, secret_sealed = EXCLUDED.secret_sealed, updated_at = now()",
+    )
+    .bind(org)
+    .bind(url)
+    .bind(sealed)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The org's endpoint and sealed secret.
+pub async fn webhook(tx: &mut PgConnection) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as("SELECT url, secret_sealed FROM webhooks")
+        .fetch_optional(tx)
+        .await
+}
+
+/// Puts an event in the org's outbox if it has an endpoint (tenant transaction).
+pub async fn enqueue_delivery(
+    tx: &mut PgConnection,
+    org: Uuid,
+    event_type: &str,
+    payload: &serde_json::Value,
+    retry_for_secs: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO deliveries (id, org_id, event_type, payload, give_up_at)
+         SELECT $1, $2, $3, $4, now() + make_interval(secs => $5) FROM webhooks WHERE org_id = $2",
+    )
+    .bind(Uuid::new_v4())
+    .bind(org)
+    .bind(event_type)
+    .bind(sqlx::types::Json(payload))
+    .bind(retry_for_secs as f64)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub payload: sqlx::types::Json<serde_json::Value>,
+    pub attempts: i32,
+}
+
+/// Takes the next due delivery (delivery capability), pushing its next try `hold_secs` ahead so
+/// no other sender takes it while this one works.
+pub async fn claim_delivery(
+    tx: &mut PgConnection,
+    hold_secs: u64,
+) -> Result<Option<Delivery>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE deliveries SET attempts = attempts + 1,
+                next_at = now() + make_interval(secs => $1)
+         WHERE id = (SELECT id FROM deliveries
+                     WHERE delivered_at IS NULL AND next_at <= now() AND give_up_at > now()
+                     ORDER BY next_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, org_id, payload, attempts",
+    )
+    .bind(hold_secs as f64)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Records a try: delivered, or the next try after `retry_in`.
+pub async fn delivery_tried(
+    tx: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    delivered: bool,
+    retry_in: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE deliveries SET last_status = $2,
+                delivered_at = CASE WHEN $3 THEN now() END,
+                next_at = now() + make_interval(secs => $4)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(delivered)
+    .bind(retry_in.as_secs_f64())
+    .execute(tx)
+    .await?;
+    Ok(())
 }

@@ -58,6 +58,10 @@ impl ScanSetup {
             secrets.join("token-ring.toml"),
             ring.derive_audience_ring(Audience::Scan).to_toml(),
         )?;
+        std::fs::write(
+            secrets.join("webhook-key"),
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0x5a; 32]),
+        )?;
         std::fs::write(secrets.join("db-owner-password"), OWNER_PASSWORD)?;
         std::fs::write(secrets.join("db-runtime-password"), RUNTIME_PASSWORD)?;
         let service = ServiceConfig {

@@ -378,7 +378,7 @@ impl Workers {
         if job.subject == "scan" {
             store::set_scan_status(&mut tx, job.subject_id, "queued", "done").await?;
         }
-        events::publish(&mut tx, job, result).await?;
+        events::publish(&mut tx, job, result, self.config.webhook.retry_for_secs).await?;
         tx.commit().await?;
         Ok(verdict.as_str())
     }

@@ -5,3 +5,4 @@ mod flow;
 mod harness;
 mod queue;
 mod scan_only;
+mod webhooks;
