@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use coffer_config::ServiceConfig;
 use coffer_mesh::{CertStore, MeshClient, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::audit;
 use crate::config::GatewayConfig;
 use crate::cookies::CookieSigner;
+use crate::events;
 use crate::files;
 use crate::routes::{self, Gateway};
 use crate::scans;
@@ -79,6 +80,7 @@ impl App {
             ),
             cookies: CookieSigner::new(&cookie_ring),
             public_url: config.public_url.clone(),
+            streams: events::Streams::new(config.events_per_user),
         });
         let edge = Edge::new(
             config.rate_per_second,
@@ -124,6 +126,8 @@ impl App {
             .route("/v1/audit/verify", get(audit::verify))
             .route("/v1/audit/export", get(audit::export))
             .route("/v1/audit/public-key", get(audit::public_key))
+            .route("/v1/webhook", put(scans::set_webhook))
+            .route("/v1/events", get(events::stream))
             .route("/v1/scans", post(scans::create))
             .route("/v1/scans/{id}", get(scans::get))
             .route("/v1/scans/{id}/submit", post(scans::submit))

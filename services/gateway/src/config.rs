@@ -18,6 +18,8 @@ pub struct GatewayConfig {
     /// The public base URL share links are built on (`https://vault.example.com`); when unset,
     /// the request's `Host`.
     pub public_url: Option<String>,
+    /// Live event streams (`GET /v1/events`) one user may hold open at once.
+    pub events_per_user: usize,
 }
 
 impl Default for GatewayConfig {
@@ -28,6 +30,7 @@ impl Default for GatewayConfig {
             rate_per_second: 20,
             rate_burst: 40,
             public_url: None,
+            events_per_user: 3,
         }
     }
 }

@@ -9,6 +9,7 @@ mod body;
 pub mod config;
 mod cookies;
 mod error;
+mod events;
 mod files;
 mod routes;
 mod scans;

@@ -27,6 +27,8 @@ pub struct Gateway {
     pub cookies: CookieSigner,
     /// The base of share links (`https://vault.example.com`); the request's host when unset.
     pub public_url: Option<String>,
+    /// Open event streams per user, capped at `events_per_user`.
+    pub streams: crate::events::Streams,
 }
 
 pub type Shared = State<Arc<Gateway>>;
@@ -36,6 +38,7 @@ pub struct Authed {
     pub token: String,
     /// Set for cookie sessions (CSRF tokens are bound to it).
     pub session_id: Option<String>,
+    pub user_id: String,
 }
 
 impl Authed {
@@ -130,6 +133,7 @@ pub async fn authenticate(
     Ok(Authed {
         token: res.token,
         session_id,
+        user_id: res.caller.map(|c| c.user_id).unwrap_or_default(),
     })
 }
 

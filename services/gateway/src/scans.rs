@@ -118,3 +118,28 @@ pub async fn get(
         .into_inner();
     Ok(Json(status_json(res)).into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    url: String,
+}
+
+/// `PUT /v1/webhook`: owners and admins (the scan service decides); the secret is shown once.
+pub async fn set_webhook(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<WebhookBody>,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let res = authed
+        .call(
+            gw.scan
+                .clone()
+                .set_webhook(pb::SetWebhookRequest { url: b.url }),
+        )
+        .await?
+        .into_inner();
+    Ok(Json(json!({"url": res.url, "secret": res.secret})).into_response())
+}

@@ -148,6 +148,7 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
             config,
             wake,
             secrets_box,
+            bus,
         )));
     ServiceApp::bind(server, service).await
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::config::ScanConfig;
 use crate::error::ScanServiceError;
-use crate::events;
+use crate::events::{self, Bus};
 use crate::store::{self, NewJob};
 use crate::webhook::{SecretBox, check_url, new_secret};
 
@@ -25,7 +25,13 @@ const SERVICE: &str = "coffer.v1.Scan";
 /// EnqueueScan: metadata, with the uploader's token. The scan-only API: the gateway.
 pub fn policy() -> Result<Policy, PolicyError> {
     let mut policy = Policy::new().rpc(SERVICE, "EnqueueScan", &["metadata"], Token::Required)?;
-    for m in ["CreateScan", "SubmitScan", "GetScan", "SetWebhook"] {
+    for m in [
+        "CreateScan",
+        "SubmitScan",
+        "GetScan",
+        "SetWebhook",
+        "Subscribe",
+    ] {
         policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
     }
     Ok(policy)
@@ -38,6 +44,7 @@ pub struct ScanService {
     config: Arc<ScanConfig>,
     wake: Arc<Notify>,
     secrets: SecretBox,
+    bus: Bus,
 }
 
 impl ScanService {
@@ -47,6 +54,7 @@ impl ScanService {
         config: Arc<ScanConfig>,
         wake: Arc<Notify>,
         secrets: SecretBox,
+        bus: Bus,
     ) -> Self {
         ScanService {
             pool,
@@ -54,6 +62,7 @@ impl ScanService {
             config,
             wake,
             secrets,
+            bus,
         }
     }
 
@@ -362,6 +371,39 @@ impl Scan for ScanService {
     ) -> Res<pb::SetWebhookResponse> {
         let c = caller(&request)?.clone();
         ok(self.set_webhook(&c, request.into_inner()).await)
+    }
+
+    type SubscribeStream =
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Res<Self::SubscribeStream> {
+        let org = caller(&request)?.org_id;
+        let rx = self.bus.subscribe();
+        let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match rx.recv().await {
+                    // Only the caller's org: the filter is here, not in the gateway.
+                    Ok(e) if e.org == org => {
+                        let event = pb::Event {
+                            r#type: e.event.kind.clone(),
+                            json: serde_json::to_string(&e.event).unwrap_or_default(),
+                        };
+                        return Some((Ok(event), rx));
+                    }
+                    Ok(_) => {}
+                    // A slow reader misses events rather than holding the bus back.
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "event stream lagged");
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_scan(&self, request: Request<pb::ScanRef>) -> Res<pb::ScanStatus> {

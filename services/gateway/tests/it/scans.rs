@@ -214,3 +214,145 @@ async fn scan_only_api_with_an_api_key() -> anyhow::Result<()> {
     assert_eq!(error_code(res).await?.0, 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn webhook_endpoint_is_set_over_https_only_to_public_targets() -> anyhow::Result<()> {
+    let h = scanning().await?;
+    let u = User::new(&h, "hooks@example.com").await?;
+    let set = u
+        .ok(
+            Method::PUT,
+            "/v1/webhook",
+            Some(json!({"url": "https://hooks.example.com/coffer"})),
+            200,
+        )
+        .await?;
+    assert_eq!(set["url"], "https://hooks.example.com/coffer");
+    assert!(set["secret"].as_str().unwrap().starts_with("whsec_"));
+    // A new secret each time it is set.
+    let again = u
+        .ok(
+            Method::PUT,
+            "/v1/webhook",
+            Some(json!({"url": "https://hooks.example.com/coffer"})),
+            200,
+        )
+        .await?;
+    assert_ne!(again["secret"], set["secret"]);
+    for bad in [
+        "https://127.1/",
+        "https://2130706433/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://169.254.169.254/",
+        "http://hooks.example.com/",
+        "nope",
+    ] {
+        assert_eq!(
+            u.err(Method::PUT, "/v1/webhook", Some(json!({"url": bad})))
+                .await?
+                .0,
+            400,
+            "{bad}"
+        );
+    }
+    Ok(())
+}
+
+/// Reads server-sent events from a response until `until` says stop or `secs` pass.
+async fn read_events(
+    res: reqwest::Response,
+    secs: u64,
+    until: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    use futures_util::StreamExt as _;
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                events.push(serde_json::from_str(data).unwrap());
+            }
+        }
+        if until(&events) {
+            break;
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn live_events_reach_only_their_org_and_streams_are_capped() -> anyhow::Result<()> {
+    let h = Harness::start_scanning(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            events_per_user: 2,
+            ..Default::default()
+        },
+        Default::default(),
+        coffer_scan::ScanConfig {
+            poll_interval_ms: 100,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let a = User::new(&h, "live-a@example.com").await?;
+    let b = User::new(&h, "live-b@example.com").await?;
+    let a_stream = a.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(a_stream.status(), 200);
+    assert!(
+        a_stream.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/event-stream")
+    );
+    let b_stream = b.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(b_stream.status(), 200);
+    // The cap: a second stream is fine, a third is 429 with Retry-After.
+    let a_second = a.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(a_second.status(), 200);
+    let third = a.send(Method::GET, "/v1/events", None).await?;
+    assert!(third.headers().contains_key("retry-after"));
+    assert_eq!(error_code(third).await?, (429, "rate_limited".into()));
+
+    let a_file = a.upload("A only.txt", None, b"for org A").await?;
+    a.ok(
+        Method::POST,
+        &format!("/v1/files/{a_file}/complete"),
+        None,
+        200,
+    )
+    .await?;
+    let got = read_events(a_stream, 30, |e| !e.is_empty()).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "file.scanned");
+    assert_eq!(got[0]["data"]["file_id"], a_file.as_str());
+    assert_eq!(got[0]["data"]["verdict"], "clean");
+
+    // B sees its own event, and never A's.
+    let b_file = b.upload("B only.txt", None, b"for org B").await?;
+    b.ok(
+        Method::POST,
+        &format!("/v1/files/{b_file}/complete"),
+        None,
+        200,
+    )
+    .await?;
+    let got = read_events(b_stream, 30, |e| {
+        e.iter().any(|e| e["data"]["file_id"] == b_file.as_str())
+    })
+    .await;
+    assert!(
+        got.iter().any(|e| e["data"]["file_id"] == b_file.as_str()),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().all(|e| e["data"]["file_id"] != a_file.as_str()),
+        "B saw A's event: {got:?}"
+    );
+    drop(a_second);
+    Ok(())
+}

@@ -193,15 +193,39 @@ async fn callers_and_org_keys_are_checked() -> anyhow::Result<()> {
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{svc}");
     }
-    for svc in ["metadata", "auth", "audit", "storage-signer"] {
-        let e = a
-            .call(stack.scan_as(svc)?.create_scan(pb::CreateScanRequest {
+    for svc in ["metadata", "auth", "audit", "storage-signer", "scan"] {
+        let c = stack.scan_as(svc)?;
+        let scan_ref = || pb::ScanRef {
+            scan_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let codes = [
+            a.call(c.clone().create_scan(pb::CreateScanRequest {
                 size: 1,
                 metadata_json: String::new(),
             }))
             .await
-            .unwrap_err();
-        assert_eq!(e.code(), Code::PermissionDenied, "{svc}");
+            .unwrap_err()
+            .code(),
+            a.call(c.clone().submit_scan(scan_ref()))
+                .await
+                .unwrap_err()
+                .code(),
+            a.call(c.clone().get_scan(scan_ref()))
+                .await
+                .unwrap_err()
+                .code(),
+            a.call(c.clone().set_webhook(pb::SetWebhookRequest {
+                url: "https://hooks.example.com/".into(),
+            }))
+            .await
+            .unwrap_err()
+            .code(),
+            a.call(c.clone().subscribe(pb::SubscribeRequest {}))
+                .await
+                .unwrap_err()
+                .code(),
+        ];
+        assert_eq!(codes, [Code::PermissionDenied; 5], "{svc}");
     }
     // No token: refused.
     let e = stack

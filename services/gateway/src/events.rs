@@ -1,0 +1,97 @@
+//! `GET /v1/events`: the caller org's live events as server-sent events (`file.scanned`,
+//! `scan.completed`), relayed from the scan service's `Subscribe` stream (which filters by the
+//! token's org). A user holds at most `events_per_user` streams at once (429 beyond); a slot is
+//! given back when the client goes away.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use coffer_errors::ErrorCode;
+use coffer_proto::v1::{self as pb};
+use futures_util::StreamExt as _;
+
+use crate::error::ApiError;
+use crate::routes::{Shared, authenticate};
+
+/// Open streams per user.
+#[derive(Debug, Clone)]
+pub struct Streams {
+    cap: usize,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open stream; its slot is freed when dropped (the client went away).
+struct Slot {
+    user: String,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl Streams {
+    pub fn new(cap: usize) -> Streams {
+        Streams {
+            cap,
+            open: Arc::default(),
+        }
+    }
+
+    fn take(&self, user: &str) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(user.to_owned()).or_default();
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            user: user.to_owned(),
+            open: self.open.clone(),
+        })
+    }
+}
+
+pub async fn stream(
+    State(gw): Shared,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authed = authenticate(&gw, &headers, &method).await?;
+    let slot = gw.streams.take(&authed.user_id).ok_or_else(|| ApiError {
+        retry_after_secs: Some(5),
+        ..ApiError::new(
+            ErrorCode::RateLimited,
+            "too many open event streams for this user",
+        )
+    })?;
+    let upstream = authed
+        .call(gw.scan.clone().subscribe(pb::SubscribeRequest {}))
+        .await?
+        .into_inner();
+    let events = upstream
+        .take_while(|r| std::future::ready(r.is_ok()))
+        .filter_map(|r| std::future::ready(r.ok()))
+        .map(move |e| {
+            // The slot lives as long as the stream.
+            let _held = &slot;
+            Ok::<_, Infallible>(Event::default().event(e.r#type).data(e.json))
+        });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
