@@ -218,6 +218,16 @@ async fn provision(
                 signer.public_key_text(),
             )?;
         }
+        if svc.name == "scan" {
+            // Seals the webhook secrets at rest.
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+            use base64::Engine as _;
+            write_secret(
+                &dir.join("webhook-key"),
+                &base64::engine::general_purpose::STANDARD.encode(key),
+            )?;
+        }
         if svc.name == "storage-signer" {
             write_secret(&dir.join("s3-access-key-id"), &s3.access_key)?;
             write_secret(&dir.join("s3-secret-access-key"), &s3.secret_key)?;
@@ -290,16 +300,36 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         &pg.superuser_url("coffer"),
     )?;
 
+    // ClamAV, when Debian's clamd is installed, with Coffer's own test signatures (the official
+    // databases cannot be downloaded here).
+    let signatures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../services/scan/clamav");
+    let clamd = if signatures.is_dir() {
+        println!("starting clamd ...");
+        match coffer_testkit::Clamd::start(&signatures).await {
+            Ok(c) => Some(c),
+            Err(error) => {
+                println!("  clamd not started ({error:#}); scanning without ClamAV");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     let mut supervisor = Supervisor::default();
-    let (services, gateway_url, pids) = start_services(
+    let (services, gateway_url, mut pids) = start_services(
         &dir,
         &secrets,
         pg.port(),
         &s3,
         args.gateway_rate,
+        clamd.as_ref().map(coffer_testkit::Clamd::address),
         &mut supervisor,
     )
     .await?;
+    if let Some(pid) = clamd.as_ref().and_then(coffer_testkit::Clamd::pid) {
+        pids.insert("clamd".into(), pid);
+    }
     let demo = match services.get("auth") {
         Some(addr) => Some(create_demo_account(&secrets, addr).await?),
         None => None,
@@ -367,6 +397,7 @@ async fn start_services(
     pg_port: u16,
     s3: &S3,
     gateway_rate: u32,
+    clamd: Option<String>,
     supervisor: &mut Supervisor,
 ) -> anyhow::Result<(
     BTreeMap<String, String>,
@@ -440,6 +471,16 @@ async fn start_services(
                 secrets.parent().unwrap_or(secrets).join("audit.pub"),
                 signer.public_key_text(),
             )?;
+        }
+        if svc.name == "scan" {
+            let mut own = toml::Table::new();
+            let tmp = dir.join("scan-tmp");
+            std::fs::create_dir_all(&tmp)?;
+            own.insert("temp_dir".into(), tmp.display().to_string().into());
+            if let Some(addr) = &clamd {
+                own.insert("clamd".into(), addr.clone().into());
+            }
+            table.insert("scan".into(), own.into());
         }
         if svc.name == "storage-signer" {
             let mut own = toml::Table::new();
