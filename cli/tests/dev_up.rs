@@ -184,11 +184,6 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         .await?
         .json()
         .await?;
-    let me: serde_json::Value = api(reqwest::Method::GET, "/v1/me")
-        .send()
-        .await?
-        .json()
-        .await?;
     let bytes = b"%PDF-1.7 dev up round trip".to_vec();
     let created: serde_json::Value = api(reqwest::Method::POST, "/v1/files")
         .json(&serde_json::json!({
