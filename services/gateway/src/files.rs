@@ -231,6 +231,7 @@ macro_rules! file_action {
 file_action!(complete_upload, complete_upload);
 file_action!(get_file, get_file);
 file_action!(restore_file, restore_file);
+file_action!(release_file, release_file);
 
 pub async fn trash_file(
     State(gw): Shared,

@@ -40,6 +40,7 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "AuthorizeDownload",
         "CreateShare",
         "RevokeShare",
+        "ReleaseFile",
     ];
     let mut policy = Policy::new();
     for m in user {
@@ -878,6 +879,33 @@ impl Metadata for MetadataService {
             .map(|c| c.request_id.to_string())
             .unwrap_or_else(|| Uuid::new_v4().simple().to_string());
         ok(self.redeem_share(request.into_inner(), request_id).await)
+    }
+
+    async fn release_file(&self, request: Request<pb::FileRef>) -> Res<pb::File> {
+        let c = user(&request, Scope::FilesWrite)?;
+        ok(async {
+            if !matches!(
+                c.role,
+                coffer_token::Role::Owner | coffer_token::Role::Admin
+            ) {
+                return Err(MetadataError::Forbidden(
+                    "only owners and admins release quarantined files",
+                ));
+            }
+            let id = validate::target(&request.get_ref().file_id)?;
+            let mut tx = self.tx(c.org_id).await?;
+            let current = store::file(&mut tx, id).await?;
+            if current.status() != "quarantined" {
+                return Err(MetadataError::Conflict("the file is not quarantined"));
+            }
+            let file = store::transition(&mut tx, id, "quarantined", "available", None)
+                .await?
+                .ok_or(MetadataError::Conflict("the file is not quarantined"))?;
+            self.audit("file.release", format!("file:{id}")).await?;
+            tx.commit().await?;
+            Ok(file_pb(file))
+        }
+        .await)
     }
 
     async fn record_verdict(&self, request: Request<pb::RecordVerdictRequest>) -> Res<pb::File> {

@@ -26,6 +26,30 @@ impl<'h> User<'h> {
         })
     }
 
+    /// Logs an existing account in.
+    pub async fn login(h: &'h Harness, email: &str) -> anyhow::Result<Self> {
+        let res = h
+            .http
+            .post(h.url("/v1/auth/login"))
+            .json(&json!({"email": email, "password": crate::harness::PASSWORD}))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 200);
+        let cookie = res.headers()["set-cookie"]
+            .to_str()?
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let body: Value = res.json().await?;
+        Ok(User {
+            h,
+            org: body["org_id"].as_str().unwrap().to_owned(),
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+        })
+    }
+
     pub async fn send(
         &self,
         method: Method,
@@ -1127,5 +1151,63 @@ async fn uploads_never_completed_are_swept_and_their_quota_returned() -> anyhow:
         201,
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn owners_and_admins_release_quarantined_files_audited() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let owner = User::new(&h, "release-owner@example.com").await?;
+    let other = User::new(&h, "release-other@example.com").await?;
+    let id = owner
+        .available("flagged.bin", None, b"false positive", "suspicious")
+        .await?;
+    let clean = owner.available("fine.txt", None, b"fine", "clean").await?;
+    for (email, role) in [
+        ("release-member@example.com", "member"),
+        ("release-admin@example.com", "admin"),
+    ] {
+        owner
+            .ok(
+                Method::POST,
+                "/v1/members",
+                Some(json!({"email": email, "password": crate::harness::PASSWORD, "role": role})),
+                201,
+            )
+            .await?;
+    }
+    let member = User::login(&h, "release-member@example.com").await?;
+    let admin = User::login(&h, "release-admin@example.com").await?;
+    let path = format!("/v1/files/{id}/release");
+    assert_eq!(
+        member.err(Method::POST, &path, None).await?,
+        (403, "permission_denied".into())
+    );
+    assert_eq!(
+        other.err(Method::POST, &path, None).await?,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        owner
+            .err(Method::POST, &format!("/v1/files/{clean}/release"), None)
+            .await?,
+        (409, "conflict".into())
+    );
+    let file = admin.ok(Method::POST, &path, None, 200).await?;
+    assert_eq!(file["status"], "available");
+    assert_eq!(file["verdict"], "suspicious", "the finding stays on record");
+    owner
+        .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    assert_eq!(
+        owner.err(Method::POST, &path, None).await?,
+        (409, "conflict".into())
+    );
+    let log = owner
+        .ok(Method::GET, "/v1/audit?action=file.release", None, 200)
+        .await?;
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{log}");
+    assert_eq!(items[0]["target"], format!("file:{id}"));
     Ok(())
 }

@@ -410,7 +410,26 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
         })
         .await;
     }
-    assert_eq!(checked, 22, "every RPC was probed");
+    // ReleaseFile needs an owner or admin: B's owner, so the role check cannot hide the tenancy.
+    let tb_owner = Minter::new(stack.ring()).mint(
+        &Subject {
+            user_id: Uuid::new_v4(),
+            org_id: org_b,
+            role: Role::Owner,
+            scopes: Scopes::all(),
+            request_id: "req-test".into(),
+        },
+        &[Audience::Metadata, Audience::StorageSigner, Audience::Audit],
+        coffer_token::unix_now(),
+        60,
+    )?;
+    checked += same("ReleaseFile", &a.file, fresh(), |id: String| {
+        let mut m = md.clone();
+        let t = tb_owner.clone();
+        async move { u(as_user(&t, m.release_file(pb::FileRef { file_id: id })).await) }
+    })
+    .await;
+    assert_eq!(checked, 23, "every RPC was probed");
 
     // Nothing of A's changed: the file is still available, named, in its folder, downloadable.
     let ta = token(&stack, a.org, Scopes::all());
