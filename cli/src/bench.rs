@@ -42,6 +42,19 @@ pub struct BenchArgs {
     /// verified.
     #[arg(long)]
     audit_only: bool,
+    /// Only the scan service: (f) complete → verdict latency for 1 and 10 MiB files, and (g) its
+    /// RSS while scanning one `--scan-gib` GiB upload (0 skips it).
+    #[arg(long)]
+    scan_only: bool,
+    /// Files of each size for (f).
+    #[arg(long, default_value_t = 40)]
+    scan_files: usize,
+    #[arg(long, default_value_t = 2)]
+    scan_gib: u64,
+    /// Only (h), offline (no mesh needed): YARA-X against the `yara` command on a generated
+    /// corpus of this many MiB.
+    #[arg(long)]
+    engines_mib: Option<usize>,
 }
 
 type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
@@ -108,7 +121,7 @@ async fn drive(clients: usize, secs: u64, op: Op) -> Run {
 
 /// A signed-in client of the gateway.
 #[derive(Clone)]
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     store: reqwest::Client,
     base: String,
@@ -119,7 +132,7 @@ struct Client {
 }
 
 impl Client {
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
             .header("cookie", &self.cookie)
@@ -149,13 +162,52 @@ impl Client {
 
     /// Create + PUT + complete; returns the file id.
     async fn upload(&self, n: u64, bytes: &'static [u8]) -> anyhow::Result<String> {
+        let id = self.create_and_put(n, bytes).await?;
+        self.complete(&id).await?;
+        Ok(id)
+    }
+
+    pub(crate) async fn complete(&self, id: &str) -> anyhow::Result<()> {
+        self.json(
+            reqwest::Method::POST,
+            &format!("/v1/files/{id}/complete"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Creates a file of `size` bytes and PUTs them as a stream of one repeated random MiB, so
+    /// the bench never holds the file in memory.
+    pub(crate) async fn create_and_put_stream(&self, size: u64) -> anyhow::Result<String> {
+        let (id, upload) = self.create(u64::MAX, size).await?;
+        let mut block = vec![0u8; 1 << 20];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut block);
+        let block = bytes::Bytes::from(block);
+        let chunks = (0..size.div_ceil(1 << 20)).map(move |i| {
+            let n = (size - (i << 20)).min(1 << 20) as usize;
+            Ok::<_, std::io::Error>(block.slice(..n))
+        });
+        let mut put = self.store.put(upload["url"].as_str().context("no url")?);
+        for (k, v) in upload["headers"].as_object().context("no headers")? {
+            put = put.header(k, v.as_str().unwrap_or_default());
+        }
+        let res = put
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().is_success(), "PUT: {}", res.status());
+        Ok(id)
+    }
+
+    async fn create(&self, n: u64, size: u64) -> anyhow::Result<(String, Value)> {
         let created = self
             .json(
                 reqwest::Method::POST,
                 "/v1/files",
                 Some(json!({
                     "name": format!("bench-{}-{n}.bin", self.run),
-                    "size": bytes.len(),
+                    "size": size,
                     "content_type": "application/octet-stream",
                 })),
             )
@@ -164,7 +216,16 @@ impl Client {
             .as_str()
             .context("no file id")?
             .to_owned();
-        let upload = &created["upload"];
+        Ok((id, created["upload"].clone()))
+    }
+
+    /// Create + PUT; returns the file id.
+    pub(crate) async fn create_and_put(
+        &self,
+        n: u64,
+        bytes: &'static [u8],
+    ) -> anyhow::Result<String> {
+        let (id, upload) = self.create(n, bytes.len() as u64).await?;
         let mut put = self.store.put(upload["url"].as_str().context("no url")?);
         for (k, v) in upload["headers"].as_object().context("no headers")? {
             if k != "content-length" {
@@ -173,16 +234,10 @@ impl Client {
         }
         let res = put.body(bytes).send().await?;
         anyhow::ensure!(res.status().is_success(), "PUT: {}", res.status());
-        self.json(
-            reqwest::Method::POST,
-            &format!("/v1/files/{id}/complete"),
-            None,
-        )
-        .await?;
         Ok(id)
     }
 
-    async fn purge(&self, id: &str) -> anyhow::Result<()> {
+    pub(crate) async fn purge(&self, id: &str) -> anyhow::Result<()> {
         self.json(
             reqwest::Method::DELETE,
             &format!("/v1/files/{id}/purge"),
@@ -373,6 +428,14 @@ fn row(what: &str, clients: usize, r: &Run) -> String {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(mib) = args.engines_mib {
+        let mut lines = Vec::new();
+        crate::bench_scan::engines(mib, &mut |l: String| {
+            println!("{l}");
+            lines.push(l);
+        })?;
+        return Ok(());
+    }
     let info: Value = serde_json::from_slice(
         &std::fs::read(args.dir.join("dev.json"))
             .context("no dev.json: start `coffer dev up --gateway-rate 1000000` first")?,
@@ -485,6 +548,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     if args.audit_only {
         return audit_appends(&info, &secrets, args.seconds, &mut push).await;
+    }
+    if args.scan_only {
+        crate::bench_scan::latency(&client, args.scan_files, &mut push).await?;
+        if args.scan_gib > 0 {
+            crate::bench_scan::rss(&client, &info, args.scan_gib, &mut push).await?;
+        }
+        return Ok(());
     }
 
     // (a) authorised download URLs.

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bench;
+mod bench_scan;
 mod dev;
 
 use clap::{Parser, Subcommand};

@@ -43,6 +43,12 @@ impl std::fmt::Debug for Ruleset {
     }
 }
 
+/// The shipped rule files, `(file name, text)`: for tools that run the same rules elsewhere (the
+/// benchmark against the `yara` command).
+pub fn shipped_sources() -> &'static [(&'static str, &'static str)] {
+    SHIPPED
+}
+
 impl Ruleset {
     /// Compiles the shipped rules and every `*.yar` file of `extra_dir`, in name order.
     pub fn load(extra_dir: Option<&Path>) -> Result<Ruleset, RulesError> {
