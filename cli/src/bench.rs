@@ -193,7 +193,9 @@ impl Client {
             put = put.header(k, v.as_str().unwrap_or_default());
         }
         let res = put
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
             .send()
             .await?;
         anyhow::ensure!(res.status().is_success(), "PUT: {}", res.status());

@@ -28,7 +28,10 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 /// Opens `/v1/events` and forwards each `data` line's file or scan id with its arrival time.
 async fn events(client: &Client) -> anyhow::Result<mpsc::UnboundedReceiver<(String, Instant)>> {
     use futures_util::StreamExt as _;
-    let res = client.req(reqwest::Method::GET, "/v1/events").send().await?;
+    let res = client
+        .req(reqwest::Method::GET, "/v1/events")
+        .send()
+        .await?;
     anyhow::ensure!(res.status().is_success(), "/v1/events: {}", res.status());
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -84,7 +87,10 @@ pub async fn latency(
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         let mut lat = Vec::with_capacity(n);
         for i in 0..n {
-            let id = client.create_and_put(i as u64, bytes).await?;
+            // Numbers of their own: the download bench's file is number 0.
+            let id = client
+                .create_and_put(1_000_000 + (size as u64 >> 20) * 10_000 + i as u64, bytes)
+                .await?;
             let t0 = Instant::now();
             client.complete(&id).await?;
             let at = wait_event(&mut rx, &id).await?;
@@ -114,18 +120,15 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// (g) the scan process's RSS while it downloads and scans one `gib` GiB upload.
-pub async fn rss(
+/// Completes `id` and samples the scan process's RSS until its verdict event: (seconds, RSS
+/// before, peak RSS) in KiB.
+async fn scan_peak(
     client: &Client,
-    info: &Value,
-    gib: u64,
-    push: &mut impl FnMut(String),
-) -> anyhow::Result<()> {
-    let pid = info["pids"]["scan"].as_u64().context("no scan pid")? as u32;
-    let mut rx = events(client).await?;
+    pid: u32,
+    rx: &mut mpsc::UnboundedReceiver<(String, Instant)>,
+    id: &str,
+) -> anyhow::Result<(f64, u64, u64)> {
     let before = status_kib(pid, "VmRSS:").context("cannot read the scan service's RSS")?;
-    let size = gib << 30;
-    let id = client.create_and_put_stream(size).await?;
     let peak = Arc::new(AtomicU64::new(before));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -140,20 +143,70 @@ pub async fn rss(
         })
     };
     let t0 = Instant::now();
-    client.complete(&id).await?;
-    let at = wait_event(&mut rx, &id).await?;
+    client.complete(id).await?;
+    let at = wait_event(rx, id).await?;
     done.store(true, Ordering::Relaxed);
     sampler.await?;
-    let hwm = status_kib(pid, "VmHWM:").unwrap_or(0);
-    client.purge(&id).await?;
+    client.purge(id).await?;
+    Ok((
+        at.saturating_duration_since(t0).as_secs_f64(),
+        before,
+        peak.load(Ordering::Relaxed),
+    ))
+}
+
+/// (g) the scan process's RSS while it downloads and scans one `gib` GiB upload, then two zip
+/// bombs (a 1 GiB run of zeros, about 1000:1; nested zips six deep).
+pub async fn rss(
+    client: &Client,
+    info: &Value,
+    gib: u64,
+    push: &mut impl FnMut(String),
+) -> anyhow::Result<()> {
+    use coffer_scan::engines::archive::build;
+    let pid = info["pids"]["scan"].as_u64().context("no scan pid")? as u32;
+    let mut rx = events(client).await?;
+    push(String::new());
+    push(
+        "| upload | bytes stored | complete → verdict s | scan RSS before MiB | peak MiB |"
+            .to_owned(),
+    );
+    push("|---|---|---|---|---|".to_owned());
+    let size = gib << 30;
+    let id = client.create_and_put_stream(size).await?;
+    let (secs, before, peak) = scan_peak(client, pid, &mut rx, &id).await?;
+    push(format!(
+        "| {gib} GiB, one random MiB repeated | {size} | {secs:.1} ({:.0} MiB/s) | {:.1} | {:.1} |",
+        (size >> 20) as f64 / secs,
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0
+    ));
+    for (n, what, bytes) in [
+        (
+            2_000_001,
+            "zip: 1 GiB of zeros",
+            build::zeros("zeros.bin", 1 << 30),
+        ),
+        (
+            2_000_002,
+            "zip: nested 6 deep, 2 per level",
+            build::nested_bomb(6, 2, 8 << 20),
+        ),
+    ] {
+        let len = bytes.len();
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let id = client.create_and_put(n, bytes).await?;
+        let (secs, before, peak) = scan_peak(client, pid, &mut rx, &id).await?;
+        push(format!(
+            "| {what} | {len} | {secs:.2} | {:.1} | {:.1} |",
+            before as f64 / 1024.0,
+            peak as f64 / 1024.0
+        ));
+    }
     push(String::new());
     push(format!(
-        "Scan service RSS while one {gib} GiB upload was downloaded and scanned ({:.1} s from complete to verdict, {:.0} MiB/s): {:.1} MiB before, {:.1} MiB peak (sampled every 20 ms), process high-water mark {:.1} MiB.",
-        at.saturating_duration_since(t0).as_secs_f64(),
-        (size >> 20) as f64 / at.saturating_duration_since(t0).as_secs_f64(),
-        before as f64 / 1024.0,
-        peak.load(Ordering::Relaxed) as f64 / 1024.0,
-        hwm as f64 / 1024.0,
+        "Scan process high-water mark (VmHWM, whole run): {:.1} MiB.",
+        status_kib(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0
     ));
     Ok(())
 }
@@ -177,7 +230,11 @@ pub fn engines(corpus_mib: usize, push: &mut impl FnMut(String)) -> anyhow::Resu
         } else {
             let words = b"contract payroll invoice quarterly report meeting notes budget ";
             for (j, b) in data.iter_mut().enumerate() {
-                *b = if j % 80 == 79 { b'\n' } else { words[(j * 7 + i) % words.len()] };
+                *b = if j % 80 == 79 {
+                    b'\n'
+                } else {
+                    words[(j * 7 + i) % words.len()]
+                };
             }
         }
         std::fs::write(corpus.join(format!("f{i:03}.bin")), &data)?;
@@ -222,6 +279,31 @@ pub fn engines(corpus_mib: usize, push: &mut impl FnMut(String)) -> anyhow::Resu
     };
     let only = yarax(false)?;
     let full = yarax(true)?;
+    // The parts of the content pass on their own, on the same 1 MiB blocks.
+    let part = |which: &str| -> anyhow::Result<f64> {
+        use sha2::Digest as _;
+        let start = Instant::now();
+        let mut buf = vec![0u8; 1 << 20];
+        for p in &paths {
+            let mut f = std::fs::File::open(p)?;
+            let mut seen = coffer_scan::engines::sensitive::Seen::default();
+            let mut sha = sha2::Sha256::new();
+            loop {
+                let n = std::io::Read::read(&mut f, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                match which {
+                    "sensitive" => patterns.scan(&buf[..n], &mut seen),
+                    _ => sha.update(&buf[..n]),
+                }
+            }
+            std::hint::black_box(sha.finalize());
+        }
+        Ok(mb_s(total, start.elapsed()))
+    };
+    let sensitive = part("sensitive")?;
+    let sha = part("sha256")?;
     let yara_cmd = run_yara(&rules_file, &corpus, total)?;
     push(String::new());
     push(format!(
@@ -231,11 +313,22 @@ pub fn engines(corpus_mib: usize, push: &mut impl FnMut(String)) -> anyhow::Resu
     push(String::new());
     push("| engine | MB/s |".to_owned());
     push("|---|---|".to_owned());
-    push(format!("| YARA-X {} block scanner, Coffer's ruleset | {only:.0} |", yara_x::VERSION));
-    push(format!("| Coffer's content pass (YARA-X + sensitive data + SHA-256) | {full:.0} |"));
+    push(format!(
+        "| YARA-X {} block scanner, Coffer's ruleset | {only:.0} |",
+        yara_x::VERSION
+    ));
+    push(format!(
+        "| Coffer's content pass (YARA-X + sensitive data + SHA-256) | {full:.0} |"
+    ));
+    push(format!(
+        "| … its sensitive-data patterns alone | {sensitive:.0} |"
+    ));
+    push(format!("| … its SHA-256 alone | {sha:.0} |"));
     match yara_cmd {
         Some((version, rate)) => {
-            push(format!("| `yara` {version} command (`-p 1`), same rules | {rate:.0} |"));
+            push(format!(
+                "| `yara` {version} command (`-p 1`), same rules | {rate:.0} |"
+            ));
             push(String::new());
             push(format!("YARA-X is {:.1}× the `yara` command.", only / rate));
         }

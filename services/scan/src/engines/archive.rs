@@ -242,8 +242,8 @@ fn claimed_entries(file: &mut File) -> io::Result<Option<u64>> {
     )))
 }
 
-/// Builders of test archives, shared with the integration tests and the benchmarks.
-#[cfg(any(test, feature = "testing"))]
+/// Builders of test archives (plain, zero-filled, nested bombs), shared with the integration
+/// tests and `coffer bench`.
 pub mod build {
     use std::io::{Cursor, Write};
 

@@ -251,3 +251,69 @@ async fn callers_and_org_keys_are_checked() -> anyhow::Result<()> {
     assert_eq!(jobs, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn scan_only_results_are_removed_after_their_retention() -> anyhow::Result<()> {
+    let config = coffer_scan::ScanConfig {
+        retention_interval_secs: 1,
+        ..Default::default()
+    };
+    let stack = ScanStack::start(Default::default(), config).await?;
+    let a = stack.user().await?;
+    let scan = stack.scan_as("gateway")?;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let created = a
+            .call(scan.clone().create_scan(pb::CreateScanRequest {
+                size: 5,
+                metadata_json: String::new(),
+            }))
+            .await?
+            .into_inner();
+        put(&created.upload.unwrap(), b"hello".to_vec()).await?;
+        a.call(scan.clone().submit_scan(pb::ScanRef {
+            scan_id: created.scan_id.clone(),
+        }))
+        .await?;
+        wait_done(&stack, &a, &created.scan_id).await?;
+        ids.push(created.scan_id);
+    }
+    // The first one is 31 days old.
+    let mut db = scan_db(&stack).await?;
+    sqlx::query("UPDATE scans SET created_at = now() - interval '31 days' WHERE id = $1::uuid")
+        .bind(&ids[0])
+        .execute(&mut db)
+        .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM scans WHERE id = $1::uuid)
+                  + (SELECT count(*) FROM results WHERE subject_id = $1::uuid)
+                  + (SELECT count(*) FROM jobs WHERE subject_id = $1::uuid)",
+        )
+        .bind(&ids[0])
+        .fetch_one(&mut db)
+        .await?;
+        if left == 0 {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The recent one stays, and is still readable.
+    let kept = a
+        .call(scan.clone().get_scan(pb::ScanRef {
+            scan_id: ids[1].clone(),
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(kept.verdict, "clean");
+    let gone = a
+        .call(scan.clone().get_scan(pb::ScanRef {
+            scan_id: ids[0].clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    Ok(())
+}
