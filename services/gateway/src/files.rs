@@ -193,20 +193,24 @@ pub async fn create_file(
         }))
         .await?
         .into_inner();
-    let upload = res.upload.unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "file": res.file.map(file_json),
-            "upload": {
-                "url": upload.url,
-                "method": upload.method,
-                "headers": upload.headers,
-                "expires_at": rfc3339(upload.expires_at),
-            },
+            "upload": upload_json(res.upload.unwrap_or_default()),
         })),
     )
         .into_response())
+}
+
+/// A presigned upload as API.md gives it: `{url, method, headers, expires_at}`.
+pub fn upload_json(upload: pb::PresignedRequest) -> Value {
+    json!({
+        "url": upload.url,
+        "method": upload.method,
+        "headers": upload.headers,
+        "expires_at": rfc3339(upload.expires_at),
+    })
 }
 
 /// One file RPC taking a `FileRef`, answered with the file.

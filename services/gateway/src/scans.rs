@@ -71,17 +71,11 @@ pub async fn create(
         }))
         .await?
         .into_inner();
-    let upload = res.upload.unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "scan_id": res.scan_id,
-            "upload": {
-                "url": upload.url,
-                "method": upload.method,
-                "headers": upload.headers,
-                "expires_at": rfc3339(upload.expires_at),
-            },
+            "upload": crate::files::upload_json(res.upload.unwrap_or_default()),
         })),
     )
         .into_response())

@@ -263,6 +263,14 @@ pub mod build {
         w.finish().expect("finish zip").into_inner()
     }
 
+    /// A zip with a symlink entry `name` → `target`.
+    pub fn symlink(name: &str, target: &str) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.add_symlink(name, target, SimpleFileOptions::default())
+            .expect("add symlink");
+        w.finish().expect("finish zip").into_inner()
+    }
+
     /// A zip with one entry of `n` zero bytes, written without holding them in memory.
     pub fn zeros(name: &str, n: u64) -> Vec<u8> {
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
@@ -364,6 +372,10 @@ mod tests {
         assert_eq!(
             run(b"PK\x03\x04 not really a zip", &l),
             ["archive-malformed"]
+        );
+        assert_eq!(
+            run(&build::symlink("etc", "/etc/passwd"), &l),
+            ["archive-symlink"]
         );
         assert_eq!(
             run(&build::zip(&[("../../etc/passwd", b"x")]), &l),

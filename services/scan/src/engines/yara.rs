@@ -242,6 +242,22 @@ pub(crate) mod tests {
         assert!(scan(&rules, b"%PDF-1.7\n1 0 obj << /Type /Catalog >>", 4096).is_empty());
         let html = b"<html><script>var b=new Blob([Uint8Array.from(atob(x))]);a.href=URL.createObjectURL(b);a.download='x.exe'</script>";
         assert_eq!(scan(&rules, html, 4096), ["html_smuggling"]);
+        let mut macho = vec![0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1];
+        macho.resize(1024, 0);
+        assert_eq!(scan(&rules, &macho, 4096), ["executable_macho"]);
+        // A .docm: a zip whose parts include word/vbaProject.bin.
+        let docm = crate::engines::archive::build::zip(&[
+            ("[Content_Types].xml", b"<Types/>"),
+            ("word/vbaProject.bin", b"\xd0\xcf\x11\xe0 macro storage"),
+        ]);
+        assert_eq!(scan(&rules, &docm, 4096), ["office_vba_macros"]);
+        let docx = crate::engines::archive::build::zip(&[("word/document.xml", b"<w:document/>")]);
+        assert!(scan(&rules, &docx, 4096).is_empty());
+        // A legacy .doc (OLE2) with a VBA project stream name (UTF-16LE).
+        let mut doc = vec![0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1];
+        doc.resize(512, 0);
+        doc.extend("_VBA_PROJECT".encode_utf16().flat_map(|c| c.to_le_bytes()));
+        assert_eq!(scan(&rules, &doc, 4096), ["office_vba_macros"]);
         // A magic number anywhere but offset 0 is not an executable.
         let mut late = vec![b' '; 10];
         late.extend_from_slice(&elf);
