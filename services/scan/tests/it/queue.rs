@@ -200,9 +200,11 @@ async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::R
     .await?;
     let f = verdict(&stack, &user, &id).await?;
     assert_eq!(f.verdict, "clean");
+    // Stop it only once its job is done (the verdict reaches metadata just before).
+    let mut db = scan_db(&stack).await?;
+    job_done(&mut db, &id).await?;
     first.start_kill()?;
     first.wait().await?;
-    let mut db = scan_db(&stack).await?;
     let old: String =
         sqlx::query_scalar("SELECT ruleset_version FROM results WHERE subject_id = $1::uuid")
             .bind(&id)
