@@ -280,6 +280,35 @@ impl Postgres {
     }
 
     /// Creates the login role unless it exists (roles are cluster-wide, databases are per test).
+    /// A fresh database for one service's schema: roles `<schema>_owner` and `<schema>_runtime`
+    /// (created once per cluster with these passwords), the schema owned by the owner, usage for
+    /// the runtime role. Returns the database's name.
+    pub async fn service_database(
+        &self,
+        schema: &str,
+        owner_password: &str,
+        runtime_password: &str,
+    ) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "schema names are lowercase letters and underscores"
+        );
+        self.ensure_role(&format!("{schema}_owner"), owner_password)
+            .await?;
+        self.ensure_role(&format!("{schema}_runtime"), runtime_password)
+            .await?;
+        let database = self.create_database(schema).await?;
+        self.execute_as_superuser(
+            &database,
+            &format!(
+                "CREATE SCHEMA {schema} AUTHORIZATION {schema}_owner;
+                 GRANT USAGE ON SCHEMA {schema} TO {schema}_runtime;"
+            ),
+        )
+        .await?;
+        Ok(database)
+    }
+
     pub async fn ensure_role(&self, name: &str, password: &str) -> anyhow::Result<()> {
         let pw = password.replace('\'', "''");
         self.execute_as_superuser(

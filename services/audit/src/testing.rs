@@ -28,15 +28,9 @@ pub async fn start(
     ring: &MasterKeyRing,
     config: AuditConfig,
 ) -> anyhow::Result<TestAudit> {
-    pg.ensure_role("audit_owner", OWNER_PASSWORD).await?;
-    pg.ensure_role("audit_runtime", RUNTIME_PASSWORD).await?;
-    let database = pg.create_database("audit").await?;
-    pg.execute_as_superuser(
-        &database,
-        "CREATE SCHEMA audit AUTHORIZATION audit_owner;
-         GRANT USAGE ON SCHEMA audit TO audit_runtime;",
-    )
-    .await?;
+    let database = pg
+        .service_database("audit", OWNER_PASSWORD, RUNTIME_PASSWORD)
+        .await?;
     let secrets = ca.write_service_dir(&dir.join("audit"), "audit")?;
     std::fs::write(
         secrets.join("token-ring.toml"),

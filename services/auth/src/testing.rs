@@ -32,14 +32,9 @@ pub async fn start(
     dir: &Path,
     config: AuthConfig,
 ) -> anyhow::Result<TestAuth> {
-    pg.ensure_role("auth_owner", OWNER_PASSWORD).await?;
-    pg.ensure_role("auth_runtime", RUNTIME_PASSWORD).await?;
-    let database = pg.create_database("auth").await?;
-    pg.execute_as_superuser(
-        &database,
-        "CREATE SCHEMA auth AUTHORIZATION auth_owner; GRANT USAGE ON SCHEMA auth TO auth_runtime;",
-    )
-    .await?;
+    let database = pg
+        .service_database("auth", OWNER_PASSWORD, RUNTIME_PASSWORD)
+        .await?;
     let secrets = ca.write_service_dir(&dir.join("auth"), "auth")?;
     let ring = MasterKeyRing::generate("k1");
     let audit = coffer_audit::testing::start(pg, ca, dir, &ring, Default::default()).await?;

@@ -38,15 +38,9 @@ pub async fn start(
     peers: Peers<'_>,
     config: MetadataConfig,
 ) -> anyhow::Result<TestMetadata> {
-    pg.ensure_role("metadata_owner", OWNER_PASSWORD).await?;
-    pg.ensure_role("metadata_runtime", RUNTIME_PASSWORD).await?;
-    let database = pg.create_database("metadata").await?;
-    pg.execute_as_superuser(
-        &database,
-        "CREATE SCHEMA metadata AUTHORIZATION metadata_owner;
-         GRANT USAGE ON SCHEMA metadata TO metadata_runtime;",
-    )
-    .await?;
+    let database = pg
+        .service_database("metadata", OWNER_PASSWORD, RUNTIME_PASSWORD)
+        .await?;
     let secrets = ca.write_service_dir(&dir.join("metadata"), "metadata")?;
     std::fs::write(
         secrets.join("token-ring.toml"),

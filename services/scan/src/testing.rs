@@ -44,15 +44,9 @@ impl ScanSetup {
         listen: SocketAddr,
         config: ScanConfig,
     ) -> anyhow::Result<ScanSetup> {
-        pg.ensure_role("scan_owner", OWNER_PASSWORD).await?;
-        pg.ensure_role("scan_runtime", RUNTIME_PASSWORD).await?;
-        let database = pg.create_database("scan").await?;
-        pg.execute_as_superuser(
-            &database,
-            "CREATE SCHEMA scan AUTHORIZATION scan_owner;
-             GRANT USAGE ON SCHEMA scan TO scan_runtime;",
-        )
-        .await?;
+        let database = pg
+            .service_database("scan", OWNER_PASSWORD, RUNTIME_PASSWORD)
+            .await?;
         let secrets = ca.write_service_dir(&dir.join("scan"), "scan")?;
         std::fs::write(
             secrets.join("token-ring.toml"),
