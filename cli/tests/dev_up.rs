@@ -267,6 +267,27 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
     assert!(res.status().is_success(), "{}", res.status());
     assert_eq!(res.bytes().await?.as_ref(), bytes.as_slice());
 
+    // The org's audit export verifies offline with the public key dev up wrote (the key the
+    // audit service really signs with).
+    let export = api(reqwest::Method::GET, "/v1/audit/export")
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let export_file = state.join("export.ndjson");
+    std::fs::write(&export_file, &export)?;
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["audit", "verify"])
+        .arg(&export_file)
+        .arg("--public-key")
+        .arg(state.join("audit.pub"))
+        .output()?;
+    assert!(
+        verified.status.success(),
+        "the export does not verify with audit.pub: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
     // No file or folder name in any service's log, metrics or trace spans (spans are in the
     // JSON log lines), nor in any object key.
     let mut metrics = String::new();

@@ -135,6 +135,14 @@ async fn create_demo_account(secrets: &Path, auth_addr: &str) -> anyhow::Result<
     Ok(demo)
 }
 
+/// 32 random bytes, base64: the form of every symmetric key and seed secret file.
+fn random_key() -> String {
+    use base64::Engine as _;
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
 fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::write(path, value).with_context(|| format!("writing {}", path.display()))?;
@@ -159,13 +167,7 @@ async fn provision(
             None => {
                 write_secret(&dir.join("token-master.toml"), &ring.to_toml())?;
                 // The column-encryption key for TOTP seeds.
-                let mut key = [0u8; 32];
-                rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
-                use base64::Engine as _;
-                write_secret(
-                    &dir.join("totp-key"),
-                    &base64::engine::general_purpose::STANDARD.encode(key),
-                )?;
+                write_secret(&dir.join("totp-key"), &random_key())?;
             }
             Some(a) => write_secret(
                 &dir.join("token-ring.toml"),
@@ -207,10 +209,7 @@ async fn provision(
         }
         if svc.name == "audit" {
             // The checkpoint and export signing key; its public half for `coffer audit verify`.
-            let mut seed = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
-            use base64::Engine as _;
-            let seed = base64::engine::general_purpose::STANDARD.encode(seed);
+            let seed = random_key();
             write_secret(&dir.join("audit-signing-key"), &seed)?;
             let signer = coffer_auditlog::Signer::from_text("audit-1", &seed)?;
             std::fs::write(
@@ -220,13 +219,7 @@ async fn provision(
         }
         if svc.name == "scan" {
             // Seals the webhook secrets at rest.
-            let mut key = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
-            use base64::Engine as _;
-            write_secret(
-                &dir.join("webhook-key"),
-                &base64::engine::general_purpose::STANDARD.encode(key),
-            )?;
+            write_secret(&dir.join("webhook-key"), &random_key())?;
         }
         if svc.name == "storage-signer" {
             write_secret(&dir.join("s3-access-key-id"), &s3.access_key)?;
@@ -458,19 +451,6 @@ async fn start_services(
                 i64::from(gateway_rate.saturating_mul(2)).into(),
             );
             table.insert("gateway".into(), own.into());
-        }
-        if svc.name == "audit" {
-            // The checkpoint and export signing key; its public half for `coffer audit verify`.
-            let mut seed = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
-            use base64::Engine as _;
-            let seed = base64::engine::general_purpose::STANDARD.encode(seed);
-            write_secret(&dir.join("audit-signing-key"), &seed)?;
-            let signer = coffer_auditlog::Signer::from_text("audit-1", &seed)?;
-            std::fs::write(
-                secrets.parent().unwrap_or(secrets).join("audit.pub"),
-                signer.public_key_text(),
-            )?;
         }
         if svc.name == "scan" {
             let mut own = toml::Table::new();
