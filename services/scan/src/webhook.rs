@@ -512,10 +512,15 @@ impl Sender {
             return Ok(false);
         };
         tx.commit().await?;
-        let mut tx = coffer_db::tenant_tx(&self.pool, d.org_id)
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        // No transaction stays open across the POST (up to `timeout_secs`): read, send, record.
+        let tenant = || async {
+            coffer_db::tenant_tx(&self.pool, d.org_id)
+                .await
+                .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+        };
+        let mut tx = tenant().await?;
         let hook = crate::store::webhook(&mut tx).await?;
+        tx.commit().await?;
         let (status, delivered) = match hook {
             None => ("no endpoint".to_owned(), false),
             Some((url, sealed)) => match self.secrets.open(d.org_id, &sealed) {
@@ -524,6 +529,7 @@ impl Sender {
             },
         };
         let retry_in = self.config.backoff(d.attempts);
+        let mut tx = tenant().await?;
         crate::store::delivery_tried(&mut tx, d.id, &status, delivered, retry_in).await?;
         tx.commit().await?;
         if delivered {
