@@ -57,12 +57,11 @@ fn spawn_retention(pool: sqlx::PgPool, config: Arc<ScanConfig>) {
                     i64::try_from(config.scan_retention_secs).unwrap_or(i64::MAX),
                 );
             let removed = async {
-                let mut tx = coffer_db::begin_with_setting(&pool, "coffer.lookup_retention", "1")
-                    .await
-                    .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                let mut tx =
+                    coffer_db::begin_with_setting(&pool, "coffer.lookup_retention", "1").await?;
                 let n = store::expire_scans(&mut tx, before).await?;
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(n)
+                Ok::<_, coffer_db::DbError>(n)
             };
             match removed.await {
                 Ok(0) => {}

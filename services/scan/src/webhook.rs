@@ -502,22 +502,17 @@ impl Sender {
     }
 
     /// Sends one due delivery, if any. Returns whether there was one.
-    pub async fn send_one(&self) -> Result<bool, sqlx::Error> {
+    pub async fn send_one(&self) -> Result<bool, coffer_db::DbError> {
         let hold = self.config.timeout_secs.saturating_mul(3).max(30);
-        let mut tx = coffer_db::begin_with_setting(&self.pool, "coffer.lookup_delivery", "1")
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let mut tx =
+            coffer_db::begin_with_setting(&self.pool, "coffer.lookup_delivery", "1").await?;
         let Some(d) = crate::store::claim_delivery(&mut tx, hold).await? else {
             tx.commit().await?;
             return Ok(false);
         };
         tx.commit().await?;
         // No transaction stays open across the POST (up to `timeout_secs`): read, send, record.
-        let tenant = || async {
-            coffer_db::tenant_tx(&self.pool, d.org_id)
-                .await
-                .map_err(|e| sqlx::Error::Protocol(e.to_string()))
-        };
+        let tenant = || coffer_db::tenant_tx(&self.pool, d.org_id);
         let mut tx = tenant().await?;
         let hook = crate::store::webhook(&mut tx).await?;
         tx.commit().await?;

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_db::DbError;
 use coffer_mesh::{CallContext, MeshChannel};
 use coffer_proto::v1 as pb;
 use coffer_proto::v1::audit_client::AuditClient;
@@ -33,7 +34,13 @@ pub enum TryError {
     #[error("{0}")]
     Retry(String),
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] coffer_db::DbError),
+}
+
+impl From<sqlx::Error> for TryError {
+    fn from(e: sqlx::Error) -> Self {
+        TryError::Db(e.into())
+    }
 }
 
 /// Everything a worker needs; cheap to clone.
@@ -79,22 +86,18 @@ impl Workers {
         }
     }
 
-    async fn worker_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        coffer_db::begin_with_setting(&self.pool, "coffer.lookup_worker", "1")
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+    async fn worker_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
+        coffer_db::begin_with_setting(&self.pool, "coffer.lookup_worker", "1").await
     }
 
     async fn tenant_tx(
         &self,
         org: Uuid,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        coffer_db::tenant_tx(&self.pool, org)
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
+        coffer_db::tenant_tx(&self.pool, org).await
     }
 
-    pub async fn claim(&self, owner: Uuid) -> Result<Option<Job>, sqlx::Error> {
+    pub async fn claim(&self, owner: Uuid) -> Result<Option<Job>, DbError> {
         let mut tx = self.worker_tx().await?;
         let job = store::claim(&mut tx, owner, self.config.lease_secs).await?;
         tx.commit().await?;
@@ -126,7 +129,8 @@ impl Workers {
                 let requeued = async {
                     let mut tx = self.worker_tx().await?;
                     store::retry_later(&mut tx, job.id, owner, delay, &message).await?;
-                    tx.commit().await
+                    tx.commit().await?;
+                    Ok::<_, DbError>(())
                 };
                 if let Err(error) = requeued.await {
                     tracing::warn!(job = %job.id, ?error, "could not requeue; the lease will expire");
@@ -185,7 +189,7 @@ impl Workers {
                     let held =
                         store::heartbeat(&mut tx, job.id, owner, self.config.lease_secs).await?;
                     tx.commit().await?;
-                    Ok::<_, sqlx::Error>(held)
+                    Ok::<_, DbError>(held)
                 };
                 match held.await {
                     Ok(true) => {}
@@ -405,7 +409,7 @@ impl Workers {
                 let mut tx = self.worker_tx().await?;
                 let n = store::reap(&mut tx).await?;
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(n)
+                Ok::<_, DbError>(n)
             };
             match reaped.await {
                 Ok(0) => {}
@@ -438,7 +442,7 @@ impl Workers {
                 )
                 .await?;
                 tx.commit().await?;
-                Ok::<_, sqlx::Error>(n)
+                Ok::<_, DbError>(n)
             };
             match requeued.await {
                 Ok(0) => {}
