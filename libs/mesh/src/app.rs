@@ -10,13 +10,24 @@ use std::time::Duration;
 use coffer_config::ServiceConfig;
 use coffer_telemetry::{AdminServer, Readiness, serve_admin};
 
-use crate::{BoundServer, CertStore, MeshServer, Policy, RunningServer, TlsFiles};
+use crate::{BoundServer, CertStore, MeshServer, Policy, RunningServer, TlsFiles, TokenVerifier};
 
 /// Loads this service's mesh certificate and key and reloads them when the files change.
 pub fn certs(service: &ServiceConfig) -> anyhow::Result<Arc<CertStore>> {
     let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
     certs.spawn_watcher(Duration::from_secs(1));
     Ok(certs)
+}
+
+/// Loads this service's audience key ring (secret file `token-ring.toml`) and reloads it when the
+/// file changes.
+pub fn token_verifier(service: &ServiceConfig) -> anyhow::Result<TokenVerifier> {
+    let verifier = TokenVerifier::from_file(
+        &service.secrets().require("token-ring.toml")?,
+        coffer_token::VerifyOptions::default(),
+    )?;
+    verifier.spawn_watcher(Duration::from_secs(1));
+    Ok(verifier)
 }
 
 /// A mesh server for `service` with `policy`, its deadline and its drain grace.

@@ -3,9 +3,8 @@
 use anyhow::Context as _;
 use coffer_auditlog::Signer;
 use coffer_config::ServiceConfig;
-use coffer_mesh::{ServiceApp, TokenVerifier};
+use coffer_mesh::ServiceApp;
 use coffer_proto::v1::audit_server::AuditServer;
-use coffer_token::VerifyOptions;
 
 use crate::config::AuditConfig;
 use crate::grpc::{AuditService, policy};
@@ -50,11 +49,7 @@ pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Res
         )
         .context("audit-signing-key")?
     };
-    let verifier = TokenVerifier::from_file(
-        &secrets.require("token-ring.toml")?,
-        VerifyOptions::default(),
-    )?;
-    verifier.spawn_watcher(std::time::Duration::from_secs(1));
+    let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)

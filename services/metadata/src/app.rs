@@ -2,13 +2,12 @@
 
 use anyhow::Context as _;
 use coffer_config::ServiceConfig;
-use coffer_mesh::{MeshClient, ServiceApp, TokenVerifier};
+use coffer_mesh::{MeshClient, ServiceApp};
 use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_server::MetadataServer;
 use coffer_proto::v1::scan_client::ScanClient;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
-use coffer_token::VerifyOptions;
 
 use crate::config::MetadataConfig;
 use crate::grpc::{MetadataService, policy};
@@ -41,11 +40,7 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
     let pool = coffer_db::open(database, &secrets, &MIGRATOR)
         .await
         .context("opening the metadata schema")?;
-    let verifier = TokenVerifier::from_file(
-        &secrets.require("token-ring.toml")?,
-        VerifyOptions::default(),
-    )?;
-    verifier.spawn_watcher(std::time::Duration::from_secs(1));
+    let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = MeshClient::new(certs.clone())?;
     let signer =

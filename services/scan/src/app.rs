@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use coffer_config::ServiceConfig;
-use coffer_mesh::{MeshClient, ServiceApp, TokenVerifier};
+use coffer_mesh::{MeshClient, ServiceApp};
 use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_proto::v1::scan_server::ScanServer;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
-use coffer_token::VerifyOptions;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -99,11 +98,7 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     let pool = coffer_db::open(database, &secrets, &MIGRATOR)
         .await
         .context("opening the scan schema")?;
-    let verifier = TokenVerifier::from_file(
-        &secrets.require("token-ring.toml")?,
-        VerifyOptions::default(),
-    )?;
-    verifier.spawn_watcher(Duration::from_secs(1));
+    let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = MeshClient::new(certs.clone())?;
     let signer =

@@ -2,9 +2,8 @@
 
 use anyhow::Context as _;
 use coffer_config::ServiceConfig;
-use coffer_mesh::{ServiceApp, TokenVerifier};
+use coffer_mesh::ServiceApp;
 use coffer_proto::v1::storage_signer_server::StorageSignerServer;
-use coffer_token::VerifyOptions;
 
 use crate::config::SignerConfig;
 use crate::grpc::{SignerService, policy};
@@ -24,11 +23,7 @@ pub async fn build(service: &ServiceConfig, config: &SignerConfig) -> anyhow::Re
     let secret_key = secrets.string("s3-secret-access-key")?;
     let store = Store::new(config, &access_key, &secret_key)
         .context("configuring the object store client")?;
-    let verifier = TokenVerifier::from_file(
-        &secrets.require("token-ring.toml")?,
-        VerifyOptions::default(),
-    )?;
-    verifier.spawn_watcher(std::time::Duration::from_secs(1));
+    let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)
