@@ -43,6 +43,21 @@ impl From<sqlx::Error> for TryError {
     }
 }
 
+/// Why a scan produced no report.
+#[derive(Debug)]
+enum ScanFail {
+    /// The store has no such object: the file was purged, or its object was lost.
+    Gone,
+    /// Anything else; retried.
+    Failed(String),
+}
+
+impl From<String> for ScanFail {
+    fn from(e: String) -> Self {
+        ScanFail::Failed(e)
+    }
+}
+
 /// Everything a worker needs; cheap to clone.
 #[derive(Clone)]
 pub struct Workers {
@@ -157,11 +172,20 @@ impl Workers {
                 } else {
                     match self.with_lease(owner, job, self.scan(job)).await? {
                         Ok(report) => report,
-                        Err(e) if job.attempts >= self.config.max_attempts => {
+                        Err(ScanFail::Gone) => {
+                            if self.purged(job).await? {
+                                return self.drop_purged(owner, job).await;
+                            }
+                            // The subject is still there but its object is not: retrying cannot
+                            // bring it back.
+                            tracing::warn!(job = %job.id, "the object is missing: verdict failed");
+                            store::failed_report(self.engines.ruleset_version())
+                        }
+                        Err(ScanFail::Failed(e)) if job.attempts >= self.config.max_attempts => {
                             tracing::warn!(job = %job.id, error = %e, "last try failed: verdict failed");
                             store::failed_report(self.engines.ruleset_version())
                         }
-                        Err(e) => return Err(TryError::Retry(e)),
+                        Err(ScanFail::Failed(e)) => return Err(TryError::Retry(e)),
                     }
                 };
                 let mut tx = self.tenant_tx(job.org_id).await?;
@@ -171,6 +195,47 @@ impl Workers {
             }
         };
         self.conclude(owner, job, &result).await
+    }
+
+    /// Whether the job's file was purged (metadata no longer knows it). Asked when its object is
+    /// missing, by offering metadata the `failed` verdict: a file that still exists takes it.
+    async fn purged(&self, job: &Job) -> Result<bool, TryError> {
+        if job.subject != "file" {
+            return Ok(false);
+        }
+        let sent = self
+            .metadata
+            .clone()
+            .record_verdict(pb::RecordVerdictRequest {
+                org_id: job.org_id.to_string(),
+                file_id: job.subject_id.to_string(),
+                verdict: crate::engines::Verdict::Failed.as_str().into(),
+                rescan: job.reason == "rescan",
+            })
+            .await;
+        match sent {
+            Ok(_) => Ok(false),
+            Err(s) => match coffer_errors::from_status(&s).0 {
+                coffer_errors::ErrorCode::NotFound => Ok(true),
+                // Decided otherwise meanwhile: the failed result below is only kept here.
+                coffer_errors::ErrorCode::Conflict => Ok(false),
+                _ => Err(TryError::Retry(format!(
+                    "recording the verdict: {}",
+                    s.code()
+                ))),
+            },
+        }
+    }
+
+    /// Ends the job of a purged file: no result, verdict, audit event or live event (there is
+    /// no file left to have one), and no retries against an object that will not come back.
+    async fn drop_purged(&self, owner: Uuid, job: &Job) -> Result<&'static str, TryError> {
+        let mut tx = self.tenant_tx(job.org_id).await?;
+        if !store::finish(&mut tx, job, owner).await? {
+            return Err(TryError::LeaseLost);
+        }
+        tx.commit().await?;
+        Ok("none: the file was purged")
     }
 
     /// Runs `fut` while renewing the lease; stops it if the lease is lost.
@@ -205,8 +270,8 @@ impl Workers {
         }
     }
 
-    /// Downloads and scans the job's object. Errors are retried.
-    async fn scan(&self, job: &Job) -> Result<crate::scanner::Report, String> {
+    /// Downloads and scans the job's object.
+    async fn scan(&self, job: &Job) -> Result<crate::scanner::Report, ScanFail> {
         let tmp = tempfile::Builder::new()
             .prefix("coffer-scan-")
             .tempfile_in(self.config.temp_dir())
@@ -275,15 +340,18 @@ impl Workers {
     }
 
     /// Streams `url` into `path`, refusing more than `size` bytes.
-    async fn download(&self, url: &str, path: &std::path::Path, size: u64) -> Result<(), String> {
+    async fn download(&self, url: &str, path: &std::path::Path, size: u64) -> Result<(), ScanFail> {
         let resp = self
             .http
             .get(url)
             .send()
             .await
             .map_err(|e| format!("downloading: {}", e.without_url()))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(ScanFail::Gone);
+        }
         if !resp.status().is_success() {
-            return Err(format!("downloading: the store answered {}", resp.status()));
+            return Err(format!("downloading: the store answered {}", resp.status()).into());
         }
         // Each write to a tokio file is a hop to the blocking pool: batch them by the MiB.
         let mut file = tokio::io::BufWriter::with_capacity(
@@ -298,7 +366,9 @@ impl Workers {
             let chunk = chunk.map_err(|e| format!("downloading: {}", e.without_url()))?;
             got += chunk.len() as u64;
             if got > size {
-                return Err("the object is larger than declared".into());
+                return Err(ScanFail::Failed(
+                    "the object is larger than declared".into(),
+                ));
             }
             file.write_all(&chunk)
                 .await
@@ -308,7 +378,7 @@ impl Workers {
             .await
             .map_err(|e| format!("writing the temporary file: {e}"))?;
         if got != size {
-            return Err(format!("the object has {got} bytes, {size} declared"));
+            return Err(format!("the object has {got} bytes, {size} declared").into());
         }
         Ok(())
     }

@@ -262,6 +262,85 @@ async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::R
     Ok(())
 }
 
+#[tokio::test]
+async fn a_purged_file_is_not_retried_and_a_lost_object_fails_at_once() -> anyhow::Result<()> {
+    let stack = ScanStack::start(
+        Default::default(),
+        ScanConfig {
+            workers: 0,
+            ..ScanConfig::default()
+        },
+    )
+    .await?;
+    let user = stack.user().await?;
+    // Both queued while no worker runs: one file purged, the other's object deleted behind
+    // metadata's back.
+    let purged = upload(&stack, &user, "draft.txt", "text/plain", b"draft").await?;
+    let lost = upload(&stack, &user, "lost.txt", "text/plain", b"lost").await?;
+    let md = stack.stack.metadata_as("gateway")?;
+    user.call(md.clone().purge_file(coffer_proto::v1::FileRef {
+        file_id: purged.clone(),
+    }))
+    .await?;
+    let mut db = scan_db(&stack).await?;
+    let key: String = sqlx::query_scalar("SELECT object_key FROM jobs WHERE subject_id = $1::uuid")
+        .bind(&lost)
+        .fetch_one(&mut db)
+        .await?;
+    user.call(
+        stack
+            .stack
+            .signer_as("metadata")?
+            .delete_object(coffer_proto::v1::ObjectRef { key }),
+    )
+    .await?;
+
+    // Retries would be 1 s, 2 s, 4 s apart: a single try each shows there were none.
+    let bin = env!("CARGO_BIN_EXE_coffer-scan");
+    let config = ScanConfig {
+        workers: 1,
+        poll_interval_ms: 100,
+        max_attempts: 3,
+        backoff_base_secs: 1,
+        ..ScanConfig::default()
+    };
+    let mut worker = tokio::process::Command::new(bin)
+        .arg("--config")
+        .arg(
+            stack
+                .setup
+                .write_config(&stack.stack.dir.path().join("scan-w.toml"), &config)?,
+        )
+        .kill_on_drop(true)
+        .spawn()?;
+    let f = verdict(&stack, &user, &lost).await?;
+    assert_eq!(
+        (f.status.as_str(), f.verdict.as_str()),
+        ("quarantined", "failed")
+    );
+    assert_eq!(job_done(&mut db, &lost).await?.0, 1);
+    assert_eq!(job_done(&mut db, &purged).await?.0, 1);
+
+    // The purged file left no result, and neither a verdict nor a scan in the audit log.
+    let results: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM results WHERE subject_id = $1::uuid")
+            .bind(&purged)
+            .fetch_one(&mut db)
+            .await?;
+    assert_eq!(results, 0);
+    let mut adb: sqlx::PgConnection =
+        sqlx::Connection::connect(&stack.stack.pg.superuser_url(&stack.stack.audit().database))
+            .await?;
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit.events WHERE target = $1 ORDER BY seq")
+            .bind(format!("file:{purged}"))
+            .fetch_all(&mut adb)
+            .await?;
+    assert_eq!(actions, ["file.upload", "file.purge"]);
+    worker.start_kill()?;
+    Ok(())
+}
+
 #[test]
 fn a_rule_that_does_not_compile_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().unwrap();
