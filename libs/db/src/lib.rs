@@ -228,6 +228,31 @@ pub async fn set_local(
     Ok(())
 }
 
+/// Prefix a statement with this, run it (with its parameters) and pass the row to
+/// [`pages_read`]: how many 8 KiB pages executing it touched. For tests of hot statements, whose
+/// work must not grow with the table (row-level security policies joined by OR, for example, can
+/// hide an index from the planner without changing any result).
+pub const EXPLAIN_PAGES: &str = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, FORMAT JSON) ";
+
+/// The shared buffers (hit or read) the statement explained with [`EXPLAIN_PAGES`] touched while
+/// executing (planning not counted).
+pub fn pages_read(row: &sqlx::postgres::PgRow) -> Result<u64, DbError> {
+    let bad = |what: String| DbError::Internal(sqlx::Error::Protocol(what));
+    // The column is `json`, whose wire form is its text.
+    let text: String = sqlx::Row::try_get_unchecked(row, 0)?;
+    let plan: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("EXPLAIN output: {e}")))?;
+    let top = &plan[0]["Plan"];
+    ["Shared Hit Blocks", "Shared Read Blocks"]
+        .iter()
+        .map(|k| {
+            top[k]
+                .as_u64()
+                .ok_or_else(|| bad(format!("EXPLAIN output without {k}")))
+        })
+        .sum()
+}
+
 /// Checks a schema against the tenancy rules and returns every violation found (empty = sound):
 /// a table with an `org_id` column without ENABLE and FORCE row-level security or without a
 /// policy; a table or view owned by the runtime role; a runtime role that is a superuser or may

@@ -241,3 +241,43 @@ async fn unsafe_roles_are_refused_and_the_audit_finds_every_gap() -> anyhow::Res
     owner.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn pages_read_shows_a_policy_or_that_hides_the_index() -> anyhow::Result<()> {
+    let s = schema().await?;
+    // A second permissive policy, as the services' lookup capabilities add, and 5,000 rows of
+    // another org.
+    s.pg.execute_as_superuser(
+        &s.db,
+        &format!(
+            "CREATE POLICY lookup ON docs.docs
+                 USING (title = NULLIF(current_setting('coffer.lookup_title', true), ''));
+             INSERT INTO docs.docs (id, org_id, title)
+                 SELECT gen_random_uuid(), '{ORG_B}', 'doc ' || n FROM generate_series(1, 5000) n;
+             INSERT INTO docs.docs (id, org_id, title) VALUES (gen_random_uuid(), '{ORG_A}', 'a');
+             ANALYZE docs.docs"
+        ),
+    )
+    .await?;
+    let pool = runtime_pool(opts(&s.runtime_url), "docs", 1).await?;
+    let mut tx = tenant_tx(&pool, ORG_A).await?;
+    let mut pages = Vec::new();
+    for (sql, org) in [
+        ("SELECT title FROM docs ORDER BY title DESC LIMIT 1", None),
+        (
+            "SELECT title FROM docs WHERE org_id = $1 ORDER BY title DESC LIMIT 1",
+            Some(ORG_A),
+        ),
+    ] {
+        let sql = format!("{}{sql}", coffer_db::EXPLAIN_PAGES);
+        let mut q = sqlx::query(&sql);
+        if let Some(org) = org {
+            q = q.bind(org);
+        }
+        pages.push(coffer_db::pages_read(&q.fetch_one(&mut *tx).await?)?);
+    }
+    // Relying on the policy reads every page of the table; naming the org reads an index path.
+    assert!(pages[0] >= 30, "{pages:?}");
+    assert!(pages[1] <= 4, "{pages:?}");
+    Ok(())
+}

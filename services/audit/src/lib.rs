@@ -15,3 +15,5 @@ pub mod testing;
 pub use app::build;
 pub use config::AuditConfig;
 pub use grpc::policy;
+/// The chain's reads, for the test that checks their plans.
+pub use store::sql;

@@ -39,10 +39,13 @@ async fn retire(owner: &PgPool, org: Uuid, cutoff: i64) -> Result<bool, AuditErr
         .bind(org)
         .execute(&mut *tx)
         .await?;
-    let head: Option<(i64, String, i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, action, at_us, hash FROM events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
+    let head: Option<(i64, String, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, action, at_us, hash FROM events WHERE org_id = $1
+             ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(org)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((count, action, at_us, hash)) = head else {
         return Ok(false);
     };
@@ -57,10 +60,15 @@ async fn retire(owner: &PgPool, org: Uuid, cutoff: i64) -> Result<bool, AuditErr
         .bind(at_us)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM checkpoints")
+    // The org named as well as set: see `store` on the planner and the two policies.
+    sqlx::query("DELETE FROM checkpoints WHERE org_id = $1")
+        .bind(org)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM events").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM events WHERE org_id = $1")
+        .bind(org)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(true)
 }

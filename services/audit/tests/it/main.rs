@@ -537,3 +537,67 @@ async fn a_purged_orgs_log_goes_after_its_retention_leaving_a_tombstone() -> any
     assert_eq!(count(live).await?.count, 3);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_chain_reads_touch_a_few_pages_whatever_the_other_orgs_hold() -> anyhow::Result<()> {
+    let f = Fixture::start(10).await?;
+    let (org, other) = (Uuid::new_v4(), Uuid::new_v4());
+    // 5,000 events of another org (straight into the table: their chain is not the point).
+    let su = sqlx::PgPool::connect(&f.pg.superuser_url(&f.audit.database)).await?;
+    sqlx::query(
+        "INSERT INTO audit.events (org_id, seq, at_us, actor, action, target, outcome,
+                                   request_id, trace_id, prev_hash, hash)
+         SELECT $1, n, n, 'user:x', 'file.upload', 'file:x', 'success', 'r', 't',
+                sha256(n::text::bytea), sha256(n::text::bytea)
+         FROM generate_series(1, 5000) n",
+    )
+    .bind(other)
+    .execute(&su)
+    .await?;
+    sqlx::query("ANALYZE audit.events").execute(&su).await?;
+    let user = f.token(org, Role::Member, Scopes::all());
+    let mut writer = f.client("metadata")?;
+    for _ in 0..25 {
+        as_user(
+            &user,
+            writer.append(append("file.upload", format!("file:{}", Uuid::new_v4()))),
+        )
+        .await?;
+    }
+    let mut conn = sqlx::PgConnection::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?;
+    let mut tx = conn.begin().await?;
+    coffer_db::set_tenant(&mut tx, org).await?;
+    let explain = |sql: &str| format!("{}{sql}", coffer_db::EXPLAIN_PAGES);
+    use coffer_audit::sql;
+    let mut pages = Vec::new();
+    for (name, sql) in [
+        ("head", sql::HEAD),
+        ("last checkpoint", sql::LAST_CHECKPOINT),
+        ("checkpoints", sql::CHECKPOINTS),
+    ] {
+        let row = sqlx::query(&explain(sql))
+            .bind(org)
+            .fetch_one(&mut *tx)
+            .await?;
+        pages.push((name, coffer_db::pages_read(&row)?));
+    }
+    let row = sqlx::query(&explain(sql::EVENTS_AFTER))
+        .bind(org)
+        .bind(20i64)
+        .bind(10i64)
+        .fetch_one(&mut *tx)
+        .await?;
+    pages.push(("events after", coffer_db::pages_read(&row)?));
+    let row = sqlx::query(&explain(sql::LIST))
+        .bind(org)
+        .bind(None::<i64>)
+        .bind(None::<String>)
+        .bind(None::<i64>)
+        .bind(10i64)
+        .fetch_one(&mut *tx)
+        .await?;
+    pages.push(("list", coffer_db::pages_read(&row)?));
+    // The other org's events fill about a hundred pages; each read stays on an index path.
+    assert!(pages.iter().all(|(_, n)| *n <= 8), "{pages:?}");
+    Ok(())
+}
