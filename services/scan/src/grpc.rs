@@ -261,7 +261,7 @@ impl ScanService {
             .await?
             .ok_or(ScanServiceError::NotFound)?;
         let result = if scan.status == "done" {
-            store::result(&mut tx, id).await?
+            store::result(&mut tx, c.org_id, id).await?
         } else {
             None
         };

@@ -209,19 +209,21 @@ pub async fn record_result(
     .bind(sqlx::types::Json(&report.versions))
     .execute(&mut *tx)
     .await?;
-    result(tx, job.subject_id)
+    result(tx, job.org_id, job.subject_id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
 }
 
 pub async fn result(
     tx: &mut PgConnection,
+    org_id: Uuid,
     subject_id: Uuid,
 ) -> Result<Option<ResultRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT run_id, verdict, engines, sha256, ruleset_version, completed_at
-         FROM results WHERE subject_id = $1",
+         FROM results WHERE org_id = $1 AND subject_id = $2",
     )
+    .bind(org_id)
     .bind(subject_id)
     .fetch_optional(tx)
     .await

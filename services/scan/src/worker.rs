@@ -158,7 +158,7 @@ impl Workers {
         // A run already concluded once (its result is stored) is not scanned again.
         let stored = {
             let mut tx = self.tenant_tx(job.org_id).await?;
-            let r = store::result(&mut tx, job.subject_id).await?;
+            let r = store::result(&mut tx, job.org_id, job.subject_id).await?;
             tx.commit().await?;
             r.filter(|r| r.run_id == job.run_id)
         };
