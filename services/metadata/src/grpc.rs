@@ -233,7 +233,8 @@ impl MetadataService {
                     Cursor::Folder(id) => Some(id),
                     _ => None,
                 };
-                folders = store::child_folders(&mut tx, folder, after, limit as i64 + 1).await?;
+                folders = store::child_folders(&mut tx, c.org_id, folder, after, limit as i64 + 1)
+                    .await?;
                 if folders.len() > limit {
                     folders.truncate(limit);
                     next = format!("d.{}", folders[limit - 1].id);
@@ -243,7 +244,8 @@ impl MetadataService {
         };
         if next.is_empty() {
             let room = limit - folders.len();
-            files = store::child_files(&mut tx, folder, files_after, room as i64 + 1).await?;
+            files =
+                store::child_files(&mut tx, c.org_id, folder, files_after, room as i64 + 1).await?;
             if files.len() > room {
                 files.truncate(room);
                 next = match files.last() {
@@ -763,7 +765,7 @@ impl Metadata for MetadataService {
         ok(async {
             let id = validate::target(&request.get_ref().folder_id)?;
             let mut tx = self.tx(c.org_id).await?;
-            store::trash_folder(&mut tx, id).await?;
+            store::trash_folder(&mut tx, c.org_id, id).await?;
             tx.commit().await?;
             Ok(pb::Empty {})
         }

@@ -15,3 +15,5 @@ mod validate;
 pub use app::build;
 pub use config::MetadataConfig;
 pub use grpc::policy;
+/// The listing reads, for the test that checks their plans.
+pub use store::sql;

@@ -45,9 +45,63 @@ impl FileRow {
     }
 }
 
-const FILE_COLUMNS: &str = "id, folder_id, name, object_key, size, content_type, sha256, state, \
-                            verdict, created_at, updated_at, trashed_at";
-const FOLDER_COLUMNS: &str = "id, parent_id, name, created_at";
+macro_rules! file_columns {
+    () => {
+        "id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, \
+         updated_at, trashed_at"
+    };
+}
+macro_rules! folder_columns {
+    () => {
+        "id, parent_id, name, created_at"
+    };
+}
+const FILE_COLUMNS: &str = file_columns!();
+const FOLDER_COLUMNS: &str = folder_columns!();
+
+/// The listing reads: a page of a folder's live children by name. Parameters: $1 the parent
+/// (NULL for the root), $2 the cursor (the last id of the previous page, or NULL), $3 the page
+/// size, $4 the org. Each names the org and the parent as plain conditions, so a page is one
+/// range of the `*_listing` indexes (migration 0003) whatever the org or the table holds. A
+/// test checks the pages they touch. They order by the parent too (one value, so the order is by
+/// name): `IS NULL` is not an equality to the planner, and without it the root's page was a sort
+/// of every file in the root.
+pub mod sql {
+    macro_rules! page {
+        ($columns:expr, $table:literal, $parent:literal, $is_root:literal) => {
+            concat!(
+                "SELECT ",
+                $columns,
+                " FROM ",
+                $table,
+                " WHERE org_id = $4 AND ",
+                $parent,
+                $is_root,
+                " AND trashed_at IS NULL
+                  AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM ",
+                $table,
+                " WHERE id = $2))
+                ORDER BY ",
+                $parent,
+                ", name, id LIMIT $3"
+            )
+        };
+    }
+    pub const ROOT_FOLDERS: &str = page!(
+        folder_columns!(),
+        "folders",
+        "parent_id",
+        " IS NULL AND $1::uuid IS NULL"
+    );
+    pub const CHILD_FOLDERS: &str = page!(folder_columns!(), "folders", "parent_id", " = $1");
+    pub const ROOT_FILES: &str = page!(
+        file_columns!(),
+        "files",
+        "folder_id",
+        " IS NULL AND $1::uuid IS NULL"
+    );
+    pub const CHILD_FILES: &str = page!(file_columns!(), "files", "folder_id", " = $1");
+}
 
 /// Creates the org's rows on its first write, with the default quota.
 pub async fn ensure_org(tx: &mut Tx, org: Uuid, quota: i64) -> Result<(), MetadataError> {
@@ -152,7 +206,7 @@ pub async fn update_folder(
 }
 
 /// Trashes a live folder, every live folder below it and every live file in them.
-pub async fn trash_folder(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
+pub async fn trash_folder(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<(), MetadataError> {
     let ids: Vec<(Uuid,)> = sqlx::query_as(
         "WITH RECURSIVE sub AS (
              SELECT id FROM folders WHERE id = $1 AND trashed_at IS NULL
@@ -171,8 +225,9 @@ pub async fn trash_folder(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
     let ids: Vec<Uuid> = ids.into_iter().map(|(id,)| id).collect();
     sqlx::query(
         "UPDATE files SET trashed_at = now(), updated_at = now()
-         WHERE folder_id = ANY($1) AND trashed_at IS NULL",
+         WHERE org_id = $1 AND folder_id = ANY($2) AND trashed_at IS NULL",
     )
+    .bind(org)
     .bind(&ids)
     .execute(&mut *tx)
     .await?;
@@ -181,38 +236,40 @@ pub async fn trash_folder(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
 
 pub async fn child_folders(
     tx: &mut Tx,
+    org: Uuid,
     parent: Option<Uuid>,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<FolderRow>, MetadataError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {FOLDER_COLUMNS} FROM folders
-         WHERE parent_id IS NOT DISTINCT FROM $1 AND trashed_at IS NULL
-           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM folders WHERE id = $2))
-         ORDER BY name, id LIMIT $3"
-    ))
+    Ok(sqlx::query_as(if parent.is_some() {
+        sql::CHILD_FOLDERS
+    } else {
+        sql::ROOT_FOLDERS
+    })
     .bind(parent)
     .bind(after)
     .bind(limit)
+    .bind(org)
     .fetch_all(&mut *tx)
     .await?)
 }
 
 pub async fn child_files(
     tx: &mut Tx,
+    org: Uuid,
     folder: Option<Uuid>,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<FileRow>, MetadataError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {FILE_COLUMNS} FROM files
-         WHERE folder_id IS NOT DISTINCT FROM $1 AND trashed_at IS NULL
-           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM files WHERE id = $2))
-         ORDER BY name, id LIMIT $3"
-    ))
+    Ok(sqlx::query_as(if folder.is_some() {
+        sql::CHILD_FILES
+    } else {
+        sql::ROOT_FILES
+    })
     .bind(folder)
     .bind(after)
     .bind(limit)
+    .bind(org)
     .fetch_all(&mut *tx)
     .await?)
 }

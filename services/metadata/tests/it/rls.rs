@@ -117,3 +117,69 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn listing_a_folder_touches_a_few_pages_whatever_the_tables_hold() -> anyhow::Result<()> {
+    let stack = Stack::start(Default::default()).await?;
+    let db = &stack.metadata.database;
+    let (org, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let folder = Uuid::new_v4();
+    // 5,000 files and 2,000 folders of another org, and 3,000 files in our root and as many in
+    // a folder (straight into the tables: only the reads are measured).
+    let superuser = sqlx::PgPool::connect(&stack.pg.superuser_url(db)).await?;
+    sqlx::raw_sql(&format!(
+        "SET search_path TO metadata;
+         INSERT INTO orgs (id) VALUES ('{org}'), ('{other}');
+         INSERT INTO folders (id, org_id, name)
+             SELECT gen_random_uuid(), '{other}', 'folder ' || n FROM generate_series(1, 2000) n;
+         INSERT INTO folders (id, org_id, name) VALUES ('{folder}', '{org}', 'inbox');
+         INSERT INTO files (id, org_id, folder_id, name, object_key, size, content_type, state,
+                            created_by)
+             SELECT id, o, f, 'file ' || n, o::text || '/' || id::text, 1, 'text/plain',
+                    'available', o
+             FROM (SELECT gen_random_uuid() AS id, n, o, f
+                   FROM generate_series(1, 5000) n,
+                        (VALUES ('{other}'::uuid, NULL::uuid)) v(o, f)
+                   UNION ALL
+                   SELECT gen_random_uuid(), n, '{org}'::uuid, f
+                   FROM generate_series(1, 3000) n,
+                        (VALUES (NULL::uuid), ('{folder}'::uuid)) v(f)) t;
+         ANALYZE files; ANALYZE folders;"
+    ))
+    .execute(&superuser)
+    .await?;
+    let url = format!(
+        "postgres://metadata_runtime:{RUNTIME_PASSWORD}@127.0.0.1:{}/{db}?options=-csearch_path%3Dmetadata",
+        stack.pg.port()
+    );
+    let mut conn = sqlx::PgConnection::connect(&url).await?;
+    let mut tx = conn.begin().await?;
+    coffer_db::set_tenant(&mut tx, org).await?;
+    let cursor: Uuid = sqlx::query_scalar(
+        "SELECT id FROM files WHERE folder_id IS NULL ORDER BY name OFFSET 1500 LIMIT 1",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    use coffer_metadata::sql;
+    let mut pages = Vec::new();
+    for (what, sql, parent, after) in [
+        ("root files", sql::ROOT_FILES, None, None),
+        ("root files mid-way", sql::ROOT_FILES, None, Some(cursor)),
+        ("folder files", sql::CHILD_FILES, Some(folder), None),
+        ("root folders", sql::ROOT_FOLDERS, None, None),
+        ("subfolders", sql::CHILD_FOLDERS, Some(folder), None),
+    ] {
+        let sql = format!("{}{sql}", coffer_db::EXPLAIN_PAGES);
+        let row = sqlx::query(&sql)
+            .bind(parent)
+            .bind(after)
+            .bind(11i64)
+            .bind(org)
+            .fetch_one(&mut *tx)
+            .await?;
+        pages.push((what, coffer_db::pages_read(&row)?));
+    }
+    // The rows fill hundreds of pages; a page of a listing is an index range of about its size.
+    assert!(pages.iter().all(|(_, n)| *n <= 20), "{pages:?}");
+    Ok(())
+}
