@@ -19,8 +19,35 @@ pub use clamd::Clamd;
 pub use postgres::{Postgres, PostgresOptions, random_secret};
 pub use s3::{S3, S3Credentials};
 
-/// Returns a free TCP port on 127.0.0.1 (bound and released; a small race is accepted).
+/// Returns a free TCP port on 127.0.0.1 for a server that must know its address before it
+/// starts (bound and released). It is picked at random *outside* the kernel's ephemeral range:
+/// inside it, any `bind(0)` or outgoing connection of a test running alongside could be handed
+/// the port before its server binds it (seen in CI: "Address already in use" a second later).
+/// Outside it only another caller of this function could, and each picks at random.
 pub fn free_port() -> std::io::Result<u16> {
+    use rand::Rng as _;
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| {
+            let mut it = r.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let (from, to) = if low > 11_000 {
+        (10_000, low)
+    } else {
+        (high.saturating_add(1), u16::MAX)
+    };
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        if from >= to {
+            break;
+        }
+        let port = rng.random_range(from..to);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
