@@ -203,17 +203,10 @@ impl Workers {
         if job.subject != "file" {
             return Ok(false);
         }
-        let sent = self
-            .metadata
-            .clone()
-            .record_verdict(pb::RecordVerdictRequest {
-                org_id: job.org_id.to_string(),
-                file_id: job.subject_id.to_string(),
-                verdict: crate::engines::Verdict::Failed.as_str().into(),
-                rescan: job.reason == "rescan",
-            })
-            .await;
-        match sent {
+        match self
+            .send_verdict(job, crate::engines::Verdict::Failed.as_str())
+            .await
+        {
             Ok(_) => Ok(false),
             Err(s) => match coffer_errors::from_status(&s).0 {
                 coffer_errors::ErrorCode::NotFound => Ok(true),
@@ -225,6 +218,20 @@ impl Workers {
                 ))),
             },
         }
+    }
+
+    /// Offers metadata the verdict on the job's file.
+    async fn send_verdict(&self, job: &Job, verdict: &str) -> Result<(), tonic::Status> {
+        self.metadata
+            .clone()
+            .record_verdict(pb::RecordVerdictRequest {
+                org_id: job.org_id.to_string(),
+                file_id: job.subject_id.to_string(),
+                verdict: verdict.into(),
+                rescan: job.reason == "rescan",
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Ends the job of a purged file: no result, verdict, audit event or live event (there is
@@ -395,17 +402,7 @@ impl Workers {
             .ok_or_else(|| TryError::Retry("stored verdict unknown".into()))?;
         let (action, target) = match job.subject.as_str() {
             "file" => {
-                let sent = self
-                    .metadata
-                    .clone()
-                    .record_verdict(pb::RecordVerdictRequest {
-                        org_id: job.org_id.to_string(),
-                        file_id: job.subject_id.to_string(),
-                        verdict: result.verdict.clone(),
-                        rescan: job.reason == "rescan",
-                    })
-                    .await;
-                match sent {
+                match self.send_verdict(job, &result.verdict).await {
                     Ok(_) => {}
                     // Trashed, purged or already decided otherwise: the result stays here.
                     Err(s)

@@ -117,3 +117,22 @@ pub async fn job_done(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Starts a `coffer-scan` process of the stack with `config`, written to `<name>.toml`; killed
+/// when dropped.
+pub fn worker(
+    stack: &ScanStack,
+    name: &str,
+    config: &coffer_scan::ScanConfig,
+) -> anyhow::Result<tokio::process::Child> {
+    let path = stack
+        .setup
+        .write_config(&stack.stack.dir.path().join(format!("{name}.toml")), config)?;
+    Ok(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_coffer-scan"))
+            .arg("--config")
+            .arg(path)
+            .kill_on_drop(true)
+            .spawn()?,
+    )
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use coffer_scan::ScanConfig;
 use coffer_scan::testing::ScanStack;
 
-use crate::harness::{job_done, scan_db, upload, verdict};
+use crate::harness::{job_done, scan_db, upload, verdict, worker};
 
 /// A clamd that accepts connections and never answers: a scan waits on it until killed.
 async fn silent_clamd() -> anyhow::Result<(String, tokio::sync::mpsc::Receiver<()>)> {
@@ -37,7 +37,6 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
 
     // Worker process A claims the job and hangs in clamd.
     let (clamd, mut connected) = silent_clamd().await?;
-    let dir = stack.stack.dir.path();
     let hanging = ScanConfig {
         workers: 1,
         lease_secs: 3,
@@ -46,16 +45,7 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
         clamd_timeout_secs: 600,
         ..ScanConfig::default()
     };
-    let bin = env!("CARGO_BIN_EXE_coffer-scan");
-    let mut a = tokio::process::Command::new(bin)
-        .arg("--config")
-        .arg(
-            stack
-                .setup
-                .write_config(&dir.join("scan-a.toml"), &hanging)?,
-        )
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut a = worker(&stack, "scan-a", &hanging)?;
     let mut db = scan_db(&stack).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -91,15 +81,7 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
         poll_interval_ms: 100,
         ..ScanConfig::default()
     };
-    let mut b = tokio::process::Command::new(bin)
-        .arg("--config")
-        .arg(
-            stack
-                .setup
-                .write_config(&dir.join("scan-b.toml"), &normal)?,
-        )
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut b = worker(&stack, "scan-b", &normal)?;
     let f = verdict(&stack, &user, &id).await?;
     assert_eq!(
         (f.status.as_str(), f.verdict.as_str()),
@@ -178,18 +160,13 @@ async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::R
     .await?;
     let user = stack.user().await?;
     let dir = stack.stack.dir.path();
-    let bin = env!("CARGO_BIN_EXE_coffer-scan");
     let fast = ScanConfig {
         workers: 1,
         poll_interval_ms: 100,
         ..ScanConfig::default()
     };
     // Scanned clean under the shipped rules.
-    let mut first = tokio::process::Command::new(bin)
-        .arg("--config")
-        .arg(stack.setup.write_config(&dir.join("scan-1.toml"), &fast)?)
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut first = worker(&stack, "scan-1", &fast)?;
     let id = upload(
         &stack,
         &user,
@@ -223,15 +200,7 @@ async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::R
         rules_dir: Some(rules),
         ..fast.clone()
     };
-    let mut second = tokio::process::Command::new(bin)
-        .arg("--config")
-        .arg(
-            stack
-                .setup
-                .write_config(&dir.join("scan-2.toml"), &with_rule)?,
-        )
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut second = worker(&stack, "scan-2", &with_rule)?;
     let md = stack.stack.metadata_as("gateway")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -296,7 +265,6 @@ async fn a_purged_file_is_not_retried_and_a_lost_object_fails_at_once() -> anyho
     .await?;
 
     // Retries would be 1 s, 2 s, 4 s apart: a single try each shows there were none.
-    let bin = env!("CARGO_BIN_EXE_coffer-scan");
     let config = ScanConfig {
         workers: 1,
         poll_interval_ms: 100,
@@ -304,15 +272,7 @@ async fn a_purged_file_is_not_retried_and_a_lost_object_fails_at_once() -> anyho
         backoff_base_secs: 1,
         ..ScanConfig::default()
     };
-    let mut worker = tokio::process::Command::new(bin)
-        .arg("--config")
-        .arg(
-            stack
-                .setup
-                .write_config(&stack.stack.dir.path().join("scan-w.toml"), &config)?,
-        )
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut worker = worker(&stack, "scan-w", &config)?;
     let f = verdict(&stack, &user, &lost).await?;
     assert_eq!(
         (f.status.as_str(), f.verdict.as_str()),
