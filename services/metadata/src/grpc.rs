@@ -472,6 +472,12 @@ impl MetadataService {
             }
         }
         let folder = store::update_folder(&mut tx, id, name.as_deref(), parent).await?;
+        if name.is_some() {
+            self.audit("folder.rename", format!("folder:{id}")).await?;
+        }
+        if parent.is_some() {
+            self.audit("folder.move", format!("folder:{id}")).await?;
+        }
         tx.commit().await?;
         Ok(folder_pb(folder))
     }
@@ -749,6 +755,8 @@ impl Metadata for MetadataService {
             store::ensure_org(&mut tx, c.org_id, self.quota()).await?;
             store::require_parent(&mut tx, parent).await?;
             let folder = store::insert_folder(&mut tx, c.org_id, parent, &name).await?;
+            self.audit("folder.create", format!("folder:{}", folder.id))
+                .await?;
             tx.commit().await?;
             Ok(folder_pb(folder))
         }
@@ -774,6 +782,8 @@ impl Metadata for MetadataService {
             let id = validate::target(&request.get_ref().folder_id)?;
             let mut tx = self.tx(c.org_id).await?;
             store::trash_folder(&mut tx, c.org_id, id).await?;
+            // One event for the folder and everything below it that went to the trash with it.
+            self.audit("folder.delete", format!("folder:{id}")).await?;
             tx.commit().await?;
             Ok(pb::Empty {})
         }

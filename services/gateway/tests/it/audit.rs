@@ -120,6 +120,76 @@ async fn file_actions_are_in_the_log_and_the_export_verifies() -> anyhow::Result
 }
 
 #[tokio::test]
+async fn folder_actions_are_in_the_log() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "folders-audited@example.com").await?;
+    let parent = u
+        .ok(
+            Method::POST,
+            "/v1/folders",
+            Some(json!({"name": "Payroll"})),
+            201,
+        )
+        .await?;
+    let child = u
+        .ok(
+            Method::POST,
+            "/v1/folders",
+            Some(json!({"name": "2026"})),
+            201,
+        )
+        .await?;
+    let (parent, child) = (
+        parent["id"].as_str().unwrap().to_owned(),
+        child["id"].as_str().unwrap().to_owned(),
+    );
+    u.ok(
+        Method::PATCH,
+        &format!("/v1/folders/{child}"),
+        Some(json!({"name": "2027"})),
+        200,
+    )
+    .await?;
+    u.ok(
+        Method::PATCH,
+        &format!("/v1/folders/{child}"),
+        Some(json!({"parent_id": parent})),
+        200,
+    )
+    .await?;
+    u.ok(Method::DELETE, &format!("/v1/folders/{parent}"), None, 204)
+        .await?;
+    let log = u.ok(Method::GET, "/v1/audit?limit=50", None, 200).await?;
+    let events: Vec<(String, String)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|e| e["action"] != "auth.login")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let (p, c) = (format!("folder:{parent}"), format!("folder:{child}"));
+    assert_eq!(
+        events,
+        [
+            ("folder.create".to_owned(), p.clone()),
+            ("folder.create".to_owned(), c.clone()),
+            ("folder.rename".to_owned(), c.clone()),
+            ("folder.move".to_owned(), c),
+            ("folder.delete".to_owned(), p),
+        ]
+    );
+    let text = log.to_string();
+    assert!(!text.contains("Payroll") && !text.contains("2027"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn only_owners_and_admins_of_the_org_read_it() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let a = User::new(&h, "audit-a@example.com").await?;
