@@ -365,21 +365,28 @@ impl MetadataService {
             .ok_or(MetadataError::Conflict(
                 "the file's upload is already complete",
             ))?;
-        self.audit("file.upload", format!("file:{id}")).await?;
         // The job is queued before the state change commits: if scan cannot take it, the file
         // stays `pending_upload` and complete may be retried (queuing is idempotent per file).
-        if let Some(scan) = &self.scan {
-            scan.clone()
-                .enqueue_scan(pb::EnqueueScanRequest {
-                    file_id: id.to_string(),
-                    object_key: file.object_key.clone(),
-                    size: file.size as u64,
-                    content_type: file.content_type.clone(),
-                    extension: validate::extension(&file.name),
-                })
-                .await
-                .map_err(downstream)?;
-        }
+        // The audit event and the job go side by side; both must succeed.
+        let queued = async {
+            if let Some(scan) = &self.scan {
+                scan.clone()
+                    .enqueue_scan(pb::EnqueueScanRequest {
+                        file_id: id.to_string(),
+                        object_key: file.object_key.clone(),
+                        size: file.size as u64,
+                        content_type: file.content_type.clone(),
+                        extension: validate::extension(&file.name),
+                    })
+                    .await
+                    .map_err(downstream)?;
+            }
+            Ok::<_, MetadataError>(())
+        };
+        let (logged, queued) =
+            tokio::join!(self.audit("file.upload", format!("file:{id}")), queued);
+        logged?;
+        queued?;
         tx.commit().await?;
         Ok(file_pb(file))
     }
