@@ -21,6 +21,22 @@ pub struct RpcOnly {
     pub rpc: String,
 }
 
+/// Labels of the gateway's per-route RED metrics. `route` is the route's template
+/// (`/v1/files/{id}/download`, `unmatched` for none), never the path itself: paths carry ids and
+/// share tokens.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpRoute {
+    pub route: String,
+    pub method: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
     pub reason: String,
@@ -41,6 +57,10 @@ pub struct Metrics {
     pub rpc_requests: Family<RpcLabels, Counter>,
     /// gRPC call latency in seconds, by RPC.
     pub rpc_duration: Family<RpcOnly, Histogram>,
+    /// HTTP requests answered by the public edge, by route template, method and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// HTTP latency to the response head in seconds, by route template and method.
+    pub http_duration: Family<HttpRoute, Histogram>,
     /// User tokens refused, by reason.
     pub token_rejections: Family<Reason, Counter>,
     /// Calls refused by a caller allow-list, by RPC and calling service.
@@ -65,6 +85,10 @@ impl Metrics {
             Family::<RpcOnly, Histogram>::new_with_constructor(
                 || Histogram::new(latency_buckets()),
             );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration = Family::<HttpRoute, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
         let token_rejections = Family::<Reason, Counter>::default();
         let caller_denials = Family::<Denial, Counter>::default();
         let tls_handshake_failures = Counter::default();
@@ -77,6 +101,16 @@ impl Metrics {
             "grpc_server_duration_seconds",
             "gRPC call latency",
             rpc_duration.clone(),
+        );
+        registry.register(
+            "http_server_requests",
+            "HTTP requests answered, by route template, method and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_server_duration_seconds",
+            "HTTP latency to the response head, by route template and method",
+            http_duration.clone(),
         );
         registry.register(
             "token_rejections",
@@ -97,6 +131,8 @@ impl Metrics {
             registry: Mutex::new(registry),
             rpc_requests,
             rpc_duration,
+            http_requests,
+            http_duration,
             token_rejections,
             caller_denials,
             tls_handshake_failures,
@@ -114,6 +150,23 @@ impl Metrics {
         self.rpc_duration
             .get_or_create(&RpcOnly {
                 rpc: rpc.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records one answered HTTP request (`route`: the template, see [`HttpLabels`]).
+    pub fn record_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&HttpRoute {
+                route: route.to_owned(),
+                method: method.to_owned(),
             })
             .observe(seconds);
     }

@@ -67,6 +67,14 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
 
 /// The middleware every request passes.
 pub async fn edge(State(edge): State<Arc<Edge>>, mut req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    // The route's template only: the path itself holds ids and share tokens.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let method = req.method().clone();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
     let mut res = REQUEST_ID
@@ -88,6 +96,12 @@ pub async fn edge(State(edge): State<Arc<Edge>>, mut req: Request, next: Next) -
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    coffer_telemetry::metrics().record_http(
+        &route,
+        method.as_str(),
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     res
 }
 

@@ -292,3 +292,45 @@ async fn with_audit_down_actions_fail_closed() -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn edge_metrics_name_route_templates_never_ids_or_tokens() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "metered@example.com").await?;
+    let id = u
+        .available("metered-zqx.txt", None, b"bytes", "clean")
+        .await?;
+    u.ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 60})),
+            201,
+        )
+        .await?;
+    let token = share["token"].as_str().unwrap().to_owned();
+    let public = crate::harness::client(&h.ca_pem, None)?;
+    let res = public.get(h.url(&format!("/s/{token}"))).send().await?;
+    assert_eq!(res.status(), 302);
+    let res = public.get(h.url(&format!("/nope/{id}"))).send().await?;
+    assert_eq!(res.status(), 404);
+
+    let text = reqwest::get(format!("http://{}/metrics", h.admin))
+        .await?
+        .text()
+        .await?;
+    for line in [
+        r#"coffer_http_server_requests_total{route="/v1/files/{id}/download",method="GET",status="200"}"#,
+        r#"coffer_http_server_requests_total{route="/s/{token}",method="GET",status="302"}"#,
+        r#"coffer_http_server_requests_total{route="unmatched",method="GET",status="404"}"#,
+        r#"coffer_http_server_duration_seconds_count{route="/v1/files/{id}/download",method="GET"}"#,
+    ] {
+        assert!(text.contains(line), "{line} missing");
+    }
+    for secret in [id.as_str(), token.as_str(), "metered-zqx"] {
+        assert!(!text.contains(secret), "the metrics hold {secret}");
+    }
+    Ok(())
+}
