@@ -14,6 +14,25 @@ fn public_key() -> [u8; 32] {
         .public_key()
 }
 
+/// Shares the file for a minute and follows the link once, without a session; returns the token.
+async fn share_and_redeem(h: &Harness, u: &User<'_>, id: &str) -> anyhow::Result<String> {
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 60})),
+            201,
+        )
+        .await?;
+    let token = share["token"].as_str().unwrap().to_owned();
+    let res = crate::harness::client(&h.ca_pem, None)?
+        .get(h.url(&format!("/s/{token}")))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 302);
+    Ok(token)
+}
+
 #[tokio::test]
 async fn file_actions_are_in_the_log_and_the_export_verifies() -> anyhow::Result<()> {
     let h = Harness::start().await?;
@@ -28,20 +47,7 @@ async fn file_actions_are_in_the_log_and_the_export_verifies() -> anyhow::Result
         200,
     )
     .await?;
-    let share = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/shares"),
-            Some(json!({"expires_in_seconds": 60})),
-            201,
-        )
-        .await?;
-    let public = crate::harness::client(&h.ca_pem, None)?;
-    let res = public
-        .get(h.url(&format!("/s/{}", share["token"].as_str().unwrap())))
-        .send()
-        .await?;
-    assert_eq!(res.status(), 302);
+    share_and_redeem(&h, &u, &id).await?;
     u.ok(Method::DELETE, &format!("/v1/files/{id}"), None, 204)
         .await?;
     u.ok(Method::POST, &format!("/v1/files/{id}/restore"), None, 200)
@@ -302,18 +308,8 @@ async fn edge_metrics_name_route_templates_never_ids_or_tokens() -> anyhow::Resu
         .await?;
     u.ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
         .await?;
-    let share = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/shares"),
-            Some(json!({"expires_in_seconds": 60})),
-            201,
-        )
-        .await?;
-    let token = share["token"].as_str().unwrap().to_owned();
+    let token = share_and_redeem(&h, &u, &id).await?;
     let public = crate::harness::client(&h.ca_pem, None)?;
-    let res = public.get(h.url(&format!("/s/{token}"))).send().await?;
-    assert_eq!(res.status(), 302);
     let res = public.get(h.url(&format!("/nope/{id}"))).send().await?;
     assert_eq!(res.status(), 404);
 

@@ -23,6 +23,18 @@ async fn silent_clamd() -> anyhow::Result<(String, tokio::sync::mpsc::Receiver<(
     Ok((addr, rx))
 }
 
+/// A stack whose in-process scan service runs no workers: tests start worker processes.
+async fn api_only() -> anyhow::Result<ScanStack> {
+    ScanStack::start(
+        Default::default(),
+        ScanConfig {
+            workers: 0,
+            ..ScanConfig::default()
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> anyhow::Result<()> {
     // The in-process service scans nothing: it serves the API and reaps expired leases.
@@ -150,14 +162,7 @@ async fn failing_tries_back_off_and_the_last_one_is_a_failed_verdict() -> anyhow
 
 #[tokio::test]
 async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::Result<()> {
-    let stack = ScanStack::start(
-        Default::default(),
-        ScanConfig {
-            workers: 0,
-            ..ScanConfig::default()
-        },
-    )
-    .await?;
+    let stack = api_only().await?;
     let user = stack.user().await?;
     let dir = stack.stack.dir.path();
     let fast = ScanConfig {
@@ -233,14 +238,7 @@ async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::R
 
 #[tokio::test]
 async fn a_purged_file_is_not_retried_and_a_lost_object_fails_at_once() -> anyhow::Result<()> {
-    let stack = ScanStack::start(
-        Default::default(),
-        ScanConfig {
-            workers: 0,
-            ..ScanConfig::default()
-        },
-    )
-    .await?;
+    let stack = api_only().await?;
     let user = stack.user().await?;
     // Both queued while no worker runs: one file purged, the other's object deleted behind
     // metadata's back.
