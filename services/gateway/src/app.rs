@@ -80,7 +80,10 @@ impl App {
             ),
             cookies: CookieSigner::new(&cookie_ring),
             public_url: config.public_url.clone(),
-            streams: events::Streams::new(config.events_per_user),
+            streams: events::Streams::new(
+                config.events_per_user,
+                Duration::from_secs(config.events_keepalive_secs.max(1)),
+            ),
         });
         let edge = Edge::new(
             config.rate_per_second,

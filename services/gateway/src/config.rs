@@ -20,6 +20,9 @@ pub struct GatewayConfig {
     pub public_url: Option<String>,
     /// Live event streams (`GET /v1/events`) one user may hold open at once.
     pub events_per_user: usize,
+    /// Seconds between keep-alive comments on an idle event stream. A client that went away is
+    /// noticed at the next write, so this is also how long its slot may stay taken. At least 1.
+    pub events_keepalive_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -31,6 +34,7 @@ impl Default for GatewayConfig {
             rate_burst: 40,
             public_url: None,
             events_per_user: 3,
+            events_keepalive_secs: 15,
         }
     }
 }

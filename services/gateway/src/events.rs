@@ -23,6 +23,7 @@ use crate::routes::{Shared, authenticate};
 #[derive(Debug, Clone)]
 pub struct Streams {
     cap: usize,
+    keep_alive: Duration,
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
@@ -45,9 +46,10 @@ impl Drop for Slot {
 }
 
 impl Streams {
-    pub fn new(cap: usize) -> Streams {
+    pub fn new(cap: usize, keep_alive: Duration) -> Streams {
         Streams {
             cap,
+            keep_alive,
             open: Arc::default(),
         }
     }
@@ -92,6 +94,6 @@ pub async fn stream(
             Ok::<_, Infallible>(Event::default().event(e.r#type).data(e.json))
         });
     Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .keep_alive(KeepAlive::new().interval(gw.streams.keep_alive))
         .into_response())
 }

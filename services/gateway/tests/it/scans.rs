@@ -356,3 +356,40 @@ async fn live_events_reach_only_their_org_and_streams_are_capped() -> anyhow::Re
     drop(a_second);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_closed_event_stream_gives_its_slot_back() -> anyhow::Result<()> {
+    let h = Harness::start_scanning(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            events_per_user: 1,
+            events_keepalive_secs: 1,
+            ..Default::default()
+        },
+        Default::default(),
+        Default::default(),
+    )
+    .await?;
+    let a = User::new(&h, "slot@example.com").await?;
+    let open = a.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(open.status(), 200);
+    let refused = a.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(error_code(refused).await?, (429, "rate_limited".into()));
+    // The client goes away; the gateway notices at its next keep-alive (1 s here).
+    drop(open);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let again = a.send(Method::GET, "/v1/events", None).await?;
+        if again.status() == 200 {
+            break;
+        }
+        assert_eq!(error_code(again).await?, (429, "rate_limited".into()));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was not given back within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
