@@ -28,25 +28,12 @@ impl<'h> User<'h> {
 
     /// Logs an existing account in.
     pub async fn login(h: &'h Harness, email: &str) -> anyhow::Result<Self> {
-        let res = h
-            .http
-            .post(h.url("/v1/auth/login"))
-            .json(&json!({"email": email, "password": crate::harness::PASSWORD}))
-            .send()
-            .await?;
-        assert_eq!(res.status(), 200);
-        let cookie = res.headers()["set-cookie"]
-            .to_str()?
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let body: Value = res.json().await?;
+        let (org, cookie, csrf) = h.login(email).await?;
         Ok(User {
             h,
-            org: body["org_id"].as_str().unwrap().to_owned(),
+            org,
             cookie,
-            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+            csrf,
         })
     }
 

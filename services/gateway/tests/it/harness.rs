@@ -107,6 +107,12 @@ impl Harness {
             .await?;
         assert_eq!(res.status(), 201, "{}", res.text().await?);
         let org: Value = res.json().await?;
+        let (_, cookie, csrf) = self.login(email).await?;
+        Ok((org["org_id"].as_str().unwrap().to_owned(), cookie, csrf))
+    }
+
+    /// Logs an existing account in; returns (org id, cookie header value, csrf token).
+    pub async fn login(&self, email: &str) -> anyhow::Result<(String, String, String)> {
         let res = self
             .http
             .post(self.url("/v1/auth/login"))
@@ -122,7 +128,7 @@ impl Harness {
             .to_owned();
         let body: Value = res.json().await?;
         Ok((
-            org["org_id"].as_str().unwrap().to_owned(),
+            body["org_id"].as_str().unwrap().to_owned(),
             cookie,
             body["csrf_token"].as_str().unwrap().to_owned(),
         ))
