@@ -524,6 +524,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 file_id: file.clone(),
                 verdict: "clean".into(),
                 rescan: false,
+                ..Default::default()
             })
             .await?;
     }
@@ -868,6 +869,7 @@ async fn audit_appends(
                 org_id: *org,
                 role: coffer_token::Role::Admin,
                 scopes: coffer_token::Scopes::all(),
+                credential: coffer_token::Credential::Session,
                 request_id: "bench-verify".into(),
             },
             &[coffer_token::Audience::Audit],

@@ -445,6 +445,12 @@ async fn start_services(
         if svc.name == "gateway" {
             let mut own = toml::Table::new();
             own.insert("public_listen".into(), gateway_public.clone().into());
+            // Share links name the gateway as clients reach it (never a request's Host).
+            let port = gateway_public.rsplit(':').next().unwrap_or_default();
+            own.insert(
+                "public_url".into(),
+                format!("https://localhost:{port}").into(),
+            );
             own.insert("rate_per_second".into(), i64::from(gateway_rate).into());
             own.insert(
                 "rate_burst".into(),

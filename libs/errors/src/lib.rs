@@ -23,6 +23,8 @@ pub enum ErrorCode {
     PermissionDenied,
     /// 403: the CSRF header is missing or wrong.
     CsrfFailed,
+    /// 403: account and org management needs a browser session; an API key never does it.
+    SessionRequired,
     /// 403: the file is quarantined.
     Quarantined,
     /// 404: absent, or another org's (never told apart).
@@ -51,12 +53,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidArgument,
         ErrorCode::Unauthenticated,
         ErrorCode::TotpRequired,
         ErrorCode::PermissionDenied,
         ErrorCode::CsrfFailed,
+        ErrorCode::SessionRequired,
         ErrorCode::Quarantined,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
@@ -79,6 +82,7 @@ impl ErrorCode {
             ErrorCode::TotpRequired => "totp_required",
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::SessionRequired => "session_required",
             ErrorCode::Quarantined => "quarantined",
             ErrorCode::NotFound => "not_found",
             ErrorCode::AlreadyExists => "already_exists",
@@ -105,9 +109,10 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidArgument => Code::InvalidArgument,
             ErrorCode::Unauthenticated | ErrorCode::TotpRequired => Code::Unauthenticated,
-            ErrorCode::PermissionDenied | ErrorCode::CsrfFailed | ErrorCode::Quarantined => {
-                Code::PermissionDenied
-            }
+            ErrorCode::PermissionDenied
+            | ErrorCode::CsrfFailed
+            | ErrorCode::SessionRequired
+            | ErrorCode::Quarantined => Code::PermissionDenied,
             ErrorCode::NotFound => Code::NotFound,
             ErrorCode::AlreadyExists => Code::AlreadyExists,
             ErrorCode::Conflict | ErrorCode::NotReady => Code::FailedPrecondition,
@@ -125,7 +130,10 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidArgument => 400,
             ErrorCode::Unauthenticated | ErrorCode::TotpRequired => 401,
-            ErrorCode::PermissionDenied | ErrorCode::CsrfFailed | ErrorCode::Quarantined => 403,
+            ErrorCode::PermissionDenied
+            | ErrorCode::CsrfFailed
+            | ErrorCode::SessionRequired
+            | ErrorCode::Quarantined => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::AlreadyExists
             | ErrorCode::Conflict

@@ -143,6 +143,7 @@ fn main() -> anyhow::Result<()> {
                         org_id: uuid::Uuid::new_v4(),
                         role: Role::Member,
                         scopes: Scopes::all(),
+                        credential: coffer_token::Credential::Session,
                         request_id: "bench".into(),
                     },
                     &[Audience::Metadata],

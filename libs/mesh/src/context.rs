@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coffer_token::{Claims, Role, Scope, Scopes};
+use coffer_token::{Claims, Credential, Role, Scope, Scopes};
 use uuid::Uuid;
 
 use crate::identity::ServiceName;
@@ -24,6 +24,8 @@ pub struct Caller {
     pub org_id: Uuid,
     pub role: Role,
     pub scopes: Scopes,
+    /// A session, an API key (by id) or a service.
+    pub credential: Credential,
     pub request_id: String,
 }
 
@@ -31,6 +33,11 @@ impl Caller {
     /// Returns true if the caller holds `scope`.
     pub fn has_scope(&self, scope: Scope) -> bool {
         self.scopes.contains(scope)
+    }
+
+    /// Returns true for system work (a service token: the nil user, no scopes).
+    pub fn is_service(&self) -> bool {
+        self.credential == Credential::Service
     }
 }
 
@@ -41,6 +48,7 @@ impl From<Claims> for Caller {
             org_id: c.org_id,
             role: c.role,
             scopes: c.scopes,
+            credential: c.credential,
             request_id: c.request_id,
         }
     }

@@ -5,8 +5,10 @@
 //!    RED metrics (refusals by the layers below included);
 //! 3. [`AllowListLayer`] — refuses a calling service that is not on the RPC's list
 //!    (`PERMISSION_DENIED`) before any token work or handler runs;
-//! 4. [`TokenLayer`] — verifies the user token where the RPC needs one (`UNAUTHENTICATED`), puts
-//!    the [`Caller`] in the request, and makes the [`CallContext`] current for outgoing calls.
+//! 4. [`TokenLayer`] — verifies the user token where the RPC needs one (`UNAUTHENTICATED`),
+//!    refuses a token that is not a browser session's where the RPC manages the account or org
+//!    (`PERMISSION_DENIED`, `session_required`), puts the [`Caller`] in the request, and makes the
+//!    [`CallContext`] current for outgoing calls.
 //!
 //! Nothing here logs a token, a header value other than the request id, or a message body.
 
@@ -25,6 +27,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use coffer_token::Credential;
 
 use crate::context::{CallContext, Caller, PeerInfo, RequestId, parse_grpc_timeout};
 use crate::policy::{Decision, Policy, Token};
@@ -376,13 +380,14 @@ where
             .get(coffer_token::METADATA_KEY)
             .and_then(|v| v.to_str().ok())
             .map(Into::into);
-        let required = match self.policy.decide(req.uri().path()) {
+        let (required, session_only) = match self.policy.decide(req.uri().path()) {
             Decision::Rule(rule) => match rule.token() {
-                Token::Required => true,
-                Token::Optional => raw.is_some(),
-                Token::NotRequired => false,
+                Token::Required => (true, false),
+                Token::Session => (true, true),
+                Token::Optional => (raw.is_some(), false),
+                Token::NotRequired => (false, false),
             },
-            _ => false,
+            _ => (false, false),
         };
         if required {
             let verified = match (&self.verifier, &raw) {
@@ -391,6 +396,20 @@ where
                 (None, Some(_)) => Err(coffer_token::TokenError::UnknownKey),
             };
             match verified {
+                Ok(claims) if session_only && claims.credential != Credential::Session => {
+                    coffer_telemetry::metrics().token_rejected("session_required");
+                    tracing::info!(
+                        credential = claims.credential.kind(),
+                        "management rpc refused: not a session"
+                    );
+                    return Box::pin(async {
+                        Ok(refuse(coffer_errors::status(
+                            coffer_errors::ErrorCode::SessionRequired,
+                            "account and org management needs a browser session, not an API key",
+                            "",
+                        )))
+                    });
+                }
                 Ok(claims) => {
                     req.extensions_mut().insert(Caller::from(claims));
                 }

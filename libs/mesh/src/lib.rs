@@ -5,6 +5,7 @@
 //! - [`policy`] and [`layers`]: per-RPC caller allow-lists and user-token verification as tower
 //!   layers, request ids, trace context, RED metrics;
 //! - [`server`]: the accept loop, health, reflection, deadlines and graceful shutdown;
+//! - [`cpu`]: CPU-heavy work (password hashing) bounded to one task per core;
 //! - [`client`]: channels to other members that forward the call's token, request id, deadline
 //!   and trace context.
 //!
@@ -13,6 +14,7 @@
 pub mod app;
 pub mod client;
 pub mod context;
+pub mod cpu;
 pub mod echo;
 pub mod identity;
 pub mod layers;

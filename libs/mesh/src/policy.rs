@@ -11,10 +11,16 @@ use prost::Message as _;
 
 use crate::identity::ServiceName;
 
-/// Whether an RPC needs a user token.
+/// Whether an RPC needs a user token, and which kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Token {
+    /// A verified token of any credential: a session, an API key, or (where the handler allows
+    /// it) a service token.
     Required,
+    /// A verified token minted for a browser session: account and org management. A token from
+    /// an API key or a service is refused with `PERMISSION_DENIED` (`session_required`) before the
+    /// handler runs, so a leaked key can never manage the account that owns it.
+    Session,
     /// For RPCs that run before a user is known (auth's `Authenticate`) or act for a service.
     NotRequired,
     /// Verified when present (an invalid one is refused, as for `Required`); a call without one

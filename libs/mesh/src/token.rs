@@ -92,6 +92,7 @@ mod tests {
             org_id: uuid::Uuid::from_u128(2),
             role: Role::Member,
             scopes: Scopes::NONE,
+            credential: coffer_token::Credential::Session,
             request_id: "r".into(),
         };
         Minter::new(ring)

@@ -1,13 +1,29 @@
 //! An embedded S3-compatible server: s3s (SigV4 and presigned-URL verification) over s3s-fs
-//! (objects as files), wrapped to apply the bucket policy DESIGN.md recommends for production:
-//! a PutObject without `x-amz-server-side-encryption: AES256` is refused, and HEAD and GET report
-//! the encryption as S3 does. Multipart uploads and other operations are not offered.
+//! (objects as files), wrapped to behave as the production store Coffer relies on (README,
+//! "Object store"):
 //!
-//! s3s-fs keeps objects as plain files under a temporary directory: the encryption reported here
-//! is the policy's, not real encryption at rest. That is enough for a development store.
+//! - the bucket policy: a PutObject without `x-amz-server-side-encryption: AES256` is refused, and
+//!   HEAD and GET report the encryption as S3 does;
+//! - conditional writes: `If-None-Match: *` refuses a PUT to a key that exists (412), atomically
+//!   (s3s-fs checks, then writes: two such PUTs at once could both pass), and a refused PUT leaves
+//!   no object behind (s3s-fs writes the file before it checks a checksum);
+//! - versions: every object has a version id (`x-amz-version-id`) that changes whenever its
+//!   bytes are written; a GET or HEAD naming `versionId` is served only while that version is the
+//!   object (else 404 `NoSuchVersion`). Unlike S3 the old bytes are not kept: a replaced version
+//!   is refused, never served. [`S3::start_unversioned`] reports no version ids, as a bucket
+//!   without versioning does;
+//! - `If-Match` on GET and HEAD (412 when the ETag differs), which s3s-fs ignores;
+//! - the `response-*` overrides of a presigned GET (content type, encoding, disposition, cache
+//!   control, language), which s3s-fs ignores.
+//!
+//! Multipart uploads and other operations are not offered. s3s-fs keeps objects as plain files
+//! under a temporary directory: the encryption reported here is the policy's, not real
+//! encryption at rest. That is enough for a development store.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
@@ -16,6 +32,7 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use rand::Rng as _;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
+use sha2::Digest as _;
 use tokio::net::TcpListener;
 
 /// Static credentials of the embedded server.
@@ -50,9 +67,100 @@ fn aes256() -> Option<ServerSideEncryption> {
     ))
 }
 
-/// s3s-fs behind the SSE bucket policy.
+/// s3s-fs behind the bucket policy, with the conditional requests and versions S3 offers.
 struct PolicyFs {
     inner: s3s_fs::FileSystem,
+    /// The canonical directory s3s-fs keeps buckets in.
+    root: PathBuf,
+    versioning: bool,
+    /// Keys with a PUT in progress: one writer per key at a time.
+    writing: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+/// Holds a key against other writers until dropped.
+struct Writing {
+    key: (String, String),
+    set: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+impl PolicyFs {
+    /// Where s3s-fs keeps `key`; keys that could climb out of the bucket are refused.
+    fn path(&self, bucket: &str, key: &str) -> S3Result<PathBuf> {
+        if key.starts_with('/') || key.split('/').any(|s| s == ".." || s == ".") {
+            return Err(s3_error!(InvalidArgument, "unsupported object key"));
+        }
+        Ok(self.root.join(bucket).join(key))
+    }
+
+    /// The object's current version: it changes whenever its bytes are written (a write is a new
+    /// file renamed into place: a new inode and modification time).
+    fn version(&self, bucket: &str, key: &str) -> S3Result<Option<String>> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = match std::fs::metadata(self.path(bucket, key)?) {
+            Ok(m) => m,
+            Err(_) => return Ok(None),
+        };
+        let stamp = format!(
+            "{}:{}:{}:{}:{}",
+            meta.dev(),
+            meta.ino(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.len()
+        );
+        let digest = sha2::Sha256::digest(stamp.as_bytes());
+        Ok(Some(
+            digest[..16].iter().map(|b| format!("{b:02x}")).collect(),
+        ))
+    }
+
+    /// Refuses a read that names a version other than the object's current one.
+    fn check_version(&self, bucket: &str, key: &str, wanted: Option<&str>) -> S3Result<()> {
+        let Some(wanted) = wanted else {
+            return Ok(());
+        };
+        let current = if self.versioning {
+            self.version(bucket, key)?
+        } else {
+            None
+        };
+        if current.as_deref() != Some(wanted) {
+            return Err(s3_error!(NoSuchVersion, "the version is not the object's"));
+        }
+        Ok(())
+    }
+
+    fn take_key(&self, bucket: &str, key: &str) -> S3Result<Writing> {
+        let k = (bucket.to_owned(), key.to_owned());
+        let mut set = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.insert(k.clone()) {
+            return Err(s3_error!(
+                ConditionalRequestConflict,
+                "another write to this key is in progress"
+            ));
+        }
+        Ok(Writing {
+            key: k,
+            set: self.writing.clone(),
+        })
+    }
+}
+
+fn etag_matches(condition: &ETagCondition, actual: Option<&ETag>) -> bool {
+    match (condition, actual) {
+        (ETagCondition::Any, Some(_)) => true,
+        (ETagCondition::ETag(want), Some(have)) => have.strong_cmp(want),
+        (_, None) => false,
+    }
 }
 
 #[async_trait::async_trait]
@@ -107,18 +215,83 @@ impl s3s::S3 for PolicyFs {
                 "bucket policy requires x-amz-server-side-encryption: AES256"
             ));
         }
-        let mut res = self.inner.put_object(req).await?;
-        res.output.server_side_encryption = aes256();
-        Ok(res)
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let path = self.path(&bucket, &key)?;
+        let _writing = self.take_key(&bucket, &key)?;
+        let existed = path.exists();
+        if existed
+            && req
+                .input
+                .if_none_match
+                .as_ref()
+                .is_some_and(ETagCondition::is_any)
+        {
+            return Err(s3_error!(PreconditionFailed, "the object already exists"));
+        }
+        match self.inner.put_object(req).await {
+            Ok(mut res) => {
+                res.output.server_side_encryption = aes256();
+                if self.versioning {
+                    res.output.version_id = self.version(&bucket, &key)?;
+                }
+                Ok(res)
+            }
+            Err(e) => {
+                // s3s-fs may have renamed the new file into place before it refused the PUT (a
+                // checksum mismatch): a refused PUT of a new key leaves nothing.
+                if !existed && path.exists() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = &req.input;
+        let (bucket, key) = (input.bucket.clone(), input.key.clone());
+        let version = input.version_id.clone();
+        let if_match = input.if_match.clone();
+        let overrides = (
+            input.response_content_type.clone(),
+            input.response_content_encoding.clone(),
+            input.response_content_disposition.clone(),
+            input.response_cache_control.clone(),
+            input.response_content_language.clone(),
+        );
         let mut res = self.inner.get_object(req).await?;
-        // Every object got in through put_object, which refused anything but AES256.
-        res.output.server_side_encryption = aes256();
+        // Checked once the file is open: what is served is what was open then, so a version
+        // that was current after the open is the version served.
+        self.check_version(&bucket, &key, version.as_deref())?;
+        if let Some(condition) = &if_match
+            && !etag_matches(condition, res.output.e_tag.as_ref())
+        {
+            return Err(s3_error!(PreconditionFailed, "the ETag does not match"));
+        }
+        let out = &mut res.output;
+        out.server_side_encryption = aes256();
+        if self.versioning {
+            out.version_id = self.version(&bucket, &key)?;
+        }
+        let (content_type, encoding, disposition, cache_control, language) = overrides;
+        if content_type.is_some() {
+            out.content_type = content_type;
+        }
+        if encoding.is_some() {
+            out.content_encoding = encoding;
+        }
+        if disposition.is_some() {
+            out.content_disposition = disposition;
+        }
+        if cache_control.is_some() {
+            out.cache_control = cache_control;
+        }
+        if language.is_some() {
+            out.content_language = language;
+        }
         Ok(res)
     }
 
@@ -126,8 +299,20 @@ impl s3s::S3 for PolicyFs {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let version = req.input.version_id.clone();
+        let if_match = req.input.if_match.clone();
         let mut res = self.inner.head_object(req).await?;
+        self.check_version(&bucket, &key, version.as_deref())?;
+        if let Some(condition) = &if_match
+            && !etag_matches(condition, res.output.e_tag.as_ref())
+        {
+            return Err(s3_error!(PreconditionFailed, "the ETag does not match"));
+        }
         res.output.server_side_encryption = aes256();
+        if self.versioning {
+            res.output.version_id = self.version(&bucket, &key)?;
+        }
         Ok(res)
     }
 
@@ -154,13 +339,31 @@ impl S3 {
         Self::start_on("127.0.0.1:0".parse()?, S3Credentials::random()).await
     }
 
+    /// Starts a server whose bucket reports no version ids, as a bucket without versioning.
+    pub async fn start_unversioned() -> anyhow::Result<Self> {
+        Self::start_with("127.0.0.1:0".parse()?, S3Credentials::random(), false).await
+    }
+
     /// Starts a server on `addr` with `credentials`.
     pub async fn start_on(addr: SocketAddr, credentials: S3Credentials) -> anyhow::Result<Self> {
+        Self::start_with(addr, credentials, true).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        credentials: S3Credentials,
+        versioning: bool,
+    ) -> anyhow::Result<Self> {
         let root = tempfile::Builder::new().prefix("coffer-s3-").tempdir()?;
         let fs = s3s_fs::FileSystem::new(root.path())
             .map_err(|e| anyhow::anyhow!("s3s-fs root: {e:?}"))?;
         let service = {
-            let mut b = s3s::service::S3ServiceBuilder::new(PolicyFs { inner: fs });
+            let mut b = s3s::service::S3ServiceBuilder::new(PolicyFs {
+                inner: fs,
+                root: root.path().canonicalize()?,
+                versioning,
+                writing: Arc::default(),
+            });
             b.set_auth(s3s::auth::SimpleAuth::from_single(
                 credentials.access_key.clone(),
                 credentials.secret_key.clone(),

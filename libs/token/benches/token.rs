@@ -35,6 +35,7 @@ fn bench(c: &mut Criterion) {
         org_id: Uuid::new_v4(),
         role: Role::Admin,
         scopes: Scopes::all(),
+        credential: coffer_token::Credential::Session,
         request_id: Uuid::new_v4().simple().to_string(),
     };
     let now = coffer_token::unix_now();

@@ -194,6 +194,45 @@ impl FromIterator<Scope> for Scopes {
     }
 }
 
+/// How the caller behind a token proved who they are. Account and org management needs a
+/// [`Credential::Session`]; the audit log names the key of an [`Credential::ApiKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// A browser session: a login with the password (and the TOTP code when 2FA is on).
+    Session,
+    /// An API key, by its id.
+    ApiKey(Uuid),
+    /// System work with no user behind it (a service token: the nil user, no scopes).
+    Service,
+}
+
+impl Credential {
+    pub(crate) fn wire_id(self) -> u8 {
+        match self {
+            Credential::Session => 1,
+            Credential::ApiKey(_) => 2,
+            Credential::Service => 3,
+        }
+    }
+
+    /// Returns a short, label-safe name: `session`, `api_key` or `service`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Credential::Session => "session",
+            Credential::ApiKey(_) => "api_key",
+            Credential::Service => "service",
+        }
+    }
+
+    /// Returns the API key's id when the credential is one.
+    pub fn api_key_id(self) -> Option<Uuid> {
+        match self {
+            Credential::ApiKey(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// Who a token speaks for: everything of the claims except what the minter sets itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
@@ -201,6 +240,8 @@ pub struct Subject {
     pub org_id: Uuid,
     pub role: Role,
     pub scopes: Scopes,
+    /// A service credential goes with the nil user, and only with it.
+    pub credential: Credential,
     /// The edge request id; at most 64 characters of `[A-Za-z0-9._-]`.
     pub request_id: String,
 }
@@ -214,6 +255,7 @@ pub struct Claims {
     pub org_id: Uuid,
     pub role: Role,
     pub scopes: Scopes,
+    pub credential: Credential,
     /// Seconds since the Unix epoch.
     pub issued_at: i64,
     /// Seconds since the Unix epoch.

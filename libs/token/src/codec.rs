@@ -3,7 +3,9 @@
 //! ```text
 //! token  = "ct1." base64url(body) "." base64url(tags)
 //! body   = version:u8 | key_id_len:u8 key_id | user_id:16 | org_id:16 | role:u8
-//!          | scopes:u16be | issued_at:i64be | expires_at:i64be | request_id_len:u8 request_id
+//!          | scopes:u16be | credential | issued_at:i64be | expires_at:i64be
+//!          | request_id_len:u8 request_id
+//! credential = 0x01 (session) | 0x02 api_key_id:16 | 0x03 (service: the nil user only)
 //! tags   = 1*(audience:u8 tag:32), audiences strictly increasing
 //! mac input (per audience) = DOMAIN audience_name 0x00 body
 //! ```
@@ -15,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
-use crate::claims::{Audience, Claims, Role, Scopes};
+use crate::claims::{Audience, Claims, Credential, Role, Scopes};
 use crate::error::TokenError;
 
 pub(crate) const PREFIX: &str = "ct1.";
@@ -51,6 +53,10 @@ pub(crate) fn encode_body(c: &Claims) -> Vec<u8> {
     out.extend_from_slice(c.org_id.as_bytes());
     out.push(c.role.wire_id());
     out.extend_from_slice(&c.scopes.bits().to_be_bytes());
+    out.push(c.credential.wire_id());
+    if let Credential::ApiKey(id) = c.credential {
+        out.extend_from_slice(id.as_bytes());
+    }
     out.extend_from_slice(&c.issued_at.to_be_bytes());
     out.extend_from_slice(&c.expires_at.to_be_bytes());
     out.push(c.request_id.len() as u8);
@@ -100,6 +106,16 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
     let org_id = Uuid::from_bytes(r.array()?);
     let role = Role::from_wire_id(r.u8()?).ok_or(TokenError::Malformed)?;
     let scopes = Scopes::from_bits(u16::from_be_bytes(r.array()?)).ok_or(TokenError::Malformed)?;
+    let credential = match r.u8()? {
+        1 => Credential::Session,
+        2 => Credential::ApiKey(Uuid::from_bytes(r.array()?)),
+        3 => Credential::Service,
+        _ => return Err(TokenError::Malformed),
+    };
+    // The nil user is system work and nothing else.
+    if (credential == Credential::Service) != user_id.is_nil() {
+        return Err(TokenError::Malformed);
+    }
     let issued_at = i64::from_be_bytes(r.array()?);
     let expires_at = i64::from_be_bytes(r.array()?);
     let request_id = r.ident(MAX_REQUEST_ID)?;
@@ -113,6 +129,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Claims, TokenError> {
         org_id,
         role,
         scopes,
+        credential,
         issued_at,
         expires_at,
         request_id,

@@ -14,14 +14,14 @@ mod keyring;
 mod mint;
 mod verify;
 
-pub use claims::{Audience, Claims, Role, Scope, Scopes, Subject};
+pub use claims::{Audience, Claims, Credential, Role, Scope, Scopes, Subject};
 pub use error::{KeyRingError, TokenError};
 pub use keyring::{AudienceKeyRing, KeyId, MasterKeyRing};
 pub use mint::Minter;
 pub use verify::{Verifier, VerifyOptions};
 
 /// The token wire format version this crate mints and accepts.
-pub const TOKEN_VERSION: u8 = 1;
+pub const TOKEN_VERSION: u8 = 2;
 
 /// The gRPC metadata key that carries the token between services.
 pub const METADATA_KEY: &str = "x-coffer-user-token";

@@ -2,7 +2,7 @@
 
 use hmac::Mac;
 
-use crate::claims::{Audience, Claims, Subject};
+use crate::claims::{Audience, Claims, Credential, Subject};
 use crate::codec::{self, TAG_LEN};
 use crate::error::TokenError;
 use crate::keyring::{HmacSha256, MasterKeyRing};
@@ -54,8 +54,8 @@ impl Minter {
     }
 
     /// Mints a token for `subject`, valid from `issued_at` for `ttl_secs` seconds, with one tag for
-    /// each of `audiences`. Refuses an invalid request id, no audience, or a lifetime outside
-    /// 1..=60 seconds.
+    /// each of `audiences`. Refuses an invalid request id, a service credential with a user (or a
+    /// user credential without one), no audience, or a lifetime outside 1..=60 seconds.
     pub fn mint(
         &self,
         subject: &Subject,
@@ -63,7 +63,9 @@ impl Minter {
         issued_at: i64,
         ttl_secs: i64,
     ) -> Result<String, TokenError> {
-        if !codec::is_valid_request_id(&subject.request_id) {
+        if !codec::is_valid_request_id(&subject.request_id)
+            || (subject.credential == Credential::Service) != subject.user_id.is_nil()
+        {
             return Err(TokenError::Malformed);
         }
         if audiences.is_empty() {
@@ -79,6 +81,7 @@ impl Minter {
             org_id: subject.org_id,
             role: subject.role,
             scopes: subject.scopes,
+            credential: subject.credential,
             issued_at,
             expires_at: issued_at.saturating_add(ttl_secs),
             request_id: subject.request_id.clone(),

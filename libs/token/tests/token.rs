@@ -4,8 +4,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use coffer_token::{
-    Audience, AudienceKeyRing, MasterKeyRing, Minter, Role, Scope, Scopes, Subject, TokenError,
-    Verifier, VerifyOptions,
+    Audience, AudienceKeyRing, Credential, MasterKeyRing, Minter, Role, Scope, Scopes, Subject,
+    TokenError, Verifier, VerifyOptions,
 };
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
@@ -21,6 +21,11 @@ fn subject(user: u128, org: u128, role: Role, scopes: Scopes, request_id: &str) 
         org_id: Uuid::from_u128(org),
         role,
         scopes,
+        credential: if user == 0 {
+            Credential::Service
+        } else {
+            Credential::Session
+        },
         request_id: request_id.to_owned(),
     }
 }
@@ -84,8 +89,24 @@ fn arb_subject() -> impl Strategy<Value = Subject> {
             0..4,
         ),
         "[A-Za-z0-9._-]{1,64}",
+        prop_oneof![
+            Just(None),
+            Just(Some(Credential::Session)),
+            any::<u128>().prop_map(|k| Some(Credential::ApiKey(Uuid::from_u128(k))))
+        ],
     )
-        .prop_map(|(u, o, r, s, id)| subject(u, o, r, s.into_iter().collect(), &id))
+        .prop_map(|(u, o, r, s, id, credential)| {
+            let mut subject = subject(u, o, r, s.into_iter().collect(), &id);
+            // None: a service token (the nil user).
+            match credential {
+                Some(c) if u != 0 => subject.credential = c,
+                _ => {
+                    subject.user_id = Uuid::nil();
+                    subject.credential = Credential::Service;
+                }
+            }
+            subject
+        })
 }
 
 #[test]
@@ -104,6 +125,65 @@ fn round_trip_for_every_audience() {
         assert_eq!(claims.request_id, "req-1");
         assert_eq!(claims.expires_at, NOW + 60);
     }
+}
+
+#[test]
+fn the_credential_round_trips_and_a_service_is_the_nil_user_only() {
+    let ring = MasterKeyRing::generate("k1");
+    let minter = Minter::new(&ring);
+    let v = verifier(&ring, Audience::Metadata);
+    let key = Uuid::from_u128(77);
+    for credential in [
+        Credential::Session,
+        Credential::ApiKey(key),
+        Credential::Service,
+    ] {
+        let mut s = subject(1, 2, Role::Owner, Scopes::all(), "r");
+        if credential == Credential::Service {
+            s.user_id = Uuid::nil();
+        }
+        s.credential = credential;
+        let token = minter.mint(&s, &[Audience::Metadata], NOW, 30).unwrap();
+        assert_eq!(v.verify(&token, NOW).unwrap().credential, credential);
+    }
+    assert_eq!(Credential::ApiKey(key).api_key_id(), Some(key));
+
+    // A service credential with a user, or a user credential with the nil user, is not minted...
+    let mut s = subject(1, 2, Role::Member, Scopes::NONE, "r");
+    s.credential = Credential::Service;
+    assert!(minter.mint(&s, &[Audience::Metadata], NOW, 30).is_err());
+    let mut s = subject(0, 2, Role::Member, Scopes::NONE, "r");
+    s.credential = Credential::Session;
+    assert!(minter.mint(&s, &[Audience::Metadata], NOW, 30).is_err());
+
+    // ...and a correctly tagged body that says so is refused. The credential byte follows the
+    // scopes: version, key id "k1", user, org, role, scopes.
+    let aud_ring = ring.derive_audience_ring(Audience::Metadata);
+    let token = minter
+        .mint(
+            &subject(1, 2, Role::Member, Scopes::NONE, "r"),
+            &[Audience::Metadata],
+            NOW,
+            30,
+        )
+        .unwrap();
+    let (mut body, _) = split(&token);
+    let at = 1 + 1 + 2 + 16 + 16 + 1 + 2;
+    assert_eq!(body[at], 1, "session");
+    assert!(
+        v.verify(&forge_with_real_key(&aud_ring, &body), NOW)
+            .is_ok()
+    );
+    body[at] = 3;
+    assert_eq!(
+        v.verify(&forge_with_real_key(&aud_ring, &body), NOW),
+        Err(TokenError::Malformed)
+    );
+    body[at] = 9;
+    assert_eq!(
+        v.verify(&forge_with_real_key(&aud_ring, &body), NOW),
+        Err(TokenError::Malformed)
+    );
 }
 
 #[test]
@@ -182,7 +262,7 @@ fn another_version_is_refused_even_when_correctly_tagged() {
         v.verify(&forge_with_real_key(&aud_ring, &body), NOW)
             .is_ok()
     );
-    for version in [0u8, 2, 255] {
+    for version in [0u8, 1, 3, 255] {
         body[0] = version;
         assert_eq!(
             v.verify(&forge_with_real_key(&aud_ring, &body), NOW),

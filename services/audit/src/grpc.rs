@@ -21,10 +21,11 @@ use crate::store::{self, NewEvent};
 
 const SERVICE: &str = "coffer.v1.Audit";
 
-/// Every service appends (with a user token, or without one for its own system events); only
-/// the gateway reads.
+/// The services that act append (with a user token, or without one for their own system
+/// events): auth, metadata and scan. The gateway and storage-signer never write the log, so a
+/// compromised one cannot write into it either. Only the gateway reads.
 pub fn policy() -> Result<Policy, PolicyError> {
-    let writers = ["auth", "metadata", "storage-signer", "scan", "gateway"];
+    let writers = ["auth", "metadata", "scan"];
     let mut policy = Policy::new().rpc(SERVICE, "Append", &writers, Token::Optional)?;
     for m in ["List", "Verify", "Export", "PublicKey"] {
         policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
@@ -152,9 +153,13 @@ impl AuditService {
             ));
         }
         let (org_id, actor) = match &who {
-            // A service token (nil user) acts for its service; a user token for its user.
-            Some(c) if c.user_id.is_nil() => (c.org_id, format!("service:{service}")),
-            Some(c) => (c.org_id, format!("user:{}", c.user_id)),
+            // A service token (nil user) acts for its service; a user token for its user, and
+            // names the API key when the user acted through one.
+            Some(c) if c.is_service() => (c.org_id, format!("service:{service}")),
+            Some(c) => match c.credential.api_key_id() {
+                Some(key) => (c.org_id, format!("user:{}/apikey:{key}", c.user_id)),
+                None => (c.org_id, format!("user:{}", c.user_id)),
+            },
             None => (
                 Uuid::try_parse(&req.org_id).map_err(|_| {
                     AuditError::invalid("org_id", "a system event names its org_id")

@@ -46,14 +46,18 @@ fn count_failure(reason: &str) {
 const SERVICE: &str = "coffer.v1.Auth";
 
 /// Who may call what: the gateway only, with a user token where the RPC acts for a known user.
+///
+/// Account and org management is for browser sessions: every user RPC is `Token::Session` unless
+/// it is listed in `any_credential`, so an RPC added later is closed to API keys until someone
+/// decides otherwise. An API key may only read who it is (`GetMe`).
 pub fn policy() -> Result<Policy, PolicyError> {
     let open = ["Signup", "Login", "Authenticate", "RestoreOrg"];
-    let user = [
+    let any_credential = ["GetMe"];
+    let session = [
         "TotpEnroll",
         "TotpConfirm",
         "RequestOrgDeletion",
         "Logout",
-        "GetMe",
         "CreateApiKey",
         "ListApiKeys",
         "RevokeApiKey",
@@ -63,8 +67,11 @@ pub fn policy() -> Result<Policy, PolicyError> {
     for m in open {
         policy = policy.rpc(SERVICE, m, &["gateway"], Token::NotRequired)?;
     }
-    for m in user {
+    for m in any_credential {
         policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
+    }
+    for m in session {
+        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Session)?;
     }
     // System work in one org with no user request behind it (share links, scan workers).
     policy = policy.rpc(
@@ -157,6 +164,7 @@ impl AuthService {
                 org_id,
                 role: Role::Member,
                 scopes: Scopes::NONE,
+                credential: coffer_token::Credential::Session,
                 request_id: request_id.clone(),
             },
             &[Audience::Audit],
@@ -469,6 +477,10 @@ impl Auth for AuthService {
             org_id: principal.org_id,
             role: principal.role,
             scopes,
+            credential: match principal.api_key_id {
+                Some(id) => coffer_token::Credential::ApiKey(id),
+                None => coffer_token::Credential::Session,
+            },
             request_id: req.request_id.clone(),
         };
         let token = self.mint(&subject, &audiences)?;
@@ -514,6 +526,7 @@ impl Auth for AuthService {
             org_id,
             role: Role::Member,
             scopes: Scopes::NONE,
+            credential: coffer_token::Credential::Service,
             request_id: req.request_id.clone(),
         };
         let token = self.mint(&subject, &audiences)?;
@@ -569,6 +582,13 @@ impl Auth for AuthService {
         for s in &req.scopes {
             let scope =
                 Scope::from_name(s).ok_or_else(|| AuthError::invalid("scopes", "unknown scope"))?;
+            // Never more than the caller holds (a session holds every scope; the policy keeps
+            // API keys out of here, and this holds whatever the policy becomes).
+            if !c.has_scope(scope) {
+                return Err(
+                    AuthError::Forbidden("a key cannot get a scope its creator lacks").into(),
+                );
+            }
             if scopes.iter().any(|x| x == scope.name()) {
                 return Err(AuthError::invalid("scopes", "a scope is listed twice").into());
             }
@@ -602,7 +622,9 @@ impl Auth for AuthService {
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let c = caller(&request)?;
-        let rows = store::list_api_keys(&self.pool, c.org_id)
+        // Members see their own keys; owners and admins every key of the org.
+        let only = (!c.role.is_admin()).then_some(c.user_id);
+        let rows = store::list_api_keys(&self.pool, c.org_id, only)
             .await
             .map_err(db)?;
         Ok(Response::new(pb::ListApiKeysResponse {
@@ -768,7 +790,9 @@ impl Auth for AuthService {
         let mut tx = coffer_db::tenant_tx(&self.pool, c.org_id)
             .await
             .map_err(db)?;
-        store::revoke_api_key(&mut tx, id)
+        // Members revoke their own keys; another member's is as absent as another org's.
+        let only = (!c.role.is_admin()).then_some(c.user_id);
+        store::revoke_api_key(&mut tx, id, only)
             .await
             .map_err(|e| match e {
                 coffer_db::DbError::NotFound => AuthError::NotFound,

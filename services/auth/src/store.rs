@@ -302,26 +302,41 @@ pub struct ApiKeyRow {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
-/// Lists the org's live (not revoked) API keys, oldest first.
-pub async fn list_api_keys(pool: &PgPool, org_id: Uuid) -> Result<Vec<ApiKeyRow>, DbError> {
+/// Lists the org's live (not revoked) API keys, oldest first; only `user`'s when given.
+pub async fn list_api_keys(
+    pool: &PgPool,
+    org_id: Uuid,
+    user: Option<Uuid>,
+) -> Result<Vec<ApiKeyRow>, DbError> {
     let mut tx = tenant_tx(pool, org_id).await?;
     let rows: Vec<ApiKeyRow> = sqlx::query_as(
         "SELECT id, name, scopes, prefix, created_at, last_used_at FROM api_keys
-         WHERE revoked_at IS NULL ORDER BY created_at, id LIMIT 1000",
+         WHERE org_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR user_id = $2)
+         ORDER BY created_at, id LIMIT 1000",
     )
+    .bind(org_id)
+    .bind(user)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(rows)
 }
 
-/// Revokes an API key of the org; `NotFound` when the org has no such live key.
-pub async fn revoke_api_key(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<(), DbError> {
-    let done =
-        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+/// Revokes an API key of the org (only `user`'s when given); `NotFound` when there is no such
+/// live key.
+pub async fn revoke_api_key(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    user: Option<Uuid>,
+) -> Result<(), DbError> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now()
+         WHERE id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR user_id = $2)",
+    )
+    .bind(id)
+    .bind(user)
+    .execute(&mut *tx)
+    .await?;
     if done.rows_affected() == 0 {
         return Err(DbError::NotFound);
     }

@@ -63,6 +63,7 @@ fn public_tls(service: &ServiceConfig) -> anyhow::Result<rustls::ServerConfig> {
 
 impl App {
     pub async fn build(service: &ServiceConfig, config: &GatewayConfig) -> anyhow::Result<App> {
+        let public_url = config.validate()?;
         let secrets = service.secrets();
         let cookie_ring = MasterKeyRing::from_file(&secrets.require("cookie-keys.toml")?)?;
         let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
@@ -79,10 +80,11 @@ impl App {
                 mesh.channel("scan", service.peer("scan")?)?,
             ),
             cookies: CookieSigner::new(&cookie_ring),
-            public_url: config.public_url.clone(),
+            public_url,
             streams: events::Streams::new(
                 config.events_per_user,
                 Duration::from_secs(config.events_keepalive_secs.max(1)),
+                Duration::from_secs(config.events_recheck_secs),
             ),
         });
         let edge = Edge::new(
@@ -125,7 +127,10 @@ impl App {
             .route("/v1/files/{id}/purge", delete(files::purge_file))
             .route("/v1/files/{id}/shares", post(files::create_share))
             .route("/v1/shares/{id}", delete(files::revoke_share))
-            .route("/s/{token}", get(files::redeem_share))
+            .route(
+                "/s/{token}",
+                get(files::redeem_share).post(files::redeem_share_post),
+            )
             .route("/v1/audit", get(audit::list))
             .route("/v1/audit/verify", get(audit::verify))
             .route("/v1/audit/export", get(audit::export))

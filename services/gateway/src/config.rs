@@ -15,14 +15,18 @@ pub struct GatewayConfig {
     pub rate_per_second: u32,
     /// Burst allowed per client address.
     pub rate_burst: u32,
-    /// The public base URL share links are built on (`https://vault.example.com`); when unset,
-    /// the request's `Host`.
+    /// The public base URL share links are built on (`https://vault.example.com`). Required: a
+    /// link is never built from a request's `Host`, which a client chooses.
     pub public_url: Option<String>,
     /// Live event streams (`GET /v1/events`) one user may hold open at once.
     pub events_per_user: usize,
     /// Seconds between keep-alive comments on an idle event stream. A client that went away is
     /// noticed at the next write, so this is also how long its slot may stay taken. At least 1.
     pub events_keepalive_secs: u64,
+    /// Seconds between re-checks of an open event stream's credential: once the session is
+    /// logged out, the key revoked or the org disabled, the stream ends at the next re-check.
+    /// 1 to 60 (a token's lifetime).
+    pub events_recheck_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -35,6 +39,73 @@ impl Default for GatewayConfig {
             public_url: None,
             events_per_user: 3,
             events_keepalive_secs: 15,
+            events_recheck_secs: 30,
         }
+    }
+}
+
+impl GatewayConfig {
+    /// Refuses settings that cannot work, naming the key; returns the public URL without a
+    /// trailing slash.
+    pub fn validate(&self) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            (1..=60).contains(&self.events_recheck_secs),
+            "gateway.events_recheck_secs must be between 1 and 60"
+        );
+        let raw = self.public_url.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "gateway.public_url is required: share links are built on it, never on a request's Host"
+            )
+        })?;
+        let url =
+            url::Url::parse(raw).map_err(|_| anyhow::anyhow!("gateway.public_url is not a URL"))?;
+        anyhow::ensure!(
+            url.scheme() == "https"
+                && url.host_str().is_some_and(|h| !h.is_empty())
+                && url.username().is_empty()
+                && url.password().is_none()
+                && url.query().is_none()
+                && url.fragment().is_none(),
+            "gateway.public_url must be https://host[:port][/path], without credentials, query or fragment"
+        );
+        Ok(url.as_str().trim_end_matches('/').to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_url_is_required_and_must_be_plain_https() {
+        let with = |u: Option<&str>| GatewayConfig {
+            public_url: u.map(Into::into),
+            ..GatewayConfig::default()
+        };
+        assert!(with(None).validate().is_err());
+        for bad in [
+            "",
+            "vault.example.com",
+            "http://vault.example.com",
+            "https://user:pw@vault.example.com",
+            "https://vault.example.com/?x=1",
+            "https://vault.example.com/#f",
+            "javascript:alert(1)",
+        ] {
+            assert!(with(Some(bad)).validate().is_err(), "{bad}");
+        }
+        assert_eq!(
+            with(Some("https://vault.example.com/")).validate().unwrap(),
+            "https://vault.example.com"
+        );
+        assert_eq!(
+            with(Some("https://Vault.Example.com:8443/coffer"))
+                .validate()
+                .unwrap(),
+            "https://vault.example.com:8443/coffer"
+        );
+        let mut c = with(Some("https://vault.example.com"));
+        c.events_recheck_secs = 61;
+        assert!(c.validate().is_err());
     }
 }

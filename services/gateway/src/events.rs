@@ -1,7 +1,10 @@
 //! `GET /v1/events`: the caller org's live events as server-sent events (`file.scanned`,
 //! `scan.completed`), relayed from the scan service's `Subscribe` stream (which filters by the
-//! token's org). A user holds at most `events_per_user` streams at once (429 beyond); a slot is
-//! given back when the client goes away.
+//! token's org and needs `files:read`). A user holds at most `events_per_user` streams at once
+//! (429 beyond); a slot is given back when the client goes away. The stream lives no longer than
+//! its credential: every `events_recheck_secs` the credential is exchanged again, and the stream
+//! ends at the first refusal (logout, revoked key, removed member, disabled org) — or when auth
+//! cannot confirm it, which fails closed; the client reconnects.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,13 +20,14 @@ use coffer_proto::v1::{self as pb};
 use futures_util::StreamExt as _;
 
 use crate::error::ApiError;
-use crate::routes::{Shared, authenticate};
+use crate::routes::{Shared, authenticate, exchange};
 
 /// Open streams per user.
 #[derive(Debug, Clone)]
 pub struct Streams {
     cap: usize,
     keep_alive: Duration,
+    recheck: Duration,
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
@@ -46,10 +50,11 @@ impl Drop for Slot {
 }
 
 impl Streams {
-    pub fn new(cap: usize, keep_alive: Duration) -> Streams {
+    pub fn new(cap: usize, keep_alive: Duration, recheck: Duration) -> Streams {
         Streams {
             cap,
             keep_alive,
+            recheck,
             open: Arc::default(),
         }
     }
@@ -85,7 +90,30 @@ pub async fn stream(
         .call(gw.scan.clone().subscribe(pb::SubscribeRequest {}))
         .await?
         .into_inner();
+    // Ends the stream once the credential no longer authenticates.
+    let revoked = {
+        let gw = gw.clone();
+        let credential = authed.credential.clone();
+        // The body is polled outside the request's task-local scope: carry its id along.
+        let request_id = crate::error::request_id();
+        async move {
+            loop {
+                tokio::time::sleep(gw.streams.recheck).await;
+                let checked = crate::error::REQUEST_ID
+                    .scope(request_id.clone(), exchange(&gw, credential.clone()))
+                    .await;
+                if let Err(error) = checked {
+                    tracing::info!(
+                        code = error.code.as_str(),
+                        "event stream closed: its credential no longer authenticates"
+                    );
+                    return;
+                }
+            }
+        }
+    };
     let events = upstream
+        .take_until(Box::pin(revoked))
         .take_while(|r| std::future::ready(r.is_ok()))
         .filter_map(|r| std::future::ready(r.ok()))
         .map(move |e| {

@@ -318,22 +318,6 @@ pub struct ShareBody {
     max_downloads: Option<u32>,
 }
 
-/// The base of share links: the configured public URL, else this request's host.
-fn public_base(gw: &Gateway, headers: &HeaderMap) -> String {
-    if let Some(base) = &gw.public_url {
-        return base.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("https://{host}")
-}
-
 pub async fn create_share(
     State(gw): Shared,
     method: Method,
@@ -351,7 +335,8 @@ pub async fn create_share(
         }))
         .await?
         .into_inner();
-    let url = format!("{}/s/{}", public_base(&gw, &headers), s.token);
+    // Never from the request's Host, which the client chooses (config requires public_url).
+    let url = format!("{}/s/{}", gw.public_url, s.token);
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
@@ -384,28 +369,70 @@ pub struct RedeemQuery {
     password: Option<String>,
 }
 
-/// `GET /s/{token}`: a public link; no session, no key. 302 to a presigned GET, else 404.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemBody {
+    password: Option<String>,
+}
+
+/// The header that carries a share password (so it stays out of URLs and their logs).
+const SHARE_PASSWORD_HEADER: &str = "x-share-password";
+
+/// `GET /s/{token}`: a public link; no session, no key. The password, if the share has one, in
+/// the `X-Share-Password` header (or, as before, `?password=`). 302 to a presigned GET, else 404.
 pub async fn redeem_share(
     State(gw): State<Arc<Gateway>>,
     Path(token): Path<String>,
+    headers: HeaderMap,
     q: Result<Query<RedeemQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
+    let header = headers
+        .get(SHARE_PASSWORD_HEADER)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::invalid("x-share-password must be visible ASCII"))
+        })
+        .transpose()?;
+    let password = header.or(q.password).unwrap_or_default();
+    redeem(&gw, token, password, StatusCode::FOUND).await
+}
+
+/// `POST /s/{token}` with `{"password": "…"}`: the same, with the password in the body; 303 to
+/// the presigned GET (the client follows it with a GET).
+pub async fn redeem_share_post(
+    State(gw): State<Arc<Gateway>>,
+    Path(token): Path<String>,
+    JsonBody(b): JsonBody<RedeemBody>,
+) -> Result<Response, ApiError> {
+    redeem(
+        &gw,
+        token,
+        b.password.unwrap_or_default(),
+        StatusCode::SEE_OTHER,
+    )
+    .await
+}
+
+async fn redeem(
+    gw: &Gateway,
+    token: String,
+    password: String,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
     let grant = CallContext {
         token: None,
         request_id: request_id().into(),
         deadline: None,
     }
-    .scope(metadata(&gw).redeem_share(pb::RedeemShareRequest {
-        token,
-        password: q.password.unwrap_or_default(),
-    }))
+    .scope(metadata(gw).redeem_share(pb::RedeemShareRequest { token, password }))
     .await?
     .into_inner();
     let location = HeaderValue::from_str(&grant.url)
         .map_err(|_| ApiError::from(tonic::Status::internal("")))?;
     Ok((
-        StatusCode::FOUND,
+        status,
         [
             (header::LOCATION, location),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),

@@ -25,8 +25,8 @@ pub struct Gateway {
     pub audit: coffer_proto::v1::audit_client::AuditClient<MeshChannel>,
     pub scan: coffer_proto::v1::scan_client::ScanClient<MeshChannel>,
     pub cookies: CookieSigner,
-    /// The base of share links (`https://vault.example.com`); the request's host when unset.
-    pub public_url: Option<String>,
+    /// The base of share links (`https://vault.example.com`, no trailing slash).
+    pub public_url: String,
     /// Open event streams per user, capped at `events_per_user`.
     pub streams: crate::events::Streams,
 }
@@ -39,6 +39,8 @@ pub struct Authed {
     /// Set for cookie sessions (CSRF tokens are bound to it).
     pub session_id: Option<String>,
     pub user_id: String,
+    /// What the request authenticated with, for a later re-check (event streams).
+    pub credential: Credential,
 }
 
 impl Authed {
@@ -108,7 +110,22 @@ pub async fn authenticate(
         }
         (None, None) => return Err(ApiError::unauthenticated()),
     };
-    let res = gw
+    let res = exchange(gw, credential.clone()).await?;
+    Ok(Authed {
+        token: res.token,
+        session_id,
+        user_id: res.caller.map(|c| c.user_id).unwrap_or_default(),
+        credential,
+    })
+}
+
+/// Exchanges a credential for a user token with a tag for every service a request may reach;
+/// a refused credential is 401.
+pub async fn exchange(
+    gw: &Gateway,
+    credential: Credential,
+) -> Result<pb::AuthenticateResponse, ApiError> {
+    Ok(gw
         .auth
         .clone()
         .authenticate(pb::AuthenticateRequest {
@@ -129,12 +146,7 @@ pub async fn authenticate(
             ErrorCode::Unauthenticated => ApiError::unauthenticated(),
             _ => ApiError::from(s),
         })?
-        .into_inner();
-    Ok(Authed {
-        token: res.token,
-        session_id,
-        user_id: res.caller.map(|c| c.user_id).unwrap_or_default(),
-    })
+        .into_inner())
 }
 
 fn role_name(role: i32) -> &'static str {

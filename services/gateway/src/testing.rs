@@ -1,5 +1,6 @@
 //! Starting a real gateway in tests and benchmarks (feature `testing`): a mesh certificate and a
-//! public certificate for `localhost` from `ca`, a fresh cookie ring, loopback ports.
+//! public certificate for `localhost` from `ca`, a fresh cookie ring, loopback ports, and
+//! `https://localhost:<port>` as the public URL unless the config names one.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -53,7 +54,12 @@ pub async fn start(
         .into(),
         ..ServiceConfig::default()
     };
-    config.public_listen = "127.0.0.1:0".parse()?;
+    // A fixed port, so the public URL can name it before the gateway starts.
+    let port = coffer_testkit::free_port()?;
+    config.public_listen = format!("127.0.0.1:{port}").parse()?;
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("https://localhost:{port}"));
+    }
     let app = App::build(&service, &config).await?;
     let gateway = TestGateway {
         base: format!("https://localhost:{}", app.public_addr().port()),

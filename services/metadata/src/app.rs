@@ -32,6 +32,7 @@ fn spawn_sweep(metadata: MetadataService, every: std::time::Duration) {
 
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::Result<ServiceApp> {
+    config.validate()?;
     let secrets = service.secrets();
     let database = service
         .database

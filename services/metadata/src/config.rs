@@ -16,6 +16,13 @@ pub struct MetadataConfig {
     pub max_page: u32,
     /// Shortest share password accepted.
     pub share_password_min_chars: usize,
+    /// Wrong passwords a share takes before each further one locks it (429, `Retry-After`):
+    /// 1 s after this many, doubling per further failure up to `share_lock_max_secs`.
+    pub share_password_attempts: u32,
+    pub share_lock_max_secs: u64,
+    /// How long the presigned GET a share link redirects to lives, in seconds (1–60): one
+    /// redemption is one download, so its URL must not outlive the fetch by much.
+    pub share_url_secs: u32,
     /// A file still in `pending_upload` this long after its creation is removed (object and row)
     /// and its bytes are given back to the quota. At least 3600: a presigned PUT lives at most
     /// 15 minutes, and a large upload started just before that may still be arriving.
@@ -33,8 +40,62 @@ impl Default for MetadataConfig {
             default_page: 100,
             max_page: 1000,
             share_password_min_chars: 8,
+            share_password_attempts: 5,
+            share_lock_max_secs: 900,
+            share_url_secs: 60,
             stale_upload_secs: 24 * 3600,
             sweep_interval_secs: 600,
         }
+    }
+}
+
+impl MetadataConfig {
+    /// Refuses settings that cannot work, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=60).contains(&self.share_url_secs),
+            "metadata.share_url_secs must be between 1 and 60"
+        );
+        anyhow::ensure!(
+            self.share_password_attempts >= 1,
+            "metadata.share_password_attempts must be at least 1"
+        );
+        anyhow::ensure!(
+            self.share_lock_max_secs >= 1,
+            "metadata.share_lock_max_secs must be at least 1"
+        );
+        Ok(())
+    }
+
+    /// How long a share stays locked after its `failures`-th wrong password, if at all.
+    pub fn share_lock_secs(&self, failures: i32) -> Option<u64> {
+        let over = i64::from(failures) - i64::from(self.share_password_attempts);
+        (over >= 0).then(|| {
+            1u64.checked_shl(u32::try_from(over.min(40)).unwrap_or(40))
+                .unwrap_or(u64::MAX)
+                .min(self.share_lock_max_secs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_locks_start_at_the_threshold_and_double_to_the_cap() {
+        let c = MetadataConfig::default();
+        assert_eq!(c.share_lock_secs(4), None);
+        assert_eq!(c.share_lock_secs(5), Some(1));
+        assert_eq!(c.share_lock_secs(6), Some(2));
+        assert_eq!(c.share_lock_secs(14), Some(512));
+        assert_eq!(c.share_lock_secs(15), Some(900));
+        assert_eq!(c.share_lock_secs(i32::MAX), Some(900));
+        assert!(c.validate().is_ok());
+        let bad = MetadataConfig {
+            share_url_secs: 61,
+            ..MetadataConfig::default()
+        };
+        assert!(bad.validate().is_err());
     }
 }

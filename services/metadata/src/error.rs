@@ -19,6 +19,9 @@ pub enum MetadataError {
     NameTaken,
     #[error("{0}")]
     Conflict(&'static str),
+    /// The uploaded object is not acceptable (the message names headers, never values).
+    #[error("{0}")]
+    BadObject(String),
     #[error("the file is not ready: it is still being uploaded or scanned")]
     NotReady,
     #[error("the file is quarantined")]
@@ -29,6 +32,9 @@ pub enum MetadataError {
     QuotaExceeded { used: i64, limit: i64, asked: u64 },
     #[error("{0}")]
     TooLarge(String),
+    /// Too many wrong share passwords: try again after this many seconds.
+    #[error("too many wrong passwords for this share; try again later")]
+    Locked(u64),
     #[error("a dependency is unavailable")]
     Downstream(#[from] tonic::Status),
     /// The audit log did not take the action's event: the action is not done.
@@ -70,11 +76,12 @@ impl MetadataError {
             MetadataError::NotFound => ErrorCode::NotFound,
             MetadataError::Forbidden(_) => ErrorCode::PermissionDenied,
             MetadataError::NameTaken => ErrorCode::AlreadyExists,
-            MetadataError::Conflict(_) => ErrorCode::Conflict,
+            MetadataError::Conflict(_) | MetadataError::BadObject(_) => ErrorCode::Conflict,
             MetadataError::NotReady => ErrorCode::NotReady,
             MetadataError::Quarantined => ErrorCode::Quarantined,
             MetadataError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             MetadataError::TooLarge(_) => ErrorCode::TooLarge,
+            MetadataError::Locked(_) => ErrorCode::RateLimited,
             MetadataError::Downstream(s) => match coffer_errors::from_status(s).0 {
                 // A peer's refusal of our own request is our bug, not the caller's.
                 ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => ErrorCode::Unavailable,
@@ -90,6 +97,12 @@ impl MetadataError {
 impl From<MetadataError> for tonic::Status {
     fn from(e: MetadataError) -> Self {
         let code = e.code();
+        if let MetadataError::Locked(secs) = e {
+            return coffer_errors::rate_limited(
+                e.to_string(),
+                u32::try_from(secs).unwrap_or(u32::MAX),
+            );
+        }
         let field = match &e {
             MetadataError::Invalid { field, .. } => *field,
             _ => "",

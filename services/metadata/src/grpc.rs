@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::config::MetadataConfig;
 use crate::error::MetadataError;
 use crate::shares;
-use crate::store::{self, FileRow, FolderRow};
+use crate::store::{self, FileRow, FolderRow, Trashed};
 use crate::validate;
 
 const SERVICE: &str = "coffer.v1.Metadata";
@@ -173,6 +173,35 @@ fn downstream(s: Status) -> MetadataError {
         );
     }
     MetadataError::Downstream(s)
+}
+
+/// Why an uploaded object cannot become the file, if it cannot: its size or checksum differ
+/// from the declared ones, the store reports no ETag to pin it by, or it carries response headers
+/// its upload URL did not set (a `Content-Encoding: gzip` would have browsers decode it into bytes
+/// the scanner never saw). Headers are named, never their values.
+fn unacceptable(file: &FileRow, head: &pb::ObjectInfo) -> Option<String> {
+    if head.size != file.size as u64 {
+        return Some("the uploaded object's size differs from the declared size".into());
+    }
+    if let Some(want) = &file.sha256
+        && !head.sha256.is_empty()
+        && &head.sha256 != want
+    {
+        return Some("the uploaded object's SHA-256 differs from the declared one".into());
+    }
+    if !head.foreign_headers.is_empty() {
+        return Some(format!(
+            "the uploaded object carries headers its upload URL did not set: {}",
+            head.foreign_headers.join(", ")
+        ));
+    }
+    if head.content_type != file.content_type {
+        return Some("the uploaded object's content type differs from the declared one".into());
+    }
+    if head.etag.is_empty() {
+        return Some("the object store reported no ETag for the object".into());
+    }
+    None
 }
 
 /// Why a file cannot be downloaded or shared, if it cannot.
@@ -347,24 +376,40 @@ impl MetadataService {
         if !head.exists {
             return Err(MetadataError::Conflict("the object has not been uploaded"));
         }
-        if head.size != file.size as u64 {
-            return Err(MetadataError::Conflict(
-                "the uploaded object's size differs from the declared size",
-            ));
+        if let Some(why) = unacceptable(&file, &head) {
+            // The upload URL writes once: remove what it wrote, so the client can PUT again
+            // (while the URL lives) instead of being stuck with an object nobody may use.
+            self.signer
+                .clone()
+                .delete_object(pb::ObjectRef {
+                    key: file.object_key.clone(),
+                })
+                .await
+                .map_err(downstream)?;
+            return Err(MetadataError::BadObject(format!(
+                "{why}; the object was removed: upload it again with exactly the headers given"
+            )));
         }
-        if let Some(want) = &file.sha256
-            && !head.sha256.is_empty()
-            && &head.sha256 != want
-        {
-            return Err(MetadataError::Conflict(
-                "the uploaded object's SHA-256 differs from the declared one",
-            ));
-        }
-        let file = store::transition(&mut tx, id, "pending_upload", "scanning", None)
-            .await?
-            .ok_or(MetadataError::Conflict(
-                "the file's upload is already complete",
-            ))?;
+        // The scan reads this object and every download URL is signed for it.
+        store::set_object(
+            &mut tx,
+            id,
+            &head.etag,
+            (!head.version_id.is_empty()).then_some(head.version_id.as_str()),
+        )
+        .await?;
+        let file = store::transition(
+            &mut tx,
+            id,
+            "pending_upload",
+            "scanning",
+            None,
+            Trashed::Skip,
+        )
+        .await?
+        .ok_or(MetadataError::Conflict(
+            "the file's upload is already complete",
+        ))?;
         // The job is queued before the state change commits: if scan cannot take it, the file
         // stays `pending_upload` and complete may be retried (queuing is idempotent per file).
         // The audit event and the job go side by side; both must succeed.
@@ -377,6 +422,8 @@ impl MetadataService {
                         size: file.size as u64,
                         content_type: file.content_type.clone(),
                         extension: validate::extension(&file.name),
+                        etag: head.etag.clone(),
+                        version_id: head.version_id.clone(),
                     })
                     .await
                     .map_err(downstream)?;
@@ -404,24 +451,39 @@ impl MetadataService {
         // (one hop less of latency); if signing fails after the event was written, the log holds
         // a download that did not happen, never the reverse.
         let (grant, logged) = tokio::join!(
-            self.presign_get(&file),
+            self.presign_get(&file, 0),
             self.audit("file.download", format!("file:{id}"))
         );
         logged?;
         grant
     }
 
-    async fn presign_get(&self, file: &FileRow) -> Result<pb::DownloadGrant, MetadataError> {
+    /// A presigned GET of the file's object, valid `secs` (0: storage-signer's default).
+    async fn presign_get(
+        &self,
+        file: &FileRow,
+        secs: u32,
+    ) -> Result<pb::DownloadGrant, MetadataError> {
         let res = self
             .signer
             .clone()
             .presign_get(pb::PresignGetRequest {
                 key: file.object_key.clone(),
                 file_name: file.name.clone(),
-                expires_in_seconds: 0,
+                expires_in_seconds: secs,
+                // Only the object that was checked at complete (and scanned) is served.
+                version_id: file.object_version.clone().unwrap_or_default(),
+                etag: file.object_etag.clone().unwrap_or_default(),
+                content_type: file.content_type.clone(),
+                require_if_match: false,
             })
             .await
-            .map_err(downstream)?
+            .map_err(|s| match coffer_errors::from_status(&s).0 {
+                coffer_errors::ErrorCode::Conflict => MetadataError::Conflict(
+                    "the stored object is not the one that was scanned; it cannot be downloaded",
+                ),
+                _ => downstream(s),
+            })?
             .into_inner();
         Ok(pb::DownloadGrant {
             url: res.url,
@@ -599,14 +661,12 @@ impl MetadataService {
         let share = store::find_share_by_token(&mut tx, &hash)
             .await?
             .ok_or(MetadataError::NotFound)?;
-        if let Some(stored) = share.password_hash.clone()
-            && !shares::verify_password(req.password, stored).await
-        {
-            return Err(MetadataError::Forbidden(
-                "this share needs its password, and the one given is wrong",
-            ));
-        }
         coffer_db::set_tenant(&mut tx, share.org_id).await?;
+        if let Some(stored) = share.password_hash.clone() {
+            tx = self
+                .check_share_password(tx, share.id, req.password, stored)
+                .await?;
+        }
         let file = store::file(&mut tx, share.file_id).await?;
         // A share of a file that is no longer downloadable is as good as gone.
         check_downloadable(&file).map_err(|_| MetadataError::NotFound)?;
@@ -616,8 +676,9 @@ impl MetadataService {
         let grant = self
             .as_service(share.org_id, request_id, async {
                 // Side by side, as for a download (see `authorize_download`).
+                // A short URL: one redemption is one download (the cap counts redemptions).
                 let (grant, logged) = tokio::join!(
-                    self.presign_get(&file),
+                    self.presign_get(&file, self.config.share_url_secs),
                     self.audit("share.download", format!("share:{}", share.id))
                 );
                 logged?;
@@ -626,6 +687,39 @@ impl MetadataService {
             .await?;
         tx.commit().await?;
         Ok(grant)
+    }
+
+    /// Checks a share's password with the share's row locked, so guesses at one share take turns
+    /// and each sees the failures before it: a locked share is refused (429) before any hashing;
+    /// a wrong password is counted (and may lock the share) and the count committed whatever the
+    /// answer; a right one clears the count and hands the transaction back.
+    async fn check_share_password(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        share: Uuid,
+        given: String,
+        stored: String,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, MetadataError> {
+        let guard = store::lock_share_password(&mut tx, share).await?;
+        if let Some(secs) = guard.locked_secs {
+            return Err(MetadataError::Locked(
+                u64::try_from(secs).unwrap_or(1).max(1),
+            ));
+        }
+        if shares::verify_password(given, stored).await {
+            store::share_password_ok(&mut tx, share).await?;
+            return Ok(tx);
+        }
+        let failures = guard.password_failures.saturating_add(1);
+        let lock = self.config.share_lock_secs(failures);
+        store::share_password_failed(&mut tx, share, failures, lock).await?;
+        tx.commit().await?;
+        if lock.is_some() {
+            tracing::warn!(%share, failures, "share password locked after repeated failures");
+        }
+        Err(MetadataError::Forbidden(
+            "this share needs its password, and the one given is wrong",
+        ))
     }
 
     /// Runs `fut` with a service token of `org` (from auth) as the call context: system work with
@@ -715,6 +809,15 @@ impl MetadataService {
             }
         };
         let mut tx = self.tx(org).await?;
+        let current = store::file_for_update(&mut tx, id).await?;
+        if let Some(pinned) = &current.object_etag
+            && !req.etag.is_empty()
+            && *pinned != req.etag
+        {
+            return Err(MetadataError::Conflict(
+                "the verdict is about another object than the file's",
+            ));
+        }
         // From `scanning`; or, for a re-scan under a newer ruleset, from a decided state.
         let mut moved = None;
         let from_states: &[&str] = if req.rescan {
@@ -723,7 +826,10 @@ impl MetadataService {
             &["scanning"]
         };
         for from in from_states {
-            moved = store::transition(&mut tx, id, from, to, Some(&req.verdict)).await?;
+            // A verdict lands whether or not the file is in the trash: restoring it must bring
+            // back what its bytes were last found to be, never an older verdict.
+            moved = store::transition(&mut tx, id, from, to, Some(&req.verdict), Trashed::Include)
+                .await?;
             if moved.is_some() {
                 break;
             }
@@ -732,11 +838,10 @@ impl MetadataService {
             Some(f) => f,
             None => {
                 // The same verdict twice is one verdict; anything else is a state conflict.
-                let f = store::file(&mut tx, id).await?;
-                if f.verdict.as_deref() != Some(req.verdict.as_str()) {
+                if current.verdict.as_deref() != Some(req.verdict.as_str()) {
                     return Err(MetadataError::Conflict("the file is not being scanned"));
                 }
-                f
+                current
             }
         };
         tx.commit().await?;
@@ -925,9 +1030,10 @@ impl Metadata for MetadataService {
             if current.status() != "quarantined" {
                 return Err(MetadataError::Conflict("the file is not quarantined"));
             }
-            let file = store::transition(&mut tx, id, "quarantined", "available", None)
-                .await?
-                .ok_or(MetadataError::Conflict("the file is not quarantined"))?;
+            let file =
+                store::transition(&mut tx, id, "quarantined", "available", None, Trashed::Skip)
+                    .await?
+                    .ok_or(MetadataError::Conflict("the file is not quarantined"))?;
             self.audit("file.release", format!("file:{id}")).await?;
             tx.commit().await?;
             Ok(file_pb(file))

@@ -1,5 +1,6 @@
 //! Share-link secrets: 256 random bits, base64url, stored only as their SHA-256; optional
-//! passwords hashed with Argon2id (off the async threads).
+//! passwords hashed with Argon2id (off the async threads, one hash per core at a time: anyone
+//! holding a link can ask for one).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use base64::Engine as _;
@@ -24,7 +25,7 @@ pub fn hash(token: &str) -> [u8; 32] {
 
 /// Hashes a share password with Argon2id (the crate's defaults: 19 MiB, 2 passes).
 pub async fn hash_password(password: String) -> Result<String, MetadataError> {
-    tokio::task::spawn_blocking(move || {
+    coffer_mesh::cpu::bounded(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt)
@@ -35,12 +36,12 @@ pub async fn hash_password(password: String) -> Result<String, MetadataError> {
             .map_err(|e| MetadataError::Internal(format!("hashing: {e}")))
     })
     .await
-    .map_err(|e| MetadataError::Internal(format!("hashing task: {e}")))?
+    .ok_or_else(|| MetadataError::Internal("the hashing task failed".into()))?
 }
 
 /// Checks a presented share password against the stored hash (constant time inside argon2).
 pub async fn verify_password(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+    coffer_mesh::cpu::bounded(move || {
         PasswordHash::new(&stored).is_ok_and(|h| {
             argon2::Argon2::default()
                 .verify_password(password.as_bytes(), &h)

@@ -32,6 +32,9 @@ pub struct FileRow {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub trashed_at: Option<OffsetDateTime>,
+    /// The uploaded object's ETag and version, from complete on.
+    pub object_etag: Option<String>,
+    pub object_version: Option<String>,
 }
 
 impl FileRow {
@@ -48,7 +51,7 @@ impl FileRow {
 macro_rules! file_columns {
     () => {
         "id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, \
-         updated_at, trashed_at"
+         updated_at, trashed_at, object_etag, object_version"
     };
 }
 macro_rules! folder_columns {
@@ -360,24 +363,53 @@ pub async fn file_for_update(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataE
     .ok_or(MetadataError::NotFound)
 }
 
-/// Moves a file from `from` to `to` state; `None` if it was not in `from` (or is trashed).
+/// Whether a state change applies to a file in the trash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trashed {
+    /// Only a live file moves (a user's action).
+    Skip,
+    /// A trashed file moves too (a scan verdict: the file may come back out of the trash, and
+    /// must come back with the verdict its bytes earned).
+    Include,
+}
+
+/// Moves a file from `from` to `to` state; `None` if it was not in `from` (or is trashed and
+/// `trashed` says to skip it).
 pub async fn transition(
     tx: &mut Tx,
     id: Uuid,
     from: &str,
     to: &str,
     verdict: Option<&str>,
+    trashed: Trashed,
 ) -> Result<Option<FileRow>, MetadataError> {
     Ok(sqlx::query_as(&format!(
         "UPDATE files SET state = $3, verdict = COALESCE($4, verdict), updated_at = now()
-         WHERE id = $1 AND state = $2 AND trashed_at IS NULL RETURNING {FILE_COLUMNS}"
+         WHERE id = $1 AND state = $2 AND ($5 OR trashed_at IS NULL) RETURNING {FILE_COLUMNS}"
     ))
     .bind(id)
     .bind(from)
     .bind(to)
     .bind(verdict)
+    .bind(trashed == Trashed::Include)
     .fetch_optional(&mut *tx)
     .await?)
+}
+
+/// Records the object an upload produced (what the scan and every download are pinned to).
+pub async fn set_object(
+    tx: &mut Tx,
+    id: Uuid,
+    etag: &str,
+    version: Option<&str>,
+) -> Result<(), MetadataError> {
+    sqlx::query("UPDATE files SET object_etag = $2, object_version = $3 WHERE id = $1")
+        .bind(id)
+        .bind(etag)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 pub async fn update_file(
@@ -508,6 +540,62 @@ pub async fn find_share_by_token(
     .bind(token_hash)
     .fetch_optional(&mut *tx)
     .await?)
+}
+
+/// A share's password guard, read with the row locked: concurrent guesses at one share take
+/// turns, each seeing the failures counted before it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PasswordGuard {
+    pub password_failures: i32,
+    /// Whole seconds the share stays locked, if it is.
+    pub locked_secs: Option<i64>,
+}
+
+pub async fn lock_share_password(tx: &mut Tx, id: Uuid) -> Result<PasswordGuard, MetadataError> {
+    sqlx::query_as(
+        "SELECT password_failures,
+                CASE WHEN password_locked_until > now()
+                     THEN ceil(extract(epoch FROM password_locked_until - now()))::bigint END
+                    AS locked_secs
+         FROM shares WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(MetadataError::NotFound)
+}
+
+/// Records a wrong password: the failure count, and the lock it earns (if any).
+pub async fn share_password_failed(
+    tx: &mut Tx,
+    id: Uuid,
+    failures: i32,
+    lock_secs: Option<u64>,
+) -> Result<(), MetadataError> {
+    sqlx::query(
+        "UPDATE shares SET password_failures = $2,
+             password_locked_until = CASE WHEN $3::bigint IS NULL THEN NULL
+                                          ELSE now() + make_interval(secs => $3::bigint) END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(failures)
+    .bind(lock_secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the failures once the right password was given.
+pub async fn share_password_ok(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
+    sqlx::query(
+        "UPDATE shares SET password_failures = 0, password_locked_until = NULL
+         WHERE id = $1 AND password_failures > 0",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Counts one download; false if the share was used up meanwhile.

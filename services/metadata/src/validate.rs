@@ -1,16 +1,26 @@
 //! Input checks. Ids in a path that do not parse are "not found" (as an unknown id would be);
 //! ids in a body that do not parse are invalid input naming the field.
 
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 use uuid::Uuid;
 
 use crate::error::MetadataError;
 
-/// A file or folder name: 1–255 bytes of UTF-8, no `/` or `\`, no control characters, not only
-/// dots, not only spaces.
+/// A file or folder name, returned in the form it is stored in: trimmed of surrounding white
+/// space and normalised to NFC (so one name has one spelling, and two spellings of it collide as
+/// duplicates). Then 1–255 bytes of UTF-8, no `/` or `\`, no control, format (bidi overrides
+/// and isolates, zero-width characters, soft hyphens, BOMs), line or paragraph separator
+/// characters, not only dots. `invoice\u{202E}txt.exe` would display as `invoiceexe.txt`.
 pub fn name(field: &'static str, s: &str) -> Result<String, MetadataError> {
     let bad = |why: &str| MetadataError::invalid(field, format!("{field} {why}"));
+    // Bounded before any work on it: normalisation can grow a string, not shrink it much.
+    if s.len() > 4 * 255 {
+        return Err(bad("must be at most 255 bytes"));
+    }
+    let s: String = s.trim().nfc().collect();
     if s.is_empty() {
-        return Err(bad("must not be empty"));
+        return Err(bad("must not be empty or only spaces"));
     }
     if s.len() > 255 {
         return Err(bad("must be at most 255 bytes"));
@@ -18,16 +28,24 @@ pub fn name(field: &'static str, s: &str) -> Result<String, MetadataError> {
     if s.contains(['/', '\\']) {
         return Err(bad("must not contain / or \\"));
     }
-    if s.chars().any(char::is_control) {
-        return Err(bad("must not contain control characters"));
+    if s.chars().any(|c| {
+        matches!(
+            c.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+                | GeneralCategory::Surrogate
+        )
+    }) {
+        return Err(bad(
+            "must not contain control or invisible formatting characters (such as bidi overrides)",
+        ));
     }
     if s.chars().all(|c| c == '.') {
         return Err(bad("must not be only dots"));
     }
-    if s.trim().is_empty() {
-        return Err(bad("must not be only spaces"));
-    }
-    Ok(s.to_owned())
+    Ok(s)
 }
 
 /// The extension of a name, for the scan's true-type check: lowercase ASCII letters and digits
@@ -115,6 +133,14 @@ mod tests {
             "   ",
             &"x".repeat(256),
             &"é".repeat(128),
+            "invoice\u{202E}txt.exe",
+            "a\u{200B}b",
+            "a\u{2066}b\u{2069}",
+            "\u{FEFF}x",
+            "a\u{00AD}b",
+            "a\u{2028}b",
+            "a\u{061C}b",
+            "\u{200F}",
         ] {
             assert!(
                 matches!(
@@ -123,6 +149,20 @@ mod tests {
                 ),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_normalised_to_nfc() {
+        assert_eq!(name("name", "  report.pdf \t").unwrap(), "report.pdf");
+        // "é" as e + combining acute (NFD) and as one code point (NFC) is one name.
+        let nfd = "Re\u{301}sume\u{301}.pdf";
+        let nfc = "R\u{e9}sum\u{e9}.pdf";
+        assert_eq!(name("name", nfd).unwrap(), nfc);
+        assert_eq!(name("name", nfc).unwrap(), nfc);
+        // Non-Latin scripts and emoji stay as they are.
+        for ok in ["日本語.txt", "עברית.txt", "العربية.txt", "📄 notes.md"] {
+            assert_eq!(name("name", ok).unwrap(), ok);
         }
     }
 

@@ -22,18 +22,15 @@ use crate::webhook::{SecretBox, check_url, new_secret};
 
 const SERVICE: &str = "coffer.v1.Scan";
 
-/// EnqueueScan: metadata, with the uploader's token. The scan-only API: the gateway.
+/// EnqueueScan: metadata, with the uploader's token. The scan-only API and the event stream: the
+/// gateway, for a session or an API key with the scope each needs. The org's webhook is org
+/// management: a browser session only (`Token::Session`), never an API key.
 pub fn policy() -> Result<Policy, PolicyError> {
     let mut policy = Policy::new().rpc(SERVICE, "EnqueueScan", &["metadata"], Token::Required)?;
-    for m in [
-        "CreateScan",
-        "SubmitScan",
-        "GetScan",
-        "SetWebhook",
-        "Subscribe",
-    ] {
+    for m in ["CreateScan", "SubmitScan", "GetScan", "Subscribe"] {
         policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
     }
+    policy = policy.rpc(SERVICE, "SetWebhook", &["gateway"], Token::Session)?;
     Ok(policy)
 }
 
@@ -126,6 +123,14 @@ impl ScanService {
             ));
         }
         let extension = sanitize_extension(&req.extension);
+        for (field, v) in [("etag", &req.etag), ("version_id", &req.version_id)] {
+            if v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+                return Err(ScanServiceError::invalid(
+                    field,
+                    format!("{field} must be at most 128 visible characters, without quotes"),
+                ));
+            }
+        }
         let mut tx = self.tx(c.org_id).await?;
         let id = store::enqueue(
             &mut tx,
@@ -137,6 +142,8 @@ impl ScanService {
                 size,
                 content_type: &req.content_type,
                 extension: &extension,
+                object_etag: &req.etag,
+                object_version: &req.version_id,
             },
         )
         .await?;
@@ -233,6 +240,13 @@ impl ScanService {
                 "the uploaded object's size differs from the declared size",
             ));
         }
+        // Headers the upload URL did not set could make a reader decode other bytes than were
+        // scanned: refuse the upload (the verdict would be about bytes nobody reads).
+        if !head.foreign_headers.is_empty() || head.etag.is_empty() {
+            return Err(ScanServiceError::Conflict(
+                "the uploaded object carries headers its upload URL did not set",
+            ));
+        }
         if !store::set_scan_status(&mut tx, id, "awaiting_upload", "queued").await? {
             return Err(ScanServiceError::Conflict("the scan was submitted already"));
         }
@@ -246,6 +260,8 @@ impl ScanService {
                 size: scan.size,
                 content_type: "",
                 extension: "",
+                object_etag: &head.etag,
+                object_version: &head.version_id,
             },
         )
         .await?;
@@ -380,7 +396,14 @@ impl Scan for ScanService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Res<Self::SubscribeStream> {
-        let org = caller(&request)?.org_id;
+        let c = caller(&request)?;
+        // The stream shows the org's scan verdicts of files and scan-only requests.
+        if !c.has_scope(Scope::FilesRead) {
+            return Err(
+                ScanServiceError::Forbidden("this API key lacks the files:read scope").into(),
+            );
+        }
+        let org = c.org_id;
         let rx = self.bus.subscribe();
         let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
             use tokio::sync::broadcast::error::RecvError;

@@ -25,12 +25,15 @@ pub enum ScanError {
     Panicked,
 }
 
-/// What the uploader said the file is.
+/// What the uploader said the file is, and how the store holds it.
 #[derive(Debug, Clone, Default)]
 pub struct Declared {
     pub content_type: String,
     /// Lowercase, without the dot; empty when the name has none. Never the name itself.
     pub extension: String,
+    /// The `Content-Encoding` the store serves the object with ("" for none). Anything but
+    /// identity means a reader may decode the bytes into others than were scanned.
+    pub stored_encoding: String,
 }
 
 /// The versions a verdict was reached with.
@@ -66,6 +69,15 @@ impl std::fmt::Debug for Engines {
             .field("ruleset", &self.rules.version())
             .field("clamd", &self.clamd.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The archive format the archive engine opens for a detected type.
+fn archive_kind(detected: Detected) -> Option<archive::Kind> {
+    match detected {
+        Detected::Zip => Some(archive::Kind::Zip),
+        Detected::Gzip => Some(archive::Kind::Gzip),
+        _ => None,
     }
 }
 
@@ -121,7 +133,7 @@ impl Engines {
         let (mut findings, summary_size, sha256, detected) =
             local.map_err(|_| ScanError::Panicked)??;
         let mut ran = vec![Engine::Yara, Engine::TrueType, Engine::Sensitive];
-        if detected == Detected::Zip {
+        if archive_kind(detected).is_some() {
             ran.push(Engine::Archive);
         }
         let clamav = match clam? {
@@ -163,9 +175,18 @@ impl Engines {
             &declared.extension,
             &mut findings,
         );
-        if detected == Detected::Zip {
+        let encoding = declared.stored_encoding.trim();
+        if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
+            findings.push(Finding {
+                engine: Engine::TrueType,
+                signature: "stored-content-encoding".into(),
+                verdict: Verdict::Suspicious,
+            });
+        }
+        if let Some(kind) = archive_kind(detected) {
             archive::inspect(
                 path,
+                kind,
                 &self.tmp,
                 &self.rules,
                 &self.patterns,

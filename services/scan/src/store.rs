@@ -25,10 +25,14 @@ pub struct Job {
     pub attempts: i32,
     pub reason: String,
     pub queued_at: OffsetDateTime,
+    /// The object to read, as found at complete ("" when unknown).
+    pub object_etag: String,
+    pub object_version: String,
 }
 
 const JOB_COLUMNS: &str = "id, org_id, subject, subject_id, object_key, size, content_type, \
-                           extension, run_id, attempts, reason, queued_at";
+                           extension, run_id, attempts, reason, queued_at, object_etag, \
+                           object_version";
 
 /// What a new or re-queued job is about.
 #[derive(Debug, Clone)]
@@ -40,6 +44,9 @@ pub struct NewJob<'a> {
     pub size: i64,
     pub content_type: &'a str,
     pub extension: &'a str,
+    /// The object to read (ETag, version id), as found by HEAD; "" when unknown.
+    pub object_etag: &'a str,
+    pub object_version: &'a str,
 }
 
 /// Queues a job, or queues a finished one again with a new run; a queued or running job is left
@@ -47,13 +54,14 @@ pub struct NewJob<'a> {
 pub async fn enqueue(tx: &mut PgConnection, job: &NewJob<'_>) -> Result<Uuid, sqlx::Error> {
     let queued: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, org_id, subject, subject_id, object_key, size, content_type,
-                           extension, run_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1)
+                           extension, run_id, object_etag, object_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1, $10, $11)
          ON CONFLICT (org_id, subject_id) DO UPDATE
             SET state = 'queued', run_id = $9, reason = 'upload', attempts = 0, run_after = now(),
                 lease_owner = NULL, lease_until = NULL, last_error = NULL,
                 size = EXCLUDED.size, content_type = EXCLUDED.content_type,
-                extension = EXCLUDED.extension, queued_at = now(), updated_at = now()
+                extension = EXCLUDED.extension, object_etag = EXCLUDED.object_etag,
+                object_version = EXCLUDED.object_version, queued_at = now(), updated_at = now()
             WHERE jobs.state = 'done'
          RETURNING id",
     )
@@ -66,6 +74,8 @@ pub async fn enqueue(tx: &mut PgConnection, job: &NewJob<'_>) -> Result<Uuid, sq
     .bind(job.content_type)
     .bind(job.extension)
     .bind(Uuid::new_v4())
+    .bind(job.object_etag)
+    .bind(job.object_version)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(id) = queued {
@@ -186,14 +196,14 @@ pub async fn record_result(
 ) -> Result<ResultRow, sqlx::Error> {
     sqlx::query(
         "INSERT INTO results (org_id, subject_id, subject, run_id, verdict, engines, sha256, size,
-                              detected_type, ruleset_version, versions)
-         VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11)
+                              detected_type, ruleset_version, versions, object_etag)
+         VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $12)
          ON CONFLICT (org_id, subject_id) DO UPDATE
             SET run_id = EXCLUDED.run_id, verdict = EXCLUDED.verdict, engines = EXCLUDED.engines,
                 sha256 = EXCLUDED.sha256, size = EXCLUDED.size,
                 detected_type = EXCLUDED.detected_type,
                 ruleset_version = EXCLUDED.ruleset_version, versions = EXCLUDED.versions,
-                completed_at = now()
+                object_etag = EXCLUDED.object_etag, completed_at = now()
             WHERE results.run_id <> EXCLUDED.run_id",
     )
     .bind(job.org_id)
@@ -207,6 +217,8 @@ pub async fn record_result(
     .bind(report.detected_type)
     .bind(&report.versions.ruleset)
     .bind(sqlx::types::Json(&report.versions))
+    // The read was pinned to this ETag: the store served these bytes or none.
+    .bind(&job.object_etag)
     .execute(&mut *tx)
     .await?;
     result(tx, job.org_id, job.subject_id)

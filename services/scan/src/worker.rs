@@ -229,6 +229,7 @@ impl Workers {
                 file_id: job.subject_id.to_string(),
                 verdict: verdict.into(),
                 rescan: job.reason == "rescan",
+                etag: job.object_etag.clone(),
             })
             .await
             .map(|_| ())
@@ -284,12 +285,13 @@ impl Workers {
             .tempfile_in(self.config.temp_dir())
             .map_err(|e| format!("creating the temporary file: {e}"))?;
         let started = std::time::Instant::now();
-        let url = self.presign_get(job).await?;
-        self.download(&url, tmp.path(), job.size as u64).await?;
+        let request = self.presign_get(job).await?;
+        let stored_encoding = self.download(&request, tmp.path(), job.size as u64).await?;
         let downloaded = started.elapsed();
         let declared = Declared {
             content_type: job.content_type.clone(),
             extension: job.extension.clone(),
+            stored_encoding,
         };
         let report = self
             .engines
@@ -327,39 +329,65 @@ impl Workers {
         })
     }
 
-    async fn presign_get(&self, job: &Job) -> Result<String, String> {
+    /// A GET of exactly the object the job was queued for: its version, and `If-Match` on its
+    /// ETag signed in, so the store serves those bytes or none.
+    async fn presign_get(&self, job: &Job) -> Result<pb::PresignedRequest, String> {
         let ctx = self.service_context(job.org_id).await?;
         let signer = self.signer.clone();
-        let key = job.object_key.clone();
+        let request = pb::PresignGetRequest {
+            key: job.object_key.clone(),
+            version_id: job.object_version.clone(),
+            require_if_match: !job.object_etag.is_empty(),
+            etag: job.object_etag.clone(),
+            ..Default::default()
+        };
         ctx.scope(async move {
             signer
                 .clone()
-                .presign_get(pb::PresignGetRequest {
-                    key,
-                    file_name: String::new(),
-                    expires_in_seconds: 0,
-                })
+                .presign_get(request)
                 .await
-                .map(|r| r.into_inner().url)
+                .map(tonic::Response::into_inner)
                 .map_err(|s| format!("presigning the download: {}", s.code()))
         })
         .await
     }
 
-    /// Streams `url` into `path`, refusing more than `size` bytes.
-    async fn download(&self, url: &str, path: &std::path::Path, size: u64) -> Result<(), ScanFail> {
-        let resp = self
-            .http
-            .get(url)
+    /// Streams the object into `path`, refusing more than `size` bytes; returns the
+    /// `Content-Encoding` the store holds it with ("" for none).
+    async fn download(
+        &self,
+        request: &pb::PresignedRequest,
+        path: &std::path::Path,
+        size: u64,
+    ) -> Result<String, ScanFail> {
+        let mut get = self.http.get(&request.url);
+        for (name, value) in &request.headers {
+            get = get.header(name, value);
+        }
+        let resp = get
             .send()
             .await
             .map_err(|e| format!("downloading: {}", e.without_url()))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        // Gone, or no longer the object the job was queued for: nothing here to scan.
+        if matches!(
+            resp.status(),
+            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::PRECONDITION_FAILED
+        ) {
             return Err(ScanFail::Gone);
         }
         if !resp.status().is_success() {
             return Err(format!("downloading: the store answered {}", resp.status()).into());
         }
+        let encoding = resp
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(64)
+                    .collect()
+            })
+            .unwrap_or_default();
         // Each write to a tokio file is a hop to the blocking pool: batch them by the MiB.
         let mut file = tokio::io::BufWriter::with_capacity(
             1 << 20,
@@ -387,7 +415,7 @@ impl Workers {
         if got != size {
             return Err(format!("the object has {got} bytes, {size} declared").into());
         }
-        Ok(())
+        Ok(encoding)
     }
 
     /// Carries a stored result out: to metadata (or deletes a scan-only object), to the audit

@@ -12,6 +12,9 @@ pub enum SignerError {
     /// The key's org segment is not the caller's org.
     #[error("the object key does not belong to the caller's org")]
     ForeignKey,
+    /// The object is not the one asked for (its ETag or version changed).
+    #[error("the stored object changed since it was checked")]
+    Changed,
     #[error("the object store is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -30,6 +33,7 @@ impl SignerError {
         match self {
             SignerError::Invalid { .. } => ErrorCode::InvalidArgument,
             SignerError::ForeignKey => ErrorCode::PermissionDenied,
+            SignerError::Changed => ErrorCode::Conflict,
             SignerError::Unavailable(_) => ErrorCode::Unavailable,
             SignerError::Internal(_) => ErrorCode::Internal,
         }

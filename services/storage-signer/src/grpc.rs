@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::config::SignerConfig;
 use crate::error::SignerError;
 use crate::keys;
-use crate::store::{self, Signed, Store};
+use crate::store::{self, GetOptions, Signed, Store};
 
 const SERVICE: &str = "coffer.v1.StorageSigner";
 
@@ -72,6 +72,19 @@ fn check_content_type(ct: &str) -> Result<(), SignerError> {
     }
 }
 
+/// An ETag or version id as a store gives them: at most 128 visible ASCII characters, no quote
+/// (they are put into a header and a query between quotes or as they are).
+fn check_token(field: &'static str, v: &str) -> Result<(), SignerError> {
+    if v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+        Ok(())
+    } else {
+        Err(SignerError::invalid(
+            field,
+            format!("{field} must be at most 128 visible characters, without quotes"),
+        ))
+    }
+}
+
 #[tonic::async_trait]
 impl StorageSigner for SignerService {
     async fn presign_put(
@@ -103,13 +116,25 @@ impl StorageSigner for SignerService {
         let org = caller(&request)?.org_id;
         let req = request.into_inner();
         keys::check(&req.key, org)?;
+        if !req.content_type.is_empty() {
+            check_content_type(&req.content_type)?;
+        }
+        check_token("etag", &req.etag)?;
+        check_token("version_id", &req.version_id)?;
+        if req.require_if_match && req.etag.is_empty() {
+            return Err(SignerError::invalid("etag", "require_if_match needs the etag").into());
+        }
         let secs = self
             .config
             .expiry(req.expires_in_seconds, self.config.get_expiry_secs);
-        let signed = self
-            .store
-            .presign_get(&req.key, &req.file_name, secs)
-            .await?;
+        let options = GetOptions {
+            file_name: req.file_name,
+            version_id: req.version_id,
+            etag: req.etag,
+            content_type: req.content_type,
+            require_if_match: req.require_if_match,
+        };
+        let signed = self.store.presign_get(&req.key, &options, secs).await?;
         Ok(Response::new(presigned(signed)))
     }
 
@@ -126,6 +151,10 @@ impl StorageSigner for SignerService {
             size: head.size,
             server_side_encryption: head.sse,
             sha256: head.sha256_hex,
+            etag: head.etag,
+            version_id: head.version_id,
+            content_type: head.content_type,
+            foreign_headers: head.foreign_headers,
         }))
     }
 

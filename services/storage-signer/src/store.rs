@@ -40,6 +40,34 @@ pub struct Head {
     pub size: u64,
     pub sse: String,
     pub sha256_hex: String,
+    /// Without quotes.
+    pub etag: String,
+    /// Empty when the store does not version objects.
+    pub version_id: String,
+    pub content_type: String,
+    /// Names of response headers the object carries that no presigned PUT of ours sets.
+    pub foreign_headers: Vec<String>,
+}
+
+/// Which object a presigned GET may serve, and how its response presents it.
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    /// The stored file name (response-content-disposition); empty for none.
+    pub file_name: String,
+    /// The version to serve; empty when unknown.
+    pub version_id: String,
+    /// The ETag the object must have, without quotes; empty when unknown.
+    pub etag: String,
+    /// response-content-type, with response-content-encoding identity; empty leaves the
+    /// store's headers as they are.
+    pub content_type: String,
+    /// Sign `If-Match` as a header the reader sends (readers that can send headers).
+    pub require_if_match: bool,
+}
+
+/// An ETag as S3 sends it (`"hex"`, or `W/"…"`), without the quotes.
+fn bare_etag(raw: &str) -> String {
+    raw.trim_start_matches("W/").trim_matches('"').to_owned()
 }
 
 /// The store, as the storage-signer reaches it (`internal`, for HEAD and DELETE) and as clients
@@ -278,7 +306,8 @@ impl Store {
         })
     }
 
-    /// A PUT that signs content-length, content-type, SSE AES256 and the checksum when given.
+    /// A PUT that signs content-length, content-type, SSE AES256, `If-None-Match: *` and the
+    /// checksum when given.
     pub async fn presign_put(
         &self,
         key: &str,
@@ -298,25 +327,80 @@ impl Store {
         if let Some(checksum) = sha256_b64 {
             headers.push(("x-amz-checksum-sha256".to_owned(), checksum));
         }
+        // The URL creates the object once: a second PUT (of other bytes, after the scan) is
+        // refused by the store.
+        headers.push(("if-none-match".to_owned(), "*".to_owned()));
         self.presign("PUT", key, "", headers, secs)
     }
 
-    /// A GET whose response names the file `file_name`.
+    /// A GET of `key` as `options` say: the response names the file and, given a media type,
+    /// declares it and no content encoding; with a version id it serves that version or nothing; with
+    /// only an ETag the object is checked first (one HEAD with If-Match: the price of a store
+    /// that does not version objects).
     pub async fn presign_get(
         &self,
         key: &str,
-        file_name: &str,
+        options: &GetOptions,
         secs: u32,
     ) -> Result<Signed, SignerError> {
-        let query = if file_name.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "response-content-disposition={}",
-                percent_encoding::utf8_percent_encode(&content_disposition(file_name), QUERY_VALUE)
-            )
-        };
-        self.presign("GET", key, &query, Vec::new(), secs)
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if !options.file_name.is_empty() {
+            query.push((
+                "response-content-disposition",
+                content_disposition(&options.file_name),
+            ));
+        }
+        if !options.content_type.is_empty() {
+            // A download: whatever headers the object was stored with, a browser must not decode
+            // it into other bytes than the scanner read. (The scanner asks without a type and
+            // sees the stored headers, to refuse an encoded object.)
+            query.push(("response-content-encoding", "identity".to_owned()));
+            query.push(("response-content-type", options.content_type.clone()));
+        }
+        let mut headers = Vec::new();
+        if !options.version_id.is_empty() {
+            query.push(("versionId", options.version_id.clone()));
+        }
+        if !options.etag.is_empty() {
+            if options.require_if_match {
+                headers.push(("if-match".to_owned(), format!("\"{}\"", options.etag)));
+            } else if options.version_id.is_empty() {
+                self.check_etag(key, &options.etag).await?;
+            }
+        }
+        let query = query
+            .into_iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(&v, QUERY_VALUE)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        self.presign("GET", key, &query, headers, secs)
+    }
+
+    /// Refuses unless the object exists with `etag`.
+    async fn check_etag(&self, key: &str, etag: &str) -> Result<(), SignerError> {
+        let res = self
+            .internal
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(format!("\"{etag}\""))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 404 | 412)) =>
+            {
+                Err(SignerError::Changed)
+            }
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     pub async fn head(&self, key: &str) -> Result<Head, SignerError> {
@@ -329,18 +413,50 @@ impl Store {
             .send()
             .await;
         match res {
-            Ok(out) => Ok(Head {
-                exists: true,
-                size: out.content_length().unwrap_or(0).max(0) as u64,
-                sse: out
-                    .server_side_encryption()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
-                sha256_hex: out
-                    .checksum_sha256()
-                    .and_then(base64_to_hex)
-                    .unwrap_or_default(),
-            }),
+            Ok(out) => {
+                let mut foreign: Vec<String> = [
+                    ("content-encoding", out.content_encoding()),
+                    ("content-disposition", out.content_disposition()),
+                    ("cache-control", out.cache_control()),
+                    ("content-language", out.content_language()),
+                    ("expires", out.expires_string()),
+                    (
+                        "x-amz-website-redirect-location",
+                        out.website_redirect_location(),
+                    ),
+                ]
+                .into_iter()
+                .filter(|(_, v)| v.is_some_and(|v| !v.is_empty()))
+                .map(|(name, _)| name.to_owned())
+                .collect();
+                foreign.extend(
+                    out.metadata()
+                        .into_iter()
+                        .flat_map(|m| m.keys())
+                        .map(|k| format!("x-amz-meta-{}", k.to_ascii_lowercase())),
+                );
+                foreign.sort();
+                Ok(Head {
+                    exists: true,
+                    size: out.content_length().unwrap_or(0).max(0) as u64,
+                    sse: out
+                        .server_side_encryption()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    sha256_hex: out
+                        .checksum_sha256()
+                        .and_then(base64_to_hex)
+                        .unwrap_or_default(),
+                    etag: out.e_tag().map(bare_etag).unwrap_or_default(),
+                    version_id: out
+                        .version_id()
+                        .filter(|v| *v != "null")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    content_type: out.content_type().unwrap_or_default().to_owned(),
+                    foreign_headers: foreign,
+                })
+            }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(Head::default()),
             Err(e) => Err(store_error(e)),
         }

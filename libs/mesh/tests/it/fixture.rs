@@ -83,6 +83,7 @@ impl Fixture {
             org_id: Uuid::from_u128(42),
             role: Role::Admin,
             scopes: Scopes::all(),
+            credential: coffer_token::Credential::Session,
             request_id: "req-fixture".into(),
         }
     }

@@ -65,6 +65,7 @@ impl Fixture {
                     org_id: org,
                     role,
                     scopes,
+                    credential: coffer_token::Credential::Session,
                     request_id: "req-audit".into(),
                 },
                 &[Audience::Audit],
@@ -343,6 +344,26 @@ async fn orgs_roles_scopes_and_callers_are_checked() -> anyhow::Result<()> {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+    // The gateway and storage-signer never write the log, with a user's token or without one.
+    for service in ["gateway", "storage-signer"] {
+        let mut client = f.client(service)?;
+        let with_token = as_user(
+            &f.token(a, Role::Owner, Scopes::all()),
+            client.append(append("file.upload", String::new())),
+        )
+        .await
+        .unwrap_err();
+        let system = client
+            .append(pb::AppendRequest {
+                org_id: a.to_string(),
+                ..append("file.scanned", String::new())
+            })
+            .await
+            .unwrap_err();
+        for err in [with_token, system] {
+            assert_eq!(err.code(), Code::PermissionDenied, "{service}");
+        }
+    }
     // Names never get in: targets are ids.
     let err = as_user(
         &f.token(a, Role::Member, Scopes::all()),

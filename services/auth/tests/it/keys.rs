@@ -197,3 +197,192 @@ async fn the_database_holds_no_plaintext_credential_and_passes_the_rls_audit() -
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn an_api_key_token_manages_nothing_over_mtls() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, session) = h.account("owner@managed.example").await?;
+    let token = h.token(Credential::SessionId(session), &[]).await?;
+    let mut gw = h.gateway()?;
+    let key = Harness::as_user(
+        &token,
+        gw.create_api_key(pb::CreateApiKeyRequest {
+            name: "every scope".into(),
+            scopes: Scope::ALL.iter().map(|s| s.name().to_owned()).collect(),
+        }),
+    )
+    .await?
+    .into_inner();
+    // The token says how its user authenticated, with the key's id.
+    let key_token = h.token(Credential::ApiKey(key.key.clone()), &[]).await?;
+    let claims = h
+        .verifier(Audience::Auth)
+        .verify(&key_token, coffer_token::unix_now())?;
+    assert_eq!(
+        claims.credential,
+        coffer_token::Credential::ApiKey(key.id.parse()?)
+    );
+    let session_claims = h
+        .verifier(Audience::Auth)
+        .verify(&token, coffer_token::unix_now())?;
+    assert_eq!(session_claims.credential, coffer_token::Credential::Session);
+
+    // Straight over mTLS, as a caller on the allow-list holding a valid token of an owner's key
+    // with every scope: every management RPC refuses it before its handler runs.
+    let refused = [
+        Harness::as_user(
+            &key_token,
+            gw.create_api_key(pb::CreateApiKeyRequest {
+                name: "more".into(),
+                scopes: vec!["files:read".into()],
+            }),
+        )
+        .await
+        .map(|_| ()),
+        Harness::as_user(&key_token, gw.list_api_keys(pb::ListApiKeysRequest {}))
+            .await
+            .map(|_| ()),
+        Harness::as_user(
+            &key_token,
+            gw.revoke_api_key(pb::RevokeApiKeyRequest { id: key.id.clone() }),
+        )
+        .await
+        .map(|_| ()),
+        Harness::as_user(
+            &key_token,
+            gw.add_member(pb::AddMemberRequest {
+                email: "mallory@managed.example".into(),
+                password: PASSWORD.into(),
+                role: "admin".into(),
+            }),
+        )
+        .await
+        .map(|_| ()),
+        Harness::as_user(&key_token, gw.totp_enroll(pb::TotpEnrollRequest {}))
+            .await
+            .map(|_| ()),
+        Harness::as_user(
+            &key_token,
+            gw.totp_confirm(pb::TotpConfirmRequest {
+                code: "123456".into(),
+            }),
+        )
+        .await
+        .map(|_| ()),
+        Harness::as_user(
+            &key_token,
+            gw.request_org_deletion(pb::RequestOrgDeletionRequest {}),
+        )
+        .await
+        .map(|_| ()),
+        Harness::as_user(
+            &key_token,
+            gw.logout(pb::LogoutRequest {
+                session_id: String::new(),
+            }),
+        )
+        .await
+        .map(|_| ()),
+    ];
+    for (i, res) in refused.into_iter().enumerate() {
+        let err = res.expect_err("an API key's token was accepted");
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "rpc #{i}");
+        assert_eq!(code(&err).0, ErrorCode::SessionRequired, "rpc #{i}");
+    }
+    // Nothing happened: the key is live, no member was added, the org is active.
+    let listed = Harness::as_user(&token, gw.list_api_keys(pb::ListApiKeysRequest {}))
+        .await?
+        .into_inner();
+    assert_eq!(listed.items.len(), 1);
+    assert!(
+        gw.login(pb::LoginRequest {
+            email: "mallory@managed.example".into(),
+            password: PASSWORD.into(),
+            ..Default::default()
+        })
+        .await
+        .is_err()
+    );
+    // The key still reads who it is.
+    let me = Harness::as_user(&key_token, gw.get_me(pb::GetMeRequest {}))
+        .await?
+        .into_inner();
+    assert_eq!(me.email, "owner@managed.example");
+    Ok(())
+}
+
+#[tokio::test]
+async fn members_see_and_revoke_their_own_keys_admins_all() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, owner_session) = h.account("owner@keyring.example").await?;
+    let owner = h.token(Credential::SessionId(owner_session), &[]).await?;
+    let mut gw = h.gateway()?;
+    Harness::as_user(
+        &owner,
+        gw.add_member(pb::AddMemberRequest {
+            email: "member@keyring.example".into(),
+            password: PASSWORD.into(),
+            role: "member".into(),
+        }),
+    )
+    .await?;
+    let member_session = gw
+        .login(pb::LoginRequest {
+            email: "member@keyring.example".into(),
+            password: PASSWORD.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .session_id;
+    let member = h.token(Credential::SessionId(member_session), &[]).await?;
+    let create = |name: &str| pb::CreateApiKeyRequest {
+        name: name.into(),
+        scopes: vec!["files:read".into()],
+    };
+    let owners_key = Harness::as_user(&owner, gw.create_api_key(create("owner's")))
+        .await?
+        .into_inner();
+    let members_key = Harness::as_user(&member, gw.create_api_key(create("member's")))
+        .await?
+        .into_inner();
+
+    let seen = Harness::as_user(&member, gw.list_api_keys(pb::ListApiKeysRequest {}))
+        .await?
+        .into_inner();
+    assert_eq!(
+        seen.items.iter().map(|k| &k.id).collect::<Vec<_>>(),
+        [&members_key.id],
+        "a member sees only their own key"
+    );
+    let err = Harness::as_user(
+        &member,
+        gw.revoke_api_key(pb::RevokeApiKeyRequest {
+            id: owners_key.id.clone(),
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::NotFound);
+    h.token(Credential::ApiKey(owners_key.key.clone()), &[])
+        .await
+        .expect("the owner's key survives a member's attempt");
+
+    let seen = Harness::as_user(&owner, gw.list_api_keys(pb::ListApiKeysRequest {}))
+        .await?
+        .into_inner();
+    assert_eq!(seen.items.len(), 2, "the owner sees every key of the org");
+    Harness::as_user(
+        &owner,
+        gw.revoke_api_key(pb::RevokeApiKeyRequest {
+            id: members_key.id.clone(),
+        }),
+    )
+    .await?;
+    assert!(
+        h.token(Credential::ApiKey(members_key.key), &[])
+            .await
+            .is_err()
+    );
+    Ok(())
+}

@@ -11,8 +11,8 @@ use crate::harness::{Harness, error_code};
 pub struct User<'h> {
     pub h: &'h Harness,
     pub org: String,
-    cookie: String,
-    csrf: String,
+    pub cookie: String,
+    pub csrf: String,
 }
 
 impl<'h> User<'h> {

@@ -81,7 +81,7 @@ async fn the_whole_auth_flow_from_a_plain_http_client() -> anyhow::Result<()> {
     let key: Value = res.json().await?;
     let bearer = format!("Bearer {}", key["key"].as_str().unwrap());
 
-    // The key authenticates without CSRF; the listing never shows the secret.
+    // The key authenticates without CSRF; the listing (a session's) never shows the secret.
     let me_by_key: Value = h
         .http
         .get(h.url("/v1/me"))
@@ -94,7 +94,7 @@ async fn the_whole_auth_flow_from_a_plain_http_client() -> anyhow::Result<()> {
     let list = h
         .http
         .get(h.url("/v1/api-keys"))
-        .header("authorization", &bearer)
+        .header("cookie", &cookie)
         .send()
         .await?
         .text()
@@ -116,7 +116,8 @@ async fn the_whole_auth_flow_from_a_plain_http_client() -> anyhow::Result<()> {
     let res = h
         .http
         .delete(h.url(&format!("/v1/api-keys/{}", key["id"].as_str().unwrap())))
-        .header("authorization", &bearer)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
         .send()
         .await?;
     assert_eq!(res.status(), 204);

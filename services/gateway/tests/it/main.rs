@@ -7,3 +7,4 @@ mod flows;
 mod harness;
 mod input;
 mod scans;
+mod security;

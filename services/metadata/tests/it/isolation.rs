@@ -21,6 +21,7 @@ fn token(stack: &Stack, org: Uuid, scopes: Scopes) -> String {
                 org_id: org,
                 role: Role::Member,
                 scopes,
+                credential: coffer_token::Credential::Session,
                 request_id: "req-test".into(),
             },
             &[Audience::Metadata, Audience::StorageSigner, Audience::Audit],
@@ -349,6 +350,7 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
                 file_id: id,
                 verdict: "infected".into(),
                 rescan: false,
+                ..Default::default()
             })
             .await
             .map(|_| ())
@@ -417,6 +419,7 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
             org_id: org_b,
             role: Role::Owner,
             scopes: Scopes::all(),
+            credential: coffer_token::Credential::Session,
             request_id: "req-test".into(),
         },
         &[Audience::Metadata, Audience::StorageSigner, Audience::Audit],
@@ -501,6 +504,7 @@ async fn callers_scopes_and_service_tokens_are_checked() -> anyhow::Result<()> {
                 file_id: Uuid::new_v4().to_string(),
                 verdict: "clean".into(),
                 rescan: false,
+                ..Default::default()
             })
             .await
             .unwrap_err();

@@ -24,6 +24,7 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
             org_id: org,
             role: Role::Owner,
             scopes: Scopes::all(),
+            credential: coffer_token::Credential::Session,
             request_id: "req-rls".into(),
         },
         &[Audience::Metadata, Audience::StorageSigner, Audience::Audit],

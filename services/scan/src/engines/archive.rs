@@ -1,12 +1,15 @@
-//! Archives: a zip (and the zips inside it, to a depth) is opened and every entry streamed through
-//! the content pass, within limits on depth, entry count, total uncompressed bytes and
-//! compression ratio. The bytes really produced are counted, not the sizes an archive claims,
-//! and reading stops as soon as a limit is passed: a bomb is a finding, never an out-of-memory.
-//! Symlinks, paths that climb out (`../`) and encrypted entries are findings too.
+//! Archives: a zip, or a gzip stream (a `.tar.gz`, or one compressed file), and the archives
+//! inside them, to a depth, are opened and every entry streamed through the content pass, within
+//! limits on depth, entry count, total uncompressed bytes and compression ratio. The bytes really
+//! produced are counted, not the sizes an archive claims, and reading stops as soon as a limit is
+//! passed: a bomb is a finding, never an out-of-memory. Symlinks and hard links, paths that climb
+//! out (`../`, absolute paths), encrypted entries and unreadable archives are findings too.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Component, Path};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,13 +21,14 @@ use super::{Engine, Finding, Verdict};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ArchiveLimits {
-    /// Zips inside zips: the outer file is depth 0.
+    /// Archives inside archives: the outer file is depth 0 (a `.tar.gz` is one archive).
     pub max_depth: u32,
     /// Entries across the whole archive, nested ones included.
     pub max_entries: u64,
     /// Uncompressed bytes across the whole archive, nested ones included.
     pub max_total_bytes: u64,
-    /// Largest uncompressed/compressed ratio of one entry once it is larger than `ratio_min_bytes`.
+    /// Largest uncompressed/compressed ratio of one entry (of a whole gzip stream) once it is
+    /// larger than `ratio_min_bytes`.
     pub max_ratio: u64,
     pub ratio_min_bytes: u64,
 }
@@ -37,6 +41,26 @@ impl Default for ArchiveLimits {
             max_total_bytes: 1 << 30,
             max_ratio: 100,
             ratio_min_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The archive formats opened here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Zip,
+    Gzip,
+}
+
+impl Kind {
+    /// The archive a stream starting with `prefix` is, if any.
+    fn of(prefix: &[u8]) -> Option<Kind> {
+        if prefix.starts_with(b"PK\x03\x04") || prefix.starts_with(b"PK\x05\x06") {
+            Some(Kind::Zip)
+        } else if prefix.starts_with(&[0x1f, 0x8b]) {
+            Some(Kind::Gzip)
+        } else {
+            None
         }
     }
 }
@@ -59,32 +83,123 @@ fn finding(findings: &mut Vec<Finding>, signature: &str) {
     });
 }
 
-/// Inspects the zip at `path`; nested zips are unpacked into `tmp` (bounded by the limits).
+/// What one inspection needs, passed down to nested archives.
+struct Ctx<'a> {
+    tmp: &'a Path,
+    rules: &'a Ruleset,
+    patterns: &'a Patterns,
+    limits: &'a ArchiveLimits,
+}
+
+/// Inspects the archive at `path`; nested archives are unpacked into `tmp` (bounded by the
+/// limits).
 pub fn inspect(
     path: &Path,
+    kind: Kind,
     tmp: &Path,
     rules: &Ruleset,
     patterns: &Patterns,
     limits: &ArchiveLimits,
     findings: &mut Vec<Finding>,
 ) -> io::Result<()> {
+    let ctx = Ctx {
+        tmp,
+        rules,
+        patterns,
+        limits,
+    };
     let mut budget = Budget::default();
-    match inspect_at(path, tmp, 0, rules, patterns, limits, &mut budget, findings)? {
+    match inspect_at(&ctx, path, kind, 0, &mut budget, findings)? {
         Ok(()) | Err(Stop) => Ok(()),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn inspect_at(
+    ctx: &Ctx<'_>,
     path: &Path,
-    tmp: &Path,
+    kind: Kind,
     depth: u32,
-    rules: &Ruleset,
-    patterns: &Patterns,
-    limits: &ArchiveLimits,
     budget: &mut Budget,
     findings: &mut Vec<Finding>,
 ) -> io::Result<Result<(), Stop>> {
+    match kind {
+        Kind::Zip => inspect_zip(ctx, path, depth, budget, findings),
+        Kind::Gzip => inspect_gzip(ctx, path, depth, budget, findings),
+    }
+}
+
+/// Which limit an entry's read stopped at, for the finding's name.
+fn over_limit(findings: &mut Vec<Finding>, by_budget: bool) -> Result<(), Stop> {
+    finding(
+        findings,
+        if by_budget {
+            "archive-too-large"
+        } else {
+            "archive-compression-ratio"
+        },
+    );
+    Err(Stop)
+}
+
+/// Streams one entry through the content pass, at most `limit` bytes (`by_budget`: the limit is
+/// the whole archive's budget rather than the entry's ratio), and opens it in turn if it is an
+/// archive itself.
+fn scan_entry(
+    ctx: &Ctx<'_>,
+    entry: &mut dyn Read,
+    limit: u64,
+    by_budget: bool,
+    depth: u32,
+    budget: &mut Budget,
+    findings: &mut Vec<Finding>,
+) -> io::Result<Result<(), Stop>> {
+    let mut pass = Pass::new(ctx.rules, ctx.patterns, false);
+    let mut first = [0u8; 4];
+    let got = read_prefix(entry, &mut first)?;
+    // An entry that is itself an archive is kept (bounded by `limit`) to be opened in turn.
+    let nested = Kind::of(&first[..got]);
+    let mut kept = match nested {
+        Some(_) => Some(tempfile::NamedTempFile::new_in(ctx.tmp)?),
+        None => None,
+    };
+    let mut chained = (&first[..got]).chain(entry);
+    let within = match kept.as_mut() {
+        Some(t) => pass.read_from(&mut chained, limit, Some(t.as_file_mut()))?,
+        None => pass.read_from(&mut chained, limit, None)?,
+    };
+    let summary = pass.finish(findings)?;
+    budget.bytes += summary.bytes;
+    if !within {
+        return Ok(over_limit(findings, by_budget));
+    }
+    if let (Some(kind), Some(t)) = (nested, kept) {
+        if depth + 1 > ctx.limits.max_depth {
+            finding(findings, "archive-too-deep");
+            return Ok(Err(Stop));
+        }
+        return inspect_at(ctx, t.path(), kind, depth + 1, budget, findings);
+    }
+    Ok(Ok(()))
+}
+
+/// Counts one more entry; false (with the finding) past the limit.
+fn count_entry(ctx: &Ctx<'_>, budget: &mut Budget, findings: &mut Vec<Finding>) -> bool {
+    budget.entries += 1;
+    if budget.entries > ctx.limits.max_entries {
+        finding(findings, "archive-too-many-entries");
+        return false;
+    }
+    true
+}
+
+fn inspect_zip(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    depth: u32,
+    budget: &mut Budget,
+    findings: &mut Vec<Finding>,
+) -> io::Result<Result<(), Stop>> {
+    let limits = ctx.limits;
     let mut file = File::open(path)?;
     // The central directory is read whole by the zip reader: check its claimed size first.
     if let Some(claimed) = claimed_entries(&mut file)?
@@ -103,9 +218,7 @@ fn inspect_at(
         }
     };
     for i in 0..zip.len() {
-        budget.entries += 1;
-        if budget.entries > limits.max_entries {
-            finding(findings, "archive-too-many-entries");
+        if !count_entry(ctx, budget, findings) {
             return Ok(Err(Stop));
         }
         let (encrypted, symlink, dir, escapes, compressed) = match zip.by_index_raw(i) {
@@ -150,47 +263,144 @@ fn inspect_at(
             .max(limits.ratio_min_bytes);
         let by_budget = limits.max_total_bytes.saturating_sub(budget.bytes);
         let limit = by_ratio.min(by_budget);
-        let mut pass = Pass::new(rules, patterns, false);
-        // An entry that is itself a zip is kept (bounded by `limit`) to be opened in turn.
-        let mut nested: Option<tempfile::NamedTempFile> = None;
-        let mut first = [0u8; 4];
-        let got = read_prefix(&mut entry, &mut first)?;
-        let is_zip = got == 4 && (first == *b"PK\x03\x04" || first == *b"PK\x05\x06");
-        if is_zip {
-            nested = Some(tempfile::NamedTempFile::new_in(tmp)?);
-        }
-        let mut chained = (&first[..got]).chain(&mut entry);
-        let within = match nested.as_mut() {
-            Some(t) => pass.read_from(&mut chained, limit, Some(t.as_file_mut()))?,
-            None => pass.read_from(&mut chained, limit, None)?,
-        };
-        let summary = pass.finish(findings)?;
-        budget.bytes += summary.bytes;
-        if !within {
-            if limit == by_budget && by_budget < by_ratio {
-                finding(findings, "archive-too-large");
-            } else {
-                finding(findings, "archive-compression-ratio");
-            }
+        let by_budget = by_budget < by_ratio;
+        if let Err(Stop) = scan_entry(ctx, &mut entry, limit, by_budget, depth, budget, findings)? {
             return Ok(Err(Stop));
         }
-        if let Some(t) = nested {
-            if depth + 1 > limits.max_depth {
-                finding(findings, "archive-too-deep");
-                return Ok(Err(Stop));
+    }
+    Ok(Ok(()))
+}
+
+/// A reader that refuses to yield more than `limit` bytes: past it, reading fails and `hit` is
+/// set, so a decompression bomb stops inside the decoder, whatever reads from it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    hit: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // Exactly at the limit is fine if the stream ends here.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => {
+                    self.hit.set(true);
+                    Err(io::Error::other("archive limit reached"))
+                }
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A gzip stream (every member of it): a tar inside is walked entry by entry; anything else is
+/// one entry. The whole stream is held to the ratio limit against its compressed size.
+fn inspect_gzip(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    depth: u32,
+    budget: &mut Budget,
+    findings: &mut Vec<Finding>,
+) -> io::Result<Result<(), Stop>> {
+    let limits = ctx.limits;
+    let file = File::open(path)?;
+    let compressed = file.metadata()?.len();
+    let by_ratio = compressed
+        .max(1)
+        .saturating_mul(limits.max_ratio)
+        .max(limits.ratio_min_bytes);
+    let by_budget = limits.max_total_bytes.saturating_sub(budget.bytes);
+    let hit = Rc::new(Cell::new(false));
+    let mut stream = Capped {
+        inner: flate2::read::MultiGzDecoder::new(BufReader::new(file)),
+        left: by_ratio.min(by_budget),
+        hit: hit.clone(),
+    };
+    let over_budget = by_budget < by_ratio;
+    // Past the cap, or not gzip at all: say which; only a failure of the disk itself is an error.
+    let classify = |e: io::Error, findings: &mut Vec<Finding>| -> io::Result<Result<(), Stop>> {
+        if hit.get() {
+            return Ok(over_limit(findings, over_budget));
+        }
+        match e.kind() {
+            io::ErrorKind::InvalidData
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::UnexpectedEof => {
+                finding(findings, "archive-malformed");
+                Ok(Err(Stop))
             }
-            if let Err(Stop) = inspect_at(
-                t.path(),
-                tmp,
-                depth + 1,
-                rules,
-                patterns,
-                limits,
-                budget,
-                findings,
-            )? {
-                return Ok(Err(Stop));
-            }
+            _ => Err(e),
+        }
+    };
+    let mut head = [0u8; 512];
+    let got = match read_prefix(&mut stream, &mut head) {
+        Ok(n) => n,
+        Err(e) => return classify(e, findings),
+    };
+    let is_tar = got == head.len() && &head[257..262] == b"ustar";
+    let mut chained = (&head[..got]).chain(stream);
+    let walked = if is_tar {
+        walk_tar(ctx, &mut chained, depth, budget, findings)
+    } else if count_entry(ctx, budget, findings) {
+        // One compressed file; the cap above holds it to the ratio.
+        scan_entry(ctx, &mut chained, u64::MAX, false, depth, budget, findings)
+    } else {
+        return Ok(Err(Stop));
+    };
+    match walked {
+        Ok(done) => Ok(done),
+        Err(e) => classify(e, findings),
+    }
+}
+
+/// The entries of a tar stream: regular files are scanned; links are findings (they are how a
+/// tar writes outside its directory); other types (directories, devices) hold no bytes.
+fn walk_tar(
+    ctx: &Ctx<'_>,
+    stream: &mut dyn Read,
+    depth: u32,
+    budget: &mut Budget,
+    findings: &mut Vec<Finding>,
+) -> io::Result<Result<(), Stop>> {
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !count_entry(ctx, budget, findings) {
+            return Ok(Err(Stop));
+        }
+        let kind = entry.header().entry_type();
+        let escapes = entry.path().map_or(true, |p| {
+            p.components().any(|c| {
+                matches!(
+                    c,
+                    Component::ParentDir | Component::RootDir | Component::Prefix(_)
+                )
+            })
+        });
+        if escapes {
+            finding(findings, "archive-path-traversal");
+        }
+        if kind.is_symlink() || kind.is_hard_link() {
+            finding(findings, "archive-symlink");
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        let left = ctx.limits.max_total_bytes.saturating_sub(budget.bytes);
+        if let Err(Stop) = scan_entry(ctx, &mut entry, left, true, depth, budget, findings)? {
+            return Ok(Err(Stop));
         }
     }
     Ok(Ok(()))
@@ -286,6 +496,54 @@ pub mod build {
         w.finish().expect("finish zip").into_inner()
     }
 
+    /// `data` gzip-compressed.
+    pub fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        w.write_all(data).expect("compress");
+        w.finish().expect("finish gzip")
+    }
+
+    /// A gzip of `n` zero bytes, written without holding them in memory.
+    pub fn gzip_zeros(n: u64) -> Vec<u8> {
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let block = vec![0u8; 1 << 20];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(block.len() as u64) as usize;
+            w.write_all(&block[..k]).expect("compress");
+            left -= k as u64;
+        }
+        w.finish().expect("finish gzip")
+    }
+
+    /// A `.tar.gz` of `(name, bytes)` regular files.
+    pub fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            // Written raw, so tests can build names a careful writer would refuse (`../x`).
+            let raw = &mut header.as_old_mut().name;
+            raw[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_cksum();
+            tar.append(&header, *data).expect("append");
+        }
+        gzip(&tar.into_inner().expect("finish tar"))
+    }
+
+    /// A `.tar.gz` holding a symlink `name` → `target`.
+    pub fn tar_gz_symlink(name: &str, target: &str) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        tar.append_link(&mut header, name, target)
+            .expect("append link");
+        gzip(&tar.into_inner().expect("finish tar"))
+    }
+
     /// A classic nested bomb: `fanout` copies of the level below, `levels` deep, over a core of
     /// `core` zero bytes.
     pub fn nested_bomb(levels: u32, fanout: usize, core: u64) -> Vec<u8> {
@@ -308,13 +566,89 @@ mod tests {
 
     fn run(data: &[u8], limits: &ArchiveLimits) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.zip");
+        let p = dir.path().join("archive");
         std::fs::write(&p, data).unwrap();
         let rules = Ruleset::load(None).unwrap();
         let patterns = Patterns::new();
         let mut f = Vec::new();
-        inspect(&p, dir.path(), &rules, &patterns, limits, &mut f).unwrap();
-        f.into_iter().map(|f| f.signature).collect()
+        let kind = Kind::of(data).unwrap();
+        inspect(&p, kind, dir.path(), &rules, &patterns, limits, &mut f).unwrap();
+        let mut sigs: Vec<String> = f.into_iter().map(|f| f.signature).collect();
+        sigs.sort();
+        sigs
+    }
+
+    const KEY: &[u8] = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n";
+
+    #[test]
+    fn gzip_and_tar_gz_are_opened_like_zips() {
+        let l = ArchiveLimits::default();
+        // One compressed file: what it holds is found, though its bytes are compressed.
+        assert_eq!(run(&build::gzip(KEY), &l), ["pem-private-key"]);
+        assert!(run(&build::gzip(b"plain notes"), &l).is_empty());
+        let e = crate::engines::yara::tests::eicar();
+        let tgz = build::tar_gz(&[("docs/readme.txt", b"hello"), ("bin/e.com", &e)]);
+        assert_eq!(run(&tgz, &l), ["eicar_test_file"]);
+        // Archives inside: a zip in a tar.gz, a gzip in a zip.
+        let inner = build::zip(&[("k.txt", KEY)]);
+        assert_eq!(
+            run(&build::tar_gz(&[("inner.zip", &inner)]), &l),
+            ["pem-private-key"]
+        );
+        assert_eq!(
+            run(&build::zip(&[("k.gz", &build::gzip(KEY))]), &l),
+            ["pem-private-key"]
+        );
+    }
+
+    #[test]
+    fn gzip_bombs_and_tar_tricks_are_findings() {
+        let l = ArchiveLimits::default();
+        assert_eq!(
+            run(&build::gzip_zeros(64 << 20), &l),
+            ["archive-compression-ratio"]
+        );
+        let zeros = vec![0u8; 8 << 20];
+        assert_eq!(
+            run(&build::tar_gz(&[("z", &zeros)]), &l),
+            ["archive-compression-ratio"]
+        );
+        let small = ArchiveLimits {
+            max_total_bytes: 3 << 20,
+            max_ratio: 10_000,
+            ..ArchiveLimits::default()
+        };
+        assert_eq!(
+            run(&build::gzip_zeros(8 << 20), &small),
+            ["archive-too-large"]
+        );
+        let few = ArchiveLimits {
+            max_entries: 3,
+            ..ArchiveLimits::default()
+        };
+        let many: Vec<(String, Vec<u8>)> = (0..5).map(|i| (format!("f{i}"), vec![1])).collect();
+        let entries: Vec<(&str, &[u8])> = many
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
+        assert_eq!(
+            run(&build::tar_gz(&entries), &few),
+            ["archive-too-many-entries"]
+        );
+        assert_eq!(
+            run(&build::tar_gz(&[("../../etc/cron.d/x", b"x")]), &l),
+            ["archive-path-traversal"]
+        );
+        assert_eq!(
+            run(&build::tar_gz_symlink("etc", "/etc/passwd"), &l),
+            ["archive-symlink"]
+        );
+        let mut broken = build::gzip(b"some bytes to compress, then cut short");
+        broken.truncate(broken.len() - 6);
+        assert_eq!(run(&broken, &l), ["archive-malformed"]);
+        // Depth: a gzip in a gzip in a gzip in a gzip, one level too many.
+        let deep = build::gzip(&build::gzip(&build::gzip(&build::gzip(&build::gzip(b"x")))));
+        assert_eq!(run(&deep, &l), ["archive-too-deep"]);
     }
 
     #[test]
@@ -333,9 +667,7 @@ mod tests {
             ("inner.zip", &inner),
             ("k.pem", b"-----BEGIN EC PRIVATE KEY-----"),
         ]);
-        let mut sigs = run(&outer, &l);
-        sigs.sort();
-        assert_eq!(sigs, ["eicar_test_file", "pem-private-key"]);
+        assert_eq!(run(&outer, &l), ["eicar_test_file", "pem-private-key"]);
     }
 
     #[test]

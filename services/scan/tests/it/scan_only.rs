@@ -184,6 +184,7 @@ async fn callers_and_org_keys_are_checked() -> anyhow::Result<()> {
         size: 1,
         content_type: "text/plain".into(),
         extension: "txt".into(),
+        ..Default::default()
     };
     // Only metadata queues file scans; only the gateway uses the scan-only API.
     for svc in ["gateway", "auth", "audit", "storage-signer"] {

@@ -274,6 +274,7 @@ async fn deliveries_are_signed_retried_and_verify_with_standardwebhooks() -> any
             org_id: user.org,
             role: coffer_token::Role::Member,
             scopes: coffer_token::Scopes::all(),
+            credential: coffer_token::Credential::Session,
             request_id: "req-member".into(),
         },
         &[coffer_token::Audience::Scan],

@@ -23,11 +23,14 @@ struct Fixture {
 
 impl Fixture {
     async fn start(config: SignerConfig) -> anyhow::Result<Self> {
+        Self::start_on(config, S3::start().await?).await
+    }
+
+    async fn start_on(config: SignerConfig, s3: S3) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("signer test CA")?;
         let ring = MasterKeyRing::generate("k1");
-        let s3 = S3::start().await?;
         let server =
             coffer_storage_signer::testing::start(&ca, dir.path(), &ring, &s3, "coffer", config)
                 .await?;
@@ -59,6 +62,7 @@ impl Fixture {
                     org_id: org,
                     role: Role::Member,
                     scopes: Scopes::all(),
+                    credential: coffer_token::Credential::Session,
                     request_id: "req-test".into(),
                 },
                 &[Audience::StorageSigner],
@@ -163,6 +167,7 @@ async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow
     for h in [
         "content-length",
         "content-type",
+        "if-none-match",
         "x-amz-server-side-encryption",
     ] {
         assert!(signed_headers.contains(h), "{h} not in {signed_headers}");
@@ -286,8 +291,8 @@ async fn presigned_urls_expire() -> anyhow::Result<()> {
         &token,
         signer.presign_get(pb::PresignGetRequest {
             key: format!("{org}/{}", Uuid::new_v4()),
-            file_name: String::new(),
             expires_in_seconds: 86_400,
+            ..Default::default()
         }),
     )
     .await?
@@ -327,7 +332,7 @@ async fn presigned_get_names_the_file_and_returns_the_bytes() -> anyhow::Result<
         signer.presign_get(pb::PresignGetRequest {
             key,
             file_name: "Gehälter März.txt".into(),
-            expires_in_seconds: 0,
+            ..Default::default()
         }),
     )
     .await?
@@ -455,4 +460,239 @@ fn expiry_settings_above_fifteen_minutes_are_refused() {
     };
     assert!(max_too_long.validate().is_err());
     assert!(SignerConfig::default().validate().is_ok());
+}
+
+/// Signs a PUT of `body` to a new key of `org` and sends it, with `extra` unsigned headers.
+async fn upload(
+    f: &Fixture,
+    org: Uuid,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> anyhow::Result<(String, pb::PresignedRequest)> {
+    let key = format!("{org}/{}", Uuid::new_v4());
+    let up = as_user(
+        &f.token(org),
+        f.client_as("metadata")?.presign_put(pb::PresignPutRequest {
+            key: key.clone(),
+            size: body.len() as u64,
+            content_type: "text/plain".into(),
+            ..Default::default()
+        }),
+    )
+    .await?
+    .into_inner();
+    let mut r = http().put(&up.url);
+    for (k, v) in &up.headers {
+        if k != "content-length" {
+            r = r.header(k, v);
+        }
+    }
+    for (k, v) in extra {
+        r = r.header(*k, *v);
+    }
+    let status = r.body(body.to_vec()).send().await?.status();
+    anyhow::ensure!(status.is_success(), "PUT refused: {status}");
+    Ok((key, up))
+}
+
+/// Overwrites `key` with the store's own credentials, as someone holding them could.
+async fn overwrite(f: &Fixture, key: &str, body: &[u8]) -> anyhow::Result<()> {
+    f.s3.client()
+        .put_object()
+        .bucket("coffer")
+        .key(key)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(body.to_vec().into())
+        .send()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_put_url_writes_once_and_reads_are_pinned_to_the_object_checked() -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default()).await?;
+    let org = Uuid::new_v4();
+    let token = f.token(org);
+    let mut signer = f.client_as("scan")?;
+    let (key, up) = upload(&f, org, b"harmless", &[]).await?;
+
+    // The same URL cannot write again, even with bytes of the same size.
+    let again = put(&up, &up.url, b"EICAR!!!".to_vec(), |_, v| {
+        Some(v.to_owned())
+    })
+    .await;
+    assert_eq!(again, reqwest::StatusCode::PRECONDITION_FAILED);
+    let info = as_user(
+        &token,
+        signer.head_object(pb::ObjectRef { key: key.clone() }),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(info.content_type, "text/plain");
+    assert!(
+        info.foreign_headers.is_empty(),
+        "{:?}",
+        info.foreign_headers
+    );
+    assert_eq!(
+        info.etag.len(),
+        32,
+        "the MD5 ETag, without quotes: {}",
+        info.etag
+    );
+    assert!(!info.version_id.is_empty());
+
+    // Pinned reads serve the checked object: by version, and by a signed If-Match the reader sends.
+    let pinned = as_user(
+        &token,
+        signer.presign_get(pb::PresignGetRequest {
+            key: key.clone(),
+            version_id: info.version_id.clone(),
+            ..Default::default()
+        }),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(
+        http()
+            .get(&pinned.url)
+            .send()
+            .await?
+            .bytes()
+            .await?
+            .as_ref(),
+        b"harmless"
+    );
+    let matched = as_user(
+        &token,
+        signer.presign_get(pb::PresignGetRequest {
+            key: key.clone(),
+            etag: info.etag.clone(),
+            require_if_match: true,
+            ..Default::default()
+        }),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(matched.headers["if-match"], format!("\"{}\"", info.etag));
+    let get = |req: &pb::PresignedRequest, with_headers: bool| {
+        let mut r = http().get(&req.url);
+        if with_headers {
+            for (k, v) in &req.headers {
+                r = r.header(k, v);
+            }
+        }
+        r.send()
+    };
+    assert!(get(&matched, true).await?.status().is_success());
+    // The header is signed: a reader that drops it is refused.
+    assert!(get(&matched, false).await?.status().is_client_error());
+
+    // Replaced behind the mesh's back with the store's own credentials: both refuse.
+    overwrite(&f, &key, b"EICAR!!!").await?;
+    assert_eq!(
+        get(&pinned, false).await?.status(),
+        reqwest::StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&matched, true).await?.status(),
+        reqwest::StatusCode::PRECONDITION_FAILED
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_versions_a_changed_object_gets_no_url() -> anyhow::Result<()> {
+    let f = Fixture::start_on(SignerConfig::default(), S3::start_unversioned().await?).await?;
+    let org = Uuid::new_v4();
+    let token = f.token(org);
+    let mut signer = f.client_as("metadata")?;
+    let (key, _) = upload(&f, org, b"harmless", &[]).await?;
+    let info = as_user(
+        &token,
+        signer.head_object(pb::ObjectRef { key: key.clone() }),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(
+        info.version_id, "",
+        "an unversioned bucket has no version ids"
+    );
+    let ask = || pb::PresignGetRequest {
+        key: key.clone(),
+        etag: info.etag.clone(),
+        ..Default::default()
+    };
+    let url = as_user(&token, signer.presign_get(ask()))
+        .await?
+        .into_inner()
+        .url;
+    assert_eq!(
+        http().get(&url).send().await?.bytes().await?.as_ref(),
+        b"harmless"
+    );
+    overwrite(&f, &key, b"EICAR!!!").await?;
+    let err = as_user(&token, signer.presign_get(ask()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unsigned_headers_are_reported_and_never_reach_a_reader() -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default()).await?;
+    let org = Uuid::new_v4();
+    let token = f.token(org);
+    let mut signer = f.client_as("metadata")?;
+    let (key, _) = upload(
+        &f,
+        org,
+        b"\x1f\x8b not really gzip",
+        &[
+            ("content-encoding", "gzip"),
+            ("content-disposition", "inline"),
+            ("cache-control", "public, max-age=31536000"),
+            ("x-amz-meta-origin", "elsewhere"),
+        ],
+    )
+    .await?;
+    let info = as_user(
+        &token,
+        signer.head_object(pb::ObjectRef { key: key.clone() }),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(
+        info.foreign_headers,
+        [
+            "cache-control",
+            "content-disposition",
+            "content-encoding",
+            "x-amz-meta-origin"
+        ]
+    );
+    // A GET the signer signs overrides what the object says.
+    let down = as_user(
+        &token,
+        signer.presign_get(pb::PresignGetRequest {
+            key,
+            file_name: "notes.txt".into(),
+            content_type: "text/plain".into(),
+            version_id: info.version_id,
+            ..Default::default()
+        }),
+    )
+    .await?
+    .into_inner();
+    let res = http().get(&down.url).send().await?;
+    assert!(res.status().is_success());
+    assert_eq!(res.headers()["content-encoding"], "identity");
+    assert_eq!(res.headers()["content-type"], "text/plain");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()?
+            .starts_with("attachment;")
+    );
+    Ok(())
 }

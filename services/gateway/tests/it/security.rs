@@ -1,0 +1,486 @@
+//! The findings of the outside review (issue 12), each shown through the public gateway with a
+//! plain HTTP client against the real mesh: what a leaked API key, a replaced object, an
+//! unsigned header or a guessed password could do before, and cannot now.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::files::User;
+use crate::harness::{Harness, PASSWORD, error_code};
+
+/// Creates an API key with `scopes` from `u`'s session; returns (id, `Bearer …` header value).
+pub async fn api_key(u: &User<'_>, scopes: &[&str]) -> anyhow::Result<(String, String)> {
+    let key = u
+        .ok(
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": format!("key {}", scopes.join(" ")), "scopes": scopes})),
+            201,
+        )
+        .await?;
+    Ok((
+        key["id"].as_str().unwrap().to_owned(),
+        format!("Bearer {}", key["key"].as_str().unwrap()),
+    ))
+}
+
+/// Sends with an API key only.
+pub async fn with_key(
+    h: &Harness,
+    bearer: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<reqwest::Response> {
+    let mut req = h
+        .http
+        .request(method, h.url(path))
+        .header("authorization", bearer);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    Ok(req.send().await?)
+}
+
+#[tokio::test]
+async fn a_leaked_read_key_cannot_manage_the_account_or_the_org() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let owner = User::new(&h, "owner@leak.example").await?;
+    let (_, leaked) = api_key(&owner, &["files:read"]).await?;
+    let (other_id, _) = api_key(&owner, &["files:write"]).await?;
+
+    let attempts = [
+        (
+            Method::POST,
+            "/v1/api-keys".to_owned(),
+            Some(
+                json!({"name": "all", "scopes": ["files:read", "files:write", "audit:read", "scans:write"]}),
+            ),
+        ),
+        (Method::GET, "/v1/api-keys".to_owned(), None),
+        (Method::DELETE, format!("/v1/api-keys/{other_id}"), None),
+        (
+            Method::POST,
+            "/v1/members".to_owned(),
+            Some(json!({"email": "mallory@leak.example", "password": PASSWORD, "role": "admin"})),
+        ),
+        (Method::POST, "/v1/auth/totp/enroll".to_owned(), None),
+        (
+            Method::POST,
+            "/v1/auth/totp/confirm".to_owned(),
+            Some(json!({"code": "123456"})),
+        ),
+        (Method::DELETE, "/v1/org".to_owned(), None),
+        (
+            Method::PUT,
+            "/v1/webhook".to_owned(),
+            Some(json!({"url": "https://hooks.attacker.example/x"})),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let res = with_key(&h, &leaked, method.clone(), &path, body).await?;
+        assert_eq!(
+            error_code(res).await?,
+            (403, "session_required".into()),
+            "{method} {path}"
+        );
+    }
+
+    // Nothing happened: both keys are live, no member was added, the owner's next login needs
+    // no TOTP code, the org is active.
+    let keys = owner.ok(Method::GET, "/v1/api-keys", None, 200).await?;
+    assert_eq!(keys["items"].as_array().unwrap().len(), 2);
+    let res = h
+        .http
+        .post(h.url("/v1/auth/login"))
+        .json(&json!({"email": "mallory@leak.example", "password": PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 401);
+    User::login(&h, "owner@leak.example").await?;
+    let me = owner.ok(Method::GET, "/v1/me", None, 200).await?;
+    assert_eq!(me["totp_enabled"], false);
+
+    // The key still does what it is for.
+    let res = with_key(&h, &leaked, Method::GET, "/v1/folders/root/children", None).await?;
+    assert_eq!(res.status(), 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_event_stream_needs_files_read() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let owner = User::new(&h, "events@leak.example").await?;
+    let (_, scans_only) = api_key(&owner, &["scans:write"]).await?;
+    let res = with_key(&h, &scans_only, Method::GET, "/v1/events", None).await?;
+    assert_eq!(error_code(res).await?, (403, "permission_denied".into()));
+    let (_, reader) = api_key(&owner, &["files:read"]).await?;
+    let res = with_key(&h, &reader, Method::GET, "/v1/events", None).await?;
+    assert_eq!(res.status(), 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_audit_log_names_the_api_key_an_action_came_through() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let owner = User::new(&h, "actor@leak.example").await?;
+    let me = owner.ok(Method::GET, "/v1/me", None, 200).await?;
+    let user = me["user_id"].as_str().unwrap();
+    let id = owner.available("a.txt", None, b"bytes", "clean").await?;
+    let (key_id, key) = api_key(&owner, &["files:read"]).await?;
+    let res = with_key(
+        &h,
+        &key,
+        Method::GET,
+        &format!("/v1/files/{id}/download"),
+        None,
+    )
+    .await?;
+    assert_eq!(res.status(), 200);
+    owner
+        .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+
+    let log = owner
+        .ok(Method::GET, "/v1/audit?action=file.download", None, 200)
+        .await?;
+    let actors: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    // Newest first: the session's download, then the key's.
+    assert_eq!(
+        actors,
+        [
+            format!("user:{user}"),
+            format!("user:{user}/apikey:{key_id}")
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn members_list_and_revoke_only_their_own_keys() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let owner = User::new(&h, "owner@keys.example").await?;
+    owner
+        .ok(
+            Method::POST,
+            "/v1/members",
+            Some(json!({"email": "member@keys.example", "password": PASSWORD, "role": "member"})),
+            201,
+        )
+        .await?;
+    let member = User::login(&h, "member@keys.example").await?;
+    let (owners_key, owners_bearer) = api_key(&owner, &["files:read"]).await?;
+    let (members_key, _) = api_key(&member, &["files:read"]).await?;
+
+    let listed = member.ok(Method::GET, "/v1/api-keys", None, 200).await?;
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [members_key.as_str()]);
+    assert_eq!(
+        member
+            .err(Method::DELETE, &format!("/v1/api-keys/{owners_key}"), None)
+            .await?,
+        (404, "not_found".into())
+    );
+    let res = with_key(&h, &owners_bearer, Method::GET, "/v1/me", None).await?;
+    assert_eq!(res.status(), 200, "the owner's key survived");
+
+    let listed = owner.ok(Method::GET, "/v1/api-keys", None, 200).await?;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    owner
+        .ok(
+            Method::DELETE,
+            &format!("/v1/api-keys/{members_key}"),
+            None,
+            204,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Reads an SSE response until it ends; returns how long that took (None: still open at `limit`).
+async fn ends_within(
+    res: reqwest::Response,
+    limit: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    let mut body = res.bytes_stream();
+    use futures_util::StreamExt as _;
+    let ended = tokio::time::timeout(limit, async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    ended.ok().map(|()| started.elapsed())
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_when_its_credential_goes() -> anyhow::Result<()> {
+    let h = Harness::start_with(coffer_gateway::GatewayConfig {
+        rate_per_second: 1000,
+        rate_burst: 1000,
+        events_keepalive_secs: 1,
+        events_recheck_secs: 1,
+        ..Default::default()
+    })
+    .await?;
+    let owner = User::new(&h, "streams@leak.example").await?;
+    let (key_id, key) = api_key(&owner, &["files:read"]).await?;
+    let limit = std::time::Duration::from_secs(10);
+
+    // A live credential keeps its stream open past several re-checks.
+    let res = with_key(&h, &key, Method::GET, "/v1/events", None).await?;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        ends_within(res, std::time::Duration::from_secs(3)).await,
+        None,
+        "a stream with a live key ended"
+    );
+
+    // Revoking the key ends its stream at the next re-check.
+    let res = with_key(&h, &key, Method::GET, "/v1/events", None).await?;
+    assert_eq!(res.status(), 200);
+    owner
+        .ok(Method::DELETE, &format!("/v1/api-keys/{key_id}"), None, 204)
+        .await?;
+    let took = ends_within(res, limit).await;
+    assert!(took.is_some(), "the stream outlived its revoked key");
+
+    // Logging out ends the session's stream.
+    let res = owner.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(res.status(), 200);
+    owner.ok(Method::POST, "/v1/auth/logout", None, 204).await?;
+    assert!(
+        ends_within(res, limit).await.is_some(),
+        "the stream outlived its logged-out session"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn share_links_are_built_on_the_public_url_never_the_host_header() -> anyhow::Result<()> {
+    let h = Harness::start_with(coffer_gateway::GatewayConfig {
+        rate_per_second: 1000,
+        rate_burst: 1000,
+        public_url: Some("https://vault.example.com/".into()),
+        ..Default::default()
+    })
+    .await?;
+    let owner = User::new(&h, "links@leak.example").await?;
+    let id = owner.available("a.txt", None, b"bytes", "clean").await?;
+    let res = h
+        .http
+        .post(h.url(&format!("/v1/files/{id}/shares")))
+        .header("cookie", &owner.cookie)
+        .header("x-csrf-token", &owner.csrf)
+        .header("host", "attacker.example")
+        .json(&json!({"expires_in_seconds": 60}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 201);
+    let share: Value = res.json().await?;
+    let token = share["token"].as_str().unwrap();
+    assert_eq!(share["url"], format!("https://vault.example.com/s/{token}"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_verdict_reaches_a_trashed_file_so_restoring_it_keeps_the_newest() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "rescan@leak.example").await?;
+    let id = u.available("memo.txt", None, b"memo", "clean").await?;
+    u.ok(Method::DELETE, &format!("/v1/files/{id}"), None, 204)
+        .await?;
+    // A re-scan under a newer ruleset finds it infected while it is in the trash.
+    h.stack.rescan_verdict(&u.org, &id, "infected").await?;
+    let f = u
+        .ok(Method::POST, &format!("/v1/files/{id}/restore"), None, 200)
+        .await?;
+    assert_eq!(
+        (f["status"].as_str(), f["verdict"].as_str()),
+        (Some("quarantined"), Some("infected"))
+    );
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{id}/download"), None)
+            .await?,
+        (403, "quarantined".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn names_are_normalised_and_invisible_formatting_is_refused() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "names@leak.example").await?;
+    let create = |name: &str| json!({"name": name, "size": 1, "content_type": "text/plain"});
+    for bad in [
+        "invoice\u{202E}txt.exe",
+        "report\u{200B}.pdf",
+        "\u{2066}x\u{2069}.pdf",
+        "a\u{FEFF}.txt",
+    ] {
+        assert_eq!(
+            u.err(Method::POST, "/v1/files", Some(create(bad))).await?,
+            (400, "invalid_argument".into()),
+            "{bad:?}"
+        );
+        assert_eq!(
+            u.err(Method::POST, "/v1/folders", Some(json!({"name": bad})))
+                .await?,
+            (400, "invalid_argument".into()),
+            "{bad:?}"
+        );
+    }
+    // One name, one spelling: NFD and NFC collide, surrounding spaces go.
+    let nfc = "R\u{e9}sum\u{e9}.pdf";
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(create("  Re\u{301}sume\u{301}.pdf ")),
+            201,
+        )
+        .await?;
+    assert_eq!(created["file"]["name"], nfc);
+    assert_eq!(
+        u.err(Method::POST, "/v1/files", Some(create(nfc))).await?,
+        (409, "already_exists".into())
+    );
+    let id = created["file"]["id"].as_str().unwrap();
+    assert_eq!(
+        u.err(
+            Method::PATCH,
+            &format!("/v1/files/{id}"),
+            Some(json!({"name": "x\u{202E}gpj.exe"}))
+        )
+        .await?,
+        (400, "invalid_argument".into())
+    );
+    Ok(())
+}
+
+/// Follows a share link; returns the status and the `Location` (for a redirect).
+async fn open_share(
+    h: &Harness,
+    token: &str,
+    password: Option<&str>,
+) -> anyhow::Result<(u16, Option<String>, Option<String>)> {
+    let mut req = crate::harness::client(&h.ca_pem, None)?.get(h.url(&format!("/s/{token}")));
+    if let Some(p) = password {
+        req = req.header("x-share-password", p);
+    }
+    let res = req.send().await?;
+    let status = res.status().as_u16();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Ok((status, location, retry))
+}
+
+#[tokio::test]
+async fn share_passwords_lock_after_a_few_wrong_guesses() -> anyhow::Result<()> {
+    let h = Harness::start_full(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..Default::default()
+        },
+        coffer_metadata::MetadataConfig {
+            share_password_attempts: 3,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "guess@leak.example").await?;
+    let id = u
+        .available("payroll.csv", None, b"payroll", "clean")
+        .await?;
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600, "password": "open sesame 42"})),
+            201,
+        )
+        .await?;
+    let token = share["token"].as_str().unwrap();
+
+    // The password in a header (or a POST body) works, not only in the query string.
+    let (status, location, _) = open_share(&h, token, Some("open sesame 42")).await?;
+    assert_eq!(status, 302);
+    assert!(location.is_some());
+    let res = crate::harness::client(&h.ca_pem, None)?
+        .post(h.url(&format!("/s/{token}")))
+        .json(&json!({"password": "open sesame 42"}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 303);
+
+    // Wrong guesses: 403 until the threshold; from there on the share is locked (429 with
+    // Retry-After), even for the right password, without any hashing.
+    for _ in 0..2 {
+        assert_eq!(open_share(&h, token, Some("guess")).await?.0, 403);
+    }
+    assert_eq!(open_share(&h, token, Some("guess")).await?.0, 403);
+    let (status, _, retry) = open_share(&h, token, Some("open sesame 42")).await?;
+    assert_eq!(status, 429);
+    assert!(retry.unwrap().parse::<u64>()? >= 1);
+    // Once the lock passes, the right password works and clears the count.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(open_share(&h, token, Some("open sesame 42")).await?.0, 302);
+    assert_eq!(open_share(&h, token, Some("guess")).await?.0, 403);
+    assert_eq!(open_share(&h, token, Some("open sesame 42")).await?.0, 302);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_share_redemption_gets_a_short_lived_url() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "short@leak.example").await?;
+    let id = u.available("a.txt", None, b"bytes", "clean").await?;
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600, "max_downloads": 1})),
+            201,
+        )
+        .await?;
+    let (status, location, _) = open_share(&h, share["token"].as_str().unwrap(), None).await?;
+    assert_eq!(status, 302);
+    let location = url::Url::parse(&location.unwrap())?;
+    let expires: u64 = location
+        .query_pairs()
+        .find(|(k, _)| k == "X-Amz-Expires")
+        .unwrap()
+        .1
+        .parse()?;
+    assert!(expires <= 60, "a redemption's URL lives {expires} s");
+    // A download by the owner keeps the configured five minutes.
+    let grant = u
+        .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    let url = url::Url::parse(grant["url"].as_str().unwrap())?;
+    assert!(
+        url.query_pairs()
+            .any(|(k, v)| k == "X-Amz-Expires" && v == "300")
+    );
+    Ok(())
+}
