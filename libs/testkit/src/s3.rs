@@ -23,6 +23,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -72,7 +73,8 @@ struct PolicyFs {
     inner: s3s_fs::FileSystem,
     /// The canonical directory s3s-fs keeps buckets in.
     root: PathBuf,
-    versioning: bool,
+    /// Whether the bucket reports version ids (switchable in tests: [`S3::set_versioning`]).
+    versioning: Arc<AtomicBool>,
     /// Keys with a PUT in progress: one writer per key at a time.
     writing: Arc<Mutex<HashSet<(String, String)>>>,
 }
@@ -93,6 +95,10 @@ impl Drop for Writing {
 }
 
 impl PolicyFs {
+    fn versioned(&self) -> bool {
+        self.versioning.load(Ordering::Relaxed)
+    }
+
     /// Where s3s-fs keeps `key`; keys that could climb out of the bucket are refused.
     fn path(&self, bucket: &str, key: &str) -> S3Result<PathBuf> {
         if key.starts_with('/') || key.split('/').any(|s| s == ".." || s == ".") {
@@ -128,7 +134,7 @@ impl PolicyFs {
         let Some(wanted) = wanted else {
             return Ok(());
         };
-        let current = if self.versioning {
+        let current = if self.versioned() {
             self.version(bucket, key)?
         } else {
             None
@@ -231,7 +237,7 @@ impl s3s::S3 for PolicyFs {
         match self.inner.put_object(req).await {
             Ok(mut res) => {
                 res.output.server_side_encryption = aes256();
-                if self.versioning {
+                if self.versioned() {
                     res.output.version_id = self.version(&bucket, &key)?;
                 }
                 Ok(res)
@@ -273,7 +279,7 @@ impl s3s::S3 for PolicyFs {
         }
         let out = &mut res.output;
         out.server_side_encryption = aes256();
-        if self.versioning {
+        if self.versioned() {
             out.version_id = self.version(&bucket, &key)?;
         }
         let (content_type, encoding, disposition, cache_control, language) = overrides;
@@ -310,7 +316,7 @@ impl s3s::S3 for PolicyFs {
             return Err(s3_error!(PreconditionFailed, "the ETag does not match"));
         }
         res.output.server_side_encryption = aes256();
-        if self.versioning {
+        if self.versioned() {
             res.output.version_id = self.version(&bucket, &key)?;
         }
         Ok(res)
@@ -329,6 +335,7 @@ impl s3s::S3 for PolicyFs {
 pub struct S3 {
     addr: SocketAddr,
     credentials: S3Credentials,
+    versioning: Arc<AtomicBool>,
     _root: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -357,11 +364,12 @@ impl S3 {
         let root = tempfile::Builder::new().prefix("coffer-s3-").tempdir()?;
         let fs = s3s_fs::FileSystem::new(root.path())
             .map_err(|e| anyhow::anyhow!("s3s-fs root: {e:?}"))?;
+        let versioning = Arc::new(AtomicBool::new(versioning));
         let service = {
             let mut b = s3s::service::S3ServiceBuilder::new(PolicyFs {
                 inner: fs,
                 root: root.path().canonicalize()?,
-                versioning,
+                versioning: versioning.clone(),
                 writing: Arc::default(),
             });
             b.set_auth(s3s::auth::SimpleAuth::from_single(
@@ -392,9 +400,16 @@ impl S3 {
         Ok(S3 {
             addr,
             credentials,
+            versioning,
             _root: root,
             task,
         })
+    }
+
+    /// Turns version ids on or off for every object from now on: off, the bucket answers as one
+    /// without versioning does.
+    pub fn set_versioning(&self, on: bool) {
+        self.versioning.store(on, Ordering::Relaxed);
     }
 
     /// Returns the server's address.

@@ -484,3 +484,198 @@ async fn a_share_redemption_gets_a_short_lived_url() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A gateway over the whole mesh with real scan workers (YARA-X; no clamd here).
+async fn scanning() -> anyhow::Result<Harness> {
+    Harness::start_scanning(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..Default::default()
+        },
+        Default::default(),
+        coffer_scan::ScanConfig {
+            poll_interval_ms: 100,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+fn eicar() -> Vec<u8> {
+    let mut v = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$".to_vec();
+    v.extend_from_slice(b"EICAR-STANDARD-ANTIVIRUS-");
+    v.extend_from_slice(b"TEST-FILE!$H+H*");
+    v
+}
+
+/// Sends a presigned PUT with the headers the API gave and `extra` ones; returns the status.
+async fn put_with(upload: &Value, body: Vec<u8>, extra: &[(&str, &str)]) -> anyhow::Result<u16> {
+    let mut req = reqwest::Client::new().put(upload["url"].as_str().unwrap());
+    for (k, v) in upload["headers"].as_object().unwrap() {
+        if k != "content-length" {
+            req = req.header(k, v.as_str().unwrap());
+        }
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    Ok(req.body(body).send().await?.status().as_u16())
+}
+
+/// Polls a file until it leaves `scanning`.
+async fn scanned(u: &User<'_>, id: &str) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let f = u
+            .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+            .await?;
+        if f["status"] != "scanning" {
+            return Ok(f);
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "still scanning");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates a text file of `bytes.len()` bytes; returns its id and upload instructions.
+async fn create(u: &User<'_>, name: &str, size: usize) -> anyhow::Result<(String, Value)> {
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": name, "size": size, "content_type": "text/plain"})),
+            201,
+        )
+        .await?;
+    Ok((
+        created["file"]["id"].as_str().unwrap().to_owned(),
+        created["upload"].clone(),
+    ))
+}
+
+/// Replaces an object behind the mesh's back, with the store's own credentials.
+async fn overwrite(h: &Harness, org: &str, id: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    h.stack
+        .s3
+        .client()
+        .put_object()
+        .bucket(coffer_metadata::testing::BUCKET)
+        .key(format!("{org}/{id}"))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(body.into())
+        .send()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_download_serves_the_scanned_bytes_even_after_the_object_is_replaced()
+-> anyhow::Result<()> {
+    let h = scanning().await?;
+    let u = User::new(&h, "pinned@leak.example").await?;
+    let bad = eicar();
+    let harmless = vec![b'a'; bad.len()];
+    let (id, upload) = create(&u, "report.txt", harmless.len()).await?;
+    assert_eq!(put_with(&upload, harmless.clone(), &[]).await?, 200);
+    u.ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+        .await?;
+    let f = scanned(&u, &id).await?;
+    assert_eq!(
+        (f["status"].as_str(), f["verdict"].as_str()),
+        (Some("available"), Some("clean"))
+    );
+
+    // The upload URL is still valid, but writes once: malware of the same size is refused.
+    assert_eq!(put_with(&upload, bad.clone(), &[]).await?, 412);
+    let grant = u
+        .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    let got = reqwest::get(grant["url"].as_str().unwrap()).await?;
+    assert_eq!(got.bytes().await?.as_ref(), harmless.as_slice());
+
+    // Replaced with the store's own credentials: the download (and a share link) still serve
+    // only the scanned version, which the store no longer has, so they serve nothing.
+    overwrite(&h, &u.org, &id, bad.clone()).await?;
+    let grant = u
+        .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    let got = reqwest::get(grant["url"].as_str().unwrap()).await?;
+    assert_eq!(got.status(), 404);
+    assert_ne!(got.bytes().await?.as_ref(), bad.as_slice());
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 60})),
+            201,
+        )
+        .await?;
+    let (status, location, _) = open_share(&h, share["token"].as_str().unwrap(), None).await?;
+    assert_eq!(status, 302);
+    assert_eq!(reqwest::get(location.unwrap()).await?.status(), 404);
+
+    // A store without versions: the URL is refused before it is signed (one HEAD with If-Match).
+    h.stack.s3.set_versioning(false);
+    let (id, upload) = create(&u, "unversioned.txt", harmless.len()).await?;
+    assert_eq!(put_with(&upload, harmless.clone(), &[]).await?, 200);
+    u.ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+        .await?;
+    assert_eq!(scanned(&u, &id).await?["verdict"], "clean");
+    let grant = u
+        .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    let got = reqwest::get(grant["url"].as_str().unwrap()).await?;
+    assert_eq!(got.bytes().await?.as_ref(), harmless.as_slice());
+    overwrite(&h, &u.org, &id, bad).await?;
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{id}/download"), None)
+            .await?,
+        (409, "conflict".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_gzip_encoded_private_key_never_becomes_downloadable() -> anyhow::Result<()> {
+    let h = scanning().await?;
+    let u = User::new(&h, "encoded@leak.example").await?;
+    let key = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n";
+    let gz = coffer_scan::engines::archive::build::gzip(key);
+    let (id, upload) = create(&u, "notes.txt", gz.len()).await?;
+    // The store keeps headers the URL did not sign: every browser would decode this on download.
+    assert_eq!(
+        put_with(&upload, gz.clone(), &[("content-encoding", "gzip")]).await?,
+        200
+    );
+    let (status, code) = u
+        .err(Method::POST, &format!("/v1/files/{id}/complete"), None)
+        .await?;
+    assert_eq!((status, code.as_str()), (409, "conflict"));
+    let f = u
+        .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+        .await?;
+    assert_eq!(f["status"], "pending_upload");
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{id}/download"), None)
+            .await?,
+        (409, "not_ready".into())
+    );
+
+    // The refused object was removed: the same URL takes a plain upload of the same bytes, and
+    // the scanner opens the gzip and finds the key inside.
+    assert_eq!(put_with(&upload, gz, &[]).await?, 200);
+    u.ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+        .await?;
+    let f = scanned(&u, &id).await?;
+    assert_eq!(
+        (f["status"].as_str(), f["verdict"].as_str()),
+        (Some("quarantined"), Some("sensitive"))
+    );
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/files/{id}/download"), None)
+            .await?,
+        (403, "quarantined".into())
+    );
+    Ok(())
+}
