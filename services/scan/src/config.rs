@@ -43,6 +43,14 @@ pub struct ScanConfig {
     pub max_metadata_bytes: usize,
     pub scan_retention_secs: u64,
     pub retention_interval_secs: u64,
+    /// Scan-only bytes one org may submit per UTC day (429 beyond, until midnight UTC): the
+    /// scan-only API stores nothing, so no storage quota holds it.
+    pub scan_only_bytes_per_day: u64,
+    /// After a scan-only upload URL expires, how long a PUT still arriving may take, in seconds;
+    /// then the request's object is deleted and an unsubmitted request `expired`.
+    pub scan_upload_grace_secs: u64,
+    /// How often that sweep runs, in seconds.
+    pub upload_sweep_interval_secs: u64,
     pub webhook: WebhookConfig,
 }
 
@@ -68,6 +76,9 @@ impl Default for ScanConfig {
             max_metadata_bytes: 4096,
             scan_retention_secs: 30 * 24 * 3600,
             retention_interval_secs: 3600,
+            scan_only_bytes_per_day: 10 * 1024 * 1024 * 1024,
+            scan_upload_grace_secs: 60,
+            upload_sweep_interval_secs: 60,
             webhook: WebhookConfig::default(),
         }
     }

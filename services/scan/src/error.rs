@@ -18,6 +18,9 @@ pub enum ScanServiceError {
     Conflict(&'static str),
     #[error("{0}")]
     TooLarge(String),
+    /// Over a budget: try again after this many seconds.
+    #[error("{0}")]
+    OverBudget(&'static str, u64),
     #[error("a dependency is unavailable")]
     Downstream(#[from] tonic::Status),
     #[error(transparent)]
@@ -54,6 +57,7 @@ impl ScanServiceError {
             ScanServiceError::Forbidden(_) => ErrorCode::PermissionDenied,
             ScanServiceError::Conflict(_) => ErrorCode::Conflict,
             ScanServiceError::TooLarge(_) => ErrorCode::TooLarge,
+            ScanServiceError::OverBudget(..) => ErrorCode::RateLimited,
             ScanServiceError::Downstream(s) => match coffer_errors::from_status(s).0 {
                 ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => ErrorCode::Unavailable,
                 _ => ErrorCode::Internal,
@@ -66,6 +70,9 @@ impl ScanServiceError {
 impl From<ScanServiceError> for tonic::Status {
     fn from(e: ScanServiceError) -> Self {
         let code = e.code();
+        if let ScanServiceError::OverBudget(message, secs) = e {
+            return coffer_errors::rate_limited(message, u32::try_from(secs).unwrap_or(u32::MAX));
+        }
         let field = match &e {
             ScanServiceError::Invalid { field, .. } => *field,
             _ => "",

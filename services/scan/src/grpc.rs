@@ -191,7 +191,22 @@ impl ScanService {
         let id = Uuid::new_v4();
         let key = scan_key(c.org_id, id);
         let mut tx = self.tx(c.org_id).await?;
-        store::insert_scan(&mut tx, c.org_id, id, size, metadata.as_ref()).await?;
+        let budget = i64::try_from(self.config.scan_only_bytes_per_day).unwrap_or(i64::MAX);
+        if !store::charge_usage(&mut tx, c.org_id, size, budget).await? {
+            return Err(ScanServiceError::OverBudget(
+                "the org's scan-only bytes for today are used up; try again after midnight UTC",
+                secs_to_utc_midnight(),
+            ));
+        }
+        store::insert_scan(
+            &mut tx,
+            c.org_id,
+            id,
+            size,
+            metadata.as_ref(),
+            self.config.scan_upload_expiry_secs,
+        )
+        .await?;
         // The user's token (audience storage-signer) goes with this call: the key is checked
         // against the caller's org there too.
         let upload = self
@@ -215,9 +230,14 @@ impl ScanService {
 
     async fn submit(&self, c: &Caller, id: Uuid) -> Result<pb::ScanStatus, ScanServiceError> {
         let mut tx = self.tx(c.org_id).await?;
-        let scan = store::scan(&mut tx, id)
+        let scan = store::scan(&mut tx, id, self.config.scan_upload_grace_secs)
             .await?
             .ok_or(ScanServiceError::NotFound)?;
+        if scan.status == "expired" || (scan.status == "awaiting_upload" && !scan.uploadable) {
+            return Err(ScanServiceError::Conflict(
+                "the upload window of this scan has passed; create a new one",
+            ));
+        }
         if scan.status != "awaiting_upload" {
             // Submitting twice is one submission.
             tx.commit().await?;
@@ -247,8 +267,11 @@ impl ScanService {
                 "the uploaded object carries headers its upload URL did not set",
             ));
         }
+        // Atomic against the upload sweep, which may expire the request meanwhile.
         if !store::set_scan_status(&mut tx, id, "awaiting_upload", "queued").await? {
-            return Err(ScanServiceError::Conflict("the scan was submitted already"));
+            return Err(ScanServiceError::Conflict(
+                "the scan is no longer awaiting its upload",
+            ));
         }
         store::enqueue(
             &mut tx,
@@ -273,7 +296,7 @@ impl ScanService {
 
     async fn status(&self, c: &Caller, id: Uuid) -> Result<pb::ScanStatus, ScanServiceError> {
         let mut tx = self.tx(c.org_id).await?;
-        let scan = store::scan(&mut tx, id)
+        let scan = store::scan(&mut tx, id, self.config.scan_upload_grace_secs)
             .await?
             .ok_or(ScanServiceError::NotFound)?;
         let result = if scan.status == "done" {
@@ -305,6 +328,14 @@ impl ScanService {
         }
         Ok(out)
     }
+}
+
+/// Seconds until the next midnight UTC (when a daily budget starts again), at least 1.
+fn secs_to_utc_midnight() -> u64 {
+    let now = OffsetDateTime::now_utc();
+    let since_midnight =
+        u64::from(now.hour()) * 3600 + u64::from(now.minute()) * 60 + u64::from(now.second());
+    (86_400 - since_midnight).max(1)
 }
 
 /// Where a scan-only request's bytes go: apart from stored files, for the lifecycle rule.

@@ -294,6 +294,33 @@ pub struct ScanRow {
     pub metadata: Option<sqlx::types::Json<serde_json::Value>>,
     pub status: String,
     pub completed_at: Option<OffsetDateTime>,
+    /// Whether the upload window (the URL's life and the grace after it) is still open.
+    pub uploadable: bool,
+}
+
+/// Counts `size` scan-only bytes against the org's budget for today (UTC); false, with nothing
+/// counted, when they would pass `budget`.
+pub async fn charge_usage(
+    tx: &mut PgConnection,
+    org: Uuid,
+    size: i64,
+    budget: i64,
+) -> Result<bool, sqlx::Error> {
+    if size > budget {
+        return Ok(false);
+    }
+    let counted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO usage (org_id, day, bytes) VALUES ($1, (now() AT TIME ZONE 'UTC')::date, $2)
+         ON CONFLICT (org_id, day) DO UPDATE SET bytes = usage.bytes + EXCLUDED.bytes
+            WHERE usage.bytes + EXCLUDED.bytes <= $3
+         RETURNING bytes",
+    )
+    .bind(org)
+    .bind(size)
+    .bind(budget)
+    .fetch_optional(tx)
+    .await?;
+    Ok(counted.is_some())
 }
 
 pub async fn insert_scan(
@@ -302,22 +329,89 @@ pub async fn insert_scan(
     id: Uuid,
     size: i64,
     metadata: Option<&serde_json::Value>,
+    upload_secs: u32,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO scans (id, org_id, size, metadata) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(org)
-        .bind(size)
-        .bind(metadata.map(sqlx::types::Json))
-        .execute(tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO scans (id, org_id, size, metadata, upload_expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+    )
+    .bind(id)
+    .bind(org)
+    .bind(size)
+    .bind(metadata.map(sqlx::types::Json))
+    .bind(f64::from(upload_secs))
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
-pub async fn scan(tx: &mut PgConnection, id: Uuid) -> Result<Option<ScanRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, size, metadata, status, completed_at FROM scans WHERE id = $1")
-        .bind(id)
-        .fetch_optional(tx)
-        .await
+pub async fn scan(
+    tx: &mut PgConnection,
+    id: Uuid,
+    grace_secs: u64,
+) -> Result<Option<ScanRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, size, metadata, status, completed_at,
+                upload_expires_at + make_interval(secs => $2) > now() AS uploadable
+         FROM scans WHERE id = $1",
+    )
+    .bind(id)
+    .bind(grace_secs as f64)
+    .fetch_optional(tx)
+    .await
+}
+
+/// A scan-only request whose upload window has passed and whose object is still to delete.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DueUpload {
+    pub org_id: Uuid,
+    pub id: Uuid,
+}
+
+/// Up to `limit` requests whose upload window closed more than `grace_secs` ago and whose object
+/// was not swept yet (upload-sweep capability, across orgs); queued ones wait for their scan.
+pub async fn due_uploads(
+    tx: &mut PgConnection,
+    grace_secs: u64,
+    limit: i64,
+) -> Result<Vec<DueUpload>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT org_id, id FROM scans
+         WHERE object_swept_at IS NULL AND status IN ('awaiting_upload', 'done')
+           AND upload_expires_at + make_interval(secs => $1) < now()
+         ORDER BY upload_expires_at LIMIT $2",
+    )
+    .bind(grace_secs as f64)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+/// An unsubmitted request whose window closed becomes `expired` (it can no longer be submitted);
+/// returns the request's status after that (a submission that got in first left it `queued`).
+pub async fn expire_unsubmitted(
+    tx: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE scans SET status = CASE status WHEN 'awaiting_upload' THEN 'expired' ELSE status END
+         WHERE id = $1 RETURNING status",
+    )
+    .bind(id)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Records that the request's object is gone for good.
+pub async fn mark_swept(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE scans SET object_swept_at = now()
+         WHERE id = $1 AND status IN ('expired', 'done')",
+    )
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn set_scan_status(
@@ -339,8 +433,9 @@ pub async fn set_scan_status(
     Ok(r.rows_affected() == 1)
 }
 
-/// Removes scan-only requests (with their results and jobs) older than `before`, across orgs
-/// (retention capability). Returns how many requests.
+/// Removes scan-only requests (with their results and jobs) older than `before` whose object
+/// the upload sweep has deleted, across orgs (retention capability): a request whose object is
+/// still to delete stays until it is. Returns how many requests.
 pub async fn expire_scans(
     tx: &mut PgConnection,
     before: OffsetDateTime,
@@ -348,7 +443,7 @@ pub async fn expire_scans(
     sqlx::query(
         "DELETE FROM results r USING scans s
          WHERE r.subject = 'scan' AND r.org_id = s.org_id AND r.subject_id = s.id
-           AND s.created_at < $1",
+           AND s.created_at < $1 AND s.object_swept_at IS NOT NULL",
     )
     .bind(before)
     .execute(&mut *tx)
@@ -356,13 +451,13 @@ pub async fn expire_scans(
     sqlx::query(
         "DELETE FROM jobs j USING scans s
          WHERE j.subject = 'scan' AND j.org_id = s.org_id AND j.subject_id = s.id
-           AND s.created_at < $1 AND j.state <> 'running'",
+           AND s.created_at < $1 AND s.object_swept_at IS NOT NULL AND j.state <> 'running'",
     )
     .bind(before)
     .execute(&mut *tx)
     .await?;
     let r = sqlx::query(
-        "DELETE FROM scans s WHERE s.created_at < $1
+        "DELETE FROM scans s WHERE s.created_at < $1 AND s.object_swept_at IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = s.org_id AND j.subject_id = s.id)",
     )
     .bind(before)

@@ -82,7 +82,69 @@ impl Workers {
         }
         let w = self.clone();
         tokio::spawn(async move { w.reaper().await });
+        let w = self.clone();
+        tokio::spawn(async move { w.upload_sweeper().await });
         tokio::spawn(async move { self.rescanner().await });
+    }
+
+    async fn upload_sweeper(self) {
+        let every = Duration::from_secs(self.config.upload_sweep_interval_secs.max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            match self.sweep_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    requests = n,
+                    "deleted the objects of scan-only requests whose upload window closed"
+                ),
+                Err(error) => tracing::warn!(?error, "scan-only upload sweep failed; will retry"),
+            }
+        }
+    }
+
+    /// Deletes the object of every scan-only request whose upload window (the URL's life and
+    /// the grace after it) has closed, unless its scan is still to run: whatever an unsubmitted
+    /// request's URL wrote, and whatever was put again after the post-scan delete (a URL that
+    /// writes a key once can write it again once the key is gone). An unsubmitted request
+    /// becomes `expired`. A request of an org auth no longer serves is left to the org purge.
+    /// Returns how many objects were dealt with.
+    pub async fn sweep_uploads(&self) -> Result<usize, DbError> {
+        let due = {
+            let mut tx =
+                coffer_db::begin_with_setting(&self.pool, "coffer.lookup_upload_sweep", "1")
+                    .await?;
+            let due = store::due_uploads(&mut tx, self.config.scan_upload_grace_secs, 100).await?;
+            tx.commit().await?;
+            due
+        };
+        let mut swept = 0;
+        for request in due {
+            let mut tx = self.tenant_tx(request.org_id).await?;
+            let status = store::expire_unsubmitted(&mut tx, request.id).await?;
+            tx.commit().await?;
+            if !matches!(status.as_deref(), Some("expired" | "done")) {
+                continue; // submitted meanwhile: its scan reads the object, then deletes it
+            }
+            let deleted = match self.service_context(request.org_id).await {
+                Ok(ctx) => {
+                    let mut signer = self.signer.clone();
+                    let key = crate::grpc::scan_key(request.org_id, request.id);
+                    ctx.scope(async move { signer.delete_object(pb::ObjectRef { key }).await })
+                        .await
+                        .map_err(|s| format!("deleting the object: {}", s.code()))
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(error) = deleted {
+                tracing::warn!(request = %request.id, org = %request.org_id, %error, "scan-only object not deleted yet");
+                continue;
+            }
+            let mut tx = self.tenant_tx(request.org_id).await?;
+            store::mark_swept(&mut tx, request.id).await?;
+            tx.commit().await?;
+            swept += 1;
+        }
+        Ok(swept)
     }
 
     async fn run(self, owner: Uuid) {

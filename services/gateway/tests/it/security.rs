@@ -679,3 +679,119 @@ async fn a_gzip_encoded_private_key_never_becomes_downloadable() -> anyhow::Resu
     );
     Ok(())
 }
+
+/// The keys the store holds under `prefix`.
+async fn keys_under(h: &Harness, prefix: &str) -> anyhow::Result<Vec<String>> {
+    let listed = h
+        .stack
+        .s3
+        .client()
+        .list_objects_v2()
+        .bucket(coffer_metadata::testing::BUCKET)
+        .prefix(prefix)
+        .send()
+        .await?;
+    Ok(listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect())
+}
+
+#[tokio::test]
+async fn scan_only_uploads_have_a_daily_budget_and_never_outlive_their_url() -> anyhow::Result<()> {
+    let h = Harness::start_scanning(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..Default::default()
+        },
+        Default::default(),
+        coffer_scan::ScanConfig {
+            poll_interval_ms: 100,
+            scan_only_bytes_per_day: 130,
+            scan_upload_expiry_secs: 4,
+            scan_upload_grace_secs: 0,
+            upload_sweep_interval_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "scanonly@leak.example").await?;
+    let bytes = vec![b'x'; 60];
+    let submitted = u
+        .ok(Method::POST, "/v1/scans", Some(json!({"size": 60})), 201)
+        .await?;
+    let unsubmitted = u
+        .ok(Method::POST, "/v1/scans", Some(json!({"size": 60})), 201)
+        .await?;
+    // 120 of 130 bytes used today: a third request is refused until midnight UTC.
+    let res = u
+        .send(Method::POST, "/v1/scans", Some(json!({"size": 60})))
+        .await?;
+    let retry: u64 = res.headers()["retry-after"].to_str()?.parse()?;
+    assert!((1..=86_400).contains(&retry));
+    assert_eq!(error_code(res).await?, (429, "rate_limited".into()));
+
+    // One PUT per URL.
+    let id = submitted["scan_id"].as_str().unwrap();
+    assert_eq!(
+        put_with(&submitted["upload"], bytes.clone(), &[]).await?,
+        200
+    );
+    assert_eq!(
+        put_with(&submitted["upload"], bytes.clone(), &[]).await?,
+        412
+    );
+    assert_eq!(
+        put_with(&unsubmitted["upload"], bytes.clone(), &[]).await?,
+        200
+    );
+    u.ok(Method::POST, &format!("/v1/scans/{id}/submit"), None, 202)
+        .await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while u
+        .ok(Method::GET, &format!("/v1/scans/{id}"), None, 200)
+        .await?["status"]
+        != "done"
+    {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "never scanned");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The object went with the verdict; while the URL lives it can write the key once more...
+    assert_eq!(
+        put_with(&submitted["upload"], bytes.clone(), &[]).await?,
+        200
+    );
+
+    // ...but once the URL has expired, nothing of either request is left in the store, and the
+    // unsubmitted one can no longer be submitted.
+    let prefix = format!("scans/{}/", u.org);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = keys_under(&h, &prefix).await?;
+        if left.is_empty() {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "still in the store: {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let unsubmitted = unsubmitted["scan_id"].as_str().unwrap();
+    let status = u
+        .ok(Method::GET, &format!("/v1/scans/{unsubmitted}"), None, 200)
+        .await?;
+    assert_eq!(status["status"], "expired");
+    assert_eq!(
+        u.err(
+            Method::POST,
+            &format!("/v1/scans/{unsubmitted}/submit"),
+            None
+        )
+        .await?,
+        (409, "conflict".into())
+    );
+    Ok(())
+}

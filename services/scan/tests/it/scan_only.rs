@@ -257,6 +257,7 @@ async fn callers_and_org_keys_are_checked() -> anyhow::Result<()> {
 async fn scan_only_results_are_removed_after_their_retention() -> anyhow::Result<()> {
     let config = coffer_scan::ScanConfig {
         retention_interval_secs: 1,
+        upload_sweep_interval_secs: 1,
         ..Default::default()
     };
     let stack = ScanStack::start(Default::default(), config).await?;
@@ -279,12 +280,17 @@ async fn scan_only_results_are_removed_after_their_retention() -> anyhow::Result
         wait_done(&stack, &a, &created.scan_id).await?;
         ids.push(created.scan_id);
     }
-    // The first one is 31 days old.
+    // The first one is 31 days old (its upload URL long expired: the sweep deletes its object
+    // once more, then retention removes its rows).
     let mut db = scan_db(&stack).await?;
-    sqlx::query("UPDATE scans SET created_at = now() - interval '31 days' WHERE id = $1::uuid")
-        .bind(&ids[0])
-        .execute(&mut db)
-        .await?;
+    sqlx::query(
+        "UPDATE scans SET created_at = now() - interval '31 days',
+                          upload_expires_at = now() - interval '31 days'
+         WHERE id = $1::uuid",
+    )
+    .bind(&ids[0])
+    .execute(&mut db)
+    .await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let left: i64 = sqlx::query_scalar(
