@@ -328,6 +328,13 @@ impl s3s::S3 for PolicyFs {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.inner.delete_object(req).await
     }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.inner.delete_objects(req).await
+    }
 }
 
 /// A running embedded S3 server. Dropping it stops the server and removes its files.

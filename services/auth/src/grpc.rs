@@ -98,7 +98,7 @@ impl AuthService {
         pool: PgPool,
         audit: coffer_proto::v1::audit_client::AuditClient<coffer_mesh::MeshChannel>,
         hasher: Hasher,
-        minter: Minter,
+        minter: Arc<Minter>,
         seeds: SeedCipher,
         config: AuthConfig,
     ) -> Self {
@@ -106,7 +106,7 @@ impl AuthService {
             pool,
             audit,
             hasher,
-            minter: Arc::new(minter),
+            minter,
             seeds,
             config,
         }

@@ -9,6 +9,7 @@ mod credentials;
 mod error;
 mod grpc;
 mod passwords;
+mod purge;
 mod store;
 mod throttle;
 mod totp;

@@ -32,6 +32,17 @@ pub async fn start(
     dir: &Path,
     config: AuthConfig,
 ) -> anyhow::Result<TestAuth> {
+    start_with_peers(pg, ca, dir, config, &[]).await
+}
+
+/// Like [`start`], with `peers` beside audit (metadata and scan, for the org purge).
+pub async fn start_with_peers(
+    pg: &Postgres,
+    ca: &DevCa,
+    dir: &Path,
+    config: AuthConfig,
+    peers: &[(&str, String)],
+) -> anyhow::Result<TestAuth> {
     let database = pg
         .service_database("auth", OWNER_PASSWORD, RUNTIME_PASSWORD)
         .await?;
@@ -52,7 +63,10 @@ pub async fn start(
         listen: "127.0.0.1:0".parse()?,
         admin_listen: "127.0.0.1:0".parse()?,
         secrets_dir: secrets,
-        peers: [("audit".to_owned(), audit.server.addr().to_string())].into(),
+        peers: [("audit".to_owned(), audit.server.addr().to_string())]
+            .into_iter()
+            .chain(peers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())))
+            .collect(),
         database: Some(DatabaseConfig {
             port: pg.port(),
             name: database.clone(),

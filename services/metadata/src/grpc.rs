@@ -24,6 +24,7 @@ use crate::validate;
 const SERVICE: &str = "coffer.v1.Metadata";
 
 /// User RPCs: the gateway with a token. Share links: the gateway, no user. Verdicts: scan only.
+/// The org purge: auth only.
 pub fn policy() -> Result<Policy, PolicyError> {
     let user = [
         "CreateFolder",
@@ -48,6 +49,8 @@ pub fn policy() -> Result<Policy, PolicyError> {
     }
     policy = policy.rpc(SERVICE, "RedeemShare", &["gateway"], Token::NotRequired)?;
     policy = policy.rpc(SERVICE, "RecordVerdict", &["scan"], Token::NotRequired)?;
+    // The org purge: auth, with a service token of the org (checked in the handler).
+    policy = policy.rpc(SERVICE, "PurgeOrg", &["auth"], Token::Required)?;
     Ok(policy)
 }
 
@@ -849,6 +852,46 @@ impl MetadataService {
     }
 }
 
+/// Objects deleted per PurgeOrg call at most (ten pages of storage-signer's DeletePrefix), so one
+/// call stays short whatever the org holds; auth calls again until done.
+const PURGE_PAGES_PER_CALL: usize = 10;
+
+impl MetadataService {
+    /// Deletes the org's objects (all of them: rows or not, trashed or not, uploads never
+    /// completed), then, once none is left, every row of the org. Objects go first: the rows are
+    /// what an interrupted purge would need to find them again, and auth's credentials to delete
+    /// them outlive this (auth forgets the org only after every service is done).
+    async fn purge_org(&self, org: Uuid) -> Result<pb::PurgeOrgResponse, MetadataError> {
+        let mut deleted = 0u64;
+        for _ in 0..PURGE_PAGES_PER_CALL {
+            let page = self
+                .signer
+                .clone()
+                .delete_prefix(pb::DeletePrefixRequest {
+                    prefix: format!("{org}/"),
+                })
+                .await
+                .map_err(downstream)?
+                .into_inner();
+            deleted += u64::from(page.deleted);
+            if !page.more {
+                let mut tx = self.tx(org).await?;
+                store::delete_org(&mut tx, org).await?;
+                tx.commit().await?;
+                tracing::info!(%org, objects = deleted, "purged a deleted org's files and rows");
+                return Ok(pb::PurgeOrgResponse {
+                    done: true,
+                    objects_deleted: deleted,
+                });
+            }
+        }
+        Ok(pb::PurgeOrgResponse {
+            done: false,
+            objects_deleted: deleted,
+        })
+    }
+}
+
 type Res<T> = Result<Response<T>, Status>;
 
 fn ok<T>(r: Result<T, MetadataError>) -> Res<T> {
@@ -1043,5 +1086,14 @@ impl Metadata for MetadataService {
 
     async fn record_verdict(&self, request: Request<pb::RecordVerdictRequest>) -> Res<pb::File> {
         ok(self.record_verdict(request.into_inner()).await)
+    }
+
+    async fn purge_org(&self, request: Request<pb::PurgeOrgRequest>) -> Res<pb::PurgeOrgResponse> {
+        let c = caller(&request)?;
+        // Never a user's request, whatever its role: only the token auth mints for the purge.
+        if !c.is_service() {
+            return Err(MetadataError::Forbidden("only the org purge deletes an org").into());
+        }
+        ok(self.purge_org(c.org_id).await)
     }
 }

@@ -611,6 +611,21 @@ pub async fn count_share_download(tx: &mut Tx, id: Uuid) -> Result<bool, Metadat
     Ok(done.rows_affected() == 1)
 }
 
+/// Deletes every row of the org here (its orgs row; quotas, folders, files and shares follow by
+/// cascade, and are deleted by name too in case a row outlived its org row).
+pub async fn delete_org(tx: &mut Tx, org: Uuid) -> Result<(), MetadataError> {
+    for statement in [
+        "DELETE FROM shares WHERE org_id = $1",
+        "DELETE FROM files WHERE org_id = $1",
+        "DELETE FROM folders WHERE org_id = $1",
+        "DELETE FROM quotas WHERE org_id = $1",
+        "DELETE FROM orgs WHERE id = $1",
+    ] {
+        sqlx::query(statement).bind(org).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 // === the stale-upload sweep ===
 
 #[derive(Debug, sqlx::FromRow)]

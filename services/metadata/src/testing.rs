@@ -10,6 +10,9 @@ use coffer_token::{Audience, MasterKeyRing};
 
 use crate::{MetadataConfig, build};
 
+/// Auth's config, for stacks that set it ([`Stack::start_full`]).
+pub use coffer_auth::AuthConfig;
+
 pub const OWNER_PASSWORD: &str = "metadata-owner-pw";
 pub const RUNTIME_PASSWORD: &str = "metadata-runtime-pw";
 
@@ -29,12 +32,13 @@ pub struct Peers<'a> {
     pub scan: Option<&'a str>,
 }
 
-/// Starts metadata in a fresh database of `pg`, talking to `peers`.
+/// Starts metadata in a fresh database of `pg`, listening on `listen`, talking to `peers`.
 pub async fn start(
     pg: &Postgres,
     ca: &DevCa,
     dir: &Path,
     ring: &MasterKeyRing,
+    listen: std::net::SocketAddr,
     peers: Peers<'_>,
     config: MetadataConfig,
 ) -> anyhow::Result<TestMetadata> {
@@ -49,7 +53,7 @@ pub async fn start(
     std::fs::write(secrets.join("db-owner-password"), OWNER_PASSWORD)?;
     std::fs::write(secrets.join("db-runtime-password"), RUNTIME_PASSWORD)?;
     let service = ServiceConfig {
-        listen: "127.0.0.1:0".parse()?,
+        listen,
         admin_listen: "127.0.0.1:0".parse()?,
         secrets_dir: secrets,
         peers: [
@@ -102,11 +106,27 @@ impl Stack {
         config: MetadataConfig,
         scan: Option<std::net::SocketAddr>,
     ) -> anyhow::Result<Self> {
+        Self::start_full(config, Default::default(), scan).await
+    }
+
+    /// Like [`Stack::start_with_scan`], with auth configured by `auth`. Auth knows metadata
+    /// (and scan) for the org purge: metadata's port is reserved before auth starts.
+    pub async fn start_full(
+        config: MetadataConfig,
+        auth: AuthConfig,
+        scan: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let pg = Postgres::shared().await?;
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("stack test CA")?;
-        let auth = coffer_auth::testing::start(pg, &ca, dir.path(), Default::default()).await?;
+        let listen: std::net::SocketAddr = ([127, 0, 0, 1], coffer_testkit::free_port()?).into();
+        let mut auth_peers = vec![("metadata", listen.to_string())];
+        if let Some(scan) = scan {
+            auth_peers.push(("scan", scan.to_string()));
+        }
+        let auth =
+            coffer_auth::testing::start_with_peers(pg, &ca, dir.path(), auth, &auth_peers).await?;
         let s3 = coffer_testkit::S3::start().await?;
         let signer = coffer_storage_signer::testing::start(
             &ca,
@@ -122,6 +142,7 @@ impl Stack {
             &ca,
             dir.path(),
             &auth.ring,
+            listen,
             Peers {
                 auth: &auth.server.addr().to_string(),
                 signer: &signer.addr().to_string(),

@@ -31,6 +31,8 @@ pub fn policy() -> Result<Policy, PolicyError> {
         policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
     }
     policy = policy.rpc(SERVICE, "SetWebhook", &["gateway"], Token::Session)?;
+    // The org purge: auth, with a service token of the org (checked in the handler).
+    policy = policy.rpc(SERVICE, "PurgeOrg", &["auth"], Token::Required)?;
     Ok(policy)
 }
 
@@ -330,6 +332,41 @@ impl ScanService {
     }
 }
 
+/// Objects deleted per PurgeOrg call at most (ten pages of DeletePrefix); auth calls again.
+const PURGE_PAGES_PER_CALL: usize = 10;
+
+impl ScanService {
+    /// Deletes the org's scan-only objects, then, once none is left, every row of the org here.
+    async fn purge_org(&self, org: Uuid) -> Result<pb::PurgeOrgResponse, ScanServiceError> {
+        let mut deleted = 0u64;
+        for _ in 0..PURGE_PAGES_PER_CALL {
+            let page = self
+                .signer
+                .clone()
+                .delete_prefix(pb::DeletePrefixRequest {
+                    prefix: format!("scans/{org}/"),
+                })
+                .await?
+                .into_inner();
+            deleted += u64::from(page.deleted);
+            if !page.more {
+                let mut tx = self.tx(org).await?;
+                store::delete_org(&mut tx, org).await?;
+                tx.commit().await?;
+                tracing::info!(%org, objects = deleted, "purged a deleted org's scans");
+                return Ok(pb::PurgeOrgResponse {
+                    done: true,
+                    objects_deleted: deleted,
+                });
+            }
+        }
+        Ok(pb::PurgeOrgResponse {
+            done: false,
+            objects_deleted: deleted,
+        })
+    }
+}
+
 /// Seconds until the next midnight UTC (when a daily budget starts again), at least 1.
 fn secs_to_utc_midnight() -> u64 {
     let now = OffsetDateTime::now_utc();
@@ -458,6 +495,15 @@ impl Scan for ScanService {
             }
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn purge_org(&self, request: Request<pb::PurgeOrgRequest>) -> Res<pb::PurgeOrgResponse> {
+        let c = caller(&request)?;
+        // Never a user's request, whatever its role: only the token auth mints for the purge.
+        if !c.is_service() {
+            return Err(ScanServiceError::Forbidden("only the org purge deletes an org").into());
+        }
+        ok(self.purge_org(c.org_id).await)
     }
 
     async fn get_scan(&self, request: Request<pb::ScanRef>) -> Res<pb::ScanStatus> {

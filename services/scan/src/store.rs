@@ -466,6 +466,25 @@ pub async fn expire_scans(
     Ok(r.rows_affected())
 }
 
+/// Deletes every row of the org here: jobs, results, scan-only requests, the webhook, its
+/// deliveries and the usage counts.
+pub async fn delete_org(tx: &mut PgConnection, org: Uuid) -> Result<(), sqlx::Error> {
+    for table in [
+        "deliveries",
+        "webhooks",
+        "results",
+        "jobs",
+        "scans",
+        "usage",
+    ] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1"))
+            .bind(org)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 // === webhooks ===
 
 pub async fn set_webhook(

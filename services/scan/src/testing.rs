@@ -137,10 +137,19 @@ impl ScanStack {
         metadata: coffer_metadata::MetadataConfig,
         config: ScanConfig,
     ) -> anyhow::Result<ScanStack> {
+        Self::start_full(metadata, Default::default(), config).await
+    }
+
+    /// Like [`ScanStack::start`], with auth configured by `auth`.
+    pub async fn start_full(
+        metadata: coffer_metadata::MetadataConfig,
+        auth: coffer_metadata::testing::AuthConfig,
+        config: ScanConfig,
+    ) -> anyhow::Result<ScanStack> {
         // Metadata needs scan's address and scan needs metadata's: reserve scan's port first.
         let port = coffer_testkit::free_port()?;
         let listen: SocketAddr = ([127, 0, 0, 1], port).into();
-        let stack = Stack::start_with_scan(metadata, Some(listen)).await?;
+        let stack = Stack::start_full(metadata, auth, Some(listen)).await?;
         let peers = Peers {
             auth: stack.auth.server.addr().to_string(),
             signer: stack.signer.addr().to_string(),

@@ -12,6 +12,9 @@ pub enum SignerError {
     /// The key's org segment is not the caller's org.
     #[error("the object key does not belong to the caller's org")]
     ForeignKey,
+    /// Work only system tasks do (the org purge), asked with a user's token.
+    #[error("only a service token may do this")]
+    ServiceOnly,
     /// The object is not the one asked for (its ETag or version changed).
     #[error("the stored object changed since it was checked")]
     Changed,
@@ -32,7 +35,7 @@ impl SignerError {
     fn code(&self) -> ErrorCode {
         match self {
             SignerError::Invalid { .. } => ErrorCode::InvalidArgument,
-            SignerError::ForeignKey => ErrorCode::PermissionDenied,
+            SignerError::ForeignKey | SignerError::ServiceOnly => ErrorCode::PermissionDenied,
             SignerError::Changed => ErrorCode::Conflict,
             SignerError::Unavailable(_) => ErrorCode::Unavailable,
             SignerError::Internal(_) => ErrorCode::Internal,

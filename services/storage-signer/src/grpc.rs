@@ -17,7 +17,13 @@ const SERVICE: &str = "coffer.v1.StorageSigner";
 /// Metadata (uploads, downloads, purges) and scan (reading objects) only, always with a token.
 pub fn policy() -> Result<Policy, PolicyError> {
     let mut policy = Policy::new();
-    for m in ["PresignPut", "PresignGet", "HeadObject", "DeleteObject"] {
+    for m in [
+        "PresignPut",
+        "PresignGet",
+        "HeadObject",
+        "DeleteObject",
+        "DeletePrefix",
+    ] {
         policy = policy.rpc(SERVICE, m, &["metadata", "scan"], Token::Required)?;
     }
     Ok(policy)
@@ -156,6 +162,23 @@ impl StorageSigner for SignerService {
             content_type: head.content_type,
             foreign_headers: head.foreign_headers,
         }))
+    }
+
+    async fn delete_prefix(
+        &self,
+        request: Request<pb::DeletePrefixRequest>,
+    ) -> Result<Response<pb::DeletePrefixResponse>, Status> {
+        let c = caller(&request)?;
+        // A whole org's objects go only in its purge, for which auth mints a service token.
+        if !c.is_service() {
+            return Err(SignerError::ServiceOnly.into());
+        }
+        let org = c.org_id;
+        let prefix = request.into_inner().prefix;
+        keys::check_prefix(&prefix, org)?;
+        let (deleted, more) = self.store.delete_prefix(&prefix).await?;
+        tracing::info!(%org, deleted, more, "deleted objects of a purged org");
+        Ok(Response::new(pb::DeletePrefixResponse { deleted, more }))
     }
 
     async fn delete_object(

@@ -23,6 +23,21 @@ pub fn check(key: &str, org_id: Uuid) -> Result<(), SignerError> {
     Ok(())
 }
 
+/// Checks that `prefix` is one of `org_id`'s two prefixes: `<org>/` or `scans/<org>/`.
+pub fn check_prefix(prefix: &str, org_id: Uuid) -> Result<(), SignerError> {
+    let rest = prefix.strip_prefix("scans/").unwrap_or(prefix);
+    let org = rest
+        .strip_suffix('/')
+        .and_then(parse_canonical)
+        .ok_or_else(|| {
+            SignerError::invalid("prefix", "prefix must be <orgId>/ or scans/<orgId>/")
+        })?;
+    if org != org_id {
+        return Err(SignerError::ForeignKey);
+    }
+    Ok(())
+}
+
 /// Only the hyphenated lowercase form: one key, one spelling.
 fn parse_canonical(s: &str) -> Option<Uuid> {
     let id = Uuid::try_parse(s).ok()?;
@@ -32,6 +47,32 @@ fn parse_canonical(s: &str) -> Option<Uuid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_are_the_orgs_two_and_nothing_wider() {
+        let org = Uuid::new_v4();
+        assert!(check_prefix(&format!("{org}/"), org).is_ok());
+        assert!(check_prefix(&format!("scans/{org}/"), org).is_ok());
+        assert!(matches!(
+            check_prefix(&format!("{}/", Uuid::new_v4()), org),
+            Err(SignerError::ForeignKey)
+        ));
+        for bad in [
+            String::new(),
+            "/".into(),
+            "scans/".into(),
+            format!("{org}"),
+            format!("{org}/x"),
+            format!("scans/{org}"),
+            format!("{}/", org.simple()),
+            format!("scans/scans/{org}/"),
+        ] {
+            assert!(
+                matches!(check_prefix(&bad, org), Err(SignerError::Invalid { .. })),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn keys_are_checked_against_the_org() {

@@ -462,6 +462,54 @@ impl Store {
         }
     }
 
+    /// Deletes up to 1,000 objects under `prefix` in one DeleteObjects; returns how many, and
+    /// whether more are left.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(u32, bool), SignerError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let listed = self
+            .internal
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(1000)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let keys: Vec<ObjectIdentifier> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<_, _>>()
+            .map_err(|e| SignerError::Internal(format!("object identifier: {e}")))?;
+        if keys.is_empty() {
+            return Ok((0, false));
+        }
+        let n = keys.len();
+        let out = self
+            .internal
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(keys))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| SignerError::Internal(format!("delete request: {e}")))?,
+            )
+            .send()
+            .await
+            .map_err(store_error)?;
+        if !out.errors().is_empty() {
+            return Err(SignerError::Unavailable(format!(
+                "the store refused {} of {n} deletes",
+                out.errors().len()
+            )));
+        }
+        let more = listed.is_truncated().unwrap_or(false);
+        Ok((u32::try_from(n).unwrap_or(u32::MAX), more))
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), SignerError> {
         self.internal
             .delete_object()

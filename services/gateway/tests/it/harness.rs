@@ -61,11 +61,21 @@ impl Harness {
         metadata: MetadataConfig,
         scan: ScanConfig,
     ) -> anyhow::Result<Self> {
+        Self::start_all(config, metadata, Default::default(), scan).await
+    }
+
+    /// A gateway over the whole mesh, every service configured by the caller.
+    pub async fn start_all(
+        config: coffer_gateway::GatewayConfig,
+        metadata: MetadataConfig,
+        auth: coffer_metadata::testing::AuthConfig,
+        scan: ScanConfig,
+    ) -> anyhow::Result<Self> {
         let ScanStack {
             stack,
             setup,
             scan: server,
-        } = ScanStack::start(metadata, scan).await?;
+        } = ScanStack::start_full(metadata, auth, scan).await?;
         let gw = coffer_gateway::testing::start(
             &stack.ca,
             stack.dir.path(),

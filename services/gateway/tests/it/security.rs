@@ -795,3 +795,149 @@ async fn scan_only_uploads_have_a_daily_budget_and_never_outlive_their_url() -> 
     );
     Ok(())
 }
+
+/// Gives `u`'s org a bit of everything: a folder with a scanned file, a trashed file, an upload
+/// never completed, a password share, a scan-only request, a webhook (whose deliveries queue up)
+/// and an API key. Returns the name its files carry.
+async fn fill(u: &User<'_>, tag: &str) -> anyhow::Result<String> {
+    let name = format!("Gehaltsliste {tag}.csv");
+    let folder = u
+        .ok(
+            Method::POST,
+            "/v1/folders",
+            Some(json!({"name": format!("Personal {tag}")})),
+            201,
+        )
+        .await?;
+    u.ok(
+        Method::PUT,
+        "/v1/webhook",
+        Some(json!({"url": "https://hooks.example.com/coffer"})),
+        200,
+    )
+    .await?;
+    let (id, upload) = create(u, &name, 5).await?;
+    assert_eq!(put_with(&upload, b"12345".to_vec(), &[]).await?, 200);
+    u.ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+        .await?;
+    assert_eq!(scanned(u, &id).await?["status"], "available");
+    u.ok(
+        Method::PATCH,
+        &format!("/v1/files/{id}"),
+        Some(json!({"folder_id": folder["id"]})),
+        200,
+    )
+    .await?;
+    u.ok(
+        Method::POST,
+        &format!("/v1/files/{id}/shares"),
+        Some(json!({"expires_in_seconds": 3600, "password": "open sesame 42"})),
+        201,
+    )
+    .await?;
+    let (trashed, upload) = create(u, &format!("old {name}"), 3).await?;
+    assert_eq!(put_with(&upload, b"old".to_vec(), &[]).await?, 200);
+    u.ok(Method::DELETE, &format!("/v1/files/{trashed}"), None, 204)
+        .await?;
+    let (_, upload) = create(u, &format!("draft {name}"), 5).await?;
+    assert_eq!(put_with(&upload, b"draft".to_vec(), &[]).await?, 200);
+    let scan = u
+        .ok(Method::POST, "/v1/scans", Some(json!({"size": 4})), 201)
+        .await?;
+    assert_eq!(put_with(&scan["upload"], b"scan".to_vec(), &[]).await?, 200);
+    api_key(u, &["files:read"]).await?;
+    Ok(name)
+}
+
+#[tokio::test]
+async fn a_purged_org_leaves_nothing_but_its_audit_chain() -> anyhow::Result<()> {
+    let h = Harness::start_all(
+        coffer_gateway::GatewayConfig {
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..Default::default()
+        },
+        Default::default(),
+        coffer_metadata::testing::AuthConfig {
+            org_purge_after_secs: 1,
+            purge_interval_secs: 1,
+            ..Default::default()
+        },
+        coffer_scan::ScanConfig {
+            poll_interval_ms: 100,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let leaver = User::new(&h, "leaver@purge.example").await?;
+    let stayer = User::new(&h, "stayer@purge.example").await?;
+    let gone_name = fill(&leaver, "leaver").await?;
+    let kept_name = fill(&stayer, "stayer").await?;
+    let org = leaver.org.clone();
+    assert!(!keys_under(&h, &format!("{org}/")).await?.is_empty());
+    assert!(!keys_under(&h, &format!("scans/{org}/")).await?.is_empty());
+
+    leaver.ok(Method::DELETE, "/v1/org", None, 202).await?;
+    let auth_db = sqlx::PgPool::connect(&h.stack.pg.superuser_url(&h.stack.auth.database)).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM auth.orgs WHERE id = $1::uuid")
+            .bind(&org)
+            .fetch_one(&auth_db)
+            .await?;
+        if n == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the org was not purged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // A dump of every schema: nothing of the org but its audit chain; the other org untouched.
+    let pg = h.stack.pg;
+    let dump = |db: &str| pg.dump(db);
+    let auth = dump(&h.stack.auth.database)?;
+    let metadata = dump(&h.stack.metadata.database)?;
+    let scan = dump(&h.scan.setup.database)?;
+    let audit = dump(&h.stack.audit().database)?;
+    for (schema, text) in [("auth", &auth), ("metadata", &metadata), ("scan", &scan)] {
+        assert!(!text.contains(&org), "{schema} still holds the purged org");
+        assert!(text.contains(&stayer.org), "{schema} lost the other org");
+    }
+    assert!(!metadata.contains(&gone_name) && metadata.contains(&kept_name));
+    assert!(
+        audit.contains(&org),
+        "the audit chain stays until its retention"
+    );
+    let log: Vec<String> = {
+        let audit_db = sqlx::PgPool::connect(&pg.superuser_url(&h.stack.audit().database)).await?;
+        sqlx::query_scalar("SELECT action FROM audit.events WHERE org_id = $1::uuid ORDER BY seq")
+            .bind(&org)
+            .fetch_all(&audit_db)
+            .await?
+    };
+    assert_eq!(log.last().map(String::as_str), Some("org.purge"));
+
+    // The bucket: nothing under either of the org's prefixes; the other org's objects are there.
+    assert_eq!(
+        keys_under(&h, &format!("{org}/")).await?,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        keys_under(&h, &format!("scans/{org}/")).await?,
+        Vec::<String>::new()
+    );
+    assert!(
+        !keys_under(&h, &format!("{}/", stayer.org))
+            .await?
+            .is_empty()
+    );
+    assert!(
+        !keys_under(&h, &format!("scans/{}/", stayer.org))
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}

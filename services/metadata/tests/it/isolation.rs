@@ -578,3 +578,125 @@ async fn callers_scopes_and_service_tokens_are_checked() -> anyhow::Result<()> {
     assert_eq!(err.code(), Code::NotFound);
     Ok(())
 }
+
+/// A service token of `org` as auth mints it for the org purge.
+fn purge_token(stack: &Stack, org: Uuid) -> String {
+    Minter::new(stack.ring())
+        .mint(
+            &Subject {
+                user_id: Uuid::nil(),
+                org_id: org,
+                role: Role::Member,
+                scopes: Scopes::NONE,
+                credential: coffer_token::Credential::Service,
+                request_id: "purge-test".into(),
+            },
+            &[Audience::Metadata, Audience::StorageSigner],
+            coffer_token::unix_now(),
+            60,
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_auths_purge_token_purges_and_only_its_own_org() -> anyhow::Result<()> {
+    let stack = Stack::start(Default::default()).await?;
+    let md = stack.metadata_as("gateway")?;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let org_a = populate(&stack, &md, a).await;
+    let org_b = populate(&stack, &md, b).await;
+
+    // The allow-list: auth only, whatever the token.
+    for caller in ["gateway", "scan", "audit", "storage-signer"] {
+        let err = as_user(
+            &purge_token(&stack, b),
+            stack.metadata_as(caller)?.purge_org(pb::PurgeOrgRequest {}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{caller}");
+    }
+    // A user's token, even an owner's with every scope, is not a purge.
+    let owner = {
+        Minter::new(stack.ring())
+            .mint(
+                &Subject {
+                    user_id: Uuid::new_v4(),
+                    org_id: b,
+                    role: Role::Owner,
+                    scopes: Scopes::all(),
+                    credential: coffer_token::Credential::Session,
+                    request_id: "req-test".into(),
+                },
+                &[Audience::Metadata, Audience::StorageSigner],
+                coffer_token::unix_now(),
+                60,
+            )
+            .unwrap()
+    };
+    let as_auth = stack.metadata_as("auth")?;
+    let err = as_user(&owner, as_auth.clone().purge_org(pb::PurgeOrgRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Storage-signer deletes a whole prefix for a service token only, of its own org only.
+    let mut signer = stack.signer_as("metadata")?;
+    let err = as_user(
+        &owner,
+        signer.delete_prefix(pb::DeletePrefixRequest {
+            prefix: format!("{b}/"),
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = as_user(
+        &purge_token(&stack, b),
+        signer.delete_prefix(pb::DeletePrefixRequest {
+            prefix: format!("{a}/"),
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // B's purge takes B's objects and rows, and nothing of A's.
+    let done = as_user(
+        &purge_token(&stack, b),
+        as_auth.clone().purge_org(pb::PurgeOrgRequest {}),
+    )
+    .await?
+    .into_inner();
+    assert!(done.done);
+    assert_eq!(done.objects_deleted, 1);
+    let head = |key: String, org: Uuid| {
+        let mut signer = signer.clone();
+        let t = purge_token(&stack, org);
+        async move {
+            as_user(&t, signer.head_object(pb::ObjectRef { key }))
+                .await
+                .map(|r| r.into_inner().exists)
+        }
+    };
+    assert!(!head(org_b.key.clone(), b).await?);
+    assert!(head(org_a.key.clone(), a).await?, "A's object survived");
+    let t = token(&stack, a, Scopes::all());
+    as_user(
+        &t,
+        md.clone().get_file(pb::FileRef {
+            file_id: org_a.file.clone(),
+        }),
+    )
+    .await?;
+    let t = token(&stack, b, Scopes::all());
+    let err = as_user(
+        &t,
+        md.clone().get_file(pb::FileRef {
+            file_id: org_b.file,
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    Ok(())
+}

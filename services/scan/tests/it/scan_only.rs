@@ -324,3 +324,69 @@ async fn scan_only_results_are_removed_after_their_retention() -> anyhow::Result
     assert_eq!(gone.code(), Code::NotFound);
     Ok(())
 }
+
+#[tokio::test]
+async fn only_auths_purge_token_purges_an_orgs_scans() -> anyhow::Result<()> {
+    let stack = ScanStack::start(Default::default(), Default::default()).await?;
+    let a = stack.user().await?;
+    let b = stack.user().await?;
+    let scan = stack.scan_as("gateway")?;
+    for user in [&a, &b] {
+        let created = user
+            .call(scan.clone().create_scan(pb::CreateScanRequest {
+                size: 5,
+                metadata_json: String::new(),
+            }))
+            .await?
+            .into_inner();
+        put(&created.upload.unwrap(), b"hello".to_vec()).await?;
+    }
+    // The gateway may not purge; nor may auth with a user's token.
+    let err = a
+        .call(scan.clone().purge_org(pb::PurgeOrgRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let as_auth = stack.scan_as("auth")?;
+    let err = a
+        .call(as_auth.clone().purge_org(pb::PurgeOrgRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Auth's purge token for A: A's objects and rows go, B's stay.
+    let token = coffer_token::Minter::new(stack.stack.ring()).mint(
+        &coffer_token::Subject {
+            user_id: uuid::Uuid::nil(),
+            org_id: a.org,
+            role: coffer_token::Role::Member,
+            scopes: coffer_token::Scopes::NONE,
+            credential: coffer_token::Credential::Service,
+            request_id: "purge-test".into(),
+        },
+        &[
+            coffer_token::Audience::Scan,
+            coffer_token::Audience::StorageSigner,
+        ],
+        coffer_token::unix_now(),
+        60,
+    )?;
+    let purger = TestUser { org: a.org, token };
+    let done = purger
+        .call(as_auth.clone().purge_org(pb::PurgeOrgRequest {}))
+        .await?
+        .into_inner();
+    assert!(done.done);
+    assert_eq!(done.objects_deleted, 1);
+    let mut db = scan_db(&stack).await?;
+    let count = |org: uuid::Uuid| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT (SELECT count(*) FROM scans WHERE org_id = $1)
+                  + (SELECT count(*) FROM usage WHERE org_id = $1)",
+        )
+        .bind(org)
+    };
+    assert_eq!(count(a.org).fetch_one(&mut db).await?, 0);
+    assert_eq!(count(b.org).fetch_one(&mut db).await?, 2);
+    Ok(())
+}
