@@ -86,6 +86,10 @@ pub struct UpArgs {
     /// Requests per second the gateway allows each client address (raise it for `coffer bench`).
     #[arg(long, default_value_t = 20)]
     gateway_rate: u32,
+    /// Run the embedded S3 server as a bucket without versioning: downloads are then checked with
+    /// a HEAD If-Match before they are signed (to measure that path).
+    #[arg(long)]
+    unversioned_store: bool,
 }
 
 #[derive(Serialize)]
@@ -272,7 +276,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("starting postgres ...");
     let pg = Postgres::start().await.context("starting postgres")?;
     println!("starting the embedded s3 server ...");
-    let s3 = S3::start().await.context("starting the s3 server")?;
+    let s3 = if args.unversioned_store {
+        S3::start_unversioned().await
+    } else {
+        S3::start().await
+    }
+    .context("starting the s3 server")?;
     s3.client()
         .create_bucket()
         .bucket(BUCKET)
