@@ -3,22 +3,28 @@
 //! or share-password guesses then queues up instead of taking every core (and Argon2id's 19 MiB
 //! each) from the service's other requests.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use tokio::sync::Semaphore;
 
-static PERMITS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(permits()));
+static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(permits())));
 
 /// Runs `f` on the blocking pool once one of the process's per-core permits is free. `None` if
-/// the task panicked.
+/// the task panicked. The permit goes with the work, not with the caller: a caller that gives up
+/// (a client that disconnected) does not free it while the hash still runs.
 pub async fn bounded<T, F>(f: F) -> Option<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     // The semaphore is never closed, so acquiring cannot fail.
-    let _permit = PERMITS.acquire().await.ok()?;
-    tokio::task::spawn_blocking(f).await.ok()
+    let permit = PERMITS.clone().acquire_owned().await.ok()?;
+    tokio::task::spawn_blocking(move || {
+        let _held = permit;
+        f()
+    })
+    .await
+    .ok()
 }
 
 /// The number of tasks [`bounded`] runs at once.
@@ -53,5 +59,32 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         assert_eq!(peak.load(Ordering::SeqCst), super::permits());
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_does_not_free_a_running_tasks_permit() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let work = |running: Arc<AtomicUsize>, peak: Arc<AtomicUsize>| {
+            move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(200));
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        // Callers that start work and give up at once, as disconnecting clients do.
+        for _ in 0..super::permits() * 3 {
+            let f = super::bounded(work(running.clone(), peak.clone()));
+            let _ = tokio::time::timeout(Duration::from_millis(20), f).await;
+        }
+        // Then callers that wait: the abandoned tasks still hold their permits.
+        let waiting: Vec<_> = (0..super::permits())
+            .map(|_| tokio::spawn(super::bounded(work(running.clone(), peak.clone()))))
+            .collect();
+        for t in waiting {
+            t.await.unwrap().unwrap();
+        }
+        assert!(peak.load(Ordering::SeqCst) <= super::permits());
     }
 }

@@ -7,11 +7,13 @@
 //! - conditional writes: `If-None-Match: *` refuses a PUT to a key that exists (412), atomically
 //!   (s3s-fs checks, then writes: two such PUTs at once could both pass), and a refused PUT leaves
 //!   no object behind (s3s-fs writes the file before it checks a checksum);
-//! - versions: every object has a version id (`x-amz-version-id`) that changes whenever its
-//!   bytes are written; a GET or HEAD naming `versionId` is served only while that version is the
-//!   object (else 404 `NoSuchVersion`). Unlike S3 the old bytes are not kept: a replaced version
-//!   is refused, never served. [`S3::start_unversioned`] reports no version ids, as a bucket
-//!   without versioning does;
+//! - versions, as a versioned S3 bucket keeps them: every object has a version id
+//!   (`x-amz-version-id`) that changes whenever its bytes are written; writing over an object or
+//!   deleting it without a version keeps the old bytes as a noncurrent version, still served to a
+//!   GET or HEAD naming its `versionId`, listed by ListObjectVersions, and gone only when deleted
+//!   by version id (DeleteObject or DeleteObjects). (No delete markers: a deleted key is simply
+//!   absent.) [`S3::start_unversioned`] keeps nothing and reports no version ids (ListObjectVersions
+//!   says `null`), as a bucket without versioning does;
 //! - `If-Match` on GET and HEAD (412 when the ETag differs), which s3s-fs ignores;
 //! - the `response-*` overrides of a presigned GET (content type, encoding, disposition, cache
 //!   control, language), which s3s-fs ignores.
@@ -73,6 +75,9 @@ struct PolicyFs {
     inner: s3s_fs::FileSystem,
     /// The canonical directory s3s-fs keeps buckets in.
     root: PathBuf,
+    /// Noncurrent versions, as `<bucket>/<key>/<version id>` (outside `root`, where s3s-fs would
+    /// take a directory for a bucket).
+    noncurrent: PathBuf,
     /// Whether the bucket reports version ids (switchable in tests: [`S3::set_versioning`]).
     versioning: Arc<AtomicBool>,
     /// Keys with a PUT in progress: one writer per key at a time.
@@ -129,20 +134,125 @@ impl PolicyFs {
         ))
     }
 
-    /// Refuses a read that names a version other than the object's current one.
-    fn check_version(&self, bucket: &str, key: &str, wanted: Option<&str>) -> S3Result<()> {
-        let Some(wanted) = wanted else {
+    /// Where a noncurrent version of `key` is kept.
+    fn noncurrent_path(&self, bucket: &str, key: &str, version: &str) -> S3Result<PathBuf> {
+        if version.is_empty() || !version.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(s3_error!(NoSuchVersion, "no such version"));
+        }
+        self.path(bucket, key)?;
+        Ok(self.noncurrent.join(bucket).join(key).join(version))
+    }
+
+    /// Keeps the object's current bytes as a noncurrent version (a hard link: the next write
+    /// renames a new file over the key, the old inode stays here).
+    fn keep_current(&self, bucket: &str, key: &str) -> S3Result<()> {
+        if !self.versioned() {
+            return Ok(());
+        }
+        let Some(version) = self.version(bucket, key)? else {
             return Ok(());
         };
-        let current = if self.versioned() {
-            self.version(bucket, key)?
-        } else {
-            None
-        };
-        if current.as_deref() != Some(wanted) {
-            return Err(s3_error!(NoSuchVersion, "the version is not the object's"));
+        let kept = self.noncurrent_path(bucket, key, &version)?;
+        if let Some(dir) = kept.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| s3_error!(e, InternalError))?;
         }
-        Ok(())
+        match std::fs::hard_link(self.path(bucket, key)?, &kept) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(s3_error!(e, InternalError)),
+        }
+    }
+
+    /// Which bytes a read naming `wanted` gets: the current object (None: read it as s3s-fs
+    /// does), or a noncurrent version's file; a version the bucket never had is refused.
+    fn resolve_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: Option<&str>,
+    ) -> S3Result<Option<PathBuf>> {
+        let Some(wanted) = wanted else {
+            return Ok(None);
+        };
+        if !self.versioned() {
+            return if wanted == "null" {
+                Ok(None)
+            } else {
+                Err(s3_error!(NoSuchVersion, "the bucket has no versions"))
+            };
+        }
+        if self.version(bucket, key)?.as_deref() == Some(wanted) {
+            return Ok(None);
+        }
+        let kept = self.noncurrent_path(bucket, key, wanted)?;
+        if kept.exists() {
+            Ok(Some(kept))
+        } else {
+            Err(s3_error!(NoSuchVersion, "no such version"))
+        }
+    }
+
+    /// Deletes `key` (its current bytes kept as noncurrent when versioned), or exactly one of its
+    /// versions.
+    fn delete_one(&self, bucket: &str, key: &str, version: Option<&str>) -> S3Result<()> {
+        let path = self.path(bucket, key)?;
+        let remove = |p: &std::path::Path| match std::fs::remove_file(p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(s3_error!(e, InternalError)),
+        };
+        match version {
+            None => {
+                self.keep_current(bucket, key)?;
+                remove(&path)
+            }
+            Some(v) => {
+                let current = if self.versioned() {
+                    self.version(bucket, key)?
+                } else {
+                    Some("null".to_owned())
+                };
+                if current.as_deref() == Some(v) {
+                    remove(&path)
+                } else if self.versioned() {
+                    remove(&self.noncurrent_path(bucket, key, v)?)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Every noncurrent version kept under `prefix`: (key, version id, size).
+    fn noncurrent_under(&self, bucket: &str, prefix: &str) -> Vec<(String, String, u64)> {
+        let base = self.noncurrent.join(bucket);
+        let mut out = Vec::new();
+        let mut stack = vec![base.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let (Some(key_dir), Some(version)) = (path.parent(), path.file_name()) else {
+                    continue;
+                };
+                let Ok(key) = key_dir.strip_prefix(&base) else {
+                    continue;
+                };
+                let key = key.to_string_lossy().into_owned();
+                if key.starts_with(prefix) {
+                    out.push((key, version.to_string_lossy().into_owned(), meta.len()));
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     fn take_key(&self, bucket: &str, key: &str) -> S3Result<Writing> {
@@ -234,6 +344,9 @@ impl s3s::S3 for PolicyFs {
         {
             return Err(s3_error!(PreconditionFailed, "the object already exists"));
         }
+        if existed {
+            self.keep_current(&bucket, &key)?;
+        }
         match self.inner.put_object(req).await {
             Ok(mut res) => {
                 res.output.server_side_encryption = aes256();
@@ -268,10 +381,35 @@ impl s3s::S3 for PolicyFs {
             input.response_cache_control.clone(),
             input.response_content_language.clone(),
         );
-        let mut res = self.inner.get_object(req).await?;
-        // Checked once the file is open: what is served is what was open then, so a version
-        // that was current after the open is the version served.
-        self.check_version(&bucket, &key, version.as_deref())?;
+        let kept = self.resolve_version(&bucket, &key, version.as_deref())?;
+        let mut res = match kept {
+            Some(file) => {
+                // A noncurrent version (read whole: only tests replace objects behind the mesh).
+                let bytes = std::fs::read(&file).map_err(|e| s3_error!(e, InternalError))?;
+                let len = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+                let body = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(
+                    bytes::Bytes::from(bytes),
+                )));
+                S3Response::new(GetObjectOutput {
+                    body: Some(StreamingBlob::wrap(body)),
+                    content_length: Some(len),
+                    version_id: version.clone(),
+                    ..Default::default()
+                })
+            }
+            None => {
+                let res = self.inner.get_object(req).await?;
+                // Checked once the file is open: what is served is what was open then, so a
+                // version that was current after the open is the version served.
+                if let Some(wanted) = &version
+                    && self.versioned()
+                    && self.version(&bucket, &key)?.as_deref() != Some(wanted.as_str())
+                {
+                    return Err(s3_error!(NoSuchVersion, "the version changed while read"));
+                }
+                res
+            }
+        };
         if let Some(condition) = &if_match
             && !etag_matches(condition, res.output.e_tag.as_ref())
         {
@@ -279,7 +417,7 @@ impl s3s::S3 for PolicyFs {
         }
         let out = &mut res.output;
         out.server_side_encryption = aes256();
-        if self.versioned() {
+        if self.versioned() && out.version_id.is_none() {
             out.version_id = self.version(&bucket, &key)?;
         }
         let (content_type, encoding, disposition, cache_control, language) = overrides;
@@ -308,8 +446,18 @@ impl s3s::S3 for PolicyFs {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let version = req.input.version_id.clone();
         let if_match = req.input.if_match.clone();
+        if let Some(file) = self.resolve_version(&bucket, &key, version.as_deref())? {
+            let len = std::fs::metadata(&file)
+                .map_err(|e| s3_error!(e, InternalError))?
+                .len();
+            return Ok(S3Response::new(HeadObjectOutput {
+                content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
+                version_id: version,
+                server_side_encryption: aes256(),
+                ..Default::default()
+            }));
+        }
         let mut res = self.inner.head_object(req).await?;
-        self.check_version(&bucket, &key, version.as_deref())?;
         if let Some(condition) = &if_match
             && !etag_matches(condition, res.output.e_tag.as_ref())
         {
@@ -326,14 +474,85 @@ impl s3s::S3 for PolicyFs {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.inner.delete_object(req).await
+        let input = req.input;
+        let _writing = self.take_key(&input.bucket, &input.key)?;
+        self.delete_one(&input.bucket, &input.key, input.version_id.as_deref())?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            version_id: input.version_id,
+            ..Default::default()
+        }))
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.inner.delete_objects(req).await
+        let input = req.input;
+        let mut deleted = Vec::new();
+        for object in input.delete.objects {
+            let _writing = self.take_key(&input.bucket, &object.key)?;
+            self.delete_one(&input.bucket, &object.key, object.version_id.as_deref())?;
+            deleted.push(DeletedObject {
+                key: Some(object.key),
+                version_id: object.version_id,
+                ..Default::default()
+            });
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            ..Default::default()
+        }))
+    }
+
+    /// Every version under the prefix, current and noncurrent, in one page.
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let bucket = req.input.bucket.clone();
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let listed = self
+            .inner
+            .list_objects_v2(req.map_input(|i| ListObjectsV2Input {
+                bucket: i.bucket,
+                prefix: i.prefix,
+                ..Default::default()
+            }))
+            .await?
+            .output;
+        let mut versions = Vec::new();
+        for object in listed.contents.unwrap_or_default() {
+            let Some(key) = object.key else { continue };
+            let version_id = if self.versioned() {
+                self.version(&bucket, &key)?
+            } else {
+                Some("null".to_owned())
+            };
+            versions.push(ObjectVersion {
+                key: Some(key),
+                version_id,
+                is_latest: Some(true),
+                size: object.size,
+                e_tag: object.e_tag,
+                ..Default::default()
+            });
+        }
+        for (key, version, size) in self.noncurrent_under(&bucket, &prefix) {
+            versions.push(ObjectVersion {
+                key: Some(key),
+                version_id: Some(version),
+                is_latest: Some(false),
+                size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
+                ..Default::default()
+            });
+        }
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(bucket),
+            prefix: Some(prefix),
+            versions: Some(versions),
+            is_truncated: Some(false),
+            ..Default::default()
+        }))
     }
 }
 
@@ -343,6 +562,7 @@ pub struct S3 {
     addr: SocketAddr,
     credentials: S3Credentials,
     versioning: Arc<AtomicBool>,
+    _noncurrent: tempfile::TempDir,
     _root: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -372,10 +592,14 @@ impl S3 {
         let fs = s3s_fs::FileSystem::new(root.path())
             .map_err(|e| anyhow::anyhow!("s3s-fs root: {e:?}"))?;
         let versioning = Arc::new(AtomicBool::new(versioning));
+        let noncurrent = tempfile::Builder::new()
+            .prefix("coffer-s3-versions-")
+            .tempdir()?;
         let service = {
             let mut b = s3s::service::S3ServiceBuilder::new(PolicyFs {
                 inner: fs,
                 root: root.path().canonicalize()?,
+                noncurrent: noncurrent.path().to_owned(),
                 versioning: versioning.clone(),
                 writing: Arc::default(),
             });
@@ -408,6 +632,7 @@ impl S3 {
             addr,
             credentials,
             versioning,
+            _noncurrent: noncurrent,
             _root: root,
             task,
         })

@@ -452,11 +452,14 @@ impl Auth for AuthService {
         }
         let principal = match req.credential {
             Some(Credential::SessionId(id)) => match credentials::session_hash(&id) {
-                Some(hash) => {
-                    store::resolve_session(&self.pool, &hash, self.config.session_idle_secs)
-                        .await
-                        .map_err(db)?
-                }
+                Some(hash) => store::resolve_session(
+                    &self.pool,
+                    &hash,
+                    self.config.session_idle_secs,
+                    !req.recheck,
+                )
+                .await
+                .map_err(db)?,
                 None => None,
             },
             Some(Credential::ApiKey(key)) => match credentials::parse_api_key(&key) {

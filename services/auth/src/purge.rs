@@ -7,9 +7,8 @@
 //! next run, and every step is safe to repeat. The audit log keeps the org's chain until its
 //! retention (the audit service's own job).
 //!
-//! Without a metadata peer nothing is purged (the org stays disabled): deleting auth's rows first
-//! would strand the org's files. Without a scan peer the purge skips scan, as metadata does
-//! without one, and says so at start-up.
+//! Without a metadata or a scan peer nothing is purged (the org stays disabled): deleting auth's
+//! rows first would strand what the other service holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +21,12 @@ use coffer_proto::v1::{self as pb};
 use coffer_token::{Audience, Credential, Minter, Role, Scopes, Subject};
 use uuid::Uuid;
 
-/// Calls per service and org in one run at most (each deletes up to 10,000 objects); an org with
+/// Calls per service and org in one run at most (each deletes up to 1,000 objects); an org with
 /// more is taken up again on the next run.
-const CALLS_PER_RUN: usize = 100;
+const CALLS_PER_RUN: usize = 1000;
+
+/// How long one purge call may take before it is given up (and tried again on the next run).
+const CALL_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Why one org's purge stopped; it is tried again on the next run.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +60,10 @@ pub struct Purger {
 impl Purger {
     /// Runs every `every`, for as long as the process runs.
     pub fn spawn(self, every: Duration) {
-        if self.metadata.is_none() {
+        if self.metadata.is_none() || self.scan.is_none() {
             tracing::error!(
-                "no metadata peer: deleted orgs are not purged (their files would be stranded)"
+                "no metadata or scan peer: deleted orgs are not purged (their data would be stranded)"
             );
-        } else if self.scan.is_none() {
-            tracing::warn!("no scan peer: the org purge does not reach the scan service");
         }
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -85,8 +85,8 @@ impl Purger {
             }
         };
         let mut purged = 0;
-        for org in due {
-            match self.purge(org).await {
+        for (org, started) in due {
+            match self.purge(org, started).await {
                 Ok(true) => {
                     tracing::info!(%org, "purged a deleted org");
                     purged += 1;
@@ -98,20 +98,23 @@ impl Purger {
         purged
     }
 
-    async fn purge(&self, org: Uuid) -> Result<bool, PurgeError> {
-        let Some(metadata) = &self.metadata else {
+    async fn purge(&self, org: Uuid, started: bool) -> Result<bool, PurgeError> {
+        let (Some(metadata), Some(scan)) = (&self.metadata, &self.scan) else {
             return Ok(false);
         };
-        self.audit
-            .clone()
-            .append(pb::AppendRequest {
-                action: "org.purge".into(),
-                target: format!("org:{org}"),
-                outcome: "success".into(),
-                org_id: org.to_string(),
-            })
-            .await
-            .map_err(|s| PurgeError::Audit(s.code()))?;
+        if !started {
+            self.audit
+                .clone()
+                .append(pb::AppendRequest {
+                    action: "org.purge".into(),
+                    target: format!("org:{org}"),
+                    outcome: "success".into(),
+                    org_id: org.to_string(),
+                })
+                .await
+                .map_err(|s| PurgeError::Audit(s.code()))?;
+            crate::store::purge_started(&self.pool, org).await?;
+        }
         self.until_done("metadata", org, |ctx| {
             let mut client = metadata.clone();
             ctx.scope(async move {
@@ -122,18 +125,16 @@ impl Purger {
             })
         })
         .await?;
-        if let Some(scan) = &self.scan {
-            self.until_done("scan", org, |ctx| {
-                let mut client = scan.clone();
-                ctx.scope(async move {
-                    client
-                        .purge_org(pb::PurgeOrgRequest {})
-                        .await
-                        .map(|r| r.into_inner().done)
-                })
+        self.until_done("scan", org, |ctx| {
+            let mut client = scan.clone();
+            ctx.scope(async move {
+                client
+                    .purge_org(pb::PurgeOrgRequest {})
+                    .await
+                    .map(|r| r.into_inner().done)
             })
-            .await?;
-        }
+        })
+        .await?;
         Ok(crate::store::purge_org(&self.pool, org).await?)
     }
 
@@ -185,7 +186,7 @@ impl Purger {
         Ok(CallContext {
             token: Some(token.into()),
             request_id: request_id.into(),
-            deadline: None,
+            deadline: std::time::Instant::now().checked_add(CALL_DEADLINE),
         })
     }
 }

@@ -148,11 +148,14 @@ pub async fn create_session(
     Ok(())
 }
 
-/// Resolves a live session (not revoked, within its absolute and idle limits) and marks it used.
+/// Resolves a live session (not revoked, within its absolute and idle limits) and, when `used`,
+/// marks it used (a re-check of an open event stream is not use: it must not keep an idle
+/// session alive).
 pub async fn resolve_session(
     pool: &PgPool,
     id_hash: &[u8; 32],
     idle_secs: u64,
+    used: bool,
 ) -> Result<Option<Principal>, DbError> {
     let mut tx = begin_with_setting(pool, "coffer.lookup_session", &hex(id_hash)).await?;
     // One query: the session, its membership and its org (the lookup capability shows exactly
@@ -176,7 +179,7 @@ pub async fn resolve_session(
     let Some((org_id, user_id, role, touch)) = row else {
         return Ok(None);
     };
-    if touch {
+    if touch && used {
         set_tenant(&mut tx, org_id).await?;
         sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1")
             .bind(&id_hash[..])
@@ -527,16 +530,28 @@ pub async fn restore_org(pool: &PgPool, org_id: Uuid) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Deletes every org whose purge time has passed (cascading to all its rows); returns how many.
-/// The orgs whose deletion window has passed.
-pub async fn due_orgs(pool: &PgPool) -> Result<Vec<Uuid>, DbError> {
+/// The orgs whose deletion window has passed, and whether their purge has started.
+pub async fn due_orgs(pool: &PgPool) -> Result<Vec<(Uuid, bool)>, DbError> {
     let mut tx = pool.begin().await?;
     set_local(&mut tx, "coffer.lookup_purge", "due").await?;
-    let ids: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM orgs WHERE purge_after < now()")
-        .fetch_all(&mut *tx)
+    let due: Vec<(Uuid, bool)> = sqlx::query_as(
+        "SELECT id, purge_started_at IS NOT NULL FROM orgs WHERE purge_after < now()",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(due)
+}
+
+/// Records that an org's purge started (its `org.purge` event is in the log).
+pub async fn purge_started(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
+    let mut tx = tenant_tx(pool, id).await?;
+    sqlx::query("UPDATE orgs SET purge_started_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(ids.into_iter().map(|(id,)| id).collect())
+    Ok(())
 }
 
 /// Deletes one org (and, by cascade, every row of it here) if it is still due.

@@ -100,7 +100,7 @@ pub async fn stream(
             loop {
                 tokio::time::sleep(gw.streams.recheck).await;
                 let checked = crate::error::REQUEST_ID
-                    .scope(request_id.clone(), exchange(&gw, credential.clone()))
+                    .scope(request_id.clone(), exchange(&gw, credential.clone(), true))
                     .await;
                 if let Err(error) = checked {
                     tracing::info!(

@@ -110,7 +110,7 @@ pub async fn authenticate(
         }
         (None, None) => return Err(ApiError::unauthenticated()),
     };
-    let res = exchange(gw, credential.clone()).await?;
+    let res = exchange(gw, credential.clone(), false).await?;
     Ok(Authed {
         token: res.token,
         session_id,
@@ -120,10 +120,12 @@ pub async fn authenticate(
 }
 
 /// Exchanges a credential for a user token with a tag for every service a request may reach;
-/// a refused credential is 401.
+/// a refused credential is 401. `recheck`: the credential is already in use (an event stream),
+/// so this is not activity that keeps a session alive.
 pub async fn exchange(
     gw: &Gateway,
     credential: Credential,
+    recheck: bool,
 ) -> Result<pb::AuthenticateResponse, ApiError> {
     Ok(gw
         .auth
@@ -140,6 +142,7 @@ pub async fn exchange(
                 "scan".into(),
             ],
             request_id: request_id(),
+            recheck,
         })
         .await
         .map_err(|s| match coffer_errors::from_status(&s).0 {

@@ -16,8 +16,9 @@ pub struct MetadataConfig {
     pub max_page: u32,
     /// Shortest share password accepted.
     pub share_password_min_chars: usize,
-    /// Wrong passwords a share takes before each further one locks it (429, `Retry-After`):
-    /// 1 s after this many, doubling per further failure up to `share_lock_max_secs`.
+    /// Attempts at a share's password (counted before the check, cleared by the right one) from
+    /// which each further one locks the share (429, `Retry-After`): 1 s at this many, doubling per
+    /// further attempt up to `share_lock_max_secs`.
     pub share_password_attempts: u32,
     pub share_lock_max_secs: u64,
     /// How long the presigned GET a share link redirects to lives, in seconds (1–60): one
@@ -66,16 +67,6 @@ impl MetadataConfig {
         );
         Ok(())
     }
-
-    /// How long a share stays locked after its `failures`-th wrong password, if at all.
-    pub fn share_lock_secs(&self, failures: i32) -> Option<u64> {
-        let over = i64::from(failures) - i64::from(self.share_password_attempts);
-        (over >= 0).then(|| {
-            1u64.checked_shl(u32::try_from(over.min(40)).unwrap_or(40))
-                .unwrap_or(u64::MAX)
-                .min(self.share_lock_max_secs)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -83,15 +74,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn share_locks_start_at_the_threshold_and_double_to_the_cap() {
-        let c = MetadataConfig::default();
-        assert_eq!(c.share_lock_secs(4), None);
-        assert_eq!(c.share_lock_secs(5), Some(1));
-        assert_eq!(c.share_lock_secs(6), Some(2));
-        assert_eq!(c.share_lock_secs(14), Some(512));
-        assert_eq!(c.share_lock_secs(15), Some(900));
-        assert_eq!(c.share_lock_secs(i32::MAX), Some(900));
-        assert!(c.validate().is_ok());
+    fn share_urls_live_a_minute_at_most() {
+        assert!(MetadataConfig::default().validate().is_ok());
         let bad = MetadataConfig {
             share_url_secs: 61,
             ..MetadataConfig::default()

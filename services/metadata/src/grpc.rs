@@ -661,15 +661,22 @@ impl MetadataService {
         }
         let hash = shares::hash(&req.token);
         let mut tx = self.pool.begin().await?;
-        let share = store::find_share_by_token(&mut tx, &hash)
+        let mut share = store::find_share_by_token(&mut tx, &hash)
             .await?
             .ok_or(MetadataError::NotFound)?;
-        coffer_db::set_tenant(&mut tx, share.org_id).await?;
         if let Some(stored) = share.password_hash.clone() {
-            tx = self
-                .check_share_password(tx, share.id, req.password, stored)
+            // No connection is held while the password is hashed.
+            tx.commit().await?;
+            self.check_share_password(share.org_id, share.id, req.password, stored)
                 .await?;
+            // The share may have been revoked or used up meanwhile.
+            tx = self.pool.begin().await?;
+            share = store::find_share_by_token(&mut tx, &hash)
+                .await?
+                .filter(|again| again.id == share.id)
+                .ok_or(MetadataError::NotFound)?;
         }
+        coffer_db::set_tenant(&mut tx, share.org_id).await?;
         let file = store::file(&mut tx, share.file_id).await?;
         // A share of a file that is no longer downloadable is as good as gone.
         check_downloadable(&file).map_err(|_| MetadataError::NotFound)?;
@@ -692,32 +699,42 @@ impl MetadataService {
         Ok(grant)
     }
 
-    /// Checks a share's password with the share's row locked, so guesses at one share take turns
-    /// and each sees the failures before it: a locked share is refused (429) before any hashing;
-    /// a wrong password is counted (and may lock the share) and the count committed whatever the
-    /// answer; a right one clears the count and hands the transaction back.
+    /// Checks a share's password. No password given is refused without hashing or counting (link
+    /// previews fetch links without one). Otherwise the attempt is counted first, in a short
+    /// transaction, so concurrent guesses each spend one, and a share locked by earlier failures
+    /// is refused (429) before any hashing; the hash then runs with no transaction open, one per
+    /// core; the right password clears the count.
     async fn check_share_password(
         &self,
-        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        org: Uuid,
         share: Uuid,
         given: String,
         stored: String,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, MetadataError> {
-        let guard = store::lock_share_password(&mut tx, share).await?;
-        if let Some(secs) = guard.locked_secs {
-            return Err(MetadataError::Locked(
-                u64::try_from(secs).unwrap_or(1).max(1),
-            ));
+    ) -> Result<(), MetadataError> {
+        if given.is_empty() {
+            return Err(MetadataError::Forbidden("this share needs its password"));
         }
-        if shares::verify_password(given, stored).await {
-            store::share_password_ok(&mut tx, share).await?;
-            return Ok(tx);
-        }
-        let failures = guard.password_failures.saturating_add(1);
-        let lock = self.config.share_lock_secs(failures);
-        store::share_password_failed(&mut tx, share, failures, lock).await?;
+        let mut tx = self.tx(org).await?;
+        let counted = store::count_password_attempt(
+            &mut tx,
+            org,
+            share,
+            i64::from(self.config.share_password_attempts),
+            self.config.share_lock_max_secs,
+        )
+        .await?;
         tx.commit().await?;
-        if lock.is_some() {
+        let failures = match counted {
+            store::Attempt::Counted(n) => n,
+            store::Attempt::Locked(secs) => return Err(MetadataError::Locked(secs)),
+        };
+        if shares::verify_password(given, stored).await {
+            let mut tx = self.tx(org).await?;
+            store::share_password_ok(&mut tx, org, share).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        if i64::from(failures) >= i64::from(self.config.share_password_attempts) {
             tracing::warn!(%share, failures, "share password locked after repeated failures");
         }
         Err(MetadataError::Forbidden(
@@ -813,6 +830,9 @@ impl MetadataService {
         };
         let mut tx = self.tx(org).await?;
         let current = store::file_for_update(&mut tx, id).await?;
+        // A verdict that names its object must name the one the file was pinned to at complete.
+        // (Only the scan service calls this; "" is a verdict that names none: a job queued before
+        // objects were pinned, or the bench recording verdicts itself.)
         if let Some(pinned) = &current.object_etag
             && !req.etag.is_empty()
             && *pinned != req.etag
@@ -852,42 +872,34 @@ impl MetadataService {
     }
 }
 
-/// Objects deleted per PurgeOrg call at most (ten pages of storage-signer's DeletePrefix), so one
-/// call stays short whatever the org holds; auth calls again until done.
-const PURGE_PAGES_PER_CALL: usize = 10;
-
 impl MetadataService {
     /// Deletes the org's objects (all of them: rows or not, trashed or not, uploads never
     /// completed), then, once none is left, every row of the org. Objects go first: the rows are
     /// what an interrupted purge would need to find them again, and auth's credentials to delete
     /// them outlive this (auth forgets the org only after every service is done).
     async fn purge_org(&self, org: Uuid) -> Result<pb::PurgeOrgResponse, MetadataError> {
-        let mut deleted = 0u64;
-        for _ in 0..PURGE_PAGES_PER_CALL {
-            let page = self
-                .signer
-                .clone()
-                .delete_prefix(pb::DeletePrefixRequest {
-                    prefix: format!("{org}/"),
-                })
-                .await
-                .map_err(downstream)?
-                .into_inner();
-            deleted += u64::from(page.deleted);
-            if !page.more {
-                let mut tx = self.tx(org).await?;
-                store::delete_org(&mut tx, org).await?;
-                tx.commit().await?;
-                tracing::info!(%org, objects = deleted, "purged a deleted org's files and rows");
-                return Ok(pb::PurgeOrgResponse {
-                    done: true,
-                    objects_deleted: deleted,
-                });
-            }
+        let page = self
+            .signer
+            .clone()
+            .delete_prefix(pb::DeletePrefixRequest {
+                prefix: format!("{org}/"),
+            })
+            .await
+            .map_err(downstream)?
+            .into_inner();
+        if page.more {
+            return Ok(pb::PurgeOrgResponse {
+                done: false,
+                objects_deleted: u64::from(page.deleted),
+            });
         }
+        let mut tx = self.tx(org).await?;
+        store::delete_org(&mut tx, org).await?;
+        tx.commit().await?;
+        tracing::info!(%org, objects = page.deleted, "purged a deleted org's files and rows");
         Ok(pb::PurgeOrgResponse {
-            done: false,
-            objects_deleted: deleted,
+            done: true,
+            objects_deleted: u64::from(page.deleted),
         })
     }
 }

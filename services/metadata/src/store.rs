@@ -542,57 +542,66 @@ pub async fn find_share_by_token(
     .await?)
 }
 
-/// A share's password guard, read with the row locked: concurrent guesses at one share take
-/// turns, each seeing the failures counted before it.
-#[derive(Debug, sqlx::FromRow)]
-pub struct PasswordGuard {
-    pub password_failures: i32,
-    /// Whole seconds the share stays locked, if it is.
-    pub locked_secs: Option<i64>,
+/// What counting a share-password attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Counted: the attempts since the last right password, this one included.
+    Counted(i32),
+    /// The share is locked for this many more seconds: not counted, not to be hashed.
+    Locked(u64),
 }
 
-pub async fn lock_share_password(tx: &mut Tx, id: Uuid) -> Result<PasswordGuard, MetadataError> {
-    sqlx::query_as(
-        "SELECT password_failures,
-                CASE WHEN password_locked_until > now()
-                     THEN ceil(extract(epoch FROM password_locked_until - now()))::bigint END
-                    AS locked_secs
-         FROM shares WHERE id = $1 FOR UPDATE",
+/// Counts an attempt at a share's password before it is checked; from the `threshold`-th on, the
+/// share is locked for 1 s doubling per further attempt, up to `max_lock_secs` (a right password
+/// clears both, [`share_password_ok`]).
+pub async fn count_password_attempt(
+    tx: &mut Tx,
+    org: Uuid,
+    id: Uuid,
+    threshold: i64,
+    max_lock_secs: u64,
+) -> Result<Attempt, MetadataError> {
+    let counted: Option<i32> = sqlx::query_scalar(
+        "UPDATE shares SET password_failures = password_failures + 1,
+             password_locked_until = CASE WHEN password_failures + 1 >= $3
+                 THEN now() + make_interval(secs => LEAST($4::float8,
+                          power(2::float8, (password_failures + 1 - $3)::float8)))
+                 END
+         WHERE id = $1 AND org_id = $2
+           AND (password_locked_until IS NULL OR password_locked_until <= now())
+         RETURNING password_failures",
     )
     .bind(id)
+    .bind(org)
+    .bind(threshold)
+    .bind(max_lock_secs as f64)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(n) = counted {
+        return Ok(Attempt::Counted(n));
+    }
+    let left: Option<i64> = sqlx::query_scalar(
+        "SELECT ceil(extract(epoch FROM password_locked_until - now()))::bigint
+         FROM shares WHERE id = $1 AND org_id = $2",
+    )
+    .bind(id)
+    .bind(org)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(MetadataError::NotFound)
+    .flatten();
+    Ok(Attempt::Locked(
+        left.and_then(|s| u64::try_from(s).ok()).unwrap_or(1).max(1),
+    ))
 }
 
-/// Records a wrong password: the failure count, and the lock it earns (if any).
-pub async fn share_password_failed(
-    tx: &mut Tx,
-    id: Uuid,
-    failures: i32,
-    lock_secs: Option<u64>,
-) -> Result<(), MetadataError> {
-    sqlx::query(
-        "UPDATE shares SET password_failures = $2,
-             password_locked_until = CASE WHEN $3::bigint IS NULL THEN NULL
-                                          ELSE now() + make_interval(secs => $3::bigint) END
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(failures)
-    .bind(lock_secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Forgets the failures once the right password was given.
-pub async fn share_password_ok(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
+/// Forgets the attempts once the right password was given.
+pub async fn share_password_ok(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<(), MetadataError> {
     sqlx::query(
         "UPDATE shares SET password_failures = 0, password_locked_until = NULL
-         WHERE id = $1 AND password_failures > 0",
+         WHERE id = $1 AND org_id = $2",
     )
     .bind(id)
+    .bind(org)
     .execute(&mut *tx)
     .await?;
     Ok(())

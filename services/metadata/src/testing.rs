@@ -212,28 +212,12 @@ impl Stack {
 
     /// Records a scan verdict as the scan service does (for stacks without one).
     pub async fn verdict(&self, org: &str, file: &str, verdict: &str) -> anyhow::Result<()> {
-        self.record_verdict(org, file, verdict, false).await
-    }
-
-    /// Records a re-scan's verdict (a newer ruleset), as the scan service would.
-    pub async fn rescan_verdict(&self, org: &str, file: &str, verdict: &str) -> anyhow::Result<()> {
-        self.record_verdict(org, file, verdict, true).await
-    }
-
-    async fn record_verdict(
-        &self,
-        org: &str,
-        file: &str,
-        verdict: &str,
-        rescan: bool,
-    ) -> anyhow::Result<()> {
         self.metadata_as("scan")?
             .record_verdict(coffer_proto::v1::RecordVerdictRequest {
                 org_id: org.into(),
                 file_id: file.into(),
                 verdict: verdict.into(),
-                rescan,
-                etag: String::new(),
+                ..Default::default()
             })
             .await?;
         Ok(())

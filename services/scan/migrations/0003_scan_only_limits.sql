@@ -6,8 +6,10 @@
 -- scans.upload_expires_at: when the request's PUT URL stops working. Once it has passed (plus a
 -- grace for a slow PUT), the upload sweep deletes the object, whatever happened (never submitted,
 -- or put again after the post-scan delete: a URL can write a key once only while it exists), and
--- an unsubmitted request becomes `expired`. coffer.lookup_upload_sweep = '1' may SELECT the
--- requests that are due, across orgs; each is then handled in a transaction of its org.
+-- an unsubmitted request becomes `expired`. A sweep that failed (the store or auth away, an org
+-- being deleted) is tried again after `sweep_after`, so it never blocks the others.
+-- coffer.lookup_upload_sweep = '1' may SELECT the requests that are due, across orgs; each is
+-- then handled in a transaction of its org.
 CREATE TABLE usage (
     org_id uuid NOT NULL,
     day date NOT NULL,
@@ -21,6 +23,7 @@ CREATE POLICY tenant ON usage USING (org_id = current_org()) WITH CHECK (org_id 
 ALTER TABLE scans
     ADD COLUMN upload_expires_at timestamptz,
     ADD COLUMN object_swept_at timestamptz,
+    ADD COLUMN sweep_after timestamptz,
     DROP CONSTRAINT scans_status_check,
     ADD CONSTRAINT scans_status_check
         CHECK (status IN ('awaiting_upload', 'queued', 'done', 'expired'));
@@ -30,5 +33,5 @@ ALTER TABLE scans ALTER COLUMN upload_expires_at SET NOT NULL;
 CREATE INDEX scans_unswept ON scans (upload_expires_at) WHERE object_swept_at IS NULL;
 CREATE POLICY upload_sweep ON scans FOR SELECT USING (
     lookup_key('upload_sweep') = '1' AND object_swept_at IS NULL
-    AND status IN ('awaiting_upload', 'done')
+    AND status IN ('awaiting_upload', 'done', 'expired')
 );

@@ -125,14 +125,8 @@ impl ScanService {
             ));
         }
         let extension = sanitize_extension(&req.extension);
-        for (field, v) in [("etag", &req.etag), ("version_id", &req.version_id)] {
-            if v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
-                return Err(ScanServiceError::invalid(
-                    field,
-                    format!("{field} must be at most 128 visible characters, without quotes"),
-                ));
-            }
-        }
+        // The ETag and version id come from metadata's HEAD; storage-signer checks them before it
+        // signs anything with them, and the jobs table bounds their length.
         let mut tx = self.tx(c.org_id).await?;
         let id = store::enqueue(
             &mut tx,
@@ -192,9 +186,26 @@ impl ScanService {
         };
         let id = Uuid::new_v4();
         let key = scan_key(c.org_id, id);
+        // The user's token (audience storage-signer) goes with this call: the key is checked
+        // against the caller's org there too. Signed first, so the usage row below is locked
+        // for one short transaction, not across a call to another service.
+        let upload = self
+            .signer
+            .clone()
+            .presign_put(pb::PresignPutRequest {
+                key,
+                size: req.size,
+                content_type: "application/octet-stream".into(),
+                sha256: String::new(),
+                expires_in_seconds: self.config.scan_upload_expiry_secs,
+            })
+            .await?
+            .into_inner();
         let mut tx = self.tx(c.org_id).await?;
         let budget = i64::try_from(self.config.scan_only_bytes_per_day).unwrap_or(i64::MAX);
         if !store::charge_usage(&mut tx, c.org_id, size, budget).await? {
+            // The URL is dropped unseen: without the request's row its object is nobody's, and
+            // the lifecycle rule takes anything put with it.
             return Err(ScanServiceError::OverBudget(
                 "the org's scan-only bytes for today are used up; try again after midnight UTC",
                 secs_to_utc_midnight(),
@@ -209,20 +220,6 @@ impl ScanService {
             self.config.scan_upload_expiry_secs,
         )
         .await?;
-        // The user's token (audience storage-signer) goes with this call: the key is checked
-        // against the caller's org there too.
-        let upload = self
-            .signer
-            .clone()
-            .presign_put(pb::PresignPutRequest {
-                key,
-                size: req.size,
-                content_type: "application/octet-stream".into(),
-                sha256: String::new(),
-                expires_in_seconds: self.config.scan_upload_expiry_secs,
-            })
-            .await?
-            .into_inner();
         tx.commit().await?;
         Ok(pb::CreateScanResponse {
             scan_id: id.to_string(),
@@ -332,37 +329,30 @@ impl ScanService {
     }
 }
 
-/// Objects deleted per PurgeOrg call at most (ten pages of DeletePrefix); auth calls again.
-const PURGE_PAGES_PER_CALL: usize = 10;
-
 impl ScanService {
     /// Deletes the org's scan-only objects, then, once none is left, every row of the org here.
     async fn purge_org(&self, org: Uuid) -> Result<pb::PurgeOrgResponse, ScanServiceError> {
-        let mut deleted = 0u64;
-        for _ in 0..PURGE_PAGES_PER_CALL {
-            let page = self
-                .signer
-                .clone()
-                .delete_prefix(pb::DeletePrefixRequest {
-                    prefix: format!("scans/{org}/"),
-                })
-                .await?
-                .into_inner();
-            deleted += u64::from(page.deleted);
-            if !page.more {
-                let mut tx = self.tx(org).await?;
-                store::delete_org(&mut tx, org).await?;
-                tx.commit().await?;
-                tracing::info!(%org, objects = deleted, "purged a deleted org's scans");
-                return Ok(pb::PurgeOrgResponse {
-                    done: true,
-                    objects_deleted: deleted,
-                });
-            }
+        let page = self
+            .signer
+            .clone()
+            .delete_prefix(pb::DeletePrefixRequest {
+                prefix: format!("scans/{org}/"),
+            })
+            .await?
+            .into_inner();
+        if page.more {
+            return Ok(pb::PurgeOrgResponse {
+                done: false,
+                objects_deleted: u64::from(page.deleted),
+            });
         }
+        let mut tx = self.tx(org).await?;
+        store::delete_org(&mut tx, org).await?;
+        tx.commit().await?;
+        tracing::info!(%org, objects = page.deleted, "purged a deleted org's scans");
         Ok(pb::PurgeOrgResponse {
-            done: false,
-            objects_deleted: deleted,
+            done: true,
+            objects_deleted: u64::from(page.deleted),
         })
     }
 }

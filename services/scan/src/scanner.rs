@@ -77,6 +77,7 @@ fn archive_kind(detected: Detected) -> Option<archive::Kind> {
     match detected {
         Detected::Zip => Some(archive::Kind::Zip),
         Detected::Gzip => Some(archive::Kind::Gzip),
+        Detected::Tar => Some(archive::Kind::Tar),
         _ => None,
     }
 }

@@ -369,7 +369,8 @@ pub struct DueUpload {
 }
 
 /// Up to `limit` requests whose upload window closed more than `grace_secs` ago and whose object
-/// was not swept yet (upload-sweep capability, across orgs); queued ones wait for their scan.
+/// was not swept yet, and not put off after a failed sweep (upload-sweep capability, across
+/// orgs); queued ones wait for their scan.
 pub async fn due_uploads(
     tx: &mut PgConnection,
     grace_secs: u64,
@@ -377,8 +378,9 @@ pub async fn due_uploads(
 ) -> Result<Vec<DueUpload>, sqlx::Error> {
     sqlx::query_as(
         "SELECT org_id, id FROM scans
-         WHERE object_swept_at IS NULL AND status IN ('awaiting_upload', 'done')
+         WHERE object_swept_at IS NULL AND status IN ('awaiting_upload', 'done', 'expired')
            AND upload_expires_at + make_interval(secs => $1) < now()
+           AND (sweep_after IS NULL OR sweep_after <= now())
          ORDER BY upload_expires_at LIMIT $2",
     )
     .bind(grace_secs as f64)
@@ -400,6 +402,25 @@ pub async fn expire_unsubmitted(
     .bind(id)
     .fetch_optional(tx)
     .await
+}
+
+/// Puts a request's sweep off by `secs` after it failed, so it does not hold up the others.
+pub async fn defer_sweep(
+    tx: &mut PgConnection,
+    org: Uuid,
+    id: Uuid,
+    secs: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE scans SET sweep_after = now() + make_interval(secs => $3)
+         WHERE id = $1 AND org_id = $2",
+    )
+    .bind(id)
+    .bind(org)
+    .bind(secs as f64)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// Records that the request's object is gone for good.

@@ -213,6 +213,7 @@ impl ScanStack {
                 .map(String::from)
                 .to_vec(),
                 request_id: "req-test".into(),
+                ..Default::default()
             })
             .await?
             .into_inner()

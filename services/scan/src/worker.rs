@@ -26,6 +26,9 @@ use crate::events;
 use crate::scanner::{Declared, Engines};
 use crate::store::{self, Job, ResultRow};
 
+/// How long a scan-only request whose object could not be deleted waits before the next try.
+const SWEEP_RETRY_SECS: u64 = 300;
+
 /// Why a try did not conclude.
 #[derive(Debug, thiserror::Error)]
 pub enum TryError {
@@ -106,7 +109,8 @@ impl Workers {
     /// the grace after it) has closed, unless its scan is still to run: whatever an unsubmitted
     /// request's URL wrote, and whatever was put again after the post-scan delete (a URL that
     /// writes a key once can write it again once the key is gone). An unsubmitted request
-    /// becomes `expired`. A request of an org auth no longer serves is left to the org purge.
+    /// becomes `expired`. A request whose object cannot be deleted now (the store or auth away,
+    /// an org being deleted) is tried again later; the org purge deletes a deleted org's objects.
     /// Returns how many objects were dealt with.
     pub async fn sweep_uploads(&self) -> Result<usize, DbError> {
         let due = {
@@ -136,7 +140,10 @@ impl Workers {
                 Err(e) => Err(e),
             };
             if let Err(error) = deleted {
-                tracing::warn!(request = %request.id, org = %request.org_id, %error, "scan-only object not deleted yet");
+                tracing::warn!(request = %request.id, org = %request.org_id, %error, "scan-only object not deleted yet; will retry");
+                let mut tx = self.tenant_tx(request.org_id).await?;
+                store::defer_sweep(&mut tx, request.org_id, request.id, SWEEP_RETRY_SECS).await?;
+                tx.commit().await?;
                 continue;
             }
             let mut tx = self.tenant_tx(request.org_id).await?;

@@ -174,8 +174,17 @@ impl StorageSigner for SignerService {
             return Err(SignerError::ServiceOnly.into());
         }
         let org = c.org_id;
+        // Each service empties its own prefix only: metadata the files', scan the scan-only one.
+        let own = match coffer_mesh::peer(&request).map(|p| p.identity.as_str()) {
+            Some("metadata") => format!("{org}/"),
+            Some("scan") => format!("scans/{org}/"),
+            _ => return Err(SignerError::ServiceOnly.into()),
+        };
         let prefix = request.into_inner().prefix;
         keys::check_prefix(&prefix, org)?;
+        if prefix != own {
+            return Err(SignerError::ForeignKey.into());
+        }
         let (deleted, more) = self.store.delete_prefix(&prefix).await?;
         tracing::info!(%org, deleted, more, "deleted objects of a purged org");
         Ok(Response::new(pb::DeletePrefixResponse { deleted, more }))

@@ -12,7 +12,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::{BehaviorVersion, Region};
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::types::{ChecksumMode, Delete, ObjectIdentifier};
 use aws_sigv4::http_request::{
     PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
     UriPathNormalizationMode,
@@ -462,37 +462,80 @@ impl Store {
         }
     }
 
-    /// Deletes up to 1,000 objects under `prefix` in one DeleteObjects; returns how many, and
-    /// whether more are left.
-    pub async fn delete_prefix(&self, prefix: &str) -> Result<(u32, bool), SignerError> {
-        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    /// The versions (and delete markers) under `prefix`, at most `max`, and whether more are
+    /// left. On a versioned bucket a DeleteObject without a version only hides the object behind
+    /// a delete marker and keeps its bytes: every delete here is by version. A store that has no
+    /// ListObjectVersions (a bucket that cannot version) gets its current objects, by key.
+    async fn versions_under(
+        &self,
+        prefix: &str,
+        max: i32,
+    ) -> Result<(Vec<ObjectIdentifier>, bool), SignerError> {
         let listed = self
             .internal
-            .list_objects_v2()
+            .list_object_versions()
             .bucket(&self.bucket)
             .prefix(prefix)
-            .max_keys(1000)
+            .max_keys(max)
             .send()
-            .await
-            .map_err(store_error)?;
-        let keys: Vec<ObjectIdentifier> = listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .map(|k| ObjectIdentifier::builder().key(k).build())
-            .collect::<Result<_, _>>()
-            .map_err(|e| SignerError::Internal(format!("object identifier: {e}")))?;
-        if keys.is_empty() {
-            return Ok((0, false));
+            .await;
+        let id = |key: &str, version: Option<&str>| {
+            ObjectIdentifier::builder()
+                .key(key)
+                .set_version_id(version.map(str::to_owned))
+                .build()
+                .map_err(|e| SignerError::Internal(format!("object identifier: {e}")))
+        };
+        match listed {
+            Ok(out) => {
+                let mut ids = Vec::new();
+                for v in out.versions() {
+                    if let Some(key) = v.key() {
+                        ids.push(id(key, v.version_id())?);
+                    }
+                }
+                for m in out.delete_markers() {
+                    if let Some(key) = m.key() {
+                        ids.push(id(key, m.version_id())?);
+                    }
+                }
+                Ok((ids, out.is_truncated().unwrap_or(false)))
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 501) => {
+                let out = self
+                    .internal
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .max_keys(max)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                let ids = out
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .map(|k| id(k, None))
+                    .collect::<Result<_, _>>()?;
+                Ok((ids, out.is_truncated().unwrap_or(false)))
+            }
+            Err(e) => Err(store_error(e)),
         }
-        let n = keys.len();
+    }
+
+    /// Deletes exactly these (versions of) objects in one DeleteObjects.
+    async fn delete_ids(&self, ids: Vec<ObjectIdentifier>) -> Result<(), SignerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let n = ids.len();
         let out = self
             .internal
             .delete_objects()
             .bucket(&self.bucket)
             .delete(
                 Delete::builder()
-                    .set_objects(Some(keys))
+                    .set_objects(Some(ids))
                     .quiet(true)
                     .build()
                     .map_err(|e| SignerError::Internal(format!("delete request: {e}")))?,
@@ -506,19 +549,23 @@ impl Store {
                 out.errors().len()
             )));
         }
-        let more = listed.is_truncated().unwrap_or(false);
-        Ok((u32::try_from(n).unwrap_or(u32::MAX), more))
+        Ok(())
     }
 
+    /// Deletes up to 1,000 objects (every version of them) under `prefix`; returns how many
+    /// versions went, and whether more are left.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(u32, bool), SignerError> {
+        let (ids, more) = self.versions_under(prefix, 1000).await?;
+        let n = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        self.delete_ids(ids).await?;
+        Ok((n, more))
+    }
+
+    /// Deletes the object `key`, every version of it: a purged file leaves no bytes behind.
     pub async fn delete(&self, key: &str) -> Result<(), SignerError> {
-        self.internal
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        let (mut ids, _) = self.versions_under(key, 1000).await?;
+        ids.retain(|id| id.key() == key);
+        self.delete_ids(ids).await
     }
 }
 

@@ -102,6 +102,7 @@ impl Harness {
             credential: Some(credential),
             audiences,
             request_id: "req-test".into(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner().token)

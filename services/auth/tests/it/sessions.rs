@@ -157,6 +157,7 @@ async fn only_the_gateway_may_call_and_user_rpcs_need_a_token() -> anyhow::Resul
                 credential: Some(Credential::SessionId("x".repeat(43))),
                 audiences: vec!["auth".into()],
                 request_id: "r".into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -173,6 +174,7 @@ async fn only_the_gateway_may_call_and_user_rpcs_need_a_token() -> anyhow::Resul
             credential: Some(Credential::SessionId(session)),
             audiences: vec!["metadata".into()],
             request_id: "r".into(),
+            ..Default::default()
         })
         .await?
         .into_inner()
@@ -203,6 +205,48 @@ async fn idle_sessions_expire() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_recheck_does_not_keep_an_idle_session_alive() -> anyhow::Result<()> {
+    let h = Harness::start_with(coffer_auth::AuthConfig {
+        session_idle_secs: 2,
+        ..Default::default()
+    })
+    .await?;
+    let (_, session) = h.account("idle@example.com").await?;
+    let gw = h.gateway()?;
+    let recheck = || {
+        let mut gw = gw.clone();
+        let session = session.clone();
+        async move {
+            gw.authenticate(pb::AuthenticateRequest {
+                credential: Some(Credential::SessionId(session)),
+                audiences: vec!["auth".into()],
+                request_id: "r".into(),
+                recheck: true,
+            })
+            .await
+        }
+    };
+    // Re-checked (as an open event stream does) every 0.5 s for 3 s: accepted while the session
+    // lives, and not counted as use, so it goes idle all the same.
+    let started = tokio::time::Instant::now();
+    let mut refused = None;
+    while started.elapsed() < Duration::from_secs(3) {
+        if recheck().await.is_err() {
+            refused = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(refused.is_some(), "re-checks kept an idle session alive");
+    let err = h
+        .token(Credential::SessionId(session.clone()), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
+    Ok(())
+}
+
+#[tokio::test]
 async fn authenticate_refuses_unknown_audiences_and_bad_request_ids() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let (_, session) = h.account("gina@example.com").await?;
@@ -217,6 +261,7 @@ async fn authenticate_refuses_unknown_audiences_and_bad_request_ids() -> anyhow:
                 credential: Some(Credential::SessionId(session.clone())),
                 audiences,
                 request_id: request_id.into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();

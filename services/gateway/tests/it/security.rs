@@ -271,13 +271,9 @@ async fn an_event_stream_ends_when_its_credential_goes() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn share_links_are_built_on_the_public_url_never_the_host_header() -> anyhow::Result<()> {
-    let h = Harness::start_with(coffer_gateway::GatewayConfig {
-        rate_per_second: 1000,
-        rate_burst: 1000,
-        public_url: Some("https://vault.example.com/".into()),
-        ..Default::default()
-    })
-    .await?;
+    // The harness starts the gateway with its public URL (`https://localhost:<port>`), as every
+    // gateway must be started now; a client's Host header names another domain.
+    let h = Harness::start().await?;
     let owner = User::new(&h, "links@leak.example").await?;
     let id = owner.available("a.txt", None, b"bytes", "clean").await?;
     let res = h
@@ -292,7 +288,7 @@ async fn share_links_are_built_on_the_public_url_never_the_host_header() -> anyh
     assert_eq!(res.status(), 201);
     let share: Value = res.json().await?;
     let token = share["token"].as_str().unwrap();
-    assert_eq!(share["url"], format!("https://vault.example.com/s/{token}"));
+    assert_eq!(share["url"], format!("{}/s/{token}", h.base));
     Ok(())
 }
 
@@ -304,7 +300,16 @@ async fn a_verdict_reaches_a_trashed_file_so_restoring_it_keeps_the_newest() -> 
     u.ok(Method::DELETE, &format!("/v1/files/{id}"), None, 204)
         .await?;
     // A re-scan under a newer ruleset finds it infected while it is in the trash.
-    h.stack.rescan_verdict(&u.org, &id, "infected").await?;
+    h.stack
+        .metadata_as("scan")?
+        .record_verdict(coffer_proto::v1::RecordVerdictRequest {
+            org_id: u.org.clone(),
+            file_id: id.clone(),
+            verdict: "infected".into(),
+            rescan: true,
+            ..Default::default()
+        })
+        .await?;
     let f = u
         .ok(Method::POST, &format!("/v1/files/{id}/restore"), None, 200)
         .await?;
@@ -433,6 +438,10 @@ async fn share_passwords_lock_after_a_few_wrong_guesses() -> anyhow::Result<()> 
         .await?;
     assert_eq!(res.status(), 303);
 
+    // Without a password (as link previews fetch): 403, and not counted.
+    for _ in 0..5 {
+        assert_eq!(open_share(&h, token, None).await?.0, 403);
+    }
     // Wrong guesses: 403 until the threshold; from there on the share is locked (429 with
     // Retry-After), even for the right password, without any hashing.
     for _ in 0..2 {
@@ -594,15 +603,14 @@ async fn a_download_serves_the_scanned_bytes_even_after_the_object_is_replaced()
     let got = reqwest::get(grant["url"].as_str().unwrap()).await?;
     assert_eq!(got.bytes().await?.as_ref(), harmless.as_slice());
 
-    // Replaced with the store's own credentials: the download (and a share link) still serve
-    // only the scanned version, which the store no longer has, so they serve nothing.
+    // Replaced with the store's own credentials: the download and a share link are signed for
+    // the scanned version, so they still serve the scanned bytes.
     overwrite(&h, &u.org, &id, bad.clone()).await?;
     let grant = u
         .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
         .await?;
     let got = reqwest::get(grant["url"].as_str().unwrap()).await?;
-    assert_eq!(got.status(), 404);
-    assert_ne!(got.bytes().await?.as_ref(), bad.as_slice());
+    assert_eq!(got.bytes().await?.as_ref(), harmless.as_slice());
     let share = u
         .ok(
             Method::POST,
@@ -613,8 +621,17 @@ async fn a_download_serves_the_scanned_bytes_even_after_the_object_is_replaced()
         .await?;
     let (status, location, _) = open_share(&h, share["token"].as_str().unwrap(), None).await?;
     assert_eq!(status, 302);
-    assert_eq!(reqwest::get(location.unwrap()).await?.status(), 404);
+    let got = reqwest::get(location.unwrap()).await?;
+    assert_eq!(got.bytes().await?.as_ref(), harmless.as_slice());
+    Ok(())
+}
 
+#[tokio::test]
+async fn without_store_versions_a_replaced_object_gets_no_download_url() -> anyhow::Result<()> {
+    let h = scanning().await?;
+    let u = User::new(&h, "unversioned@leak.example").await?;
+    let bad = eicar();
+    let harmless = vec![b'a'; bad.len()];
     // A store without versions: the URL is refused before it is signed (one HEAD with If-Match).
     h.stack.s3.set_versioning(false);
     let (id, upload) = create(&u, "unversioned.txt", harmless.len()).await?;
@@ -641,7 +658,12 @@ async fn a_gzip_encoded_private_key_never_becomes_downloadable() -> anyhow::Resu
     let h = scanning().await?;
     let u = User::new(&h, "encoded@leak.example").await?;
     let key = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n";
-    let gz = coffer_scan::engines::archive::build::gzip(key);
+    let gz = {
+        use std::io::Write as _;
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        w.write_all(key)?;
+        w.finish()?
+    };
     let (id, upload) = create(&u, "notes.txt", gz.len()).await?;
     // The store keeps headers the URL did not sign: every browser would decode this on download.
     assert_eq!(
@@ -680,21 +702,28 @@ async fn a_gzip_encoded_private_key_never_becomes_downloadable() -> anyhow::Resu
     Ok(())
 }
 
-/// The keys the store holds under `prefix`.
+/// The keys the store holds any version of under `prefix` (a versioned bucket keeps the bytes of
+/// an object deleted without a version).
 async fn keys_under(h: &Harness, prefix: &str) -> anyhow::Result<Vec<String>> {
     let listed = h
         .stack
         .s3
         .client()
-        .list_objects_v2()
+        .list_object_versions()
         .bucket(coffer_metadata::testing::BUCKET)
         .prefix(prefix)
         .send()
         .await?;
     Ok(listed
-        .contents()
+        .versions()
         .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
+        .filter_map(|v| v.key().map(str::to_owned))
+        .chain(
+            listed
+                .delete_markers()
+                .iter()
+                .filter_map(|m| m.key().map(str::to_owned)),
+        )
         .collect())
 }
 
@@ -874,6 +903,11 @@ async fn a_purged_org_leaves_nothing_but_its_audit_chain() -> anyhow::Result<()>
     let gone_name = fill(&leaver, "leaver").await?;
     let kept_name = fill(&stayer, "stayer").await?;
     let org = leaver.org.clone();
+    // An object of the org written again behind the mesh's back: its old bytes stay in the
+    // versioned bucket as a noncurrent version, which the purge must delete too.
+    let listed = keys_under(&h, &format!("{org}/")).await?;
+    let (_, some_file) = listed[0].split_once('/').unwrap();
+    overwrite(&h, &org, some_file, b"other".to_vec()).await?;
     assert!(!keys_under(&h, &format!("{org}/")).await?.is_empty());
     assert!(!keys_under(&h, &format!("scans/{org}/")).await?.is_empty());
 

@@ -50,15 +50,21 @@ impl Default for ArchiveLimits {
 pub enum Kind {
     Zip,
     Gzip,
+    Tar,
 }
+
+/// How much of a stream [`Kind::of`] needs to tell a tar (its magic is at offset 257).
+const KIND_PREFIX: usize = 512;
 
 impl Kind {
     /// The archive a stream starting with `prefix` is, if any.
-    fn of(prefix: &[u8]) -> Option<Kind> {
+    pub fn of(prefix: &[u8]) -> Option<Kind> {
         if prefix.starts_with(b"PK\x03\x04") || prefix.starts_with(b"PK\x05\x06") {
             Some(Kind::Zip)
         } else if prefix.starts_with(&[0x1f, 0x8b]) {
             Some(Kind::Gzip)
+        } else if prefix.get(257..262) == Some(b"ustar") {
+            Some(Kind::Tar)
         } else {
             None
         }
@@ -125,6 +131,7 @@ fn inspect_at(
     match kind {
         Kind::Zip => inspect_zip(ctx, path, depth, budget, findings),
         Kind::Gzip => inspect_gzip(ctx, path, depth, budget, findings),
+        Kind::Tar => inspect_tar(ctx, path, depth, budget, findings),
     }
 }
 
@@ -154,7 +161,7 @@ fn scan_entry(
     findings: &mut Vec<Finding>,
 ) -> io::Result<Result<(), Stop>> {
     let mut pass = Pass::new(ctx.rules, ctx.patterns, false);
-    let mut first = [0u8; 4];
+    let mut first = [0u8; KIND_PREFIX];
     let got = read_prefix(entry, &mut first)?;
     // An entry that is itself an archive is kept (bounded by `limit`) to be opened in turn.
     let nested = Kind::of(&first[..got]);
@@ -327,28 +334,13 @@ fn inspect_gzip(
         left: by_ratio.min(by_budget),
         hit: hit.clone(),
     };
-    let over_budget = by_budget < by_ratio;
-    // Past the cap, or not gzip at all: say which; only a failure of the disk itself is an error.
-    let classify = |e: io::Error, findings: &mut Vec<Finding>| -> io::Result<Result<(), Stop>> {
-        if hit.get() {
-            return Ok(over_limit(findings, over_budget));
-        }
-        match e.kind() {
-            io::ErrorKind::InvalidData
-            | io::ErrorKind::InvalidInput
-            | io::ErrorKind::UnexpectedEof => {
-                finding(findings, "archive-malformed");
-                Ok(Err(Stop))
-            }
-            _ => Err(e),
-        }
-    };
-    let mut head = [0u8; 512];
+    let cap = Some((hit, by_budget < by_ratio));
+    let mut head = [0u8; KIND_PREFIX];
     let got = match read_prefix(&mut stream, &mut head) {
         Ok(n) => n,
-        Err(e) => return classify(e, findings),
+        Err(e) => return classify(e, cap.as_ref(), findings),
     };
-    let is_tar = got == head.len() && &head[257..262] == b"ustar";
+    let is_tar = Kind::of(&head[..got]) == Some(Kind::Tar);
     let mut chained = (&head[..got]).chain(stream);
     let walked = if is_tar {
         walk_tar(ctx, &mut chained, depth, budget, findings)
@@ -360,12 +352,88 @@ fn inspect_gzip(
     };
     match walked {
         Ok(done) => Ok(done),
-        Err(e) => classify(e, findings),
+        Err(e) => classify(e, cap.as_ref(), findings),
     }
 }
 
-/// The entries of a tar stream: regular files are scanned; links are findings (they are how a
-/// tar writes outside its directory); other types (directories, devices) hold no bytes.
+/// An uncompressed tar.
+fn inspect_tar(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    depth: u32,
+    budget: &mut Budget,
+    findings: &mut Vec<Finding>,
+) -> io::Result<Result<(), Stop>> {
+    let mut file = BufReader::new(File::open(path)?);
+    match walk_tar(ctx, &mut file, depth, budget, findings) {
+        Ok(done) => Ok(done),
+        Err(e) => classify(e, None, findings),
+    }
+}
+
+/// What an error inside an archive's stream means: past the stream's cap (`cap`: its flag, and
+/// whether the cap was the budget rather than the ratio), or an archive that does not parse
+/// (the decoders and tar-rs say so with these kinds); only a failure of the disk itself stays an
+/// error, so the job is tried again.
+fn classify(
+    e: io::Error,
+    cap: Option<&(Rc<Cell<bool>>, bool)>,
+    findings: &mut Vec<Finding>,
+) -> io::Result<Result<(), Stop>> {
+    if let Some((hit, over_budget)) = cap
+        && hit.get()
+    {
+        return Ok(over_limit(findings, *over_budget));
+    }
+    match e.kind() {
+        io::ErrorKind::InvalidData
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::Other => {
+            finding(findings, "archive-malformed");
+            Ok(Err(Stop))
+        }
+        _ => Err(e),
+    }
+}
+
+/// Bytes a tar walk may read between two entries' data: headers, GNU long names and links, pax
+/// records. tar-rs reads the long names and pax records whole into memory, so a 1 GiB "long
+/// name" would be a 1 GiB allocation; past this the archive is malformed.
+const MAX_TAR_HEADER_BYTES: u64 = 1 << 20;
+
+/// Counts what tar-rs reads outside an entry's data, and stops it past [`MAX_TAR_HEADER_BYTES`].
+struct TarGuard<R> {
+    inner: R,
+    state: Rc<GuardState>,
+}
+
+#[derive(Default)]
+struct GuardState {
+    in_data: Cell<bool>,
+    outside: Cell<u64>,
+    hit: Cell<bool>,
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.state.in_data.get() {
+            let outside = self.state.outside.get() + n as u64;
+            self.state.outside.set(outside);
+            if outside > MAX_TAR_HEADER_BYTES {
+                self.state.hit.set(true);
+                return Err(io::Error::other("tar headers too large"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The entries of a tar stream: every entry with data is scanned, whatever its type letter
+/// (GNU tar and others extract contiguous, sparse and unknown types as regular files); links are
+/// findings (they are how a tar writes outside its directory); directories, devices and fifos
+/// hold no bytes.
 fn walk_tar(
     ctx: &Ctx<'_>,
     stream: &mut dyn Read,
@@ -373,37 +441,58 @@ fn walk_tar(
     budget: &mut Budget,
     findings: &mut Vec<Finding>,
 ) -> io::Result<Result<(), Stop>> {
-    let mut archive = tar::Archive::new(stream);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        if !count_entry(ctx, budget, findings) {
-            return Ok(Err(Stop));
+    let guard = Rc::new(GuardState::default());
+    let mut archive = tar::Archive::new(TarGuard {
+        inner: stream,
+        state: guard.clone(),
+    });
+    let walked = (|| {
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            guard.outside.set(0);
+            if !count_entry(ctx, budget, findings) {
+                return Ok(Err(Stop));
+            }
+            let kind = entry.header().entry_type();
+            let escapes = entry.path().map_or(true, |p| {
+                p.components().any(|c| {
+                    matches!(
+                        c,
+                        Component::ParentDir | Component::RootDir | Component::Prefix(_)
+                    )
+                })
+            });
+            if escapes {
+                finding(findings, "archive-path-traversal");
+            }
+            if kind.is_symlink() || kind.is_hard_link() {
+                finding(findings, "archive-symlink");
+                continue;
+            }
+            if kind.is_dir()
+                || kind.is_character_special()
+                || kind.is_block_special()
+                || kind.is_fifo()
+            {
+                continue;
+            }
+            let left = ctx.limits.max_total_bytes.saturating_sub(budget.bytes);
+            guard.in_data.set(true);
+            let scanned = scan_entry(ctx, &mut entry, left, true, depth, budget, findings);
+            guard.in_data.set(false);
+            if let Err(Stop) = scanned? {
+                return Ok(Err(Stop));
+            }
         }
-        let kind = entry.header().entry_type();
-        let escapes = entry.path().map_or(true, |p| {
-            p.components().any(|c| {
-                matches!(
-                    c,
-                    Component::ParentDir | Component::RootDir | Component::Prefix(_)
-                )
-            })
-        });
-        if escapes {
-            finding(findings, "archive-path-traversal");
+        Ok(Ok(()))
+    })();
+    match walked {
+        Err(_) if guard.hit.get() => {
+            finding(findings, "archive-malformed");
+            Ok(Err(Stop))
         }
-        if kind.is_symlink() || kind.is_hard_link() {
-            finding(findings, "archive-symlink");
-            continue;
-        }
-        if !kind.is_file() {
-            continue;
-        }
-        let left = ctx.limits.max_total_bytes.saturating_sub(budget.bytes);
-        if let Err(Stop) = scan_entry(ctx, &mut entry, left, true, depth, budget, findings)? {
-            return Ok(Err(Stop));
-        }
+        other => other,
     }
-    Ok(Ok(()))
 }
 
 fn read_prefix(r: &mut dyn Read, out: &mut [u8]) -> io::Result<usize> {
@@ -599,6 +688,53 @@ mod tests {
             run(&build::zip(&[("k.gz", &build::gzip(KEY))]), &l),
             ["pem-private-key"]
         );
+    }
+
+    #[test]
+    fn every_tar_entry_with_data_is_scanned_and_plain_tars_too() {
+        let l = ArchiveLimits::default();
+        let e = crate::engines::yara::tests::eicar();
+        // Type `7` (contiguous) and an unknown letter: GNU tar extracts both as regular files.
+        for kind in [b'7', b'X'] {
+            let mut tar = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_gnu();
+            header.set_path("e.com").unwrap();
+            header.set_size(e.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::new(kind));
+            header.set_cksum();
+            tar.append(&header, e.as_slice()).unwrap();
+            let tar = tar.into_inner().unwrap();
+            assert_eq!(run(&build::gzip(&tar), &l), ["eicar_test_file"], "{kind}");
+            // Uncompressed, the same.
+            assert_eq!(run(&tar, &l), ["eicar_test_file"], "{kind}");
+        }
+        // A zip inside a plain tar is opened.
+        let inner = build::zip(&[("k.txt", KEY)]);
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_path("inner.zip").unwrap();
+        header.set_size(inner.len() as u64);
+        header.set_cksum();
+        tar.append(&header, inner.as_slice()).unwrap();
+        assert_eq!(run(&tar.into_inner().unwrap(), &l), ["pem-private-key"]);
+    }
+
+    #[test]
+    fn an_oversized_tar_long_name_is_refused_before_it_is_read_whole() {
+        // A GNU long-name entry of 64 MiB of zeros: tar-rs would read it into memory whole.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("././@LongLink").unwrap();
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(64 << 20);
+        header.set_cksum();
+        let mut raw = header.as_bytes().to_vec();
+        raw.resize(raw.len() + (64 << 20) + 1024, 0);
+        let l = ArchiveLimits {
+            max_ratio: 100_000,
+            ..ArchiveLimits::default()
+        };
+        assert_eq!(run(&build::gzip(&raw), &l), ["archive-malformed"]);
     }
 
     #[test]

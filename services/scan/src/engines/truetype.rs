@@ -18,6 +18,7 @@ pub enum Detected {
     Jpeg,
     Gif,
     Gzip,
+    Tar,
     Unknown,
 }
 
@@ -35,6 +36,7 @@ impl Detected {
             Detected::Jpeg => "jpeg",
             Detected::Gif => "gif",
             Detected::Gzip => "gzip",
+            Detected::Tar => "tar",
             Detected::Unknown => "unknown",
         }
     }
@@ -104,6 +106,9 @@ pub fn detect(head: &[u8]) -> Detected {
     }
     if starts(&[0x1f, 0x8b]) {
         return Detected::Gzip;
+    }
+    if head.get(257..262) == Some(b"ustar") {
+        return Detected::Tar;
     }
     Detected::Unknown
 }

@@ -289,6 +289,34 @@ async fn deliveries_are_signed_retried_and_verify_with_standardwebhooks() -> any
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
+
+    // Nor can an owner's API key, whatever its scopes: the webhook is org management, for a
+    // browser session only, refused here over mTLS before the handler runs.
+    let key = coffer_token::Minter::new(stack.stack.ring()).mint(
+        &coffer_token::Subject {
+            user_id: uuid::Uuid::new_v4(),
+            org_id: user.org,
+            role: coffer_token::Role::Owner,
+            scopes: coffer_token::Scopes::all(),
+            credential: coffer_token::Credential::ApiKey(uuid::Uuid::new_v4()),
+            request_id: "req-key".into(),
+        },
+        &[coffer_token::Audience::Scan],
+        coffer_token::unix_now(),
+        60,
+    )?;
+    let key = TestUser {
+        org: user.org,
+        token: key,
+    };
+    let e = set(&stack, &key, "https://hooks.attacker.example/x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert_eq!(
+        coffer_errors::from_status(&e).0,
+        coffer_errors::ErrorCode::SessionRequired
+    );
     Ok(())
 }
 

@@ -588,15 +588,44 @@ async fn a_put_url_writes_once_and_reads_are_pinned_to_the_object_checked() -> a
     // The header is signed: a reader that drops it is refused.
     assert!(get(&matched, false).await?.status().is_client_error());
 
-    // Replaced behind the mesh's back with the store's own credentials: both refuse.
+    // Replaced behind the mesh's back with the store's own credentials: the version-pinned URL
+    // still serves the checked bytes (the old version), the If-Match one refuses.
     overwrite(&f, &key, b"EICAR!!!").await?;
-    assert_eq!(
-        get(&pinned, false).await?.status(),
-        reqwest::StatusCode::NOT_FOUND
-    );
+    let res = get(&pinned, false).await?;
+    assert!(res.status().is_success());
+    assert_eq!(res.bytes().await?.as_ref(), b"harmless");
     assert_eq!(
         get(&matched, true).await?.status(),
         reqwest::StatusCode::PRECONDITION_FAILED
+    );
+
+    // Deleting the object deletes every version of it: nothing of it is left in the store.
+    let versions = |f: &Fixture, key: String| {
+        let client = f.s3.client();
+        async move {
+            let listed = client
+                .list_object_versions()
+                .bucket("coffer")
+                .prefix(key)
+                .send()
+                .await?;
+            anyhow::Ok(listed.versions().len() + listed.delete_markers().len())
+        }
+    };
+    assert_eq!(
+        versions(&f, key.clone()).await?,
+        2,
+        "current and noncurrent"
+    );
+    as_user(
+        &token,
+        signer.delete_object(pb::ObjectRef { key: key.clone() }),
+    )
+    .await?;
+    assert_eq!(versions(&f, key.clone()).await?, 0);
+    assert_eq!(
+        get(&pinned, false).await?.status(),
+        reqwest::StatusCode::NOT_FOUND
     );
     Ok(())
 }
