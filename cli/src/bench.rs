@@ -606,49 +606,67 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         purge_all(&client, ids).await?;
     }
 
-    // The store alone: the same PUT, again and again on one presigned URL (the embedded S3
-    // server's own ceiling for the bytes of (b)).
-    let created = client
-        .json(
-            reqwest::Method::POST,
-            "/v1/files",
-            Some(json!({
-                "name": format!("bench-{}-store.bin", client.run),
-                "size": payload.len(),
-                "content_type": "application/octet-stream",
-            })),
-        )
-        .await?;
-    let upload = Arc::new(created["upload"].clone());
+    // The store alone: the same PUT (SSE, content type, If-None-Match: *), each to a new key
+    // under `bench-store/` (a presigned URL writes its key once), with the store's own
+    // credentials: the embedded S3 server's own ceiling for the bytes of (b).
+    let store = {
+        let read = |name: &str| -> anyhow::Result<String> {
+            Ok(std::fs::read_to_string(secrets.join("storage-signer").join(name))?
+                .trim()
+                .to_owned())
+        };
+        Arc::new(coffer_testkit::S3::client_for(
+            info["s3_endpoint"].as_str().context("s3_endpoint")?,
+            &coffer_testkit::S3Credentials {
+                access_key: read("s3-access-key-id")?,
+                secret_key: read("s3-secret-access-key")?,
+                region: "us-east-1".into(),
+            },
+        ))
+    };
+    let prefix = format!("bench-store/{}/", client.run);
     for &c in &args.clients {
-        let (store, upload) = (client.store.clone(), upload.clone());
+        let (store, prefix) = (store.clone(), prefix.clone());
         let op: Op = Arc::new(move || {
-            let (store, upload) = (store.clone(), upload.clone());
+            let (store, key) = (store.clone(), format!("{prefix}{}", uuid::Uuid::new_v4()));
             Box::pin(async move {
-                let mut put = store.put(upload["url"].as_str().unwrap_or_default());
-                for (k, v) in upload["headers"].as_object().into_iter().flatten() {
-                    if k != "content-length" {
-                        put = put.header(k, v.as_str().unwrap_or_default());
-                    }
-                }
-                let res = put.body(payload).send().await?;
-                anyhow::ensure!(res.status().is_success(), "PUT: {}", res.status());
+                store
+                    .put_object()
+                    .bucket("coffer")
+                    .key(key)
+                    .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+                    .content_type("application/octet-stream")
+                    .if_none_match("*")
+                    .body(aws_sdk_s3::primitives::ByteStream::from_static(payload))
+                    .send()
+                    .await?;
                 Ok(())
             })
         });
         let r = drive(c, args.seconds, op).await;
-        push(row("store alone: the presigned PUT of (b)", c, &r));
+        push(row("store alone: the PUT of (b), a new key each", c, &r));
     }
-    purge_all(
-        &client,
-        vec![
-            created["file"]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        ],
-    )
-    .await?;
+    // Untimed: the bench's objects go, every version of them.
+    loop {
+        let listed = store
+            .list_object_versions()
+            .bucket("coffer")
+            .prefix(&prefix)
+            .send()
+            .await?;
+        if listed.versions().is_empty() {
+            break;
+        }
+        for v in listed.versions() {
+            store
+                .delete_object()
+                .bucket("coffer")
+                .key(v.key().unwrap_or_default())
+                .set_version_id(v.version_id().map(str::to_owned))
+                .send()
+                .await?;
+        }
+    }
 
     // (c) the floor: the same SQL, straight to Postgres, from this process.
     let superuser = std::fs::read_to_string(secrets.join("dev/postgres-superuser-url"))?;

@@ -666,17 +666,23 @@ impl S3 {
 
     /// Returns an `aws-sdk-s3` client for this server (path-style, plain HTTP, SigV4).
     pub fn client(&self) -> aws_sdk_s3::Client {
+        Self::client_for(&self.endpoint(), &self.credentials)
+    }
+
+    /// An `aws-sdk-s3` client for a server like this one at `endpoint` (path-style, plain HTTP,
+    /// SigV4), with its credentials: for tools that find a running one (`coffer bench`).
+    pub fn client_for(endpoint: &str, credentials: &S3Credentials) -> aws_sdk_s3::Client {
         let creds = aws_credential_types::Credentials::new(
-            &self.credentials.access_key,
-            &self.credentials.secret_key,
+            &credentials.access_key,
+            &credentials.secret_key,
             None,
             None,
             "coffer-testkit",
         );
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(self.credentials.region.clone()))
-            .endpoint_url(self.endpoint())
+            .region(Region::new(credentials.region.clone()))
+            .endpoint_url(endpoint)
             .force_path_style(true)
             .credentials_provider(creds)
             .request_checksum_calculation(
