@@ -113,6 +113,8 @@ async fn the_event_stream_needs_files_read() -> anyhow::Result<()> {
     let owner = User::new(&h, "events@leak.example").await?;
     let (_, scans_only) = api_key(&owner, &["scans:write"]).await?;
     let res = with_key(&h, &scans_only, Method::GET, "/v1/events", None).await?;
+    // The status first: an open stream (200) has no end to read an error body from.
+    assert_eq!(res.status(), 403);
     assert_eq!(error_code(res).await?, (403, "permission_denied".into()));
     let (_, reader) = api_key(&owner, &["files:read"]).await?;
     let res = with_key(&h, &reader, Method::GET, "/v1/events", None).await?;
