@@ -611,9 +611,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // credentials: the embedded S3 server's own ceiling for the bytes of (b).
     let store = {
         let read = |name: &str| -> anyhow::Result<String> {
-            Ok(std::fs::read_to_string(secrets.join("storage-signer").join(name))?
-                .trim()
-                .to_owned())
+            Ok(
+                std::fs::read_to_string(secrets.join("storage-signer").join(name))?
+                    .trim()
+                    .to_owned(),
+            )
         };
         Arc::new(coffer_testkit::S3::client_for(
             info["s3_endpoint"].as_str().context("s3_endpoint")?,
