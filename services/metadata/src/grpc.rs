@@ -101,6 +101,18 @@ impl MetadataService {
             .map_err(MetadataError::AuditUnavailable)
     }
 
+    /// Deletes an object (every version of it) through storage-signer, with the current token.
+    async fn delete_object(&self, key: &str) -> Result<(), MetadataError> {
+        self.signer
+            .clone()
+            .delete_object(pb::ObjectRef {
+                key: key.to_owned(),
+            })
+            .await
+            .map_err(downstream)?;
+        Ok(())
+    }
+
     async fn tx(
         &self,
         org: Uuid,
@@ -382,13 +394,7 @@ impl MetadataService {
         if let Some(why) = unacceptable(&file, &head) {
             // The upload URL writes once: remove what it wrote, so the client can PUT again
             // (while the URL lives) instead of being stuck with an object nobody may use.
-            self.signer
-                .clone()
-                .delete_object(pb::ObjectRef {
-                    key: file.object_key.clone(),
-                })
-                .await
-                .map_err(downstream)?;
+            self.delete_object(&file.object_key).await?;
             return Err(MetadataError::BadObject(format!(
                 "{why}; the object was removed: upload it again with exactly the headers given"
             )));
@@ -500,13 +506,7 @@ impl MetadataService {
         let file = store::file_for_update(&mut tx, id).await?;
         self.audit("file.purge", format!("file:{id}")).await?;
         // The object first: if that fails the row stays, and purge can be retried.
-        self.signer
-            .clone()
-            .delete_object(pb::ObjectRef {
-                key: file.object_key.clone(),
-            })
-            .await
-            .map_err(downstream)?;
+        self.delete_object(&file.object_key).await?;
         store::delete_file(&mut tx, c.org_id, id).await?;
         tx.commit().await?;
         Ok(())

@@ -135,6 +135,17 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Sends a presigned PUT exactly as the API told us to.
 pub async fn put(upload: &Value, body: Vec<u8>) -> anyhow::Result<()> {
+    let status = put_with(upload, body, &[]).await?;
+    anyhow::ensure!((200..300).contains(&status), "PUT refused: {status}");
+    Ok(())
+}
+
+/// Sends a presigned PUT with the headers the API gave and `extra` ones; returns the status.
+pub async fn put_with(
+    upload: &Value,
+    body: Vec<u8>,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<u16> {
     assert_eq!(upload["method"], "PUT");
     let mut req = reqwest::Client::new().put(upload["url"].as_str().unwrap());
     for (k, v) in upload["headers"].as_object().unwrap() {
@@ -142,9 +153,10 @@ pub async fn put(upload: &Value, body: Vec<u8>) -> anyhow::Result<()> {
             req = req.header(k, v.as_str().unwrap());
         }
     }
-    let res = req.body(body).send().await?;
-    anyhow::ensure!(res.status().is_success(), "PUT refused: {}", res.status());
-    Ok(())
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    Ok(req.body(body).send().await?.status().as_u16())
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::files::{User, put};
 use crate::harness::{Harness, error_code};
 
-async fn scanning() -> anyhow::Result<Harness> {
+pub async fn scanning() -> anyhow::Result<Harness> {
     Harness::start_scanning(
         coffer_gateway::GatewayConfig {
             rate_per_second: 1000,
@@ -26,7 +26,7 @@ async fn scanning() -> anyhow::Result<Harness> {
     .await
 }
 
-fn eicar() -> Vec<u8> {
+pub fn eicar() -> Vec<u8> {
     let mut v = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$".to_vec();
     v.extend_from_slice(b"EICAR-STANDARD-ANTIVIRUS-");
     v.extend_from_slice(b"TEST-FILE!$H+H*");
@@ -34,7 +34,12 @@ fn eicar() -> Vec<u8> {
 }
 
 /// Polls `path` until `field` leaves the `waiting` values.
-async fn wait(u: &User<'_>, path: &str, field: &str, waiting: &[&str]) -> anyhow::Result<Value> {
+pub async fn wait(
+    u: &User<'_>,
+    path: &str,
+    field: &str,
+    waiting: &[&str],
+) -> anyhow::Result<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let v = u.ok(Method::GET, path, None, 200).await?;

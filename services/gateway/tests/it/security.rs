@@ -5,8 +5,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::files::User;
+use crate::files::{User, put_with};
 use crate::harness::{Harness, PASSWORD, error_code};
+use crate::scans::{eicar, scanning, wait};
 
 /// Creates an API key with `scopes` from `u`'s session; returns (id, `Bearer …` header value).
 pub async fn api_key(u: &User<'_>, scopes: &[&str]) -> anyhow::Result<(String, String)> {
@@ -496,57 +497,9 @@ async fn a_share_redemption_gets_a_short_lived_url() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A gateway over the whole mesh with real scan workers (YARA-X; no clamd here).
-async fn scanning() -> anyhow::Result<Harness> {
-    Harness::start_scanning(
-        coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        },
-        Default::default(),
-        coffer_scan::ScanConfig {
-            poll_interval_ms: 100,
-            ..Default::default()
-        },
-    )
-    .await
-}
-
-fn eicar() -> Vec<u8> {
-    let mut v = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$".to_vec();
-    v.extend_from_slice(b"EICAR-STANDARD-ANTIVIRUS-");
-    v.extend_from_slice(b"TEST-FILE!$H+H*");
-    v
-}
-
-/// Sends a presigned PUT with the headers the API gave and `extra` ones; returns the status.
-async fn put_with(upload: &Value, body: Vec<u8>, extra: &[(&str, &str)]) -> anyhow::Result<u16> {
-    let mut req = reqwest::Client::new().put(upload["url"].as_str().unwrap());
-    for (k, v) in upload["headers"].as_object().unwrap() {
-        if k != "content-length" {
-            req = req.header(k, v.as_str().unwrap());
-        }
-    }
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    Ok(req.body(body).send().await?.status().as_u16())
-}
-
 /// Polls a file until it leaves `scanning`.
 async fn scanned(u: &User<'_>, id: &str) -> anyhow::Result<Value> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let f = u
-            .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
-            .await?;
-        if f["status"] != "scanning" {
-            return Ok(f);
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "still scanning");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait(u, &format!("/v1/files/{id}"), "status", &["scanning"]).await
 }
 
 /// Creates a text file of `bytes.len()` bytes; returns its id and upload instructions.

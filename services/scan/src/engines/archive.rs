@@ -135,6 +135,14 @@ fn inspect_at(
     }
 }
 
+/// The most bytes `compressed` bytes may unpack to: the ratio limit, once past its floor.
+fn ratio_cap(compressed: u64, limits: &ArchiveLimits) -> u64 {
+    compressed
+        .max(1)
+        .saturating_mul(limits.max_ratio)
+        .max(limits.ratio_min_bytes)
+}
+
 /// Which limit an entry's read stopped at, for the finding's name.
 fn over_limit(findings: &mut Vec<Finding>, by_budget: bool) -> Result<(), Stop> {
     finding(
@@ -264,10 +272,7 @@ fn inspect_zip(
             }
         };
         // Stop reading an entry at whichever comes first: the ratio limit or the total budget.
-        let by_ratio = compressed
-            .max(1)
-            .saturating_mul(limits.max_ratio)
-            .max(limits.ratio_min_bytes);
+        let by_ratio = ratio_cap(compressed, limits);
         let by_budget = limits.max_total_bytes.saturating_sub(budget.bytes);
         let limit = by_ratio.min(by_budget);
         let by_budget = by_budget < by_ratio;
@@ -322,11 +327,7 @@ fn inspect_gzip(
 ) -> io::Result<Result<(), Stop>> {
     let limits = ctx.limits;
     let file = File::open(path)?;
-    let compressed = file.metadata()?.len();
-    let by_ratio = compressed
-        .max(1)
-        .saturating_mul(limits.max_ratio)
-        .max(limits.ratio_min_bytes);
+    let by_ratio = ratio_cap(file.metadata()?.len(), limits);
     let by_budget = limits.max_total_bytes.saturating_sub(budget.bytes);
     let hit = Rc::new(Cell::new(false));
     let mut stream = Capped {
