@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::harness::{Harness, error_code};
+use crate::harness::{Harness, error_code, unthrottled};
 
 /// A signed-in user of one org.
 pub struct User<'h> {
@@ -473,11 +473,7 @@ async fn shares_redirect_until_expired_revoked_or_used_up() -> anyhow::Result<()
 #[tokio::test]
 async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<()> {
     let h = Harness::start_full(
-        coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        },
+        unthrottled(),
         coffer_metadata::MetadataConfig {
             default_quota_bytes: 1000,
             ..Default::default()
@@ -1029,11 +1025,7 @@ async fn another_orgs_ids_are_404_through_every_endpoint() -> anyhow::Result<()>
 #[tokio::test]
 async fn concurrent_purges_release_the_quota_once() -> anyhow::Result<()> {
     let h = Harness::start_full(
-        coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        },
+        unthrottled(),
         coffer_metadata::MetadataConfig {
             default_quota_bytes: 1000,
             ..Default::default()
@@ -1067,11 +1059,7 @@ async fn concurrent_purges_release_the_quota_once() -> anyhow::Result<()> {
 #[tokio::test]
 async fn uploads_never_completed_are_swept_and_their_quota_returned() -> anyhow::Result<()> {
     let h = Harness::start_full(
-        coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        },
+        unthrottled(),
         coffer_metadata::MetadataConfig {
             default_quota_bytes: 1000,
             sweep_interval_secs: 1,

@@ -27,12 +27,7 @@ pub struct ScanStackRest {
 
 impl Harness {
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_with(coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        })
-        .await
+        Self::start_with(unthrottled()).await
     }
 
     pub async fn start_with(config: coffer_gateway::GatewayConfig) -> anyhow::Result<Self> {
@@ -142,6 +137,15 @@ impl Harness {
             cookie,
             body["csrf_token"].as_str().unwrap().to_owned(),
         ))
+    }
+}
+
+/// A gateway config whose rate limit no test reaches.
+pub fn unthrottled() -> coffer_gateway::GatewayConfig {
+    coffer_gateway::GatewayConfig {
+        rate_per_second: 1000,
+        rate_burst: 1000,
+        ..Default::default()
     }
 }
 

@@ -8,15 +8,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::files::{User, put};
-use crate::harness::{Harness, error_code};
+use crate::harness::{Harness, error_code, unthrottled};
 
 pub async fn scanning() -> anyhow::Result<Harness> {
     Harness::start_scanning(
-        coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        },
+        unthrottled(),
         Default::default(),
         coffer_scan::ScanConfig {
             poll_interval_ms: 100,
@@ -293,10 +289,8 @@ async fn read_events(
 async fn live_events_reach_only_their_org_and_streams_are_capped() -> anyhow::Result<()> {
     let h = Harness::start_scanning(
         coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
             events_per_user: 2,
-            ..Default::default()
+            ..unthrottled()
         },
         Default::default(),
         coffer_scan::ScanConfig {
@@ -366,11 +360,9 @@ async fn live_events_reach_only_their_org_and_streams_are_capped() -> anyhow::Re
 async fn a_closed_event_stream_gives_its_slot_back() -> anyhow::Result<()> {
     let h = Harness::start_scanning(
         coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
             events_per_user: 1,
             events_keepalive_secs: 1,
-            ..Default::default()
+            ..unthrottled()
         },
         Default::default(),
         Default::default(),

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::files::{User, put_with};
-use crate::harness::{Harness, PASSWORD, error_code};
+use crate::harness::{Harness, PASSWORD, error_code, unthrottled};
 use crate::scans::{eicar, scanning, wait};
 
 /// Creates an API key with `scopes` from `u`'s session; returns (id, `Bearer …` header value).
@@ -232,11 +232,9 @@ async fn ends_within(
 #[tokio::test]
 async fn an_event_stream_ends_when_its_credential_goes() -> anyhow::Result<()> {
     let h = Harness::start_with(coffer_gateway::GatewayConfig {
-        rate_per_second: 1000,
-        rate_burst: 1000,
         events_keepalive_secs: 1,
         events_recheck_secs: 1,
-        ..Default::default()
+        ..unthrottled()
     })
     .await?;
     let owner = User::new(&h, "streams@leak.example").await?;
@@ -405,11 +403,7 @@ async fn open_share(
 #[tokio::test]
 async fn share_passwords_lock_after_a_few_wrong_guesses() -> anyhow::Result<()> {
     let h = Harness::start_full(
-        coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        },
+        unthrottled(),
         coffer_metadata::MetadataConfig {
             share_password_attempts: 3,
             ..Default::default()
@@ -685,11 +679,7 @@ async fn keys_under(h: &Harness, prefix: &str) -> anyhow::Result<Vec<String>> {
 #[tokio::test]
 async fn scan_only_uploads_have_a_daily_budget_and_never_outlive_their_url() -> anyhow::Result<()> {
     let h = Harness::start_scanning(
-        coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        },
+        unthrottled(),
         Default::default(),
         coffer_scan::ScanConfig {
             poll_interval_ms: 100,
@@ -836,11 +826,7 @@ async fn fill(u: &User<'_>, tag: &str) -> anyhow::Result<String> {
 #[tokio::test]
 async fn a_purged_org_leaves_nothing_but_its_audit_chain() -> anyhow::Result<()> {
     let h = Harness::start_all(
-        coffer_gateway::GatewayConfig {
-            rate_per_second: 1000,
-            rate_burst: 1000,
-            ..Default::default()
-        },
+        unthrottled(),
         Default::default(),
         coffer_metadata::testing::AuthConfig {
             org_purge_after_secs: 1,
