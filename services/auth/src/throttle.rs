@@ -1,4 +1,4 @@
-//! Login throttling per account and per client address (DESIGN.md; issue: auth).
+//! Login throttling per account and per client address (DESIGN.md).
 //!
 //! Each failure counts against both keys within a window. From the threshold on, the key is
 //! locked for 1 s, then 2 s, 4 s, … doubling per further failure up to a maximum; a locked key is

@@ -1,6 +1,6 @@
-//! The findings of the outside review (issue 12), each shown through the public gateway with a
-//! plain HTTP client against the real mesh: what a leaked API key, a replaced object, an
-//! unsigned header or a guessed password could do before, and cannot now.
+//! What a leaked credential, a replaced object, an unsigned header or a guessed password could
+//! try, each through the public gateway with a plain HTTP client against the real mesh, and
+//! refused.
 
 use reqwest::Method;
 use serde_json::{Value, json};
