@@ -297,7 +297,7 @@ impl Floor {
     /// Auth's session lookup, as `resolve_session` runs it (3 round trips; the rare
     /// last_seen_at write is left out).
     async fn authenticate(&self) -> anyhow::Result<()> {
-        let hex: String = self.id_hash.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = coffer_kit::hex::encode(&self.id_hash);
         let mut tx = self
             .auth
             .begin_with(format!(
@@ -827,7 +827,7 @@ async fn audit_appends(
     let as_scan = coffer_mesh::MeshClient::new(coffer_mesh::CertStore::load(
         coffer_mesh::TlsFiles::in_dir(&secrets.join("scan")),
     )?)?;
-    let writer = coffer_proto::v1::audit_client::AuditClient::new(as_scan.channel("audit", &addr)?);
+    let writer = coffer_kit::audit::AuditLog::new(as_scan.channel("audit", &addr)?);
     let one = vec![uuid::Uuid::new_v4()];
     let many: Vec<uuid::Uuid> = (0..16).map(|_| uuid::Uuid::new_v4()).collect();
     let mut counts = std::collections::HashMap::<uuid::Uuid, u64>::new();
@@ -836,17 +836,18 @@ async fn audit_appends(
         let deadline = start + Duration::from_secs(secs);
         let mut tasks = Vec::new();
         for org in orgs.iter().flat_map(|o| std::iter::repeat_n(*o, per_org)) {
-            let mut w = writer.clone();
+            let w = writer.clone();
             tasks.push(tokio::spawn(async move {
+                use coffer_kit::audit::{Action, Outcome, Target};
                 let mut lat = Vec::new();
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    w.append(pb::AppendRequest {
-                        action: "file.download".into(),
-                        target: format!("file:{}", uuid::Uuid::new_v4()),
-                        outcome: "success".into(),
-                        org_id: org.to_string(),
-                    })
+                    w.record_system(
+                        org,
+                        Action::FileDownload,
+                        Target::File(uuid::Uuid::new_v4()),
+                        Outcome::Success,
+                    )
                     .await?;
                     lat.push(t.elapsed());
                 }

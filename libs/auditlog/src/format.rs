@@ -68,20 +68,11 @@ pub fn event_hash(prev: &[u8; 32], e: &Event) -> [u8; 32] {
 }
 
 /// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use coffer_kit::hex::encode as hex;
 
 /// Parses 64 lowercase hex digits.
 pub fn unhex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    coffer_kit::hex::decode(s)
 }
 
 /// An event line of an export: the event and its chain hashes (hex).

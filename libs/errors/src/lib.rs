@@ -199,6 +199,83 @@ fn with_detail(code: ErrorCode, message: impl Into<String>, detail: ErrorDetail)
     tonic::Status::with_details(code.grpc_code(), message, detail.encode_to_vec().into())
 }
 
+/// A service's domain error, as its gRPC boundary needs it. Every service implements this once
+/// for its error enum and turns it into a `tonic::Status` with [`into_status`] (through
+/// [`impl_into_status!`](crate::impl_into_status) so that `?` works in handlers).
+pub trait ServiceError: std::error::Error {
+    /// The shared code this error stands for.
+    fn code(&self) -> ErrorCode;
+
+    /// The request field at fault, for invalid input; empty otherwise.
+    fn field(&self) -> &'static str {
+        ""
+    }
+
+    /// For `rate_limited` errors: when the caller may try again, in seconds.
+    fn retry_after_secs(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether this error's own text may be shown to the caller although its code is
+    /// `internal` or `unavailable` (such texts name the failed dependency, never a cause).
+    /// Other codes always show their text, which must name no file, secret or SQL.
+    fn public_when_failing(&self) -> bool {
+        false
+    }
+}
+
+/// The text callers get for an `internal` error: the cause is only in the logs, found by the
+/// request id every response carries.
+pub const INTERNAL_MESSAGE: &str = "internal error";
+/// The text callers get for an `unavailable` error that does not say which dependency failed.
+pub const UNAVAILABLE_MESSAGE: &str = "a dependency is unavailable; try again";
+
+/// The one way a service error becomes a status: internal and unavailable errors are logged
+/// here, once (internal as an error, unavailable as a warning), and get a generic text.
+pub fn into_status<E: ServiceError + std::fmt::Debug>(e: E) -> tonic::Status {
+    let code = e.code();
+    if let Some(secs) = e.retry_after_secs() {
+        return rate_limited(e.to_string(), u32::try_from(secs).unwrap_or(u32::MAX));
+    }
+    let message = match code {
+        ErrorCode::Internal | ErrorCode::Unavailable => {
+            if code == ErrorCode::Internal {
+                tracing::error!(error = ?e, code = code.as_str(), "request failed");
+            } else {
+                tracing::warn!(error = ?e, code = code.as_str(), "request failed on a dependency");
+            }
+            match (e.public_when_failing(), code) {
+                (true, _) => e.to_string(),
+                (false, ErrorCode::Internal) => INTERNAL_MESSAGE.to_owned(),
+                (false, _) => UNAVAILABLE_MESSAGE.to_owned(),
+            }
+        }
+        _ => e.to_string(),
+    };
+    status(code, message, e.field())
+}
+
+/// The code to answer with when a peer refused a call this service made: a peer that is down
+/// or late makes us unavailable; any other refusal of our own request is our bug.
+pub fn downstream_code(status: &tonic::Status) -> ErrorCode {
+    match from_status(status).0 {
+        ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// `impl From<$error> for tonic::Status` through [`into_status`], so that handlers use `?`.
+#[macro_export]
+macro_rules! impl_into_status {
+    ($error:ty) => {
+        impl ::core::convert::From<$error> for ::tonic::Status {
+            fn from(e: $error) -> Self {
+                $crate::into_status(e)
+            }
+        }
+    };
+}
+
 /// Returns the retry delay a `rate_limited` status carries, in seconds.
 pub fn retry_after(status: &tonic::Status) -> Option<u32> {
     ErrorDetail::decode(status.details())
@@ -261,6 +338,68 @@ mod tests {
         assert_eq!(ErrorCode::RateLimited.http_status(), 429);
         assert_eq!(ErrorCode::TooLarge.http_status(), 413);
         assert_eq!(ErrorCode::Unavailable.http_status(), 503);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Sample {
+        #[error("{1}")]
+        Invalid(&'static str, String),
+        #[error("slow down")]
+        Later,
+        #[error("the audit log is unavailable")]
+        Audit,
+        #[error("database error at row 7")]
+        Db,
+    }
+
+    impl ServiceError for Sample {
+        fn code(&self) -> ErrorCode {
+            match self {
+                Sample::Invalid(..) => ErrorCode::InvalidArgument,
+                Sample::Later => ErrorCode::RateLimited,
+                Sample::Audit => ErrorCode::Unavailable,
+                Sample::Db => ErrorCode::Internal,
+            }
+        }
+        fn field(&self) -> &'static str {
+            match self {
+                Sample::Invalid(field, _) => field,
+                _ => "",
+            }
+        }
+        fn retry_after_secs(&self) -> Option<u64> {
+            matches!(self, Sample::Later).then_some(9)
+        }
+        fn public_when_failing(&self) -> bool {
+            matches!(self, Sample::Audit)
+        }
+    }
+
+    #[test]
+    fn service_errors_show_what_they_may_and_hide_causes() {
+        let s = into_status(Sample::Invalid("name", "too long".into()));
+        assert_eq!(from_status(&s), (ErrorCode::InvalidArgument, "name".into()));
+        assert_eq!(s.message(), "too long");
+        let s = into_status(Sample::Later);
+        assert_eq!(retry_after(&s), Some(9));
+        let s = into_status(Sample::Audit);
+        assert_eq!(
+            (from_status(&s).0, s.message()),
+            (ErrorCode::Unavailable, "the audit log is unavailable")
+        );
+        let s = into_status(Sample::Db);
+        assert_eq!(
+            (from_status(&s).0, s.message()),
+            (ErrorCode::Internal, INTERNAL_MESSAGE)
+        );
+        assert_eq!(
+            downstream_code(&tonic::Status::unavailable("down")),
+            ErrorCode::Unavailable
+        );
+        assert_eq!(
+            downstream_code(&status(ErrorCode::NotFound, "x", "")),
+            ErrorCode::Internal
+        );
     }
 
     #[test]

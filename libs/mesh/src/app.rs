@@ -10,7 +10,9 @@ use std::time::Duration;
 use coffer_config::ServiceConfig;
 use coffer_telemetry::{AdminServer, Readiness, serve_admin};
 
-use crate::{BoundServer, CertStore, MeshServer, Policy, RunningServer, TlsFiles, TokenVerifier};
+use crate::{
+    BoundServer, CertStore, Jobs, MeshServer, Policy, RunningServer, TlsFiles, TokenVerifier,
+};
 
 /// Loads this service's mesh certificate and key and reloads them when the files change.
 pub fn certs(service: &ServiceConfig) -> anyhow::Result<Arc<CertStore>> {
@@ -41,6 +43,8 @@ pub fn server(service: &ServiceConfig, certs: Arc<CertStore>, policy: Policy) ->
 pub struct ServiceApp {
     server: BoundServer,
     admin: AdminServer,
+    jobs: Jobs,
+    grace: Duration,
 }
 
 impl std::fmt::Debug for ServiceApp {
@@ -54,12 +58,22 @@ impl std::fmt::Debug for ServiceApp {
 
 impl ServiceApp {
     /// Binds `server` on `service.listen` and the admin port on `service.admin_listen` (ready).
-    pub async fn bind(server: MeshServer, service: &ServiceConfig) -> anyhow::Result<Self> {
+    /// The app owns `jobs`, the service's background work, and stops them when it stops.
+    pub async fn bind(
+        server: MeshServer,
+        jobs: Jobs,
+        service: &ServiceConfig,
+    ) -> anyhow::Result<Self> {
         let server = server.bind(service.listen).await?;
         let readiness = Readiness::default();
         readiness.set(true);
         let admin = serve_admin(service.admin_listen, readiness).await?;
-        Ok(ServiceApp { server, admin })
+        Ok(ServiceApp {
+            server,
+            admin,
+            jobs,
+            grace: Duration::from_millis(service.shutdown_grace_ms),
+        })
     }
 
     /// Returns the gRPC address.
@@ -72,16 +86,18 @@ impl ServiceApp {
         self.admin.addr
     }
 
-    /// Serves until `shutdown` resolves, then drains.
+    /// Serves until `shutdown` resolves, then drains calls and stops the background jobs.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        self.server.serve(shutdown).await?;
+        let served = self.server.serve(shutdown).await;
+        self.jobs.shutdown(self.grace).await;
         self.admin.task.abort();
-        Ok(())
+        Ok(served?)
     }
 
-    /// Serves in the background of this process (tests).
+    /// Serves in the background of this process (tests); [`RunningServer::shutdown`] stops the
+    /// background jobs too.
     pub fn spawn(self) -> RunningServer {
-        self.server.spawn()
+        self.server.spawn().with_jobs(self.jobs, self.grace)
     }
 }
 

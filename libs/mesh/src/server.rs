@@ -379,6 +379,8 @@ pub struct RunningServer {
     addr: SocketAddr,
     stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), ServeError>>>>,
+    /// The service's background jobs, stopped after the server (aborted on drop).
+    jobs: std::sync::Mutex<Option<(crate::Jobs, Duration)>>,
 }
 
 impl BoundServer {
@@ -393,6 +395,7 @@ impl BoundServer {
             addr,
             stop: std::sync::Mutex::new(Some(stop)),
             task: std::sync::Mutex::new(Some(task)),
+            jobs: std::sync::Mutex::new(None),
         }
     }
 }
@@ -403,19 +406,30 @@ impl RunningServer {
         self.addr
     }
 
-    /// Starts a graceful shutdown and waits for it to finish (tests stop a peer this way while
-    /// others still hold the fixture). A second call returns at once.
+    /// Gives the server the service's background jobs to stop with it.
+    pub fn with_jobs(self, jobs: crate::Jobs, grace: Duration) -> Self {
+        *self.jobs.lock().unwrap_or_else(|e| e.into_inner()) = Some((jobs, grace));
+        self
+    }
+
+    /// Starts a graceful shutdown and waits for it to finish, background jobs included (tests
+    /// stop a peer this way while others still hold the fixture). A second call returns at once.
     pub async fn shutdown(&self) -> Result<(), ServeError> {
         if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = stop.send(());
         }
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match task {
+        let served = match task {
             Some(task) => task
                 .await
                 .unwrap_or_else(|e| Err(ServeError::Reflection(format!("server task: {e}")))),
             None => Ok(()),
+        };
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((jobs, grace)) = jobs {
+            jobs.shutdown(grace).await;
         }
+        served
     }
 }
 

@@ -3,28 +3,13 @@
 use anyhow::Context as _;
 use coffer_auditlog::Signer;
 use coffer_config::ServiceConfig;
-use coffer_mesh::ServiceApp;
+use coffer_mesh::{Jobs, ServiceApp};
 use coffer_proto::v1::audit_server::AuditServer;
 
 use crate::config::AuditConfig;
 use crate::grpc::{AuditService, policy};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Removes purged orgs' logs once their retention time has passed, every `every_secs`.
-fn spawn_retention(owner: sqlx::PgPool, retention_secs: u64, every_secs: u64) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every_secs.max(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let now_us = crate::grpc::now_us();
-            if let Err(error) = crate::retention::sweep(&owner, retention_secs, now_us).await {
-                tracing::warn!(?error, "audit retention job failed; will retry");
-            }
-        }
-    });
-}
 
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Result<ServiceApp> {
@@ -40,7 +25,20 @@ pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Res
     let owner = coffer_db::owner_pool(database, &secrets, 1)
         .await
         .context("opening the audit schema as its owner")?;
-    spawn_retention(owner, config.retention_secs, config.retention_interval_secs);
+    let mut jobs = Jobs::new();
+    let retention_secs = config.retention_secs;
+    // Removes purged orgs' logs once their retention time has passed.
+    jobs.every(
+        "audit retention",
+        std::time::Duration::from_secs(config.retention_interval_secs.max(1)),
+        move || {
+            let owner = owner.clone();
+            async move {
+                crate::retention::sweep(&owner, retention_secs, coffer_kit::timestamp::now_micros())
+                    .await
+            }
+        },
+    );
     let signer = {
         use secrecy::ExposeSecret as _;
         Signer::from_text(
@@ -58,5 +56,5 @@ pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Res
             signer,
             config.clone(),
         )));
-    ServiceApp::bind(server, service).await
+    ServiceApp::bind(server, jobs, service).await
 }

@@ -33,7 +33,9 @@ impl AuditError {
             message: message.into(),
         }
     }
+}
 
+impl coffer_errors::ServiceError for AuditError {
     fn code(&self) -> ErrorCode {
         match self {
             AuditError::Invalid { .. } => ErrorCode::InvalidArgument,
@@ -43,25 +45,17 @@ impl AuditError {
             AuditError::Internal(_) => ErrorCode::Internal,
         }
     }
-}
 
-impl From<AuditError> for tonic::Status {
-    fn from(e: AuditError) -> Self {
-        let code = e.code();
-        let field = match &e {
-            AuditError::Invalid { field, .. } => *field,
+    fn field(&self) -> &'static str {
+        match self {
+            AuditError::Invalid { field, .. } => field,
             _ => "",
-        };
-        let message = match code {
-            ErrorCode::Internal | ErrorCode::Unavailable => {
-                tracing::error!(error = ?e, "audit request failed");
-                match e {
-                    AuditError::Batch(_) => e.to_string(),
-                    _ => "internal error".to_owned(),
-                }
-            }
-            _ => e.to_string(),
-        };
-        coffer_errors::status(code, message, field)
+        }
+    }
+
+    fn public_when_failing(&self) -> bool {
+        matches!(self, AuditError::Batch(_))
     }
 }
+
+coffer_errors::impl_into_status!(AuditError);

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use coffer_auditlog::{Line, Signer, event_hash, genesis, hex};
+use coffer_kit::audit::{Action, Outcome, Target};
 use coffer_mesh::{Caller, Policy, PolicyError, Token, caller, peer};
 use coffer_proto::v1::audit_server::Audit;
 use coffer_proto::v1::{self as pb};
@@ -59,56 +60,32 @@ impl AuditService {
 }
 
 /// Microseconds since the Unix epoch: the time every event and checkpoint records.
-pub(crate) fn now_us() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
+pub(crate) use coffer_kit::timestamp::now_micros as now_us;
 
 fn ts(us: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
-    })
+    Some(coffer_kit::timestamp::from_micros(us))
 }
 
-/// Targets are ids only (`file:<uuid>`), or empty: a name can never get into the log.
+/// Targets are ids only (`file:<uuid>`, one of the kit's kinds), or empty: a name can never get
+/// into the log.
 fn check_target(t: &str) -> Result<(), AuditError> {
-    if t.is_empty() {
+    if t.is_empty() || Target::parse(t).is_some() {
         return Ok(());
     }
-    let ok = t.split_once(':').is_some_and(|(kind, id)| {
-        !kind.is_empty()
-            && kind.len() <= 32
-            && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-            && Uuid::try_parse(id).is_ok_and(|u| u.hyphenated().to_string() == id)
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(AuditError::invalid(
-            "target",
-            "target must be <kind>:<uuid>, for example file:<id>",
-        ))
-    }
+    Err(AuditError::invalid(
+        "target",
+        format!(
+            "target must be <kind>:<uuid> with kind one of {}",
+            Target::kinds().join(", ")
+        ),
+    ))
 }
 
-fn check_action(a: &str) -> Result<(), AuditError> {
-    let ok = a.len() <= 64
-        && a.split_once('.').is_some_and(|(x, y)| {
-            let part =
-                |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-            part(x) && part(y)
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(AuditError::invalid(
-            "action",
-            "action must look like file.download",
-        ))
-    }
+/// Actions are the kit's vocabulary: one a producer could not write is refused here as well.
+fn check_action(a: &str) -> Result<Action, AuditError> {
+    Action::parse(a).ok_or_else(|| {
+        AuditError::invalid("action", "action is not one of the audit log's actions")
+    })
 }
 
 /// Readers: owners and admins whose token carries audit:read (an API key without it is refused).
@@ -146,7 +123,7 @@ impl AuditService {
     ) -> Result<pb::AppendResponse, AuditError> {
         check_action(&req.action)?;
         check_target(&req.target)?;
-        if !matches!(req.outcome.as_str(), "success" | "failure") {
+        if Outcome::parse(&req.outcome).is_none() {
             return Err(AuditError::invalid(
                 "outcome",
                 "outcome must be success or failure",
@@ -404,9 +381,27 @@ mod tests {
         ] {
             assert!(check_target(&bad).is_err(), "{bad}");
         }
-        assert!(check_action("file.download").is_ok());
-        for bad in ["file", "File.download", "file.down load", ".x", "x."] {
+        assert_eq!(check_action("file.download").unwrap(), Action::FileDownload);
+        for bad in [
+            "file",
+            "File.download",
+            "file.down load",
+            ".x",
+            "x.",
+            "file.nonsense",
+        ] {
             assert!(check_action(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Every action a producer can write (the kit's list) is taken, and nothing else is.
+    #[test]
+    fn the_check_is_the_producers_vocabulary() {
+        for a in Action::ALL {
+            assert_eq!(check_action(a.as_str()).unwrap(), *a);
+        }
+        for unknown in ["file.shred", "org.purged", "auth.logout", "scan.completed "] {
+            assert!(check_action(unknown).is_err(), "{unknown}");
         }
     }
 }

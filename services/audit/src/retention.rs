@@ -4,6 +4,7 @@
 //! count, head hash, purge time) in `retired_chains`. An org with events after its `org.purge`
 //! (restored, say) is left alone. See migration 0002.
 
+use coffer_kit::audit::Action;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -16,12 +17,12 @@ pub async fn sweep(owner: &PgPool, retention_secs: u64, now_us: i64) -> Result<u
         .saturating_mul(1_000_000);
     let cutoff = now_us.saturating_sub(retention_us);
     let mut tx = coffer_db::begin_with_setting(owner, "coffer.lookup_retention", "1").await?;
-    let candidates: Vec<(Uuid,)> = sqlx::query_as(
-        "SELECT DISTINCT org_id FROM events WHERE action = 'org.purge' AND at_us <= $1",
-    )
-    .bind(cutoff)
-    .fetch_all(&mut *tx)
-    .await?;
+    let candidates: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT DISTINCT org_id FROM events WHERE action = $2 AND at_us <= $1")
+            .bind(cutoff)
+            .bind(Action::OrgPurge.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
     tx.commit().await?;
     let mut removed = 0;
     for (org,) in candidates {
@@ -49,7 +50,7 @@ async fn retire(owner: &PgPool, org: Uuid, cutoff: i64) -> Result<bool, AuditErr
     let Some((count, action, at_us, hash)) = head else {
         return Ok(false);
     };
-    if action != "org.purge" || at_us > cutoff {
+    if Action::parse(&action) != Some(Action::OrgPurge) || at_us > cutoff {
         return Ok(false);
     }
     coffer_db::set_local(&mut tx, "coffer.retention_purge", &org.to_string()).await?;
@@ -71,4 +72,25 @@ async fn retire(owner: &PgPool, org: Uuid, cutoff: i64) -> Result<bool, AuditErr
         .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use coffer_kit::audit::Action;
+
+    /// Auth writes the kit's `OrgPurge`; the retention job looks for it through this policy. The
+    /// policy is SQL, so it names the value: the two must stay the same string.
+    #[test]
+    fn the_retention_policy_looks_for_the_action_auth_writes() {
+        let migration = include_str!("../migrations/0002_retention.sql");
+        let policy = migration
+            .split("CREATE POLICY retention_lookup")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .expect("the retention lookup policy");
+        assert!(
+            policy.contains(&format!("action = '{}'", Action::OrgPurge.as_str())),
+            "{policy}"
+        );
+    }
 }

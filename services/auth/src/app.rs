@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use coffer_config::ServiceConfig;
+use coffer_kit::audit::AuditLog;
 use coffer_mesh::{ServiceApp, TokenVerifier};
-use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_server::AuthServer;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_proto::v1::scan_client::ScanClient;
@@ -16,7 +16,6 @@ use crate::config::AuthConfig;
 use crate::grpc::{AuthService, policy};
 use crate::passwords::Hasher;
 use crate::purge::Purger;
-use crate::totp::SeedCipher;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -39,11 +38,12 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
     let hasher = Hasher::new(config.password_min_chars)?;
     let seeds = {
         use secrecy::ExposeSecret as _;
-        SeedCipher::new(secrets.key("totp-key", 32)?.expose_secret())?
+        coffer_kit::seal::Sealer::new(secrets.key("totp-key", 32)?.expose_secret())
+            .context("totp-key")?
     };
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = coffer_mesh::MeshClient::new(certs.clone())?;
-    let audit = AuditClient::new(mesh.channel("audit", service.peer("audit")?)?);
+    let audit = AuditLog::new(mesh.channel("audit", service.peer("audit")?)?);
     // The org purge reaches metadata and scan (optional peers: see `purge`).
     let optional = |name: &str| {
         service
@@ -53,6 +53,7 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
             .transpose()
     };
     let minter = Arc::new(Minter::new(&ring));
+    let mut jobs = coffer_mesh::Jobs::new();
     Purger {
         pool: pool.clone(),
         audit: audit.clone(),
@@ -61,7 +62,10 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
         minter: minter.clone(),
         token_ttl_secs: config.token_ttl_secs,
     }
-    .spawn(Duration::from_secs(config.purge_interval_secs.max(1)));
+    .schedule(
+        &mut jobs,
+        Duration::from_secs(config.purge_interval_secs.max(1)),
+    );
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(TokenVerifier::fixed(verifier))
         .add_service(AuthServer::new(AuthService::new(
@@ -72,5 +76,5 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
             seeds,
             config.clone(),
         )));
-    ServiceApp::bind(server, service).await
+    ServiceApp::bind(server, jobs, service).await
 }

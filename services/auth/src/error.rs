@@ -31,6 +31,12 @@ pub enum AuthError {
     Internal(String),
 }
 
+impl From<coffer_kit::seal::SealError> for AuthError {
+    fn from(e: coffer_kit::seal::SealError) -> Self {
+        AuthError::Internal(format!("totp seed: {e}"))
+    }
+}
+
 impl AuthError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         AuthError::Invalid {
@@ -38,7 +44,9 @@ impl AuthError {
             message: message.into(),
         }
     }
+}
 
+impl coffer_errors::ServiceError for AuthError {
     fn code(&self) -> ErrorCode {
         match self {
             AuthError::Invalid { .. } => ErrorCode::InvalidArgument,
@@ -53,26 +61,17 @@ impl AuthError {
             AuthError::Internal(_) => ErrorCode::Internal,
         }
     }
-}
 
-impl From<AuthError> for tonic::Status {
-    fn from(e: AuthError) -> Self {
-        let code = e.code();
-        let field = match &e {
-            AuthError::Invalid { field, .. } => *field,
+    fn field(&self) -> &'static str {
+        match self {
+            AuthError::Invalid { field, .. } => field,
             _ => "",
-        };
-        let message = match code {
-            ErrorCode::Internal | ErrorCode::Unavailable => {
-                // The caller gets the request id (in the response metadata), the logs get the cause.
-                tracing::error!(error = %e, "auth request failed");
-                match e {
-                    AuthError::AuditUnavailable => e.to_string(),
-                    _ => "internal error".to_owned(),
-                }
-            }
-            _ => e.to_string(),
-        };
-        coffer_errors::status(code, message, field)
+        }
+    }
+
+    fn public_when_failing(&self) -> bool {
+        matches!(self, AuthError::AuditUnavailable)
     }
 }
+
+coffer_errors::impl_into_status!(AuthError);

@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use coffer_kit::audit::{Action, AuditLog, Outcome, Target};
+use coffer_kit::seal::Sealer;
+use coffer_kit::timestamp::from_time as timestamp;
 use coffer_mesh::{Policy, PolicyError, Token, caller};
 use coffer_proto::v1::auth_server::Auth;
 use coffer_proto::v1::{self as pb, authenticate_request::Credential};
@@ -17,7 +20,7 @@ use crate::error::AuthError;
 use crate::passwords::Hasher;
 use crate::store;
 use crate::throttle;
-use crate::totp::{self, SeedCipher};
+use crate::totp;
 
 /// Failed logins, by reason: `bad_credentials` or `throttled`. Never labelled by account.
 static LOGIN_FAILURES: std::sync::LazyLock<
@@ -86,20 +89,20 @@ pub fn policy() -> Result<Policy, PolicyError> {
 #[derive(Clone)]
 pub struct AuthService {
     pool: PgPool,
-    audit: coffer_proto::v1::audit_client::AuditClient<coffer_mesh::MeshChannel>,
+    audit: AuditLog,
     hasher: Hasher,
     minter: Arc<Minter>,
-    seeds: SeedCipher,
+    seeds: Sealer,
     config: AuthConfig,
 }
 
 impl AuthService {
     pub fn new(
         pool: PgPool,
-        audit: coffer_proto::v1::audit_client::AuditClient<coffer_mesh::MeshChannel>,
+        audit: AuditLog,
         hasher: Hasher,
         minter: Arc<Minter>,
-        seeds: SeedCipher,
+        seeds: Sealer,
         config: AuthConfig,
     ) -> Self {
         AuthService {
@@ -131,18 +134,11 @@ impl AuthService {
 
     /// Appends an audit event as the current caller (the user token the gateway forwarded), before
     /// the action's transaction commits: if the log cannot take it, the action fails with 503.
-    async fn audit(&self, action: &str, target: String) -> Result<(), AuthError> {
-        self.audit
-            .clone()
-            .append(pb::AppendRequest {
-                action: action.to_owned(),
-                target,
-                outcome: "success".into(),
-                org_id: String::new(),
-            })
-            .await
-            .map(|_| ())
-            .map_err(|_| AuthError::AuditUnavailable)
+    async fn audit(&self, action: Action, target: Target) -> Result<(), AuthError> {
+        self.audit.record(action, target).await.map_err(|refused| {
+            tracing::warn!(%refused, "an action was refused: the audit log did not take it");
+            AuthError::AuditUnavailable
+        })
     }
 
     /// Appends an event for a user no request token speaks for yet (a login): auth mints the
@@ -151,8 +147,8 @@ impl AuthService {
         &self,
         org_id: Uuid,
         user_id: Uuid,
-        action: &str,
-        target: String,
+        action: Action,
+        target: Target,
     ) -> Result<(), AuthError> {
         let request_id = coffer_mesh::CallContext::current()
             .map(|c| c.request_id.to_string())
@@ -186,15 +182,15 @@ impl AuthService {
             request_id: "auth-login-failed".into(),
             deadline: None,
         }
-        .scope(self.audit.clone().append(pb::AppendRequest {
-            action: "auth.login_failed".into(),
-            target: format!("user:{user_id}"),
-            outcome: "failure".into(),
-            org_id: org_id.to_string(),
-        }))
+        .scope(self.audit.record_system(
+            org_id,
+            Action::AuthLoginFailed,
+            Target::User(user_id),
+            Outcome::Failure,
+        ))
         .await;
-        if let Err(status) = res {
-            tracing::warn!(code = ?status.code(), "a failed login could not be audited");
+        if let Err(refused) = res {
+            tracing::warn!(%refused, "a failed login could not be audited");
         }
     }
 
@@ -275,7 +271,7 @@ impl AuthService {
         if code.trim().is_empty() {
             return Err(AuthError::TotpRequired);
         }
-        let seed = self.seeds.decrypt(account.user_id, stored)?;
+        let seed = self.seeds.open(account.user_id, stored)?;
         let totp = totp::totp(&seed, "login")?;
         let step = totp::check(&totp, code).ok_or(AuthError::BadCredentials)?;
         // A code is good once: a replay within its window is refused.
@@ -294,13 +290,6 @@ fn role_to_proto(role: Role) -> i32 {
         Role::Owner => pb::Role::Owner as i32,
         Role::Admin => pb::Role::Admin as i32,
         Role::Member => pb::Role::Member as i32,
-    }
-}
-
-fn timestamp(t: time::OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: t.nanosecond() as i32,
     }
 }
 
@@ -414,8 +403,8 @@ impl Auth for AuthService {
         self.audit_as_user(
             account.org_id,
             account.user_id,
-            "auth.login",
-            format!("user:{}", account.user_id),
+            Action::AuthLogin,
+            Target::User(account.user_id),
         )
         .await?;
         tx.commit().await.map_err(|e| db(e.into()))?;
@@ -612,7 +601,7 @@ impl Auth for AuthService {
         )
         .await
         .map_err(db)?;
-        self.audit("apikey.create", format!("apikey:{id}")).await?;
+        self.audit(Action::ApikeyCreate, Target::ApiKey(id)).await?;
         tx.commit().await.map_err(|e| db(e.into()))?;
         Ok(Response::new(pb::CreateApiKeyResponse {
             id: id.to_string(),
@@ -674,7 +663,7 @@ impl Auth for AuthService {
                 }
                 other => db(other),
             })?;
-        self.audit("member.add", format!("user:{user_id}")).await?;
+        self.audit(Action::MemberAdd, Target::User(user_id)).await?;
         tx.commit().await.map_err(|e| db(e.into()))?;
         Ok(Response::new(pb::AddMemberResponse {
             user_id: user_id.to_string(),
@@ -691,7 +680,7 @@ impl Auth for AuthService {
             .await
             .map_err(db)?;
         let totp = totp::totp(&seed, &email)?;
-        let encrypted = self.seeds.encrypt(c.user_id, &seed)?;
+        let encrypted = self.seeds.seal(c.user_id, &seed).map_err(AuthError::from)?;
         store::set_totp_pending(&self.pool, c.org_id, c.user_id, &encrypted)
             .await
             .map_err(|e| match e {
@@ -717,7 +706,10 @@ impl Auth for AuthService {
             .await
             .map_err(db)?;
         let pending = pending.ok_or(AuthError::Conflict("no enrolment is pending"))?;
-        let seed = self.seeds.decrypt(c.user_id, &pending)?;
+        let seed = self
+            .seeds
+            .open(c.user_id, &pending)
+            .map_err(AuthError::from)?;
         let step = totp::check(&totp::totp(&seed, &email)?, &request.get_ref().code)
             .ok_or_else(|| AuthError::invalid("code", "the code does not match"))?;
         store::confirm_totp(&self.pool, c.org_id, c.user_id, step)
@@ -737,8 +729,7 @@ impl Auth for AuthService {
         if c.role != Role::Owner {
             return Err(AuthError::Forbidden("only owners delete an org").into());
         }
-        self.audit("org.delete", format!("org:{}", c.org_id))
-            .await?;
+        self.audit(Action::OrgDelete, Target::Org(c.org_id)).await?;
         let purge_after =
             store::request_org_deletion(&self.pool, c.org_id, self.config.org_purge_after_secs)
                 .await
@@ -770,8 +761,8 @@ impl Auth for AuthService {
         self.audit_as_user(
             account.org_id,
             account.user_id,
-            "org.restore",
-            format!("org:{}", account.org_id),
+            Action::OrgRestore,
+            Target::Org(account.org_id),
         )
         .await?;
         // Not disabled, or already past its purge: nothing to restore, said the same way.
@@ -801,7 +792,7 @@ impl Auth for AuthService {
                 coffer_db::DbError::NotFound => AuthError::NotFound,
                 other => db(other),
             })?;
-        self.audit("apikey.revoke", format!("apikey:{id}")).await?;
+        self.audit(Action::ApikeyRevoke, Target::ApiKey(id)).await?;
         tx.commit().await.map_err(|e| db(e.into()))?;
         Ok(Response::new(pb::RevokeApiKeyResponse {}))
     }

@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_kit::audit::{Action, AuditLog, Outcome, Target};
 use coffer_mesh::{CallContext, MeshChannel};
-use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_proto::v1::scan_client::ScanClient;
 use coffer_proto::v1::{self as pb};
@@ -50,7 +50,7 @@ pub enum PurgeError {
 #[derive(Clone)]
 pub struct Purger {
     pub pool: sqlx::PgPool,
-    pub audit: AuditClient<MeshChannel>,
+    pub audit: AuditLog,
     pub metadata: Option<MetadataClient<MeshChannel>>,
     pub scan: Option<ScanClient<MeshChannel>>,
     pub minter: Arc<Minter>,
@@ -58,20 +58,16 @@ pub struct Purger {
 }
 
 impl Purger {
-    /// Runs every `every`, for as long as the process runs.
-    pub fn spawn(self, every: Duration) {
+    /// Runs every `every` among the service's background jobs.
+    pub fn schedule(self, jobs: &mut coffer_mesh::Jobs, every: Duration) {
         if self.metadata.is_none() || self.scan.is_none() {
             tracing::error!(
                 "no metadata or scan peer: deleted orgs are not purged (their data would be stranded)"
             );
         }
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                self.run_once().await;
-            }
+        jobs.every("org purge", every, move || {
+            let purger = self.clone();
+            async move { Ok::<_, std::convert::Infallible>(purger.run_once().await) }
         });
     }
 
@@ -104,15 +100,9 @@ impl Purger {
         };
         if !started {
             self.audit
-                .clone()
-                .append(pb::AppendRequest {
-                    action: "org.purge".into(),
-                    target: format!("org:{org}"),
-                    outcome: "success".into(),
-                    org_id: org.to_string(),
-                })
+                .record_system(org, Action::OrgPurge, Target::Org(org), Outcome::Success)
                 .await
-                .map_err(|s| PurgeError::Audit(s.code()))?;
+                .map_err(|refused| PurgeError::Audit(refused.0.code()))?;
             crate::store::purge_started(&self.pool, org).await?;
         }
         self.until_done("metadata", org, |ctx| {

@@ -406,9 +406,7 @@ pub async fn resolve_api_key(
     }))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use coffer_kit::hex::encode as hex;
 
 /// Accepts a TOTP step at most once: true if `step` is newer than any accepted before.
 pub async fn claim_totp_step(

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::{delete, get, patch, post, put};
 use coffer_config::ServiceConfig;
-use coffer_mesh::{CertStore, MeshClient, TlsFiles};
+use coffer_mesh::{CertStore, Jobs, MeshClient, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_telemetry::{AdminServer, Readiness, serve_admin};
@@ -32,6 +32,7 @@ pub struct App {
     tls: Arc<rustls::ServerConfig>,
     router: Router,
     admin: AdminServer,
+    jobs: Jobs,
     grace: Duration,
 }
 
@@ -148,9 +149,10 @@ impl App {
         // Ready only while auth answers health.
         let readiness = Readiness::default();
         let probe = readiness.clone();
-        tokio::spawn(async move {
+        let mut jobs = Jobs::new();
+        jobs.spawn("readiness probe", move |mut stop| async move {
             let mut health = tonic_health::pb::health_client::HealthClient::new(auth_channel);
-            loop {
+            while !stop.is_stopped() {
                 let ok = health
                     .check(tonic_health::pb::HealthCheckRequest {
                         service: String::new(),
@@ -162,7 +164,10 @@ impl App {
                                 as i32
                     });
                 probe.set(ok);
-                tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })) => {}
+                    () = stop.stopped() => {}
+                }
             }
         });
         let admin = serve_admin(service.admin_listen, readiness).await?;
@@ -174,6 +179,7 @@ impl App {
             tls: Arc::new(public_tls(service)?),
             router,
             admin,
+            jobs,
             grace: Duration::from_millis(service.shutdown_grace_ms),
         })
     }
@@ -190,6 +196,7 @@ impl App {
 
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         server::serve(self.listener, self.tls, self.router, self.grace, shutdown).await;
+        self.jobs.shutdown(self.grace).await;
         self.admin.task.abort();
         Ok(())
     }

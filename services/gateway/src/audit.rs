@@ -35,12 +35,9 @@ pub async fn list(
     let since = q
         .since
         .map(|s| {
-            time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
-                .map(|t| prost_types::Timestamp {
-                    seconds: t.unix_timestamp(),
-                    nanos: t.nanosecond() as i32,
-                })
-                .map_err(|_| ApiError::invalid("since must be an RFC 3339 time"))
+            coffer_kit::timestamp::parse_rfc3339(&s)
+                .map(coffer_kit::timestamp::from_time)
+                .ok_or_else(|| ApiError::invalid("since must be an RFC 3339 time"))
         })
         .transpose()?;
     let authed = authenticate(&gw, &headers, &method).await?;

@@ -1,4 +1,4 @@
-//! The API.md endpoints of the auth issue. Each handler: parse, authenticate (through auth), call
+//! The gateway's shared state, authentication and the account endpoints of API.md. Each handler: parse, authenticate (through auth), call
 //! one RPC with the user token in the call context, map the answer.
 
 use std::sync::Arc;
@@ -161,14 +161,10 @@ fn role_name(role: i32) -> &'static str {
 }
 
 pub fn rfc3339(t: Option<prost_types::Timestamp>) -> serde_json::Value {
-    t.and_then(|t| {
-        let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
-        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .ok()?
-            .format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .map_or(serde_json::Value::Null, serde_json::Value::String)
+    t.as_ref()
+        .and_then(coffer_kit::timestamp::to_time)
+        .map(coffer_kit::timestamp::rfc3339)
+        .map_or(serde_json::Value::Null, serde_json::Value::String)
 }
 
 // === handlers ===

@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use coffer_config::ServiceConfig;
-use coffer_mesh::{MeshClient, ServiceApp};
-use coffer_proto::v1::audit_client::AuditClient;
+use coffer_kit::audit::AuditLog;
+use coffer_mesh::{Jobs, MeshClient, ServiceApp};
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_server::MetadataServer;
 use coffer_proto::v1::scan_client::ScanClient;
@@ -13,22 +13,6 @@ use crate::config::MetadataConfig;
 use crate::grpc::{MetadataService, policy};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Sweeps stale uploads every `every`, for as long as the process runs.
-fn spawn_sweep(metadata: MetadataService, every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match metadata.sweep_stale_uploads().await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "removed stale uploads"),
-                Err(error) => tracing::warn!(?error, "stale-upload sweep failed; will retry"),
-            }
-        }
-    });
-}
 
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::Result<ServiceApp> {
@@ -47,7 +31,7 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
     let signer =
         StorageSignerClient::new(mesh.channel("storage-signer", service.peer("storage-signer")?)?);
     let auth = AuthClient::new(mesh.channel("auth", service.peer("auth")?)?);
-    let audit = AuditClient::new(mesh.channel("audit", service.peer("audit")?)?);
+    let audit = AuditLog::new(mesh.channel("audit", service.peer("audit")?)?);
     let scan = match service.peers.get("scan") {
         Some(addr) => Some(ScanClient::new(mesh.channel("scan", addr)?)),
         None => {
@@ -58,12 +42,18 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
         }
     };
     let metadata = MetadataService::new(pool, signer, auth, audit, scan, config.clone());
-    spawn_sweep(
-        metadata.clone(),
+    let mut jobs = Jobs::new();
+    let sweeper = metadata.clone();
+    jobs.every(
+        "stale-upload sweep",
         std::time::Duration::from_secs(config.sweep_interval_secs.max(1)),
+        move || {
+            let sweeper = sweeper.clone();
+            async move { sweeper.sweep_stale_uploads().await }
+        },
     );
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)
         .add_service(MetadataServer::new(metadata));
-    ServiceApp::bind(server, service).await
+    ServiceApp::bind(server, jobs, service).await
 }

@@ -69,7 +69,9 @@ impl MetadataError {
             message: message.into(),
         }
     }
+}
 
+impl coffer_errors::ServiceError for MetadataError {
     fn code(&self) -> ErrorCode {
         match self {
             MetadataError::Invalid { .. } => ErrorCode::InvalidArgument,
@@ -82,44 +84,30 @@ impl MetadataError {
             MetadataError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             MetadataError::TooLarge(_) => ErrorCode::TooLarge,
             MetadataError::Locked(_) => ErrorCode::RateLimited,
-            MetadataError::Downstream(s) => match coffer_errors::from_status(s).0 {
-                // A peer's refusal of our own request is our bug, not the caller's.
-                ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => ErrorCode::Unavailable,
-                _ => ErrorCode::Internal,
-            },
+            MetadataError::Downstream(s) => coffer_errors::downstream_code(s),
             MetadataError::AuditUnavailable(_) => ErrorCode::Unavailable,
             MetadataError::Db(e) => e.code(),
             MetadataError::Internal(_) => ErrorCode::Internal,
         }
     }
-}
 
-impl From<MetadataError> for tonic::Status {
-    fn from(e: MetadataError) -> Self {
-        let code = e.code();
-        if let MetadataError::Locked(secs) = e {
-            return coffer_errors::rate_limited(
-                e.to_string(),
-                u32::try_from(secs).unwrap_or(u32::MAX),
-            );
-        }
-        let field = match &e {
-            MetadataError::Invalid { field, .. } => *field,
+    fn field(&self) -> &'static str {
+        match self {
+            MetadataError::Invalid { field, .. } => field,
             _ => "",
-        };
-        let message = match code {
-            ErrorCode::Internal | ErrorCode::Unavailable => {
-                tracing::error!(error = ?e, "metadata request failed");
-                match (&e, code) {
-                    (MetadataError::AuditUnavailable(_), _) => e.to_string(),
-                    (_, ErrorCode::Unavailable) => {
-                        "a dependency is unavailable; try again".to_owned()
-                    }
-                    _ => "internal error".to_owned(),
-                }
-            }
-            _ => e.to_string(),
-        };
-        coffer_errors::status(code, message, field)
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            MetadataError::Locked(secs) => Some(*secs),
+            _ => None,
+        }
+    }
+
+    fn public_when_failing(&self) -> bool {
+        matches!(self, MetadataError::AuditUnavailable(_))
     }
 }
+
+coffer_errors::impl_into_status!(MetadataError);

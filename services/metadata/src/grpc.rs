@@ -2,8 +2,8 @@
 //! storage-signer where bytes are involved, map the answer. The org comes only from the verified
 //! token (or, for RecordVerdict, from the scan service's request, checked against the row).
 
+use coffer_kit::audit::{Action, AuditLog, AuditRefused, Target};
 use coffer_mesh::{CallContext, Caller, MeshChannel, Policy, PolicyError, Token, caller};
-use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_server::Metadata;
 use coffer_proto::v1::scan_client::ScanClient;
@@ -59,7 +59,7 @@ pub struct MetadataService {
     pool: PgPool,
     signer: StorageSignerClient<MeshChannel>,
     auth: AuthClient<MeshChannel>,
-    audit: AuditClient<MeshChannel>,
+    audit: AuditLog,
     /// None when no scan service is configured: files then wait in `scanning` for a verdict.
     scan: Option<ScanClient<MeshChannel>>,
     config: MetadataConfig,
@@ -70,7 +70,7 @@ impl MetadataService {
         pool: PgPool,
         signer: StorageSignerClient<MeshChannel>,
         auth: AuthClient<MeshChannel>,
-        audit: AuditClient<MeshChannel>,
+        audit: AuditLog,
         scan: Option<ScanClient<MeshChannel>>,
         config: MetadataConfig,
     ) -> Self {
@@ -87,18 +87,11 @@ impl MetadataService {
     /// Writes the audit event of an action, as the current caller, before the action's success
     /// is committed or returned: if the log cannot take it, the action fails (503) and its
     /// transaction rolls back, so nothing happens unaudited.
-    async fn audit(&self, action: &str, target: String) -> Result<(), MetadataError> {
+    async fn audit(&self, action: Action, target: Target) -> Result<(), MetadataError> {
         self.audit
-            .clone()
-            .append(pb::AppendRequest {
-                action: action.to_owned(),
-                target,
-                outcome: "success".into(),
-                org_id: String::new(),
-            })
+            .record(action, target)
             .await
-            .map(|_| ())
-            .map_err(MetadataError::AuditUnavailable)
+            .map_err(|AuditRefused(s)| MetadataError::AuditUnavailable(s))
     }
 
     /// Deletes an object (every version of it) through storage-signer, with the current token.
@@ -139,10 +132,7 @@ fn user<T>(req: &Request<T>, scope: Scope) -> Result<Caller, Status> {
 }
 
 fn ts(t: OffsetDateTime) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: t.nanosecond() as i32,
-    })
+    Some(coffer_kit::timestamp::from_time(t))
 }
 
 fn id_or_empty(id: Option<Uuid>) -> String {
@@ -440,7 +430,7 @@ impl MetadataService {
             Ok::<_, MetadataError>(())
         };
         let (logged, queued) =
-            tokio::join!(self.audit("file.upload", format!("file:{id}")), queued);
+            tokio::join!(self.audit(Action::FileUpload, Target::File(id)), queued);
         logged?;
         queued?;
         tx.commit().await?;
@@ -461,7 +451,7 @@ impl MetadataService {
         // a download that did not happen, never the reverse.
         let (grant, logged) = tokio::join!(
             self.presign_get(&file, 0),
-            self.audit("file.download", format!("file:{id}"))
+            self.audit(Action::FileDownload, Target::File(id))
         );
         logged?;
         grant
@@ -504,7 +494,7 @@ impl MetadataService {
         let mut tx = self.tx(c.org_id).await?;
         // Locked, so concurrent purges of one file wait for each other.
         let file = store::file_for_update(&mut tx, id).await?;
-        self.audit("file.purge", format!("file:{id}")).await?;
+        self.audit(Action::FilePurge, Target::File(id)).await?;
         // The object first: if that fails the row stays, and purge can be retried.
         self.delete_object(&file.object_key).await?;
         store::delete_file(&mut tx, c.org_id, id).await?;
@@ -545,10 +535,10 @@ impl MetadataService {
         }
         let folder = store::update_folder(&mut tx, id, name.as_deref(), parent).await?;
         if name.is_some() {
-            self.audit("folder.rename", format!("folder:{id}")).await?;
+            self.audit(Action::FolderRename, Target::Folder(id)).await?;
         }
         if parent.is_some() {
-            self.audit("folder.move", format!("folder:{id}")).await?;
+            self.audit(Action::FolderMove, Target::Folder(id)).await?;
         }
         tx.commit().await?;
         Ok(folder_pb(folder))
@@ -578,10 +568,10 @@ impl MetadataService {
         }
         let file = store::update_file(&mut tx, id, name.as_deref(), folder).await?;
         if name.is_some() {
-            self.audit("file.rename", format!("file:{id}")).await?;
+            self.audit(Action::FileRename, Target::File(id)).await?;
         }
         if folder.is_some() {
-            self.audit("file.move", format!("file:{id}")).await?;
+            self.audit(Action::FileMove, Target::File(id)).await?;
         }
         tx.commit().await?;
         Ok(file_pb(file))
@@ -641,7 +631,7 @@ impl MetadataService {
             },
         )
         .await?;
-        self.audit("share.create", format!("share:{share_id}"))
+        self.audit(Action::ShareCreate, Target::Share(share_id))
             .await?;
         tx.commit().await?;
         Ok(pb::ShareCreated {
@@ -689,7 +679,7 @@ impl MetadataService {
                 // A short URL: one redemption is one download (the cap counts redemptions).
                 let (grant, logged) = tokio::join!(
                     self.presign_get(&file, self.config.share_url_secs),
-                    self.audit("share.download", format!("share:{}", share.id))
+                    self.audit(Action::ShareDownload, Target::Share(share.id))
                 );
                 logged?;
                 grant
@@ -922,7 +912,7 @@ impl Metadata for MetadataService {
             store::ensure_org(&mut tx, c.org_id, self.quota()).await?;
             store::require_parent(&mut tx, parent).await?;
             let folder = store::insert_folder(&mut tx, c.org_id, parent, &name).await?;
-            self.audit("folder.create", format!("folder:{}", folder.id))
+            self.audit(Action::FolderCreate, Target::Folder(folder.id))
                 .await?;
             tx.commit().await?;
             Ok(folder_pb(folder))
@@ -950,7 +940,7 @@ impl Metadata for MetadataService {
             let mut tx = self.tx(c.org_id).await?;
             store::trash_folder(&mut tx, c.org_id, id).await?;
             // One event for the folder and everything below it that went to the trash with it.
-            self.audit("folder.delete", format!("folder:{id}")).await?;
+            self.audit(Action::FolderDelete, Target::Folder(id)).await?;
             tx.commit().await?;
             Ok(pb::Empty {})
         }
@@ -997,7 +987,7 @@ impl Metadata for MetadataService {
             let id = validate::target(&request.get_ref().file_id)?;
             let mut tx = self.tx(c.org_id).await?;
             let file = store::trash_file(&mut tx, id).await?;
-            self.audit("file.delete", format!("file:{id}")).await?;
+            self.audit(Action::FileDelete, Target::File(id)).await?;
             tx.commit().await?;
             Ok(file_pb(file))
         }
@@ -1011,7 +1001,7 @@ impl Metadata for MetadataService {
             let mut tx = self.tx(c.org_id).await?;
             store::file(&mut tx, id).await?;
             let file = store::restore_file(&mut tx, id).await?;
-            self.audit("file.restore", format!("file:{id}")).await?;
+            self.audit(Action::FileRestore, Target::File(id)).await?;
             tx.commit().await?;
             Ok(file_pb(file))
         }
@@ -1051,7 +1041,7 @@ impl Metadata for MetadataService {
             let id = validate::target(&request.get_ref().share_id)?;
             let mut tx = self.tx(c.org_id).await?;
             store::revoke_share(&mut tx, id).await?;
-            self.audit("share.revoke", format!("share:{id}")).await?;
+            self.audit(Action::ShareRevoke, Target::Share(id)).await?;
             tx.commit().await?;
             Ok(pb::Empty {})
         }
@@ -1089,7 +1079,7 @@ impl Metadata for MetadataService {
                 store::transition(&mut tx, id, "quarantined", "available", None, Trashed::Skip)
                     .await?
                     .ok_or(MetadataError::Conflict("the file is not quarantined"))?;
-            self.audit("file.release", format!("file:{id}")).await?;
+            self.audit(Action::FileRelease, Target::File(id)).await?;
             tx.commit().await?;
             Ok(file_pb(file))
         }

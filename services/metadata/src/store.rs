@@ -530,8 +530,12 @@ pub async fn find_share_by_token(
     tx: &mut Tx,
     token_hash: &[u8],
 ) -> Result<Option<LiveShare>, MetadataError> {
-    let hex: String = token_hash.iter().map(|b| format!("{b:02x}")).collect();
-    coffer_db::set_local(tx, "coffer.lookup_share", &hex).await?;
+    coffer_db::set_local(
+        tx,
+        "coffer.lookup_share",
+        &coffer_kit::hex::encode(token_hash),
+    )
+    .await?;
     Ok(sqlx::query_as(
         "SELECT id, org_id, file_id, password_hash FROM shares
          WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use coffer_config::ServiceConfig;
-use coffer_mesh::{MeshClient, ServiceApp};
-use coffer_proto::v1::audit_client::AuditClient;
+use coffer_kit::audit::AuditLog;
+use coffer_mesh::{Jobs, MeshClient, ServiceApp};
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_proto::v1::scan_server::ScanServer;
@@ -44,31 +44,16 @@ pub fn engines(config: &ScanConfig) -> anyhow::Result<Engines> {
 }
 
 /// Removes scan-only requests and their results once they are older than the retention.
-fn spawn_retention(pool: sqlx::PgPool, config: Arc<ScanConfig>) {
-    tokio::spawn(async move {
-        let mut tick =
-            tokio::time::interval(Duration::from_secs(config.retention_interval_secs.max(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let before = OffsetDateTime::now_utc()
-                - time::Duration::seconds(
-                    i64::try_from(config.scan_retention_secs).unwrap_or(i64::MAX),
-                );
-            let removed = async {
-                let mut tx =
-                    coffer_db::begin_with_setting(&pool, "coffer.lookup_retention", "1").await?;
-                let n = store::expire_scans(&mut tx, before).await?;
-                tx.commit().await?;
-                Ok::<_, coffer_db::DbError>(n)
-            };
-            match removed.await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "removed scan-only results past retention"),
-                Err(error) => tracing::warn!(?error, "scan retention failed; will retry"),
-            }
-        }
-    });
+async fn expire_scans(
+    pool: &sqlx::PgPool,
+    retention_secs: u64,
+) -> Result<usize, coffer_db::DbError> {
+    let before = OffsetDateTime::now_utc()
+        - time::Duration::seconds(i64::try_from(retention_secs).unwrap_or(i64::MAX));
+    let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_retention", "1").await?;
+    let n = store::expire_scans(&mut tx, before).await?;
+    tx.commit().await?;
+    Ok(n as usize)
 }
 
 /// Compiles the rules, migrates the schema, loads secrets, starts the workers, binds both ports.
@@ -80,10 +65,11 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
         clamd = config.clamd.is_some(),
         "scan engines ready"
     );
+    let mut jobs = Jobs::new();
     if let Some(clamd) = engines.clamd() {
         // Not fatal, and not waited on: clamd may start after us; jobs retry until it answers.
         let clamd = clamd.clone();
-        tokio::spawn(async move {
+        jobs.spawn("clamd check", |_| async move {
             match clamd.version().await {
                 Ok(v) => tracing::info!(version = %v, "clamd answers"),
                 Err(error) => tracing::warn!(%error, "clamd does not answer yet"),
@@ -106,7 +92,7 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     let config = Arc::new(config.clone());
     let wake = Arc::new(Notify::new());
     let bus = Bus::default();
-    events::spawn_listener(pool.clone(), wake.clone(), bus.clone());
+    events::schedule_listener(&mut jobs, pool.clone(), wake.clone(), bus.clone());
     Workers {
         pool: pool.clone(),
         engines,
@@ -114,7 +100,7 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
         signer: signer.clone(),
         metadata: MetadataClient::new(mesh.channel("metadata", service.peer("metadata")?)?),
         auth: AuthClient::new(mesh.channel("auth", service.peer("auth")?)?),
-        audit: AuditClient::new(mesh.channel("audit", service.peer("audit")?)?),
+        audit: AuditLog::new(mesh.channel("audit", service.peer("audit")?)?),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
@@ -122,18 +108,26 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
             .context("building the download client")?,
         wake: wake.clone(),
     }
-    .spawn();
-    spawn_retention(pool.clone(), config.clone());
+    .schedule(&mut jobs);
+    let (retention_pool, retention_secs) = (pool.clone(), config.scan_retention_secs);
+    jobs.every(
+        "scan-only retention",
+        Duration::from_secs(config.retention_interval_secs.max(1)),
+        move || {
+            let pool = retention_pool.clone();
+            async move { expire_scans(&pool, retention_secs).await }
+        },
+    );
     let secrets_box = {
         use secrecy::ExposeSecret as _;
-        SecretBox::new(secrets.key("webhook-key", 32)?.expose_secret())?
+        SecretBox::new(secrets.key("webhook-key", 32)?.expose_secret()).context("webhook-key")?
     };
     Sender {
         pool: pool.clone(),
         secrets: secrets_box.clone(),
         config: config.webhook.clone(),
     }
-    .spawn();
+    .schedule(&mut jobs);
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)
         .add_service(ScanServer::new(ScanService::new(
@@ -144,5 +138,5 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
             secrets_box,
             bus,
         )));
-    ServiceApp::bind(server, service).await
+    ServiceApp::bind(server, jobs, service).await
 }

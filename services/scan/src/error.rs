@@ -25,6 +25,14 @@ pub enum ScanServiceError {
     Downstream(#[from] tonic::Status),
     #[error(transparent)]
     Db(coffer_db::DbError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<coffer_kit::seal::SealError> for ScanServiceError {
+    fn from(e: coffer_kit::seal::SealError) -> Self {
+        ScanServiceError::Internal(format!("webhook secret: {e}"))
+    }
 }
 
 impl From<coffer_db::DbError> for ScanServiceError {
@@ -49,7 +57,9 @@ impl ScanServiceError {
             message: message.into(),
         }
     }
+}
 
+impl coffer_errors::ServiceError for ScanServiceError {
     fn code(&self) -> ErrorCode {
         match self {
             ScanServiceError::Invalid { .. } => ErrorCode::InvalidArgument,
@@ -58,36 +68,25 @@ impl ScanServiceError {
             ScanServiceError::Conflict(_) => ErrorCode::Conflict,
             ScanServiceError::TooLarge(_) => ErrorCode::TooLarge,
             ScanServiceError::OverBudget(..) => ErrorCode::RateLimited,
-            ScanServiceError::Downstream(s) => match coffer_errors::from_status(s).0 {
-                ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => ErrorCode::Unavailable,
-                _ => ErrorCode::Internal,
-            },
+            ScanServiceError::Downstream(s) => coffer_errors::downstream_code(s),
             ScanServiceError::Db(e) => e.code(),
+            ScanServiceError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn field(&self) -> &'static str {
+        match self {
+            ScanServiceError::Invalid { field, .. } => field,
+            _ => "",
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ScanServiceError::OverBudget(_, secs) => Some(*secs),
+            _ => None,
         }
     }
 }
 
-impl From<ScanServiceError> for tonic::Status {
-    fn from(e: ScanServiceError) -> Self {
-        let code = e.code();
-        if let ScanServiceError::OverBudget(message, secs) = e {
-            return coffer_errors::rate_limited(message, u32::try_from(secs).unwrap_or(u32::MAX));
-        }
-        let field = match &e {
-            ScanServiceError::Invalid { field, .. } => *field,
-            _ => "",
-        };
-        let message = match code {
-            ErrorCode::Internal => {
-                tracing::error!(error = ?e, "scan request failed");
-                "internal error".to_owned()
-            }
-            ErrorCode::Unavailable => {
-                tracing::warn!(error = ?e, "scan request failed on a dependency");
-                "a dependency is unavailable; try again".to_owned()
-            }
-            _ => e.to_string(),
-        };
-        coffer_errors::status(code, message, field)
-    }
-}
+coffer_errors::impl_into_status!(ScanServiceError);

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::postgres::PgListener;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
@@ -35,9 +34,7 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
+use coffer_kit::timestamp::rfc3339;
 
 /// The event of a finished job.
 pub fn event_of(job: &Job, result: &ResultRow) -> Event {
@@ -118,16 +115,29 @@ impl Bus {
     }
 }
 
-/// Listens for both channels for as long as the process runs, reconnecting after a failure.
-pub fn spawn_listener(pool: sqlx::PgPool, wake: Arc<Notify>, bus: Bus) {
-    tokio::spawn(async move {
-        loop {
-            if let Err(error) = listen(&pool, &wake, &bus).await {
-                tracing::warn!(?error, "scan event listener failed; reconnecting");
+/// Listens for both channels until the service stops, reconnecting after a failure.
+pub fn schedule_listener(
+    jobs: &mut coffer_mesh::Jobs,
+    pool: sqlx::PgPool,
+    wake: Arc<Notify>,
+    bus: Bus,
+) {
+    jobs.spawn("scan event listener", move |mut stop| async move {
+        while !stop.is_stopped() {
+            tokio::select! {
+                result = listen(&pool, &wake, &bus) => {
+                    if let Err(error) = result {
+                        tracing::warn!(?error, "scan event listener failed; reconnecting");
+                    }
+                }
+                () = stop.stopped() => return,
             }
             // Whatever was missed while away: workers look for work anyway.
             wake.notify_waiters();
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stop.stopped() => {}
+            }
         }
     });
 }

@@ -83,7 +83,7 @@ impl ScanService {
             &mut tx,
             c.org_id,
             url.as_str(),
-            &self.secrets.seal(c.org_id, &secret),
+            &self.secrets.seal(c.org_id, secret.as_bytes())?,
         )
         .await?;
         tx.commit().await?;
@@ -370,12 +370,7 @@ pub fn scan_key(org: Uuid, id: Uuid) -> String {
     format!("scans/{org}/{id}")
 }
 
-fn ts(t: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
-    }
-}
+use coffer_kit::timestamp::from_time as ts;
 
 fn parse_id(field: &'static str, s: &str) -> Result<Uuid, ScanServiceError> {
     Uuid::try_parse(s)

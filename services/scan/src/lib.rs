@@ -19,14 +19,3 @@ pub mod worker;
 pub use app::{build, engines};
 pub use config::ScanConfig;
 pub use grpc::{policy, scan_key};
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}

@@ -195,7 +195,10 @@ impl Engines {
                 &mut findings,
             )?;
         }
-        let sha = summary.sha256.map(|d| crate::hex(&d)).unwrap_or_default();
+        let sha = summary
+            .sha256
+            .map(|d| coffer_kit::hex::encode(&d))
+            .unwrap_or_default();
         Ok((findings, summary.bytes, sha, detected))
     }
 }

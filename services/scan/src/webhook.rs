@@ -12,8 +12,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use aes_gcm::aead::{Aead as _, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit as _, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac as _};
@@ -25,7 +23,6 @@ use uuid::Uuid;
 
 /// Signatures older or newer than this are refused by [`verify`].
 pub const TOLERANCE_SECS: i64 = 5 * 60;
-const NONCE: usize = 12;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -202,57 +199,12 @@ fn secret_key(secret: &str) -> Option<Vec<u8>> {
     B64.decode(secret.strip_prefix("whsec_")?).ok()
 }
 
-/// Seals and opens stored secrets.
-#[derive(Clone)]
-pub struct SecretBox(Aes256Gcm);
+/// Seals webhook secrets at rest (the org id as associated data).
+pub use coffer_kit::seal::Sealer as SecretBox;
 
-impl std::fmt::Debug for SecretBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretBox")
-    }
-}
-
-impl SecretBox {
-    pub fn new(key: &[u8]) -> anyhow::Result<SecretBox> {
-        Aes256Gcm::new_from_slice(key)
-            .map(SecretBox)
-            .map_err(|_| anyhow::anyhow!("the webhook key must be 32 bytes"))
-    }
-
-    pub fn seal(&self, org: Uuid, secret: &str) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE];
-        rand::rng().fill_bytes(&mut nonce);
-        let ct = self
-            .0
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: secret.as_bytes(),
-                    aad: org.as_bytes(),
-                },
-            )
-            .expect("AES-GCM encryption of a short secret cannot fail");
-        [nonce.as_slice(), &ct].concat()
-    }
-
-    pub fn open(&self, org: Uuid, sealed: &[u8]) -> Option<String> {
-        if sealed.len() <= NONCE {
-            return None;
-        }
-        let (nonce, ct) = sealed.split_at(NONCE);
-        let nonce: [u8; NONCE] = nonce.try_into().ok()?;
-        let pt = self
-            .0
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ct,
-                    aad: org.as_bytes(),
-                },
-            )
-            .ok()?;
-        String::from_utf8(pt).ok()
-    }
+/// Opens a sealed webhook secret; `None` when it does not open (wrong org, key or bytes).
+pub fn open_secret(secrets: &SecretBox, org: Uuid, sealed: &[u8]) -> Option<String> {
+    String::from_utf8(secrets.open(org, sealed).ok()?).ok()
 }
 
 // === signing ===
@@ -467,9 +419,9 @@ mod tests {
     fn sealed_secrets_open_only_for_their_org() {
         let b = SecretBox::new(&[7u8; 32]).unwrap();
         let org = Uuid::new_v4();
-        let sealed = b.seal(org, "whsec_abc");
-        assert_eq!(b.open(org, &sealed).as_deref(), Some("whsec_abc"));
-        assert_eq!(b.open(Uuid::new_v4(), &sealed), None);
+        let sealed = b.seal(org, b"whsec_abc").unwrap();
+        assert_eq!(open_secret(&b, org, &sealed).as_deref(), Some("whsec_abc"));
+        assert_eq!(open_secret(&b, Uuid::new_v4(), &sealed), None);
         assert!(!sealed.windows(9).any(|w| w == b"whsec_abc"));
     }
 }
@@ -485,17 +437,20 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn spawn(self) {
-        tokio::spawn(async move {
+    pub fn schedule(self, jobs: &mut coffer_mesh::Jobs) {
+        jobs.spawn("webhook sender", move |mut stop| async move {
             let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
-            loop {
+            while !stop.is_stopped() {
                 match self.send_one().await {
-                    Ok(true) => {}
-                    Ok(false) => tokio::time::sleep(idle).await,
+                    Ok(true) => continue,
+                    Ok(false) => {}
                     Err(error) => {
                         tracing::warn!(?error, "webhook delivery loop failed; will retry");
-                        tokio::time::sleep(idle).await;
                     }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(idle) => {}
+                    () = stop.stopped() => {}
                 }
             }
         });
@@ -518,7 +473,7 @@ impl Sender {
         tx.commit().await?;
         let (status, delivered) = match hook {
             None => ("no endpoint".to_owned(), false),
-            Some((url, sealed)) => match self.secrets.open(d.org_id, &sealed) {
+            Some((url, sealed)) => match open_secret(&self.secrets, d.org_id, &sealed) {
                 None => ("secret does not open".to_owned(), false),
                 Some(secret) => self.post(&url, &secret, &d).await,
             },

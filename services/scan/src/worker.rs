@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_db::DbError;
-use coffer_mesh::{CallContext, MeshChannel};
+use coffer_kit::audit::{Action, AuditLog, Outcome, Target};
+use coffer_mesh::{CallContext, Jobs, MeshChannel, Stop};
 use coffer_proto::v1 as pb;
-use coffer_proto::v1::audit_client::AuditClient;
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
@@ -70,38 +70,45 @@ pub struct Workers {
     pub signer: StorageSignerClient<MeshChannel>,
     pub metadata: MetadataClient<MeshChannel>,
     pub auth: AuthClient<MeshChannel>,
-    pub audit: AuditClient<MeshChannel>,
+    pub audit: AuditLog,
     pub http: reqwest::Client,
     /// Woken when a job is queued (here, or in another process through NOTIFY).
     pub wake: Arc<Notify>,
 }
 
 impl Workers {
-    /// Starts the workers, the reaper and the re-scan pacer; they run as long as the process.
-    pub fn spawn(self) {
+    /// Starts the workers, the reaper, the scan-only upload sweep and the re-scan pacer among
+    /// the service's background jobs.
+    pub fn schedule(self, jobs: &mut Jobs) {
         for _ in 0..self.config.workers {
             let w = self.clone();
-            tokio::spawn(async move { w.run(Uuid::new_v4()).await });
+            jobs.spawn("scan worker", move |stop| w.run(Uuid::new_v4(), stop));
         }
+        let every = |secs: u64| Duration::from_secs(secs.max(1));
         let w = self.clone();
-        tokio::spawn(async move { w.reaper().await });
+        jobs.every(
+            "scan reaper",
+            every(self.config.reaper_interval_secs),
+            move || {
+                let w = w.clone();
+                async move { w.reap().await }
+            },
+        );
         let w = self.clone();
-        tokio::spawn(async move { w.upload_sweeper().await });
-        tokio::spawn(async move { self.rescanner().await });
-    }
-
-    async fn upload_sweeper(self) {
-        let every = Duration::from_secs(self.config.upload_sweep_interval_secs.max(1));
-        loop {
-            tokio::time::sleep(every).await;
-            match self.sweep_uploads().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    requests = n,
-                    "deleted the objects of scan-only requests whose upload window closed"
-                ),
-                Err(error) => tracing::warn!(?error, "scan-only upload sweep failed; will retry"),
-            }
+        jobs.every(
+            "scan-only upload sweep",
+            every(self.config.upload_sweep_interval_secs),
+            move || {
+                let w = w.clone();
+                async move { w.sweep_uploads().await }
+            },
+        );
+        if self.config.rescan_per_minute > 0 {
+            let started = time::OffsetDateTime::now_utc();
+            jobs.every("re-scan pacer", Duration::from_secs(60), move || {
+                let w = self.clone();
+                async move { w.rescan(started).await }
+            });
         }
     }
 
@@ -154,18 +161,24 @@ impl Workers {
         Ok(swept)
     }
 
-    async fn run(self, owner: Uuid) {
+    /// Claims and processes jobs until the service stops; a job in hand is finished first.
+    async fn run(self, owner: Uuid, mut stop: Stop) {
         let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
-        loop {
-            match self.claim(owner).await {
-                Ok(Some(job)) => self.process(owner, job).await,
-                Ok(None) => {
-                    let _ = tokio::time::timeout(idle, self.wake.notified()).await;
+        while !stop.is_stopped() {
+            let pause = match self.claim(owner).await {
+                Ok(Some(job)) => {
+                    self.process(owner, job).await;
+                    continue;
                 }
+                Ok(None) => idle,
                 Err(error) => {
                     tracing::warn!(?error, "claiming a scan job failed; will retry");
-                    tokio::time::sleep(idle).await;
+                    idle
                 }
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(pause, self.wake.notified()) => {}
+                () = stop.stopped() => {}
             }
         }
     }
@@ -518,11 +531,11 @@ impl Workers {
                     }
                 }
                 let action = if verdict == crate::engines::Verdict::Clean {
-                    "file.scanned"
+                    Action::FileScanned
                 } else {
-                    "file.quarantined"
+                    Action::FileQuarantined
                 };
-                (action, format!("file:{}", job.subject_id))
+                (action, Target::File(job.subject_id))
             }
             _ => {
                 // The scan-only object goes as soon as the verdict is stored.
@@ -540,19 +553,13 @@ impl Workers {
                         .map_err(|s| TryError::Retry(format!("deleting the object: {}", s.code())))
                 })
                 .await?;
-                ("scan.completed", format!("scan:{}", job.subject_id))
+                (Action::ScanCompleted, Target::Scan(job.subject_id))
             }
         };
         self.audit
-            .clone()
-            .append(pb::AppendRequest {
-                action: action.into(),
-                target,
-                outcome: "success".into(),
-                org_id: job.org_id.to_string(),
-            })
+            .record_system(job.org_id, action, target, Outcome::Success)
             .await
-            .map_err(|s| TryError::Retry(format!("auditing: {}", s.code())))?;
+            .map_err(|refused| TryError::Retry(format!("auditing: {}", refused.0.code())))?;
         let mut tx = self.tenant_tx(job.org_id).await?;
         if !store::finish(&mut tx, job, owner).await? {
             return Err(TryError::LeaseLost);
@@ -565,62 +572,41 @@ impl Workers {
         Ok(verdict.as_str())
     }
 
-    async fn reaper(self) {
-        let every = Duration::from_secs(self.config.reaper_interval_secs.max(1));
-        loop {
-            tokio::time::sleep(every).await;
-            let reaped = async {
-                let mut tx = self.worker_tx().await?;
-                let n = store::reap(&mut tx).await?;
-                tx.commit().await?;
-                Ok::<_, DbError>(n)
-            };
-            match reaped.await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::warn!(
-                        jobs = n,
-                        "returned scan jobs with expired leases to the queue"
-                    );
-                    self.wake.notify_waiters();
-                }
-                Err(error) => tracing::warn!(?error, "scan reaper failed; will retry"),
-            }
+    /// Returns jobs whose lease expired to the queue.
+    async fn reap(&self) -> Result<usize, DbError> {
+        let mut tx = self.worker_tx().await?;
+        let n = store::reap(&mut tx).await?;
+        tx.commit().await?;
+        if n > 0 {
+            tracing::warn!(
+                jobs = n,
+                "returned scan jobs with expired leases to the queue"
+            );
+            self.wake.notify_waiters();
         }
+        Ok(n as usize)
     }
 
-    /// Re-queues files scanned under an older ruleset, `rescan_per_minute` at a time.
-    async fn rescanner(self) {
-        if self.config.rescan_per_minute == 0 {
-            return;
+    /// Re-queues files scanned under an older ruleset (than the one loaded at `started`),
+    /// `rescan_per_minute` at a time.
+    async fn rescan(&self, started: time::OffsetDateTime) -> Result<usize, DbError> {
+        let mut tx = self.worker_tx().await?;
+        let n = store::requeue_outdated(
+            &mut tx,
+            self.engines.ruleset_version(),
+            started,
+            i64::from(self.config.rescan_per_minute),
+        )
+        .await?;
+        tx.commit().await?;
+        if n > 0 {
+            tracing::info!(
+                jobs = n,
+                ruleset = self.engines.ruleset_version(),
+                "re-queued files scanned under an older ruleset"
+            );
+            self.wake.notify_waiters();
         }
-        let started = time::OffsetDateTime::now_utc();
-        loop {
-            let requeued = async {
-                let mut tx = self.worker_tx().await?;
-                let n = store::requeue_outdated(
-                    &mut tx,
-                    self.engines.ruleset_version(),
-                    started,
-                    i64::from(self.config.rescan_per_minute),
-                )
-                .await?;
-                tx.commit().await?;
-                Ok::<_, DbError>(n)
-            };
-            match requeued.await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(
-                        jobs = n,
-                        ruleset = self.engines.ruleset_version(),
-                        "re-queued files scanned under an older ruleset"
-                    );
-                    self.wake.notify_waiters();
-                }
-                Err(error) => tracing::warn!(?error, "re-scan pacer failed; will retry"),
-            }
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        }
+        Ok(n as usize)
     }
 }

@@ -31,5 +31,5 @@ pub async fn build(service: &ServiceConfig, config: &SignerConfig) -> anyhow::Re
             store,
             config.clone(),
         )));
-    ServiceApp::bind(server, service).await
+    ServiceApp::bind(server, coffer_mesh::Jobs::new(), service).await
 }

@@ -31,7 +31,9 @@ impl SignerError {
             message: message.into(),
         }
     }
+}
 
+impl coffer_errors::ServiceError for SignerError {
     fn code(&self) -> ErrorCode {
         match self {
             SignerError::Invalid { .. } => ErrorCode::InvalidArgument,
@@ -41,23 +43,18 @@ impl SignerError {
             SignerError::Internal(_) => ErrorCode::Internal,
         }
     }
-}
 
-impl From<SignerError> for tonic::Status {
-    fn from(e: SignerError) -> Self {
-        let code = e.code();
-        let field = match &e {
-            SignerError::Invalid { field, .. } => *field,
+    fn field(&self) -> &'static str {
+        match self {
+            SignerError::Invalid { field, .. } => field,
             _ => "",
-        };
-        let message = match &e {
-            SignerError::Internal(cause) | SignerError::Unavailable(cause) => {
-                // The cause names no object key or file name: see store.rs.
-                tracing::error!(error = %cause, "storage-signer request failed");
-                e.to_string()
-            }
-            _ => e.to_string(),
-        };
-        coffer_errors::status(code, message, field)
+        }
+    }
+
+    fn public_when_failing(&self) -> bool {
+        // Both texts are fixed ("internal error", "the object store is unavailable").
+        true
     }
 }
+
+coffer_errors::impl_into_status!(SignerError);

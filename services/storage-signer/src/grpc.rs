@@ -1,7 +1,5 @@
 //! The StorageSigner gRPC service: check the key against the token's org, then sign or act.
 
-use std::time::SystemTime;
-
 use coffer_mesh::{Policy, PolicyError, Token, caller};
 use coffer_proto::v1::storage_signer_server::StorageSigner;
 use coffer_proto::v1::{self as pb};
@@ -41,16 +39,12 @@ impl SignerService {
     }
 }
 
-fn timestamp(t: SystemTime) -> prost_types::Timestamp {
-    prost_types::Timestamp::from(t)
-}
-
 fn presigned(s: Signed) -> pb::PresignedRequest {
     pb::PresignedRequest {
         url: s.url,
         method: s.method,
         headers: s.headers.into_iter().collect(),
-        expires_at: Some(timestamp(s.expires_at)),
+        expires_at: Some(prost_types::Timestamp::from(s.expires_at)),
     }
 }
 

@@ -163,7 +163,7 @@ pub fn sha256_base64(hex: &str) -> Result<String, SignerError> {
 
 fn base64_to_hex(b64: &str) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    (bytes.len() == 32).then(|| bytes.iter().map(|b| format!("{b:02x}")).collect())
+    (bytes.len() == 32).then(|| coffer_kit::hex::encode(&bytes))
 }
 
 /// `Content-Disposition: attachment` carrying `name` (RFC 6266): a plain-ASCII `filename` with

@@ -108,7 +108,7 @@ impl Ruleset {
             }
         }
         let digest = hash.finalize();
-        let version = format!("{base}+{}", &crate::hex(&digest)[..12]);
+        let version = format!("{base}+{}", &coffer_kit::hex::encode(&digest)[..12]);
         Ok(Ruleset { rules, version })
     }
 

@@ -1,0 +1,15 @@
+//! The service kit: what every Coffer service needs above the mesh, written once.
+//!
+//! - [`audit`]: the audit vocabulary ([`audit::Action`], [`audit::Target`], [`audit::Outcome`])
+//!   that producers write and the audit service checks, and [`audit::AuditLog`], the one client
+//!   producers append with;
+//! - [`seal`]: AES-256-GCM sealing of a column value, bound to the row's org or user id;
+//! - [`hex`] and [`timestamp`]: the conversions every boundary needs.
+//!
+//! Errors at the gRPC boundary are `coffer_errors::ServiceError`; background jobs are
+//! `coffer_mesh::Jobs`, owned by the service app.
+
+pub mod audit;
+pub mod hex;
+pub mod seal;
+pub mod timestamp;
