@@ -31,6 +31,93 @@ pub enum ConfigError {
     Secret { path: PathBuf, reason: String },
 }
 
+/// A configuration section that refuses values that cannot work. Every service's section
+/// implements it; [`load_service`] checks both the section and [`ServiceConfig`] as it loads, so
+/// a bad value stops start-up naming its key (and builders check again, for configs made in
+/// code). Code then uses values as they are: no silent clamps.
+pub trait Validate {
+    /// The section's name in the file (`metadata`), or empty for the top level.
+    const SECTION: &'static str;
+
+    /// Records every problem with this section in `check`.
+    fn check(&self, check: &mut Check);
+
+    /// Ok, or every problem found, each naming its key (`metadata.share_url_secs`).
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut check = Check {
+            section: Self::SECTION,
+            problems: Vec::new(),
+        };
+        self.check(&mut check);
+        if check.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(check.problems.join("; ")))
+        }
+    }
+}
+
+/// The problems a [`Validate::check`] found.
+#[derive(Debug)]
+pub struct Check {
+    section: &'static str,
+    problems: Vec<String>,
+}
+
+impl Check {
+    fn key(&self, key: &str) -> String {
+        if self.section.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.section)
+        }
+    }
+
+    /// `key` must be `min` or more.
+    pub fn at_least<V: PartialOrd + std::fmt::Display>(&mut self, key: &str, value: V, min: V) {
+        if value < min {
+            let key = self.key(key);
+            self.problems
+                .push(format!("{key} must be at least {min}, not {value}"));
+        }
+    }
+
+    /// `key` must be within `min..=max`.
+    pub fn between<V: PartialOrd + std::fmt::Display>(
+        &mut self,
+        key: &str,
+        value: V,
+        min: V,
+        max: V,
+    ) {
+        if value < min || value > max {
+            let key = self.key(key);
+            self.problems.push(format!(
+                "{key} must be between {min} and {max}, not {value}"
+            ));
+        }
+    }
+
+    /// `key` must satisfy a rule stated in `must` ("must be an https URL").
+    pub fn that(&mut self, key: &str, ok: bool, must: &str) {
+        if !ok {
+            let key = self.key(key);
+            self.problems.push(format!("{key} {must}"));
+        }
+    }
+}
+
+impl Validate for ServiceConfig {
+    const SECTION: &'static str = "";
+
+    fn check(&self, check: &mut Check) {
+        check.at_least("request_timeout_ms", self.request_timeout_ms, 1);
+        if let Some(db) = &self.database {
+            check.between("database.pool_size", db.pool_size, 1, 1000);
+        }
+    }
+}
+
 /// Loads `T` from its defaults, then `file` (if given; it must exist), then the environment.
 pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
 where
@@ -65,7 +152,7 @@ pub fn load_service<T>(
     section: &str,
 ) -> Result<(ServiceConfig, T), ConfigError>
 where
-    T: DeserializeOwned + Serialize + Default,
+    T: DeserializeOwned + Serialize + Default + Validate,
 {
     load_service_with_env(file, section, "COFFER_")
 }
@@ -77,7 +164,7 @@ pub fn load_service_with_env<T>(
     env_prefix: &str,
 ) -> Result<(ServiceConfig, T), ConfigError>
 where
-    T: DeserializeOwned + Serialize + Default,
+    T: DeserializeOwned + Serialize + Default + Validate,
 {
     let invalid = |e: figment::Error| ConfigError::Invalid(e.to_string());
     let mut figment = Figment::from(Serialized::defaults(ServiceConfig::default()))
@@ -95,6 +182,8 @@ where
     let service: ServiceConfig = Figment::from(Serialized::defaults(rest))
         .extract()
         .map_err(invalid)?;
+    service.validate()?;
+    own.validate()?;
     Ok((service, own))
 }
 

@@ -130,6 +130,14 @@ struct Own {
     label: String,
 }
 
+impl coffer_config::Validate for Own {
+    const SECTION: &'static str = "auth";
+
+    fn check(&self, c: &mut coffer_config::Check) {
+        c.between("session_idle_minutes", self.session_idle_minutes, 0, 600);
+    }
+}
+
 #[test]
 fn a_service_section_sits_beside_the_shared_keys() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,4 +168,22 @@ fn a_service_section_sits_beside_the_shared_keys() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("autth"), "{err}");
+
+    // A value that cannot work stops loading, naming its key; so does a shared key's.
+    std::fs::write(&file, "[auth]\nsession_idle_minutes = 601\n").unwrap();
+    let err = coffer_config::load_service_with_env::<Own>(Some(&file), "auth", "CFGTEST3_")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("auth.session_idle_minutes must be between 0 and 600, not 601"),
+        "{err}"
+    );
+    std::fs::write(&file, "request_timeout_ms = 0\n[auth]\n").unwrap();
+    let err = coffer_config::load_service_with_env::<Own>(Some(&file), "auth", "CFGTEST3_")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("request_timeout_ms must be at least 1"),
+        "{err}"
+    );
 }

@@ -106,7 +106,7 @@ impl ServiceApp {
 /// or Ctrl-C, then drain. Arguments are `--config <file>` only.
 pub async fn main<T, F, Fut>(name: &'static str, section: &str, build: F) -> anyhow::Result<()>
 where
-    T: serde::de::DeserializeOwned + serde::Serialize + Default,
+    T: serde::de::DeserializeOwned + serde::Serialize + Default + coffer_config::Validate,
     F: FnOnce(ServiceConfig, T) -> Fut,
     Fut: Future<Output = anyhow::Result<ServiceApp>>,
 {

@@ -13,6 +13,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Result<ServiceApp> {
+    coffer_config::Validate::validate(config)?;
     let secrets = service.secrets();
     let database = service
         .database
@@ -30,7 +31,7 @@ pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Res
     // Removes purged orgs' logs once their retention time has passed.
     jobs.every(
         "audit retention",
-        std::time::Duration::from_secs(config.retention_interval_secs.max(1)),
+        std::time::Duration::from_secs(config.retention_interval_secs),
         move || {
             let owner = owner.clone();
             async move {

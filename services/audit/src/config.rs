@@ -35,3 +35,20 @@ impl Default for AuditConfig {
         }
     }
 }
+
+impl coffer_config::Validate for AuditConfig {
+    const SECTION: &'static str = "audit";
+
+    fn check(&self, c: &mut coffer_config::Check) {
+        c.at_least("checkpoint_every", self.checkpoint_every, 1);
+        c.at_least("checkpoint_interval_secs", self.checkpoint_interval_secs, 1);
+        c.at_least("retention_interval_secs", self.retention_interval_secs, 1);
+        c.that(
+            "signing_key_id",
+            !self.signing_key_id.is_empty(),
+            "must not be empty",
+        );
+        c.at_least("max_page", self.max_page, 1);
+        c.between("default_page", self.default_page, 1, self.max_page.max(1));
+    }
+}

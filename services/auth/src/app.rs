@@ -21,6 +21,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Migrates the schema, loads secrets and binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Result<ServiceApp> {
+    coffer_config::Validate::validate(config)?;
     let secrets = service.secrets();
     let database = service
         .database
@@ -62,10 +63,7 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
         minter: minter.clone(),
         token_ttl_secs: config.token_ttl_secs,
     }
-    .schedule(
-        &mut jobs,
-        Duration::from_secs(config.purge_interval_secs.max(1)),
-    );
+    .schedule(&mut jobs, Duration::from_secs(config.purge_interval_secs));
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(TokenVerifier::fixed(verifier))
         .add_service(AuthServer::new(AuthService::new(

@@ -43,3 +43,24 @@ impl Default for AuthConfig {
         }
     }
 }
+
+impl coffer_config::Validate for AuthConfig {
+    const SECTION: &'static str = "auth";
+
+    fn check(&self, c: &mut coffer_config::Check) {
+        c.at_least("session_idle_secs", self.session_idle_secs, 60);
+        c.at_least(
+            "session_absolute_secs",
+            self.session_absolute_secs,
+            self.session_idle_secs,
+        );
+        // Verifiers refuse tokens that live longer than a minute.
+        c.between("token_ttl_secs", self.token_ttl_secs, 1, 60);
+        c.between("password_min_chars", self.password_min_chars, 8, 1024);
+        c.at_least("login_account_threshold", self.login_account_threshold, 1);
+        c.at_least("login_address_threshold", self.login_address_threshold, 1);
+        c.at_least("login_window_secs", self.login_window_secs, 1);
+        c.at_least("login_max_lock_secs", self.login_max_lock_secs, 1);
+        c.at_least("purge_interval_secs", self.purge_interval_secs, 1);
+    }
+}

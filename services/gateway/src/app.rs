@@ -64,7 +64,8 @@ fn public_tls(service: &ServiceConfig) -> anyhow::Result<rustls::ServerConfig> {
 
 impl App {
     pub async fn build(service: &ServiceConfig, config: &GatewayConfig) -> anyhow::Result<App> {
-        let public_url = config.validate()?;
+        coffer_config::Validate::validate(config)?;
+        let public_url = config.public_url()?;
         let secrets = service.secrets();
         let cookie_ring = MasterKeyRing::from_file(&secrets.require("cookie-keys.toml")?)?;
         let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
@@ -84,7 +85,7 @@ impl App {
             public_url,
             streams: events::Streams::new(
                 config.events_per_user,
-                Duration::from_secs(config.events_keepalive_secs.max(1)),
+                Duration::from_secs(config.events_keepalive_secs),
                 Duration::from_secs(config.events_recheck_secs),
             ),
         });

@@ -45,13 +45,8 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Refuses settings that cannot work, naming the key; returns the public URL without a
-    /// trailing slash.
-    pub fn validate(&self) -> anyhow::Result<String> {
-        anyhow::ensure!(
-            (1..=60).contains(&self.events_recheck_secs),
-            "gateway.events_recheck_secs must be between 1 and 60"
-        );
+    /// The public URL without a trailing slash, or why it is missing or unusable.
+    pub fn public_url(&self) -> anyhow::Result<String> {
         let raw = self.public_url.as_deref().ok_or_else(|| {
             anyhow::anyhow!(
                 "gateway.public_url is required: share links are built on it, never on a request's Host"
@@ -72,9 +67,26 @@ impl GatewayConfig {
     }
 }
 
+impl coffer_config::Validate for GatewayConfig {
+    const SECTION: &'static str = "gateway";
+
+    fn check(&self, c: &mut coffer_config::Check) {
+        c.at_least("max_body_bytes", self.max_body_bytes, 1024);
+        c.at_least("rate_per_second", self.rate_per_second, 1);
+        c.at_least("rate_burst", self.rate_burst, 1);
+        c.at_least("events_per_user", self.events_per_user, 1);
+        c.at_least("events_keepalive_secs", self.events_keepalive_secs, 1);
+        c.between("events_recheck_secs", self.events_recheck_secs, 1, 60);
+        if let Err(e) = self.public_url() {
+            c.that("public_url", false, &format!("is unusable: {e}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coffer_config::Validate as _;
 
     #[test]
     fn the_public_url_is_required_and_must_be_plain_https() {
@@ -95,12 +107,14 @@ mod tests {
             assert!(with(Some(bad)).validate().is_err(), "{bad}");
         }
         assert_eq!(
-            with(Some("https://vault.example.com/")).validate().unwrap(),
+            with(Some("https://vault.example.com/"))
+                .public_url()
+                .unwrap(),
             "https://vault.example.com"
         );
         assert_eq!(
             with(Some("https://Vault.Example.com:8443/coffer"))
-                .validate()
+                .public_url()
                 .unwrap(),
             "https://vault.example.com:8443/coffer"
         );

@@ -16,7 +16,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::Result<ServiceApp> {
-    config.validate()?;
+    coffer_config::Validate::validate(config)?;
     let secrets = service.secrets();
     let database = service
         .database
@@ -46,7 +46,7 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
     let sweeper = metadata.clone();
     jobs.every(
         "stale-upload sweep",
-        std::time::Duration::from_secs(config.sweep_interval_secs.max(1)),
+        std::time::Duration::from_secs(config.sweep_interval_secs),
         move || {
             let sweeper = sweeper.clone();
             async move { sweeper.sweep_stale_uploads().await }

@@ -50,28 +50,34 @@ impl Default for MetadataConfig {
     }
 }
 
-impl MetadataConfig {
-    /// Refuses settings that cannot work, naming the key.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=60).contains(&self.share_url_secs),
-            "metadata.share_url_secs must be between 1 and 60"
+impl coffer_config::Validate for MetadataConfig {
+    const SECTION: &'static str = "metadata";
+
+    fn check(&self, c: &mut coffer_config::Check) {
+        c.between(
+            "max_file_bytes",
+            self.max_file_bytes,
+            1,
+            5 * 1024 * 1024 * 1024,
         );
-        anyhow::ensure!(
-            self.share_password_attempts >= 1,
-            "metadata.share_password_attempts must be at least 1"
-        );
-        anyhow::ensure!(
-            self.share_lock_max_secs >= 1,
-            "metadata.share_lock_max_secs must be at least 1"
-        );
-        Ok(())
+        c.at_least("max_share_secs", self.max_share_secs, 60);
+        c.at_least("max_page", self.max_page, 1);
+        c.between("default_page", self.default_page, 1, self.max_page.max(1));
+        c.at_least("share_password_min_chars", self.share_password_min_chars, 1);
+        c.between("share_url_secs", self.share_url_secs, 1, 60);
+        c.at_least("share_password_attempts", self.share_password_attempts, 1);
+        c.at_least("share_lock_max_secs", self.share_lock_max_secs, 1);
+        // A presigned PUT lives at most 15 minutes, and a large upload started just before that
+        // may still be arriving: an hour at least.
+        c.at_least("stale_upload_secs", self.stale_upload_secs, 3600);
+        c.at_least("sweep_interval_secs", self.sweep_interval_secs, 1);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coffer_config::Validate as _;
 
     #[test]
     fn share_urls_live_a_minute_at_most() {

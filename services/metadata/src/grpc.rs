@@ -769,7 +769,9 @@ impl MetadataService {
     /// were removed. Files of an org auth no longer knows are left for the org purge.
     pub async fn sweep_stale_uploads(&self) -> Result<usize, MetadataError> {
         let before = OffsetDateTime::now_utc()
-            - time::Duration::seconds(self.config.stale_upload_secs.max(3600) as i64);
+            - time::Duration::seconds(
+                i64::try_from(self.config.stale_upload_secs).unwrap_or(i64::MAX),
+            );
         let mut tx = self.pool.begin().await?;
         let stale = store::stale_uploads(&mut tx, before, 100).await?;
         tx.commit().await?;

@@ -33,7 +33,7 @@ pub fn engines(config: &ScanConfig) -> anyhow::Result<Engines> {
     let clamd = config
         .clamd
         .as_deref()
-        .map(|a| Clamd::new(a, Duration::from_secs(config.clamd_timeout_secs.max(1))))
+        .map(|a| Clamd::new(a, Duration::from_secs(config.clamd_timeout_secs)))
         .transpose()?;
     Ok(Engines::new(
         rules,
@@ -58,7 +58,7 @@ async fn expire_scans(
 
 /// Compiles the rules, migrates the schema, loads secrets, starts the workers, binds both ports.
 pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Result<ServiceApp> {
-    config.validate()?;
+    coffer_config::Validate::validate(config)?;
     let engines = Arc::new(engines(config)?);
     tracing::info!(
         ruleset = engines.ruleset_version(),
@@ -112,7 +112,7 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     let (retention_pool, retention_secs) = (pool.clone(), config.scan_retention_secs);
     jobs.every(
         "scan-only retention",
-        Duration::from_secs(config.retention_interval_secs.max(1)),
+        Duration::from_secs(config.retention_interval_secs),
         move || {
             let pool = retention_pool.clone();
             async move { expire_scans(&pool, retention_secs).await }

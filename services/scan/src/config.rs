@@ -85,30 +85,6 @@ impl Default for ScanConfig {
 }
 
 impl ScanConfig {
-    /// Refuses settings that cannot work, naming the key.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        // 0 workers: this process serves the API and reaps leases, and scans nothing.
-        anyhow::ensure!(self.workers <= 64, "scan.workers must be at most 64");
-        anyhow::ensure!(self.lease_secs >= 3, "scan.lease_secs must be at least 3");
-        anyhow::ensure!(
-            self.max_attempts >= 1,
-            "scan.max_attempts must be at least 1"
-        );
-        anyhow::ensure!(
-            (1..=900).contains(&self.scan_upload_expiry_secs),
-            "scan.scan_upload_expiry_secs must be between 1 and 900"
-        );
-        anyhow::ensure!(
-            self.webhook.retry_for_secs >= 24 * 3600,
-            "scan.webhook.retry_for_secs must be at least 86400 (a day of retries)"
-        );
-        anyhow::ensure!(
-            self.max_metadata_bytes <= 4096,
-            "scan.max_metadata_bytes must be at most 4096"
-        );
-        Ok(())
-    }
-
     pub fn temp_dir(&self) -> PathBuf {
         self.temp_dir.clone().unwrap_or_else(std::env::temp_dir)
     }
@@ -121,5 +97,54 @@ impl ScanConfig {
             .saturating_mul(1u64 << exp)
             .min(self.backoff_max_secs);
         std::time::Duration::from_secs(secs)
+    }
+}
+
+impl coffer_config::Validate for ScanConfig {
+    const SECTION: &'static str = "scan";
+
+    fn check(&self, c: &mut coffer_config::Check) {
+        // 0 workers: this process serves the API and reaps leases, and scans nothing.
+        c.between("workers", self.workers, 0, 64);
+        c.at_least("lease_secs", self.lease_secs, 3);
+        c.at_least("max_attempts", self.max_attempts, 1);
+        c.at_least("backoff_base_secs", self.backoff_base_secs, 1);
+        c.at_least(
+            "backoff_max_secs",
+            self.backoff_max_secs,
+            self.backoff_base_secs,
+        );
+        c.at_least("poll_interval_ms", self.poll_interval_ms, 10);
+        c.at_least("reaper_interval_secs", self.reaper_interval_secs, 1);
+        c.at_least("clamd_timeout_secs", self.clamd_timeout_secs, 1);
+        c.between(
+            "scan_upload_expiry_secs",
+            self.scan_upload_expiry_secs,
+            1,
+            900,
+        );
+        c.between("max_metadata_bytes", self.max_metadata_bytes, 0, 4096);
+        c.at_least("retention_interval_secs", self.retention_interval_secs, 1);
+        c.at_least(
+            "upload_sweep_interval_secs",
+            self.upload_sweep_interval_secs,
+            1,
+        );
+        c.at_least(
+            "webhook.retry_for_secs",
+            self.webhook.retry_for_secs,
+            24 * 3600,
+        );
+        c.at_least(
+            "webhook.backoff_base_secs",
+            self.webhook.backoff_base_secs,
+            1,
+        );
+        c.at_least("webhook.timeout_secs", self.webhook.timeout_secs, 1);
+        c.at_least(
+            "webhook.poll_interval_ms",
+            self.webhook.poll_interval_ms,
+            10,
+        );
     }
 }

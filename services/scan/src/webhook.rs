@@ -439,7 +439,7 @@ pub struct Sender {
 impl Sender {
     pub fn schedule(self, jobs: &mut coffer_mesh::Jobs) {
         jobs.spawn("webhook sender", move |mut stop| async move {
-            let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
+            let idle = Duration::from_millis(self.config.poll_interval_ms);
             while !stop.is_stopped() {
                 match self.send_one().await {
                     Ok(true) => continue,
@@ -509,7 +509,7 @@ impl Sender {
         };
         let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(self.config.timeout_secs.max(1)))
+            .timeout(Duration::from_secs(self.config.timeout_secs))
             .no_proxy();
         if let Some(url::Host::Domain(host)) = url.host() {
             // Connect to the address that was checked, not to a second lookup's answer.

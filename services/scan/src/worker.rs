@@ -84,7 +84,7 @@ impl Workers {
             let w = self.clone();
             jobs.spawn("scan worker", move |stop| w.run(Uuid::new_v4(), stop));
         }
-        let every = |secs: u64| Duration::from_secs(secs.max(1));
+        let every = Duration::from_secs;
         let w = self.clone();
         jobs.every(
             "scan reaper",
@@ -163,7 +163,7 @@ impl Workers {
 
     /// Claims and processes jobs until the service stops; a job in hand is finished first.
     async fn run(self, owner: Uuid, mut stop: Stop) {
-        let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        let idle = Duration::from_millis(self.config.poll_interval_ms);
         while !stop.is_stopped() {
             let pause = match self.claim(owner).await {
                 Ok(Some(job)) => {

@@ -11,7 +11,7 @@ use crate::store::Store;
 
 /// Builds the storage-signer: fails, naming the setting or file, if anything is missing.
 pub async fn build(service: &ServiceConfig, config: &SignerConfig) -> anyhow::Result<ServiceApp> {
-    config.validate()?;
+    coffer_config::Validate::validate(config)?;
     let secrets = service.secrets();
     let access_key = {
         use secrecy::ExposeSecret as _;

@@ -41,30 +41,32 @@ impl Default for SignerConfig {
 }
 
 impl SignerConfig {
-    /// Refuses settings that would break a promise: lifetimes above 15 minutes, or zero.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        for (name, v) in [
-            ("put_expiry_secs", self.put_expiry_secs),
-            ("get_expiry_secs", self.get_expiry_secs),
-            ("max_expiry_secs", self.max_expiry_secs),
-        ] {
-            anyhow::ensure!(
-                (1..=MAX_EXPIRY_SECS).contains(&v),
-                "storage_signer.{name} must be between 1 and {MAX_EXPIRY_SECS} seconds, not {v}"
-            );
-        }
-        anyhow::ensure!(
-            self.put_expiry_secs <= self.max_expiry_secs
-                && self.get_expiry_secs <= self.max_expiry_secs,
-            "storage_signer default expiries must not exceed max_expiry_secs"
-        );
-        anyhow::ensure!(!self.bucket.is_empty(), "storage_signer.bucket is empty");
-        Ok(())
-    }
-
     /// Returns the lifetime to sign for: `asked` (0 = `default`), never above the maximum.
     pub fn expiry(&self, asked: u32, default: u32) -> u32 {
         let asked = if asked == 0 { default } else { asked };
         asked.min(self.max_expiry_secs)
+    }
+}
+
+impl coffer_config::Validate for SignerConfig {
+    const SECTION: &'static str = "storage_signer";
+
+    /// Lifetimes are between a second and 15 minutes, defaults within the maximum.
+    fn check(&self, c: &mut coffer_config::Check) {
+        c.between("max_expiry_secs", self.max_expiry_secs, 1, MAX_EXPIRY_SECS);
+        c.between(
+            "put_expiry_secs",
+            self.put_expiry_secs,
+            1,
+            self.max_expiry_secs,
+        );
+        c.between(
+            "get_expiry_secs",
+            self.get_expiry_secs,
+            1,
+            self.max_expiry_secs,
+        );
+        c.that("bucket", !self.bucket.is_empty(), "must not be empty");
+        c.that("endpoint", !self.endpoint.is_empty(), "must not be empty");
     }
 }

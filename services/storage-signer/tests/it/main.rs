@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_config::Validate as _;
 use coffer_mesh::{CallContext, CertStore, MeshChannel, MeshClient, RunningServer, TlsFiles};
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
 use coffer_proto::v1::{self as pb};
