@@ -48,12 +48,8 @@ impl coffer_config::Validate for AuthConfig {
     const SECTION: &'static str = "auth";
 
     fn check(&self, c: &mut coffer_config::Check) {
-        c.at_least("session_idle_secs", self.session_idle_secs, 60);
-        c.at_least(
-            "session_absolute_secs",
-            self.session_absolute_secs,
-            self.session_idle_secs,
-        );
+        c.at_least("session_idle_secs", self.session_idle_secs, 1);
+        c.at_least("session_absolute_secs", self.session_absolute_secs, 1);
         // Verifiers refuse tokens that live longer than a minute.
         c.between("token_ttl_secs", self.token_ttl_secs, 1, 60);
         c.between("password_min_chars", self.password_min_chars, 8, 1024);
