@@ -1,10 +1,7 @@
-//! The `coffer` command.
+//! The `coffer` command: the user's client. (Developer tooling is `coffer-dev`.)
 #![allow(clippy::print_stdout)]
 
 mod audit;
-mod bench;
-mod bench_scan;
-mod dev;
 
 use clap::{Parser, Subcommand};
 
@@ -26,13 +23,6 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Load-tests a running `coffer dev up` mesh through its gateway (see BENCHMARKS.md).
-    Bench(bench::BenchArgs),
-    /// Local development.
-    Dev {
-        #[command(subcommand)]
-        command: DevCommand,
-    },
 }
 
 #[derive(Subcommand)]
@@ -43,19 +33,8 @@ enum AuditCommand {
     PublicKey(audit::PublicKeyArgs),
 }
 
-#[derive(Subcommand)]
-enum DevCommand {
-    /// Starts the whole mesh locally and runs until Ctrl-C or SIGTERM.
-    Up(dev::UpArgs),
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Dev {
-            command: DevCommand::Up(args),
-        } => dev::up(args).await,
-        Command::Bench(args) => bench::run(args).await,
         Command::Audit {
             command: AuditCommand::PublicKey(args),
         } => audit::public_key(args),

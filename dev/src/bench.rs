@@ -1,4 +1,4 @@
-//! `coffer bench`: drives a running `coffer dev up` mesh through its public gateway, as outside
+//! `coffer-dev bench`: drives a running `coffer-dev up` mesh through its public gateway, as outside
 //! clients would, and measures (a) authorised download URLs (gateway → auth → metadata →
 //! storage-signer), (b) whole uploads (create + PUT of the bytes to the store + complete), each
 //! at several client counts; (c) in the same run, the rate at which the same SQL statements run
@@ -6,7 +6,7 @@
 //! process's RSS while many bytes are uploaded. Prints a Markdown report for BENCHMARKS.md.
 //!
 //! Start the mesh with a gateway rate limit that will not throttle the load:
-//! `coffer dev up --gateway-rate 1000000`, then `coffer bench`.
+//! `coffer-dev up --gateway-rate 1000000`, then `coffer-dev bench`.
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// The state directory of the running `coffer dev up`.
+    /// The state directory of the running `coffer-dev up`.
     #[arg(long, default_value = ".coffer")]
     dir: PathBuf,
     /// Concurrent clients, comma-separated.
@@ -440,7 +440,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let info: Value = serde_json::from_slice(
         &std::fs::read(args.dir.join("dev.json"))
-            .context("no dev.json: start `coffer dev up --gateway-rate 1000000` first")?,
+            .context("no dev.json: start `coffer-dev up --gateway-rate 1000000` first")?,
     )?;
     let secrets = PathBuf::from(info["secrets_dir"].as_str().context("secrets_dir")?);
     let base = info["gateway_url"]

@@ -1,6 +1,6 @@
 //! The scan service's benchmarks for BENCHMARKS.md:
 //! (f) time from `complete` to the verdict's live event, for 1 MiB and 10 MiB files, one file at
-//!     a time, through the running `coffer dev up` mesh;
+//!     a time, through the running `coffer-dev up` mesh;
 //! (g) the scan process's RSS while it scans one 2 GiB upload;
 //! (h) offline: the YARA-X block pass (and Coffer's whole content pass) against Debian's `yara`
 //!     command, same rules, same corpus, one thread each.

@@ -1,4 +1,4 @@
-//! `coffer dev up`: the whole mesh on one machine, for development.
+//! `coffer-dev up`: the whole mesh on one machine, for development.
 //!
 //! Starts a throwaway PostgreSQL cluster (Debian's server binaries) with an owner and a runtime
 //! role per service schema, the embedded S3 server with the `coffer` bucket, a dev CA with a
@@ -83,7 +83,7 @@ pub struct UpArgs {
     /// Where to keep the run's state (secrets, dev.json); wiped at start.
     #[arg(long, default_value = ".coffer")]
     dir: PathBuf,
-    /// Requests per second the gateway allows each client address (raise it for `coffer bench`).
+    /// Requests per second the gateway allows each client address (raise it for `coffer-dev bench`).
     #[arg(long, default_value_t = 20)]
     gateway_rate: u32,
     /// Run the embedded S3 server as a bucket without versioning: downloads are then checked with
@@ -233,11 +233,11 @@ async fn provision(
     Ok(())
 }
 
-/// Marks a directory as `coffer dev up` state, the only kind it will clear.
+/// Marks a directory as `coffer-dev up` state, the only kind it will clear.
 const MARKER: &str = ".coffer-dev-state";
 
 /// Clears the state of a previous run and marks `dir` as ours. Refuses a directory that holds
-/// anything else, and one a running `coffer dev up` still uses.
+/// anything else, and one a running `coffer-dev up` still uses.
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         if let Ok(bytes) = std::fs::read(dir.join("dev.json"))
@@ -246,7 +246,7 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
             && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
         {
             anyhow::bail!(
-                "{} is in use by a running coffer dev up (pid {pid}); stop it first",
+                "{} is in use by a running coffer-dev up (pid {pid}); stop it first",
                 dir.display()
             );
         }
@@ -262,7 +262,7 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join(MARKER),
-        "state of coffer dev up; cleared at every start\n",
+        "state of coffer-dev up; cleared at every start\n",
     )?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `coffer dev up` on this machine: everything comes up, works, and is gone after SIGTERM.
+//! `coffer-dev up` on this machine: everything comes up, works, and is gone after SIGTERM.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -23,8 +23,8 @@ fn wait_for(path: &Path, timeout: Duration) -> bool {
 async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let state = dir.path().join(".coffer");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .args(["dev", "up", "--dir"])
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coffer-dev"))
+        .args(["up", "--dir"])
         // Everything the services log, down to debug, is searched for file names below.
         .env("COFFER_TELEMETRY__LOG_FILTER", "debug")
         .arg(&state)
@@ -96,10 +96,12 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
     // A verifier's directory holds no master key.
     assert!(!secrets.join("metadata/token-master.toml").exists());
 
-    // Every service built next to `coffer` runs as its own process and answers gRPC health over
+    // Every service built next to `coffer-dev` runs as its own process and answers gRPC health over
     // mTLS; auth is built in this workspace, so it must be among them, with the demo account.
     let services = info["services"].as_object().unwrap().clone();
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_coffer")).parent().unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_coffer-dev"))
+        .parent()
+        .unwrap();
     assert!(
         bin_dir.join("coffer-auth").exists(),
         "build the workspace: coffer-auth is missing"
@@ -276,7 +278,12 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         .await?;
     let export_file = state.join("export.ndjson");
     std::fs::write(&export_file, &export)?;
-    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+    // The user's client, built beside it in this workspace.
+    assert!(
+        bin_dir.join("coffer").exists(),
+        "build the workspace: coffer is missing"
+    );
+    let verified = std::process::Command::new(bin_dir.join("coffer"))
         .args(["audit", "verify"])
         .arg(&export_file)
         .arg("--public-key")
@@ -338,7 +345,7 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        assert!(Instant::now() < deadline, "coffer dev up did not stop");
+        assert!(Instant::now() < deadline, "coffer-dev up did not stop");
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status:?}");

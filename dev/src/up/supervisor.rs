@@ -1,4 +1,4 @@
-//! Child processes of `coffer dev up`: started with their output in log files, stopped with
+//! Child processes of `coffer-dev up`: started with their output in log files, stopped with
 //! SIGTERM, then SIGKILL after a grace period. `Drop` stops whatever is left, so an early error
 //! in the launcher leaves no orphan.
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use coffer_mesh::echo::EchoService;
 use coffer_mesh::{CertStore, MeshClient, MeshServer, TlsFiles, TokenVerifier};
-use coffer_proto::v1::EchoRequest;
-use coffer_proto::v1::echo_client::EchoClient;
+use coffer_proto::testing::v1::EchoRequest;
+use coffer_proto::testing::v1::echo_client::EchoClient;
 use coffer_testkit::DevCa;
 use coffer_token::{
     Audience, MasterKeyRing, Minter, Role, Scopes, Subject, Verifier, VerifyOptions,

@@ -1,12 +1,14 @@
-//! The echo service of `proto/coffer/v1/echo.proto`: a minimal service that the mesh kit's tests
-//! and benchmarks serve through the full layer stack. No production binary serves it.
+//! The echo service of `proto/testing/coffer/testing/v1/echo.proto`: a minimal service that the
+//! mesh kit's tests and benchmarks serve through the full layer stack. Only with the `testing`
+//! feature; no production binary has it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use coffer_proto::v1::echo_server::{Echo, EchoServer};
-use coffer_proto::v1::{Caller as CallerMsg, EchoRequest, EchoResponse};
+use coffer_proto::testing::v1::echo_server::{Echo, EchoServer};
+use coffer_proto::testing::v1::{EchoRequest, EchoResponse};
+use coffer_proto::v1::Caller as CallerMsg;
 
 use crate::context::{caller, peer};
 use crate::policy::{Policy, PolicyError, Token};
@@ -28,9 +30,14 @@ impl EchoService {
     /// metadata without one.
     pub fn policy() -> Result<Policy, PolicyError> {
         Policy::new()
-            .rpc("coffer.v1.Echo", "Echo", &["gateway"], Token::Required)?
             .rpc(
-                "coffer.v1.Echo",
+                "coffer.testing.v1.Echo",
+                "Echo",
+                &["gateway"],
+                Token::Required,
+            )?
+            .rpc(
+                "coffer.testing.v1.Echo",
                 "Ping",
                 &["gateway", "metadata"],
                 Token::NotRequired,

@@ -15,6 +15,7 @@ pub mod app;
 pub mod client;
 pub mod context;
 pub mod cpu;
+#[cfg(feature = "testing")]
 pub mod echo;
 pub mod identity;
 pub mod jobs;

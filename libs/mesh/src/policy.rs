@@ -114,14 +114,21 @@ impl Policy {
         }
     }
 
-    /// Checks that every method of `service` (a full name such as `coffer.v1.Echo`) in the
-    /// encoded descriptor set has a rule.
-    pub fn check_covers(&self, descriptor_set: &[u8], service: &str) -> Result<(), PolicyError> {
-        let fds = prost_types::FileDescriptorSet::decode(descriptor_set)
-            .map_err(|_| PolicyError::UnknownService(service.to_owned()))?;
-        let svc = fds
-            .file
+    /// Checks that every method of `service` (a full name such as `coffer.v1.Auth`), found in
+    /// one of the encoded descriptor sets, has a rule.
+    pub fn check_covers(
+        &self,
+        descriptor_sets: &[&[u8]],
+        service: &str,
+    ) -> Result<(), PolicyError> {
+        let sets = descriptor_sets
             .iter()
+            .map(|set| prost_types::FileDescriptorSet::decode(*set))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| PolicyError::UnknownService(service.to_owned()))?;
+        let svc = sets
+            .iter()
+            .flat_map(|fds| fds.file.iter())
             .flat_map(|f| {
                 f.service
                     .iter()

@@ -255,8 +255,7 @@ impl MeshServer {
     /// Checks the policy, binds `addr` and returns the server ready to run.
     pub async fn bind(mut self, addr: SocketAddr) -> Result<BoundServer, ServeError> {
         for name in &self.service_names {
-            self.policy
-                .check_covers(coffer_proto::FILE_DESCRIPTOR_SET, name)?;
+            self.policy.check_covers(descriptor_sets(), name)?;
         }
         let tls = server_config(self.store.clone())?;
         let listener = TcpListener::bind(addr)
@@ -275,9 +274,12 @@ impl MeshServer {
                 .set_service_status(*name, ServingStatus::Serving)
                 .await;
         }
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(coffer_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for set in descriptor_sets() {
+            reflection = reflection.register_encoded_file_descriptor_set(set);
+        }
+        let reflection = reflection
             .build_v1()
             .map_err(|e| ServeError::Reflection(e.to_string()))?;
         self.routes.add_service(health).add_service(reflection);
@@ -295,6 +297,16 @@ impl MeshServer {
             grace: self.grace,
         })
     }
+}
+
+/// The descriptor sets of the services a server may carry: the wire contract, and with the
+/// `testing` feature the test-only Echo.
+fn descriptor_sets() -> &'static [&'static [u8]] {
+    &[
+        coffer_proto::FILE_DESCRIPTOR_SET,
+        #[cfg(feature = "testing")]
+        coffer_proto::testing::FILE_DESCRIPTOR_SET,
+    ]
 }
 
 /// A bound server: its address is known; [`BoundServer::serve`] runs it.
@@ -373,7 +385,7 @@ impl BoundServer {
 
 // === impl RunningServer ===
 
-/// A server running in the background of this process (tests, benchmarks, `coffer dev`).
+/// A server running in the background of this process (tests, benchmarks, `coffer-dev`).
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,

@@ -1,4 +1,4 @@
-//! Real components for Coffer tests and for `coffer dev up`, started and torn down by their owner:
+//! Real components for Coffer tests and for `coffer-dev up`, started and torn down by their owner:
 //!
 //! - [`DevCa`]: a development certificate authority issuing mesh certificates (and deliberately bad
 //!   ones for tests);

@@ -670,7 +670,7 @@ impl S3 {
     }
 
     /// An `aws-sdk-s3` client for a server like this one at `endpoint` (path-style, plain HTTP,
-    /// SigV4), with its credentials: for tools that find a running one (`coffer bench`).
+    /// SigV4), with its credentials: for tools that find a running one (`coffer-dev bench`).
     pub fn client_for(endpoint: &str, credentials: &S3Credentials) -> aws_sdk_s3::Client {
         let creds = aws_credential_types::Credentials::new(
             &credentials.access_key,

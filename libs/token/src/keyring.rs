@@ -259,7 +259,7 @@ impl MasterKeyRing {
         Some(okm)
     }
 
-    /// Renders the ring in its file format (for `coffer dev` and key tooling).
+    /// Renders the ring in its file format (for `coffer-dev` and key tooling).
     pub fn to_toml(&self) -> String {
         let mut out = format!("kind = \"master\"\nactive = \"{}\"\n", self.active);
         render_keys(&mut out, &self.keys);

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use coffer_mesh::echo::EchoService;
 use coffer_mesh::{CertStore, MeshClient, MeshServer, RunningServer, TlsFiles, TokenVerifier};
-use coffer_proto::v1::echo_client::EchoClient;
+use coffer_proto::testing::v1::echo_client::EchoClient;
 use coffer_testkit::{DevCa, IssuedCert};
 use coffer_token::{
     Audience, MasterKeyRing, Minter, Role, Scopes, Subject, Verifier, VerifyOptions,
@@ -147,7 +147,7 @@ pub async fn ping_with(config: rustls::ClientConfig, addr: &str) -> anyhow::Resu
         .connect_with_connector(connector)
         .await?;
     EchoClient::new(channel)
-        .ping(coffer_proto::v1::EchoRequest {
+        .ping(coffer_proto::testing::v1::EchoRequest {
             message: "hi".into(),
         })
         .await?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use coffer_mesh::echo::EchoService;
 use coffer_mesh::{CallContext, CertStore, MeshServer, Policy, TlsFiles, Token};
-use coffer_proto::v1::EchoRequest;
+use coffer_proto::testing::v1::EchoRequest;
 use coffer_token::Audience;
 use tonic::Code;
 use tracing::Instrument as _;
@@ -110,7 +110,7 @@ async fn callers_off_the_list_are_denied_before_the_handler() -> anyhow::Result<
     let metrics = coffer_telemetry::metrics().encode();
     assert!(
         metrics.contains(
-            "coffer_caller_denials_total{rpc=\"/coffer.v1.Echo/Echo\",peer=\"metadata\"}"
+            "coffer_caller_denials_total{rpc=\"/coffer.testing.v1.Echo/Echo\",peer=\"metadata\"}"
         ),
         "{metrics}"
     );
@@ -126,7 +126,7 @@ async fn health_answers_over_mtls() -> anyhow::Result<()> {
     let client = coffer_mesh::MeshClient::new(CertStore::load(TlsFiles::in_dir(&dir))?)?;
     let mut health =
         tonic_health::pb::health_client::HealthClient::new(client.channel("echo", &fx.addr())?);
-    for service in ["", "coffer.v1.Echo"] {
+    for service in ["", "coffer.testing.v1.Echo"] {
         let res = health
             .check(tonic_health::pb::HealthCheckRequest {
                 service: service.into(),
@@ -226,13 +226,21 @@ async fn deadlines_are_enforced_and_inherited() -> anyhow::Result<()> {
 async fn a_service_with_an_rpc_lacking_a_rule_does_not_start() -> anyhow::Result<()> {
     let fx = Fixture::start().await?;
     let store = CertStore::load(TlsFiles::in_dir(&fx.server_dir))?;
-    let partial = Policy::new().rpc("coffer.v1.Echo", "Echo", &["gateway"], Token::Required)?;
+    let partial = Policy::new().rpc(
+        "coffer.testing.v1.Echo",
+        "Echo",
+        &["gateway"],
+        Token::Required,
+    )?;
     let err = MeshServer::new(store, partial)
         .add_service(EchoService::default().server())
         .bind("127.0.0.1:0".parse()?)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("/coffer.v1.Echo/Ping"), "{err}");
+    assert!(
+        err.to_string().contains("/coffer.testing.v1.Echo/Ping"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -285,12 +293,12 @@ async fn rpc_metrics_are_recorded_by_code_without_tenant_labels() -> anyhow::Res
     let metrics = coffer_telemetry::metrics().encode();
     assert!(
         metrics.contains(
-            "coffer_grpc_server_requests_total{rpc=\"/coffer.v1.Echo/Echo\",code=\"Ok\"}"
+            "coffer_grpc_server_requests_total{rpc=\"/coffer.testing.v1.Echo/Echo\",code=\"Ok\"}"
         ),
         "{metrics}"
     );
     assert!(metrics.contains(
-        "coffer_grpc_server_requests_total{rpc=\"/coffer.v1.Echo/Echo\",code=\"Unauthenticated\"}"
+        "coffer_grpc_server_requests_total{rpc=\"/coffer.testing.v1.Echo/Echo\",code=\"Unauthenticated\"}"
     ));
     assert!(metrics.contains("coffer_grpc_server_duration_seconds_bucket{le="));
     let org = Fixture::subject().org_id.to_string();

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use coffer_proto::v1::EchoRequest;
+use coffer_proto::testing::v1::EchoRequest;
 use tracing::Instrument as _;
 
 use crate::fixture::Fixture;

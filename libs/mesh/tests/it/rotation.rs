@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coffer_proto::v1::EchoRequest;
+use coffer_proto::testing::v1::EchoRequest;
 
 use crate::fixture::{Fixture, raw_client_config};
 
@@ -36,16 +36,18 @@ async fn replaced_certificates_are_served_without_failed_calls() -> anyhow::Resu
         tokio::spawn(async move {
             let store = coffer_mesh::CertStore::load(coffer_mesh::TlsFiles::in_dir(&fx_dir))?;
             let client = coffer_mesh::MeshClient::new(store)?;
-            let mut long =
-                coffer_proto::v1::echo_client::EchoClient::new(client.channel("echo", &addr)?);
+            let mut long = coffer_proto::testing::v1::echo_client::EchoClient::new(
+                client.channel("echo", &addr)?,
+            );
             let mut calls = 0u32;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 long.ping(EchoRequest {
                     message: "l".into(),
                 })
                 .await?;
-                let mut fresh =
-                    coffer_proto::v1::echo_client::EchoClient::new(client.channel("echo", &addr)?);
+                let mut fresh = coffer_proto::testing::v1::echo_client::EchoClient::new(
+                    client.channel("echo", &addr)?,
+                );
                 fresh
                     .ping(EchoRequest {
                         message: "f".into(),

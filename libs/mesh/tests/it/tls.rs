@@ -1,7 +1,7 @@
 //! Who may connect: only TLS 1.3 clients with a certificate from the mesh CA that carries a mesh
 //! identity and is in date.
 
-use coffer_proto::v1::EchoRequest;
+use coffer_proto::testing::v1::EchoRequest;
 use coffer_testkit::{CertSpec, DevCa};
 
 use crate::fixture::{Fixture, ping_with, raw_client_config};
@@ -103,8 +103,9 @@ async fn a_client_refuses_a_server_that_is_not_the_service_it_dialled() -> anyho
     let store = coffer_mesh::CertStore::load(coffer_mesh::TlsFiles::in_dir(&dir))?;
     let client = coffer_mesh::MeshClient::new(store)?;
     // The server is "echo"; dialling it as "audit" must fail the server check.
-    let mut wrong =
-        coffer_proto::v1::echo_client::EchoClient::new(client.channel("audit", &fx.addr())?);
+    let mut wrong = coffer_proto::testing::v1::echo_client::EchoClient::new(
+        client.channel("audit", &fx.addr())?,
+    );
     assert!(
         wrong
             .ping(EchoRequest {
@@ -113,8 +114,9 @@ async fn a_client_refuses_a_server_that_is_not_the_service_it_dialled() -> anyho
             .await
             .is_err()
     );
-    let mut right =
-        coffer_proto::v1::echo_client::EchoClient::new(client.channel("echo", &fx.addr())?);
+    let mut right = coffer_proto::testing::v1::echo_client::EchoClient::new(
+        client.channel("echo", &fx.addr())?,
+    );
     right
         .ping(EchoRequest {
             message: "x".into(),

@@ -1,0 +1,36 @@
+//! `coffer-dev`: the developer's tools, apart from the user's `coffer` client (which links
+//! neither YARA-X nor the embedded S3 server).
+#![allow(clippy::print_stdout)]
+
+mod bench;
+mod bench_scan;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "coffer-dev",
+    version,
+    about = "Coffer developer tools: a local mesh and its load benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Starts the whole mesh locally and runs until Ctrl-C or SIGTERM.
+    Up(up::UpArgs),
+    /// Load-tests a running `coffer-dev up` mesh through its gateway (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up(args) => up::up(args).await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
