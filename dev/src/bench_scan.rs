@@ -15,7 +15,7 @@ use rand::RngCore as _;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::bench::Client;
+use crate::client::Client;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {

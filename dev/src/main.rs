@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_scan;
+mod client;
 mod up;
 
 use clap::{Parser, Subcommand};

@@ -27,6 +27,8 @@ const MAX_KEY_ID: usize = 32;
 const MAX_REQUEST_ID: usize = 64;
 /// Upper bound on an encoded token; anything longer is refused before decoding.
 pub(crate) const MAX_TOKEN_LEN: usize = 1024;
+/// The longest lifetime a token may claim, in seconds (DESIGN.md §3: ≤ 60 s).
+pub const MAX_LIFETIME_SECS: i64 = 60;
 
 /// Returns true if `s` is a valid key id or request id: non-empty, short, `[A-Za-z0-9._-]`.
 pub(crate) fn is_valid_ident(s: &str, max: usize) -> bool {

@@ -55,6 +55,17 @@ fn derive(master: &[u8], key_id: &str, audience: Audience) -> [u8; AUDIENCE_KEY_
     okm
 }
 
+/// The tag of `body` for `audience` under `mac`'s key: the mac input of the wire layout (`codec`).
+pub(crate) fn tag(mac: &HmacSha256, audience: crate::claims::Audience, body: &[u8]) -> HmacSha256 {
+    use hmac::Mac as _;
+    let mut mac = mac.clone();
+    mac.update(crate::codec::DOMAIN);
+    mac.update(audience.name().as_bytes());
+    mac.update(&[0]);
+    mac.update(body);
+    mac
+}
+
 fn hmac_for(key: &[u8]) -> HmacSha256 {
     HmacSha256::new_from_slice(key).expect("hmac accepts keys of any length")
 }

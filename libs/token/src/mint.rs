@@ -3,10 +3,9 @@
 use hmac::Mac;
 
 use crate::claims::{Audience, Claims, Credential, Subject};
-use crate::codec::{self, TAG_LEN};
+use crate::codec::{self, MAX_LIFETIME_SECS, TAG_LEN};
 use crate::error::TokenError;
-use crate::keyring::{HmacSha256, MasterKeyRing};
-use crate::verify::MAX_LIFETIME_SECS;
+use crate::keyring::{HmacSha256, MasterKeyRing, tag};
 
 /// Mints tokens with the active key of a master ring.
 pub struct Minter {
@@ -21,15 +20,6 @@ impl std::fmt::Debug for Minter {
             .field("key_id", &self.key_id)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn tag(mac: &HmacSha256, audience: Audience, body: &[u8]) -> HmacSha256 {
-    let mut mac = mac.clone();
-    mac.update(codec::DOMAIN);
-    mac.update(audience.name().as_bytes());
-    mac.update(&[0]);
-    mac.update(body);
-    mac
 }
 
 impl Minter {

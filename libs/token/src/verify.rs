@@ -7,11 +7,9 @@ use hmac::Mac;
 use crate::claims::{Audience, Claims};
 use crate::codec;
 use crate::error::TokenError;
-use crate::keyring::{AudienceKeyRing, HmacSha256, KeyId};
-use crate::mint::tag;
+use crate::keyring::{AudienceKeyRing, HmacSha256, KeyId, tag};
 
-/// The longest lifetime a token may claim, in seconds (DESIGN.md §3: ≤ 60 s).
-pub const MAX_LIFETIME_SECS: i64 = 60;
+pub use crate::codec::MAX_LIFETIME_SECS;
 
 /// Tolerances a verifier applies.
 #[derive(Debug, Clone, Copy)]

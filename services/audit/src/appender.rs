@@ -103,7 +103,7 @@ async fn write(
             _ = tick.tick(), if unsigned => {
                 let signed = async {
                     let mut tx = coffer_db::tenant_tx(&pool, org).await?;
-                    let at = crate::grpc::now_us();
+                    let at = coffer_kit::timestamp::now_micros();
                     store::checkpoint_head(&mut tx, org, &signer, at).await?;
                     tx.commit().await?;
                     Ok::<_, AuditError>(())
