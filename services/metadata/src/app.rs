@@ -10,7 +10,9 @@ use coffer_proto::v1::scan_client::ScanClient;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
 
 use crate::config::MetadataConfig;
+use crate::deps::Core;
 use crate::grpc::{MetadataService, policy};
+use crate::peers::Peers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -41,19 +43,24 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
             None
         }
     };
-    let metadata = MetadataService::new(pool, signer, auth, audit, scan, config.clone());
+    let core = Core {
+        pool,
+        peers: Peers { signer, auth, scan },
+        audit,
+        config: config.clone(),
+    };
     let mut jobs = Jobs::new();
-    let sweeper = metadata.clone();
+    let sweeper = core.clone();
     jobs.every(
         "stale-upload sweep",
         std::time::Duration::from_secs(config.sweep_interval_secs),
         move || {
             let sweeper = sweeper.clone();
-            async move { sweeper.sweep_stale_uploads().await }
+            async move { crate::sweep::stale_uploads(&sweeper).await }
         },
     );
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)
-        .add_service(MetadataServer::new(metadata));
+        .add_service(MetadataServer::new(MetadataService::new(core)));
     ServiceApp::bind(server, jobs, service).await
 }

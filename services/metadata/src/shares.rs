@@ -1,76 +1,197 @@
-//! Share-link secrets: 256 random bits, base64url, stored only as their SHA-256; optional
-//! passwords hashed with Argon2id (off the async threads, one hash per core at a time: anyone
-//! holding a link can ask for one).
+//! Share links: created for an available file (a secret token, an expiry, an optional download
+//! cap and password), revoked, and redeemed by anyone holding the link for one short-lived URL.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use base64::Engine as _;
-use rand::RngCore as _;
-use sha2::{Digest as _, Sha256};
+use coffer_kit::audit::{Action, Target};
+use coffer_mesh::Caller;
+use coffer_proto::v1::{self as pb};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
+use crate::deps::Core;
 use crate::error::MetadataError;
+use crate::files::check_downloadable;
+use crate::share_secrets;
+use crate::store;
+use crate::validate;
 
-/// A new share token and its hash.
-pub fn new_token() -> (String, [u8; 32]) {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let hash = hash(&token);
-    (token, hash)
+/// What a caller asks of a new share.
+#[derive(Debug)]
+pub struct Asked<'a> {
+    pub file: &'a str,
+    pub expires_in_secs: u64,
+    /// 0: no cap.
+    pub max_downloads: u32,
+    /// Empty: no password.
+    pub password: &'a str,
 }
 
-/// The stored form of a presented token. Tokens of any shape hash; unknown ones match no row.
-pub fn hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// A new share: its id, the token (shown once, stored only as its hash) and its expiry.
+#[derive(Debug)]
+pub struct Created {
+    pub id: Uuid,
+    pub token: String,
+    pub expires_at: OffsetDateTime,
 }
 
-/// Hashes a share password with Argon2id (the crate's defaults: 19 MiB, 2 passes).
-pub async fn hash_password(password: String) -> Result<String, MetadataError> {
-    coffer_mesh::cpu::bounded(move || {
-        let mut salt = [0u8; 16];
-        rand::rng().fill_bytes(&mut salt);
-        let salt = SaltString::encode_b64(&salt)
-            .map_err(|e| MetadataError::Internal(format!("salt: {e}")))?;
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| MetadataError::Internal(format!("hashing: {e}")))
+/// Creates a share of an available file.
+pub async fn create(core: &Core, c: &Caller, a: Asked<'_>) -> Result<Created, MetadataError> {
+    let id = validate::target(a.file)?;
+    let max_secs = core.config.max_share_secs;
+    if a.expires_in_secs == 0 || a.expires_in_secs > max_secs {
+        return Err(MetadataError::invalid(
+            "expires_in_seconds",
+            format!("expires_in_seconds must be between 1 and {max_secs}"),
+        ));
+    }
+    let max_downloads =
+        match a.max_downloads {
+            0 => None,
+            n => Some(i32::try_from(n).map_err(|_| {
+                MetadataError::invalid("max_downloads", "max_downloads is too large")
+            })?),
+        };
+    let min_chars = core.config.share_password_min_chars;
+    let password_hash = match a.password {
+        "" => None,
+        p if p.chars().count() < min_chars => {
+            return Err(MetadataError::invalid(
+                "password",
+                format!("password must be at least {min_chars} characters"),
+            ));
+        }
+        p if p.len() > 1024 => {
+            return Err(MetadataError::invalid("password", "password is too long"));
+        }
+        p => Some(share_secrets::hash_password(p.to_owned()).await?),
+    };
+    let mut tx = core.tx(c.org_id).await?;
+    let file = store::file(&mut tx, id).await?;
+    check_downloadable(&file)?;
+    let (token, hash) = share_secrets::new_token();
+    let (share_id, expires_at) = store::insert_share(
+        &mut tx,
+        &store::NewShare {
+            org: c.org_id,
+            file: id,
+            token_hash: &hash,
+            password_hash,
+            max_downloads,
+            expires_in_secs: a.expires_in_secs as i64,
+            created_by: c.user_id,
+        },
+    )
+    .await?;
+    core.audit(Action::ShareCreate, Target::Share(share_id))
+        .await?;
+    tx.commit().await?;
+    Ok(Created {
+        id: share_id,
+        token,
+        expires_at,
     })
-    .await
-    .ok_or_else(|| MetadataError::Internal("the hashing task failed".into()))?
 }
 
-/// Checks a presented share password against the stored hash (constant time inside argon2).
-pub async fn verify_password(password: String, stored: String) -> bool {
-    coffer_mesh::cpu::bounded(move || {
-        PasswordHash::new(&stored).is_ok_and(|h| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
+/// Revokes a share: its link stops working at once.
+pub async fn revoke(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataError> {
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    store::revoke_share(&mut tx, id).await?;
+    core.audit(Action::ShareRevoke, Target::Share(id)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Redeems a share link (no user: the token is the credential) for one short-lived URL. Any
+/// link that does not lead to a downloadable file is `NotFound`, said the same way.
+pub async fn redeem(
+    core: &Core,
+    token: &str,
+    password: String,
+    request_id: String,
+) -> Result<pb::DownloadGrant, MetadataError> {
+    if token.is_empty() || token.len() > 128 {
+        return Err(MetadataError::NotFound);
+    }
+    let hash = share_secrets::hash(token);
+    let mut tx = core.pool.begin().await?;
+    let mut share = store::find_share_by_token(&mut tx, &hash)
+        .await?
+        .ok_or(MetadataError::NotFound)?;
+    if let Some(stored) = share.password_hash.clone() {
+        // No connection is held while the password is hashed.
+        tx.commit().await?;
+        check_password(core, share.org_id, share.id, password, stored).await?;
+        // The share may have been revoked or used up meanwhile.
+        tx = core.pool.begin().await?;
+        share = store::find_share_by_token(&mut tx, &hash)
+            .await?
+            .filter(|again| again.id == share.id)
+            .ok_or(MetadataError::NotFound)?;
+    }
+    coffer_db::set_tenant(&mut tx, share.org_id).await?;
+    let file = store::file(&mut tx, share.file_id).await?;
+    // A share of a file that is no longer downloadable is as good as gone.
+    check_downloadable(&file).map_err(|_| MetadataError::NotFound)?;
+    if !store::count_share_download(&mut tx, share.id).await? {
+        return Err(MetadataError::NotFound);
+    }
+    let grant = core
+        .peers
+        .as_service(share.org_id, request_id, async {
+            // Side by side, as for a download (see `files::download`).
+            // A short URL: one redemption is one download (the cap counts redemptions).
+            let (grant, logged) = tokio::join!(
+                core.peers.presign_get(&file, core.config.share_url_secs),
+                core.audit(Action::ShareDownload, Target::Share(share.id))
+            );
+            logged?;
+            grant
         })
-    })
-    .await
-    .unwrap_or(false)
+        .await?;
+    tx.commit().await?;
+    Ok(grant)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_long_random_and_hashed() {
-        let (a, ha) = new_token();
-        let (b, hb) = new_token();
-        assert_ne!(a, b);
-        assert_ne!(ha, hb);
-        assert_eq!(a.len(), 43);
-        assert_eq!(hash(&a), ha);
+/// Checks a share's password. No password given is refused without hashing or counting (link
+/// previews fetch links without one). Otherwise the attempt is counted first, in a short
+/// transaction, so concurrent guesses each spend one, and a share locked by earlier failures
+/// is refused (429) before any hashing; the hash then runs with no transaction open, one per
+/// core; the right password clears the count.
+async fn check_password(
+    core: &Core,
+    org: Uuid,
+    share: Uuid,
+    given: String,
+    stored: String,
+) -> Result<(), MetadataError> {
+    if given.is_empty() {
+        return Err(MetadataError::Forbidden("this share needs its password"));
     }
-
-    #[tokio::test]
-    async fn passwords_verify() {
-        let h = hash_password("hunter2hunter2".into()).await.unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("hunter2hunter2".into(), h.clone()).await);
-        assert!(!verify_password("hunter2hunter3".into(), h).await);
+    let attempts = core.config.share_password_attempts;
+    let mut tx = core.tx(org).await?;
+    let counted = store::count_password_attempt(
+        &mut tx,
+        org,
+        share,
+        i64::from(attempts),
+        core.config.share_lock_max_secs,
+    )
+    .await?;
+    tx.commit().await?;
+    let failures = match counted {
+        store::Attempt::Counted(n) => n,
+        store::Attempt::Locked(secs) => return Err(MetadataError::Locked(secs)),
+    };
+    if share_secrets::verify_password(given, stored).await {
+        let mut tx = core.tx(org).await?;
+        store::share_password_ok(&mut tx, org, share).await?;
+        tx.commit().await?;
+        return Ok(());
     }
+    if i64::from(failures) >= i64::from(attempts) {
+        tracing::warn!(%share, failures, "share password locked after repeated failures");
+    }
+    Err(MetadataError::Forbidden(
+        "this share needs its password, and the one given is wrong",
+    ))
 }

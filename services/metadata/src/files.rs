@@ -1,0 +1,302 @@
+//! Files: an upload's life (create with a presigned PUT, complete once the object is checked,
+//! then scanning), reading, renaming and moving, the trash, purging, downloads and the release of
+//! a quarantined file.
+
+use coffer_kit::audit::{Action, Target};
+use coffer_mesh::Caller;
+use coffer_proto::v1::{self as pb};
+use coffer_token::Role;
+use uuid::Uuid;
+
+use crate::deps::Core;
+use crate::error::MetadataError;
+use crate::store::{self, FileRow, Trashed};
+use crate::validate;
+
+/// What a client declares of a file it is about to upload.
+#[derive(Debug)]
+pub struct Declared<'a> {
+    pub name: &'a str,
+    pub folder: &'a str,
+    pub size: u64,
+    pub content_type: &'a str,
+    pub sha256: &'a str,
+}
+
+/// Why a file cannot be downloaded or shared, if it cannot.
+pub fn check_downloadable(f: &FileRow) -> Result<(), MetadataError> {
+    match f.status() {
+        "available" => Ok(()),
+        "quarantined" => Err(MetadataError::Quarantined),
+        "trashed" => Err(MetadataError::Conflict("the file is in the trash")),
+        _ => Err(MetadataError::NotReady),
+    }
+}
+
+/// Why an uploaded object cannot become the file, if it cannot: its size or checksum differ
+/// from the declared ones, the store reports no ETag to pin it by, or it carries response headers
+/// its upload URL did not set (a `Content-Encoding: gzip` would have browsers decode it into bytes
+/// the scanner never saw). Headers are named, never their values.
+fn unacceptable(file: &FileRow, head: &pb::ObjectInfo) -> Option<String> {
+    if head.size != file.size as u64 {
+        return Some("the uploaded object's size differs from the declared size".into());
+    }
+    if let Some(want) = &file.sha256
+        && !head.sha256.is_empty()
+        && &head.sha256 != want
+    {
+        return Some("the uploaded object's SHA-256 differs from the declared one".into());
+    }
+    if !head.foreign_headers.is_empty() {
+        return Some(format!(
+            "the uploaded object carries headers its upload URL did not set: {}",
+            head.foreign_headers.join(", ")
+        ));
+    }
+    if head.content_type != file.content_type {
+        return Some("the uploaded object's content type differs from the declared one".into());
+    }
+    if head.etag.is_empty() {
+        return Some("the object store reported no ETag for the object".into());
+    }
+    None
+}
+
+/// Creates a file in `pending_upload`, reserving its size in the quota, and the presigned PUT
+/// its bytes go through.
+pub async fn create(
+    core: &Core,
+    c: &Caller,
+    d: Declared<'_>,
+) -> Result<(FileRow, pb::PresignedRequest), MetadataError> {
+    let name = validate::name("name", d.name)?;
+    let folder = validate::folder("folder_id", d.folder)?;
+    let sha256 = validate::sha256(d.sha256)?;
+    if d.size > core.config.max_file_bytes {
+        return Err(MetadataError::TooLarge(format!(
+            "size is above the largest file accepted ({} bytes)",
+            core.config.max_file_bytes
+        )));
+    }
+    if d.content_type.is_empty() {
+        return Err(MetadataError::invalid(
+            "content_type",
+            "content_type is required",
+        ));
+    }
+    let size = d.size as i64;
+    let mut tx = core.tx(c.org_id).await?;
+    store::ensure_org(&mut tx, c.org_id, core.quota()).await?;
+    if let Some(id) = folder
+        && store::live_folder(&mut tx, id).await?.is_none()
+    {
+        return Err(MetadataError::invalid("folder_id", "no such folder"));
+    }
+    store::reserve_quota(&mut tx, c.org_id, size).await?;
+    let file = store::insert_file(
+        &mut tx,
+        &store::NewFile {
+            id: Uuid::new_v4(),
+            org: c.org_id,
+            folder,
+            name: &name,
+            size,
+            content_type: d.content_type,
+            sha256: sha256.as_deref(),
+            created_by: c.user_id,
+        },
+    )
+    .await?;
+    // Signed before the row is committed: a refusal leaves nothing behind.
+    let upload = core
+        .peers
+        .presign_put(pb::PresignPutRequest {
+            key: file.object_key.clone(),
+            size: d.size,
+            content_type: d.content_type.to_owned(),
+            sha256: sha256.unwrap_or_default(),
+            expires_in_seconds: 0,
+        })
+        .await?;
+    tx.commit().await?;
+    Ok((file, upload))
+}
+
+/// Completes an upload: the object must be exactly the declared one; it is pinned (ETag and
+/// version) and queued for its scan, and the file becomes `scanning`.
+pub async fn complete(core: &Core, c: &Caller, id: &str) -> Result<FileRow, MetadataError> {
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    let file = store::file(&mut tx, id).await?;
+    if file.status() != "pending_upload" {
+        return Err(MetadataError::Conflict(
+            "the file's upload is already complete",
+        ));
+    }
+    let head = core.peers.head(&file.object_key).await?;
+    if !head.exists {
+        return Err(MetadataError::Conflict("the object has not been uploaded"));
+    }
+    if let Some(why) = unacceptable(&file, &head) {
+        // The upload URL writes once: remove what it wrote, so the client can PUT again
+        // (while the URL lives) instead of being stuck with an object nobody may use.
+        core.peers.delete_object(&file.object_key).await?;
+        return Err(MetadataError::BadObject(format!(
+            "{why}; the object was removed: upload it again with exactly the headers given"
+        )));
+    }
+    // The scan reads this object and every download URL is signed for it.
+    store::set_object(
+        &mut tx,
+        id,
+        &head.etag,
+        (!head.version_id.is_empty()).then_some(head.version_id.as_str()),
+    )
+    .await?;
+    let file = store::transition(
+        &mut tx,
+        id,
+        "pending_upload",
+        "scanning",
+        None,
+        Trashed::Skip,
+    )
+    .await?
+    .ok_or(MetadataError::Conflict(
+        "the file's upload is already complete",
+    ))?;
+    // The job is queued before the state change commits: if scan cannot take it, the file
+    // stays `pending_upload` and complete may be retried (queuing is idempotent per file).
+    // The audit event and the job go side by side; both must succeed.
+    let queued = core.peers.enqueue_scan(pb::EnqueueScanRequest {
+        file_id: id.to_string(),
+        object_key: file.object_key.clone(),
+        size: file.size as u64,
+        content_type: file.content_type.clone(),
+        extension: validate::extension(&file.name),
+        etag: head.etag.clone(),
+        version_id: head.version_id.clone(),
+    });
+    let (logged, queued) = tokio::join!(core.audit(Action::FileUpload, Target::File(id)), queued);
+    logged?;
+    queued?;
+    tx.commit().await?;
+    Ok(file)
+}
+
+/// A file of the caller's org.
+pub async fn get(core: &Core, c: &Caller, id: &str) -> Result<FileRow, MetadataError> {
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    let file = store::file(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(file)
+}
+
+/// Renames a file (`name`) and/or moves it (`folder`: `Some("")` is the root).
+pub async fn update(
+    core: &Core,
+    c: &Caller,
+    id: &str,
+    name: Option<&str>,
+    folder: Option<&str>,
+) -> Result<FileRow, MetadataError> {
+    let id = validate::target(id)?;
+    let name = name.map(|n| validate::name("name", n)).transpose()?;
+    let folder = folder
+        .map(|p| validate::folder("folder_id", p))
+        .transpose()?;
+    let mut tx = core.tx(c.org_id).await?;
+    if let Some(Some(target)) = folder
+        && store::live_folder(&mut tx, target).await?.is_none()
+    {
+        return Err(MetadataError::invalid("folder_id", "no such folder"));
+    }
+    let file = store::update_file(&mut tx, id, name.as_deref(), folder).await?;
+    if name.is_some() {
+        core.audit(Action::FileRename, Target::File(id)).await?;
+    }
+    if folder.is_some() {
+        core.audit(Action::FileMove, Target::File(id)).await?;
+    }
+    tx.commit().await?;
+    Ok(file)
+}
+
+/// Moves a file to the trash.
+pub async fn trash(core: &Core, c: &Caller, id: &str) -> Result<FileRow, MetadataError> {
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    let file = store::trash_file(&mut tx, id).await?;
+    core.audit(Action::FileDelete, Target::File(id)).await?;
+    tx.commit().await?;
+    Ok(file)
+}
+
+/// Brings a file back from the trash.
+pub async fn restore(core: &Core, c: &Caller, id: &str) -> Result<FileRow, MetadataError> {
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    store::file(&mut tx, id).await?;
+    let file = store::restore_file(&mut tx, id).await?;
+    core.audit(Action::FileRestore, Target::File(id)).await?;
+    tx.commit().await?;
+    Ok(file)
+}
+
+/// Deletes a file for good: its object (every version), then its row, giving its bytes back.
+pub async fn purge(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataError> {
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    // Locked, so concurrent purges of one file wait for each other.
+    let file = store::file_for_update(&mut tx, id).await?;
+    core.audit(Action::FilePurge, Target::File(id)).await?;
+    // The object first: if that fails the row stays, and purge can be retried.
+    core.peers.delete_object(&file.object_key).await?;
+    store::delete_file(&mut tx, c.org_id, id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A presigned GET of an available file, once its download is in the audit log.
+pub async fn download(
+    core: &Core,
+    c: &Caller,
+    id: &str,
+) -> Result<pb::DownloadGrant, MetadataError> {
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    let file = store::file(&mut tx, id).await?;
+    tx.commit().await?;
+    check_downloadable(&file)?;
+    // No URL leaves before its download is in the log. Signing and logging run side by side
+    // (one hop less of latency); if signing fails after the event was written, the log holds
+    // a download that did not happen, never the reverse.
+    let (grant, logged) = tokio::join!(
+        core.peers.presign_get(&file, 0),
+        core.audit(Action::FileDownload, Target::File(id))
+    );
+    logged?;
+    grant
+}
+
+/// Releases a quarantined file (owners and admins): it becomes available as it is.
+pub async fn release(core: &Core, c: &Caller, id: &str) -> Result<FileRow, MetadataError> {
+    if !matches!(c.role, Role::Owner | Role::Admin) {
+        return Err(MetadataError::Forbidden(
+            "only owners and admins release quarantined files",
+        ));
+    }
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    let current = store::file(&mut tx, id).await?;
+    if current.status() != "quarantined" {
+        return Err(MetadataError::Conflict("the file is not quarantined"));
+    }
+    let file = store::transition(&mut tx, id, "quarantined", "available", None, Trashed::Skip)
+        .await?
+        .ok_or(MetadataError::Conflict("the file is not quarantined"))?;
+    core.audit(Action::FileRelease, Target::File(id)).await?;
+    tx.commit().await?;
+    Ok(file)
+}

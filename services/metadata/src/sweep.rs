@@ -1,0 +1,74 @@
+//! System work with no user behind it: the stale-upload sweep (a background job) and the org
+//! purge (auth's, with a service token of the org).
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::deps::Core;
+use crate::error::MetadataError;
+use crate::store;
+
+/// Removes files left in `pending_upload` for longer than the configured time: the object
+/// (if the client put one), then the row, giving the bytes back to the quota. Returns how many
+/// were removed. Files of an org auth no longer knows are left for the org purge.
+pub async fn stale_uploads(core: &Core) -> Result<usize, MetadataError> {
+    let before = OffsetDateTime::now_utc()
+        - time::Duration::seconds(i64::try_from(core.config.stale_upload_secs).unwrap_or(i64::MAX));
+    let mut tx = core.pool.begin().await?;
+    let stale = store::stale_uploads(&mut tx, before, 100).await?;
+    tx.commit().await?;
+    let mut removed = 0;
+    for file in stale {
+        let request_id = format!("sweep-{}", Uuid::new_v4().simple());
+        let deleted = core
+            .peers
+            .as_service(
+                file.org_id,
+                request_id,
+                core.peers.delete_object(&file.object_key),
+            )
+            .await;
+        match deleted {
+            Ok(()) => {}
+            Err(MetadataError::NotFound) => continue,
+            Err(e) => return Err(e),
+        }
+        let mut tx = core.tx(file.org_id).await?;
+        if store::delete_pending(&mut tx, file.org_id, file.id).await? {
+            removed += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(removed)
+}
+
+/// How far an org purge got.
+#[derive(Debug)]
+pub struct Purged {
+    /// Nothing of the org is left.
+    pub done: bool,
+    pub objects_deleted: u64,
+}
+
+/// Deletes the org's objects (all of them: rows or not, trashed or not, uploads never
+/// completed), then, once none is left, every row of the org. Objects go first: the rows are
+/// what an interrupted purge would need to find them again, and auth's credentials to delete
+/// them outlive this (auth forgets the org only after every service is done).
+pub async fn purge_org(core: &Core, org: Uuid) -> Result<Purged, MetadataError> {
+    let page = core.peers.delete_prefix(format!("{org}/")).await?;
+    let objects_deleted = u64::from(page.deleted);
+    if page.more {
+        return Ok(Purged {
+            done: false,
+            objects_deleted,
+        });
+    }
+    let mut tx = core.tx(org).await?;
+    store::delete_org(&mut tx, org).await?;
+    tx.commit().await?;
+    tracing::info!(%org, objects = page.deleted, "purged a deleted org's files and rows");
+    Ok(Purged {
+        done: true,
+        objects_deleted,
+    })
+}

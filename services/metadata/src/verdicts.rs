@@ -1,0 +1,78 @@
+//! Scan verdicts: the scan service records what a file's bytes were found to be; `clean` makes it
+//! available, anything else quarantines it.
+
+use uuid::Uuid;
+
+use crate::deps::Core;
+use crate::error::MetadataError;
+use crate::store::{self, FileRow, Trashed};
+use crate::validate;
+
+/// A verdict as the scan service sends it.
+#[derive(Debug)]
+pub struct Verdict<'a> {
+    pub org: &'a str,
+    pub file: &'a str,
+    pub verdict: &'a str,
+    /// The object the verdict is about (its ETag at complete); empty: unnamed.
+    pub etag: &'a str,
+    /// A re-scan under a newer ruleset: the file may already have a verdict.
+    pub rescan: bool,
+}
+
+/// Records a verdict on the file it names (in the trash too).
+pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataError> {
+    let org = Uuid::try_parse(v.org)
+        .map_err(|_| MetadataError::invalid("org_id", "org_id must be a UUID"))?;
+    let id = validate::target(v.file)?;
+    let to = match v.verdict {
+        "clean" => "available",
+        "infected" | "suspicious" | "sensitive" | "failed" => "quarantined",
+        _ => {
+            return Err(MetadataError::invalid(
+                "verdict",
+                "verdict must be clean, infected, suspicious, sensitive or failed",
+            ));
+        }
+    };
+    let mut tx = core.tx(org).await?;
+    let current = store::file_for_update(&mut tx, id).await?;
+    // A verdict that names its object must name the one the file was pinned to at complete.
+    // (Only the scan service calls this; "" is a verdict that names none: a job queued before
+    // objects were pinned, or the bench recording verdicts itself.)
+    if let Some(pinned) = &current.object_etag
+        && !v.etag.is_empty()
+        && pinned != v.etag
+    {
+        return Err(MetadataError::Conflict(
+            "the verdict is about another object than the file's",
+        ));
+    }
+    // From `scanning`; or, for a re-scan under a newer ruleset, from a decided state.
+    let mut moved = None;
+    let from_states: &[&str] = if v.rescan {
+        &["scanning", "available", "quarantined"]
+    } else {
+        &["scanning"]
+    };
+    for from in from_states {
+        // A verdict lands whether or not the file is in the trash: restoring it must bring
+        // back what its bytes were last found to be, never an older verdict.
+        moved = store::transition(&mut tx, id, from, to, Some(v.verdict), Trashed::Include).await?;
+        if moved.is_some() {
+            break;
+        }
+    }
+    let file = match moved {
+        Some(f) => f,
+        None => {
+            // The same verdict twice is one verdict; anything else is a state conflict.
+            if current.verdict.as_deref() != Some(v.verdict) {
+                return Err(MetadataError::Conflict("the file is not being scanned"));
+            }
+            current
+        }
+    };
+    tx.commit().await?;
+    Ok(file)
+}

@@ -1,0 +1,39 @@
+//! Rows as the wire has them (`coffer.v1` messages): ids as strings, absent ids empty, times as
+//! timestamps.
+
+use coffer_proto::v1::{self as pb};
+use uuid::Uuid;
+
+use crate::store::{FileRow, FolderRow};
+
+pub fn ts(t: time::OffsetDateTime) -> Option<prost_types::Timestamp> {
+    Some(coffer_kit::timestamp::from_time(t))
+}
+
+fn id_or_empty(id: Option<Uuid>) -> String {
+    id.map(|i| i.to_string()).unwrap_or_default()
+}
+
+pub fn folder_pb(f: FolderRow) -> pb::Folder {
+    pb::Folder {
+        id: f.id.to_string(),
+        name: f.name,
+        parent_id: id_or_empty(f.parent_id),
+        created_at: ts(f.created_at),
+    }
+}
+
+pub fn file_pb(f: FileRow) -> pb::File {
+    pb::File {
+        status: f.status().to_owned(),
+        id: f.id.to_string(),
+        name: f.name,
+        folder_id: id_or_empty(f.folder_id),
+        size: f.size.max(0) as u64,
+        content_type: f.content_type,
+        sha256: f.sha256.unwrap_or_default(),
+        verdict: f.verdict.unwrap_or_default(),
+        created_at: ts(f.created_at),
+        updated_at: ts(f.updated_at),
+    }
+}
