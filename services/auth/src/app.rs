@@ -13,6 +13,7 @@ use coffer_proto::v1::scan_client::ScanClient;
 use coffer_token::{Audience, MasterKeyRing, Minter, Verifier, VerifyOptions};
 
 use crate::config::AuthConfig;
+use crate::deps::Core;
 use crate::grpc::{AuthService, policy};
 use crate::passwords::Hasher;
 use crate::purge::Purger;
@@ -66,13 +67,13 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
     .schedule(&mut jobs, Duration::from_secs(config.purge_interval_secs));
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(TokenVerifier::fixed(verifier))
-        .add_service(AuthServer::new(AuthService::new(
+        .add_service(AuthServer::new(AuthService::new(Core {
             pool,
             audit,
             hasher,
             minter,
             seeds,
-            config.clone(),
-        )));
+            config: config.clone(),
+        })));
     ServiceApp::bind(server, jobs, service).await
 }

@@ -22,6 +22,10 @@ pub enum AuthError {
     Conflict(&'static str),
     #[error("a TOTP code is required")]
     TotpRequired,
+    /// Too many failed logins for the account or the address: try again after this many
+    /// seconds.
+    #[error("too many failed attempts; try again later")]
+    Throttled(u64),
     #[error(transparent)]
     Db(#[from] coffer_db::DbError),
     /// The audit log did not take the action's event: the action is not done.
@@ -29,6 +33,12 @@ pub enum AuthError {
     AuditUnavailable,
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Db(e.into())
+    }
 }
 
 impl From<coffer_kit::seal::SealError> for AuthError {
@@ -56,6 +66,7 @@ impl coffer_errors::ServiceError for AuthError {
             AuthError::Forbidden(_) => ErrorCode::PermissionDenied,
             AuthError::Conflict(_) => ErrorCode::Conflict,
             AuthError::TotpRequired => ErrorCode::TotpRequired,
+            AuthError::Throttled(_) => ErrorCode::RateLimited,
             AuthError::Db(e) => e.code(),
             AuthError::AuditUnavailable => ErrorCode::Unavailable,
             AuthError::Internal(_) => ErrorCode::Internal,
@@ -66,6 +77,13 @@ impl coffer_errors::ServiceError for AuthError {
         match self {
             AuthError::Invalid { field, .. } => field,
             _ => "",
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            AuthError::Throttled(secs) => Some(*secs),
+            _ => None,
         }
     }
 

@@ -14,8 +14,7 @@ use crate::share_secrets;
 use crate::store;
 use crate::validate;
 
-/// What a caller asks of a new share.
-#[derive(Debug)]
+/// What a caller asks of a new share. No `Debug`: it holds a password.
 pub struct Asked<'a> {
     pub file: &'a str,
     pub expires_in_secs: u64,
@@ -25,8 +24,8 @@ pub struct Asked<'a> {
     pub password: &'a str,
 }
 
-/// A new share: its id, the token (shown once, stored only as its hash) and its expiry.
-#[derive(Debug)]
+/// A new share: its id, the token (shown once, stored only as its hash) and its expiry. No
+/// `Debug`: it holds the token.
 pub struct Created {
     pub id: Uuid,
     pub token: String,
