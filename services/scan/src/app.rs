@@ -16,10 +16,12 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::config::ScanConfig;
+use crate::deps::Core;
 use crate::engines::clamd::Clamd;
 use crate::engines::yara::Ruleset;
 use crate::events::{self, Bus};
 use crate::grpc::{ScanService, policy};
+use crate::peers::Signer;
 use crate::scanner::Engines;
 use crate::store;
 use crate::webhook::{SecretBox, Sender};
@@ -130,13 +132,13 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     .schedule(&mut jobs);
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)
-        .add_service(ScanServer::new(ScanService::new(
+        .add_service(ScanServer::new(ScanService::new(Core {
             pool,
-            signer,
+            signer: Signer(signer),
             config,
             wake,
-            secrets_box,
+            secrets: secrets_box,
             bus,
-        )));
+        })));
     ServiceApp::bind(server, jobs, service).await
 }

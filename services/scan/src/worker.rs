@@ -139,7 +139,7 @@ impl Workers {
             let deleted = match self.service_context(request.org_id).await {
                 Ok(ctx) => {
                     let mut signer = self.signer.clone();
-                    let key = crate::grpc::scan_key(request.org_id, request.id);
+                    let key = crate::scans::scan_key(request.org_id, request.id);
                     ctx.scope(async move { signer.delete_object(pb::ObjectRef { key }).await })
                         .await
                         .map_err(|s| format!("deleting the object: {}", s.code()))

@@ -1,0 +1,40 @@
+//! What the request-side domain modules share: the pool, storage-signer, the config, the
+//! workers' wake-up, the webhook secret sealer and the live-event bus.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::ScanConfig;
+use crate::error::ScanServiceError;
+use crate::events::Bus;
+use crate::peers::Signer;
+use crate::webhook::SecretBox;
+
+/// A tenant transaction: every statement in it sees only one org's rows.
+pub type TenantTx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+#[derive(Clone)]
+pub struct Core {
+    pub pool: PgPool,
+    pub signer: Signer,
+    pub config: Arc<ScanConfig>,
+    pub wake: Arc<Notify>,
+    pub secrets: SecretBox,
+    pub bus: Bus,
+}
+
+impl Core {
+    /// A transaction under row-level security for `org`.
+    pub async fn tx(&self, org: Uuid) -> Result<TenantTx, ScanServiceError> {
+        Ok(coffer_db::tenant_tx(&self.pool, org).await?)
+    }
+
+    /// Wakes this process's workers (other processes hear the NOTIFY).
+    pub fn wake_workers(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+}

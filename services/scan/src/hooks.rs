@@ -1,0 +1,36 @@
+//! The org's webhook endpoint: set by an owner or admin (an https URL that resolves to public
+//! addresses only); its signing secret is shown once and kept sealed. Deliveries: `webhook`.
+
+use coffer_mesh::Caller;
+use coffer_token::Role;
+
+use crate::deps::Core;
+use crate::error::ScanServiceError;
+use crate::store;
+use crate::webhook::{check_url, new_secret};
+
+/// The endpoint set and its new secret (shown once). No `Debug`: it holds the secret.
+pub struct Endpoint {
+    pub url: String,
+    pub secret: String,
+}
+
+/// Sets (or replaces) the org's endpoint with a new secret.
+pub async fn set(core: &Core, c: &Caller, url: &str) -> Result<Endpoint, ScanServiceError> {
+    if !matches!(c.role, Role::Owner | Role::Admin) {
+        return Err(ScanServiceError::Forbidden(
+            "only owners and admins set the webhook",
+        ));
+    }
+    let url = check_url(url.trim(), core.config.webhook.allow_loopback_for_tests)
+        .map_err(|e| ScanServiceError::invalid("url", e.to_string()))?;
+    let secret = new_secret();
+    let sealed = core.secrets.seal(c.org_id, secret.as_bytes())?;
+    let mut tx = core.tx(c.org_id).await?;
+    store::set_webhook(&mut tx, c.org_id, url.as_str(), &sealed).await?;
+    tx.commit().await?;
+    Ok(Endpoint {
+        url: url.to_string(),
+        secret,
+    })
+}

@@ -1,0 +1,214 @@
+//! The scan-only API: a client asks for a scan (a presigned PUT under `scans/<org>/`, within the
+//! org's daily budget), submits it once the bytes are up, and reads its status and verdict.
+
+use coffer_mesh::Caller;
+use coffer_proto::v1::{self as pb};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::deps::Core;
+use crate::error::ScanServiceError;
+use crate::events;
+use crate::store::{self, NewJob, ResultRow, ScanRow};
+
+/// Where a scan-only request's bytes go: apart from stored files, for the lifecycle rule.
+pub fn scan_key(org: Uuid, id: Uuid) -> String {
+    format!("scans/{org}/{id}")
+}
+
+/// Seconds until the next midnight UTC (when a daily budget starts again), at least 1.
+fn secs_to_utc_midnight() -> u64 {
+    let now = OffsetDateTime::now_utc();
+    let since_midnight =
+        u64::from(now.hour()) * 3600 + u64::from(now.minute()) * 60 + u64::from(now.second());
+    (86_400 - since_midnight).max(1)
+}
+
+/// A scan id from the client: one that is not a UUID names nothing, the same answer as an
+/// unknown one.
+pub fn parse_scan_id(s: &str) -> Result<Uuid, ScanServiceError> {
+    Uuid::try_parse(s).map_err(|_| ScanServiceError::NotFound)
+}
+
+/// Creates a scan-only request; returns its id and the presigned PUT for its bytes.
+pub async fn create(
+    core: &Core,
+    c: &Caller,
+    size: u64,
+    metadata_json: &str,
+) -> Result<(Uuid, pb::PresignedRequest), ScanServiceError> {
+    let config = &core.config;
+    if size > config.max_scan_bytes {
+        return Err(ScanServiceError::TooLarge(format!(
+            "size is above the largest scan accepted ({} bytes)",
+            config.max_scan_bytes
+        )));
+    }
+    let declared =
+        i64::try_from(size).map_err(|_| ScanServiceError::invalid("size", "size is too large"))?;
+    let metadata = if metadata_json.is_empty() {
+        None
+    } else {
+        if metadata_json.len() > config.max_metadata_bytes {
+            return Err(ScanServiceError::TooLarge(format!(
+                "metadata is larger than {} bytes",
+                config.max_metadata_bytes
+            )));
+        }
+        let v: serde_json::Value = serde_json::from_str(metadata_json)
+            .map_err(|_| ScanServiceError::invalid("metadata", "metadata must be a JSON object"))?;
+        if !v.is_object() {
+            return Err(ScanServiceError::invalid(
+                "metadata",
+                "metadata must be a JSON object",
+            ));
+        }
+        Some(v)
+    };
+    let id = Uuid::new_v4();
+    // The user's token (audience storage-signer) goes with this call: the key is checked
+    // against the caller's org there too. Signed first, so the usage row below is locked
+    // for one short transaction, not across a call to another service.
+    let upload = core
+        .signer
+        .presign_put(pb::PresignPutRequest {
+            key: scan_key(c.org_id, id),
+            size,
+            content_type: "application/octet-stream".into(),
+            sha256: String::new(),
+            expires_in_seconds: config.scan_upload_expiry_secs,
+        })
+        .await?;
+    let mut tx = core.tx(c.org_id).await?;
+    let budget = i64::try_from(config.scan_only_bytes_per_day).unwrap_or(i64::MAX);
+    if !store::charge_usage(&mut tx, c.org_id, declared, budget).await? {
+        // The URL is dropped unseen: without the request's row its object is nobody's, and
+        // the lifecycle rule takes anything put with it.
+        return Err(ScanServiceError::OverBudget(
+            "the org's scan-only bytes for today are used up; try again after midnight UTC",
+            secs_to_utc_midnight(),
+        ));
+    }
+    store::insert_scan(
+        &mut tx,
+        c.org_id,
+        id,
+        declared,
+        metadata.as_ref(),
+        config.scan_upload_expiry_secs,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((id, upload))
+}
+
+/// A scan-only request and, once done, its result.
+#[derive(Debug)]
+pub struct Scan {
+    pub row: ScanRow,
+    pub result: Option<ResultRow>,
+}
+
+/// Submits a request whose bytes are up: they must be exactly as declared; the scan is queued.
+/// Submitting twice is one submission.
+pub async fn submit(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServiceError> {
+    let mut tx = core.tx(c.org_id).await?;
+    let scan = store::scan(&mut tx, id, core.config.scan_upload_grace_secs)
+        .await?
+        .ok_or(ScanServiceError::NotFound)?;
+    if scan.status == "expired" || (scan.status == "awaiting_upload" && !scan.uploadable) {
+        return Err(ScanServiceError::Conflict(
+            "the upload window of this scan has passed; create a new one",
+        ));
+    }
+    if scan.status != "awaiting_upload" {
+        tx.commit().await?;
+        return status(core, c, id).await;
+    }
+    let key = scan_key(c.org_id, id);
+    let head = core.signer.head(&key).await?;
+    if !head.exists {
+        return Err(ScanServiceError::Conflict(
+            "the object has not been uploaded",
+        ));
+    }
+    if i64::try_from(head.size).ok() != Some(scan.size) {
+        return Err(ScanServiceError::Conflict(
+            "the uploaded object's size differs from the declared size",
+        ));
+    }
+    // Headers the upload URL did not set could make a reader decode other bytes than were
+    // scanned: refuse the upload (the verdict would be about bytes nobody reads).
+    if !head.foreign_headers.is_empty() || head.etag.is_empty() {
+        return Err(ScanServiceError::Conflict(
+            "the uploaded object carries headers its upload URL did not set",
+        ));
+    }
+    // Atomic against the upload sweep, which may expire the request meanwhile.
+    if !store::set_scan_status(&mut tx, id, "awaiting_upload", "queued").await? {
+        return Err(ScanServiceError::Conflict(
+            "the scan is no longer awaiting its upload",
+        ));
+    }
+    store::enqueue(
+        &mut tx,
+        &NewJob {
+            org_id: c.org_id,
+            subject: "scan",
+            subject_id: id,
+            object_key: &key,
+            size: scan.size,
+            content_type: "",
+            extension: "",
+            object_etag: &head.etag,
+            object_version: &head.version_id,
+        },
+    )
+    .await?;
+    events::wake_workers(&mut tx).await?;
+    tx.commit().await?;
+    core.wake_workers();
+    status(core, c, id).await
+}
+
+/// A request's status, with its result once done.
+pub async fn status(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServiceError> {
+    let mut tx = core.tx(c.org_id).await?;
+    let row = store::scan(&mut tx, id, core.config.scan_upload_grace_secs)
+        .await?
+        .ok_or(ScanServiceError::NotFound)?;
+    let result = if row.status == "done" {
+        store::result(&mut tx, c.org_id, id).await?
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(Scan { row, result })
+}
+
+/// How far an org purge got here.
+#[derive(Debug)]
+pub struct Purged {
+    pub done: bool,
+    pub objects_deleted: u64,
+}
+
+/// Deletes the org's scan-only objects, then, once none is left, every row of the org here.
+pub async fn purge_org(core: &Core, org: Uuid) -> Result<Purged, ScanServiceError> {
+    let page = core.signer.delete_prefix(format!("scans/{org}/")).await?;
+    let objects_deleted = u64::from(page.deleted);
+    if page.more {
+        return Ok(Purged {
+            done: false,
+            objects_deleted,
+        });
+    }
+    let mut tx = core.tx(org).await?;
+    store::delete_org(&mut tx, org).await?;
+    tx.commit().await?;
+    tracing::info!(%org, objects = page.deleted, "purged a deleted org's scans");
+    Ok(Purged {
+        done: true,
+        objects_deleted,
+    })
+}
