@@ -17,14 +17,15 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
+use crate::account;
 use crate::audit;
 use crate::config::GatewayConfig;
 use crate::cookies::CookieSigner;
 use crate::events;
 use crate::files;
-use crate::routes::{self, Gateway};
 use crate::scans;
 use crate::server::{self, Edge};
+use crate::state::Gateway;
 
 /// A built gateway, bound and ready to serve.
 pub struct App {
@@ -83,7 +84,7 @@ impl App {
             ),
             cookies: CookieSigner::new(&cookie_ring),
             public_url,
-            streams: events::Streams::new(
+            streams: crate::streams::Streams::new(
                 config.events_per_user,
                 Duration::from_secs(config.events_keepalive_secs),
                 Duration::from_secs(config.events_recheck_secs),
@@ -95,20 +96,20 @@ impl App {
             config.max_body_bytes,
         );
         let router = Router::new()
-            .route("/v1/auth/signup", post(routes::signup))
-            .route("/v1/auth/login", post(routes::login))
-            .route("/v1/auth/logout", post(routes::logout))
-            .route("/v1/me", get(routes::me))
-            .route("/v1/auth/totp/enroll", post(routes::totp_enroll))
-            .route("/v1/auth/totp/confirm", post(routes::totp_confirm))
-            .route("/v1/members", post(routes::add_member))
-            .route("/v1/org", delete(routes::delete_org))
-            .route("/v1/org/restore", post(routes::restore_org))
+            .route("/v1/auth/signup", post(account::signup))
+            .route("/v1/auth/login", post(account::login))
+            .route("/v1/auth/logout", post(account::logout))
+            .route("/v1/me", get(account::me))
+            .route("/v1/auth/totp/enroll", post(account::totp_enroll))
+            .route("/v1/auth/totp/confirm", post(account::totp_confirm))
+            .route("/v1/members", post(account::add_member))
+            .route("/v1/org", delete(account::delete_org))
+            .route("/v1/org/restore", post(account::restore_org))
             .route(
                 "/v1/api-keys",
-                post(routes::create_api_key).get(routes::list_api_keys),
+                post(account::create_api_key).get(account::list_api_keys),
             )
-            .route("/v1/api-keys/{id}", delete(routes::revoke_api_key))
+            .route("/v1/api-keys/{id}", delete(account::revoke_api_key))
             .route("/v1/folders", post(files::create_folder))
             .route("/v1/folders/{id}/children", get(files::list_children))
             .route(
@@ -142,8 +143,8 @@ impl App {
             .route("/v1/scans", post(scans::create))
             .route("/v1/scans/{id}", get(scans::get))
             .route("/v1/scans/{id}/submit", post(scans::submit))
-            .fallback(routes::not_found)
-            .method_not_allowed_fallback(routes::method_not_allowed)
+            .fallback(account::not_found)
+            .method_not_allowed_fallback(account::method_not_allowed)
             .with_state(gateway)
             .layer(axum::middleware::from_fn_with_state(edge, server::edge));
 

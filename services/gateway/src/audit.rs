@@ -6,14 +6,16 @@ use axum::body::Body;
 use axum::extract::Query;
 use axum::extract::State;
 use axum::extract::rejection::QueryRejection;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use coffer_proto::v1::{self as pb};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::authn::Authed;
 use crate::error::ApiError;
-use crate::routes::{Shared, authenticate, rfc3339};
+use crate::state::Shared;
+use crate::wire::rfc3339;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,8 +29,7 @@ pub struct ListQuery {
 
 pub async fn list(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|_| ApiError::invalid("the query string is malformed"))?;
@@ -40,7 +41,6 @@ pub async fn list(
                 .ok_or_else(|| ApiError::invalid("since must be an RFC 3339 time"))
         })
         .transpose()?;
-    let authed = authenticate(&gw, &headers, &method).await?;
     let res = authed
         .call(gw.audit.clone().list(pb::ListRequest {
             page: Some(pb::PageRequest {
@@ -76,12 +76,7 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn verify(
-    State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
+pub async fn verify(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let v = authed
         .call(gw.audit.clone().verify(pb::VerifyRequest {}))
         .await?
@@ -90,12 +85,7 @@ pub async fn verify(
 }
 
 /// The key checkpoints and exports are signed with, for `coffer audit verify --public-key`.
-pub async fn public_key(
-    State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
+pub async fn public_key(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let k = authed
         .call(gw.audit.clone().public_key(pb::PublicKeyRequest {}))
         .await?
@@ -104,12 +94,7 @@ pub async fn public_key(
 }
 
 /// Streams the NDJSON export as the audit service produces it.
-pub async fn export(
-    State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
+pub async fn export(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let mut stream = authed
         .call(gw.audit.clone().export(pb::ExportRequest {}))
         .await?

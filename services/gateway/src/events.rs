@@ -6,79 +6,20 @@
 //! ends at the first refusal (logout, revoked key, removed member, disabled org) — or when auth
 //! cannot confirm it, which fails closed; the client reconnects.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use coffer_errors::ErrorCode;
 use coffer_proto::v1::{self as pb};
 use futures_util::StreamExt as _;
 
+use crate::authn::{Authed, exchange};
 use crate::error::ApiError;
-use crate::routes::{Shared, authenticate, exchange};
+use crate::state::Shared;
 
-/// Open streams per user.
-#[derive(Debug, Clone)]
-pub struct Streams {
-    cap: usize,
-    keep_alive: Duration,
-    recheck: Duration,
-    open: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-/// One open stream; its slot is freed when dropped (the client went away).
-struct Slot {
-    user: String,
-    open: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.user);
-            }
-        }
-    }
-}
-
-impl Streams {
-    pub fn new(cap: usize, keep_alive: Duration, recheck: Duration) -> Streams {
-        Streams {
-            cap,
-            keep_alive,
-            recheck,
-            open: Arc::default(),
-        }
-    }
-
-    fn take(&self, user: &str) -> Option<Slot> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(user.to_owned()).or_default();
-        if *n >= self.cap {
-            return None;
-        }
-        *n += 1;
-        Some(Slot {
-            user: user.to_owned(),
-            open: self.open.clone(),
-        })
-    }
-}
-
-pub async fn stream(
-    State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
+pub async fn stream(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let slot = gw.streams.take(&authed.user_id).ok_or_else(|| ApiError {
         retry_after_secs: Some(5),
         ..ApiError::new(

@@ -7,16 +7,18 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use coffer_mesh::CallContext;
 use coffer_proto::v1::{self as pb};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
+use crate::authn::Authed;
 use crate::body::JsonBody;
 use crate::error::{ApiError, request_id};
-use crate::routes::{Gateway, Shared, authenticate, rfc3339};
+use crate::state::{Gateway, Shared};
+use crate::wire::rfc3339;
 
 /// `null` → `Some(None)` (set to nothing), absent → `None` (leave as is).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -77,11 +79,9 @@ pub struct CreateFolderBody {
 
 pub async fn create_folder(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     JsonBody(b): JsonBody<CreateFolderBody>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let f = authed
         .call(metadata(&gw).create_folder(pb::CreateFolderRequest {
             name: b.name,
@@ -101,13 +101,11 @@ pub struct ListQuery {
 
 pub async fn list_children(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let authed = authenticate(&gw, &headers, &method).await?;
     let res = authed
         .call(metadata(&gw).list_children(pb::ListChildrenRequest {
             folder_id: id,
@@ -134,12 +132,10 @@ pub struct UpdateFolderBody {
 
 pub async fn update_folder(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateFolderBody>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let f = authed
         .call(metadata(&gw).update_folder(pb::UpdateFolderRequest {
             folder_id: id,
@@ -153,11 +149,9 @@ pub async fn update_folder(
 
 pub async fn trash_folder(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     authed
         .call(metadata(&gw).trash_folder(pb::FolderRef { folder_id: id }))
         .await?;
@@ -178,11 +172,9 @@ pub struct CreateFileBody {
 
 pub async fn create_file(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     JsonBody(b): JsonBody<CreateFileBody>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let res = authed
         .call(metadata(&gw).create_file(pb::CreateFileRequest {
             name: b.name,
@@ -218,11 +210,9 @@ macro_rules! file_action {
     ($name:ident, $rpc:ident) => {
         pub async fn $name(
             State(gw): Shared,
-            method: Method,
-            headers: HeaderMap,
+            authed: Authed,
             Path(id): Path<String>,
         ) -> Result<Response, ApiError> {
-            let authed = authenticate(&gw, &headers, &method).await?;
             let f = authed
                 .call(metadata(&gw).$rpc(pb::FileRef { file_id: id }))
                 .await?
@@ -239,11 +229,9 @@ file_action!(release_file, release_file);
 
 pub async fn trash_file(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     authed
         .call(metadata(&gw).trash_file(pb::FileRef { file_id: id }))
         .await?;
@@ -252,11 +240,9 @@ pub async fn trash_file(
 
 pub async fn purge_file(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     authed
         .call(metadata(&gw).purge_file(pb::FileRef { file_id: id }))
         .await?;
@@ -265,11 +251,9 @@ pub async fn purge_file(
 
 pub async fn download(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let g = authed
         .call(metadata(&gw).authorize_download(pb::FileRef { file_id: id }))
         .await?
@@ -291,12 +275,10 @@ pub struct UpdateFileBody {
 
 pub async fn update_file(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateFileBody>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let f = authed
         .call(metadata(&gw).update_file(pb::UpdateFileRequest {
             file_id: id,
@@ -320,12 +302,10 @@ pub struct ShareBody {
 
 pub async fn create_share(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<ShareBody>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let s = authed
         .call(metadata(&gw).create_share(pb::CreateShareRequest {
             file_id: id,
@@ -352,11 +332,9 @@ pub async fn create_share(
 
 pub async fn revoke_share(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     authed
         .call(metadata(&gw).revoke_share(pb::ShareRef { share_id: id }))
         .await?;

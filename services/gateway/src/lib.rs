@@ -3,19 +3,23 @@
 //! downstream call, and answers in API.md's JSON shapes. It never logs a body, a cookie, a key or a
 //! token.
 
+mod account;
 mod app;
 mod audit;
+mod authn;
 mod body;
 pub mod config;
 mod cookies;
 mod error;
 mod events;
 mod files;
-mod routes;
 mod scans;
 mod server;
+mod state;
+mod streams;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod wire;
 
 pub use app::App;
 pub use config::GatewayConfig;

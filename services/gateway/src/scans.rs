@@ -4,15 +4,17 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_proto::v1::{self as pb};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::authn::Authed;
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::routes::{Shared, authenticate, rfc3339};
+use crate::state::Shared;
+use crate::wire::rfc3339;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,8 +56,7 @@ fn status_json(s: pb::ScanStatus) -> Value {
 
 pub async fn create(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     JsonBody(b): JsonBody<CreateScanBody>,
 ) -> Result<Response, ApiError> {
     let metadata_json = match b.metadata {
@@ -63,7 +64,6 @@ pub async fn create(
         Some(v @ Value::Object(_)) => v.to_string(),
         Some(_) => return Err(ApiError::invalid("metadata must be a JSON object")),
     };
-    let authed = authenticate(&gw, &headers, &method).await?;
     let res = authed
         .call(gw.scan.clone().create_scan(pb::CreateScanRequest {
             size: b.size,
@@ -83,11 +83,9 @@ pub async fn create(
 
 pub async fn submit(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let res = authed
         .call(gw.scan.clone().submit_scan(pb::ScanRef { scan_id: id }))
         .await?
@@ -101,11 +99,9 @@ pub async fn submit(
 
 pub async fn get(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let res = authed
         .call(gw.scan.clone().get_scan(pb::ScanRef { scan_id: id }))
         .await?
@@ -122,11 +118,9 @@ pub struct WebhookBody {
 /// `PUT /v1/webhook`: owners and admins (the scan service decides); the secret is shown once.
 pub async fn set_webhook(
     State(gw): Shared,
-    method: Method,
-    headers: HeaderMap,
+    authed: Authed,
     JsonBody(b): JsonBody<WebhookBody>,
 ) -> Result<Response, ApiError> {
-    let authed = authenticate(&gw, &headers, &method).await?;
     let res = authed
         .call(
             gw.scan

@@ -1,0 +1,288 @@
+//! The account and org endpoints of API.md: sign-up, login and logout, who I am, API keys,
+//! members, TOTP, org deletion and restore. Each handler: parse, call one auth RPC (with the
+//! user token in the call context when there is a user), answer in API.md's shapes.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use coffer_errors::ErrorCode;
+use coffer_proto::v1::{self as pb};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::authn::Authed;
+use crate::body::JsonBody;
+use crate::cookies::CookieSigner;
+use crate::error::ApiError;
+use crate::state::Shared;
+use crate::wire::{rfc3339, role_name};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupBody {
+    org_name: String,
+    email: String,
+    password: String,
+}
+
+pub async fn signup(
+    State(gw): Shared,
+    JsonBody(b): JsonBody<SignupBody>,
+) -> Result<Response, ApiError> {
+    let res = gw
+        .auth
+        .clone()
+        .signup(pb::SignupRequest {
+            org_name: b.org_name,
+            email: b.email,
+            password: b.password,
+        })
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"user_id": res.user_id, "org_id": res.org_id})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    email: String,
+    password: String,
+    totp_code: Option<String>,
+}
+
+pub async fn login(
+    State(gw): Shared,
+    axum::Extension(client): axum::Extension<crate::server::ClientAddr>,
+    JsonBody(b): JsonBody<LoginBody>,
+) -> Result<Response, ApiError> {
+    let res = gw
+        .auth
+        .clone()
+        .login(pb::LoginRequest {
+            email: b.email,
+            password: b.password,
+            totp_code: b.totp_code.unwrap_or_default(),
+            client_addr: client.0.ip().to_string(),
+        })
+        .await?
+        .into_inner();
+    let caller = res.caller.unwrap_or_default();
+    let body = json!({
+        "user_id": caller.user_id,
+        "org_id": caller.org_id,
+        "role": role_name(caller.role),
+        "csrf_token": gw.cookies.csrf_token(&res.session_id),
+    });
+    Ok((
+        [(header::SET_COOKIE, gw.cookies.set_cookie(&res.session_id))],
+        Json(body),
+    )
+        .into_response())
+}
+
+pub async fn logout(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    if let Some(session_id) = &authed.session_id {
+        authed
+            .call(gw.auth.clone().logout(pb::LogoutRequest {
+                session_id: session_id.clone(),
+            }))
+            .await?;
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, CookieSigner::clear_cookie())],
+    )
+        .into_response())
+}
+
+pub async fn me(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    let me = authed
+        .call(gw.auth.clone().get_me(pb::GetMeRequest {}))
+        .await?
+        .into_inner();
+    let csrf = authed
+        .session_id
+        .as_deref()
+        .map(|s| gw.cookies.csrf_token(s));
+    Ok(Json(json!({
+        "user_id": me.user_id,
+        "org_id": me.org_id,
+        "email": me.email,
+        "role": role_name(me.role),
+        "totp_enabled": me.totp_enabled,
+        "csrf_token": csrf,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyBody {
+    name: String,
+    scopes: Vec<String>,
+}
+
+pub async fn create_api_key(
+    State(gw): Shared,
+    authed: Authed,
+    JsonBody(b): JsonBody<ApiKeyBody>,
+) -> Result<Response, ApiError> {
+    let res = authed
+        .call(gw.auth.clone().create_api_key(pb::CreateApiKeyRequest {
+            name: b.name,
+            scopes: b.scopes,
+        }))
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": res.id, "key": res.key})),
+    )
+        .into_response())
+}
+
+pub async fn list_api_keys(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    let res = authed
+        .call(gw.auth.clone().list_api_keys(pb::ListApiKeysRequest {}))
+        .await?
+        .into_inner();
+    let items: Vec<_> = res
+        .items
+        .into_iter()
+        .map(|k| {
+            json!({
+                "id": k.id,
+                "name": k.name,
+                "scopes": k.scopes,
+                "prefix": k.prefix,
+                "created_at": rfc3339(k.created_at),
+                "last_used_at": rfc3339(k.last_used_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+pub async fn revoke_api_key(
+    State(gw): Shared,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authed
+        .call(
+            gw.auth
+                .clone()
+                .revoke_api_key(pb::RevokeApiKeyRequest { id }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    email: String,
+    password: String,
+    role: String,
+}
+
+pub async fn add_member(
+    State(gw): Shared,
+    authed: Authed,
+    JsonBody(b): JsonBody<MemberBody>,
+) -> Result<Response, ApiError> {
+    let res = authed
+        .call(gw.auth.clone().add_member(pb::AddMemberRequest {
+            email: b.email,
+            password: b.password,
+            role: b.role,
+        }))
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(json!({ "user_id": res.user_id }))).into_response())
+}
+
+pub async fn totp_enroll(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    let res = authed
+        .call(gw.auth.clone().totp_enroll(pb::TotpEnrollRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(json!({"secret": res.secret, "otpauth_uri": res.otpauth_uri})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmBody {
+    code: String,
+}
+
+pub async fn totp_confirm(
+    State(gw): Shared,
+    authed: Authed,
+    JsonBody(b): JsonBody<TotpConfirmBody>,
+) -> Result<Response, ApiError> {
+    authed
+        .call(
+            gw.auth
+                .clone()
+                .totp_confirm(pb::TotpConfirmRequest { code: b.code }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn delete_org(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    let res = authed
+        .call(
+            gw.auth
+                .clone()
+                .request_org_deletion(pb::RequestOrgDeletionRequest {}),
+        )
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "purge_after": rfc3339(res.purge_after) })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    email: String,
+    password: String,
+    totp_code: Option<String>,
+}
+
+pub async fn restore_org(
+    State(gw): Shared,
+    axum::Extension(client): axum::Extension<crate::server::ClientAddr>,
+    JsonBody(b): JsonBody<RestoreBody>,
+) -> Result<Response, ApiError> {
+    let res = gw
+        .auth
+        .clone()
+        .restore_org(pb::RestoreOrgRequest {
+            email: b.email,
+            password: b.password,
+            totp_code: b.totp_code.unwrap_or_default(),
+            client_addr: client.0.ip().to_string(),
+        })
+        .await?
+        .into_inner();
+    Ok(Json(json!({ "org_id": res.org_id })).into_response())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::InvalidArgument, "method not allowed")
+}
