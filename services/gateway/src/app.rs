@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{delete, get, patch, post, put};
 use coffer_config::ServiceConfig;
 use coffer_mesh::{CertStore, Jobs, MeshClient, TlsFiles};
@@ -16,15 +17,17 @@ use coffer_token::MasterKeyRing;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
 use crate::account;
 use crate::audit;
 use crate::config::GatewayConfig;
 use crate::cookies::CookieSigner;
+use crate::edge::{self, RateLimit};
 use crate::events;
 use crate::files;
 use crate::scans;
-use crate::server::{self, Edge};
+use crate::server;
 use crate::state::Gateway;
 
 /// A built gateway, bound and ready to serve.
@@ -90,11 +93,7 @@ impl App {
                 Duration::from_secs(config.events_recheck_secs),
             ),
         });
-        let edge = Edge::new(
-            config.rate_per_second,
-            config.rate_burst,
-            config.max_body_bytes,
-        );
+        let limit = RateLimit::new(config.rate_per_second, config.rate_burst);
         let router = Router::new()
             .route("/v1/auth/signup", post(account::signup))
             .route("/v1/auth/login", post(account::login))
@@ -146,12 +145,30 @@ impl App {
             .fallback(account::not_found)
             .method_not_allowed_fallback(account::method_not_allowed)
             .with_state(gateway)
-            .layer(axum::middleware::from_fn_with_state(edge, server::edge));
+            .layer(
+                ServiceBuilder::new()
+                    .layer(from_fn(edge::metrics))
+                    .layer(from_fn(edge::request_id))
+                    .layer(from_fn(edge::security_headers))
+                    .layer(from_fn_with_state(limit.clone(), edge::rate_limit))
+                    .layer(from_fn_with_state(config.max_body_bytes, edge::body_cap)),
+            );
 
         // Ready only while auth answers health.
         let readiness = Readiness::default();
         let probe = readiness.clone();
         let mut jobs = Jobs::new();
+        jobs.every(
+            "rate-limit table trim",
+            Duration::from_secs(60),
+            move || {
+                let limit = limit.clone();
+                async move {
+                    limit.trim();
+                    Ok::<_, std::convert::Infallible>(0)
+                }
+            },
+        );
         jobs.spawn("readiness probe", move |mut stop| async move {
             let mut health = tonic_health::pb::health_client::HealthClient::new(auth_channel);
             while !stop.is_stopped() {

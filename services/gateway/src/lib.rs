@@ -10,6 +10,7 @@ mod authn;
 mod body;
 pub mod config;
 mod cookies;
+mod edge;
 mod error;
 mod events;
 mod files;

@@ -1,0 +1,103 @@
+//! The middleware every request passes, one job per layer, applied in this order (outermost
+//! first, see `app.rs`): metrics → request id → security headers → rate limit → body cap →
+//! handler.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::body::BodyLimit;
+use crate::error::{ApiError, REQUEST_ID};
+use crate::server::ClientAddr;
+
+/// RED metrics of the public API, by route template (the path itself holds ids and share
+/// tokens), method and status: every answer counts, refusals of the layers below included.
+pub async fn metrics(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    coffer_telemetry::metrics().record_http(
+        &route,
+        method.as_str(),
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
+/// A fresh id per request: in scope for the handler (logs, downstream calls) and returned as
+/// `X-Request-Id`.
+pub async fn request_id(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("cache-control", "no-store"),
+    ("referrer-policy", "no-referrer"),
+];
+
+/// HSTS, no sniffing, no caching, no referrer: on every answer.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    for (name, value) in SECURITY_HEADERS {
+        res.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    res
+}
+
+/// Requests per second per client address, with a burst.
+pub struct RateLimit(DefaultKeyedRateLimiter<IpAddr>);
+
+impl RateLimit {
+    /// `per_second` and `burst` are validated at load (at least 1).
+    pub fn new(per_second: u32, burst: u32) -> Arc<Self> {
+        let one = std::num::NonZeroU32::MIN;
+        let quota = Quota::per_second(std::num::NonZeroU32::new(per_second).unwrap_or(one))
+            .allow_burst(std::num::NonZeroU32::new(burst).unwrap_or(one));
+        Arc::new(RateLimit(DefaultKeyedRateLimiter::keyed(quota)))
+    }
+
+    /// Forgets idle clients so the table stays bounded (a background job).
+    pub fn trim(&self) {
+        self.0.retain_recent();
+    }
+}
+
+/// 429 with `Retry-After` for a client over its rate.
+pub async fn rate_limit(State(limit): State<Arc<RateLimit>>, req: Request, next: Next) -> Response {
+    if let Some(ClientAddr(peer)) = req.extensions().get::<ClientAddr>()
+        && let Err(not_until) = limit.0.check_key(&peer.ip())
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return ApiError::rate_limited(wait.as_secs_f64().ceil() as u64).into_response();
+    }
+    next.run(req).await
+}
+
+/// The largest body a handler reads (`JsonBody` enforces it).
+pub async fn body_cap(State(limit): State<usize>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(BodyLimit(limit));
+    next.run(req).await
+}
