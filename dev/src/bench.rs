@@ -393,7 +393,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .record_verdict(coffer_proto::v1::RecordVerdictRequest {
                 org_id: org.clone(),
                 file_id: file.clone(),
-                verdict: "clean".into(),
+                verdict: coffer_kit::vocab::Verdict::Clean.to_wire(),
                 rescan: false,
                 ..Default::default()
             })

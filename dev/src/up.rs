@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use coffer_config::{DatabaseConfig, ServiceConfig};
+use coffer_config::{DatabaseConfig, SecretFile, SecretKind, ServiceConfig};
 use coffer_mesh::{CertStore, MeshClient, TlsFiles};
+use coffer_testkit::secrets::{Materials, provision as provision_secrets};
 use coffer_testkit::{DevCa, Postgres, S3, S3Credentials};
-use coffer_token::{Audience, MasterKeyRing};
+use coffer_token::MasterKeyRing;
 use serde::Serialize;
 use supervisor::Supervisor;
 
@@ -31,49 +32,50 @@ pub const BUCKET: &str = "coffer";
 /// Every mesh service, with what it needs from the launcher.
 struct ServiceSpec {
     name: &'static str,
-    /// The token audience the service verifies as; `None` for auth, which mints.
-    audience: Option<Audience>,
-    /// Whether the service owns a database schema of its own name.
-    schema: bool,
+    /// What it reads from its secrets directory (its own description).
+    secrets: &'static [SecretFile],
     /// Whether it serves mesh gRPC (all but the gateway, which serves public HTTPS).
     grpc: bool,
+}
+
+impl ServiceSpec {
+    /// Whether the service owns a database schema of its own name.
+    fn schema(&self) -> bool {
+        self.secrets
+            .iter()
+            .any(|s| s.kind == SecretKind::DatabaseRoles)
+    }
 }
 
 const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
         name: "auth",
-        audience: None,
-        schema: true,
+        secrets: coffer_auth::SECRETS,
         grpc: true,
     },
     ServiceSpec {
         name: "metadata",
-        audience: Some(Audience::Metadata),
-        schema: true,
+        secrets: coffer_metadata::SECRETS,
         grpc: true,
     },
     ServiceSpec {
         name: "storage-signer",
-        audience: Some(Audience::StorageSigner),
-        schema: false,
+        secrets: coffer_storage_signer::SECRETS,
         grpc: true,
     },
     ServiceSpec {
         name: "audit",
-        audience: Some(Audience::Audit),
-        schema: true,
+        secrets: coffer_audit::SECRETS,
         grpc: true,
     },
     ServiceSpec {
         name: "scan",
-        audience: Some(Audience::Scan),
-        schema: true,
+        secrets: coffer_scan::SECRETS,
         grpc: true,
     },
     ServiceSpec {
         name: "gateway",
-        audience: Some(Audience::Gateway),
-        schema: false,
+        secrets: coffer_gateway::SECRETS,
         grpc: false,
     },
 ];
@@ -139,14 +141,6 @@ async fn create_demo_account(secrets: &Path, auth_addr: &str) -> anyhow::Result<
     Ok(demo)
 }
 
-/// 32 random bytes, base64: the form of every symmetric key and seed secret file.
-fn random_key() -> String {
-    use base64::Engine as _;
-    let mut key = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
-    base64::engine::general_purpose::STANDARD.encode(key)
-}
-
 fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::write(path, value).with_context(|| format!("writing {}", path.display()))?;
@@ -166,19 +160,7 @@ async fn provision(
         .await?;
     for svc in SERVICES {
         let dir = secrets.join(svc.name);
-        ca.write_service_dir(&dir, svc.name)?;
-        match svc.audience {
-            None => {
-                write_secret(&dir.join("token-master.toml"), &ring.to_toml())?;
-                // The column-encryption key for TOTP seeds.
-                write_secret(&dir.join("totp-key"), &random_key())?;
-            }
-            Some(a) => write_secret(
-                &dir.join("token-ring.toml"),
-                &ring.derive_audience_ring(a).to_toml(),
-            )?,
-        }
-        if svc.schema {
+        let roles = if svc.schema() {
             let schema = svc.name;
             let owner_pw = coffer_testkit::random_secret();
             let runtime_pw = coffer_testkit::random_secret();
@@ -195,39 +177,34 @@ async fn provision(
                 ),
             )
             .await?;
-            write_secret(&dir.join("db-owner-password"), &owner_pw)?;
-            write_secret(&dir.join("db-runtime-password"), &runtime_pw)?;
-        }
-        if svc.name == "gateway" {
-            // The public certificate: localhost for browsers and clients on this machine.
-            let mut public = coffer_testkit::CertSpec::service("gateway");
-            public.dns.push("localhost".into());
-            public.ips.push("127.0.0.1".parse()?);
-            let public = ca.issue_spec(&public)?;
-            std::fs::write(dir.join("public-tls.crt"), &public.cert_pem)?;
-            write_secret(&dir.join("public-tls.key"), &public.key_pem)?;
-            write_secret(
-                &dir.join("cookie-keys.toml"),
-                &MasterKeyRing::generate("cookie-1").to_toml(),
-            )?;
-        }
-        if svc.name == "audit" {
-            // The checkpoint and export signing key; its public half for `coffer audit verify`.
-            let seed = random_key();
-            write_secret(&dir.join("audit-signing-key"), &seed)?;
-            let signer = coffer_auditlog::Signer::from_text("audit-1", &seed)?;
+            Some((owner_pw, runtime_pw))
+        } else {
+            None
+        };
+        provision_secrets(
+            &dir,
+            svc.name,
+            svc.secrets,
+            &Materials {
+                ca,
+                ring,
+                db: roles.as_ref().map(|(o, r)| (o.as_str(), r.as_str())),
+                s3: Some(s3),
+                signing_seed: None,
+            },
+        )?;
+        // The audit signing key's public half, for `coffer audit verify`.
+        if let Some(key) = svc
+            .secrets
+            .iter()
+            .find(|s| s.kind == SecretKind::SigningKey)
+        {
+            let seed = std::fs::read_to_string(dir.join(key.files[0]))?;
+            let signer = coffer_auditlog::Signer::from_text("audit-1", seed.trim())?;
             std::fs::write(
                 secrets.parent().unwrap_or(secrets).join("audit.pub"),
                 signer.public_key_text(),
             )?;
-        }
-        if svc.name == "scan" {
-            // Seals the webhook secrets at rest.
-            write_secret(&dir.join("webhook-key"), &random_key())?;
-        }
-        if svc.name == "storage-signer" {
-            write_secret(&dir.join("s3-access-key-id"), &s3.access_key)?;
-            write_secret(&dir.join("s3-secret-access-key"), &s3.secret_key)?;
         }
     }
     Ok(())
@@ -440,7 +417,7 @@ async fn start_services(
             admin_listen: admin[svc.name].parse()?,
             secrets_dir: secrets.join(svc.name),
             peers: peers.clone(),
-            database: svc.schema.then(|| DatabaseConfig {
+            database: svc.schema().then(|| DatabaseConfig {
                 port: pg_port,
                 name: "coffer".into(),
                 schema: svc.name.into(),
@@ -538,6 +515,30 @@ async fn wait_for_stop(supervisor: &mut Supervisor) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's secrets table is what the services say they read (their `SECRETS`, the list
+    /// this launcher and the tests provision from).
+    #[test]
+    fn the_readme_lists_each_services_secrets_as_the_service_describes_them() {
+        let readme = include_str!("../../services/README.md");
+        for svc in SERVICES {
+            let files: Vec<_> = svc
+                .secrets
+                .iter()
+                .filter(|s| s.kind != SecretKind::MeshIdentity)
+                .copied()
+                .collect();
+            let row = format!(
+                "| {} | {} |",
+                svc.name,
+                coffer_config::describe_secrets(&files)
+            );
+            assert!(
+                readme.contains(&row),
+                "services/README.md lacks the row {row}"
+            );
+        }
+    }
 
     #[test]
     fn only_its_own_state_directory_is_cleared() {

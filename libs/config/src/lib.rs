@@ -31,6 +31,79 @@ pub enum ConfigError {
     Secret { path: PathBuf, reason: String },
 }
 
+/// What kind of secret a file (or a set of files) is: how it is made and rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// The service's mesh certificate and key, and the mesh CA (`tls.crt`, `tls.key`, `ca.crt`).
+    MeshIdentity,
+    /// Auth's master token key ring (every audience's keys derive from it).
+    TokenMasterRing,
+    /// The service's own audience key ring, derived from the master ring.
+    AudienceRing,
+    /// The gateway's cookie and CSRF key ring.
+    CookieRing,
+    /// 32 random bytes (base64) that seal a column (AES-256-GCM).
+    ColumnKey,
+    /// An Ed25519 seed (base64) that signs audit checkpoints and exports.
+    SigningKey,
+    /// The passwords of the schema's owner and runtime roles.
+    DatabaseRoles,
+    /// The object store's access key id and secret key.
+    StoreCredentials,
+    /// The public HTTPS certificate and key.
+    PublicTls,
+}
+
+/// One secret a service reads from its secrets directory.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretFile {
+    pub kind: SecretKind,
+    /// The file names (one unless the kind is a set), when the kind has no fixed ones.
+    pub files: &'static [&'static str],
+    /// What it is for, in a few words (the README's table).
+    pub purpose: &'static str,
+}
+
+impl SecretFile {
+    /// The mesh identity every gRPC service has.
+    pub const MESH_IDENTITY: SecretFile = SecretFile {
+        kind: SecretKind::MeshIdentity,
+        files: &["tls.crt", "tls.key", "ca.crt"],
+        purpose: "mTLS identity and the mesh CA",
+    };
+    /// The verifying key ring of a service that takes user tokens.
+    pub const AUDIENCE_RING: SecretFile = SecretFile {
+        kind: SecretKind::AudienceRing,
+        files: &["token-ring.toml"],
+        purpose: "verifies user tokens (the service's audience)",
+    };
+    /// The two role passwords of a service with a schema.
+    pub const DATABASE_ROLES: SecretFile = SecretFile {
+        kind: SecretKind::DatabaseRoles,
+        files: &["db-owner-password", "db-runtime-password"],
+        purpose: "the schema's owner (migrations) and runtime roles",
+    };
+}
+
+impl Secrets {
+    /// Checks that every file of `spec` is present, naming the first one missing.
+    pub fn check(&self, spec: &[SecretFile]) -> Result<(), ConfigError> {
+        for file in spec.iter().flat_map(|s| s.files) {
+            self.require(file)?;
+        }
+        Ok(())
+    }
+}
+
+/// One README row's list of files: `` `tls.crt`, `tls.key` `` … for a service's secrets.
+pub fn describe_secrets(spec: &[SecretFile]) -> String {
+    spec.iter()
+        .flat_map(|s| s.files)
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A configuration section that refuses values that cannot work. Every service's section
 /// implements it; [`load_service`] checks both the section and [`ServiceConfig`] as it loads, so
 /// a bad value stops start-up naming its key (and builders check again, for configs made in

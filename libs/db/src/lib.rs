@@ -148,6 +148,10 @@ fn connect_options(
         .password(password.expose_secret()))
 }
 
+/// The role password files, as `coffer_config::SecretFile::DATABASE_ROLES` names them.
+const OWNER_PASSWORD: &str = coffer_config::SecretFile::DATABASE_ROLES.files[0];
+const RUNTIME_PASSWORD: &str = coffer_config::SecretFile::DATABASE_ROLES.files[1];
+
 /// What every schema-owning service does at start-up: migrate as the owner (password in
 /// `db-owner-password`), then open the runtime pool (password in `db-runtime-password`).
 pub async fn open(
@@ -155,9 +159,9 @@ pub async fn open(
     secrets: &Secrets,
     migrator: &sqlx::migrate::Migrator,
 ) -> Result<PgPool, DbError> {
-    let owner = connect_options(db, secrets, &db.owner_user, "db-owner-password")?;
+    let owner = connect_options(db, secrets, &db.owner_user, OWNER_PASSWORD)?;
     migrate(owner, &db.schema, &db.runtime_user, migrator).await?;
-    let runtime = connect_options(db, secrets, &db.runtime_user, "db-runtime-password")?;
+    let runtime = connect_options(db, secrets, &db.runtime_user, RUNTIME_PASSWORD)?;
     runtime_pool(runtime, &db.schema, db.pool_size).await
 }
 
@@ -168,7 +172,7 @@ pub async fn owner_pool(
     secrets: &Secrets,
     max: u32,
 ) -> Result<PgPool, DbError> {
-    let owner = connect_options(db, secrets, &db.owner_user, "db-owner-password")?;
+    let owner = connect_options(db, secrets, &db.owner_user, OWNER_PASSWORD)?;
     Ok(PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(std::time::Duration::from_secs(5))

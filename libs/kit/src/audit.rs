@@ -150,12 +150,29 @@ impl Outcome {
         }
     }
 
-    /// Parses the wire form.
+    /// Parses the column form.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "success" => Some(Outcome::Success),
             "failure" => Some(Outcome::Failure),
             _ => None,
+        }
+    }
+
+    /// The wire form.
+    pub fn to_wire(self) -> i32 {
+        match self {
+            Outcome::Success => pb::Outcome::Success as i32,
+            Outcome::Failure => pb::Outcome::Failure as i32,
+        }
+    }
+
+    /// Reads the wire form; `None` for unspecified or unknown values.
+    pub fn from_wire(v: i32) -> Option<Self> {
+        match pb::Outcome::try_from(v).ok()? {
+            pb::Outcome::Success => Some(Outcome::Success),
+            pb::Outcome::Failure => Some(Outcome::Failure),
+            pb::Outcome::Unspecified => None,
         }
     }
 }
@@ -206,7 +223,7 @@ impl AuditLog {
             .append(pb::AppendRequest {
                 action: action.as_str().to_owned(),
                 target: target.to_string(),
-                outcome: outcome.as_str().to_owned(),
+                outcome: outcome.to_wire(),
                 org_id: org.map(|o| o.to_string()).unwrap_or_default(),
             })
             .await

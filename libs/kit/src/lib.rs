@@ -4,6 +4,7 @@
 //!   that producers write and the audit service checks, and [`audit::AuditLog`], the one client
 //!   producers append with;
 //! - [`seal`]: AES-256-GCM sealing of a column value, bound to the row's org or user id;
+//! - [`vocab`]: verdicts, file statuses and scan states, typed once for code, wire and columns;
 //! - [`hex`] and [`timestamp`]: the conversions every boundary needs.
 //!
 //! Errors at the gRPC boundary are `coffer_errors::ServiceError`; background jobs are
@@ -13,3 +14,4 @@ pub mod audit;
 pub mod hex;
 pub mod seal;
 pub mod timestamp;
+pub mod vocab;

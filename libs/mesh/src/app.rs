@@ -25,7 +25,9 @@ pub fn certs(service: &ServiceConfig) -> anyhow::Result<Arc<CertStore>> {
 /// file changes.
 pub fn token_verifier(service: &ServiceConfig) -> anyhow::Result<TokenVerifier> {
     let verifier = TokenVerifier::from_file(
-        &service.secrets().require("token-ring.toml")?,
+        &service
+            .secrets()
+            .require(coffer_config::SecretFile::AUDIENCE_RING.files[0])?,
         coffer_token::VerifyOptions::default(),
     )?;
     verifier.spawn_watcher(Duration::from_secs(1));

@@ -5,7 +5,8 @@
 //! - [`Postgres`]: a throwaway PostgreSQL cluster from Debian's server binaries on a loopback port;
 //! - [`S3`]: an embedded S3-compatible server (s3s + s3s-fs) that verifies SigV4, including
 //!   presigned URLs, and enforces the SSE bucket policy of DESIGN.md;
-//! - [`Clamd`]: a real clamd from Debian's `clamav-daemon` with a given signature directory.
+//! - [`Clamd`]: a real clamd from Debian's `clamav-daemon` with a given signature directory;
+//! - [`secrets::provision`]: a service's secrets directory, from the service's own description.
 //!
 //! Nothing here is mocked: the point is to test against the real protocols.
 
@@ -13,6 +14,7 @@ mod ca;
 mod clamd;
 mod postgres;
 mod s3;
+pub mod secrets;
 
 pub use ca::{CertSpec, DevCa, IssuedCert};
 pub use clamd::Clamd;

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use coffer_auditlog::Signer;
-use coffer_config::ServiceConfig;
+use coffer_config::{SecretFile, SecretKind, ServiceConfig};
 use coffer_mesh::{Jobs, ServiceApp};
 use coffer_proto::v1::audit_server::AuditServer;
 
@@ -11,8 +11,23 @@ use crate::grpc::{AuditService, policy};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The key that signs checkpoints and exports.
+pub const SIGNING_KEY: SecretFile = SecretFile {
+    kind: SecretKind::SigningKey,
+    files: &["audit-signing-key"],
+    purpose: "signs checkpoints and exports (Ed25519)",
+};
+/// Every secret audit reads, in its secrets directory.
+pub const SECRETS: &[SecretFile] = &[
+    SecretFile::MESH_IDENTITY,
+    SecretFile::AUDIENCE_RING,
+    SIGNING_KEY,
+    SecretFile::DATABASE_ROLES,
+];
+
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Result<ServiceApp> {
+    service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
     let secrets = service.secrets();
     let database = service
@@ -44,9 +59,9 @@ pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Res
         use secrecy::ExposeSecret as _;
         Signer::from_text(
             &config.signing_key_id,
-            secrets.string("audit-signing-key")?.expose_secret(),
+            secrets.string(SIGNING_KEY.files[0])?.expose_secret(),
         )
-        .context("audit-signing-key")?
+        .context(SIGNING_KEY.files[0])?
     };
     let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;

@@ -107,7 +107,7 @@ fn event_pb(r: &store::Row) -> pb::AuditEvent {
         actor: r.actor.clone(),
         action: r.action.clone(),
         target: r.target.clone(),
-        outcome: r.outcome.clone(),
+        outcome: Outcome::parse(&r.outcome).map_or(0, Outcome::to_wire),
         request_id: r.request_id.clone(),
         trace_id: r.trace_id.clone(),
         hash: hex(&r.hash),
@@ -123,12 +123,8 @@ impl AuditService {
     ) -> Result<pb::AppendResponse, AuditError> {
         check_action(&req.action)?;
         check_target(&req.target)?;
-        if Outcome::parse(&req.outcome).is_none() {
-            return Err(AuditError::invalid(
-                "outcome",
-                "outcome must be success or failure",
-            ));
-        }
+        let outcome = Outcome::from_wire(req.outcome)
+            .ok_or_else(|| AuditError::invalid("outcome", "outcome must be success or failure"))?;
         let (org_id, actor) = match &who {
             // A service token (nil user) acts for its service; a user token for its user, and
             // names the API key when the user acted through one.
@@ -164,7 +160,7 @@ impl AuditService {
                 actor,
                 action: req.action,
                 target: req.target,
-                outcome: req.outcome,
+                outcome: outcome.as_str().to_owned(),
                 request_id,
                 trace_id,
             })

@@ -12,7 +12,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::build;
+pub use app::{SECRETS, build};
 pub use config::AuditConfig;
 pub use grpc::policy;
 /// The chain's reads, for the test that checks their plans.

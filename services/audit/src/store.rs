@@ -50,13 +50,6 @@ impl Row {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash"
-    };
-}
-pub const COLUMNS: &str = columns!();
-
 /// The reads of the chain. Each names the org although row-level security already limits rows
 /// to it: the tables have two permissive policies (tenant, retention lookup), and the planner
 /// cannot use their OR as an index condition, so without `org_id = $1` each read scanned every
@@ -68,19 +61,17 @@ pub mod sql {
     /// The org's last checkpoint's seq ($1 org).
     pub const LAST_CHECKPOINT: &str = "SELECT max(seq) FROM checkpoints WHERE org_id = $1";
     /// Events after $2 in seq order, at most $3.
-    pub const EVENTS_AFTER: &str = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    );
+    pub const EVENTS_AFTER: &str = "SELECT org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash
+         FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
     /// Newest first below $2, optionally action $3 and not older than $4, at most $5.
-    pub const LIST: &str = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM events WHERE org_id = $1 AND ($2::bigint IS NULL OR seq < $2)
+    pub const LIST: &str = "SELECT org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash
+         FROM events WHERE org_id = $1 AND ($2::bigint IS NULL OR seq < $2)
            AND ($3::text IS NULL OR action = $3) AND ($4::bigint IS NULL OR at_us >= $4)
-         ORDER BY seq DESC LIMIT $5"
-    );
+         ORDER BY seq DESC LIMIT $5";
+    /// A batch of one org's events ($1 org, then one array per column), in one statement.
+    pub const INSERT_BATCH: &str = "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])";
     /// Every checkpoint of the org.
     pub const CHECKPOINTS: &str =
         "SELECT org_id, seq, hash, at_us, prev_checkpoint_seq, key_id, signature
@@ -137,24 +128,20 @@ pub async fn append_batch(
         out.push((seq, hash));
         prev = hash;
     }
-    sqlx::query(&format!(
-        "INSERT INTO events ({COLUMNS})
-         SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])"
-    ))
-    .bind(org_id)
-    .bind(&cols.seq)
-    .bind(&cols.at_us)
-    .bind(&cols.actor)
-    .bind(&cols.action)
-    .bind(&cols.target)
-    .bind(&cols.outcome)
-    .bind(&cols.request_id)
-    .bind(&cols.trace_id)
-    .bind(&cols.prev_hash)
-    .bind(&cols.hash)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(sql::INSERT_BATCH)
+        .bind(org_id)
+        .bind(&cols.seq)
+        .bind(&cols.at_us)
+        .bind(&cols.actor)
+        .bind(&cols.action)
+        .bind(&cols.target)
+        .bind(&cols.outcome)
+        .bind(&cols.request_id)
+        .bind(&cols.trace_id)
+        .bind(&cols.prev_hash)
+        .bind(&cols.hash)
+        .execute(&mut *tx)
+        .await?;
     if !due.is_empty() {
         let last: Option<i64> = sqlx::query_scalar(sql::LAST_CHECKPOINT)
             .bind(org_id)

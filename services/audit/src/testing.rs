@@ -1,12 +1,13 @@
 //! Starting a real audit service for other crates' tests (feature `testing`): its own database
 //! and schema in the given cluster, roles, secrets (a fixed test signing key), loopback.
 
+use coffer_testkit::secrets::{Materials, provision};
 use std::path::Path;
 
 use coffer_config::{DatabaseConfig, ServiceConfig};
 use coffer_mesh::RunningServer;
 use coffer_testkit::{DevCa, Postgres};
-use coffer_token::{Audience, MasterKeyRing};
+use coffer_token::MasterKeyRing;
 
 use crate::{AuditConfig, build};
 
@@ -31,14 +32,18 @@ pub async fn start(
     let database = pg
         .service_database("audit", OWNER_PASSWORD, RUNTIME_PASSWORD)
         .await?;
-    let secrets = ca.write_service_dir(&dir.join("audit"), "audit")?;
-    std::fs::write(
-        secrets.join("token-ring.toml"),
-        ring.derive_audience_ring(Audience::Audit).to_toml(),
+    let secrets = provision(
+        &dir.join("audit"),
+        "audit",
+        crate::SECRETS,
+        &Materials {
+            ca,
+            ring,
+            db: Some((OWNER_PASSWORD, RUNTIME_PASSWORD)),
+            s3: None,
+            signing_seed: Some(SIGNING_SEED),
+        },
     )?;
-    std::fs::write(secrets.join("db-owner-password"), OWNER_PASSWORD)?;
-    std::fs::write(secrets.join("db-runtime-password"), RUNTIME_PASSWORD)?;
-    std::fs::write(secrets.join("audit-signing-key"), SIGNING_SEED)?;
     let service = ServiceConfig {
         listen: "127.0.0.1:0".parse()?,
         admin_listen: "127.0.0.1:0".parse()?,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use coffer_config::ServiceConfig;
+use coffer_config::{SecretFile, SecretKind, ServiceConfig};
 use coffer_kit::audit::AuditLog;
 use coffer_mesh::{ServiceApp, TokenVerifier};
 use coffer_proto::v1::auth_server::AuthServer;
@@ -21,7 +21,28 @@ use crate::purge::Purger;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Migrates the schema, loads secrets and binds both ports. Fails naming what is wrong.
+/// The master token ring auth mints with.
+pub const TOKEN_MASTER: SecretFile = SecretFile {
+    kind: SecretKind::TokenMasterRing,
+    files: &["token-master.toml"],
+    purpose: "mints user and service tokens (the master ring)",
+};
+/// The key that seals TOTP seeds at rest.
+pub const TOTP_KEY: SecretFile = SecretFile {
+    kind: SecretKind::ColumnKey,
+    files: &["totp-key"],
+    purpose: "seals TOTP seeds",
+};
+/// Every secret auth reads, in its secrets directory.
+pub const SECRETS: &[SecretFile] = &[
+    SecretFile::MESH_IDENTITY,
+    TOKEN_MASTER,
+    TOTP_KEY,
+    SecretFile::DATABASE_ROLES,
+];
+
 pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Result<ServiceApp> {
+    service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
     let secrets = service.secrets();
     let database = service
@@ -31,7 +52,7 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
     let pool = coffer_db::open(database, &secrets, &MIGRATOR)
         .await
         .context("opening the auth schema")?;
-    let ring = MasterKeyRing::from_file(&secrets.require("token-master.toml")?)?;
+    let ring = MasterKeyRing::from_file(&secrets.require(TOKEN_MASTER.files[0])?)?;
     // Auth verifies its own tag on the tokens the gateway forwards back to it.
     let verifier = Verifier::new(
         &ring.derive_audience_ring(Audience::Auth),
@@ -40,8 +61,8 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
     let hasher = Hasher::new(config.password_min_chars)?;
     let seeds = {
         use secrecy::ExposeSecret as _;
-        coffer_kit::seal::Sealer::new(secrets.key("totp-key", 32)?.expose_secret())
-            .context("totp-key")?
+        coffer_kit::seal::Sealer::new(secrets.key(TOTP_KEY.files[0], 32)?.expose_secret())
+            .context(TOTP_KEY.files[0])?
     };
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = coffer_mesh::MeshClient::new(certs.clone())?;

@@ -25,7 +25,7 @@ mod app;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::build;
+pub use app::{SECRETS, build};
 pub use config::AuthConfig;
 pub use passwords::Hasher;
 

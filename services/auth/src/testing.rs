@@ -2,6 +2,7 @@
 //! own database and schema in a given cluster, the roles, the secrets directory, bound on
 //! loopback. Never part of a production build.
 
+use coffer_testkit::secrets::{Materials, provision};
 use std::path::Path;
 
 use coffer_config::{DatabaseConfig, ServiceConfig};
@@ -46,18 +47,19 @@ pub async fn start_with_peers(
     let database = pg
         .service_database("auth", OWNER_PASSWORD, RUNTIME_PASSWORD)
         .await?;
-    let secrets = ca.write_service_dir(&dir.join("auth"), "auth")?;
     let ring = MasterKeyRing::generate("k1");
     let audit = coffer_audit::testing::start(pg, ca, dir, &ring, Default::default()).await?;
-    std::fs::write(secrets.join("token-master.toml"), ring.to_toml())?;
-    std::fs::write(secrets.join("db-owner-password"), OWNER_PASSWORD)?;
-    std::fs::write(
-        secrets.join("db-runtime-password"),
-        format!("{RUNTIME_PASSWORD}\n"),
-    )?;
-    std::fs::write(
-        secrets.join("totp-key"),
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+    let secrets = provision(
+        &dir.join("auth"),
+        "auth",
+        crate::SECRETS,
+        &Materials {
+            ca,
+            ring: &ring,
+            db: Some((OWNER_PASSWORD, RUNTIME_PASSWORD)),
+            s3: None,
+            signing_seed: None,
+        },
     )?;
     let service = ServiceConfig {
         listen: "127.0.0.1:0".parse()?,

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{delete, get, patch, post, put};
-use coffer_config::ServiceConfig;
+use coffer_config::{SecretFile, SecretKind, ServiceConfig};
 use coffer_mesh::{CertStore, Jobs, MeshClient, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
@@ -46,10 +46,28 @@ impl std::fmt::Debug for App {
     }
 }
 
+/// The public HTTPS certificate and key.
+pub const PUBLIC_TLS: SecretFile = SecretFile {
+    kind: SecretKind::PublicTls,
+    files: &["public-tls.crt", "public-tls.key"],
+    purpose: "the public HTTPS certificate",
+};
+/// The key ring of session cookies and CSRF tokens.
+pub const COOKIE_RING: SecretFile = SecretFile {
+    kind: SecretKind::CookieRing,
+    files: &["cookie-keys.toml"],
+    purpose: "signs session cookies and CSRF tokens",
+};
+/// Every secret the gateway reads, in its secrets directory.
+pub const SECRETS: &[SecretFile] = &[SecretFile::MESH_IDENTITY, PUBLIC_TLS, COOKIE_RING];
+
 fn public_tls(service: &ServiceConfig) -> anyhow::Result<rustls::ServerConfig> {
     let secrets = service.secrets();
-    let cert_path = secrets.require("public-tls.crt")?;
-    let key_path = secrets.require("public-tls.key")?;
+    let [cert_file, key_file] = PUBLIC_TLS.files else {
+        unreachable!("a certificate and a key")
+    };
+    let cert_path = secrets.require(cert_file)?;
+    let key_path = secrets.require(key_file)?;
     let certs = CertificateDer::pem_file_iter(&cert_path)
         .with_context(|| format!("reading {}", cert_path.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -71,7 +89,8 @@ impl App {
         coffer_config::Validate::validate(config)?;
         let public_url = config.public_url()?;
         let secrets = service.secrets();
-        let cookie_ring = MasterKeyRing::from_file(&secrets.require("cookie-keys.toml")?)?;
+        secrets.check(SECRETS)?;
+        let cookie_ring = MasterKeyRing::from_file(&secrets.require(COOKIE_RING.files[0])?)?;
         let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
         certs.spawn_watcher(Duration::from_secs(1));
         let mesh = MeshClient::new(certs)?;

@@ -15,7 +15,8 @@ use serde_json::json;
 use crate::authn::Authed;
 use crate::error::ApiError;
 use crate::state::Shared;
-use crate::wire::rfc3339;
+use crate::wire::{name, rfc3339};
+use coffer_kit::audit::Outcome;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +63,7 @@ pub async fn list(
                 "actor": e.actor,
                 "action": e.action,
                 "target": e.target,
-                "outcome": e.outcome,
+                "outcome": name(Outcome::from_wire(e.outcome).map(Outcome::as_str)),
                 "request_id": e.request_id,
                 "hash": e.hash,
             })

@@ -18,7 +18,8 @@ use crate::authn::Authed;
 use crate::body::JsonBody;
 use crate::error::{ApiError, request_id};
 use crate::state::{Gateway, Shared};
-use crate::wire::rfc3339;
+use crate::wire::{name, rfc3339};
+use coffer_kit::vocab::{FileStatus, Verdict};
 
 /// `null` → `Some(None)` (set to nothing), absent → `None` (leave as is).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -50,8 +51,8 @@ fn file_json(f: pb::File) -> Value {
         "size": f.size,
         "content_type": f.content_type,
         "sha256": opt(f.sha256),
-        "status": f.status,
-        "verdict": opt(f.verdict),
+        "status": name(FileStatus::from_wire(f.status).map(FileStatus::as_str)),
+        "verdict": name(Verdict::from_wire(f.verdict).map(Verdict::as_str)),
         "created_at": rfc3339(f.created_at),
         "updated_at": rfc3339(f.updated_at),
     })

@@ -22,5 +22,5 @@ mod streams;
 pub mod testing;
 mod wire;
 
-pub use app::App;
+pub use app::{App, SECRETS};
 pub use config::GatewayConfig;

@@ -14,7 +14,8 @@ use crate::authn::Authed;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::Shared;
-use crate::wire::rfc3339;
+use crate::wire::{name, rfc3339};
+use coffer_kit::vocab::{ScanState, Verdict};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +33,7 @@ fn status_json(s: pb::ScanStatus) -> Value {
     };
     let mut out = json!({
         "scan_id": s.scan_id,
-        "status": s.status,
+        "status": name(ScanState::from_wire(s.status).map(ScanState::as_str)),
         "engines": s.engines.into_iter().map(|e| {
             let mut v = json!({"engine": e.engine, "clean": e.clean});
             if !e.signature.is_empty() {
@@ -42,8 +43,8 @@ fn status_json(s: pb::ScanStatus) -> Value {
         }).collect::<Vec<_>>(),
         "metadata": metadata,
     });
-    if !s.verdict.is_empty() {
-        out["verdict"] = s.verdict.into();
+    if let Some(verdict) = Verdict::from_wire(s.verdict) {
+        out["verdict"] = verdict.as_str().into();
     }
     if !s.sha256.is_empty() {
         out["sha256"] = s.sha256.into();

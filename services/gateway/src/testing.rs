@@ -2,11 +2,12 @@
 //! public certificate for `localhost` from `ca`, a fresh cookie ring, loopback ports, and
 //! `https://localhost:<port>` as the public URL unless the config names one.
 
+use coffer_testkit::secrets::{Materials, provision};
 use std::net::SocketAddr;
 use std::path::Path;
 
 use coffer_config::ServiceConfig;
-use coffer_testkit::{CertSpec, DevCa};
+use coffer_testkit::DevCa;
 use coffer_token::MasterKeyRing;
 
 use crate::{App, GatewayConfig};
@@ -30,16 +31,19 @@ pub async fn start(
     scan: &str,
     mut config: GatewayConfig,
 ) -> anyhow::Result<TestGateway> {
-    let secrets = ca.write_service_dir(&dir.join("gateway"), "gateway")?;
-    let mut public = CertSpec::service("gateway");
-    public.dns.push("localhost".into());
-    public.ips.push("127.0.0.1".parse()?);
-    let public = ca.issue_spec(&public)?;
-    std::fs::write(secrets.join("public-tls.crt"), &public.cert_pem)?;
-    std::fs::write(secrets.join("public-tls.key"), &public.key_pem)?;
-    std::fs::write(
-        secrets.join("cookie-keys.toml"),
-        MasterKeyRing::generate("c1").to_toml(),
+    // The gateway verifies no user token itself: no ring of the mesh's goes into its secrets.
+    let unused = MasterKeyRing::generate("unused");
+    let secrets = provision(
+        &dir.join("gateway"),
+        "gateway",
+        crate::SECRETS,
+        &Materials {
+            ca,
+            ring: &unused,
+            db: None,
+            s3: None,
+            signing_seed: None,
+        },
     )?;
     let service = ServiceConfig {
         listen: "127.0.0.1:0".parse()?,

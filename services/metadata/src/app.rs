@@ -1,7 +1,7 @@
 //! Wiring: config → database → token ring → clients of storage-signer and auth → mesh server.
 
 use anyhow::Context as _;
-use coffer_config::ServiceConfig;
+use coffer_config::{SecretFile, ServiceConfig};
 use coffer_kit::audit::AuditLog;
 use coffer_mesh::{Jobs, MeshClient, ServiceApp};
 use coffer_proto::v1::auth_client::AuthClient;
@@ -16,8 +16,16 @@ use crate::peers::Peers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Every secret metadata reads, in its secrets directory.
+pub const SECRETS: &[SecretFile] = &[
+    SecretFile::MESH_IDENTITY,
+    SecretFile::AUDIENCE_RING,
+    SecretFile::DATABASE_ROLES,
+];
+
 /// Migrates the schema, loads secrets, binds both ports. Fails naming what is wrong.
 pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::Result<ServiceApp> {
+    service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
     let secrets = service.secrets();
     let database = service

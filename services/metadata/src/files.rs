@@ -3,6 +3,7 @@
 //! a quarantined file.
 
 use coffer_kit::audit::{Action, Target};
+use coffer_kit::vocab::FileStatus;
 use coffer_mesh::Caller;
 use coffer_proto::v1::{self as pb};
 use coffer_token::Role;
@@ -26,10 +27,10 @@ pub struct Declared<'a> {
 /// Why a file cannot be downloaded or shared, if it cannot.
 pub fn check_downloadable(f: &FileRow) -> Result<(), MetadataError> {
     match f.status() {
-        "available" => Ok(()),
-        "quarantined" => Err(MetadataError::Quarantined),
-        "trashed" => Err(MetadataError::Conflict("the file is in the trash")),
-        _ => Err(MetadataError::NotReady),
+        FileStatus::Available => Ok(()),
+        FileStatus::Quarantined => Err(MetadataError::Quarantined),
+        FileStatus::Trashed => Err(MetadataError::Conflict("the file is in the trash")),
+        FileStatus::PendingUpload | FileStatus::Scanning => Err(MetadataError::NotReady),
     }
 }
 
@@ -128,7 +129,7 @@ pub async fn complete(core: &Core, c: &Caller, id: &str) -> Result<FileRow, Meta
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;
     let file = store::file(&mut tx, id).await?;
-    if file.status() != "pending_upload" {
+    if file.status() != FileStatus::PendingUpload {
         return Err(MetadataError::Conflict(
             "the file's upload is already complete",
         ));
@@ -156,8 +157,8 @@ pub async fn complete(core: &Core, c: &Caller, id: &str) -> Result<FileRow, Meta
     let file = store::transition(
         &mut tx,
         id,
-        "pending_upload",
-        "scanning",
+        FileStatus::PendingUpload,
+        FileStatus::Scanning,
         None,
         Trashed::Skip,
     )
@@ -290,10 +291,11 @@ pub async fn release(core: &Core, c: &Caller, id: &str) -> Result<FileRow, Metad
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;
     let current = store::file(&mut tx, id).await?;
-    if current.status() != "quarantined" {
+    if current.status() != FileStatus::Quarantined {
         return Err(MetadataError::Conflict("the file is not quarantined"));
     }
-    let file = store::transition(&mut tx, id, "quarantined", "available", None, Trashed::Skip)
+    let (from, to) = (FileStatus::Quarantined, FileStatus::Available);
+    let file = store::transition(&mut tx, id, from, to, None, Trashed::Skip)
         .await?
         .ok_or(MetadataError::Conflict("the file is not quarantined"))?;
     core.audit(Action::FileRelease, Target::File(id)).await?;

@@ -262,7 +262,7 @@ impl Metadata for MetadataService {
         let verdict = verdicts::Verdict {
             org: &r.org_id,
             file: &r.file_id,
-            verdict: &r.verdict,
+            verdict: coffer_kit::vocab::Verdict::from_wire(r.verdict),
             etag: &r.etag,
             rescan: r.rescan,
         };

@@ -20,7 +20,7 @@ mod validate;
 mod verdicts;
 mod wire;
 
-pub use app::build;
+pub use app::{SECRETS, build};
 pub use config::MetadataConfig;
 pub use grpc::policy;
 /// The listing reads, for the test that checks their plans.

@@ -2,6 +2,7 @@
 //! tenant is already set (see `coffer_db::tenant_tx`), except [`find_share_by_token`], which uses
 //! the share lookup capability. Nothing here logs a parameter: they hold names.
 
+use coffer_kit::vocab::{FileStatus, Verdict};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -27,7 +28,9 @@ pub struct FileRow {
     pub size: i64,
     pub content_type: String,
     pub sha256: Option<String>,
-    pub state: String,
+    /// The upload/scan state (never `Trashed`: that is `trashed_at`).
+    #[sqlx(try_from = "String")]
+    pub state: FileStatus,
     pub verdict: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -39,28 +42,14 @@ pub struct FileRow {
 
 impl FileRow {
     /// API.md's status: `trashed` wins over the upload/scan state.
-    pub fn status(&self) -> &str {
+    pub fn status(&self) -> FileStatus {
         if self.trashed_at.is_some() {
-            "trashed"
+            FileStatus::Trashed
         } else {
-            &self.state
+            self.state
         }
     }
 }
-
-macro_rules! file_columns {
-    () => {
-        "id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, \
-         updated_at, trashed_at, object_etag, object_version"
-    };
-}
-macro_rules! folder_columns {
-    () => {
-        "id, parent_id, name, created_at"
-    };
-}
-const FILE_COLUMNS: &str = file_columns!();
-const FOLDER_COLUMNS: &str = folder_columns!();
 
 /// The listing reads: a page of a folder's live children by name. Parameters: $1 the parent
 /// (NULL for the root), $2 the cursor (the last id of the previous page, or NULL), $3 the page
@@ -70,40 +59,22 @@ const FOLDER_COLUMNS: &str = folder_columns!();
 /// name): `IS NULL` is not an equality to the planner, and without it the root's page was a sort
 /// of every file in the root.
 pub mod sql {
-    macro_rules! page {
-        ($columns:expr, $table:literal, $parent:literal, $is_root:literal) => {
-            concat!(
-                "SELECT ",
-                $columns,
-                " FROM ",
-                $table,
-                " WHERE org_id = $4 AND ",
-                $parent,
-                $is_root,
-                " AND trashed_at IS NULL
-                  AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM ",
-                $table,
-                " WHERE id = $2))
-                ORDER BY ",
-                $parent,
-                ", name, id LIMIT $3"
-            )
-        };
-    }
-    pub const ROOT_FOLDERS: &str = page!(
-        folder_columns!(),
-        "folders",
-        "parent_id",
-        " IS NULL AND $1::uuid IS NULL"
-    );
-    pub const CHILD_FOLDERS: &str = page!(folder_columns!(), "folders", "parent_id", " = $1");
-    pub const ROOT_FILES: &str = page!(
-        file_columns!(),
-        "files",
-        "folder_id",
-        " IS NULL AND $1::uuid IS NULL"
-    );
-    pub const CHILD_FILES: &str = page!(file_columns!(), "files", "folder_id", " = $1");
+    pub const ROOT_FOLDERS: &str = "SELECT id, parent_id, name, created_at FROM folders
+         WHERE org_id = $4 AND parent_id IS NULL AND $1::uuid IS NULL AND trashed_at IS NULL
+           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM folders WHERE id = $2))
+         ORDER BY parent_id, name, id LIMIT $3";
+    pub const CHILD_FOLDERS: &str = "SELECT id, parent_id, name, created_at FROM folders
+         WHERE org_id = $4 AND parent_id = $1 AND trashed_at IS NULL
+           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM folders WHERE id = $2))
+         ORDER BY parent_id, name, id LIMIT $3";
+    pub const ROOT_FILES: &str = "SELECT id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version FROM files
+         WHERE org_id = $4 AND folder_id IS NULL AND $1::uuid IS NULL AND trashed_at IS NULL
+           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM files WHERE id = $2))
+         ORDER BY folder_id, name, id LIMIT $3";
+    pub const CHILD_FILES: &str = "SELECT id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version FROM files
+         WHERE org_id = $4 AND folder_id = $1 AND trashed_at IS NULL
+           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM files WHERE id = $2))
+         ORDER BY folder_id, name, id LIMIT $3";
 }
 
 /// Creates the org's rows on its first write, with the default quota.
@@ -132,9 +103,9 @@ pub async fn lock_tree(tx: &mut Tx, org: Uuid) -> Result<(), MetadataError> {
 // === folders ===
 
 pub async fn live_folder(tx: &mut Tx, id: Uuid) -> Result<Option<FolderRow>, MetadataError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {FOLDER_COLUMNS} FROM folders WHERE id = $1 AND trashed_at IS NULL"
-    ))
+    Ok(sqlx::query_as(
+        "SELECT id, parent_id, name, created_at FROM folders WHERE id = $1 AND trashed_at IS NULL",
+    )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?)
@@ -157,10 +128,10 @@ pub async fn insert_folder(
     parent: Option<Uuid>,
     name: &str,
 ) -> Result<FolderRow, MetadataError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(
         "INSERT INTO folders (id, org_id, parent_id, name) VALUES ($1, $2, $3, $4)
-         RETURNING {FOLDER_COLUMNS}"
-    ))
+         RETURNING id, parent_id, name, created_at",
+    )
     .bind(Uuid::new_v4())
     .bind(org)
     .bind(parent)
@@ -193,12 +164,12 @@ pub async fn update_folder(
     name: Option<&str>,
     parent: Option<Option<Uuid>>,
 ) -> Result<FolderRow, MetadataError> {
-    sqlx::query_as(&format!(
+    sqlx::query_as(
         "UPDATE folders SET name = COALESCE($2, name),
                             parent_id = CASE WHEN $3 THEN $4 ELSE parent_id END,
                             updated_at = now()
-         WHERE id = $1 AND trashed_at IS NULL RETURNING {FOLDER_COLUMNS}"
-    ))
+         WHERE id = $1 AND trashed_at IS NULL RETURNING id, parent_id, name, created_at",
+    )
     .bind(id)
     .bind(name)
     .bind(parent.is_some())
@@ -325,12 +296,10 @@ pub async fn release_quota(tx: &mut Tx, org: Uuid, size: i64) -> Result<(), Meta
 }
 
 pub async fn insert_file(tx: &mut Tx, f: &NewFile<'_>) -> Result<FileRow, MetadataError> {
-    Ok(sqlx::query_as(&format!(
-        "INSERT INTO files (id, org_id, folder_id, name, object_key, size, content_type, sha256,
+    Ok(sqlx::query_as("INSERT INTO files (id, org_id, folder_id, name, object_key, size, content_type, sha256,
                             state, created_by)
          VALUES ($1, $2, $3, $4, $2::text || '/' || $1::text, $5, $6, $7, 'pending_upload', $8)
-         RETURNING {FILE_COLUMNS}"
-    ))
+         RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(f.id)
     .bind(f.org)
     .bind(f.folder)
@@ -345,7 +314,7 @@ pub async fn insert_file(tx: &mut Tx, f: &NewFile<'_>) -> Result<FileRow, Metada
 
 /// Any file of this org, trashed or not.
 pub async fn file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
-    sqlx::query_as(&format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1"))
+    sqlx::query_as("SELECT id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version FROM files WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?
@@ -354,9 +323,7 @@ pub async fn file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
 
 /// Like [`file`], locking the row until the transaction ends.
 pub async fn file_for_update(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
-    sqlx::query_as(&format!(
-        "SELECT {FILE_COLUMNS} FROM files WHERE id = $1 FOR UPDATE"
-    ))
+    sqlx::query_as("SELECT id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version FROM files WHERE id = $1 FOR UPDATE")
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
@@ -378,19 +345,17 @@ pub enum Trashed {
 pub async fn transition(
     tx: &mut Tx,
     id: Uuid,
-    from: &str,
-    to: &str,
-    verdict: Option<&str>,
+    from: FileStatus,
+    to: FileStatus,
+    verdict: Option<Verdict>,
     trashed: Trashed,
 ) -> Result<Option<FileRow>, MetadataError> {
-    Ok(sqlx::query_as(&format!(
-        "UPDATE files SET state = $3, verdict = COALESCE($4, verdict), updated_at = now()
-         WHERE id = $1 AND state = $2 AND ($5 OR trashed_at IS NULL) RETURNING {FILE_COLUMNS}"
-    ))
+    Ok(sqlx::query_as("UPDATE files SET state = $3, verdict = COALESCE($4, verdict), updated_at = now()
+         WHERE id = $1 AND state = $2 AND ($5 OR trashed_at IS NULL) RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(id)
-    .bind(from)
-    .bind(to)
-    .bind(verdict)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(verdict.map(Verdict::as_str))
     .bind(trashed == Trashed::Include)
     .fetch_optional(&mut *tx)
     .await?)
@@ -418,12 +383,10 @@ pub async fn update_file(
     name: Option<&str>,
     folder: Option<Option<Uuid>>,
 ) -> Result<FileRow, MetadataError> {
-    sqlx::query_as(&format!(
-        "UPDATE files SET name = COALESCE($2, name),
+    sqlx::query_as("UPDATE files SET name = COALESCE($2, name),
                           folder_id = CASE WHEN $3 THEN $4 ELSE folder_id END,
                           updated_at = now()
-         WHERE id = $1 AND trashed_at IS NULL RETURNING {FILE_COLUMNS}"
-    ))
+         WHERE id = $1 AND trashed_at IS NULL RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(id)
     .bind(name)
     .bind(folder.is_some())
@@ -434,10 +397,8 @@ pub async fn update_file(
 }
 
 pub async fn trash_file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
-    sqlx::query_as(&format!(
-        "UPDATE files SET trashed_at = now(), updated_at = now()
-         WHERE id = $1 AND trashed_at IS NULL RETURNING {FILE_COLUMNS}"
-    ))
+    sqlx::query_as("UPDATE files SET trashed_at = now(), updated_at = now()
+         WHERE id = $1 AND trashed_at IS NULL RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
@@ -446,11 +407,9 @@ pub async fn trash_file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError>
 
 /// Takes a file out of the trash, into its folder if that is live, else to the top level.
 pub async fn restore_file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
-    sqlx::query_as(&format!(
-        "UPDATE files f SET trashed_at = NULL, updated_at = now(),
+    sqlx::query_as("UPDATE files f SET trashed_at = NULL, updated_at = now(),
              folder_id = (SELECT d.id FROM folders d WHERE d.id = f.folder_id AND d.trashed_at IS NULL)
-         WHERE f.id = $1 AND f.trashed_at IS NOT NULL RETURNING {FILE_COLUMNS}"
-    ))
+         WHERE f.id = $1 AND f.trashed_at IS NOT NULL RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?

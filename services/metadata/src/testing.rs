@@ -1,12 +1,13 @@
 //! Starting a real metadata service for other crates' tests (feature `testing`): its own
 //! database and schema in the given cluster, roles, secrets, peers, loopback.
 
+use coffer_testkit::secrets::{Materials, provision};
 use std::path::Path;
 
 use coffer_config::{DatabaseConfig, ServiceConfig};
 use coffer_mesh::RunningServer;
 use coffer_testkit::{DevCa, Postgres};
-use coffer_token::{Audience, MasterKeyRing};
+use coffer_token::MasterKeyRing;
 
 use crate::{MetadataConfig, build};
 
@@ -45,13 +46,18 @@ pub async fn start(
     let database = pg
         .service_database("metadata", OWNER_PASSWORD, RUNTIME_PASSWORD)
         .await?;
-    let secrets = ca.write_service_dir(&dir.join("metadata"), "metadata")?;
-    std::fs::write(
-        secrets.join("token-ring.toml"),
-        ring.derive_audience_ring(Audience::Metadata).to_toml(),
+    let secrets = provision(
+        &dir.join("metadata"),
+        "metadata",
+        crate::SECRETS,
+        &Materials {
+            ca,
+            ring,
+            db: Some((OWNER_PASSWORD, RUNTIME_PASSWORD)),
+            s3: None,
+            signing_seed: None,
+        },
     )?;
-    std::fs::write(secrets.join("db-owner-password"), OWNER_PASSWORD)?;
-    std::fs::write(secrets.join("db-runtime-password"), RUNTIME_PASSWORD)?;
     let service = ServiceConfig {
         listen,
         admin_listen: "127.0.0.1:0".parse()?,
@@ -216,7 +222,8 @@ impl Stack {
             .record_verdict(coffer_proto::v1::RecordVerdictRequest {
                 org_id: org.into(),
                 file_id: file.into(),
-                verdict: verdict.into(),
+                verdict: coffer_kit::vocab::Verdict::parse(verdict)
+                    .map_or(0, coffer_kit::vocab::Verdict::to_wire),
                 ..Default::default()
             })
             .await?;

@@ -1,6 +1,7 @@
 //! Scan verdicts: the scan service records what a file's bytes were found to be; `clean` makes it
 //! available, anything else quarantines it.
 
+use coffer_kit::vocab::FileStatus;
 use uuid::Uuid;
 
 use crate::deps::Core;
@@ -13,7 +14,8 @@ use crate::validate;
 pub struct Verdict<'a> {
     pub org: &'a str,
     pub file: &'a str,
-    pub verdict: &'a str,
+    /// `None`: unspecified on the wire.
+    pub verdict: Option<coffer_kit::vocab::Verdict>,
     /// The object the verdict is about (its ETag at complete); empty: unnamed.
     pub etag: &'a str,
     /// A re-scan under a newer ruleset: the file may already have a verdict.
@@ -25,16 +27,13 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
     let org = Uuid::try_parse(v.org)
         .map_err(|_| MetadataError::invalid("org_id", "org_id must be a UUID"))?;
     let id = validate::target(v.file)?;
-    let to = match v.verdict {
-        "clean" => "available",
-        "infected" | "suspicious" | "sensitive" | "failed" => "quarantined",
-        _ => {
-            return Err(MetadataError::invalid(
-                "verdict",
-                "verdict must be clean, infected, suspicious, sensitive or failed",
-            ));
-        }
-    };
+    let verdict = v.verdict.ok_or_else(|| {
+        MetadataError::invalid(
+            "verdict",
+            "verdict must be clean, infected, suspicious, sensitive or failed",
+        )
+    })?;
+    let to = FileStatus::after(verdict);
     let mut tx = core.tx(org).await?;
     let current = store::file_for_update(&mut tx, id).await?;
     // A verdict that names its object must name the one the file was pinned to at complete.
@@ -50,15 +49,19 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
     }
     // From `scanning`; or, for a re-scan under a newer ruleset, from a decided state.
     let mut moved = None;
-    let from_states: &[&str] = if v.rescan {
-        &["scanning", "available", "quarantined"]
+    let from_states: &[FileStatus] = if v.rescan {
+        &[
+            FileStatus::Scanning,
+            FileStatus::Available,
+            FileStatus::Quarantined,
+        ]
     } else {
-        &["scanning"]
+        &[FileStatus::Scanning]
     };
     for from in from_states {
         // A verdict lands whether or not the file is in the trash: restoring it must bring
         // back what its bytes were last found to be, never an older verdict.
-        moved = store::transition(&mut tx, id, from, to, Some(v.verdict), Trashed::Include).await?;
+        moved = store::transition(&mut tx, id, *from, to, Some(verdict), Trashed::Include).await?;
         if moved.is_some() {
             break;
         }
@@ -67,7 +70,7 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
         Some(f) => f,
         None => {
             // The same verdict twice is one verdict; anything else is a state conflict.
-            if current.verdict.as_deref() != Some(v.verdict) {
+            if current.verdict.as_deref() != Some(verdict.as_str()) {
                 return Err(MetadataError::Conflict("the file is not being scanned"));
             }
             current

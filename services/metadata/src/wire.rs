@@ -1,6 +1,7 @@
 //! Rows as the wire has them (`coffer.v1` messages): ids as strings, absent ids empty, times as
 //! timestamps.
 
+use coffer_kit::vocab::Verdict;
 use coffer_proto::v1::{self as pb};
 use uuid::Uuid;
 
@@ -25,14 +26,18 @@ pub fn folder_pb(f: FolderRow) -> pb::Folder {
 
 pub fn file_pb(f: FileRow) -> pb::File {
     pb::File {
-        status: f.status().to_owned(),
+        status: f.status().to_wire(),
         id: f.id.to_string(),
         name: f.name,
         folder_id: id_or_empty(f.folder_id),
         size: f.size.max(0) as u64,
         content_type: f.content_type,
         sha256: f.sha256.unwrap_or_default(),
-        verdict: f.verdict.unwrap_or_default(),
+        verdict: f
+            .verdict
+            .as_deref()
+            .and_then(Verdict::parse)
+            .map_or(0, Verdict::to_wire),
         created_at: ts(f.created_at),
         updated_at: ts(f.updated_at),
     }

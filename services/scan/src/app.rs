@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use coffer_config::ServiceConfig;
+use coffer_config::{SecretFile, SecretKind, ServiceConfig};
 use coffer_kit::audit::AuditLog;
 use coffer_mesh::{Jobs, MeshClient, ServiceApp};
 use coffer_proto::v1::auth_client::AuthClient;
@@ -28,6 +28,20 @@ use crate::webhook::{SecretBox, Sender};
 use crate::worker::Workers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The key that seals webhook secrets at rest.
+pub const WEBHOOK_KEY: SecretFile = SecretFile {
+    kind: SecretKind::ColumnKey,
+    files: &["webhook-key"],
+    purpose: "seals webhook secrets",
+};
+/// Every secret scan reads, in its secrets directory.
+pub const SECRETS: &[SecretFile] = &[
+    SecretFile::MESH_IDENTITY,
+    SecretFile::AUDIENCE_RING,
+    WEBHOOK_KEY,
+    SecretFile::DATABASE_ROLES,
+];
 
 /// Builds the engines a config asks for; fails naming a rule that does not compile.
 pub fn engines(config: &ScanConfig) -> anyhow::Result<Engines> {
@@ -60,6 +74,7 @@ async fn expire_scans(
 
 /// Compiles the rules, migrates the schema, loads secrets, starts the workers, binds both ports.
 pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Result<ServiceApp> {
+    service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
     let engines = Arc::new(engines(config)?);
     tracing::info!(
@@ -122,7 +137,8 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     );
     let secrets_box = {
         use secrecy::ExposeSecret as _;
-        SecretBox::new(secrets.key("webhook-key", 32)?.expose_secret()).context("webhook-key")?
+        SecretBox::new(secrets.key(WEBHOOK_KEY.files[0], 32)?.expose_secret())
+            .context(WEBHOOK_KEY.files[0])?
     };
     Sender {
         pool: pool.clone(),

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-use crate::store::{Job, ResultRow};
+use crate::store::{Job, ResultRow, Subject};
 
 const JOBS: &str = "coffer_scan_jobs";
 const EVENTS: &str = "coffer_scan_events";
@@ -38,9 +38,9 @@ use coffer_kit::timestamp::rfc3339;
 
 /// The event of a finished job.
 pub fn event_of(job: &Job, result: &ResultRow) -> Event {
-    let (kind, id_field) = match job.subject.as_str() {
-        "file" => ("file.scanned", "file_id"),
-        _ => ("scan.completed", "scan_id"),
+    let (kind, id_field) = match job.subject {
+        Subject::File => ("file.scanned", "file_id"),
+        Subject::Scan => ("scan.completed", "scan_id"),
     };
     Event {
         kind: kind.to_owned(),

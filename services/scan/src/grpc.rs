@@ -2,6 +2,7 @@
 //! (`queue`, `scans`, `hooks`) → map. The org comes only from the verified token.
 
 use coffer_kit::timestamp::from_time as ts;
+use coffer_kit::vocab::Verdict;
 use coffer_mesh::{Caller, Policy, PolicyError, Token, caller};
 use coffer_proto::v1::scan_server::Scan;
 use coffer_proto::v1::{self as pb};
@@ -58,12 +59,12 @@ fn scanner<T>(req: &Request<T>) -> Result<Caller, Status> {
 fn status_pb(s: scans::Scan) -> pb::ScanStatus {
     let mut out = pb::ScanStatus {
         scan_id: s.row.id.to_string(),
-        status: s.row.status,
+        status: s.row.status.to_wire(),
         metadata_json: s.row.metadata.map(|m| m.0.to_string()).unwrap_or_default(),
         ..Default::default()
     };
     if let Some(r) = s.result {
-        out.verdict = r.verdict;
+        out.verdict = Verdict::parse(&r.verdict).map_or(0, Verdict::to_wire);
         out.sha256 = r.sha256.unwrap_or_default();
         out.completed_at = Some(ts(r.completed_at));
         out.engines = r

@@ -21,7 +21,7 @@ pub mod testing;
 pub mod webhook;
 pub mod worker;
 
-pub use app::{build, engines};
+pub use app::{SECRETS, build, engines};
 pub use config::ScanConfig;
 pub use grpc::policy;
 pub use scans::scan_key;

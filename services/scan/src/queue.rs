@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::deps::Core;
 use crate::error::ScanServiceError;
 use crate::events;
-use crate::store::{self, NewJob};
+use crate::store::{self, NewJob, Subject};
 
 /// A completed upload to scan, as metadata describes it.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ pub async fn enqueue(core: &Core, c: &Caller, u: Upload<'_>) -> Result<Uuid, Sca
         &mut tx,
         &NewJob {
             org_id: c.org_id,
-            subject: "file",
+            subject: Subject::File,
             subject_id: file,
             object_key: u.object_key,
             size,

@@ -1,6 +1,7 @@
 //! The scan-only API: a client asks for a scan (a presigned PUT under `scans/<org>/`, within the
 //! org's daily budget), submits it once the bytes are up, and reads its status and verdict.
 
+use coffer_kit::vocab::ScanState;
 use coffer_mesh::Caller;
 use coffer_proto::v1::{self as pb};
 use time::OffsetDateTime;
@@ -9,7 +10,7 @@ use uuid::Uuid;
 use crate::deps::Core;
 use crate::error::ScanServiceError;
 use crate::events;
-use crate::store::{self, NewJob, ResultRow, ScanRow};
+use crate::store::{self, NewJob, ResultRow, ScanRow, Subject};
 
 /// Where a scan-only request's bytes go: apart from stored files, for the lifecycle rule.
 pub fn scan_key(org: Uuid, id: Uuid) -> String {
@@ -116,12 +117,14 @@ pub async fn submit(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
     let scan = store::scan(&mut tx, id, core.config.scan_upload_grace_secs)
         .await?
         .ok_or(ScanServiceError::NotFound)?;
-    if scan.status == "expired" || (scan.status == "awaiting_upload" && !scan.uploadable) {
+    if scan.status == ScanState::Expired
+        || (scan.status == ScanState::AwaitingUpload && !scan.uploadable)
+    {
         return Err(ScanServiceError::Conflict(
             "the upload window of this scan has passed; create a new one",
         ));
     }
-    if scan.status != "awaiting_upload" {
+    if scan.status != ScanState::AwaitingUpload {
         tx.commit().await?;
         return status(core, c, id).await;
     }
@@ -145,7 +148,7 @@ pub async fn submit(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
         ));
     }
     // Atomic against the upload sweep, which may expire the request meanwhile.
-    if !store::set_scan_status(&mut tx, id, "awaiting_upload", "queued").await? {
+    if !store::set_scan_status(&mut tx, id, ScanState::AwaitingUpload, ScanState::Queued).await? {
         return Err(ScanServiceError::Conflict(
             "the scan is no longer awaiting its upload",
         ));
@@ -154,7 +157,7 @@ pub async fn submit(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
         &mut tx,
         &NewJob {
             org_id: c.org_id,
-            subject: "scan",
+            subject: Subject::Scan,
             subject_id: id,
             object_key: &key,
             size: scan.size,
@@ -177,7 +180,7 @@ pub async fn status(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
     let row = store::scan(&mut tx, id, core.config.scan_upload_grace_secs)
         .await?
         .ok_or(ScanServiceError::NotFound)?;
-    let result = if row.status == "done" {
+    let result = if row.status == ScanState::Done {
         store::result(&mut tx, c.org_id, id).await?
     } else {
         None

@@ -7,15 +7,47 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use coffer_kit::vocab::ScanState;
+
 use crate::engines::Verdict;
 use crate::scanner::Report;
+
+/// What a job scans: a stored file (its verdict goes to metadata) or a scan-only request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    File,
+    Scan,
+}
+
+impl Subject {
+    /// The column form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Subject::File => "file",
+            Subject::Scan => "scan",
+        }
+    }
+}
+
+impl TryFrom<String> for Subject {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "file" => Ok(Subject::File),
+            "scan" => Ok(Subject::Scan),
+            _ => Err(format!("not a job subject: {s}")),
+        }
+    }
+}
 
 /// A job as a worker holds it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Job {
     pub id: Uuid,
     pub org_id: Uuid,
-    pub subject: String,
+    #[sqlx(try_from = "String")]
+    pub subject: Subject,
     pub subject_id: Uuid,
     pub object_key: String,
     pub size: i64,
@@ -30,15 +62,11 @@ pub struct Job {
     pub object_version: String,
 }
 
-const JOB_COLUMNS: &str = "id, org_id, subject, subject_id, object_key, size, content_type, \
-                           extension, run_id, attempts, reason, queued_at, object_etag, \
-                           object_version";
-
 /// What a new or re-queued job is about.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     pub org_id: Uuid,
-    pub subject: &'a str,
+    pub subject: Subject,
     pub subject_id: Uuid,
     pub object_key: &'a str,
     pub size: i64,
@@ -67,7 +95,7 @@ pub async fn enqueue(tx: &mut PgConnection, job: &NewJob<'_>) -> Result<Uuid, sq
     )
     .bind(Uuid::new_v4())
     .bind(job.org_id)
-    .bind(job.subject)
+    .bind(job.subject.as_str())
     .bind(job.subject_id)
     .bind(job.object_key)
     .bind(job.size)
@@ -95,13 +123,14 @@ pub async fn claim(
     owner: Uuid,
     lease_secs: u64,
 ) -> Result<Option<Job>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    sqlx::query_as(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1,
                 lease_until = now() + make_interval(secs => $2), updated_at = now()
          WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= now()
                      ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING {JOB_COLUMNS}"
-    ))
+         RETURNING id, org_id, subject, subject_id, object_key, size, content_type, extension,
+                   run_id, attempts, reason, queued_at, object_etag, object_version",
+    )
     .bind(owner)
     .bind(lease_secs as f64)
     .fetch_optional(tx)
@@ -208,7 +237,7 @@ pub async fn record_result(
     )
     .bind(job.org_id)
     .bind(job.subject_id)
-    .bind(&job.subject)
+    .bind(job.subject.as_str())
     .bind(job.run_id)
     .bind(report.verdict.as_str())
     .bind(sqlx::types::Json(&report.engines))
@@ -292,7 +321,8 @@ pub struct ScanRow {
     pub id: Uuid,
     pub size: i64,
     pub metadata: Option<sqlx::types::Json<serde_json::Value>>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ScanState,
     pub completed_at: Option<OffsetDateTime>,
     /// Whether the upload window (the URL's life and the grace after it) is still open.
     pub uploadable: bool,
@@ -394,14 +424,17 @@ pub async fn due_uploads(
 pub async fn expire_unsubmitted(
     tx: &mut PgConnection,
     id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Option<ScanState>, sqlx::Error> {
+    let status: Option<String> = sqlx::query_scalar(
         "UPDATE scans SET status = CASE status WHEN 'awaiting_upload' THEN 'expired' ELSE status END
          WHERE id = $1 RETURNING status",
     )
     .bind(id)
     .fetch_optional(tx)
-    .await
+    .await?;
+    status
+        .map(|s| ScanState::try_from(s).map_err(|e| sqlx::Error::Decode(e.into())))
+        .transpose()
 }
 
 /// Puts a request's sweep off by `secs` after it failed, so it does not hold up the others.
@@ -438,8 +471,8 @@ pub async fn mark_swept(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Err
 pub async fn set_scan_status(
     tx: &mut PgConnection,
     id: Uuid,
-    from: &str,
-    to: &str,
+    from: ScanState,
+    to: ScanState,
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE scans SET status = $3,
@@ -447,8 +480,8 @@ pub async fn set_scan_status(
          WHERE id = $1 AND status = $2",
     )
     .bind(id)
-    .bind(from)
-    .bind(to)
+    .bind(from.as_str())
+    .bind(to.as_str())
     .execute(tx)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -490,18 +523,15 @@ pub async fn expire_scans(
 /// Deletes every row of the org here: jobs, results, scan-only requests, the webhook, its
 /// deliveries and the usage counts.
 pub async fn delete_org(tx: &mut PgConnection, org: Uuid) -> Result<(), sqlx::Error> {
-    for table in [
-        "deliveries",
-        "webhooks",
-        "results",
-        "jobs",
-        "scans",
-        "usage",
+    for statement in [
+        "DELETE FROM deliveries WHERE org_id = $1",
+        "DELETE FROM webhooks WHERE org_id = $1",
+        "DELETE FROM results WHERE org_id = $1",
+        "DELETE FROM jobs WHERE org_id = $1",
+        "DELETE FROM scans WHERE org_id = $1",
+        "DELETE FROM usage WHERE org_id = $1",
     ] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1"))
-            .bind(org)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(statement).bind(org).execute(&mut *tx).await?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! cluster, roles, secrets and peers, on loopback; and [`ScanStack`], the metadata stack with a
 //! scan service wired both ways.
 
+use coffer_testkit::secrets::{Materials, provision};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use coffer_config::{DatabaseConfig, ServiceConfig};
 use coffer_mesh::RunningServer;
 use coffer_metadata::testing::Stack;
 use coffer_testkit::{DevCa, Postgres};
-use coffer_token::{Audience, MasterKeyRing};
+use coffer_token::MasterKeyRing;
 
 use crate::{ScanConfig, build};
 
@@ -47,17 +48,18 @@ impl ScanSetup {
         let database = pg
             .service_database("scan", OWNER_PASSWORD, RUNTIME_PASSWORD)
             .await?;
-        let secrets = ca.write_service_dir(&dir.join("scan"), "scan")?;
-        std::fs::write(
-            secrets.join("token-ring.toml"),
-            ring.derive_audience_ring(Audience::Scan).to_toml(),
+        let secrets = provision(
+            &dir.join("scan"),
+            "scan",
+            crate::SECRETS,
+            &Materials {
+                ca,
+                ring,
+                db: Some((OWNER_PASSWORD, RUNTIME_PASSWORD)),
+                s3: None,
+                signing_seed: None,
+            },
         )?;
-        std::fs::write(
-            secrets.join("webhook-key"),
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0x5a; 32]),
-        )?;
-        std::fs::write(secrets.join("db-owner-password"), OWNER_PASSWORD)?;
-        std::fs::write(secrets.join("db-runtime-password"), RUNTIME_PASSWORD)?;
         let service = ServiceConfig {
             listen,
             admin_listen: "127.0.0.1:0".parse()?,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use coffer_db::DbError;
 use coffer_kit::audit::{Action, AuditLog, Outcome, Target};
+use coffer_kit::vocab::ScanState;
 use coffer_mesh::{CallContext, Jobs, MeshChannel, Stop};
 use coffer_proto::v1 as pb;
 use coffer_proto::v1::auth_client::AuthClient;
@@ -24,7 +25,7 @@ use uuid::Uuid;
 use crate::config::ScanConfig;
 use crate::events;
 use crate::scanner::{Declared, Engines};
-use crate::store::{self, Job, ResultRow};
+use crate::store::{self, Job, ResultRow, Subject};
 
 /// How long a scan-only request whose object could not be deleted waits before the next try.
 const SWEEP_RETRY_SECS: u64 = 300;
@@ -133,7 +134,7 @@ impl Workers {
             let mut tx = self.tenant_tx(request.org_id).await?;
             let status = store::expire_unsubmitted(&mut tx, request.id).await?;
             tx.commit().await?;
-            if !matches!(status.as_deref(), Some("expired" | "done")) {
+            if !matches!(status, Some(ScanState::Expired | ScanState::Done)) {
                 continue; // submitted meanwhile: its scan reads the object, then deletes it
             }
             let deleted = match self.service_context(request.org_id).await {
@@ -282,11 +283,11 @@ impl Workers {
     /// Whether the job's file was purged (metadata no longer knows it). Asked when its object is
     /// missing, by offering metadata the `failed` verdict: a file that still exists takes it.
     async fn purged(&self, job: &Job) -> Result<bool, TryError> {
-        if job.subject != "file" {
+        if job.subject != Subject::File {
             return Ok(false);
         }
         match self
-            .send_verdict(job, crate::engines::Verdict::Failed.as_str())
+            .send_verdict(job, crate::engines::Verdict::Failed)
             .await
         {
             Ok(_) => Ok(false),
@@ -303,13 +304,17 @@ impl Workers {
     }
 
     /// Offers metadata the verdict on the job's file.
-    async fn send_verdict(&self, job: &Job, verdict: &str) -> Result<(), tonic::Status> {
+    async fn send_verdict(
+        &self,
+        job: &Job,
+        verdict: crate::engines::Verdict,
+    ) -> Result<(), tonic::Status> {
         self.metadata
             .clone()
             .record_verdict(pb::RecordVerdictRequest {
                 org_id: job.org_id.to_string(),
                 file_id: job.subject_id.to_string(),
-                verdict: verdict.into(),
+                verdict: verdict.to_wire(),
                 rescan: job.reason == "rescan",
                 etag: job.object_etag.clone(),
             })
@@ -510,9 +515,9 @@ impl Workers {
     ) -> Result<&'static str, TryError> {
         let verdict = crate::engines::Verdict::parse(&result.verdict)
             .ok_or_else(|| TryError::Retry("stored verdict unknown".into()))?;
-        let (action, target) = match job.subject.as_str() {
-            "file" => {
-                match self.send_verdict(job, &result.verdict).await {
+        let (action, target) = match job.subject {
+            Subject::File => {
+                match self.send_verdict(job, verdict).await {
                     Ok(_) => {}
                     // Trashed, purged or already decided otherwise: the result stays here.
                     Err(s)
@@ -537,7 +542,7 @@ impl Workers {
                 };
                 (action, Target::File(job.subject_id))
             }
-            _ => {
+            Subject::Scan => {
                 // The scan-only object goes as soon as the verdict is stored.
                 let ctx = self
                     .service_context(job.org_id)
@@ -564,8 +569,9 @@ impl Workers {
         if !store::finish(&mut tx, job, owner).await? {
             return Err(TryError::LeaseLost);
         }
-        if job.subject == "scan" {
-            store::set_scan_status(&mut tx, job.subject_id, "queued", "done").await?;
+        if job.subject == Subject::Scan {
+            let (from, to) = (ScanState::Queued, ScanState::Done);
+            store::set_scan_status(&mut tx, job.subject_id, from, to).await?;
         }
         events::publish(&mut tx, job, result, self.config.webhook.retry_for_secs).await?;
         tx.commit().await?;

@@ -12,6 +12,6 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::build;
+pub use app::{SECRETS, build};
 pub use config::SignerConfig;
 pub use grpc::policy;

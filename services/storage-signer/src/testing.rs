@@ -1,12 +1,13 @@
 //! Starting a real storage-signer for other crates' tests (feature `testing`): certificates from
 //! `ca`, the audience ring derived from `ring`, credentials of the embedded S3 server, loopback.
 
+use coffer_testkit::secrets::{Materials, provision};
 use std::path::Path;
 
 use coffer_config::ServiceConfig;
 use coffer_mesh::RunningServer;
 use coffer_testkit::{DevCa, S3};
-use coffer_token::{Audience, MasterKeyRing};
+use coffer_token::MasterKeyRing;
 
 use crate::{SignerConfig, build};
 
@@ -20,18 +21,17 @@ pub async fn start(
     mut config: SignerConfig,
 ) -> anyhow::Result<RunningServer> {
     let _ = s3.client().create_bucket().bucket(bucket).send().await;
-    let secrets = ca.write_service_dir(&dir.join("storage-signer"), "storage-signer")?;
-    std::fs::write(
-        secrets.join("token-ring.toml"),
-        ring.derive_audience_ring(Audience::StorageSigner).to_toml(),
-    )?;
-    std::fs::write(
-        secrets.join("s3-access-key-id"),
-        &s3.credentials().access_key,
-    )?;
-    std::fs::write(
-        secrets.join("s3-secret-access-key"),
-        format!("{}\n", s3.credentials().secret_key),
+    let secrets = provision(
+        &dir.join("storage-signer"),
+        "storage-signer",
+        crate::SECRETS,
+        &Materials {
+            ca,
+            ring,
+            db: None,
+            s3: Some(s3.credentials()),
+            signing_seed: None,
+        },
     )?;
     config.endpoint = s3.endpoint();
     config.region = s3.credentials().region.clone();

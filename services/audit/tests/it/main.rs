@@ -98,7 +98,7 @@ fn append(action: &str, target: String) -> pb::AppendRequest {
     pb::AppendRequest {
         action: action.into(),
         target,
-        outcome: "success".into(),
+        outcome: coffer_proto::v1::Outcome::Success as i32,
         org_id: String::new(),
     }
 }

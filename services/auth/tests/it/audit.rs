@@ -37,7 +37,12 @@ async fn actions(h: &Harness, org: &str) -> anyhow::Result<Vec<(String, String, 
     Ok(items
         .into_iter()
         .rev()
-        .map(|e| (e.action, e.actor, e.outcome))
+        .map(|e| {
+            let outcome = coffer_kit::audit::Outcome::from_wire(e.outcome)
+                .map_or("", |o| o.as_str())
+                .to_owned();
+            (e.action, e.actor, outcome)
+        })
         .collect())
 }
 

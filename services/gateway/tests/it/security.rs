@@ -306,7 +306,7 @@ async fn a_verdict_reaches_a_trashed_file_so_restoring_it_keeps_the_newest() -> 
         .record_verdict(coffer_proto::v1::RecordVerdictRequest {
             org_id: u.org.clone(),
             file_id: id.clone(),
-            verdict: "infected".into(),
+            verdict: coffer_proto::v1::Verdict::Infected as i32,
             rescan: true,
             ..Default::default()
         })

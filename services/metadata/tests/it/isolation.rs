@@ -348,7 +348,7 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
             scan.record_verdict(pb::RecordVerdictRequest {
                 org_id: org_b.to_string(),
                 file_id: id,
-                verdict: "infected".into(),
+                verdict: pb::Verdict::Infected as i32,
                 rescan: false,
                 ..Default::default()
             })
@@ -444,7 +444,7 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
     )
     .await?
     .into_inner();
-    assert_eq!(file.status, "available");
+    assert_eq!(file.status, pb::FileStatus::Available as i32);
     assert_eq!(file.name, "A's payroll.xlsx");
     assert_eq!(file.folder_id, a.folder);
     let listing = as_user(
@@ -502,7 +502,7 @@ async fn callers_scopes_and_service_tokens_are_checked() -> anyhow::Result<()> {
             .record_verdict(pb::RecordVerdictRequest {
                 org_id: org.to_string(),
                 file_id: Uuid::new_v4().to_string(),
-                verdict: "clean".into(),
+                verdict: pb::Verdict::Clean as i32,
                 rescan: false,
                 ..Default::default()
             })

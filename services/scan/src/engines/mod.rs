@@ -11,40 +11,8 @@ pub mod yara;
 
 use serde::{Deserialize, Serialize};
 
-/// A scan's outcome, from best to worst for the file's owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Clean,
-    Sensitive,
-    Suspicious,
-    Infected,
-    /// No engine could finish (after every retry): treated as quarantined.
-    Failed,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Clean => "clean",
-            Verdict::Sensitive => "sensitive",
-            Verdict::Suspicious => "suspicious",
-            Verdict::Infected => "infected",
-            Verdict::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Verdict> {
-        Some(match s {
-            "clean" => Verdict::Clean,
-            "sensitive" => Verdict::Sensitive,
-            "suspicious" => Verdict::Suspicious,
-            "infected" => Verdict::Infected,
-            "failed" => Verdict::Failed,
-            _ => return None,
-        })
-    }
-}
+/// A scan's outcome, from best to worst for the file's owner (the kit's, shared with metadata).
+pub use coffer_kit::vocab::Verdict;
 
 /// One engine's finding: what it saw (`signature`) and what that means for the verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use coffer_proto::v1::{self as pb};
 use coffer_scan::engines::archive::build;
 use coffer_scan::testing::ScanStack;
 
-use crate::harness::{eicar, job_done, pe, scan_db, upload, verdict};
+use crate::harness::{eicar, job_done, pe, scan_db, status_name, upload, verdict, verdict_name};
 
 #[tokio::test]
 async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::Result<()> {
@@ -84,7 +84,7 @@ async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::R
     for ((name, _, _, status, verdict_want, signature), id) in cases.iter().zip(&ids) {
         let f = verdict(&stack, &user, id).await?;
         assert_eq!(
-            (f.status.as_str(), f.verdict.as_str()),
+            (status_name(&f), verdict_name(f.verdict)),
             (*status, *verdict_want),
             "{name}"
         );
@@ -200,7 +200,7 @@ async fn clamav_through_a_real_clamd_finds_its_signatures() -> anyhow::Result<()
     for (name, bytes, want, sig) in cases {
         let id = upload(&stack, &user, name, "application/octet-stream", &bytes).await?;
         let f = verdict(&stack, &user, &id).await?;
-        assert_eq!(f.verdict, want, "{name}");
+        assert_eq!(verdict_name(f.verdict), want, "{name}");
         let (engines, versions): (serde_json::Value, serde_json::Value) =
             sqlx::query_as("SELECT engines, versions FROM results WHERE subject_id = $1::uuid")
                 .bind(&id)

@@ -7,6 +7,21 @@ use coffer_scan::testing::{ScanStack, TestUser};
 use sqlx::Connection as _;
 
 /// Creates a file, PUTs `bytes` to its presigned URL and completes the upload. Returns its id.
+/// A file's status as API.md names it.
+pub fn status_name(f: &pb::File) -> &'static str {
+    coffer_kit::vocab::FileStatus::from_wire(f.status).map_or("", |s| s.as_str())
+}
+
+/// A verdict as API.md names it; empty when unspecified.
+pub fn verdict_name(v: i32) -> &'static str {
+    coffer_kit::vocab::Verdict::from_wire(v).map_or("", |v| v.as_str())
+}
+
+/// A scan-only request's status as API.md names it.
+pub fn scan_state(s: &pb::ScanStatus) -> &'static str {
+    coffer_kit::vocab::ScanState::from_wire(s.status).map_or("", |s| s.as_str())
+}
+
 pub async fn upload(
     stack: &ScanStack,
     user: &TestUser,
@@ -53,7 +68,7 @@ pub async fn verdict(stack: &ScanStack, user: &TestUser, id: &str) -> anyhow::Re
             .call(md.clone().get_file(pb::FileRef { file_id: id.into() }))
             .await?
             .into_inner();
-        if f.status != "scanning" && f.status != "pending_upload" {
+        if status_name(&f) != "scanning" && status_name(&f) != "pending_upload" {
             return Ok(f);
         }
         anyhow::ensure!(

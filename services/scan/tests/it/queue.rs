@@ -6,7 +6,7 @@ use std::time::Duration;
 use coffer_scan::ScanConfig;
 use coffer_scan::testing::ScanStack;
 
-use crate::harness::{job_done, scan_db, upload, verdict, worker};
+use crate::harness::{job_done, scan_db, status_name, upload, verdict, verdict_name, worker};
 
 /// A clamd that accepts connections and never answers: a scan waits on it until killed.
 async fn silent_clamd() -> anyhow::Result<(String, tokio::sync::mpsc::Receiver<()>)> {
@@ -96,7 +96,7 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
     let mut b = worker(&stack, "scan-b", &normal)?;
     let f = verdict(&stack, &user, &id).await?;
     assert_eq!(
-        (f.status.as_str(), f.verdict.as_str()),
+        (status_name(&f), verdict_name(f.verdict)),
         ("available", "clean")
     );
     let (attempts, last_error) = job_done(&mut db, &id).await?;
@@ -141,7 +141,7 @@ async fn failing_tries_back_off_and_the_last_one_is_a_failed_verdict() -> anyhow
     let id = upload(&stack, &user, "notes.txt", "text/plain", b"hello").await?;
     let f = verdict(&stack, &user, &id).await?;
     assert_eq!(
-        (f.status.as_str(), f.verdict.as_str()),
+        (status_name(&f), verdict_name(f.verdict)),
         ("quarantined", "failed")
     );
     // Backoff between the tries: 1 s, then 2 s.
@@ -181,7 +181,7 @@ async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::R
     )
     .await?;
     let f = verdict(&stack, &user, &id).await?;
-    assert_eq!(f.verdict, "clean");
+    assert_eq!(verdict_name(f.verdict), "clean");
     // Stop it only once its job is done (the verdict reaches metadata just before).
     let mut db = scan_db(&stack).await?;
     job_done(&mut db, &id).await?;
@@ -215,8 +215,8 @@ async fn a_new_ruleset_rescans_older_results_and_metadata_follows() -> anyhow::R
             }))
             .await?
             .into_inner();
-        if f.status == "quarantined" {
-            assert_eq!(f.verdict, "suspicious");
+        if status_name(&f) == "quarantined" {
+            assert_eq!(verdict_name(f.verdict), "suspicious");
             break;
         }
         assert!(
@@ -273,7 +273,7 @@ async fn a_purged_file_is_not_retried_and_a_lost_object_fails_at_once() -> anyho
     let mut worker = worker(&stack, "scan-w", &config)?;
     let f = verdict(&stack, &user, &lost).await?;
     assert_eq!(
-        (f.status.as_str(), f.verdict.as_str()),
+        (status_name(&f), verdict_name(f.verdict)),
         ("quarantined", "failed")
     );
     assert_eq!(job_done(&mut db, &lost).await?.0, 1);

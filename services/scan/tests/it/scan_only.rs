@@ -7,7 +7,7 @@ use coffer_proto::v1::{self as pb};
 use coffer_scan::testing::{ScanStack, TestUser};
 use tonic::Code;
 
-use crate::harness::{eicar, put, scan_db};
+use crate::harness::{eicar, put, scan_db, scan_state, verdict_name};
 
 async fn wait_done(stack: &ScanStack, user: &TestUser, id: &str) -> anyhow::Result<pb::ScanStatus> {
     let scan = stack.scan_as("gateway")?;
@@ -17,7 +17,7 @@ async fn wait_done(stack: &ScanStack, user: &TestUser, id: &str) -> anyhow::Resu
             .call(scan.clone().get_scan(pb::ScanRef { scan_id: id.into() }))
             .await?
             .into_inner();
-        if s.status == "done" {
+        if scan_state(&s) == "done" {
             return Ok(s);
         }
         anyhow::ensure!(
@@ -71,11 +71,11 @@ async fn scan_only_round_trip_deletes_the_object_and_keeps_no_name_or_address() 
         .await?
         .into_inner();
     assert!(
-        matches!(queued.status.as_str(), "queued" | "done"),
+        matches!(scan_state(&queued), "queued" | "done"),
         "{queued:?}"
     );
     let done = wait_done(&stack, &a, &id).await?;
-    assert_eq!(done.verdict, "infected");
+    assert_eq!(verdict_name(done.verdict), "infected");
     assert!(
         done.engines
             .iter()
@@ -314,7 +314,7 @@ async fn scan_only_results_are_removed_after_their_retention() -> anyhow::Result
         }))
         .await?
         .into_inner();
-    assert_eq!(kept.verdict, "clean");
+    assert_eq!(verdict_name(kept.verdict), "clean");
     let gone = a
         .call(scan.clone().get_scan(pb::ScanRef {
             scan_id: ids[0].clone(),

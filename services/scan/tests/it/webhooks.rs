@@ -13,7 +13,7 @@ use coffer_scan::webhook::WebhookConfig;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
-use crate::harness::{scan_db, upload, verdict};
+use crate::harness::{scan_db, upload, verdict, verdict_name};
 
 /// One request a sink received.
 #[derive(Debug, Clone)]
@@ -192,7 +192,10 @@ async fn deliveries_are_signed_retried_and_verify_with_standardwebhooks() -> any
     assert!(hook.secret.starts_with("whsec_"));
 
     let id = upload(&stack, &user, "q3.txt", "text/plain", b"quarter three").await?;
-    assert_eq!(verdict(&stack, &user, &id).await?.verdict, "clean");
+    assert_eq!(
+        verdict_name(verdict(&stack, &user, &id).await?.verdict),
+        "clean"
+    );
     let got = wait_for(|| {
         let r = s.received.lock().unwrap();
         (r.len() >= 2).then(|| r.clone())
