@@ -34,6 +34,8 @@ pub enum ClientError {
     ServiceName(String),
     #[error("invalid address {0:?}")]
     Address(String),
+    #[error(transparent)]
+    Config(#[from] coffer_config::ConfigError),
 }
 
 /// Opens channels to other members of the mesh with this member's certificate.
@@ -56,6 +58,16 @@ impl MeshClient {
             tls: Arc::new(client_config(store)?),
             connect_timeout: Duration::from_secs(5),
         })
+    }
+
+    /// A lazily connecting channel to the peer `service`, at its address in `config.peers`
+    /// (missing: an error naming the key).
+    pub fn peer(
+        &self,
+        service: coffer_token::Service,
+        config: &coffer_config::ServiceConfig,
+    ) -> Result<MeshChannel, ClientError> {
+        self.channel(service.name(), config.peer(service.name())?)
     }
 
     /// Returns a lazily connecting channel to `service` at `addr` (`host:port`). The server must

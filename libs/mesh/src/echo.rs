@@ -9,6 +9,7 @@ use std::time::Duration;
 use coffer_proto::testing::v1::echo_server::{Echo, EchoServer};
 use coffer_proto::testing::v1::{EchoRequest, EchoResponse};
 use coffer_proto::v1::Caller as CallerMsg;
+use coffer_token::Service;
 
 use crate::context::{caller, peer};
 use crate::policy::{Policy, PolicyError, Token};
@@ -33,13 +34,13 @@ impl EchoService {
             .rpc(
                 "coffer.testing.v1.Echo",
                 "Echo",
-                &["gateway"],
+                &[Service::Gateway],
                 Token::Required,
             )?
             .rpc(
                 "coffer.testing.v1.Echo",
                 "Ping",
-                &["gateway", "metadata"],
+                &[Service::Gateway, Service::Metadata],
                 Token::NotRequired,
             )
     }

@@ -3,12 +3,9 @@
 
 use x509_parser::extensions::GeneralName;
 
-/// The URI prefix every mesh identity starts with.
-pub const SPIFFE_PREFIX: &str = "spiffe://coffer.internal/svc/";
-
-/// The DNS suffix service certificates carry next to their URI SAN, so that clients can check the
-/// server's name with standard WebPKI path validation as well as by identity.
-pub const DNS_SUFFIX: &str = ".coffer.internal";
+/// The URI prefix and DNS suffix of mesh identities (`coffer_token::identity`): DNS names let
+/// clients check the server's name with standard WebPKI path validation as well as by identity.
+pub use coffer_token::identity::{DNS_SUFFIX, SPIFFE_PREFIX};
 
 /// A mesh service's name, for example `metadata`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,12 +31,18 @@ impl ServiceName {
 
     /// Returns the SPIFFE URI of this service.
     pub fn spiffe_uri(&self) -> String {
-        format!("{SPIFFE_PREFIX}{}", self.0)
+        coffer_token::identity::spiffe_uri(&self.0)
     }
 
     /// Returns the DNS name this service's certificate carries.
     pub fn dns_name(&self) -> String {
-        format!("{}{DNS_SUFFIX}", self.0)
+        coffer_token::identity::dns_name(&self.0)
+    }
+}
+
+impl From<coffer_token::Service> for ServiceName {
+    fn from(s: coffer_token::Service) -> Self {
+        ServiceName(s.name().to_owned())
     }
 }
 

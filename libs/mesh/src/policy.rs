@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use prost::Message as _;
 
+use coffer_token::Service;
+
 use crate::identity::ServiceName;
 
 /// Whether an RPC needs a user token, and which kind.
@@ -91,13 +93,10 @@ impl Policy {
         mut self,
         service: &str,
         method: &str,
-        callers: &[&str],
+        callers: &[Service],
         token: Token,
     ) -> Result<Self, PolicyError> {
-        let callers = callers
-            .iter()
-            .map(|c| ServiceName::new(c).ok_or_else(|| PolicyError::BadCaller((*c).to_owned())))
-            .collect::<Result<_, _>>()?;
+        let callers = callers.iter().map(|c| ServiceName::from(*c)).collect();
         self.rules
             .insert(format!("/{service}/{method}"), Rule { callers, token });
         Ok(self)

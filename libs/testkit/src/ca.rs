@@ -34,8 +34,8 @@ impl CertSpec {
         let now = OffsetDateTime::now_utc();
         CertSpec {
             common_name: service.to_owned(),
-            uris: vec![format!("spiffe://coffer.internal/svc/{service}")],
-            dns: vec![format!("{service}.coffer.internal")],
+            uris: vec![coffer_token::identity::spiffe_uri(service)],
+            dns: vec![coffer_token::identity::dns_name(service)],
             ips: vec![],
             not_before: now - Duration::hours(1),
             not_after: now + Duration::days(30),

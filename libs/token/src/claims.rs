@@ -2,9 +2,11 @@
 
 use uuid::Uuid;
 
-/// A service that verifies tokens. Each audience has its own derived key and its own tag.
+/// A Coffer service: one type for its mesh identity (the certificate's SPIFFE URI and DNS name),
+/// its token audience (each has its own derived key and its own tag), the callers a policy
+/// allows and the peers a service calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Audience {
+pub enum Service {
     Gateway,
     Metadata,
     StorageSigner,
@@ -14,53 +16,86 @@ pub enum Audience {
     Auth,
 }
 
-impl Audience {
+impl Service {
     /// Every audience, in wire order.
-    pub const ALL: [Audience; 6] = [
-        Audience::Gateway,
-        Audience::Metadata,
-        Audience::StorageSigner,
-        Audience::Audit,
-        Audience::Scan,
-        Audience::Auth,
+    pub const ALL: [Service; 6] = [
+        Service::Gateway,
+        Service::Metadata,
+        Service::StorageSigner,
+        Service::Audit,
+        Service::Scan,
+        Service::Auth,
     ];
 
     /// Returns the audience's stable name, which is also its mesh service name.
     pub fn name(self) -> &'static str {
         match self {
-            Audience::Gateway => "gateway",
-            Audience::Metadata => "metadata",
-            Audience::StorageSigner => "storage-signer",
-            Audience::Audit => "audit",
-            Audience::Scan => "scan",
-            Audience::Auth => "auth",
+            Service::Gateway => "gateway",
+            Service::Metadata => "metadata",
+            Service::StorageSigner => "storage-signer",
+            Service::Audit => "audit",
+            Service::Scan => "scan",
+            Service::Auth => "auth",
         }
     }
 
     pub(crate) fn wire_id(self) -> u8 {
         match self {
-            Audience::Gateway => 1,
-            Audience::Metadata => 2,
-            Audience::StorageSigner => 3,
-            Audience::Audit => 4,
-            Audience::Scan => 5,
-            Audience::Auth => 6,
+            Service::Gateway => 1,
+            Service::Metadata => 2,
+            Service::StorageSigner => 3,
+            Service::Audit => 4,
+            Service::Scan => 5,
+            Service::Auth => 6,
         }
     }
 
     pub(crate) fn from_wire_id(id: u8) -> Option<Self> {
-        Audience::ALL.into_iter().find(|a| a.wire_id() == id)
+        Service::ALL.into_iter().find(|a| a.wire_id() == id)
+    }
+
+    /// The URI SAN of the service's certificate.
+    pub fn spiffe_uri(self) -> String {
+        identity::spiffe_uri(self.name())
+    }
+
+    /// The DNS SAN of the service's certificate.
+    pub fn dns_name(self) -> String {
+        identity::dns_name(self.name())
     }
 
     /// Parses an audience from its name.
     pub fn from_name(name: &str) -> Option<Self> {
-        Audience::ALL.into_iter().find(|a| a.name() == name)
+        Service::ALL.into_iter().find(|a| a.name() == name)
     }
 }
 
-impl std::fmt::Display for Audience {
+impl std::fmt::Display for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// A token audience is a service (the tag each service checks is its own).
+pub type Audience = Service;
+
+/// The form of mesh identities, in one place: certificates carry the URI SAN
+/// `spiffe://coffer.internal/svc/<name>` and the DNS SAN `<name>.coffer.internal`.
+pub mod identity {
+    /// The URI prefix every mesh identity starts with.
+    pub const SPIFFE_PREFIX: &str = "spiffe://coffer.internal/svc/";
+
+    /// The DNS suffix service certificates carry next to their URI SAN.
+    pub const DNS_SUFFIX: &str = ".coffer.internal";
+
+    /// The URI SAN of the identity `name`.
+    pub fn spiffe_uri(name: &str) -> String {
+        format!("{SPIFFE_PREFIX}{name}")
+    }
+
+    /// The DNS SAN of the identity `name`.
+    pub fn dns_name(name: &str) -> String {
+        format!("{name}{DNS_SUFFIX}")
     }
 }
 

@@ -14,7 +14,7 @@ mod keyring;
 mod mint;
 mod verify;
 
-pub use claims::{Audience, Claims, Credential, Role, Scope, Scopes, Subject};
+pub use claims::{Audience, Claims, Credential, Role, Scope, Scopes, Service, Subject, identity};
 pub use error::{KeyRingError, TokenError};
 pub use keyring::{AudienceKeyRing, KeyId, MasterKeyRing};
 pub use mint::Minter;

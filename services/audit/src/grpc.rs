@@ -9,7 +9,7 @@ use coffer_kit::audit::{Action, Outcome, Target};
 use coffer_mesh::{Caller, Policy, PolicyError, Token, caller, peer};
 use coffer_proto::v1::audit_server::Audit;
 use coffer_proto::v1::{self as pb};
-use coffer_token::Scope;
+use coffer_token::{Scope, Service};
 use sqlx::PgPool;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -26,10 +26,10 @@ const SERVICE: &str = "coffer.v1.Audit";
 /// events): auth, metadata and scan. The gateway and storage-signer never write the log, so a
 /// compromised one cannot write into it either. Only the gateway reads.
 pub fn policy() -> Result<Policy, PolicyError> {
-    let writers = ["auth", "metadata", "scan"];
+    let writers = [Service::Auth, Service::Metadata, Service::Scan];
     let mut policy = Policy::new().rpc(SERVICE, "Append", &writers, Token::Optional)?;
     for m in ["List", "Verify", "Export", "PublicKey"] {
-        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
+        policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Required)?;
     }
     Ok(policy)
 }

@@ -10,7 +10,7 @@ use coffer_mesh::{ServiceApp, TokenVerifier};
 use coffer_proto::v1::auth_server::AuthServer;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_proto::v1::scan_client::ScanClient;
-use coffer_token::{Audience, MasterKeyRing, Minter, Verifier, VerifyOptions};
+use coffer_token::{Audience, MasterKeyRing, Minter, Service, Verifier, VerifyOptions};
 
 use crate::config::AuthConfig;
 use crate::deps::Core;
@@ -66,13 +66,13 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
     };
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = coffer_mesh::MeshClient::new(certs.clone())?;
-    let audit = AuditLog::new(mesh.channel("audit", service.peer("audit")?)?);
+    let audit = AuditLog::new(mesh.peer(Service::Audit, service)?);
     // The org purge reaches metadata and scan (optional peers: see `purge`).
-    let optional = |name: &str| {
+    let optional = |peer: Service| {
         service
             .peers
-            .get(name)
-            .map(|addr| mesh.channel(name, addr))
+            .contains_key(peer.name())
+            .then(|| mesh.peer(peer, service))
             .transpose()
     };
     let minter = Arc::new(Minter::new(&ring));
@@ -80,8 +80,8 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
     Purger {
         pool: pool.clone(),
         audit: audit.clone(),
-        metadata: optional("metadata")?.map(MetadataClient::new),
-        scan: optional("scan")?.map(ScanClient::new),
+        metadata: optional(Service::Metadata)?.map(MetadataClient::new),
+        scan: optional(Service::Scan)?.map(ScanClient::new),
         minter: minter.clone(),
         token_ttl_secs: config.token_ttl_secs,
     }

@@ -6,7 +6,7 @@ use coffer_kit::timestamp::from_time as timestamp;
 use coffer_mesh::{Caller, Policy, PolicyError, Token, caller};
 use coffer_proto::v1::auth_server::Auth;
 use coffer_proto::v1::{self as pb, authenticate_request::Credential};
-use coffer_token::Scopes;
+use coffer_token::{Scopes, Service};
 use tonic::{Request, Response, Status};
 
 use crate::accounts::{self, Presented};
@@ -38,19 +38,19 @@ pub fn policy() -> Result<Policy, PolicyError> {
     ];
     let mut policy = Policy::new();
     for m in open {
-        policy = policy.rpc(SERVICE, m, &["gateway"], Token::NotRequired)?;
+        policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::NotRequired)?;
     }
     for m in any_credential {
-        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
+        policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Required)?;
     }
     for m in session {
-        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Session)?;
+        policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Session)?;
     }
     // System work in one org with no user request behind it (share links, scan workers).
     policy = policy.rpc(
         SERVICE,
         "MintServiceToken",
-        &["metadata", "scan"],
+        &[Service::Metadata, Service::Scan],
         Token::NotRequired,
     )?;
     Ok(policy)

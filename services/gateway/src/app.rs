@@ -13,7 +13,7 @@ use coffer_mesh::{CertStore, Jobs, MeshClient, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_telemetry::{AdminServer, Readiness, serve_admin};
-use coffer_token::MasterKeyRing;
+use coffer_token::{MasterKeyRing, Service};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -94,15 +94,15 @@ impl App {
         let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
         certs.spawn_watcher(Duration::from_secs(1));
         let mesh = MeshClient::new(certs)?;
-        let auth_channel = mesh.channel("auth", service.peer("auth")?)?;
+        let auth_channel = mesh.peer(Service::Auth, service)?;
         let gateway = Arc::new(Gateway {
             auth: AuthClient::new(auth_channel.clone()),
-            metadata: MetadataClient::new(mesh.channel("metadata", service.peer("metadata")?)?),
+            metadata: MetadataClient::new(mesh.peer(Service::Metadata, service)?),
             audit: coffer_proto::v1::audit_client::AuditClient::new(
-                mesh.channel("audit", service.peer("audit")?)?,
+                mesh.peer(Service::Audit, service)?,
             ),
             scan: coffer_proto::v1::scan_client::ScanClient::new(
-                mesh.channel("scan", service.peer("scan")?)?,
+                mesh.peer(Service::Scan, service)?,
             ),
             cookies: CookieSigner::new(&cookie_ring),
             public_url,

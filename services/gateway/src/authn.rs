@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, Method, header};
 use coffer_errors::ErrorCode;
 use coffer_mesh::CallContext;
 use coffer_proto::v1::{self as pb, authenticate_request::Credential};
+use coffer_token::Service;
 
 use crate::cookies::COOKIE_NAME;
 use crate::error::{ApiError, request_id};
@@ -115,14 +116,7 @@ pub async fn exchange(
         .authenticate(pb::AuthenticateRequest {
             credential: Some(credential),
             // Every service this request may reach, each verifying only its own tag.
-            audiences: vec![
-                "auth".into(),
-                "gateway".into(),
-                "metadata".into(),
-                "storage-signer".into(),
-                "audit".into(),
-                "scan".into(),
-            ],
+            audiences: Service::ALL.iter().map(|s| s.name().to_owned()).collect(),
             request_id: request_id(),
             recheck,
         })

@@ -8,6 +8,7 @@ use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_server::MetadataServer;
 use coffer_proto::v1::scan_client::ScanClient;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
+use coffer_token::Service;
 
 use crate::config::MetadataConfig;
 use crate::deps::Core;
@@ -38,12 +39,11 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
     let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = MeshClient::new(certs.clone())?;
-    let signer =
-        StorageSignerClient::new(mesh.channel("storage-signer", service.peer("storage-signer")?)?);
-    let auth = AuthClient::new(mesh.channel("auth", service.peer("auth")?)?);
-    let audit = AuditLog::new(mesh.channel("audit", service.peer("audit")?)?);
-    let scan = match service.peers.get("scan") {
-        Some(addr) => Some(ScanClient::new(mesh.channel("scan", addr)?)),
+    let signer = StorageSignerClient::new(mesh.peer(Service::StorageSigner, service)?);
+    let auth = AuthClient::new(mesh.peer(Service::Auth, service)?);
+    let audit = AuditLog::new(mesh.peer(Service::Audit, service)?);
+    let scan = match service.peers.get(Service::Scan.name()) {
+        Some(_) => Some(ScanClient::new(mesh.peer(Service::Scan, service)?)),
         None => {
             tracing::warn!(
                 "no scan peer configured: completed uploads wait in scanning for a verdict"

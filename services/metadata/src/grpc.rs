@@ -5,7 +5,7 @@
 use coffer_mesh::{CallContext, Caller, Policy, PolicyError, Token, caller};
 use coffer_proto::v1::metadata_server::Metadata;
 use coffer_proto::v1::{self as pb};
-use coffer_token::Scope;
+use coffer_token::{Scope, Service};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -38,12 +38,22 @@ pub fn policy() -> Result<Policy, PolicyError> {
     ];
     let mut policy = Policy::new();
     for m in user {
-        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
+        policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Required)?;
     }
-    policy = policy.rpc(SERVICE, "RedeemShare", &["gateway"], Token::NotRequired)?;
-    policy = policy.rpc(SERVICE, "RecordVerdict", &["scan"], Token::NotRequired)?;
+    policy = policy.rpc(
+        SERVICE,
+        "RedeemShare",
+        &[Service::Gateway],
+        Token::NotRequired,
+    )?;
+    policy = policy.rpc(
+        SERVICE,
+        "RecordVerdict",
+        &[Service::Scan],
+        Token::NotRequired,
+    )?;
     // The org purge: auth, with a service token of the org (checked in the handler).
-    policy = policy.rpc(SERVICE, "PurgeOrg", &["auth"], Token::Required)?;
+    policy = policy.rpc(SERVICE, "PurgeOrg", &[Service::Auth], Token::Required)?;
     Ok(policy)
 }
 

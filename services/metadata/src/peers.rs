@@ -6,6 +6,7 @@ use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::scan_client::ScanClient;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
 use coffer_proto::v1::{self as pb};
+use coffer_token::Service;
 use tonic::Status;
 use uuid::Uuid;
 
@@ -146,7 +147,9 @@ impl Peers {
             .clone()
             .mint_service_token(pb::MintServiceTokenRequest {
                 org_id: org.to_string(),
-                audiences: vec!["storage-signer".into(), "audit".into()],
+                audiences: [Service::StorageSigner, Service::Audit]
+                    .map(|s| s.name().to_owned())
+                    .into(),
                 request_id: request_id.clone(),
             })
             .await

@@ -12,6 +12,7 @@ use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_proto::v1::scan_server::ScanServer;
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
+use coffer_token::Service;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -104,8 +105,7 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = MeshClient::new(certs.clone())?;
-    let signer =
-        StorageSignerClient::new(mesh.channel("storage-signer", service.peer("storage-signer")?)?);
+    let signer = StorageSignerClient::new(mesh.peer(Service::StorageSigner, service)?);
     let config = Arc::new(config.clone());
     let wake = Arc::new(Notify::new());
     let bus = Bus::default();
@@ -115,9 +115,9 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
         engines,
         config: config.clone(),
         signer: signer.clone(),
-        metadata: MetadataClient::new(mesh.channel("metadata", service.peer("metadata")?)?),
-        auth: AuthClient::new(mesh.channel("auth", service.peer("auth")?)?),
-        audit: AuditLog::new(mesh.channel("audit", service.peer("audit")?)?),
+        metadata: MetadataClient::new(mesh.peer(Service::Metadata, service)?),
+        auth: AuthClient::new(mesh.peer(Service::Auth, service)?),
+        audit: AuditLog::new(mesh.peer(Service::Audit, service)?),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))

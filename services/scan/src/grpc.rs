@@ -6,7 +6,7 @@ use coffer_kit::vocab::Verdict;
 use coffer_mesh::{Caller, Policy, PolicyError, Token, caller};
 use coffer_proto::v1::scan_server::Scan;
 use coffer_proto::v1::{self as pb};
-use coffer_token::Scope;
+use coffer_token::{Scope, Service};
 use tonic::{Request, Response, Status};
 
 use crate::deps::Core;
@@ -19,13 +19,18 @@ const SERVICE: &str = "coffer.v1.Scan";
 /// gateway, for a session or an API key with the scope each needs. The org's webhook is org
 /// management: a browser session only (`Token::Session`), never an API key.
 pub fn policy() -> Result<Policy, PolicyError> {
-    let mut policy = Policy::new().rpc(SERVICE, "EnqueueScan", &["metadata"], Token::Required)?;
+    let mut policy = Policy::new().rpc(
+        SERVICE,
+        "EnqueueScan",
+        &[Service::Metadata],
+        Token::Required,
+    )?;
     for m in ["CreateScan", "SubmitScan", "GetScan", "Subscribe"] {
-        policy = policy.rpc(SERVICE, m, &["gateway"], Token::Required)?;
+        policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Required)?;
     }
-    policy = policy.rpc(SERVICE, "SetWebhook", &["gateway"], Token::Session)?;
+    policy = policy.rpc(SERVICE, "SetWebhook", &[Service::Gateway], Token::Session)?;
     // The org purge: auth, with a service token of the org (checked in the handler).
-    policy = policy.rpc(SERVICE, "PurgeOrg", &["auth"], Token::Required)?;
+    policy = policy.rpc(SERVICE, "PurgeOrg", &[Service::Auth], Token::Required)?;
     Ok(policy)
 }
 

@@ -402,7 +402,7 @@ impl Workers {
             .clone()
             .mint_service_token(pb::MintServiceTokenRequest {
                 org_id: org.to_string(),
-                audiences: vec!["storage-signer".into()],
+                audiences: vec![coffer_token::Service::StorageSigner.name().to_owned()],
                 request_id: request_id.clone(),
             })
             .await

@@ -3,6 +3,7 @@
 use coffer_mesh::{Policy, PolicyError, Token, caller};
 use coffer_proto::v1::storage_signer_server::StorageSigner;
 use coffer_proto::v1::{self as pb};
+use coffer_token::Service;
 use tonic::{Request, Response, Status};
 
 use crate::config::SignerConfig;
@@ -22,7 +23,12 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "DeleteObject",
         "DeletePrefix",
     ] {
-        policy = policy.rpc(SERVICE, m, &["metadata", "scan"], Token::Required)?;
+        policy = policy.rpc(
+            SERVICE,
+            m,
+            &[Service::Metadata, Service::Scan],
+            Token::Required,
+        )?;
     }
     Ok(policy)
 }
@@ -169,9 +175,11 @@ impl StorageSigner for SignerService {
         }
         let org = c.org_id;
         // Each service empties its own prefix only: metadata the files', scan the scan-only one.
-        let own = match coffer_mesh::peer(&request).map(|p| p.identity.as_str()) {
-            Some("metadata") => format!("{org}/"),
-            Some("scan") => format!("scans/{org}/"),
+        let caller =
+            coffer_mesh::peer(&request).and_then(|p| Service::from_name(p.identity.as_str()));
+        let own = match caller {
+            Some(Service::Metadata) => format!("{org}/"),
+            Some(Service::Scan) => format!("scans/{org}/"),
             _ => return Err(SignerError::ServiceOnly.into()),
         };
         let prefix = request.into_inner().prefix;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use coffer_mesh::echo::EchoService;
 use coffer_mesh::{CallContext, CertStore, MeshServer, Policy, TlsFiles, Token};
 use coffer_proto::testing::v1::EchoRequest;
-use coffer_token::Audience;
+use coffer_token::{Audience, Service};
 use tonic::Code;
 use tracing::Instrument as _;
 
@@ -229,7 +229,7 @@ async fn a_service_with_an_rpc_lacking_a_rule_does_not_start() -> anyhow::Result
     let partial = Policy::new().rpc(
         "coffer.testing.v1.Echo",
         "Echo",
-        &["gateway"],
+        &[Service::Gateway],
         Token::Required,
     )?;
     let err = MeshServer::new(store, partial)
