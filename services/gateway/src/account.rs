@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use coffer_errors::ErrorCode;
 use coffer_proto::v1::{self as pb};
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::api;
 use crate::authn::Authed;
 use crate::body::JsonBody;
 use crate::cookies::CookieSigner;
@@ -26,6 +26,12 @@ pub struct SignupBody {
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/signup",
+    tag = "account",
+    responses((status = 201, description = "the new org and its owner", body = api::SignedUp))
+)]
 pub async fn signup(
     State(gw): Shared,
     JsonBody(b): JsonBody<SignupBody>,
@@ -42,7 +48,10 @@ pub async fn signup(
         .into_inner();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"user_id": res.user_id, "org_id": res.org_id})),
+        Json(api::SignedUp {
+            user_id: res.user_id,
+            org_id: res.org_id,
+        }),
     )
         .into_response())
 }
@@ -55,6 +64,12 @@ pub struct LoginBody {
     totp_code: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "account",
+    responses((status = 200, description = "signed in; the session cookie is set", body = api::LoggedIn))
+)]
 pub async fn login(
     State(gw): Shared,
     axum::Extension(client): axum::Extension<crate::server::ClientAddr>,
@@ -72,12 +87,12 @@ pub async fn login(
         .await?
         .into_inner();
     let caller = res.caller.unwrap_or_default();
-    let body = json!({
-        "user_id": caller.user_id,
-        "org_id": caller.org_id,
-        "role": role_name(caller.role),
-        "csrf_token": gw.cookies.csrf_token(&res.session_id),
-    });
+    let body = api::LoggedIn {
+        user_id: caller.user_id,
+        org_id: caller.org_id,
+        role: role_name(caller.role).to_owned(),
+        csrf_token: gw.cookies.csrf_token(&res.session_id),
+    };
     Ok((
         [(header::SET_COOKIE, gw.cookies.set_cookie(&res.session_id))],
         Json(body),
@@ -85,6 +100,12 @@ pub async fn login(
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "account",
+    responses((status = 204, description = "the session is revoked"))
+)]
 pub async fn logout(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     if let Some(session_id) = &authed.session_id {
         authed
@@ -100,6 +121,12 @@ pub async fn logout(State(gw): Shared, authed: Authed) -> Result<Response, ApiEr
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "account",
+    responses((status = 200, description = "who the caller is", body = api::Me))
+)]
 pub async fn me(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let me = authed
         .call(gw.auth.clone().get_me(pb::GetMeRequest {}))
@@ -109,15 +136,7 @@ pub async fn me(State(gw): Shared, authed: Authed) -> Result<Response, ApiError>
         .session_id
         .as_deref()
         .map(|s| gw.cookies.csrf_token(s));
-    Ok(Json(json!({
-        "user_id": me.user_id,
-        "org_id": me.org_id,
-        "email": me.email,
-        "role": role_name(me.role),
-        "totp_enabled": me.totp_enabled,
-        "csrf_token": csrf,
-    }))
-    .into_response())
+    Ok(Json(api::Me::new(me, csrf)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -127,6 +146,12 @@ pub struct ApiKeyBody {
     scopes: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "account",
+    responses((status = 201, description = "the key, shown once", body = api::ApiKeyCreated))
+)]
 pub async fn create_api_key(
     State(gw): Shared,
     authed: Authed,
@@ -141,33 +166,38 @@ pub async fn create_api_key(
         .into_inner();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": res.id, "key": res.key})),
+        Json(api::ApiKeyCreated {
+            id: res.id,
+            key: res.key,
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "account",
+    responses((status = 200, description = "the keys", body = api::ApiKeys))
+)]
 pub async fn list_api_keys(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let res = authed
         .call(gw.auth.clone().list_api_keys(pb::ListApiKeysRequest {}))
         .await?
         .into_inner();
-    let items: Vec<_> = res
-        .items
-        .into_iter()
-        .map(|k| {
-            json!({
-                "id": k.id,
-                "name": k.name,
-                "scopes": k.scopes,
-                "prefix": k.prefix,
-                "created_at": rfc3339(k.created_at),
-                "last_used_at": rfc3339(k.last_used_at),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "items": items })).into_response())
+    Ok(Json(api::ApiKeys {
+        items: res.items.into_iter().map(api::ApiKey::from).collect(),
+    })
+    .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "account",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "revoked"))
+)]
 pub async fn revoke_api_key(
     State(gw): Shared,
     authed: Authed,
@@ -191,6 +221,12 @@ pub struct MemberBody {
     role: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/members",
+    tag = "account",
+    responses((status = 201, description = "the new member", body = api::MemberAdded))
+)]
 pub async fn add_member(
     State(gw): Shared,
     authed: Authed,
@@ -204,15 +240,31 @@ pub async fn add_member(
         }))
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(json!({ "user_id": res.user_id }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(api::MemberAdded {
+            user_id: res.user_id,
+        }),
+    )
+        .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/totp/enroll",
+    tag = "account",
+    responses((status = 200, description = "the seed to enrol", body = api::TotpEnrolment))
+)]
 pub async fn totp_enroll(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let res = authed
         .call(gw.auth.clone().totp_enroll(pb::TotpEnrollRequest {}))
         .await?
         .into_inner();
-    Ok(Json(json!({"secret": res.secret, "otpauth_uri": res.otpauth_uri})).into_response())
+    Ok(Json(api::TotpEnrolment {
+        secret: res.secret,
+        otpauth_uri: res.otpauth_uri,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -221,6 +273,12 @@ pub struct TotpConfirmBody {
     code: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/totp/confirm",
+    tag = "account",
+    responses((status = 204, description = "two-factor authentication is on"))
+)]
 pub async fn totp_confirm(
     State(gw): Shared,
     authed: Authed,
@@ -236,6 +294,12 @@ pub async fn totp_confirm(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/org",
+    tag = "account",
+    responses((status = 202, description = "disabled; purged after the window", body = api::OrgDeletion))
+)]
 pub async fn delete_org(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let res = authed
         .call(
@@ -247,7 +311,12 @@ pub async fn delete_org(State(gw): Shared, authed: Authed) -> Result<Response, A
         .into_inner();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "purge_after": rfc3339(res.purge_after) })),
+        Json(api::OrgDeletion {
+            purge_after: rfc3339(res.purge_after)
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }),
     )
         .into_response())
 }
@@ -260,6 +329,12 @@ pub struct RestoreBody {
     totp_code: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/org/restore",
+    tag = "account",
+    responses((status = 200, description = "restored", body = api::OrgRestored))
+)]
 pub async fn restore_org(
     State(gw): Shared,
     axum::Extension(client): axum::Extension<crate::server::ClientAddr>,
@@ -276,7 +351,7 @@ pub async fn restore_org(
         })
         .await?
         .into_inner();
-    Ok(Json(json!({ "org_id": res.org_id })).into_response())
+    Ok(Json(api::OrgRestored { org_id: res.org_id }).into_response())
 }
 
 pub async fn not_found() -> ApiError {

@@ -26,6 +26,7 @@ use crate::cookies::CookieSigner;
 use crate::edge::{self, RateLimit};
 use crate::events;
 use crate::files;
+use crate::openapi;
 use crate::scans;
 use crate::server;
 use crate::state::Gateway;
@@ -161,6 +162,7 @@ impl App {
             .route("/v1/scans", post(scans::create))
             .route("/v1/scans/{id}", get(scans::get))
             .route("/v1/scans/{id}/submit", post(scans::submit))
+            .route("/v1/openapi.json", get(openapi::document))
             .fallback(account::not_found)
             .method_not_allowed_fallback(account::method_not_allowed)
             .with_state(gateway)

@@ -10,13 +10,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use coffer_proto::v1::{self as pb};
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::api;
 use crate::authn::Authed;
 use crate::error::ApiError;
 use crate::state::Shared;
-use crate::wire::{name, rfc3339};
-use coffer_kit::audit::Outcome;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +26,12 @@ pub struct ListQuery {
     since: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    responses((status = 200, description = "a page of events, newest first", body = api::AuditPage))
+)]
 pub async fn list(
     State(gw): Shared,
     authed: Authed,
@@ -53,48 +57,59 @@ pub async fn list(
         }))
         .await?
         .into_inner();
-    let items: Vec<_> = res
-        .items
-        .into_iter()
-        .map(|e| {
-            json!({
-                "seq": e.seq,
-                "at": rfc3339(e.at),
-                "actor": e.actor,
-                "action": e.action,
-                "target": e.target,
-                "outcome": name(Outcome::from_wire(e.outcome).map(Outcome::as_str)),
-                "request_id": e.request_id,
-                "hash": e.hash,
-            })
-        })
-        .collect();
     let next = res.page.unwrap_or_default().next_cursor;
-    Ok(Json(json!({
-        "items": items,
-        "next_cursor": if next.is_empty() { serde_json::Value::Null } else { next.into() },
-    }))
+    Ok(Json(api::AuditPage {
+        items: res.items.into_iter().map(api::AuditEvent::from).collect(),
+        next_cursor: (!next.is_empty()).then_some(next),
+    })
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    tag = "audit",
+    responses((status = 200, description = "the chain's state", body = api::AuditVerified))
+)]
 pub async fn verify(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let v = authed
         .call(gw.audit.clone().verify(pb::VerifyRequest {}))
         .await?
         .into_inner();
-    Ok(Json(json!({"ok": v.ok, "count": v.count, "head_hash": v.head_hash})).into_response())
+    Ok(Json(api::AuditVerified {
+        ok: v.ok,
+        count: v.count,
+        head_hash: v.head_hash,
+    })
+    .into_response())
 }
 
 /// The key checkpoints and exports are signed with, for `coffer audit verify --public-key`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/public-key",
+    tag = "audit",
+    responses((status = 200, description = "the signing key", body = api::AuditPublicKey))
+)]
 pub async fn public_key(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let k = authed
         .call(gw.audit.clone().public_key(pb::PublicKeyRequest {}))
         .await?
         .into_inner();
-    Ok(Json(json!({"key_id": k.key_id, "public_key": k.public_key})).into_response())
+    Ok(Json(api::AuditPublicKey {
+        key_id: k.key_id,
+        public_key: k.public_key,
+    })
+    .into_response())
 }
 
 /// Streams the NDJSON export as the audit service produces it.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    tag = "audit",
+    responses((status = 200, description = "events, checkpoints and a signed trailer", body = String, content_type = "application/x-ndjson"))
+)]
 pub async fn export(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let mut stream = authed
         .call(gw.audit.clone().export(pb::ExportRequest {}))

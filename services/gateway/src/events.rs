@@ -19,6 +19,12 @@ use crate::authn::{Authed, exchange};
 use crate::error::ApiError;
 use crate::state::Shared;
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    responses((status = 200, description = "server-sent events", body = String, content_type = "text/event-stream"))
+)]
 pub async fn stream(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
     let slot = gw.streams.take(&authed.user_id).ok_or_else(|| ApiError {
         retry_after_secs: Some(5),

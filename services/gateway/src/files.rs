@@ -12,50 +12,17 @@ use axum::response::{IntoResponse, Response};
 use coffer_mesh::CallContext;
 use coffer_proto::v1::{self as pb};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Value, json};
 
+use crate::api;
 use crate::authn::Authed;
 use crate::body::JsonBody;
 use crate::error::{ApiError, request_id};
 use crate::state::{Gateway, Shared};
-use crate::wire::{name, rfc3339};
-use coffer_kit::vocab::{FileStatus, Verdict};
+use crate::wire::rfc3339;
 
 /// `null` → `Some(None)` (set to nothing), absent → `None` (leave as is).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
-}
-
-fn opt(s: String) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        Value::String(s)
-    }
-}
-
-fn folder_json(f: pb::Folder) -> Value {
-    json!({
-        "id": f.id,
-        "name": f.name,
-        "parent_id": opt(f.parent_id),
-        "created_at": rfc3339(f.created_at),
-    })
-}
-
-fn file_json(f: pb::File) -> Value {
-    json!({
-        "id": f.id,
-        "name": f.name,
-        "folder_id": opt(f.folder_id),
-        "size": f.size,
-        "content_type": f.content_type,
-        "sha256": opt(f.sha256),
-        "status": name(FileStatus::from_wire(f.status).map(FileStatus::as_str)),
-        "verdict": name(Verdict::from_wire(f.verdict).map(Verdict::as_str)),
-        "created_at": rfc3339(f.created_at),
-        "updated_at": rfc3339(f.updated_at),
-    })
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -78,6 +45,12 @@ pub struct CreateFolderBody {
     parent_id: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/folders",
+    tag = "files",
+    responses((status = 201, description = "the folder", body = api::Folder))
+)]
 pub async fn create_folder(
     State(gw): Shared,
     authed: Authed,
@@ -90,7 +63,7 @@ pub async fn create_folder(
         }))
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(folder_json(f))).into_response())
+    Ok((StatusCode::CREATED, Json(api::Folder::from(f))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -100,6 +73,13 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/folders/{id}/children",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "a page of the folder's children", body = api::Listing))
+)]
 pub async fn list_children(
     State(gw): Shared,
     authed: Authed,
@@ -115,11 +95,11 @@ pub async fn list_children(
         }))
         .await?
         .into_inner();
-    Ok(Json(json!({
-        "folders": res.folders.into_iter().map(folder_json).collect::<Vec<_>>(),
-        "files": res.files.into_iter().map(file_json).collect::<Vec<_>>(),
-        "next_cursor": opt(res.next_cursor),
-    }))
+    Ok(Json(api::Listing {
+        folders: res.folders.into_iter().map(api::Folder::from).collect(),
+        files: res.files.into_iter().map(api::File::from).collect(),
+        next_cursor: (!res.next_cursor.is_empty()).then_some(res.next_cursor),
+    })
     .into_response())
 }
 
@@ -131,6 +111,13 @@ pub struct UpdateFolderBody {
     parent_id: Option<Option<String>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/folders/{id}",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the folder", body = api::Folder))
+)]
 pub async fn update_folder(
     State(gw): Shared,
     authed: Authed,
@@ -145,9 +132,16 @@ pub async fn update_folder(
         }))
         .await?
         .into_inner();
-    Ok(Json(folder_json(f)).into_response())
+    Ok(Json(api::Folder::from(f)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/folders/{id}",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "in the trash, with its contents"))
+)]
 pub async fn trash_folder(
     State(gw): Shared,
     authed: Authed,
@@ -171,6 +165,12 @@ pub struct CreateFileBody {
     sha256: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/files",
+    tag = "files",
+    responses((status = 201, description = "the file and its upload", body = api::FileCreated))
+)]
 pub async fn create_file(
     State(gw): Shared,
     authed: Authed,
@@ -188,27 +188,24 @@ pub async fn create_file(
         .into_inner();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "file": res.file.map(file_json),
-            "upload": upload_json(res.upload.unwrap_or_default()),
-        })),
+        Json(api::FileCreated {
+            file: api::File::from(res.file.unwrap_or_default()),
+            upload: api::Upload::from(res.upload.unwrap_or_default()),
+        }),
     )
         .into_response())
 }
 
-/// A presigned upload as API.md gives it: `{url, method, headers, expires_at}`.
-pub fn upload_json(upload: pb::PresignedRequest) -> Value {
-    json!({
-        "url": upload.url,
-        "method": upload.method,
-        "headers": upload.headers,
-        "expires_at": rfc3339(upload.expires_at),
-    })
-}
-
 /// One file RPC taking a `FileRef`, answered with the file.
 macro_rules! file_action {
-    ($name:ident, $rpc:ident) => {
+    ($name:ident, $rpc:ident, $method:ident, $path:literal) => {
+        #[utoipa::path(
+                            $method,
+                            path = $path,
+                            tag = "files",
+                            params(("id" = String, Path)),
+                            responses((status = 200, description = "the file", body = api::File))
+                        )]
         pub async fn $name(
             State(gw): Shared,
             authed: Authed,
@@ -218,16 +215,28 @@ macro_rules! file_action {
                 .call(metadata(&gw).$rpc(pb::FileRef { file_id: id }))
                 .await?
                 .into_inner();
-            Ok(Json(file_json(f)).into_response())
+            Ok(Json(api::File::from(f)).into_response())
         }
     };
 }
 
-file_action!(complete_upload, complete_upload);
-file_action!(get_file, get_file);
-file_action!(restore_file, restore_file);
-file_action!(release_file, release_file);
+file_action!(
+    complete_upload,
+    complete_upload,
+    post,
+    "/v1/files/{id}/complete"
+);
+file_action!(get_file, get_file, get, "/v1/files/{id}");
+file_action!(restore_file, restore_file, post, "/v1/files/{id}/restore");
+file_action!(release_file, release_file, post, "/v1/files/{id}/release");
 
+#[utoipa::path(
+    delete,
+    path = "/v1/files/{id}",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "in the trash"))
+)]
 pub async fn trash_file(
     State(gw): Shared,
     authed: Authed,
@@ -239,6 +248,13 @@ pub async fn trash_file(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/files/{id}/purge",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "deleted for good"))
+)]
 pub async fn purge_file(
     State(gw): Shared,
     authed: Authed,
@@ -250,6 +266,13 @@ pub async fn purge_file(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/files/{id}/download",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "a presigned GET", body = api::Download))
+)]
 pub async fn download(
     State(gw): Shared,
     authed: Authed,
@@ -261,7 +284,13 @@ pub async fn download(
         .into_inner();
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"url": g.url, "expires_at": rfc3339(g.expires_at)})),
+        Json(api::Download {
+            url: g.url,
+            expires_at: rfc3339(g.expires_at)
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }),
     )
         .into_response())
 }
@@ -274,6 +303,13 @@ pub struct UpdateFileBody {
     folder_id: Option<Option<String>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/files/{id}",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the file", body = api::File))
+)]
 pub async fn update_file(
     State(gw): Shared,
     authed: Authed,
@@ -288,7 +324,7 @@ pub async fn update_file(
         }))
         .await?
         .into_inner();
-    Ok(Json(file_json(f)).into_response())
+    Ok(Json(api::File::from(f)).into_response())
 }
 
 // === shares ===
@@ -301,6 +337,13 @@ pub struct ShareBody {
     max_downloads: Option<u32>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/files/{id}/shares",
+    tag = "shares",
+    params(("id" = String, Path)),
+    responses((status = 201, description = "the share", body = api::ShareCreated))
+)]
 pub async fn create_share(
     State(gw): Shared,
     authed: Authed,
@@ -321,16 +364,26 @@ pub async fn create_share(
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({
-            "id": s.id,
-            "url": url,
-            "token": s.token,
-            "expires_at": rfc3339(s.expires_at),
-        })),
+        Json(api::ShareCreated {
+            id: s.id,
+            url,
+            token: s.token,
+            expires_at: rfc3339(s.expires_at)
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/shares/{id}",
+    tag = "shares",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "revoked"))
+)]
 pub async fn revoke_share(
     State(gw): Shared,
     authed: Authed,
@@ -359,6 +412,13 @@ const SHARE_PASSWORD_HEADER: &str = "x-share-password";
 
 /// `GET /s/{token}`: a public link; no session, no key. The password, if the share has one, in
 /// the `X-Share-Password` header (or, as before, `?password=`). 302 to a presigned GET, else 404.
+#[utoipa::path(
+    get,
+    path = "/s/{token}",
+    tag = "shares",
+    params(("token" = String, Path)),
+    responses((status = 302, description = "to a presigned GET"))
+)]
 pub async fn redeem_share(
     State(gw): State<Arc<Gateway>>,
     Path(token): Path<String>,
@@ -380,6 +440,13 @@ pub async fn redeem_share(
 
 /// `POST /s/{token}` with `{"password": "…"}`: the same, with the password in the body; 303 to
 /// the presigned GET (the client follows it with a GET).
+#[utoipa::path(
+    post,
+    path = "/s/{token}",
+    tag = "shares",
+    params(("token" = String, Path)),
+    responses((status = 302, description = "to a presigned GET"))
+)]
 pub async fn redeem_share_post(
     State(gw): State<Arc<Gateway>>,
     Path(token): Path<String>,

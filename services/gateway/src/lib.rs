@@ -4,6 +4,7 @@
 //! token.
 
 mod account;
+pub mod api;
 mod app;
 mod audit;
 mod authn;
@@ -14,6 +15,7 @@ mod edge;
 mod error;
 mod events;
 mod files;
+pub mod openapi;
 mod scans;
 mod server;
 mod state;

@@ -8,14 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use coffer_proto::v1::{self as pb};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::api;
 use crate::authn::Authed;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::Shared;
-use crate::wire::{name, rfc3339};
-use coffer_kit::vocab::{ScanState, Verdict};
+use coffer_kit::vocab::ScanState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,36 +25,12 @@ pub struct CreateScanBody {
     metadata: Option<Value>,
 }
 
-fn status_json(s: pb::ScanStatus) -> Value {
-    let metadata = if s.metadata_json.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&s.metadata_json).unwrap_or(Value::Null)
-    };
-    let mut out = json!({
-        "scan_id": s.scan_id,
-        "status": name(ScanState::from_wire(s.status).map(ScanState::as_str)),
-        "engines": s.engines.into_iter().map(|e| {
-            let mut v = json!({"engine": e.engine, "clean": e.clean});
-            if !e.signature.is_empty() {
-                v["signature"] = e.signature.into();
-            }
-            v
-        }).collect::<Vec<_>>(),
-        "metadata": metadata,
-    });
-    if let Some(verdict) = Verdict::from_wire(s.verdict) {
-        out["verdict"] = verdict.as_str().into();
-    }
-    if !s.sha256.is_empty() {
-        out["sha256"] = s.sha256.into();
-    }
-    if s.completed_at.is_some() {
-        out["completed_at"] = rfc3339(s.completed_at);
-    }
-    out
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/scans",
+    tag = "scans",
+    responses((status = 201, description = "the scan and its upload", body = api::ScanCreated))
+)]
 pub async fn create(
     State(gw): Shared,
     authed: Authed,
@@ -74,14 +50,21 @@ pub async fn create(
         .into_inner();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "scan_id": res.scan_id,
-            "upload": crate::files::upload_json(res.upload.unwrap_or_default()),
-        })),
+        Json(api::ScanCreated {
+            scan_id: res.scan_id,
+            upload: api::Upload::from(res.upload.unwrap_or_default()),
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/scans/{id}/submit",
+    tag = "scans",
+    params(("id" = String, Path)),
+    responses((status = 202, description = "queued", body = api::ScanSubmitted))
+)]
 pub async fn submit(
     State(gw): Shared,
     authed: Authed,
@@ -93,11 +76,23 @@ pub async fn submit(
         .into_inner();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"scan_id": res.scan_id, "status": res.status})),
+        Json(api::ScanSubmitted {
+            status: ScanState::from_wire(res.status)
+                .map_or("", ScanState::as_str)
+                .to_owned(),
+            scan_id: res.scan_id,
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/scans/{id}",
+    tag = "scans",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the scan", body = api::ScanStatus))
+)]
 pub async fn get(
     State(gw): Shared,
     authed: Authed,
@@ -107,7 +102,7 @@ pub async fn get(
         .call(gw.scan.clone().get_scan(pb::ScanRef { scan_id: id }))
         .await?
         .into_inner();
-    Ok(Json(status_json(res)).into_response())
+    Ok(Json(api::ScanStatus::from(res)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -117,6 +112,12 @@ pub struct WebhookBody {
 }
 
 /// `PUT /v1/webhook`: owners and admins (the scan service decides); the secret is shown once.
+#[utoipa::path(
+    put,
+    path = "/v1/webhook",
+    tag = "scans",
+    responses((status = 200, description = "the endpoint and its secret", body = api::Webhook))
+)]
 pub async fn set_webhook(
     State(gw): Shared,
     authed: Authed,
@@ -130,5 +131,9 @@ pub async fn set_webhook(
         )
         .await?
         .into_inner();
-    Ok(Json(json!({"url": res.url, "secret": res.secret})).into_response())
+    Ok(Json(api::Webhook {
+        url: res.url,
+        secret: res.secret,
+    })
+    .into_response())
 }

@@ -16,10 +16,3 @@ pub fn rfc3339(t: Option<prost_types::Timestamp>) -> serde_json::Value {
         .map(coffer_kit::timestamp::rfc3339)
         .map_or(serde_json::Value::Null, serde_json::Value::String)
 }
-
-/// A wire enum's API.md name, or `null` when unspecified (a verdict not given yet).
-pub fn name(n: Option<&'static str>) -> serde_json::Value {
-    n.map_or(serde_json::Value::Null, |n| {
-        serde_json::Value::String(n.to_owned())
-    })
-}

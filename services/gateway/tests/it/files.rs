@@ -67,11 +67,14 @@ impl<'h> User<'h> {
         let got = res.status().as_u16();
         let text = res.text().await?;
         assert_eq!(got, status, "{method} {path}: {text}");
-        Ok(if text.is_empty() {
+        let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text)?
-        })
+        };
+        // Every answer the tests see is what the OpenAPI document says it is.
+        crate::harness::conforms(&method, path, status, &body).unwrap_or_else(|e| panic!("{e}"));
+        Ok(body)
     }
 
     pub async fn err(

@@ -172,6 +172,11 @@ pub async fn error_code(res: reqwest::Response) -> anyhow::Result<(u16, String)>
         .get("x-request-id")
         .map(|v| v.to_str().unwrap().to_owned());
     let body: Value = res.json().await?;
+    matches_schema(
+        &serde_json::json!({"$ref": "#/components/schemas/Error"}),
+        &body,
+    )
+    .unwrap_or_else(|e| panic!("an error body off the document: {e}: {body}"));
     let err = &body["error"];
     let code = err["code"].as_str().expect("error.code").to_owned();
     assert!(err["message"].is_string(), "{body}");
@@ -183,4 +188,65 @@ pub async fn error_code(res: reqwest::Response) -> anyhow::Result<(u16, String)>
         "request id differs from the header"
     );
     Ok((status, code))
+}
+
+/// The gateway's OpenAPI document, once per test process.
+fn document() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(coffer_gateway::openapi::document_json)
+}
+
+/// Checks `body` against `schema` (a schema of the document, `$ref`s into its components).
+pub fn matches_schema(schema: &Value, body: &Value) -> Result<(), String> {
+    let mut root = schema.clone();
+    root["components"] = document()["components"].clone();
+    let validator = jsonschema::draft202012::new(&root).map_err(|e| format!("schema: {e}"))?;
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Checks a JSON body the gateway answered `method path` with, with `status`, against the
+/// OpenAPI document: the operation must be documented, with a JSON schema for that status that
+/// the body satisfies (every field of API.md, and nothing else).
+pub fn conforms(
+    method: &reqwest::Method,
+    path: &str,
+    status: u16,
+    body: &Value,
+) -> Result<(), String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    let paths = document()["paths"].as_object().expect("paths");
+    let (template, ops) = paths
+        .iter()
+        .find(|(template, _)| {
+            let t: Vec<&str> = template.split('/').collect();
+            t.len() == segments.len()
+                && t.iter().zip(&segments).all(|(t, s)| {
+                    (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+                })
+        })
+        .ok_or_else(|| format!("{path} is not in the document"))?;
+    let op = &ops[method.as_str().to_ascii_lowercase()];
+    if op.is_null() {
+        return Err(format!("{method} {template} is not in the document"));
+    }
+    let response = &op["responses"][status.to_string()];
+    if response.is_null() {
+        return Err(format!(
+            "{method} {template} does not document status {status}"
+        ));
+    }
+    match response["content"]["application/json"]["schema"].as_object() {
+        Some(schema) => matches_schema(&Value::Object(schema.clone()), body)
+            .map_err(|e| format!("{method} {template} {status}: {e}")),
+        None if body.is_null() => Ok(()),
+        None => Err(format!(
+            "{method} {template} {status} documents no JSON body"
+        )),
+    }
 }

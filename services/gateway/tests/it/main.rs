@@ -6,5 +6,6 @@ mod files;
 mod flows;
 mod harness;
 mod input;
+mod openapi;
 mod scans;
 mod security;

@@ -1,0 +1,415 @@
+//! The public API's response bodies as types: each serialises to API.md's shape, and the OpenAPI
+//! document (`/v1/openapi.json`, built by `openapi`) is generated from them with `utoipa`. A field
+//! that may be unset is `null` when API.md lists it plainly, and absent when API.md marks it `?`.
+
+use std::collections::BTreeMap;
+
+use coffer_kit::audit::Outcome;
+use coffer_kit::vocab::{FileStatus, ScanState, Verdict};
+use coffer_proto::v1::{self as pb};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::wire::{rfc3339, role_name};
+
+fn time(t: Option<prost_types::Timestamp>) -> String {
+    rfc3339(t).as_str().unwrap_or_default().to_owned()
+}
+
+fn time_or_null(t: Option<prost_types::Timestamp>) -> Option<String> {
+    rfc3339(t).as_str().map(str::to_owned)
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// `{user_id, org_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedUp {
+    pub user_id: String,
+    pub org_id: String,
+}
+
+/// `{user_id, org_id, role, csrf_token}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoggedIn {
+    pub user_id: String,
+    pub org_id: String,
+    pub role: String,
+    pub csrf_token: String,
+}
+
+/// `{user_id, org_id, email, role, totp_enabled, csrf_token}`; `csrf_token` is null for an API key.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Me {
+    pub user_id: String,
+    pub org_id: String,
+    pub email: String,
+    pub role: String,
+    pub totp_enabled: bool,
+    #[schema(required = true)]
+    pub csrf_token: Option<String>,
+}
+
+impl Me {
+    pub fn new(me: pb::Me, csrf_token: Option<String>) -> Self {
+        Me {
+            user_id: me.user_id,
+            org_id: me.org_id,
+            email: me.email,
+            role: role_name(me.role).to_owned(),
+            totp_enabled: me.totp_enabled,
+            csrf_token,
+        }
+    }
+}
+
+/// `{id, key}`: the key is shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreated {
+    pub id: String,
+    pub key: String,
+}
+
+/// One API key, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub prefix: String,
+    pub created_at: String,
+    #[schema(required = true)]
+    pub last_used_at: Option<String>,
+}
+
+impl From<pb::ApiKey> for ApiKey {
+    fn from(k: pb::ApiKey) -> Self {
+        ApiKey {
+            id: k.id,
+            name: k.name,
+            scopes: k.scopes,
+            prefix: k.prefix,
+            created_at: time(k.created_at),
+            last_used_at: time_or_null(k.last_used_at),
+        }
+    }
+}
+
+/// `{items: [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeys {
+    pub items: Vec<ApiKey>,
+}
+
+/// `{user_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberAdded {
+    pub user_id: String,
+}
+
+/// `{secret, otpauth_uri}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// `{purge_after}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgDeletion {
+    pub purge_after: String,
+}
+
+/// `{org_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgRestored {
+    pub org_id: String,
+}
+
+/// A folder: `{id, name, parent_id, created_at}` (`parent_id` null at the top).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Folder {
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub parent_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<pb::Folder> for Folder {
+    fn from(f: pb::Folder) -> Self {
+        Folder {
+            id: f.id,
+            name: f.name,
+            parent_id: non_empty(f.parent_id),
+            created_at: time(f.created_at),
+        }
+    }
+}
+
+/// A file: `{id, name, folder_id, size, content_type, sha256, status, verdict, created_at,
+/// updated_at}`; `verdict` is null until scanned.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub folder_id: Option<String>,
+    pub size: u64,
+    pub content_type: String,
+    #[schema(required = true)]
+    pub sha256: Option<String>,
+    /// `pending_upload`, `scanning`, `available`, `quarantined` or `trashed`.
+    pub status: String,
+    /// `clean`, `infected`, `suspicious`, `sensitive` or `failed`.
+    #[schema(required = true)]
+    pub verdict: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<pb::File> for File {
+    fn from(f: pb::File) -> Self {
+        File {
+            id: f.id,
+            name: f.name,
+            folder_id: non_empty(f.folder_id),
+            size: f.size,
+            content_type: f.content_type,
+            sha256: non_empty(f.sha256),
+            status: FileStatus::from_wire(f.status)
+                .map_or("", FileStatus::as_str)
+                .to_owned(),
+            verdict: Verdict::from_wire(f.verdict).map(|v| v.as_str().to_owned()),
+            created_at: time(f.created_at),
+            updated_at: time(f.updated_at),
+        }
+    }
+}
+
+/// `{folders, files, next_cursor}`; `next_cursor` is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listing {
+    pub folders: Vec<Folder>,
+    pub files: Vec<File>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// A presigned request: `{url, method, headers, expires_at}`; send exactly these headers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Upload {
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: String,
+}
+
+impl From<pb::PresignedRequest> for Upload {
+    fn from(u: pb::PresignedRequest) -> Self {
+        Upload {
+            url: u.url,
+            method: u.method,
+            headers: u.headers.into_iter().collect(),
+            expires_at: time(u.expires_at),
+        }
+    }
+}
+
+/// `{file, upload}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileCreated {
+    pub file: File,
+    pub upload: Upload,
+}
+
+/// `{url, expires_at}`: a presigned GET.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Download {
+    pub url: String,
+    pub expires_at: String,
+}
+
+/// `{id, url, token, expires_at}`: the token is shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareCreated {
+    pub id: String,
+    pub url: String,
+    pub token: String,
+    pub expires_at: String,
+}
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    pub seq: u64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    pub request_id: String,
+    pub hash: String,
+}
+
+impl From<pb::AuditEvent> for AuditEvent {
+    fn from(e: pb::AuditEvent) -> Self {
+        AuditEvent {
+            seq: e.seq,
+            at: time(e.at),
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: Outcome::from_wire(e.outcome)
+                .map_or("", Outcome::as_str)
+                .to_owned(),
+            request_id: e.request_id,
+            hash: e.hash,
+        }
+    }
+}
+
+/// `{items, next_cursor}`, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPage {
+    pub items: Vec<AuditEvent>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// `{ok, count, head_hash}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditVerified {
+    pub ok: bool,
+    pub count: u64,
+    pub head_hash: String,
+}
+
+/// `{key_id, public_key}` (Ed25519, base64).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPublicKey {
+    pub key_id: String,
+    pub public_key: String,
+}
+
+/// `{url, secret}`: the secret is shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: String,
+}
+
+/// `{scan_id, upload}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanCreated {
+    pub scan_id: String,
+    pub upload: Upload,
+}
+
+/// `{scan_id, status}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanSubmitted {
+    pub scan_id: String,
+    /// `queued` or, when already scanned, `done`.
+    pub status: String,
+}
+
+/// One engine's part of a verdict.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EngineResult {
+    pub engine: String,
+    pub clean: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// `{scan_id, status, verdict?, engines, sha256?, completed_at?, metadata}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanStatus {
+    pub scan_id: String,
+    /// `awaiting_upload`, `queued`, `done` or `expired`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    pub engines: Vec<EngineResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    /// The JSON object given at creation, or null.
+    #[schema(required = true, value_type = Option<Object>)]
+    pub metadata: serde_json::Value,
+}
+
+impl From<pb::ScanStatus> for ScanStatus {
+    fn from(s: pb::ScanStatus) -> Self {
+        ScanStatus {
+            scan_id: s.scan_id,
+            status: ScanState::from_wire(s.status)
+                .map_or("", ScanState::as_str)
+                .to_owned(),
+            verdict: Verdict::from_wire(s.verdict).map(|v| v.as_str().to_owned()),
+            engines: s
+                .engines
+                .into_iter()
+                .map(|e| EngineResult {
+                    engine: e.engine,
+                    clean: e.clean,
+                    signature: non_empty(e.signature),
+                })
+                .collect(),
+            sha256: non_empty(s.sha256),
+            completed_at: time_or_null(s.completed_at),
+            metadata: if s.metadata_json.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(&s.metadata_json).unwrap_or(serde_json::Value::Null)
+            },
+        }
+    }
+}
+
+/// Every error: `{error: {code, message, request_id}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Error {
+    pub error: ErrorBody,
+}
+
+/// What went wrong; `code` is API.md's snake_case name, `request_id` finds it in the logs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    pub request_id: String,
+}
