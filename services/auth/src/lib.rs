@@ -28,22 +28,3 @@ pub mod testing;
 pub use app::{SECRETS, build};
 pub use config::AuthConfig;
 pub use passwords::Hasher;
-
-#[cfg(test)]
-mod tests {
-    /// The domain modules speak the service's own types: gRPC stays at the boundary (`grpc`).
-    #[test]
-    fn no_domain_module_knows_tonic() {
-        for (name, text) in [
-            ("accounts", include_str!("accounts.rs")),
-            ("api_keys", include_str!("api_keys.rs")),
-            ("deps", include_str!("deps.rs")),
-            ("members", include_str!("members.rs")),
-            ("orgs", include_str!("orgs.rs")),
-            ("sessions", include_str!("sessions.rs")),
-            ("store", include_str!("store.rs")),
-        ] {
-            assert!(!text.contains("tonic"), "{name}.rs uses tonic");
-        }
-    }
-}

@@ -25,23 +25,3 @@ pub use config::MetadataConfig;
 pub use grpc::policy;
 /// The listing reads, for the test that checks their plans.
 pub use store::sql;
-
-#[cfg(test)]
-mod tests {
-    /// The domain modules speak the service's own types: gRPC stays at the boundary (`grpc`)
-    /// and with the peers (`peers`).
-    #[test]
-    fn no_domain_module_knows_tonic() {
-        for (name, text) in [
-            ("deps", include_str!("deps.rs")),
-            ("files", include_str!("files.rs")),
-            ("folders", include_str!("folders.rs")),
-            ("shares", include_str!("shares.rs")),
-            ("sweep", include_str!("sweep.rs")),
-            ("verdicts", include_str!("verdicts.rs")),
-            ("store", include_str!("store.rs")),
-        ] {
-            assert!(!text.contains("tonic"), "{name}.rs uses tonic");
-        }
-    }
-}

@@ -25,21 +25,3 @@ pub use app::{SECRETS, build, engines};
 pub use config::ScanConfig;
 pub use grpc::policy;
 pub use scans::scan_key;
-
-#[cfg(test)]
-mod tests {
-    /// The request-side domain modules speak the service's own types: gRPC stays at the
-    /// boundary (`grpc`) and with the peer (`peers`).
-    #[test]
-    fn no_domain_module_knows_tonic() {
-        for (name, text) in [
-            ("deps", include_str!("deps.rs")),
-            ("hooks", include_str!("hooks.rs")),
-            ("queue", include_str!("queue.rs")),
-            ("scans", include_str!("scans.rs")),
-            ("store", include_str!("store.rs")),
-        ] {
-            assert!(!text.contains("tonic"), "{name}.rs uses tonic");
-        }
-    }
-}

@@ -1,0 +1,114 @@
+//! The workspace's conventions, checked on the services' sources:
+//!
+//! - producers append to the audit log only through the kit's `AuditLog`, which takes an
+//!   `Action`: no service builds an `AppendRequest` (with a literal action) by itself, so an action
+//!   cannot be written by one side only (the audit service's check is `Action::parse`);
+//! - every SQL statement of the services' code (tests may build fixtures) is a plain string
+//!   literal (or a constant holding one) that can be pasted into psql as it stands, with its
+//!   columns written out: no `format!`, no `concat!`, no column macros;
+//! - the domain modules of metadata, auth and scan speak the service's own types: gRPC stays at
+//!   the boundary (`grpc.rs`) and with the peers (`peers.rs`).
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn no_service_source_builds_its_own_append_request() {
+    let mut files = Vec::new();
+    for dir in ["services", "cli/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 50, "found the workspace's sources");
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|p| {
+            !p.components()
+                .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "benches")
+        })
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.contains("AppendRequest {")
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "append through coffer_kit::audit::AuditLog: {offenders:?}"
+    );
+}
+
+#[test]
+fn statements_are_plain_literals() {
+    let mut files = Vec::new();
+    for service in std::fs::read_dir(root().join("services"))
+        .unwrap()
+        .flatten()
+    {
+        let src = service.path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+        }
+    }
+    assert!(files.len() > 50, "found the services' sources");
+    let built = [
+        "query(&format!",
+        "query_as(&format!",
+        "query_scalar(&format!",
+        "concat!(",
+        "_columns!(",
+    ];
+    let mut offenders = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path)
+            .unwrap()
+            .replace(char::is_whitespace, "");
+        for pattern in built {
+            if text.contains(pattern) {
+                offenders.push(format!("{}: {pattern}", path.display()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "statements built at run time: {offenders:?}"
+    );
+}
+
+#[test]
+fn no_domain_module_knows_tonic() {
+    let domain = [
+        (
+            "metadata",
+            &[
+                "deps", "files", "folders", "shares", "sweep", "verdicts", "store",
+            ][..],
+        ),
+        (
+            "auth",
+            &[
+                "accounts", "api_keys", "deps", "members", "orgs", "sessions", "store",
+            ],
+        ),
+        ("scan", &["deps", "hooks", "queue", "scans", "store"]),
+    ];
+    for (service, modules) in domain {
+        for module in modules {
+            let path = root().join(format!("services/{service}/src/{module}.rs"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.contains("tonic"), "{} uses tonic", path.display());
+        }
+    }
+}
