@@ -23,8 +23,11 @@ use coffer_errors::ErrorCode;
 /// The Postgres setting row-level security policies read the tenant from.
 pub const TENANT_SETTING: &str = "coffer.org_id";
 
-/// A database failure, as the domain sees it.
-#[derive(Debug, thiserror::Error)]
+/// A database failure, as the domain sees it. Its `Debug` (what services log for an internal
+/// error) names a Postgres error by SQLSTATE, constraint, table and column only: Postgres puts
+/// values in messages and details (`invalid input syntax for type uuid: "<value>"`, `Key
+/// (email)=(<value>) already exists`), and those may be a file name or an email.
+#[derive(thiserror::Error)]
 pub enum DbError {
     #[error("not found")]
     NotFound,
@@ -42,6 +45,42 @@ pub enum DbError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Config(#[from] coffer_config::ConfigError),
+}
+
+/// A sqlx error without the values Postgres may have put in it.
+struct Redacted<'a>(&'a sqlx::Error);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            sqlx::Error::Database(db) => {
+                let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+                f.debug_struct("Database")
+                    .field("sqlstate", &db.code())
+                    .field("constraint", &db.constraint())
+                    .field("table", &pg.and_then(|p| p.table()))
+                    .field("column", &pg.and_then(|p| p.column()))
+                    .finish()
+            }
+            // The other kinds (I/O, TLS, pool, protocol, decoding) carry no row data.
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::NotFound => f.write_str("NotFound"),
+            DbError::AlreadyExists => f.write_str("AlreadyExists"),
+            DbError::Conflict => f.write_str("Conflict"),
+            DbError::Unavailable(e) => f.debug_tuple("Unavailable").field(&Redacted(e)).finish(),
+            DbError::UnsafeRole(role) => f.debug_tuple("UnsafeRole").field(role).finish(),
+            DbError::Internal(e) => f.debug_tuple("Internal").field(&Redacted(e)).finish(),
+            DbError::Migration(e) => f.debug_tuple("Migration").field(e).finish(),
+            DbError::Config(e) => f.debug_tuple("Config").field(e).finish(),
+        }
+    }
 }
 
 impl DbError {

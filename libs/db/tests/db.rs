@@ -182,6 +182,20 @@ async fn postgres_errors_map_to_domain_errors() -> anyhow::Result<()> {
     assert!(matches!(DbError::from(fk), DbError::NotFound));
     drop(tx);
 
+    // What services log of an internal database error names no value Postgres quoted.
+    let bad = sqlx::query("SELECT $1::text::uuid")
+        .bind("Gehaltsliste-2026.xlsx")
+        .fetch_one(&pool)
+        .await
+        .unwrap_err();
+    assert!(
+        bad.to_string().contains("Gehaltsliste"),
+        "Postgres quotes the value: {bad}"
+    );
+    let logged = format!("{:?}", DbError::from(bad));
+    assert!(!logged.contains("Gehaltsliste"), "{logged}");
+    assert!(logged.contains("22P02"), "{logged}");
+
     let missing = sqlx::query("SELECT 1 FROM docs WHERE false")
         .fetch_one(&pool)
         .await
