@@ -90,7 +90,15 @@ impl ServiceApp {
 
     /// Serves until `shutdown` resolves, then drains calls and stops the background jobs.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let served = self.server.serve(shutdown).await;
+        // Background work stops taking new work as soon as the shutdown starts, while calls drain.
+        let stop_jobs = self.jobs.stopper();
+        let served = self
+            .server
+            .serve(async move {
+                shutdown.await;
+                stop_jobs();
+            })
+            .await;
         self.jobs.shutdown(self.grace).await;
         self.admin.task.abort();
         Ok(served?)

@@ -1,12 +1,15 @@
 //! The background work of a service: periodic jobs (sweeps, retention, reapers) and long-running
 //! tasks (workers, listeners), owned by the service app and stopped with it.
 //!
-//! [`Jobs::every`] runs a job at once and then every period; a run in progress is never cut: on
-//! shutdown the loop ends at its next wait. [`Jobs::spawn`] runs a task that watches a [`Stop`].
-//! [`Jobs::shutdown`] signals every task, waits up to a grace period, then aborts what is left;
-//! dropping [`Jobs`] aborts everything at once.
+//! [`Jobs::every`] runs a job at once and then every period; on shutdown the loop ends at its
+//! next wait, so a run in progress may finish. [`Jobs::spawn`] runs a task that watches a
+//! [`Stop`]. The app signals the stop when its shutdown starts ([`Jobs::stopper`]), while calls
+//! drain; [`Jobs::shutdown`] then waits up to the grace period and aborts what is left (a scan job
+//! cut there is taken again by the reaper when its lease ends). Dropping [`Jobs`] aborts
+//! everything at once.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -32,7 +35,7 @@ impl Stop {
 /// A service's background tasks.
 #[derive(Debug)]
 pub struct Jobs {
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
     tasks: JoinSet<()>,
     names: Vec<&'static str>,
 }
@@ -46,7 +49,7 @@ impl Default for Jobs {
 impl Jobs {
     pub fn new() -> Self {
         Jobs {
-            stop: watch::Sender::new(false),
+            stop: Arc::new(watch::Sender::new(false)),
             tasks: JoinSet::new(),
             names: Vec::new(),
         }
@@ -55,6 +58,14 @@ impl Jobs {
     /// The names of the tasks started, in order (for logs and tests).
     pub fn names(&self) -> &[&'static str] {
         &self.names
+    }
+
+    /// Signals every task to stop, at once (a shutdown starting); [`Jobs::shutdown`] then waits.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let stop = self.stop.clone();
+        move || {
+            stop.send_replace(true);
+        }
     }
 
     /// A [`Stop`] for work started elsewhere that must end with the service.
@@ -121,7 +132,6 @@ impl Jobs {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;

@@ -430,6 +430,9 @@ impl RunningServer {
         if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = stop.send(());
         }
+        if let Some((jobs, _)) = &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
+            jobs.stopper()();
+        }
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         let served = match task {
             Some(task) => task

@@ -52,3 +52,16 @@ impl coffer_config::Validate for AuditConfig {
         c.between("default_page", self.default_page, 1, self.max_page.max(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use coffer_config::Validate as _;
+
+    use super::*;
+
+    /// The defaults are a configuration that starts.
+    #[test]
+    fn the_defaults_pass_validation() {
+        AuditConfig::default().validate().unwrap();
+    }
+}

@@ -60,3 +60,16 @@ impl coffer_config::Validate for AuthConfig {
         c.at_least("purge_interval_secs", self.purge_interval_secs, 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use coffer_config::Validate as _;
+
+    use super::*;
+
+    /// The defaults are a configuration that starts.
+    #[test]
+    fn the_defaults_pass_validation() {
+        AuthConfig::default().validate().unwrap();
+    }
+}

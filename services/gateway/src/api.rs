@@ -1,6 +1,8 @@
 //! The public API's response bodies as types: each serialises to API.md's shape, and the OpenAPI
 //! document (`/v1/openapi.json`, built by `openapi`) is generated from them with `utoipa`. A field
 //! that may be unset is `null` when API.md lists it plainly, and absent when API.md marks it `?`.
+//! None derives `Debug`: several hold the only copy of a key, a TOTP seed, a share token or a
+//! presigned URL, and a body is never logged.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +27,7 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 /// `{user_id, org_id}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedUp {
     pub user_id: String,
@@ -33,7 +35,7 @@ pub struct SignedUp {
 }
 
 /// `{user_id, org_id, role, csrf_token}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoggedIn {
     pub user_id: String,
@@ -43,7 +45,7 @@ pub struct LoggedIn {
 }
 
 /// `{user_id, org_id, email, role, totp_enabled, csrf_token}`; `csrf_token` is null for an API key.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Me {
     pub user_id: String,
@@ -69,7 +71,7 @@ impl Me {
 }
 
 /// `{id, key}`: the key is shown only here.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyCreated {
     pub id: String,
@@ -77,7 +79,7 @@ pub struct ApiKeyCreated {
 }
 
 /// One API key, without its secret.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKey {
     pub id: String,
@@ -103,21 +105,21 @@ impl From<pb::ApiKey> for ApiKey {
 }
 
 /// `{items: [...]}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeys {
     pub items: Vec<ApiKey>,
 }
 
 /// `{user_id}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberAdded {
     pub user_id: String,
 }
 
 /// `{secret, otpauth_uri}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpEnrolment {
     pub secret: String,
@@ -125,21 +127,21 @@ pub struct TotpEnrolment {
 }
 
 /// `{purge_after}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgDeletion {
     pub purge_after: String,
 }
 
 /// `{org_id}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgRestored {
     pub org_id: String,
 }
 
 /// A folder: `{id, name, parent_id, created_at}` (`parent_id` null at the top).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Folder {
     pub id: String,
@@ -162,7 +164,7 @@ impl From<pb::Folder> for Folder {
 
 /// A file: `{id, name, folder_id, size, content_type, sha256, status, verdict, created_at,
 /// updated_at}`; `verdict` is null until scanned.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct File {
     pub id: String,
@@ -202,7 +204,7 @@ impl From<pb::File> for File {
 }
 
 /// `{folders, files, next_cursor}`; `next_cursor` is null on the last page.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listing {
     pub folders: Vec<Folder>,
@@ -212,7 +214,7 @@ pub struct Listing {
 }
 
 /// A presigned request: `{url, method, headers, expires_at}`; send exactly these headers.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upload {
     pub url: String,
@@ -233,7 +235,7 @@ impl From<pb::PresignedRequest> for Upload {
 }
 
 /// `{file, upload}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileCreated {
     pub file: File,
@@ -241,7 +243,7 @@ pub struct FileCreated {
 }
 
 /// `{url, expires_at}`: a presigned GET.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Download {
     pub url: String,
@@ -249,7 +251,7 @@ pub struct Download {
 }
 
 /// `{id, url, token, expires_at}`: the token is shown only here.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShareCreated {
     pub id: String,
@@ -259,7 +261,7 @@ pub struct ShareCreated {
 }
 
 /// One audit event.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEvent {
     pub seq: u64,
@@ -291,7 +293,7 @@ impl From<pb::AuditEvent> for AuditEvent {
 }
 
 /// `{items, next_cursor}`, newest first.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditPage {
     pub items: Vec<AuditEvent>,
@@ -300,7 +302,7 @@ pub struct AuditPage {
 }
 
 /// `{ok, count, head_hash}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditVerified {
     pub ok: bool,
@@ -309,7 +311,7 @@ pub struct AuditVerified {
 }
 
 /// `{key_id, public_key}` (Ed25519, base64).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditPublicKey {
     pub key_id: String,
@@ -317,7 +319,7 @@ pub struct AuditPublicKey {
 }
 
 /// `{url, secret}`: the secret is shown only here.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     pub url: String,
@@ -325,7 +327,7 @@ pub struct Webhook {
 }
 
 /// `{scan_id, upload}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanCreated {
     pub scan_id: String,
@@ -333,7 +335,7 @@ pub struct ScanCreated {
 }
 
 /// `{scan_id, status}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanSubmitted {
     pub scan_id: String,
@@ -342,7 +344,7 @@ pub struct ScanSubmitted {
 }
 
 /// One engine's part of a verdict.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineResult {
     pub engine: String,
@@ -352,7 +354,7 @@ pub struct EngineResult {
 }
 
 /// `{scan_id, status, verdict?, engines, sha256?, completed_at?, metadata}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanStatus {
     pub scan_id: String,
@@ -399,14 +401,14 @@ impl From<pb::ScanStatus> for ScanStatus {
 }
 
 /// Every error: `{error: {code, message, request_id}}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Error {
     pub error: ErrorBody,
 }
 
 /// What went wrong; `code` is API.md's snake_case name, `request_id` finds it in the logs.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     pub code: String,

@@ -235,6 +235,11 @@ impl App {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let stop_jobs = self.jobs.stopper();
+        let shutdown = async move {
+            shutdown.await;
+            stop_jobs();
+        };
         server::serve(self.listener, self.tls, self.router, self.grace, shutdown).await;
         self.jobs.shutdown(self.grace).await;
         self.admin.task.abort();

@@ -445,7 +445,7 @@ pub async fn redeem_share(
     path = "/s/{token}",
     tag = "shares",
     params(("token" = String, Path)),
-    responses((status = 302, description = "to a presigned GET"))
+    responses((status = 303, description = "to a presigned GET"))
 )]
 pub async fn redeem_share_post(
     State(gw): State<Arc<Gateway>>,

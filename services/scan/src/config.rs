@@ -148,3 +148,16 @@ impl coffer_config::Validate for ScanConfig {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use coffer_config::Validate as _;
+
+    use super::*;
+
+    /// The defaults are a configuration that starts.
+    #[test]
+    fn the_defaults_pass_validation() {
+        ScanConfig::default().validate().unwrap();
+    }
+}

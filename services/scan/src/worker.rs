@@ -162,7 +162,8 @@ impl Workers {
         Ok(swept)
     }
 
-    /// Claims and processes jobs until the service stops; a job in hand is finished first.
+    /// Claims and processes jobs until the service stops; a job in hand may finish within the
+    /// shutdown's grace (cut later, its lease runs out and the reaper queues it again).
     async fn run(self, owner: Uuid, mut stop: Stop) {
         let idle = Duration::from_millis(self.config.poll_interval_ms);
         while !stop.is_stopped() {

@@ -70,3 +70,16 @@ impl coffer_config::Validate for SignerConfig {
         c.that("endpoint", !self.endpoint.is_empty(), "must not be empty");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use coffer_config::Validate as _;
+
+    use super::*;
+
+    /// The defaults are a configuration that starts.
+    #[test]
+    fn the_defaults_pass_validation() {
+        SignerConfig::default().validate().unwrap();
+    }
+}
