@@ -16,7 +16,7 @@ use crate::body::JsonBody;
 use crate::cookies::CookieSigner;
 use crate::error::ApiError;
 use crate::state::Shared;
-use crate::wire::{rfc3339, role_name};
+use crate::wire::role_name;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,10 +312,7 @@ pub async fn delete_org(State(gw): Shared, authed: Authed) -> Result<Response, A
     Ok((
         StatusCode::ACCEPTED,
         Json(api::OrgDeletion {
-            purge_after: rfc3339(res.purge_after)
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            purge_after: api::time(res.purge_after),
         }),
     )
         .into_response())

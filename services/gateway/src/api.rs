@@ -14,12 +14,9 @@ use utoipa::ToSchema;
 
 use crate::wire::{rfc3339, role_name};
 
-fn time(t: Option<prost_types::Timestamp>) -> String {
-    rfc3339(t).as_str().unwrap_or_default().to_owned()
-}
-
-fn time_or_null(t: Option<prost_types::Timestamp>) -> Option<String> {
-    rfc3339(t).as_str().map(str::to_owned)
+/// A time the services always set, in RFC 3339.
+pub fn time(t: Option<prost_types::Timestamp>) -> String {
+    rfc3339(t).unwrap_or_default()
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -99,7 +96,7 @@ impl From<pb::ApiKey> for ApiKey {
             scopes: k.scopes,
             prefix: k.prefix,
             created_at: time(k.created_at),
-            last_used_at: time_or_null(k.last_used_at),
+            last_used_at: rfc3339(k.last_used_at),
         }
     }
 }
@@ -390,7 +387,7 @@ impl From<pb::ScanStatus> for ScanStatus {
                 })
                 .collect(),
             sha256: non_empty(s.sha256),
-            completed_at: time_or_null(s.completed_at),
+            completed_at: rfc3339(s.completed_at),
             metadata: if s.metadata_json.is_empty() {
                 serde_json::Value::Null
             } else {

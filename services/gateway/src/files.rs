@@ -18,7 +18,6 @@ use crate::authn::Authed;
 use crate::body::JsonBody;
 use crate::error::{ApiError, request_id};
 use crate::state::{Gateway, Shared};
-use crate::wire::rfc3339;
 
 /// `null` → `Some(None)` (set to nothing), absent → `None` (leave as is).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -286,10 +285,7 @@ pub async fn download(
         [(header::CACHE_CONTROL, "no-store")],
         Json(api::Download {
             url: g.url,
-            expires_at: rfc3339(g.expires_at)
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            expires_at: api::time(g.expires_at),
         }),
     )
         .into_response())
@@ -368,10 +364,7 @@ pub async fn create_share(
             id: s.id,
             url,
             token: s.token,
-            expires_at: rfc3339(s.expires_at)
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            expires_at: api::time(s.expires_at),
         }),
     )
         .into_response())

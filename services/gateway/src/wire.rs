@@ -10,9 +10,9 @@ pub fn role_name(role: i32) -> &'static str {
     }
 }
 
-pub fn rfc3339(t: Option<prost_types::Timestamp>) -> serde_json::Value {
+/// A wire time in RFC 3339; `None` when unset or out of range.
+pub fn rfc3339(t: Option<prost_types::Timestamp>) -> Option<String> {
     t.as_ref()
         .and_then(coffer_kit::timestamp::to_time)
         .map(coffer_kit::timestamp::rfc3339)
-        .map_or(serde_json::Value::Null, serde_json::Value::String)
 }
