@@ -5,9 +5,11 @@
 //! - The service then works as its **runtime** role ([`runtime_pool`]), which must be neither a
 //!   superuser nor BYPASSRLS: either would silently switch row-level security off, so the pool
 //!   refuses to start with such a role.
-//! - Every tenant query runs inside [`tenant_tx`], which sets `coffer.org_id` for the transaction
-//!   only (`set_config(..., true)`, i.e. `SET LOCAL`): a pooled connection that skipped it sees no
-//!   tenant rows at all, never another tenant's.
+//! - Every tenant query runs inside a [`TenantTx`] (begun by [`tenant_tx`]), which sets
+//!   `coffer.org_id` for the transaction only (`set_config(..., true)`, i.e. `SET LOCAL`) and
+//!   carries the org in its type, so store functions read the org from the transaction rather
+//!   than from a second argument: a pooled connection that skipped it sees no tenant rows at all,
+//!   never another tenant's.
 //! - Postgres errors map to [`DbError`] here and nowhere else.
 //!
 //! Nothing here logs SQL parameters: they can hold file names.
@@ -219,12 +221,55 @@ pub async fn owner_pool(
         .await?)
 }
 
+/// A transaction in which row-level security sees only one org's rows, with that org in its
+/// type: store functions that work on a tenant's rows take a `&mut TenantTx` and read the org
+/// from it ([`TenantTx::org`]), so a statement cannot be handed an org other than the one the
+/// rows are filtered by. It derefs to the connection for running statements; dropped without
+/// [`TenantTx::commit`], it rolls back.
+pub struct TenantTx {
+    org: Uuid,
+    tx: Transaction<'static, Postgres>,
+}
+
+impl TenantTx {
+    /// The org whose rows this transaction sees.
+    pub fn org(&self) -> Uuid {
+        self.org
+    }
+
+    /// Makes a transaction that began without a tenant the org's for the rest of it: after a
+    /// lookup capability found the org, or one begun with its own isolation level.
+    pub async fn adopt(mut tx: Transaction<'static, Postgres>, org: Uuid) -> Result<Self, DbError> {
+        set_tenant(&mut tx, org).await?;
+        Ok(Self { org, tx })
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<(), DbError> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for TenantTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
 /// Begins a transaction in which row-level security sees only `org_id`'s rows.
-pub async fn tenant_tx(
-    pool: &PgPool,
-    org_id: Uuid,
-) -> Result<Transaction<'static, Postgres>, DbError> {
-    begin_with_setting(pool, TENANT_SETTING, &org_id.hyphenated().to_string()).await
+pub async fn tenant_tx(pool: &PgPool, org_id: Uuid) -> Result<TenantTx, DbError> {
+    let tx = begin_with_setting(pool, TENANT_SETTING, &org_id.hyphenated().to_string()).await?;
+    Ok(TenantTx { org: org_id, tx })
 }
 
 /// Begins a transaction with one `coffer.*` setting for it, in one round trip: `BEGIN` and
@@ -252,8 +297,8 @@ pub async fn begin_with_setting(
         .await?)
 }
 
-/// Sets the tenant for the rest of the current transaction (after a pre-tenant lookup found it).
-pub async fn set_tenant(tx: &mut sqlx::PgConnection, org_id: Uuid) -> Result<(), DbError> {
+/// Sets the tenant for the rest of the current transaction.
+async fn set_tenant(tx: &mut sqlx::PgConnection, org_id: Uuid) -> Result<(), DbError> {
     set_local(tx, TENANT_SETTING, &org_id.to_string()).await
 }
 

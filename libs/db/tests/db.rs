@@ -1,6 +1,8 @@
 //! The shared database helpers against a real Postgres cluster.
 
-use coffer_db::{DbError, begin_with_setting, migrate, rls_audit, runtime_pool, tenant_tx};
+use coffer_db::{
+    DbError, TenantTx, begin_with_setting, migrate, rls_audit, runtime_pool, tenant_tx,
+};
 use coffer_testkit::Postgres;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
@@ -106,7 +108,23 @@ async fn tenant_transactions_see_only_their_org() -> anyhow::Result<()> {
         .await
         .unwrap_err();
     assert!(matches!(DbError::from(err), DbError::NotFound));
+    assert_eq!(
+        tx.org(),
+        ORG_A,
+        "the transaction names the org its rows are filtered by"
+    );
     drop(tx);
+
+    // A transaction begun without a tenant (a lookup) and adopted for B sees B's rows only, and
+    // says so.
+    let plain = pool.begin().await?;
+    let mut tx = TenantTx::adopt(plain, ORG_B).await?;
+    assert_eq!(tx.org(), ORG_B);
+    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM docs ORDER BY title")
+        .fetch_all(&mut *tx)
+        .await?;
+    assert_eq!(titles, ["b1"]);
+    tx.rollback().await?;
 
     // The setting is transaction-scoped: the same pooled connections, used without it, see nothing.
     for _ in 0..8 {

@@ -7,7 +7,10 @@
 //!   literal (or a constant holding one) that can be pasted into psql as it stands, with its
 //!   columns written out: no `format!`, no `concat!`, no column macros;
 //! - the domain modules of metadata, auth and scan speak the service's own types: gRPC stays at
-//!   the boundary (`grpc.rs`) and with the peers (`peers.rs`).
+//!   the boundary (`grpc.rs`) and with the peers (`peers.rs`);
+//! - a store function that works on a tenant's rows takes the tenant in its transaction's type
+//!   (`coffer_db::TenantTx`) and nowhere else: no org argument beside it, no pool and org to begin
+//!   one itself.
 
 use std::path::{Path, PathBuf};
 
@@ -116,4 +119,53 @@ fn no_domain_module_knows_tonic() {
             assert!(!text.contains("tonic"), "{} uses tonic", path.display());
         }
     }
+}
+
+#[test]
+fn store_functions_take_the_org_in_the_transaction() {
+    let mut checked = 0;
+    let mut offenders = Vec::new();
+    for service in std::fs::read_dir(root().join("services"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(service.path().join("src/store.rs")) else {
+            continue;
+        };
+        for (i, _) in text.match_indices("pub async fn ") {
+            let end = text[i..].find(") ->").map_or(text.len(), |e| i + e);
+            let signature: String = text[i..end]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let org_argument = ["org: Uuid", "org_id: Uuid", "id: Uuid"].iter().any(|a| {
+                signature.contains(&format!("({a}")) || signature.contains(&format!(", {a}"))
+            });
+            let tenant = signature.contains("TenantTx");
+            let pool = signature.contains("PgPool");
+            checked += usize::from(tenant);
+            // `id: Uuid` beside a pool is an org only when the function begins a tenant
+            // transaction with it; the row ids beside a TenantTx are fine.
+            let org_named = signature.contains("org: Uuid") || signature.contains("org_id: Uuid");
+            if (tenant && org_named)
+                || (pool
+                    && org_argument
+                    && text[end..]
+                        .split("\n}\n")
+                        .next()
+                        .unwrap_or("")
+                        .contains("tenant_tx("))
+            {
+                offenders.push(signature);
+            }
+        }
+    }
+    assert!(
+        checked > 40,
+        "found the services' tenant store functions ({checked})"
+    );
+    assert!(
+        offenders.is_empty(),
+        "take the org from the TenantTx: {offenders:#?}"
+    );
 }

@@ -104,7 +104,7 @@ async fn write(
                 let signed = async {
                     let mut tx = coffer_db::tenant_tx(&pool, org).await?;
                     let at = coffer_kit::timestamp::now_micros();
-                    store::checkpoint_head(&mut tx, org, &signer, at).await?;
+                    store::checkpoint_head(&mut tx, &signer, at).await?;
                     tx.commit().await?;
                     Ok::<_, AuditError>(())
                 }
@@ -120,7 +120,7 @@ async fn write(
         let (events, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         let result = async {
             let mut tx = coffer_db::tenant_tx(&pool, org).await?;
-            let out = store::append_batch(&mut tx, org, events, &signer, every).await?;
+            let out = store::append_batch(&mut tx, events, &signer, every).await?;
             tx.commit().await?;
             Ok::<_, AuditError>(out)
         }

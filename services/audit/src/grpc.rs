@@ -188,7 +188,7 @@ impl AuditService {
             .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1000));
         let action = (!req.action.is_empty()).then_some(req.action.as_str());
         let mut tx = coffer_db::tenant_tx(&self.pool, c.org_id).await?;
-        let rows = store::list(&mut tx, c.org_id, before, action, since, limit + 1).await?;
+        let rows = store::list(&mut tx, before, action, since, limit + 1).await?;
         tx.commit().await?;
         let more = rows.len() as i64 > limit;
         let rows = &rows[..rows.len().min(limit as usize)];
@@ -210,7 +210,7 @@ impl AuditService {
         let mut ok = true;
         let mut after = 0i64;
         loop {
-            let rows = store::events_after(&mut tx, org, after, 5000).await?;
+            let rows = store::events_after(&mut tx, after, 5000).await?;
             if rows.is_empty() {
                 break;
             }
@@ -241,10 +241,10 @@ async fn export(
     org: Uuid,
     out: tokio::sync::mpsc::Sender<Result<pb::ExportChunk, Status>>,
 ) -> Result<(), AuditError> {
-    let mut tx = pool
+    let tx = pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
-    coffer_db::set_tenant(&mut tx, org).await?;
+    let mut tx = coffer_db::TenantTx::adopt(tx, org).await?;
     let mut after = 0i64;
     let mut head = genesis(org);
     let mut count = 0u64;
@@ -259,7 +259,7 @@ async fn export(
         }
     };
     loop {
-        let rows = store::events_after(&mut tx, org, after, 1000).await?;
+        let rows = store::events_after(&mut tx, after, 1000).await?;
         if rows.is_empty() {
             break;
         }
@@ -283,7 +283,7 @@ async fn export(
         }
         send(buf).await?;
     }
-    let checkpoints = store::checkpoints(&mut tx, org).await?;
+    let checkpoints = store::checkpoints(&mut tx).await?;
     let mut buf = String::new();
     let mut last = 0u64;
     for c in &checkpoints {

@@ -2,7 +2,7 @@
 //! a transaction whose tenant is set.
 
 use coffer_auditlog::{Event, Signer, event_hash, genesis, unhex};
-use sqlx::PgConnection;
+use coffer_db::TenantTx;
 use uuid::Uuid;
 
 use crate::error::AuditError;
@@ -88,17 +88,17 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], AuditError> {
 /// multiple of `every` it passes. Takes the org's chain lock for the rest of the transaction, so
 /// appenders in other processes serialise too; one head read and one INSERT for the whole batch.
 pub async fn append_batch(
-    tx: &mut PgConnection,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     batch: Vec<NewEvent>,
     signer: &Signer,
     every: u64,
 ) -> Result<Vec<(u64, [u8; 32])>, AuditError> {
+    let org_id = tx.org();
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
-        .bind(org_id)
-        .execute(&mut *tx)
+        .bind(tx.org())
+        .execute(&mut **tx)
         .await?;
-    let head = head(tx, org_id).await?;
+    let head = head(tx).await?;
     let (mut seq, mut prev) = match head {
         Some((seq, hash)) => (seq as u64, hash32(&hash)?),
         None => (0, genesis(org_id)),
@@ -129,7 +129,7 @@ pub async fn append_batch(
         prev = hash;
     }
     sqlx::query(sql::INSERT_BATCH)
-        .bind(org_id)
+        .bind(tx.org())
         .bind(&cols.seq)
         .bind(&cols.at_us)
         .bind(&cols.actor)
@@ -140,12 +140,12 @@ pub async fn append_batch(
         .bind(&cols.trace_id)
         .bind(&cols.prev_hash)
         .bind(&cols.hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     if !due.is_empty() {
         let last: Option<i64> = sqlx::query_scalar(sql::LAST_CHECKPOINT)
-            .bind(org_id)
-            .fetch_one(&mut *tx)
+            .bind(tx.org())
+            .fetch_one(&mut **tx)
             .await?;
         let mut last = last.unwrap_or(0) as u64;
         for (seq, hash, at_us) in due {
@@ -189,31 +189,31 @@ impl Columns {
 }
 
 /// The org's last event: its seq and hash.
-async fn head(tx: &mut PgConnection, org_id: Uuid) -> Result<Option<(i64, Vec<u8>)>, AuditError> {
+async fn head(tx: &mut TenantTx) -> Result<Option<(i64, Vec<u8>)>, AuditError> {
     Ok(sqlx::query_as(sql::HEAD)
-        .bind(org_id)
-        .fetch_optional(&mut *tx)
+        .bind(tx.org())
+        .fetch_optional(&mut **tx)
         .await?)
 }
 
 /// Signs the org's head if no checkpoint covers it yet; returns whether it signed one.
 pub async fn checkpoint_head(
-    tx: &mut PgConnection,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     signer: &Signer,
     at_us: i64,
 ) -> Result<bool, AuditError> {
+    let org_id = tx.org();
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
-        .bind(org_id)
-        .execute(&mut *tx)
+        .bind(tx.org())
+        .execute(&mut **tx)
         .await?;
-    let head = head(tx, org_id).await?;
+    let head = head(tx).await?;
     let Some((seq, hash)) = head else {
         return Ok(false);
     };
     let last: Option<i64> = sqlx::query_scalar(sql::LAST_CHECKPOINT)
-        .bind(org_id)
-        .fetch_one(&mut *tx)
+        .bind(tx.org())
+        .fetch_one(&mut **tx)
         .await?;
     let last = last.unwrap_or(0);
     if last >= seq {
@@ -225,7 +225,7 @@ pub async fn checkpoint_head(
 }
 
 pub async fn insert_checkpoint(
-    tx: &mut PgConnection,
+    tx: &mut TenantTx,
     c: &coffer_auditlog::CheckpointLine,
 ) -> Result<(), AuditError> {
     let hash = unhex(&c.hash).ok_or_else(|| AuditError::Internal("checkpoint hash".into()))?;
@@ -240,42 +240,40 @@ pub async fn insert_checkpoint(
     .bind(c.prev_checkpoint_seq as i64)
     .bind(&c.key_id)
     .bind(&c.signature)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 /// Events after `after` in seq order, at most `limit`.
 pub async fn events_after(
-    tx: &mut PgConnection,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Row>, AuditError> {
     Ok(sqlx::query_as(sql::EVENTS_AFTER)
-        .bind(org_id)
+        .bind(tx.org())
         .bind(after)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?)
 }
 
 /// Newest first, below `before` (exclusive), optionally one action and not older than `since`.
 pub async fn list(
-    tx: &mut PgConnection,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     before: Option<i64>,
     action: Option<&str>,
     since_us: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Row>, AuditError> {
     Ok(sqlx::query_as(sql::LIST)
-        .bind(org_id)
+        .bind(tx.org())
         .bind(before)
         .bind(action)
         .bind(since_us)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?)
 }
 
@@ -290,12 +288,9 @@ pub struct CheckpointRow {
     pub signature: String,
 }
 
-pub async fn checkpoints(
-    tx: &mut PgConnection,
-    org_id: Uuid,
-) -> Result<Vec<CheckpointRow>, AuditError> {
+pub async fn checkpoints(tx: &mut TenantTx) -> Result<Vec<CheckpointRow>, AuditError> {
     Ok(sqlx::query_as(sql::CHECKPOINTS)
-        .bind(org_id)
-        .fetch_all(&mut *tx)
+        .bind(tx.org())
+        .fetch_all(&mut **tx)
         .await?)
 }

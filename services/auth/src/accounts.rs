@@ -171,15 +171,19 @@ async fn check_totp(core: &Core, account: &LoginAccount, code: &str) -> Result<(
     let totp = totp::totp(&seed, "login")?;
     let step = totp::check(&totp, code).ok_or(AuthError::BadCredentials)?;
     // A code is good once: a replay within its window is refused.
-    if !store::claim_totp_step(&core.pool, account.org_id, account.user_id, step).await? {
+    let mut tx = core.tx(account.org_id).await?;
+    if !store::claim_totp_step(&mut tx, account.user_id, step).await? {
         return Err(AuthError::BadCredentials);
     }
-    Ok(())
+    Ok(tx.commit().await?)
 }
 
 /// The caller's own account.
 pub async fn me(core: &Core, c: &Caller) -> Result<MeRow, AuthError> {
-    Ok(store::get_me(&core.pool, c.org_id, c.user_id).await?)
+    let mut tx = core.tx(c.org_id).await?;
+    let me = store::get_me(&mut tx, c.user_id).await?;
+    tx.commit().await?;
+    Ok(me)
 }
 
 /// A TOTP enrolment waiting for its first code: the secret (base32) and the `otpauth` URI.
@@ -192,10 +196,11 @@ pub struct Enrolment {
 /// Starts a TOTP enrolment (a new seed, sealed, pending until confirmed).
 pub async fn totp_enroll(core: &Core, c: &Caller) -> Result<Enrolment, AuthError> {
     let seed = totp::new_seed();
-    let (_, email) = store::totp_pending(&core.pool, c.org_id, c.user_id).await?;
+    let mut tx = core.tx(c.org_id).await?;
+    let (_, email) = store::totp_pending(&mut tx, c.user_id).await?;
     let totp = totp::totp(&seed, &email)?;
     let sealed = core.seeds.seal(c.user_id, &seed)?;
-    store::set_totp_pending(&core.pool, c.org_id, c.user_id, &sealed)
+    store::set_totp_pending(&mut tx, c.user_id, &sealed)
         .await
         .map_err(|e| match e {
             coffer_db::DbError::Conflict => {
@@ -203,6 +208,7 @@ pub async fn totp_enroll(core: &Core, c: &Caller) -> Result<Enrolment, AuthError
             }
             other => other.into(),
         })?;
+    tx.commit().await?;
     Ok(Enrolment {
         secret: totp_rs::Secret::from(seed).to_base32(),
         otpauth_uri: totp
@@ -213,15 +219,17 @@ pub async fn totp_enroll(core: &Core, c: &Caller) -> Result<Enrolment, AuthError
 
 /// Turns TOTP on with the first code of the pending enrolment.
 pub async fn totp_confirm(core: &Core, c: &Caller, code: &str) -> Result<(), AuthError> {
-    let (pending, email) = store::totp_pending(&core.pool, c.org_id, c.user_id).await?;
+    let mut tx = core.tx(c.org_id).await?;
+    let (pending, email) = store::totp_pending(&mut tx, c.user_id).await?;
     let pending = pending.ok_or(AuthError::Conflict("no enrolment is pending"))?;
     let seed = core.seeds.open(c.user_id, &pending)?;
     let step = totp::check(&totp::totp(&seed, &email)?, code)
         .ok_or_else(|| AuthError::invalid("code", "the code does not match"))?;
-    store::confirm_totp(&core.pool, c.org_id, c.user_id, step)
+    store::confirm_totp(&mut tx, c.user_id, step)
         .await
         .map_err(|e| match e {
             coffer_db::DbError::Conflict => AuthError::Conflict("no enrolment is pending"),
             other => other.into(),
-        })
+        })?;
+    Ok(tx.commit().await?)
 }

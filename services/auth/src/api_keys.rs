@@ -52,7 +52,6 @@ pub async fn create(
     let mut tx = core.tx(c.org_id).await?;
     let id = store::create_api_key(
         &mut tx,
-        c.org_id,
         c.user_id,
         &name,
         &new.prefix,
@@ -68,7 +67,10 @@ pub async fn create(
 /// Members see their own keys; owners and admins every key of the org.
 pub async fn list(core: &Core, c: &Caller) -> Result<Vec<ApiKeyRow>, AuthError> {
     let only = (!c.role.is_admin()).then_some(c.user_id);
-    Ok(store::list_api_keys(&core.pool, c.org_id, only).await?)
+    let mut tx = core.tx(c.org_id).await?;
+    let keys = store::list_api_keys(&mut tx, only).await?;
+    tx.commit().await?;
+    Ok(keys)
 }
 
 /// Revokes a key. Members revoke their own; another member's, another org's or a malformed id

@@ -14,8 +14,7 @@ use crate::config::AuthConfig;
 use crate::error::AuthError;
 use crate::passwords::Hasher;
 
-/// A tenant transaction: every statement in it sees only one org's rows.
-pub type TenantTx = sqlx::Transaction<'static, sqlx::Postgres>;
+pub use coffer_db::TenantTx;
 
 #[derive(Clone)]
 pub struct Core {

@@ -31,7 +31,7 @@ pub async fn add(
     let hash = core.hasher.hash(password).await?;
     // The org is the caller's, from the verified token: never from the request.
     let mut tx = core.tx(c.org_id).await?;
-    let user_id = store::add_member(&mut tx, c.org_id, &email, &hash, role)
+    let user_id = store::add_member(&mut tx, &email, &hash, role)
         .await
         .map_err(|e| match e {
             coffer_db::DbError::AlreadyExists => {

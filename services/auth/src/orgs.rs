@@ -18,12 +18,15 @@ pub async fn request_deletion(core: &Core, c: &Caller) -> Result<OffsetDateTime,
         return Err(AuthError::Forbidden("only owners delete an org"));
     }
     core.audit(Action::OrgDelete, Target::Org(c.org_id)).await?;
-    store::request_org_deletion(&core.pool, c.org_id, core.config.org_purge_after_secs)
+    let mut tx = core.tx(c.org_id).await?;
+    let purge_after = store::request_org_deletion(&mut tx, core.config.org_purge_after_secs)
         .await
         .map_err(|e| match e {
             coffer_db::DbError::Conflict => AuthError::Conflict("deletion is already requested"),
             other => other.into(),
-        })
+        })?;
+    tx.commit().await?;
+    Ok(purge_after)
 }
 
 /// Restores a disabled org, for its owner's credentials; returns the org's id.
@@ -37,8 +40,10 @@ pub async fn restore(core: &Core, p: Presented<'_>) -> Result<Uuid, AuthError> {
     )
     .await?;
     // Not disabled, or already past its purge: nothing to restore, said the same way.
-    store::restore_org(&core.pool, account.org_id)
+    let mut tx = core.tx(account.org_id).await?;
+    store::restore_org(&mut tx)
         .await
         .map_err(|_| AuthError::BadCredentials)?;
+    tx.commit().await?;
     Ok(account.org_id)
 }

@@ -103,7 +103,9 @@ impl Purger {
                 .record_system(org, Action::OrgPurge, Target::Org(org), Outcome::Success)
                 .await
                 .map_err(|refused| PurgeError::Audit(refused.0.code()))?;
-            crate::store::purge_started(&self.pool, org).await?;
+            let mut tx = coffer_db::tenant_tx(&self.pool, org).await?;
+            crate::store::purge_started(&mut tx).await?;
+            tx.commit().await?;
         }
         self.until_done("metadata", org, |ctx| {
             let mut client = metadata.clone();

@@ -28,7 +28,6 @@ pub async fn login(core: &Core, p: Presented<'_>) -> Result<Session, AuthError> 
     let mut tx = core.tx(account.org_id).await?;
     store::create_session(
         &mut tx,
-        account.org_id,
         account.user_id,
         &hash,
         core.config.session_absolute_secs,
@@ -160,9 +159,11 @@ pub async fn service_token(
             "at least one audience is required",
         ));
     }
-    if !store::org_active(&core.pool, org_id).await? {
+    let mut tx = core.tx(org_id).await?;
+    if !store::org_active(&mut tx).await? {
         return Err(AuthError::NotFound);
     }
+    tx.commit().await?;
     let subject = Subject {
         user_id: Uuid::nil(),
         org_id,
@@ -177,7 +178,9 @@ pub async fn service_token(
 /// Ends the caller's session `session_id` (another user's is left alone).
 pub async fn logout(core: &Core, c: &Caller, session_id: &str) -> Result<(), AuthError> {
     if let Some(hash) = credentials::session_hash(session_id) {
-        store::revoke_session(&core.pool, c.org_id, c.user_id, &hash).await?;
+        let mut tx = core.tx(c.org_id).await?;
+        store::revoke_session(&mut tx, c.user_id, &hash).await?;
+        tx.commit().await?;
     }
     Ok(())
 }

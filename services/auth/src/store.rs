@@ -1,11 +1,12 @@
-//! Every SQL statement of the auth service. Tenant reads and writes run in `tenant_tx`; the three
-//! pre-tenant lookups set their `coffer.lookup_*` capability first and the tenant once found.
+//! Every SQL statement of the auth service. Tenant reads and writes take a [`TenantTx`] and read
+//! the org from it; the pre-tenant lookups set their `coffer.lookup_*` capability first and turn
+//! the transaction into the found org's (`TenantTx::adopt`).
 
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use coffer_db::{DbError, begin_with_setting, set_local, set_tenant, tenant_tx};
+use coffer_db::{DbError, TenantTx, begin_with_setting, set_local, tenant_tx};
 use coffer_token::Role;
 
 use crate::credentials::hashes_equal;
@@ -72,8 +73,7 @@ pub async fn signup(
 
 /// Adds a user to `org_id` with `role` (`member` or `admin`).
 pub async fn add_member(
-    tx: &mut sqlx::PgConnection,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     email: &str,
     password_hash: &str,
     role: Role,
@@ -81,16 +81,16 @@ pub async fn add_member(
     let user_id = Uuid::new_v4();
     sqlx::query("INSERT INTO users (id, org_id, email, password_hash) VALUES ($1, $2, $3, $4)")
         .bind(user_id)
-        .bind(org_id)
+        .bind(tx.org())
         .bind(email)
         .bind(password_hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
-        .bind(org_id)
+        .bind(tx.org())
         .bind(user_id)
         .bind(role.name())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     Ok(user_id)
 }
@@ -108,7 +108,7 @@ pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccoun
     let Some((user_id, org_id, password_hash, totp_secret)) = row else {
         return Ok(None);
     };
-    set_tenant(&mut tx, org_id).await?;
+    let mut tx = TenantTx::adopt(tx, org_id).await?;
     let (role, disabled): (String, bool) = sqlx::query_as(
         "SELECT m.role, o.disabled_at IS NOT NULL FROM memberships m JOIN orgs o ON o.id = m.org_id
          WHERE m.org_id = $1 AND m.user_id = $2",
@@ -129,8 +129,7 @@ pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccoun
 }
 
 pub async fn create_session(
-    tx: &mut sqlx::PgConnection,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     user_id: Uuid,
     id_hash: &[u8; 32],
     absolute_secs: u64,
@@ -140,10 +139,10 @@ pub async fn create_session(
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
     )
     .bind(&id_hash[..])
-    .bind(org_id)
+    .bind(tx.org())
     .bind(user_id)
     .bind(absolute_secs as f64)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -180,13 +179,15 @@ pub async fn resolve_session(
         return Ok(None);
     };
     if touch && used {
-        set_tenant(&mut tx, org_id).await?;
+        let mut tx = TenantTx::adopt(tx, org_id).await?;
         sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1")
             .bind(&id_hash[..])
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+    } else {
+        tx.commit().await?;
     }
-    tx.commit().await?;
     Ok(Some(Principal {
         user_id,
         org_id,
@@ -197,39 +198,32 @@ pub async fn resolve_session(
 }
 
 /// The user's role, if the user and the org are still active.
-async fn active_role(
-    tx: &mut sqlx::PgConnection,
-    org_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<Role>, DbError> {
+async fn active_role(tx: &mut TenantTx, user_id: Uuid) -> Result<Option<Role>, DbError> {
     let role: Option<String> = sqlx::query_scalar(
         "SELECT m.role FROM memberships m JOIN orgs o ON o.id = m.org_id
          WHERE m.org_id = $1 AND m.user_id = $2 AND o.disabled_at IS NULL",
     )
-    .bind(org_id)
+    .bind(tx.org())
     .bind(user_id)
-    .fetch_optional(tx)
+    .fetch_optional(&mut **tx)
     .await?;
     role.as_deref().map(role_from).transpose()
 }
 
 /// Revokes a session of `user_id` in `org_id`. Revoking an unknown or foreign session is a no-op.
 pub async fn revoke_session(
-    pool: &PgPool,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     user_id: Uuid,
     id_hash: &[u8; 32],
 ) -> Result<(), DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
     sqlx::query(
         "UPDATE sessions SET revoked_at = now()
          WHERE id_hash = $1 AND user_id = $2 AND revoked_at IS NULL",
     )
     .bind(&id_hash[..])
     .bind(user_id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -239,17 +233,15 @@ pub struct MeRow {
     pub totp_enabled: bool,
 }
 
-pub async fn get_me(pool: &PgPool, org_id: Uuid, user_id: Uuid) -> Result<MeRow, DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
+pub async fn get_me(tx: &mut TenantTx, user_id: Uuid) -> Result<MeRow, DbError> {
     let (email, role, totp_enabled): (String, String, bool) = sqlx::query_as(
         "SELECT u.email, m.role, u.totp_enabled FROM users u
          JOIN memberships m ON m.user_id = u.id AND m.org_id = u.org_id
          WHERE u.id = $1",
     )
     .bind(user_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(MeRow {
         email,
         role: role_from(&role)?,
@@ -258,20 +250,17 @@ pub async fn get_me(pool: &PgPool, org_id: Uuid, user_id: Uuid) -> Result<MeRow,
 }
 
 /// Returns true if `org_id` exists and is not disabled (for service tokens).
-pub async fn org_active(pool: &PgPool, org_id: Uuid) -> Result<bool, DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
+pub async fn org_active(tx: &mut TenantTx) -> Result<bool, DbError> {
     let active: Option<(bool,)> =
         sqlx::query_as("SELECT disabled_at IS NULL FROM orgs WHERE id = $1")
-            .bind(org_id)
-            .fetch_optional(&mut *tx)
+            .bind(tx.org())
+            .fetch_optional(&mut **tx)
             .await?;
-    tx.commit().await?;
     Ok(active.is_some_and(|(a,)| a))
 }
 
 pub async fn create_api_key(
-    tx: &mut sqlx::PgConnection,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     user_id: Uuid,
     name: &str,
     prefix: &str,
@@ -284,13 +273,13 @@ pub async fn create_api_key(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
-    .bind(org_id)
+    .bind(tx.org())
     .bind(user_id)
     .bind(name)
     .bind(prefix)
     .bind(&secret_hash[..])
     .bind(scopes)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     Ok(id)
 }
@@ -307,28 +296,25 @@ pub struct ApiKeyRow {
 
 /// Lists the org's live (not revoked) API keys, oldest first; only `user`'s when given.
 pub async fn list_api_keys(
-    pool: &PgPool,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     user: Option<Uuid>,
 ) -> Result<Vec<ApiKeyRow>, DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
     let rows: Vec<ApiKeyRow> = sqlx::query_as(
         "SELECT id, name, scopes, prefix, created_at, last_used_at FROM api_keys
          WHERE org_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR user_id = $2)
          ORDER BY created_at, id LIMIT 1000",
     )
-    .bind(org_id)
+    .bind(tx.org())
     .bind(user)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(rows)
 }
 
 /// Revokes an API key of the org (only `user`'s when given); `NotFound` when there is no such
 /// live key.
 pub async fn revoke_api_key(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut TenantTx,
     id: Uuid,
     user: Option<Uuid>,
 ) -> Result<(), DbError> {
@@ -338,7 +324,7 @@ pub async fn revoke_api_key(
     )
     .bind(id)
     .bind(user)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
         return Err(DbError::NotFound);
@@ -383,8 +369,8 @@ pub async fn resolve_api_key(
     if !hashes_equal(&stored, secret_hash) {
         return Ok(None);
     }
-    set_tenant(&mut tx, org_id).await?;
-    let Some(role) = active_role(&mut tx, org_id, user_id).await? else {
+    let mut tx = TenantTx::adopt(tx, org_id).await?;
+    let Some(role) = active_role(&mut tx, user_id).await? else {
         return Ok(None);
     };
     // The first use is recorded at once; later ones at most every 30 s (one write per request
@@ -409,70 +395,51 @@ pub async fn resolve_api_key(
 use coffer_kit::hex::encode as hex;
 
 /// Accepts a TOTP step at most once: true if `step` is newer than any accepted before.
-pub async fn claim_totp_step(
-    pool: &PgPool,
-    org_id: Uuid,
-    user_id: Uuid,
-    step: i64,
-) -> Result<bool, DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
+pub async fn claim_totp_step(tx: &mut TenantTx, user_id: Uuid, step: i64) -> Result<bool, DbError> {
     let done =
         sqlx::query("UPDATE users SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2")
             .bind(user_id)
             .bind(step)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
-    tx.commit().await?;
     Ok(done == 1)
 }
 
 /// Stores a pending seed; refused (Conflict) when 2FA is already on.
 pub async fn set_totp_pending(
-    pool: &PgPool,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     user_id: Uuid,
     encrypted: &[u8],
 ) -> Result<(), DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
     let done = sqlx::query("UPDATE users SET totp_pending = $2 WHERE id = $1 AND NOT totp_enabled")
         .bind(user_id)
         .bind(encrypted)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
     if done == 0 {
         return Err(DbError::Conflict);
     }
-    tx.commit().await?;
     Ok(())
 }
 
 /// Returns the pending (encrypted) seed and the email of a user.
 pub async fn totp_pending(
-    pool: &PgPool,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     user_id: Uuid,
 ) -> Result<(Option<Vec<u8>>, String), DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
     let row: (Option<Vec<u8>>, String) = sqlx::query_as(
         "SELECT CASE WHEN NOT totp_enabled THEN totp_pending END, email FROM users WHERE id = $1",
     )
     .bind(user_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
 /// Turns 2FA on with the pending seed, recording the step of the confirming code as used.
-pub async fn confirm_totp(
-    pool: &PgPool,
-    org_id: Uuid,
-    user_id: Uuid,
-    step: i64,
-) -> Result<(), DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
+pub async fn confirm_totp(tx: &mut TenantTx, user_id: Uuid, step: i64) -> Result<(), DbError> {
     let done = sqlx::query(
         "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_enabled = true,
                           totp_last_step = $2
@@ -480,51 +447,45 @@ pub async fn confirm_totp(
     )
     .bind(user_id)
     .bind(step)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if done == 0 {
         return Err(DbError::Conflict);
     }
-    tx.commit().await?;
     Ok(())
 }
 
 /// Disables the org now and schedules its purge; returns when it will be purged.
 pub async fn request_org_deletion(
-    pool: &PgPool,
-    org_id: Uuid,
+    tx: &mut TenantTx,
     after_secs: u64,
 ) -> Result<OffsetDateTime, DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
     let purge_after: OffsetDateTime = sqlx::query_scalar(
         "UPDATE orgs SET disabled_at = now(), purge_after = now() + make_interval(secs => $2)
          WHERE id = $1 AND disabled_at IS NULL RETURNING purge_after",
     )
-    .bind(org_id)
+    .bind(tx.org())
     .bind(after_secs as f64)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(DbError::Conflict)?;
-    tx.commit().await?;
     Ok(purge_after)
 }
 
 /// Re-enables a disabled org whose purge time has not come.
-pub async fn restore_org(pool: &PgPool, org_id: Uuid) -> Result<(), DbError> {
-    let mut tx = tenant_tx(pool, org_id).await?;
+pub async fn restore_org(tx: &mut TenantTx) -> Result<(), DbError> {
     let done = sqlx::query(
         "UPDATE orgs SET disabled_at = NULL, purge_after = NULL
          WHERE id = $1 AND disabled_at IS NOT NULL AND purge_after > now()",
     )
-    .bind(org_id)
-    .execute(&mut *tx)
+    .bind(tx.org())
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if done == 0 {
         return Err(DbError::NotFound);
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -542,13 +503,11 @@ pub async fn due_orgs(pool: &PgPool) -> Result<Vec<(Uuid, bool)>, DbError> {
 }
 
 /// Records that an org's purge started (its `org.purge` event is in the log).
-pub async fn purge_started(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
-    let mut tx = tenant_tx(pool, id).await?;
+pub async fn purge_started(tx: &mut TenantTx) -> Result<(), DbError> {
     sqlx::query("UPDATE orgs SET purge_started_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
+        .bind(tx.org())
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await?;
     Ok(())
 }
 

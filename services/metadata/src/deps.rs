@@ -9,8 +9,7 @@ use crate::config::MetadataConfig;
 use crate::error::MetadataError;
 use crate::peers::Peers;
 
-/// A tenant transaction: every statement in it sees only `org`'s rows.
-pub type TenantTx = sqlx::Transaction<'static, sqlx::Postgres>;
+pub use coffer_db::TenantTx;
 
 #[derive(Clone)]
 pub struct Core {

@@ -87,18 +87,17 @@ pub async fn create(
     }
     let size = d.size as i64;
     let mut tx = core.tx(c.org_id).await?;
-    store::ensure_org(&mut tx, c.org_id, core.quota()).await?;
+    store::ensure_org(&mut tx, core.quota()).await?;
     if let Some(id) = folder
         && store::live_folder(&mut tx, id).await?.is_none()
     {
         return Err(MetadataError::invalid("folder_id", "no such folder"));
     }
-    store::reserve_quota(&mut tx, c.org_id, size).await?;
+    store::reserve_quota(&mut tx, size).await?;
     let file = store::insert_file(
         &mut tx,
         &store::NewFile {
             id: Uuid::new_v4(),
-            org: c.org_id,
             folder,
             name: &name,
             size,
@@ -254,7 +253,7 @@ pub async fn purge(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataErro
     core.audit(Action::FilePurge, Target::File(id)).await?;
     // The object first: if that fails the row stays, and purge can be retried.
     core.peers.delete_object(&file.object_key).await?;
-    store::delete_file(&mut tx, c.org_id, id).await?;
+    store::delete_file(&mut tx, id).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -20,9 +20,9 @@ pub async fn create(
     let name = validate::name("name", name)?;
     let parent = validate::folder("parent_id", parent)?;
     let mut tx = core.tx(c.org_id).await?;
-    store::ensure_org(&mut tx, c.org_id, core.quota()).await?;
+    store::ensure_org(&mut tx, core.quota()).await?;
     store::require_parent(&mut tx, parent).await?;
-    let folder = store::insert_folder(&mut tx, c.org_id, parent, &name).await?;
+    let folder = store::insert_folder(&mut tx, parent, &name).await?;
     core.audit(Action::FolderCreate, Target::Folder(folder.id))
         .await?;
     tx.commit().await?;
@@ -89,8 +89,7 @@ pub async fn list(
                 Cursor::Folder(id) => Some(id),
                 _ => None,
             };
-            folders =
-                store::child_folders(&mut tx, c.org_id, folder, after, limit as i64 + 1).await?;
+            folders = store::child_folders(&mut tx, folder, after, limit as i64 + 1).await?;
             if folders.len() > limit {
                 folders.truncate(limit);
                 next = format!("d.{}", folders[limit - 1].id);
@@ -100,7 +99,7 @@ pub async fn list(
     };
     if next.is_empty() {
         let room = limit - folders.len();
-        files = store::child_files(&mut tx, c.org_id, folder, files_after, room as i64 + 1).await?;
+        files = store::child_files(&mut tx, folder, files_after, room as i64 + 1).await?;
         if files.len() > room {
             files.truncate(room);
             next = match files.last() {
@@ -134,7 +133,7 @@ pub async fn update(
         .transpose()?;
     let mut tx = core.tx(c.org_id).await?;
     if let Some(parent) = parent {
-        store::lock_tree(&mut tx, c.org_id).await?;
+        store::lock_tree(&mut tx).await?;
         store::live_folder(&mut tx, id)
             .await?
             .ok_or(MetadataError::NotFound)?;
@@ -162,7 +161,7 @@ pub async fn update(
 pub async fn trash(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataError> {
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;
-    store::trash_folder(&mut tx, c.org_id, id).await?;
+    store::trash_folder(&mut tx, id).await?;
     // One event for the folder and everything below it that went to the trash with it.
     core.audit(Action::FolderDelete, Target::Folder(id)).await?;
     tx.commit().await?;

@@ -70,7 +70,6 @@ pub async fn create(core: &Core, c: &Caller, a: Asked<'_>) -> Result<Created, Me
     let (share_id, expires_at) = store::insert_share(
         &mut tx,
         &store::NewShare {
-            org: c.org_id,
             file: id,
             token_hash: &hash,
             password_hash,
@@ -127,7 +126,7 @@ pub async fn redeem(
             .filter(|again| again.id == share.id)
             .ok_or(MetadataError::NotFound)?;
     }
-    coffer_db::set_tenant(&mut tx, share.org_id).await?;
+    let mut tx = coffer_db::TenantTx::adopt(tx, share.org_id).await?;
     let file = store::file(&mut tx, share.file_id).await?;
     // A share of a file that is no longer downloadable is as good as gone.
     check_downloadable(&file).map_err(|_| MetadataError::NotFound)?;
@@ -170,7 +169,6 @@ async fn check_password(
     let mut tx = core.tx(org).await?;
     let counted = store::count_password_attempt(
         &mut tx,
-        org,
         share,
         i64::from(attempts),
         core.config.share_lock_max_secs,
@@ -183,7 +181,7 @@ async fn check_password(
     };
     if share_secrets::verify_password(given, stored).await {
         let mut tx = core.tx(org).await?;
-        store::share_password_ok(&mut tx, org, share).await?;
+        store::share_password_ok(&mut tx, share).await?;
         tx.commit().await?;
         return Ok(());
     }

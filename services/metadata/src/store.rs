@@ -1,15 +1,15 @@
-//! SQL for folders, files, shares and quotas. Every function runs inside a transaction whose
-//! tenant is already set (see `coffer_db::tenant_tx`), except [`find_share_by_token`], which uses
-//! the share lookup capability. Nothing here logs a parameter: they hold names.
+//! SQL for folders, files, shares and quotas. Every function takes a [`TenantTx`] and works on its
+//! org's rows (the org comes from the transaction, never from a separate argument), except the two
+//! lookups that find the org ([`find_share_by_token`], [`stale_uploads`]), which run on a plain
+//! connection with a lookup capability. Nothing here logs a parameter: they hold names.
 
+use coffer_db::TenantTx;
 use coffer_kit::vocab::{FileStatus, Verdict};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::MetadataError;
-
-pub type Tx = PgConnection;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FolderRow {
@@ -78,41 +78,41 @@ pub mod sql {
 }
 
 /// Creates the org's rows on its first write, with the default quota.
-pub async fn ensure_org(tx: &mut Tx, org: Uuid, quota: i64) -> Result<(), MetadataError> {
+pub async fn ensure_org(tx: &mut TenantTx, quota: i64) -> Result<(), MetadataError> {
     sqlx::query("INSERT INTO orgs (id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(org)
-        .execute(&mut *tx)
+        .bind(tx.org())
+        .execute(&mut **tx)
         .await?;
     sqlx::query("INSERT INTO quotas (org_id, limit_bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(org)
+        .bind(tx.org())
         .bind(quota)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
 /// Serialises folder moves within one org, so two concurrent moves cannot build a cycle.
-pub async fn lock_tree(tx: &mut Tx, org: Uuid) -> Result<(), MetadataError> {
+pub async fn lock_tree(tx: &mut TenantTx) -> Result<(), MetadataError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
-        .bind(org)
-        .execute(&mut *tx)
+        .bind(tx.org())
+        .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
 // === folders ===
 
-pub async fn live_folder(tx: &mut Tx, id: Uuid) -> Result<Option<FolderRow>, MetadataError> {
+pub async fn live_folder(tx: &mut TenantTx, id: Uuid) -> Result<Option<FolderRow>, MetadataError> {
     Ok(sqlx::query_as(
         "SELECT id, parent_id, name, created_at FROM folders WHERE id = $1 AND trashed_at IS NULL",
     )
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?)
 }
 
 /// Checks that `parent` is a live folder of this org (or the top level).
-pub async fn require_parent(tx: &mut Tx, parent: Option<Uuid>) -> Result<(), MetadataError> {
+pub async fn require_parent(tx: &mut TenantTx, parent: Option<Uuid>) -> Result<(), MetadataError> {
     match parent {
         None => Ok(()),
         Some(id) => live_folder(tx, id)
@@ -123,8 +123,7 @@ pub async fn require_parent(tx: &mut Tx, parent: Option<Uuid>) -> Result<(), Met
 }
 
 pub async fn insert_folder(
-    tx: &mut Tx,
-    org: Uuid,
+    tx: &mut TenantTx,
     parent: Option<Uuid>,
     name: &str,
 ) -> Result<FolderRow, MetadataError> {
@@ -133,15 +132,19 @@ pub async fn insert_folder(
          RETURNING id, parent_id, name, created_at",
     )
     .bind(Uuid::new_v4())
-    .bind(org)
+    .bind(tx.org())
     .bind(parent)
     .bind(name)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?)
 }
 
 /// True if `candidate` is `folder` or lies below it.
-pub async fn is_within(tx: &mut Tx, candidate: Uuid, folder: Uuid) -> Result<bool, MetadataError> {
+pub async fn is_within(
+    tx: &mut TenantTx,
+    candidate: Uuid,
+    folder: Uuid,
+) -> Result<bool, MetadataError> {
     let (found,): (bool,) = sqlx::query_as(
         "WITH RECURSIVE up AS (
              SELECT id, parent_id, 0 AS depth FROM folders WHERE id = $1
@@ -153,13 +156,13 @@ pub async fn is_within(tx: &mut Tx, candidate: Uuid, folder: Uuid) -> Result<boo
     )
     .bind(candidate)
     .bind(folder)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     Ok(found)
 }
 
 pub async fn update_folder(
-    tx: &mut Tx,
+    tx: &mut TenantTx,
     id: Uuid,
     name: Option<&str>,
     parent: Option<Option<Uuid>>,
@@ -174,13 +177,13 @@ pub async fn update_folder(
     .bind(name)
     .bind(parent.is_some())
     .bind(parent.flatten())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(MetadataError::NotFound)
 }
 
 /// Trashes a live folder, every live folder below it and every live file in them.
-pub async fn trash_folder(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<(), MetadataError> {
+pub async fn trash_folder(tx: &mut TenantTx, id: Uuid) -> Result<(), MetadataError> {
     let ids: Vec<(Uuid,)> = sqlx::query_as(
         "WITH RECURSIVE sub AS (
              SELECT id FROM folders WHERE id = $1 AND trashed_at IS NULL
@@ -191,7 +194,7 @@ pub async fn trash_folder(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<(), Metada
          WHERE id IN (SELECT id FROM sub) RETURNING id",
     )
     .bind(id)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     if ids.is_empty() {
         return Err(MetadataError::NotFound);
@@ -201,16 +204,15 @@ pub async fn trash_folder(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<(), Metada
         "UPDATE files SET trashed_at = now(), updated_at = now()
          WHERE org_id = $1 AND folder_id = ANY($2) AND trashed_at IS NULL",
     )
-    .bind(org)
+    .bind(tx.org())
     .bind(&ids)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 pub async fn child_folders(
-    tx: &mut Tx,
-    org: Uuid,
+    tx: &mut TenantTx,
     parent: Option<Uuid>,
     after: Option<Uuid>,
     limit: i64,
@@ -223,14 +225,13 @@ pub async fn child_folders(
     .bind(parent)
     .bind(after)
     .bind(limit)
-    .bind(org)
-    .fetch_all(&mut *tx)
+    .bind(tx.org())
+    .fetch_all(&mut **tx)
     .await?)
 }
 
 pub async fn child_files(
-    tx: &mut Tx,
-    org: Uuid,
+    tx: &mut TenantTx,
     folder: Option<Uuid>,
     after: Option<Uuid>,
     limit: i64,
@@ -243,8 +244,8 @@ pub async fn child_files(
     .bind(folder)
     .bind(after)
     .bind(limit)
-    .bind(org)
-    .fetch_all(&mut *tx)
+    .bind(tx.org())
+    .fetch_all(&mut **tx)
     .await?)
 }
 
@@ -252,7 +253,6 @@ pub async fn child_files(
 
 pub struct NewFile<'a> {
     pub id: Uuid,
-    pub org: Uuid,
     pub folder: Option<Uuid>,
     pub name: &'a str,
     pub size: i64,
@@ -262,22 +262,22 @@ pub struct NewFile<'a> {
 }
 
 /// Counts `size` against the quota; `QuotaExceeded` (with the figures) if it does not fit.
-pub async fn reserve_quota(tx: &mut Tx, org: Uuid, size: i64) -> Result<(), MetadataError> {
+pub async fn reserve_quota(tx: &mut TenantTx, size: i64) -> Result<(), MetadataError> {
     let done = sqlx::query(
         "UPDATE quotas SET used_bytes = used_bytes + $2
          WHERE org_id = $1 AND used_bytes + $2 <= limit_bytes",
     )
-    .bind(org)
+    .bind(tx.org())
     .bind(size)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {
         return Ok(());
     }
     let (used, limit): (i64, i64) =
         sqlx::query_as("SELECT used_bytes, limit_bytes FROM quotas WHERE org_id = $1")
-            .bind(org)
-            .fetch_one(&mut *tx)
+            .bind(tx.org())
+            .fetch_one(&mut **tx)
             .await?;
     Err(MetadataError::QuotaExceeded {
         used,
@@ -286,46 +286,46 @@ pub async fn reserve_quota(tx: &mut Tx, org: Uuid, size: i64) -> Result<(), Meta
     })
 }
 
-pub async fn release_quota(tx: &mut Tx, org: Uuid, size: i64) -> Result<(), MetadataError> {
+pub async fn release_quota(tx: &mut TenantTx, size: i64) -> Result<(), MetadataError> {
     sqlx::query("UPDATE quotas SET used_bytes = GREATEST(used_bytes - $2, 0) WHERE org_id = $1")
-        .bind(org)
+        .bind(tx.org())
         .bind(size)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-pub async fn insert_file(tx: &mut Tx, f: &NewFile<'_>) -> Result<FileRow, MetadataError> {
+pub async fn insert_file(tx: &mut TenantTx, f: &NewFile<'_>) -> Result<FileRow, MetadataError> {
     Ok(sqlx::query_as("INSERT INTO files (id, org_id, folder_id, name, object_key, size, content_type, sha256,
                             state, created_by)
          VALUES ($1, $2, $3, $4, $2::text || '/' || $1::text, $5, $6, $7, 'pending_upload', $8)
          RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(f.id)
-    .bind(f.org)
+    .bind(tx.org())
     .bind(f.folder)
     .bind(f.name)
     .bind(f.size)
     .bind(f.content_type)
     .bind(f.sha256)
     .bind(f.created_by)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?)
 }
 
 /// Any file of this org, trashed or not.
-pub async fn file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
+pub async fn file(tx: &mut TenantTx, id: Uuid) -> Result<FileRow, MetadataError> {
     sqlx::query_as("SELECT id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version FROM files WHERE id = $1")
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or(MetadataError::NotFound)
 }
 
 /// Like [`file`], locking the row until the transaction ends.
-pub async fn file_for_update(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
+pub async fn file_for_update(tx: &mut TenantTx, id: Uuid) -> Result<FileRow, MetadataError> {
     sqlx::query_as("SELECT id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version FROM files WHERE id = $1 FOR UPDATE")
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(MetadataError::NotFound)
 }
@@ -343,7 +343,7 @@ pub enum Trashed {
 /// Moves a file from `from` to `to` state; `None` if it was not in `from` (or is trashed and
 /// `trashed` says to skip it).
 pub async fn transition(
-    tx: &mut Tx,
+    tx: &mut TenantTx,
     id: Uuid,
     from: FileStatus,
     to: FileStatus,
@@ -357,13 +357,13 @@ pub async fn transition(
     .bind(to.as_str())
     .bind(verdict.map(Verdict::as_str))
     .bind(trashed == Trashed::Include)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?)
 }
 
 /// Records the object an upload produced (what the scan and every download are pinned to).
 pub async fn set_object(
-    tx: &mut Tx,
+    tx: &mut TenantTx,
     id: Uuid,
     etag: &str,
     version: Option<&str>,
@@ -372,13 +372,13 @@ pub async fn set_object(
         .bind(id)
         .bind(etag)
         .bind(version)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
 pub async fn update_file(
-    tx: &mut Tx,
+    tx: &mut TenantTx,
     id: Uuid,
     name: Option<&str>,
     folder: Option<Option<Uuid>>,
@@ -391,46 +391,45 @@ pub async fn update_file(
     .bind(name)
     .bind(folder.is_some())
     .bind(folder.flatten())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(MetadataError::NotFound)
 }
 
-pub async fn trash_file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
+pub async fn trash_file(tx: &mut TenantTx, id: Uuid) -> Result<FileRow, MetadataError> {
     sqlx::query_as("UPDATE files SET trashed_at = now(), updated_at = now()
          WHERE id = $1 AND trashed_at IS NULL RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(MetadataError::NotFound)
 }
 
 /// Takes a file out of the trash, into its folder if that is live, else to the top level.
-pub async fn restore_file(tx: &mut Tx, id: Uuid) -> Result<FileRow, MetadataError> {
+pub async fn restore_file(tx: &mut TenantTx, id: Uuid) -> Result<FileRow, MetadataError> {
     sqlx::query_as("UPDATE files f SET trashed_at = NULL, updated_at = now(),
              folder_id = (SELECT d.id FROM folders d WHERE d.id = f.folder_id AND d.trashed_at IS NULL)
          WHERE f.id = $1 AND f.trashed_at IS NOT NULL RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(MetadataError::Conflict("the file is not in the trash"))
 }
 
 /// Deletes a file's row and gives its bytes back to the quota; `NotFound` if another purge got
 /// there first (so the quota is released exactly once).
-pub async fn delete_file(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<(), MetadataError> {
+pub async fn delete_file(tx: &mut TenantTx, id: Uuid) -> Result<(), MetadataError> {
     let size: Option<i64> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING size")
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
     let size = size.ok_or(MetadataError::NotFound)?;
-    release_quota(tx, org, size).await
+    release_quota(tx, size).await
 }
 
 // === shares ===
 
 pub struct NewShare<'a> {
-    pub org: Uuid,
     pub file: Uuid,
     pub token_hash: &'a [u8],
     pub password_hash: Option<String>,
@@ -440,7 +439,7 @@ pub struct NewShare<'a> {
 }
 
 pub async fn insert_share(
-    tx: &mut Tx,
+    tx: &mut TenantTx,
     s: &NewShare<'_>,
 ) -> Result<(Uuid, OffsetDateTime), MetadataError> {
     let id = Uuid::new_v4();
@@ -451,23 +450,23 @@ pub async fn insert_share(
          RETURNING expires_at",
     )
     .bind(id)
-    .bind(s.org)
+    .bind(tx.org())
     .bind(s.file)
     .bind(s.token_hash)
     .bind(&s.password_hash)
     .bind(s.max_downloads)
     .bind(s.expires_in_secs as f64)
     .bind(s.created_by)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     Ok((id, expires_at))
 }
 
-pub async fn revoke_share(tx: &mut Tx, id: Uuid) -> Result<(), MetadataError> {
+pub async fn revoke_share(tx: &mut TenantTx, id: Uuid) -> Result<(), MetadataError> {
     let done =
         sqlx::query("UPDATE shares SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     if done.rows_affected() == 0 {
         return Err(MetadataError::NotFound);
@@ -486,7 +485,7 @@ pub struct LiveShare {
 /// Finds a live share (not revoked, not expired, not used up) by its token hash, before the
 /// tenant is known: the lookup capability shows this one row and nothing else.
 pub async fn find_share_by_token(
-    tx: &mut Tx,
+    tx: &mut PgConnection,
     token_hash: &[u8],
 ) -> Result<Option<LiveShare>, MetadataError> {
     coffer_db::set_local(
@@ -518,8 +517,7 @@ pub enum Attempt {
 /// share is locked for 1 s doubling per further attempt, up to `max_lock_secs` (a right password
 /// clears both, [`share_password_ok`]).
 pub async fn count_password_attempt(
-    tx: &mut Tx,
-    org: Uuid,
+    tx: &mut TenantTx,
     id: Uuid,
     threshold: i64,
     max_lock_secs: u64,
@@ -535,10 +533,10 @@ pub async fn count_password_attempt(
          RETURNING password_failures",
     )
     .bind(id)
-    .bind(org)
+    .bind(tx.org())
     .bind(threshold)
     .bind(max_lock_secs as f64)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     if let Some(n) = counted {
         return Ok(Attempt::Counted(n));
@@ -548,8 +546,8 @@ pub async fn count_password_attempt(
          FROM shares WHERE id = $1 AND org_id = $2",
     )
     .bind(id)
-    .bind(org)
-    .fetch_optional(&mut *tx)
+    .bind(tx.org())
+    .fetch_optional(&mut **tx)
     .await?
     .flatten();
     Ok(Attempt::Locked(
@@ -558,34 +556,34 @@ pub async fn count_password_attempt(
 }
 
 /// Forgets the attempts once the right password was given.
-pub async fn share_password_ok(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<(), MetadataError> {
+pub async fn share_password_ok(tx: &mut TenantTx, id: Uuid) -> Result<(), MetadataError> {
     sqlx::query(
         "UPDATE shares SET password_failures = 0, password_locked_until = NULL
          WHERE id = $1 AND org_id = $2",
     )
     .bind(id)
-    .bind(org)
-    .execute(&mut *tx)
+    .bind(tx.org())
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 /// Counts one download; false if the share was used up meanwhile.
-pub async fn count_share_download(tx: &mut Tx, id: Uuid) -> Result<bool, MetadataError> {
+pub async fn count_share_download(tx: &mut TenantTx, id: Uuid) -> Result<bool, MetadataError> {
     let done = sqlx::query(
         "UPDATE shares SET downloads = downloads + 1
          WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()
            AND (max_downloads IS NULL OR downloads < max_downloads)",
     )
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Deletes every row of the org here (its orgs row; quotas, folders, files and shares follow by
 /// cascade, and are deleted by name too in case a row outlived its org row).
-pub async fn delete_org(tx: &mut Tx, org: Uuid) -> Result<(), MetadataError> {
+pub async fn delete_org(tx: &mut TenantTx) -> Result<(), MetadataError> {
     for statement in [
         "DELETE FROM shares WHERE org_id = $1",
         "DELETE FROM files WHERE org_id = $1",
@@ -593,7 +591,10 @@ pub async fn delete_org(tx: &mut Tx, org: Uuid) -> Result<(), MetadataError> {
         "DELETE FROM quotas WHERE org_id = $1",
         "DELETE FROM orgs WHERE id = $1",
     ] {
-        sqlx::query(statement).bind(org).execute(&mut *tx).await?;
+        sqlx::query(statement)
+            .bind(tx.org())
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -610,7 +611,7 @@ pub struct StaleUpload {
 /// Files of any org still in `pending_upload` that were created before `before` (at most
 /// `limit`), through the sweep's lookup capability.
 pub async fn stale_uploads(
-    tx: &mut Tx,
+    tx: &mut PgConnection,
     before: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<StaleUpload>, MetadataError> {
@@ -631,15 +632,15 @@ pub async fn stale_uploads(
 
 /// Deletes a file that is still in `pending_upload`, giving its bytes back to the quota; false if
 /// it was completed (or removed) meanwhile.
-pub async fn delete_pending(tx: &mut Tx, org: Uuid, id: Uuid) -> Result<bool, MetadataError> {
+pub async fn delete_pending(tx: &mut TenantTx, id: Uuid) -> Result<bool, MetadataError> {
     let size: Option<i64> = sqlx::query_scalar(
         "DELETE FROM files WHERE id = $1 AND state = 'pending_upload' RETURNING size",
     )
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     match size {
-        Some(size) => release_quota(tx, org, size).await.map(|()| true),
+        Some(size) => release_quota(tx, size).await.map(|()| true),
         None => Ok(false),
     }
 }

@@ -34,7 +34,7 @@ pub async fn stale_uploads(core: &Core) -> Result<usize, MetadataError> {
             Err(e) => return Err(e),
         }
         let mut tx = core.tx(file.org_id).await?;
-        if store::delete_pending(&mut tx, file.org_id, file.id).await? {
+        if store::delete_pending(&mut tx, file.id).await? {
             removed += 1;
         }
         tx.commit().await?;
@@ -64,7 +64,7 @@ pub async fn purge_org(core: &Core, org: Uuid) -> Result<Purged, MetadataError> 
         });
     }
     let mut tx = core.tx(org).await?;
-    store::delete_org(&mut tx, org).await?;
+    store::delete_org(&mut tx).await?;
     tx.commit().await?;
     tracing::info!(%org, objects = page.deleted, "purged a deleted org's files and rows");
     Ok(Purged {

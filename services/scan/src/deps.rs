@@ -13,8 +13,7 @@ use crate::events::Bus;
 use crate::peers::Signer;
 use crate::webhook::SecretBox;
 
-/// A tenant transaction: every statement in it sees only one org's rows.
-pub type TenantTx = sqlx::Transaction<'static, sqlx::Postgres>;
+pub use coffer_db::TenantTx;
 
 #[derive(Clone)]
 pub struct Core {

@@ -59,7 +59,7 @@ pub fn event_of(job: &Job, result: &ResultRow) -> Event {
 /// Announces a finished job inside the transaction that finishes it: to live streams, and to the
 /// org's webhook outbox when it has an endpoint.
 pub async fn publish(
-    tx: &mut PgConnection,
+    tx: &mut coffer_db::TenantTx,
     job: &Job,
     result: &ResultRow,
     retry_for_secs: u64,
@@ -69,19 +69,12 @@ pub async fn publish(
         event: event_of(job, result),
     };
     let body = serde_json::to_value(&envelope.event).unwrap_or_default();
-    crate::store::enqueue_delivery(
-        &mut *tx,
-        job.org_id,
-        &envelope.event.kind,
-        &body,
-        retry_for_secs,
-    )
-    .await?;
+    crate::store::enqueue_delivery(tx, &envelope.event.kind, &body, retry_for_secs).await?;
     let payload = serde_json::to_string(&envelope).unwrap_or_default();
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(EVENTS)
         .bind(payload)
-        .execute(tx)
+        .execute(&mut **tx)
         .await?;
     Ok(())
 }

@@ -27,7 +27,7 @@ pub async fn set(core: &Core, c: &Caller, url: &str) -> Result<Endpoint, ScanSer
     let secret = new_secret();
     let sealed = core.secrets.seal(c.org_id, secret.as_bytes())?;
     let mut tx = core.tx(c.org_id).await?;
-    store::set_webhook(&mut tx, c.org_id, url.as_str(), &sealed).await?;
+    store::set_webhook(&mut tx, url.as_str(), &sealed).await?;
     tx.commit().await?;
     Ok(Endpoint {
         url: url.to_string(),

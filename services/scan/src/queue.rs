@@ -62,7 +62,6 @@ pub async fn enqueue(core: &Core, c: &Caller, u: Upload<'_>) -> Result<Uuid, Sca
     let id = store::enqueue(
         &mut tx,
         &NewJob {
-            org_id: c.org_id,
             subject: Subject::File,
             subject_id: file,
             object_key: u.object_key,

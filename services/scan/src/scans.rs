@@ -82,7 +82,7 @@ pub async fn create(
         .await?;
     let mut tx = core.tx(c.org_id).await?;
     let budget = i64::try_from(config.scan_only_bytes_per_day).unwrap_or(i64::MAX);
-    if !store::charge_usage(&mut tx, c.org_id, declared, budget).await? {
+    if !store::charge_usage(&mut tx, declared, budget).await? {
         // The URL is dropped unseen: without the request's row its object is nobody's, and
         // the lifecycle rule takes anything put with it.
         return Err(ScanServiceError::OverBudget(
@@ -92,7 +92,6 @@ pub async fn create(
     }
     store::insert_scan(
         &mut tx,
-        c.org_id,
         id,
         declared,
         metadata.as_ref(),
@@ -156,7 +155,6 @@ pub async fn submit(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
     store::enqueue(
         &mut tx,
         &NewJob {
-            org_id: c.org_id,
             subject: Subject::Scan,
             subject_id: id,
             object_key: &key,
@@ -181,7 +179,7 @@ pub async fn status(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
         .await?
         .ok_or(ScanServiceError::NotFound)?;
     let result = if row.status == ScanState::Done {
-        store::result(&mut tx, c.org_id, id).await?
+        store::result(&mut tx, id).await?
     } else {
         None
     };
@@ -207,7 +205,7 @@ pub async fn purge_org(core: &Core, org: Uuid) -> Result<Purged, ScanServiceErro
         });
     }
     let mut tx = core.tx(org).await?;
-    store::delete_org(&mut tx, org).await?;
+    store::delete_org(&mut tx).await?;
     tx.commit().await?;
     tracing::info!(%org, objects = page.deleted, "purged a deleted org's scans");
     Ok(Purged {

@@ -1,8 +1,10 @@
-//! SQL of the scan schema. Tenant functions take a transaction begun by `coffer_db::tenant_tx`;
-//! the queue functions take one begun with the worker capability (`coffer.lookup_worker`).
+//! SQL of the scan schema. Tenant functions take a [`TenantTx`] and read the org from it; the
+//! queue functions take a plain connection begun with a lookup capability
+//! (`coffer.lookup_worker`, `coffer.lookup_upload_sweep`, `coffer.lookup_delivery`).
 
 use std::time::Duration;
 
+use coffer_db::TenantTx;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -65,7 +67,6 @@ pub struct Job {
 /// What a new or re-queued job is about.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
-    pub org_id: Uuid,
     pub subject: Subject,
     pub subject_id: Uuid,
     pub object_key: &'a str,
@@ -79,7 +80,7 @@ pub struct NewJob<'a> {
 
 /// Queues a job, or queues a finished one again with a new run; a queued or running job is left
 /// as it is. Returns the job's id.
-pub async fn enqueue(tx: &mut PgConnection, job: &NewJob<'_>) -> Result<Uuid, sqlx::Error> {
+pub async fn enqueue(tx: &mut TenantTx, job: &NewJob<'_>) -> Result<Uuid, sqlx::Error> {
     let queued: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, org_id, subject, subject_id, object_key, size, content_type,
                            extension, run_id, object_etag, object_version)
@@ -94,7 +95,7 @@ pub async fn enqueue(tx: &mut PgConnection, job: &NewJob<'_>) -> Result<Uuid, sq
          RETURNING id",
     )
     .bind(Uuid::new_v4())
-    .bind(job.org_id)
+    .bind(tx.org())
     .bind(job.subject.as_str())
     .bind(job.subject_id)
     .bind(job.object_key)
@@ -104,16 +105,16 @@ pub async fn enqueue(tx: &mut PgConnection, job: &NewJob<'_>) -> Result<Uuid, sq
     .bind(Uuid::new_v4())
     .bind(job.object_etag)
     .bind(job.object_version)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = queued {
         return Ok(id);
     }
     // Already queued or running: that job will do.
     sqlx::query_scalar("SELECT id FROM jobs WHERE org_id = $1 AND subject_id = $2")
-        .bind(job.org_id)
+        .bind(tx.org())
         .bind(job.subject_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
 }
 
@@ -191,7 +192,7 @@ pub async fn retry_later(
 }
 
 /// Marks the job done if this worker still holds it for this run. False: someone else did.
-pub async fn finish(tx: &mut PgConnection, job: &Job, owner: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn finish(tx: &mut TenantTx, job: &Job, owner: Uuid) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL,
                 last_error = NULL, updated_at = now()
@@ -200,7 +201,7 @@ pub async fn finish(tx: &mut PgConnection, job: &Job, owner: Uuid) -> Result<boo
     .bind(job.id)
     .bind(owner)
     .bind(job.run_id)
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(r.rows_affected() == 1)
 }
@@ -219,7 +220,7 @@ pub struct ResultRow {
 /// Writes the run's result once: a second write for the same run changes nothing (the first
 /// verdict stands); a new run replaces the old result. Returns the stored result.
 pub async fn record_result(
-    tx: &mut PgConnection,
+    tx: &mut TenantTx,
     job: &Job,
     report: &Report,
 ) -> Result<ResultRow, sqlx::Error> {
@@ -235,7 +236,7 @@ pub async fn record_result(
                 object_etag = EXCLUDED.object_etag, completed_at = now()
             WHERE results.run_id <> EXCLUDED.run_id",
     )
-    .bind(job.org_id)
+    .bind(tx.org())
     .bind(job.subject_id)
     .bind(job.subject.as_str())
     .bind(job.run_id)
@@ -248,25 +249,21 @@ pub async fn record_result(
     .bind(sqlx::types::Json(&report.versions))
     // The read was pinned to this ETag: the store served these bytes or none.
     .bind(&job.object_etag)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    result(tx, job.org_id, job.subject_id)
+    result(tx, job.subject_id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn result(
-    tx: &mut PgConnection,
-    org_id: Uuid,
-    subject_id: Uuid,
-) -> Result<Option<ResultRow>, sqlx::Error> {
+pub async fn result(tx: &mut TenantTx, subject_id: Uuid) -> Result<Option<ResultRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT run_id, verdict, engines, sha256, ruleset_version, completed_at
          FROM results WHERE org_id = $1 AND subject_id = $2",
     )
-    .bind(org_id)
+    .bind(tx.org())
     .bind(subject_id)
-    .fetch_optional(tx)
+    .fetch_optional(&mut **tx)
     .await
 }
 
@@ -330,12 +327,7 @@ pub struct ScanRow {
 
 /// Counts `size` scan-only bytes against the org's budget for today (UTC); false, with nothing
 /// counted, when they would pass `budget`.
-pub async fn charge_usage(
-    tx: &mut PgConnection,
-    org: Uuid,
-    size: i64,
-    budget: i64,
-) -> Result<bool, sqlx::Error> {
+pub async fn charge_usage(tx: &mut TenantTx, size: i64, budget: i64) -> Result<bool, sqlx::Error> {
     if size > budget {
         return Ok(false);
     }
@@ -345,17 +337,16 @@ pub async fn charge_usage(
             WHERE usage.bytes + EXCLUDED.bytes <= $3
          RETURNING bytes",
     )
-    .bind(org)
+    .bind(tx.org())
     .bind(size)
     .bind(budget)
-    .fetch_optional(tx)
+    .fetch_optional(&mut **tx)
     .await?;
     Ok(counted.is_some())
 }
 
 pub async fn insert_scan(
-    tx: &mut PgConnection,
-    org: Uuid,
+    tx: &mut TenantTx,
     id: Uuid,
     size: i64,
     metadata: Option<&serde_json::Value>,
@@ -366,17 +357,17 @@ pub async fn insert_scan(
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
     )
     .bind(id)
-    .bind(org)
+    .bind(tx.org())
     .bind(size)
     .bind(metadata.map(sqlx::types::Json))
     .bind(f64::from(upload_secs))
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 pub async fn scan(
-    tx: &mut PgConnection,
+    tx: &mut TenantTx,
     id: Uuid,
     grace_secs: u64,
 ) -> Result<Option<ScanRow>, sqlx::Error> {
@@ -387,7 +378,7 @@ pub async fn scan(
     )
     .bind(id)
     .bind(grace_secs as f64)
-    .fetch_optional(tx)
+    .fetch_optional(&mut **tx)
     .await
 }
 
@@ -422,7 +413,7 @@ pub async fn due_uploads(
 /// An unsubmitted request whose window closed becomes `expired` (it can no longer be submitted);
 /// returns the request's status after that (a submission that got in first left it `queued`).
 pub async fn expire_unsubmitted(
-    tx: &mut PgConnection,
+    tx: &mut TenantTx,
     id: Uuid,
 ) -> Result<Option<ScanState>, sqlx::Error> {
     let status: Option<String> = sqlx::query_scalar(
@@ -430,7 +421,7 @@ pub async fn expire_unsubmitted(
          WHERE id = $1 RETURNING status",
     )
     .bind(id)
-    .fetch_optional(tx)
+    .fetch_optional(&mut **tx)
     .await?;
     status
         .map(|s| ScanState::try_from(s).map_err(|e| sqlx::Error::Decode(e.into())))
@@ -438,38 +429,33 @@ pub async fn expire_unsubmitted(
 }
 
 /// Puts a request's sweep off by `secs` after it failed, so it does not hold up the others.
-pub async fn defer_sweep(
-    tx: &mut PgConnection,
-    org: Uuid,
-    id: Uuid,
-    secs: u64,
-) -> Result<(), sqlx::Error> {
+pub async fn defer_sweep(tx: &mut TenantTx, id: Uuid, secs: u64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE scans SET sweep_after = now() + make_interval(secs => $3)
          WHERE id = $1 AND org_id = $2",
     )
     .bind(id)
-    .bind(org)
+    .bind(tx.org())
     .bind(secs as f64)
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 /// Records that the request's object is gone for good.
-pub async fn mark_swept(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn mark_swept(tx: &mut TenantTx, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE scans SET object_swept_at = now()
          WHERE id = $1 AND status IN ('expired', 'done')",
     )
     .bind(id)
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 pub async fn set_scan_status(
-    tx: &mut PgConnection,
+    tx: &mut TenantTx,
     id: Uuid,
     from: ScanState,
     to: ScanState,
@@ -482,7 +468,7 @@ pub async fn set_scan_status(
     .bind(id)
     .bind(from.as_str())
     .bind(to.as_str())
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(r.rows_affected() == 1)
 }
@@ -522,7 +508,7 @@ pub async fn expire_scans(
 
 /// Deletes every row of the org here: jobs, results, scan-only requests, the webhook, its
 /// deliveries and the usage counts.
-pub async fn delete_org(tx: &mut PgConnection, org: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete_org(tx: &mut TenantTx) -> Result<(), sqlx::Error> {
     for statement in [
         "DELETE FROM deliveries WHERE org_id = $1",
         "DELETE FROM webhooks WHERE org_id = $1",
@@ -531,43 +517,40 @@ pub async fn delete_org(tx: &mut PgConnection, org: Uuid) -> Result<(), sqlx::Er
         "DELETE FROM scans WHERE org_id = $1",
         "DELETE FROM usage WHERE org_id = $1",
     ] {
-        sqlx::query(statement).bind(org).execute(&mut *tx).await?;
+        sqlx::query(statement)
+            .bind(tx.org())
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
 
 // === webhooks ===
 
-pub async fn set_webhook(
-    tx: &mut PgConnection,
-    org: Uuid,
-    url: &str,
-    sealed: &[u8],
-) -> Result<(), sqlx::Error> {
+pub async fn set_webhook(tx: &mut TenantTx, url: &str, sealed: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO webhooks (org_id, url, secret_sealed) VALUES ($1, $2, $3)
          ON CONFLICT (org_id) DO UPDATE
             SET url = EXCLUDED.url, secret_sealed = EXCLUDED.secret_sealed, updated_at = now()",
     )
-    .bind(org)
+    .bind(tx.org())
     .bind(url)
     .bind(sealed)
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 /// The org's endpoint and sealed secret.
-pub async fn webhook(tx: &mut PgConnection) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+pub async fn webhook(tx: &mut TenantTx) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
     sqlx::query_as("SELECT url, secret_sealed FROM webhooks")
-        .fetch_optional(tx)
+        .fetch_optional(&mut **tx)
         .await
 }
 
 /// Puts an event in the org's outbox if it has an endpoint (tenant transaction).
 pub async fn enqueue_delivery(
-    tx: &mut PgConnection,
-    org: Uuid,
+    tx: &mut TenantTx,
     event_type: &str,
     payload: &serde_json::Value,
     retry_for_secs: u64,
@@ -577,11 +560,11 @@ pub async fn enqueue_delivery(
          SELECT $1, $2, $3, $4, now() + make_interval(secs => $5) FROM webhooks WHERE org_id = $2",
     )
     .bind(Uuid::new_v4())
-    .bind(org)
+    .bind(tx.org())
     .bind(event_type)
     .bind(sqlx::types::Json(payload))
     .bind(retry_for_secs as f64)
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -615,7 +598,7 @@ pub async fn claim_delivery(
 
 /// Records a try: delivered, or the next try after `retry_in`.
 pub async fn delivery_tried(
-    tx: &mut PgConnection,
+    tx: &mut TenantTx,
     id: Uuid,
     status: &str,
     delivered: bool,
@@ -631,7 +614,7 @@ pub async fn delivery_tried(
     .bind(status)
     .bind(delivered)
     .bind(retry_in.as_secs_f64())
-    .execute(tx)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }

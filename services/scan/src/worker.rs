@@ -150,7 +150,7 @@ impl Workers {
             if let Err(error) = deleted {
                 tracing::warn!(request = %request.id, org = %request.org_id, %error, "scan-only object not deleted yet; will retry");
                 let mut tx = self.tenant_tx(request.org_id).await?;
-                store::defer_sweep(&mut tx, request.org_id, request.id, SWEEP_RETRY_SECS).await?;
+                store::defer_sweep(&mut tx, request.id, SWEEP_RETRY_SECS).await?;
                 tx.commit().await?;
                 continue;
             }
@@ -189,10 +189,7 @@ impl Workers {
         coffer_db::begin_with_setting(&self.pool, "coffer.lookup_worker", "1").await
     }
 
-    async fn tenant_tx(
-        &self,
-        org: Uuid,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
+    async fn tenant_tx(&self, org: Uuid) -> Result<coffer_db::TenantTx, DbError> {
         coffer_db::tenant_tx(&self.pool, org).await
     }
 
@@ -242,7 +239,7 @@ impl Workers {
         // A run already concluded once (its result is stored) is not scanned again.
         let stored = {
             let mut tx = self.tenant_tx(job.org_id).await?;
-            let r = store::result(&mut tx, job.org_id, job.subject_id).await?;
+            let r = store::result(&mut tx, job.subject_id).await?;
             tx.commit().await?;
             r.filter(|r| r.run_id == job.run_id)
         };
