@@ -132,13 +132,22 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// The floor: the SQL of one download (auth's session lookup, metadata's file read: 6 round
-/// trips) and of one upload (two authentications, create, complete: 16), run as the services'
-/// runtime roles, with the same one-round-trip `BEGIN` + tenant setting they use.
+/// The floor: the statements of one download (auth's session lookup, metadata's file read, the
+/// audit append) and of one upload (two session lookups, create, complete, the audit append),
+/// run from this process through the services' own store functions (`coffer_auth::floor`,
+/// `coffer_metadata::floor`, `coffer_audit::floor`: the very SQL, not copies), as the services'
+/// runtime roles, with a pool of each service's default size (10). The audit append goes through
+/// audit's own group-committing appender, so concurrent appends share transactions as they do in
+/// the service. What the floor leaves out: the scan job an upload's complete queues (a queued job
+/// sets the workers going on an object that does not exist), and every network hop, TLS, token
+/// and presigning step.
 struct Floor {
     auth: PgPool,
     metadata: PgPool,
-    id_hash: Vec<u8>,
+    audit: coffer_audit::floor::Appender,
+    id_hash: [u8; 32],
+    /// Auth's idle limit, as the service passes it.
+    idle_secs: u64,
     org: uuid::Uuid,
     user: uuid::Uuid,
     file: uuid::Uuid,
@@ -164,127 +173,112 @@ async fn runtime_pool(
         .await?)
 }
 
+/// The audit service's signing key, as the running mesh's audit has it.
+fn audit_signer(secrets: &std::path::Path) -> anyhow::Result<coffer_auditlog::Signer> {
+    let config = coffer_audit::AuditConfig::default();
+    let key = std::fs::read_to_string(secrets.join("audit").join("audit-signing-key"))
+        .context("the audit signing key of the running mesh")?;
+    Ok(coffer_auditlog::Signer::from_text(
+        &config.signing_key_id,
+        key.trim(),
+    )?)
+}
+
 impl Floor {
-    /// Auth's session lookup, as `resolve_session` runs it (3 round trips; the rare
-    /// last_seen_at write is left out).
+    /// Auth's session lookup, as every authenticated request runs it.
     async fn authenticate(&self) -> anyhow::Result<()> {
-        let hex = coffer_kit::hex::encode(&self.id_hash);
-        let mut tx = self
-            .auth
-            .begin_with(format!(
-                "BEGIN; SELECT set_config('coffer.lookup_session', '{hex}', true)"
-            ))
-            .await?;
-        let row: Option<(uuid::Uuid, uuid::Uuid, String, bool)> = sqlx::query_as(
-            "SELECT s.org_id, s.user_id, m.role,
-                    s.last_seen_at < now() - make_interval(secs => $3)
-             FROM sessions s
-             JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
-             JOIN orgs o ON o.id = s.org_id AND o.disabled_at IS NULL
-             WHERE s.id_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
-               AND s.last_seen_at > now() - make_interval(secs => $2)",
-        )
-        .bind(&self.id_hash)
-        .bind(1800f64)
-        .bind(30f64)
-        .fetch_optional(&mut *tx)
-        .await?;
-        anyhow::ensure!(row.is_some(), "the floor's session is not live");
-        tx.commit().await?;
+        let found =
+            coffer_auth::floor::resolve_session(&self.auth, &self.id_hash, self.idle_secs, true)
+                .await?;
+        anyhow::ensure!(found.is_some(), "the floor's session is not live");
         Ok(())
     }
 
-    async fn tenant_tx(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        Ok(self
-            .metadata
-            .begin_with(format!(
-                "BEGIN; SELECT set_config('coffer.org_id', '{}', true)",
-                self.org
-            ))
-            .await?)
+    async fn tenant_tx(&self) -> anyhow::Result<coffer_db::TenantTx> {
+        Ok(coffer_db::tenant_tx(&self.metadata, self.org).await?)
+    }
+
+    /// Appends one event through audit's appender, as the service does for `action`.
+    async fn audit(
+        &self,
+        action: coffer_kit::audit::Action,
+        file: uuid::Uuid,
+    ) -> anyhow::Result<()> {
+        self.audit
+            .append(coffer_audit::floor::NewEvent {
+                org_id: self.org,
+                at_us: coffer_kit::timestamp::now_micros(),
+                actor: format!("user:{}", self.user),
+                action: action.as_str().to_owned(),
+                target: coffer_kit::audit::Target::File(file).to_string(),
+                outcome: coffer_kit::audit::Outcome::Success.as_str().to_owned(),
+                request_id: format!("floor-{}", uuid::Uuid::new_v4().simple()),
+                trace_id: String::new(),
+            })
+            .await?;
+        Ok(())
     }
 
     async fn download(&self) -> anyhow::Result<()> {
+        use coffer_metadata::floor as m;
         self.authenticate().await?;
         let mut tx = self.tenant_tx().await?;
-        let found: Option<(uuid::Uuid, String)> =
-            sqlx::query_as("SELECT id, object_key FROM files WHERE id = $1")
-                .bind(self.file)
-                .fetch_optional(&mut *tx)
-                .await?;
-        anyhow::ensure!(found.is_some(), "no file");
+        m::file(&mut tx, self.file).await?;
         tx.commit().await?;
-        Ok(())
+        self.audit(coffer_kit::audit::Action::FileDownload, self.file)
+            .await
     }
 
     async fn upload(&self, size: i64) -> anyhow::Result<uuid::Uuid> {
+        use coffer_kit::vocab::FileStatus;
+        use coffer_metadata::floor as m;
+        // create
         self.authenticate().await?;
         let id = uuid::Uuid::new_v4();
         let mut tx = self.tenant_tx().await?;
-        sqlx::query("INSERT INTO orgs (id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(self.org)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO quotas (org_id, limit_bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        m::ensure_org(&mut tx, i64::MAX).await?;
+        m::reserve_quota(&mut tx, size).await?;
+        m::insert_file(
+            &mut tx,
+            &m::NewFile {
+                id,
+                folder: None,
+                name: &format!("floor-{id}"),
+                size,
+                content_type: "application/octet-stream",
+                sha256: None,
+                created_by: self.user,
+            },
         )
-        .bind(self.org)
-        .bind(i64::MAX)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE quotas SET used_bytes = used_bytes + $2
-             WHERE org_id = $1 AND used_bytes + $2 <= limit_bytes",
-        )
-        .bind(self.org)
-        .bind(size)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO files (id, org_id, folder_id, name, object_key, size, content_type, sha256,
-                                state, created_by)
-             VALUES ($1, $2, NULL, $3, $2::text || '/' || $1::text, $4, 'application/octet-stream',
-                     NULL, 'pending_upload', $5)",
-        )
-        .bind(id)
-        .bind(self.org)
-        .bind(format!("floor-{id}"))
-        .bind(size)
-        .bind(self.user)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // complete
         self.authenticate().await?;
         let mut tx = self.tenant_tx().await?;
-        sqlx::query("SELECT id, state FROM files WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE files SET state = 'scanning', updated_at = now()
-             WHERE id = $1 AND state = 'pending_upload' AND trashed_at IS NULL",
+        m::file(&mut tx, id).await?;
+        m::set_object(&mut tx, id, "\"floor\"", None).await?;
+        m::transition(
+            &mut tx,
+            id,
+            FileStatus::PendingUpload,
+            FileStatus::Scanning,
+            None,
+            m::Trashed::Skip,
         )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .await?
+        .context("the floor's file left pending_upload")?;
+        self.audit(coffer_kit::audit::Action::FileUpload, id)
+            .await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    /// Removes what the upload floor inserted, and gives its quota back.
-    async fn clean(&self, ids: &[uuid::Uuid], size: i64) -> anyhow::Result<()> {
+    /// Removes what the upload floor inserted, and gives its quota back (metadata's purge).
+    async fn clean(&self, ids: &[uuid::Uuid]) -> anyhow::Result<()> {
         let mut tx = self.tenant_tx().await?;
-        sqlx::query("DELETE FROM files WHERE id = ANY($1)")
-            .bind(ids)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE quotas SET used_bytes = GREATEST(used_bytes - $2, 0) WHERE org_id = $1",
-        )
-        .bind(self.org)
-        .bind(size * ids.len() as i64)
-        .execute(&mut *tx)
-        .await?;
+        for id in ids {
+            coffer_metadata::floor::delete_file(&mut tx, *id).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -551,10 +545,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     .bind(uuid::Uuid::parse_str(&org)?)
     .fetch_one(&su)
     .await?;
+    let audit = coffer_audit::floor::Appender::new(
+        runtime_pool(&info, &secrets, "audit").await?,
+        Arc::new(audit_signer(&secrets)?),
+        coffer_audit::AuditConfig::default().checkpoint_every,
+        Duration::from_secs(coffer_audit::AuditConfig::default().checkpoint_interval_secs),
+    );
     let floor = Arc::new(Floor {
         auth: runtime_pool(&info, &secrets, "auth").await?,
         metadata: runtime_pool(&info, &secrets, "metadata").await?,
-        id_hash,
+        audit,
+        id_hash: id_hash
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a session hash is not 32 bytes"))?,
+        idle_secs: coffer_auth::AuthConfig::default().session_idle_secs,
         org: org.parse()?,
         user,
         file: file.parse()?,
@@ -567,7 +571,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     });
     let floor_download = drive(c, args.seconds, op).await;
     push(row(
-        "floor: download SQL (6 round trips), 20 connections",
+        "floor: download SQL (session lookup, file read, audit append), 3 pools of 10",
         c,
         &floor_download,
     ));
@@ -584,12 +588,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     });
     let floor_upload = drive(c, args.seconds, op).await;
     push(row(
-        "floor: upload SQL (16 round trips), 20 connections",
+        "floor: upload SQL (2 session lookups, create, complete, audit append), 3 pools of 10",
         c,
         &floor_upload,
     ));
     let ids = std::mem::take(&mut *inserted.lock().await);
-    floor.clean(&ids, size).await?;
+    floor.clean(&ids).await?;
     if let Some((_, top)) = download_rates.iter().find(|(n, _)| *n == c) {
         push(String::new());
         push(format!(

@@ -24,7 +24,8 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
     let dir = tempfile::tempdir()?;
     let state = dir.path().join(".coffer");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coffer-dev"))
-        .args(["up", "--dir"])
+        // No throttling of the benchmark's short run below.
+        .args(["up", "--gateway-rate", "100000", "--dir"])
         // Everything the services log, down to debug, is searched for file names below.
         .env("COFFER_TELEMETRY__LOG_FILTER", "debug")
         .arg(&state)
@@ -268,6 +269,39 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
         .await?;
     assert!(res.status().is_success(), "{}", res.status());
     assert_eq!(res.bytes().await?.as_ref(), bytes.as_slice());
+
+    // The load benchmark's short form runs against this mesh (the demo org), and its floor,
+    // which runs the services' own statements and appends through audit's own appender, measures
+    // a rate with no error; the export below then verifies with the floor's events in the chain.
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_coffer-dev"))
+        .args([
+            "bench",
+            "--clients",
+            "1",
+            "--seconds",
+            "1",
+            "--rss-gib",
+            "0",
+            "--dir",
+        ])
+        .arg(&state)
+        .output()?;
+    assert!(
+        bench.status.success(),
+        "coffer-dev bench failed: {}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let report = String::from_utf8(bench.stdout)?;
+    for row in ["floor: download SQL", "floor: upload SQL"] {
+        let line = report
+            .lines()
+            .find(|l| l.contains(row))
+            .unwrap_or_else(|| panic!("no {row} row in:\n{report}"));
+        // | what | clients | per second | p50 ms | p99 ms | errors |
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert!(cells[3].parse::<f64>()? > 0.0, "{line}");
+        assert_eq!(cells[6], "0", "{line}");
+    }
 
     // The org's audit export verifies offline with the public key dev up wrote (the key the
     // audit service really signs with).

@@ -9,6 +9,14 @@ mod error;
 mod grpc;
 mod retention;
 mod store;
+
+/// The statements of the hot paths, for the floor of `coffer-dev bench`, which must run the very
+/// SQL this service runs rather than copies of it. Not an API: nothing else calls these.
+#[doc(hidden)]
+pub mod floor {
+    pub use crate::appender::Appender;
+    pub use crate::store::NewEvent;
+}
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -21,6 +21,13 @@ mod throttle;
 mod totp;
 mod wire;
 
+/// The statements of the hot paths, for the floor of `coffer-dev bench`, which must run the very
+/// SQL this service runs rather than copies of it. Not an API: nothing else calls these.
+#[doc(hidden)]
+pub mod floor {
+    pub use crate::store::resolve_session;
+}
+
 mod app;
 #[cfg(feature = "testing")]
 pub mod testing;

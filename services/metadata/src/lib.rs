@@ -20,6 +20,17 @@ mod validate;
 mod verdicts;
 mod wire;
 
+/// The statements of the hot paths, for the floor of `coffer-dev bench`, which must run the very
+/// SQL this service runs rather than copies of it. Not an API: nothing else calls these.
+#[doc(hidden)]
+pub mod floor {
+    pub use crate::error::MetadataError;
+    pub use crate::store::{
+        NewFile, Trashed, delete_file, ensure_org, file, insert_file, reserve_quota, set_object,
+        transition,
+    };
+}
+
 pub use app::{SECRETS, build};
 pub use config::MetadataConfig;
 pub use grpc::policy;
