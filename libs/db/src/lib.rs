@@ -221,11 +221,12 @@ pub async fn owner_pool(
         .await?)
 }
 
-/// A transaction in which row-level security sees only one org's rows, with that org in its
-/// type: store functions that work on a tenant's rows take a `&mut TenantTx` and read the org
-/// from it ([`TenantTx::org`]), so a statement cannot be handed an org other than the one the
-/// rows are filtered by. It derefs to the connection for running statements; dropped without
-/// [`TenantTx::commit`], it rolls back.
+/// A transaction in which row-level security sees one org's rows, with that org in its type:
+/// store functions that work on a tenant's rows take a `&mut TenantTx` and read the org from it
+/// ([`TenantTx::org`]) rather than from a second argument that could disagree with the setting
+/// the rows are filtered by. Only [`tenant_tx`] and [`TenantTx::adopt`] set the tenant
+/// ([`set_local`] and [`begin_with_setting`] refuse `coffer.org_id`). It derefs to the connection
+/// for running statements; dropped without [`TenantTx::commit`], it rolls back.
 pub struct TenantTx {
     org: Uuid,
     tx: Transaction<'static, Postgres>,
@@ -237,10 +238,36 @@ impl TenantTx {
         self.org
     }
 
-    /// Makes a transaction that began without a tenant the org's for the rest of it: after a
-    /// lookup capability found the org, or one begun with its own isolation level.
-    pub async fn adopt(mut tx: Transaction<'static, Postgres>, org: Uuid) -> Result<Self, DbError> {
-        set_tenant(&mut tx, org).await?;
+    /// Makes a transaction that began without a tenant the org's for the rest of it: after the
+    /// lookup capability `lookup` (a `coffer.lookup_*` setting) found the org, the capability
+    /// ends in the same statement, so what follows sees the org's rows and nothing the lookup
+    /// showed; `None` for a transaction begun without one (its own isolation level, say).
+    pub async fn adopt(
+        mut tx: Transaction<'static, Postgres>,
+        org: Uuid,
+        lookup: Option<&str>,
+    ) -> Result<Self, DbError> {
+        let org_text = org.hyphenated().to_string();
+        match lookup {
+            Some(name) => {
+                if !name.starts_with("coffer.lookup_") {
+                    return Err(refused(name));
+                }
+                sqlx::query("SELECT set_config($1, '', true), set_config($2, $3, true)")
+                    .bind(name)
+                    .bind(TENANT_SETTING)
+                    .bind(&org_text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("SELECT set_config($1, $2, true)")
+                    .bind(TENANT_SETTING)
+                    .bind(&org_text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         Ok(Self { org, tx })
     }
 
@@ -268,15 +295,33 @@ impl std::ops::DerefMut for TenantTx {
 
 /// Begins a transaction in which row-level security sees only `org_id`'s rows.
 pub async fn tenant_tx(pool: &PgPool, org_id: Uuid) -> Result<TenantTx, DbError> {
-    let tx = begin_with_setting(pool, TENANT_SETTING, &org_id.hyphenated().to_string()).await?;
+    let tx = begin_with(pool, TENANT_SETTING, &org_id.hyphenated().to_string()).await?;
     Ok(TenantTx { org: org_id, tx })
 }
 
-/// Begins a transaction with one `coffer.*` setting for it, in one round trip: `BEGIN` and
-/// `set_config(..., true)` go as one simple query. Only names of `coffer.` and `[a-z_]` and values
-/// of hex digits and hyphens (UUIDs, hashes) are written into the query text; anything else is
-/// refused here, never quoted.
+fn refused(name: &str) -> DbError {
+    DbError::Internal(sqlx::Error::Protocol(format!(
+        "refusing to set {name:?} here"
+    )))
+}
+
+/// Begins a transaction with one `coffer.*` setting for it (a lookup capability, say), in one
+/// round trip: `BEGIN` and `set_config(..., true)` go as one simple query. Only names of `coffer.`
+/// and `[a-z_]` and values of hex digits and hyphens (UUIDs, hashes) are written into the query
+/// text; anything else is refused here, never quoted. The tenant is not set this way: that is
+/// [`tenant_tx`].
 pub async fn begin_with_setting(
+    pool: &PgPool,
+    name: &str,
+    value: &str,
+) -> Result<Transaction<'static, Postgres>, DbError> {
+    if name == TENANT_SETTING {
+        return Err(refused(name));
+    }
+    begin_with(pool, name, value).await
+}
+
+async fn begin_with(
     pool: &PgPool,
     name: &str,
     value: &str,
@@ -286,9 +331,7 @@ pub async fn begin_with_setting(
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
     let value_ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     if !name_ok || !value_ok {
-        return Err(DbError::Internal(sqlx::Error::Protocol(format!(
-            "refusing to inline the setting {name:?}"
-        ))));
+        return Err(refused(name));
     }
     Ok(pool
         .begin_with(format!(
@@ -297,17 +340,16 @@ pub async fn begin_with_setting(
         .await?)
 }
 
-/// Sets the tenant for the rest of the current transaction.
-async fn set_tenant(tx: &mut sqlx::PgConnection, org_id: Uuid) -> Result<(), DbError> {
-    set_local(tx, TENANT_SETTING, &org_id.to_string()).await
-}
-
-/// Sets a `coffer.*` setting for the rest of the current transaction only.
+/// Sets a `coffer.*` setting (not the tenant: see [`TenantTx`]) for the rest of the current
+/// transaction only.
 pub async fn set_local(
     tx: &mut sqlx::PgConnection,
     name: &str,
     value: &str,
 ) -> Result<(), DbError> {
+    if name == TENANT_SETTING || !name.starts_with("coffer.") {
+        return Err(refused(name));
+    }
     sqlx::query("SELECT set_config($1, $2, true)")
         .bind(name)
         .bind(value)

@@ -1,7 +1,8 @@
 //! The shared database helpers against a real Postgres cluster.
 
 use coffer_db::{
-    DbError, TenantTx, begin_with_setting, migrate, rls_audit, runtime_pool, tenant_tx,
+    DbError, TENANT_SETTING, TenantTx, begin_with_setting, migrate, rls_audit, runtime_pool,
+    set_local, tenant_tx,
 };
 use coffer_testkit::Postgres;
 use sqlx::postgres::PgConnectOptions;
@@ -115,16 +116,38 @@ async fn tenant_transactions_see_only_their_org() -> anyhow::Result<()> {
     );
     drop(tx);
 
-    // A transaction begun without a tenant (a lookup) and adopted for B sees B's rows only, and
-    // says so.
-    let plain = pool.begin().await?;
-    let mut tx = TenantTx::adopt(plain, ORG_B).await?;
+    // A transaction begun with a lookup capability and adopted for B sees B's rows only, says
+    // so, and holds the capability no more.
+    let lookup = begin_with_setting(&pool, "coffer.lookup_doc", "ab").await?;
+    let mut tx = TenantTx::adopt(lookup, ORG_B, Some("coffer.lookup_doc")).await?;
     assert_eq!(tx.org(), ORG_B);
     let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM docs ORDER BY title")
         .fetch_all(&mut *tx)
         .await?;
     assert_eq!(titles, ["b1"]);
+    let left: String = sqlx::query_scalar("SELECT current_setting('coffer.lookup_doc', true)")
+        .fetch_one(&mut *tx)
+        .await?;
+    assert_eq!(
+        left, "",
+        "the lookup capability ended when the tenant was set"
+    );
     tx.rollback().await?;
+
+    // Only `tenant_tx` and `adopt` set the tenant.
+    let org = ORG_A.to_string();
+    assert!(
+        begin_with_setting(&pool, TENANT_SETTING, &org)
+            .await
+            .is_err()
+    );
+    let mut plain = pool.begin().await?;
+    assert!(set_local(&mut plain, TENANT_SETTING, &org).await.is_err());
+    assert!(
+        TenantTx::adopt(plain, ORG_A, Some(TENANT_SETTING))
+            .await
+            .is_err()
+    );
 
     // The setting is transaction-scoped: the same pooled connections, used without it, see nothing.
     for _ in 0..8 {

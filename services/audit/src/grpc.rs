@@ -244,7 +244,7 @@ async fn export(
     let tx = pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
-    let mut tx = coffer_db::TenantTx::adopt(tx, org).await?;
+    let mut tx = coffer_db::TenantTx::adopt(tx, org, None).await?;
     let mut after = 0i64;
     let mut head = genesis(org);
     let mut count = 0u64;

@@ -1,5 +1,6 @@
-//! SQL of the chain: append under a per-org lock, read back in seq order. Every function runs in
-//! a transaction whose tenant is set.
+//! SQL of the chain: append under a per-org lock, read back in seq order, retire after an org
+//! purge. Every function takes a [`TenantTx`] and reads the org from it, but the retention lookup
+//! ([`retention_candidates`]), which finds the orgs.
 
 use coffer_auditlog::{Event, Signer, event_hash, genesis, unhex};
 use coffer_db::TenantTx;
@@ -229,11 +230,14 @@ pub async fn insert_checkpoint(
     c: &coffer_auditlog::CheckpointLine,
 ) -> Result<(), AuditError> {
     let hash = unhex(&c.hash).ok_or_else(|| AuditError::Internal("checkpoint hash".into()))?;
+    if c.org_id != tx.org() {
+        return Err(AuditError::Internal("a checkpoint of another org".into()));
+    }
     sqlx::query(
         "INSERT INTO checkpoints (org_id, seq, hash, at_us, prev_checkpoint_seq, key_id, signature)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(c.org_id)
+    .bind(tx.org())
     .bind(c.seq as i64)
     .bind(&hash[..])
     .bind(c.at_us)
@@ -293,4 +297,65 @@ pub async fn checkpoints(tx: &mut TenantTx) -> Result<Vec<CheckpointRow>, AuditE
         .bind(tx.org())
         .fetch_all(&mut **tx)
         .await?)
+}
+
+/// Orgs with an `org.purge` event no newer than `cutoff`, through the retention lookup capability
+/// (`coffer.lookup_retention`, which shows only those events).
+pub async fn retention_candidates(
+    tx: &mut sqlx::PgConnection,
+    cutoff: i64,
+) -> Result<Vec<Uuid>, AuditError> {
+    Ok(
+        sqlx::query_scalar("SELECT DISTINCT org_id FROM events WHERE action = $2 AND at_us <= $1")
+            .bind(cutoff)
+            .bind(coffer_kit::audit::Action::OrgPurge.as_str())
+            .fetch_all(tx)
+            .await?,
+    )
+}
+
+/// Retires the org's chain if its last event is `org.purge` no newer than `cutoff`: a tombstone
+/// (event count, head hash, purge time) in `retired_chains`, then its checkpoints and events
+/// deleted (the append-only trigger allows it only for the org named in
+/// `coffer.retention_purge`, and only to the schema owner). False, and nothing changed, if the
+/// chain is not due (empty, or events after the purge).
+pub async fn retire_chain(tx: &mut TenantTx, cutoff: i64) -> Result<bool, AuditError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
+        .bind(tx.org())
+        .execute(&mut **tx)
+        .await?;
+    let head: Option<(i64, String, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, action, at_us, hash FROM events WHERE org_id = $1
+             ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(tx.org())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((count, action, at_us, hash)) = head else {
+        return Ok(false);
+    };
+    if coffer_kit::audit::Action::parse(&action) != Some(coffer_kit::audit::Action::OrgPurge)
+        || at_us > cutoff
+    {
+        return Ok(false);
+    }
+    let org = tx.org().to_string();
+    coffer_db::set_local(tx, "coffer.retention_purge", &org).await?;
+    sqlx::query("INSERT INTO retired_chains (org_id, events, head_hash, purged_at_us) VALUES ($1, $2, $3, $4)")
+        .bind(tx.org())
+        .bind(count)
+        .bind(&hash)
+        .bind(at_us)
+        .execute(&mut **tx)
+        .await?;
+    // The org named as well as set: see `sql` on the planner and the two policies.
+    sqlx::query("DELETE FROM checkpoints WHERE org_id = $1")
+        .bind(tx.org())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM events WHERE org_id = $1")
+        .bind(tx.org())
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
 }

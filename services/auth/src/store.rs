@@ -71,7 +71,7 @@ pub async fn signup(
     Ok((user_id, org_id))
 }
 
-/// Adds a user to `org_id` with `role` (`member` or `admin`).
+/// Adds a user to the transaction's org with `role` (`member` or `admin`).
 pub async fn add_member(
     tx: &mut TenantTx,
     email: &str,
@@ -108,7 +108,7 @@ pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccoun
     let Some((user_id, org_id, password_hash, totp_secret)) = row else {
         return Ok(None);
     };
-    let mut tx = TenantTx::adopt(tx, org_id).await?;
+    let mut tx = TenantTx::adopt(tx, org_id, Some("coffer.lookup_email")).await?;
     let (role, disabled): (String, bool) = sqlx::query_as(
         "SELECT m.role, o.disabled_at IS NOT NULL FROM memberships m JOIN orgs o ON o.id = m.org_id
          WHERE m.org_id = $1 AND m.user_id = $2",
@@ -179,7 +179,7 @@ pub async fn resolve_session(
         return Ok(None);
     };
     if touch && used {
-        let mut tx = TenantTx::adopt(tx, org_id).await?;
+        let mut tx = TenantTx::adopt(tx, org_id, Some("coffer.lookup_session")).await?;
         sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1")
             .bind(&id_hash[..])
             .execute(&mut *tx)
@@ -210,7 +210,8 @@ async fn active_role(tx: &mut TenantTx, user_id: Uuid) -> Result<Option<Role>, D
     role.as_deref().map(role_from).transpose()
 }
 
-/// Revokes a session of `user_id` in `org_id`. Revoking an unknown or foreign session is a no-op.
+/// Revokes a session of `user_id` in the transaction's org. Revoking an unknown or foreign session
+/// is a no-op.
 pub async fn revoke_session(
     tx: &mut TenantTx,
     user_id: Uuid,
@@ -249,7 +250,7 @@ pub async fn get_me(tx: &mut TenantTx, user_id: Uuid) -> Result<MeRow, DbError> 
     })
 }
 
-/// Returns true if `org_id` exists and is not disabled (for service tokens).
+/// Returns true if the transaction's org exists and is not disabled (for service tokens).
 pub async fn org_active(tx: &mut TenantTx) -> Result<bool, DbError> {
     let active: Option<(bool,)> =
         sqlx::query_as("SELECT disabled_at IS NULL FROM orgs WHERE id = $1")
@@ -369,7 +370,7 @@ pub async fn resolve_api_key(
     if !hashes_equal(&stored, secret_hash) {
         return Ok(None);
     }
-    let mut tx = TenantTx::adopt(tx, org_id).await?;
+    let mut tx = TenantTx::adopt(tx, org_id, Some("coffer.lookup_api_key")).await?;
     let Some(role) = active_role(&mut tx, user_id).await? else {
         return Ok(None);
     };

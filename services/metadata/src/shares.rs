@@ -126,7 +126,7 @@ pub async fn redeem(
             .filter(|again| again.id == share.id)
             .ok_or(MetadataError::NotFound)?;
     }
-    let mut tx = coffer_db::TenantTx::adopt(tx, share.org_id).await?;
+    let mut tx = coffer_db::TenantTx::adopt(tx, share.org_id, Some("coffer.lookup_share")).await?;
     let file = store::file(&mut tx, share.file_id).await?;
     // A share of a file that is no longer downloadable is as good as gone.
     check_downloadable(&file).map_err(|_| MetadataError::NotFound)?;

@@ -1,6 +1,7 @@
 //! SQL of the scan schema. Tenant functions take a [`TenantTx`] and read the org from it; the
 //! queue functions take a plain connection begun with a lookup capability
-//! (`coffer.lookup_worker`, `coffer.lookup_upload_sweep`, `coffer.lookup_delivery`).
+//! (`coffer.lookup_worker`, `coffer.lookup_upload_sweep`, `coffer.lookup_delivery`,
+//! `coffer.lookup_retention`).
 
 use std::time::Duration;
 

@@ -250,13 +250,19 @@ async fn the_log_is_append_only_for_the_runtime_role_and_the_owner() -> anyhow::
             "TRUNCATE checkpoints",
         ] {
             let mut tx = conn.begin().await?;
-            coffer_db::set_local(&mut tx, coffer_db::TENANT_SETTING, &org.to_string()).await?;
+            sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+                .bind(org.to_string())
+                .execute(&mut *tx)
+                .await?;
             let res = sqlx::query(sql).execute(&mut *tx).await;
             assert!(res.is_err(), "{role}: {sql} went through");
             tx.rollback().await?;
         }
         let mut tx = conn.begin().await?;
-        coffer_db::set_local(&mut tx, coffer_db::TENANT_SETTING, &org.to_string()).await?;
+        sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+            .bind(org.to_string())
+            .execute(&mut *tx)
+            .await?;
         let (n, c): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM checkpoints)",
         )
@@ -544,7 +550,10 @@ async fn a_purged_orgs_log_goes_after_its_retention_leaving_a_tombstone() -> any
     ] {
         let mut conn = sqlx::PgConnection::connect(&f.url(role, password)).await?;
         let mut tx = conn.begin().await?;
-        coffer_db::set_local(&mut tx, coffer_db::TENANT_SETTING, &live.to_string()).await?;
+        sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+            .bind(live.to_string())
+            .execute(&mut *tx)
+            .await?;
         coffer_db::set_local(&mut tx, "coffer.retention_purge", &named.to_string()).await?;
         assert!(
             sqlx::query("DELETE FROM events")
@@ -587,7 +596,10 @@ async fn the_chain_reads_touch_a_few_pages_whatever_the_other_orgs_hold() -> any
     }
     let mut conn = sqlx::PgConnection::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?;
     let mut tx = conn.begin().await?;
-    coffer_db::set_local(&mut tx, coffer_db::TENANT_SETTING, &org.to_string()).await?;
+    sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+        .bind(org.to_string())
+        .execute(&mut *tx)
+        .await?;
     let explain = |sql: &str| format!("{}{sql}", coffer_db::EXPLAIN_PAGES);
     use coffer_audit::sql;
     let mut pages = Vec::new();

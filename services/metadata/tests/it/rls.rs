@@ -97,12 +97,10 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
     assert!(insert.is_err(), "a write without a tenant went through");
     // Another tenant's setting shows none of this org's rows either.
     let mut tx = conn.begin().await?;
-    coffer_db::set_local(
-        &mut tx,
-        coffer_db::TENANT_SETTING,
-        &Uuid::new_v4().to_string(),
-    )
-    .await?;
+    sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+        .bind(Uuid::new_v4().to_string())
+        .execute(&mut *tx)
+        .await?;
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM files")
         .fetch_one(&mut *tx)
         .await?;
@@ -160,7 +158,10 @@ async fn listing_a_folder_touches_a_few_pages_whatever_the_tables_hold() -> anyh
     );
     let mut conn = sqlx::PgConnection::connect(&url).await?;
     let mut tx = conn.begin().await?;
-    coffer_db::set_local(&mut tx, coffer_db::TENANT_SETTING, &org.to_string()).await?;
+    sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+        .bind(org.to_string())
+        .execute(&mut *tx)
+        .await?;
     let cursor: Uuid = sqlx::query_scalar(
         "SELECT id FROM files WHERE folder_id IS NULL ORDER BY name OFFSET 1500 LIMIT 1",
     )
