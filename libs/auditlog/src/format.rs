@@ -68,11 +68,11 @@ pub fn event_hash(prev: &[u8; 32], e: &Event) -> [u8; 32] {
 }
 
 /// Lowercase hex.
-pub use coffer_kit::hex::encode as hex;
+pub use crate::hex::encode as hex;
 
 /// Parses 64 lowercase hex digits.
 pub fn unhex(s: &str) -> Option<[u8; 32]> {
-    coffer_kit::hex::decode(s)
+    crate::hex::decode(s)
 }
 
 /// An event line of an export: the event and its chain hashes (hex).

@@ -13,6 +13,7 @@
 //! Nothing here holds a file name or file bytes: targets are ids.
 
 mod format;
+pub mod hex;
 mod sign;
 #[cfg(feature = "testing")]
 pub mod tamper;

@@ -11,7 +11,9 @@
 //! `coffer_mesh::Jobs`, owned by the service app.
 
 pub mod audit;
-pub mod hex;
+/// The one hex helper lives with the chain format (the lowest crate that needs it, and the
+/// one the user's client links), re-exported here for the services.
+pub use coffer_auditlog::hex;
 pub mod seal;
 pub mod timestamp;
 pub mod vocab;

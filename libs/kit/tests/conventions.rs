@@ -10,7 +10,9 @@
 //!   the boundary (`grpc.rs`) and with the peers (`peers.rs`);
 //! - a store function that works on a tenant's rows takes the tenant in its transaction's type
 //!   (`coffer_db::TenantTx`) and nowhere else: no org argument beside it, no pool and org to begin
-//!   one itself.
+//!   one itself;
+//! - the user's client (`coffer`) links no service machinery: no database driver, scanner, object
+//!   store, gRPC or workspace-hack among the dependencies of it and the workspace crates it uses.
 
 use std::path::{Path, PathBuf};
 
@@ -167,5 +169,56 @@ fn store_functions_take_the_org_in_the_transaction() {
     assert!(
         offenders.is_empty(),
         "take the org from the TenantTx: {offenders:#?}"
+    );
+}
+
+#[test]
+fn the_users_client_links_no_service_machinery() {
+    let manifest = |dir: &Path| -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap()).unwrap()
+    };
+    let workspace = manifest(&root());
+    let paths: std::collections::HashMap<String, PathBuf> = workspace["workspace"]["dependencies"]
+        .as_table()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, spec)| {
+            let path = spec.as_table()?.get("path")?.as_str()?;
+            Some((name.clone(), root().join(path)))
+        })
+        .collect();
+    let forbidden = [
+        "sqlx",
+        "yara-x",
+        "s3s",
+        "s3s-fs",
+        "aws-sdk-s3",
+        "tonic",
+        "coffer-workspace-hack",
+    ];
+    let mut seen = vec!["coffer-cli".to_owned()];
+    let mut todo = vec![root().join("cli")];
+    while let Some(dir) = todo.pop() {
+        let krate = manifest(&dir);
+        let Some(deps) = krate.get("dependencies").and_then(|d| d.as_table()) else {
+            continue;
+        };
+        for name in deps.keys() {
+            assert!(
+                !forbidden.contains(&name.as_str()),
+                "{} depends on {name}, which the user's client must not link",
+                dir.display()
+            );
+            if let Some(path) = paths.get(name)
+                && !seen.contains(name)
+            {
+                seen.push(name.clone());
+                todo.push(path.clone());
+            }
+        }
+    }
+    assert!(
+        seen.len() >= 2,
+        "followed the client's workspace dependencies: {seen:?}"
     );
 }
