@@ -64,6 +64,12 @@ pub enum IdentityError {
 }
 
 /// Reads the mesh identity from a DER certificate: exactly one URI SAN of the mesh form.
+/// The certificate's `not_after`, in unix seconds.
+pub fn not_after(cert_der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 pub fn identity_of(cert_der: &[u8]) -> Result<ServiceName, IdentityError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(cert_der).map_err(|_| IdentityError::Unparsable)?;

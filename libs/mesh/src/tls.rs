@@ -132,6 +132,11 @@ impl CertStore {
             path: files.cert.clone(),
             reason: e.to_string(),
         })?;
+        if let Some(not_after) = crate::identity::not_after(&certified.cert[0]) {
+            coffer_telemetry::metrics()
+                .certificate_not_after
+                .set(not_after);
+        }
         Ok((certified, identity))
     }
 

@@ -12,6 +12,7 @@
 
 mod admin;
 mod metrics;
+mod process;
 mod tracing_init;
 
 pub use admin::{AdminServer, Readiness, serve_admin};

@@ -5,6 +5,7 @@ use std::sync::{LazyLock, Mutex};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -42,6 +43,15 @@ pub struct Reason {
     pub reason: String,
 }
 
+/// What a binary is: its service name, the workspace version and the git commit it was built from
+/// (`COFFER_GIT_SHA` at build time; `unknown` without it).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildInfo {
+    pub service: String,
+    pub version: String,
+    pub git_sha: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Denial {
     pub rpc: String,
@@ -67,6 +77,10 @@ pub struct Metrics {
     pub caller_denials: Family<Denial, Counter>,
     /// TLS handshakes that failed on a mesh server port.
     pub tls_handshake_failures: Counter,
+    /// 1, labelled with what the binary is.
+    pub build_info: Family<BuildInfo, Gauge>,
+    /// The `not_after` of the mesh certificate in use (unix seconds), so expiry can alert.
+    pub certificate_not_after: Gauge,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -92,6 +106,19 @@ impl Metrics {
         let token_rejections = Family::<Reason, Counter>::default();
         let caller_denials = Family::<Denial, Counter>::default();
         let tls_handshake_failures = Counter::default();
+        let build_info = Family::<BuildInfo, Gauge>::default();
+        let certificate_not_after = Gauge::default();
+        registry.register(
+            "build_info",
+            "1, labelled with the service, the version and the git commit of the binary",
+            build_info.clone(),
+        );
+        registry.register(
+            "tls_certificate_not_after_seconds",
+            "the not-after time of the mesh certificate in use, unix seconds",
+            certificate_not_after.clone(),
+        );
+        registry.register_collector(Box::new(crate::process::Process::new()));
         registry.register(
             "grpc_server_requests",
             "gRPC calls served, by rpc and status code",
@@ -136,7 +163,22 @@ impl Metrics {
             token_rejections,
             caller_denials,
             tls_handshake_failures,
+            build_info,
+            certificate_not_after,
         }
+    }
+
+    /// Says which service this process is (`coffer_build_info`), once at start-up.
+    pub fn set_build_info(&self, service: &str) {
+        self.build_info
+            .get_or_create(&BuildInfo {
+                service: service.to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                git_sha: option_env!("COFFER_GIT_SHA")
+                    .unwrap_or("unknown")
+                    .to_owned(),
+            })
+            .set(1);
     }
 
     /// Records one finished RPC.

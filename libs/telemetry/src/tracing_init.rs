@@ -61,6 +61,7 @@ fn provider(service: &'static str, endpoint: Option<&str>) -> anyhow::Result<Sdk
 /// Installs logging and tracing for a service binary. Call once, first thing in `main`.
 pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    crate::metrics().set_build_info(service);
     let provider = provider(service, config.otlp_endpoint.as_deref())?;
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
     let filter = EnvFilter::try_new(&config.log_filter)?;

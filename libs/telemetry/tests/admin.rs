@@ -47,6 +47,35 @@ async fn health_readiness_and_metrics() -> anyhow::Result<()> {
         text.contains("coffer_grpc_server_duration_seconds_count{rpc=\"/coffer.v1.Test/Call\"} 1")
     );
     assert!(text.contains("coffer_token_rejections_total{reason=\"expired\"} 1"));
+    // Every process says what it is, and how it is doing.
+    metrics().set_build_info("test-service");
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        text.contains("coffer_build_info{service=\"test-service\",version=\"0.1.0\",git_sha=\""),
+        "{text}"
+    );
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(value("coffer_process_resident_memory_bytes") > 1e6);
+    assert!(value("coffer_process_open_fds") >= 3.0);
+    assert!(value("coffer_process_max_fds") >= value("coffer_process_open_fds"));
+    assert!(value("coffer_process_cpu_seconds_total") > 0.0);
+    let started = value("coffer_process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    assert!(
+        started > now - 600.0 && started <= now,
+        "{started} vs {now}"
+    );
     assert!(text.trim_end().ends_with("# EOF"));
 
     assert_eq!(

@@ -91,6 +91,23 @@ async fn bad_clients_are_refused_at_the_handshake() -> anyhow::Result<()> {
         metrics.contains("coffer_tls_handshake_failures_total"),
         "{metrics}"
     );
+    // The certificate in use says when it expires (the dev CA issues for a year at most; some
+    // test's certificate, all from now).
+    let not_after: i64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("coffer_tls_certificate_not_after_seconds ")?
+                .parse()
+                .ok()
+        })
+        .expect("the certificate's not_after");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    assert!(
+        not_after > now && not_after < now + 400 * 86_400,
+        "{not_after}"
+    );
     Ok(())
 }
 
