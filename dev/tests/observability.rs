@@ -82,7 +82,11 @@ fn prometheus_config_and_rules_load_and_their_unit_tests_pass() {
     let (ok, out) = run("promtool", &["check", "config", "prometheus.yml"], &dir);
     assert!(ok, "{out}");
     for file in files(&dir.join("rules"), "yml") {
-        let (ok, out) = run("promtool", &["check", "rules", file.to_str().unwrap()], &dir);
+        let (ok, out) = run(
+            "promtool",
+            &["check", "rules", file.to_str().unwrap()],
+            &dir,
+        );
         assert!(ok, "{out}");
     }
     let tests = files(&dir.join("tests"), "yml");
@@ -122,7 +126,11 @@ fn every_alert_fires_and_stays_quiet_in_a_test_and_every_recording_rule_is_teste
     for rule in rules() {
         if rule.alert {
             assert!(fired.contains(&rule.name), "no test fires {}", rule.name);
-            assert!(quiet.contains(&rule.name), "no test keeps {} quiet", rule.name);
+            assert!(
+                quiet.contains(&rule.name),
+                "no test keeps {} quiet",
+                rule.name
+            );
         } else {
             assert!(
                 queried.lines().any(|q| q == rule.name),
@@ -199,14 +207,14 @@ fn every_metric_the_rules_read_is_one_the_services_expose() {
                 .collect();
             rest = &rest[at + name.len()..];
             // Recording rules' names (`job:coffer_…`) are not metrics a service exposes.
-            if name.contains(':') || before.is_some_and(|c| c == ':' || c.is_ascii_alphanumeric())
-            {
+            if name.contains(':') || before.is_some_and(|c| c == ':' || c.is_ascii_alphanumeric()) {
                 continue;
             }
             assert!(
                 exposed
                     .lines()
-                    .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))),
+                    .any(|l| l.starts_with(&format!("{name}{{"))
+                        || l.starts_with(&format!("{name} "))),
                 "{}: {name} is not exposed:\n{exposed}",
                 rule.name
             );
@@ -222,16 +230,21 @@ fn alertmanager_config_loads_and_routes_pages_and_tickets() {
     let (ok, out) = run("amtool", &["check-config", "alertmanager.yml"], &dir);
     assert!(ok, "{out}");
     for (labels, receiver) in [
-        (&["severity=page", "alertname=CofferTargetDown", "job=coffer-auth"][..], "page"),
-        (&["severity=ticket", "alertname=CofferCallerDenied"][..], "ticket"),
+        (
+            &[
+                "severity=page",
+                "alertname=CofferTargetDown",
+                "job=coffer-auth",
+            ][..],
+            "page",
+        ),
+        (
+            &["severity=ticket", "alertname=CofferCallerDenied"][..],
+            "ticket",
+        ),
         (&["alertname=SomethingElse"][..], "null"),
     ] {
-        let mut args = vec![
-            "config",
-            "routes",
-            "test",
-            "--config.file=alertmanager.yml",
-        ];
+        let mut args = vec!["config", "routes", "test", "--config.file=alertmanager.yml"];
         let verify = format!("--verify.receivers={receiver}");
         args.push(&verify);
         args.extend_from_slice(labels);

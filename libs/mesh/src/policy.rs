@@ -102,6 +102,11 @@ impl Policy {
         Ok(self)
     }
 
+    /// The request paths that have a rule.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.rules.keys().map(String::as_str)
+    }
+
     /// Looks up the rule for a request path.
     pub fn decide(&self, path: &str) -> Decision<'_> {
         if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {

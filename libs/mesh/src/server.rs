@@ -257,6 +257,9 @@ impl MeshServer {
         for name in &self.service_names {
             self.policy.check_covers(descriptor_sets(), name)?;
         }
+        for path in self.policy.paths() {
+            coffer_telemetry::metrics().init_rpc(path);
+        }
         let tls = server_config(self.store.clone())?;
         let listener = TcpListener::bind(addr)
             .await

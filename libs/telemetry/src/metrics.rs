@@ -83,6 +83,15 @@ pub struct Metrics {
     pub certificate_not_after: Gauge,
 }
 
+/// The gRPC codes the rules count as the server's failures (observability/prometheus/rules).
+pub const SERVER_ERROR_CODES: [&str; 5] = [
+    "Unknown",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "DeadlineExceeded",
+];
+
 fn latency_buckets() -> impl Iterator<Item = f64> {
     [
         0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -194,6 +203,35 @@ impl Metrics {
                 rpc: rpc.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Creates an RPC's series at zero: its call counter for `Ok` and for every code the rules
+    /// count as a server error (the numerators of the error ratio), and its latency histogram, so
+    /// that "no failure yet" reads 0 rather than nothing.
+    pub fn init_rpc(&self, rpc: &str) {
+        for code in SERVER_ERROR_CODES.iter().chain(["Ok"].iter()) {
+            drop(self.rpc_requests.get_or_create(&RpcLabels {
+                rpc: rpc.to_owned(),
+                code: (*code).to_owned(),
+            }));
+        }
+        drop(self.rpc_duration.get_or_create(&RpcOnly {
+            rpc: rpc.to_owned(),
+        }));
+    }
+
+    /// Creates a route's series at zero: its `500` counter (the numerator of the edge's error
+    /// ratio) and its latency histogram.
+    pub fn init_http(&self, route: &str, method: &str) {
+        drop(self.http_requests.get_or_create(&HttpLabels {
+            route: route.to_owned(),
+            method: method.to_owned(),
+            status: "500".to_owned(),
+        }));
+        drop(self.http_duration.get_or_create(&HttpRoute {
+            route: route.to_owned(),
+            method: method.to_owned(),
+        }));
     }
 
     /// Records one answered HTTP request (`route`: the template, see [`HttpLabels`]).

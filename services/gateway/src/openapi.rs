@@ -64,6 +64,21 @@ pub fn document_json() -> serde_json::Value {
     serde_json::to_value(Doc::openapi()).unwrap_or_default()
 }
 
+/// Creates every documented route's edge series at zero (`coffer_telemetry::Metrics::init_http`),
+/// so the error ratio of a route reads 0 before its first failure. The document lists exactly the
+/// routes the router serves (tested below), with the same `{param}` templates the metrics use.
+pub fn init_edge_metrics() {
+    let doc = document_json();
+    let Some(paths) = doc["paths"].as_object() else {
+        return;
+    };
+    for (path, operations) in paths {
+        for method in operations.as_object().into_iter().flat_map(|o| o.keys()) {
+            coffer_telemetry::metrics().init_http(path, &method.to_uppercase());
+        }
+    }
+}
+
 /// `GET /v1/openapi.json`: this document; no authentication (it describes, it holds nothing).
 #[utoipa::path(
     get,
@@ -109,6 +124,23 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Every documented route has its 5xx series and latency histogram from the start.
+    #[test]
+    fn every_route_starts_with_its_error_series_at_zero() {
+        init_edge_metrics();
+        let metrics = coffer_telemetry::metrics().encode();
+        for line in [
+            "coffer_http_server_requests_total{route=\"/v1/files/{id}/download\",method=\"GET\",status=\"500\"} 0",
+            "coffer_http_server_requests_total{route=\"/v1/auth/login\",method=\"POST\",status=\"500\"} 0",
+            "coffer_http_server_duration_seconds_count{route=\"/v1/files\",method=\"POST\"} 0",
+        ] {
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "no {line} in:\n{metrics}"
+            );
+        }
     }
 
     #[test]

@@ -78,6 +78,18 @@ async fn tokens_are_required_and_verified() -> anyhow::Result<()> {
         "{metrics}"
     );
     assert!(metrics.contains("coffer_token_rejections_total{reason=\"missing\"}"));
+    // Every RPC of the policy has its server-error series from the start, at zero until the
+    // first failure: the error ratio reads 0, not nothing.
+    for code in coffer_telemetry::SERVER_ERROR_CODES {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("coffer_grpc_server_requests_total{")
+                    && l.contains(&format!("code=\"{code}\""))
+                    && l.contains("Echo/")),
+            "no {code} series for the echo service:\n{metrics}"
+        );
+    }
     Ok(())
 }
 
