@@ -195,6 +195,7 @@ fn every_metric_the_rules_read_is_one_the_services_expose() {
     m.token_rejected("bad_tag");
     m.caller_denied("/coffer.v1.Test/Call", "gateway");
     m.set_build_info("test");
+    coffer_audit::register_metrics();
     let exposed = m.encode();
     let mut checked = 0;
     for rule in rules() {

@@ -29,6 +29,8 @@ pub const SECRETS: &[SecretFile] = &[
 pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Result<ServiceApp> {
     service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
+    // Registered (and the append outcomes at zero) before the first scrape.
+    crate::metrics::metrics();
     let secrets = service.secrets();
     let database = service
         .database

@@ -67,6 +67,18 @@ impl Appender {
 
     /// Appends one event and returns its seq and hash once committed.
     pub async fn append(&self, event: NewEvent) -> Result<(u64, [u8; 32]), AuditError> {
+        let started = std::time::Instant::now();
+        let appended = self.append_untimed(event).await;
+        let m = crate::metrics::metrics();
+        m.append_seconds.observe(started.elapsed().as_secs_f64());
+        let outcome = if appended.is_ok() { "ok" } else { "failed" };
+        m.appends
+            .get_or_create(&crate::metrics::Outcome { outcome })
+            .inc();
+        appended
+    }
+
+    async fn append_untimed(&self, event: NewEvent) -> Result<(u64, [u8; 32]), AuditError> {
         let (reply, answer) = oneshot::channel();
         self.writer(event.org_id)
             .send((event, reply))
@@ -104,8 +116,9 @@ async fn write(
                 let signed = async {
                     let mut tx = coffer_db::tenant_tx(&pool, org).await?;
                     let at = coffer_kit::timestamp::now_micros();
-                    store::checkpoint_head(&mut tx, &signer, at).await?;
+                    let signed = store::checkpoint_head(&mut tx, &signer, at).await?;
                     tx.commit().await?;
+                    crate::metrics::checkpoints_written(u64::from(signed));
                     Ok::<_, AuditError>(())
                 }
                 .await;
@@ -118,6 +131,9 @@ async fn write(
         }
         unsigned = true;
         let (events, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
+        crate::metrics::metrics()
+            .batch_size
+            .observe(events.len() as f64);
         let result = async {
             let mut tx = coffer_db::tenant_tx(&pool, org).await?;
             let out = store::append_batch(&mut tx, events, &signer, every).await?;
@@ -127,6 +143,8 @@ async fn write(
         .await;
         match result {
             Ok(out) => {
+                let signed = out.iter().filter(|(seq, _)| every > 0 && seq % every == 0);
+                crate::metrics::checkpoints_written(signed.count() as u64);
                 for (reply, r) in replies.into_iter().zip(out) {
                     let _ = reply.send(Ok(r));
                 }

@@ -225,6 +225,9 @@ impl AuditService {
             }
         }
         tx.commit().await?;
+        if !ok {
+            crate::metrics::metrics().verify_failures.inc();
+        }
         Ok(pb::VerifyResponse {
             ok,
             count,

@@ -7,6 +7,7 @@ mod appender;
 pub mod config;
 mod error;
 mod grpc;
+mod metrics;
 mod retention;
 mod store;
 
@@ -21,6 +22,12 @@ pub mod floor {
 pub mod testing;
 
 pub use app::{SECRETS, build};
+
+/// Registers the audit service's metrics in the shared registry (`build` does it; for tests and
+/// tools that check every metric name the observability files use).
+pub fn register_metrics() {
+    metrics::metrics();
+}
 pub use config::AuditConfig;
 pub use grpc::policy;
 /// The chain's reads, for the test that checks their plans.

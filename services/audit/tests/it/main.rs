@@ -391,6 +391,7 @@ async fn orgs_roles_scopes_and_callers_are_checked() -> anyhow::Result<()> {
 #[tokio::test]
 async fn concurrent_writers_leave_every_chain_whole() -> anyhow::Result<()> {
     let f = Fixture::start(50).await?;
+    let before = audit_metrics();
     let shared = Uuid::new_v4();
     let others: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -412,6 +413,7 @@ async fn concurrent_writers_leave_every_chain_whole() -> anyhow::Result<()> {
             (org, n)
         }));
     }
+    let (mut appended, mut signed) = (0u64, 0u64);
     let mut counts = std::collections::HashMap::<Uuid, u64>::new();
     for t in tasks {
         let (org, n) = t.await?;
@@ -429,8 +431,37 @@ async fn concurrent_writers_leave_every_chain_whole() -> anyhow::Result<()> {
         let s = coffer_auditlog::verify_export(&export, &public_key())?;
         assert_eq!(s.events, n);
         assert_eq!(s.checkpoints, n / 50);
+        appended += n;
+        signed += n / 50;
     }
+    // The metrics saw it: every event counted once as appended and once in a batch, the
+    // checkpoints counted, the newest one's time set (other tests of this process may add to
+    // the counters when they share it, hence at least).
+    let after = audit_metrics();
+    let delta = |name: &str| after[name] - before.get(name).copied().unwrap_or(0.0);
+    assert!(delta("coffer_audit_appends_total{outcome=\"ok\"}") >= appended as f64);
+    assert!(delta("coffer_audit_append_batch_size_sum") >= appended as f64);
+    assert!(delta("coffer_audit_append_duration_seconds_count") >= appended as f64);
+    assert!(delta("coffer_audit_checkpoints_total") >= signed as f64);
+    assert!(after["coffer_audit_newest_checkpoint_timestamp_seconds"] > 1.7e9);
+    assert!(
+        after["coffer_audit_append_batch_size_count"] < after["coffer_audit_append_batch_size_sum"],
+        "group commit put several events in some transaction"
+    );
     Ok(())
+}
+
+/// The audit metrics' samples, by name with labels.
+fn audit_metrics() -> std::collections::HashMap<String, f64> {
+    coffer_telemetry::metrics()
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("coffer_audit_"))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 #[tokio::test]

@@ -1,0 +1,93 @@
+//! The audit service's own metrics, in the shared registry: appends by outcome (every file action
+//! fails closed on a failed one), the group commit's batch sizes, the time a caller waits for its
+//! event to be committed, checkpoints written and the newest one's time, and failed verifies.
+//! Nothing is labelled by org.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
+pub struct AuditMetrics {
+    pub appends: Family<Outcome, Counter>,
+    pub batch_size: Histogram,
+    pub append_seconds: Histogram,
+    pub checkpoints: Counter,
+    pub newest_checkpoint: Gauge,
+    pub verify_failures: Counter,
+}
+
+static METRICS: LazyLock<AuditMetrics> = LazyLock::new(|| {
+    let m = AuditMetrics {
+        appends: Family::default(),
+        batch_size: Histogram::new((0..10).map(|i| f64::from(1u32 << i))),
+        append_seconds: Histogram::new(
+            [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]
+            .into_iter(),
+        ),
+        checkpoints: Counter::default(),
+        newest_checkpoint: Gauge::default(),
+        verify_failures: Counter::default(),
+    };
+    // Both outcomes exist from the start: a failure ratio reads 0 before the first failure.
+    for outcome in ["ok", "failed"] {
+        drop(m.appends.get_or_create(&Outcome { outcome }));
+    }
+    let r = coffer_telemetry::metrics();
+    r.register(
+        "audit_appends",
+        "events appended, by outcome (ok: committed; failed: the caller was refused)",
+        m.appends.clone(),
+    );
+    r.register(
+        "audit_append_batch_size",
+        "events per group-commit transaction",
+        m.batch_size.clone(),
+    );
+    r.register(
+        "audit_append_duration_seconds",
+        "how long a caller waited for its event to be committed",
+        m.append_seconds.clone(),
+    );
+    r.register(
+        "audit_checkpoints",
+        "signed checkpoints written",
+        m.checkpoints.clone(),
+    );
+    r.register(
+        "audit_newest_checkpoint_timestamp_seconds",
+        "when this process last wrote a checkpoint, unix seconds (0: not yet)",
+        m.newest_checkpoint.clone(),
+    );
+    r.register(
+        "audit_verify_failures",
+        "verifies that found a broken chain",
+        m.verify_failures.clone(),
+    );
+    m
+});
+
+pub fn metrics() -> &'static AuditMetrics {
+    &METRICS
+}
+
+/// Counts `n` checkpoints written now.
+pub fn checkpoints_written(n: u64) {
+    if n == 0 {
+        return;
+    }
+    let m = metrics();
+    m.checkpoints.inc_by(n);
+    m.newest_checkpoint
+        .set(coffer_kit::timestamp::now_micros() / 1_000_000);
+}
