@@ -29,12 +29,9 @@ static METRICS: LazyLock<AuditMetrics> = LazyLock::new(|| {
     let m = AuditMetrics {
         appends: Family::default(),
         batch_size: Histogram::new((0..10).map(|i| f64::from(1u32 << i))),
-        append_seconds: Histogram::new(
-            [
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]
-            .into_iter(),
-        ),
+        append_seconds: Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]),
         checkpoints: Counter::default(),
         newest_checkpoint: Gauge::default(),
         verify_failures: Counter::default(),
