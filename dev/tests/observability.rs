@@ -196,6 +196,7 @@ fn every_metric_the_rules_read_is_one_the_services_expose() {
     m.caller_denied("/coffer.v1.Test/Call", "gateway");
     m.set_build_info("test");
     coffer_audit::register_metrics();
+    coffer_scan::register_metrics();
     let exposed = m.encode();
     let mut checked = 0;
     for rule in rules() {

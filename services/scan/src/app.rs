@@ -99,6 +99,8 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
         .database
         .as_ref()
         .context("missing [database] section")?;
+    // Registered (the queue states and verdicts at zero) before the first scrape.
+    crate::metrics::metrics();
     let pool = coffer_db::open(database, &secrets, &MIGRATOR)
         .await
         .context("opening the scan schema")?;

@@ -11,6 +11,7 @@ mod error;
 pub mod events;
 mod grpc;
 mod hooks;
+mod metrics;
 mod peers;
 mod queue;
 pub mod scanner;
@@ -25,3 +26,9 @@ pub use app::{SECRETS, build, engines};
 pub use config::ScanConfig;
 pub use grpc::policy;
 pub use scans::scan_key;
+
+/// Registers the scan service's metrics in the shared registry (`build` does it; for tests and
+/// tools that check every metric name the observability files use).
+pub fn register_metrics() {
+    metrics::metrics();
+}

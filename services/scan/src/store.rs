@@ -170,6 +170,17 @@ pub async fn reap(tx: &mut PgConnection) -> Result<u64, sqlx::Error> {
     Ok(r.rows_affected())
 }
 
+/// The unfinished jobs of every org by state, with the seconds the oldest of each has waited
+/// since it was queued (worker capability).
+pub async fn queue_depth(tx: &mut PgConnection) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT state, count(*), COALESCE(extract(epoch FROM now() - min(queued_at))::bigint, 0)
+         FROM jobs WHERE state <> 'done' GROUP BY state",
+    )
+    .fetch_all(tx)
+    .await
+}
+
 /// Puts a failed try back in the queue after `delay`, if the lease is still held.
 pub async fn retry_later(
     tx: &mut PgConnection,

@@ -86,6 +86,17 @@ impl Workers {
             jobs.spawn("scan worker", move |stop| w.run(Uuid::new_v4(), stop));
         }
         let every = Duration::from_secs;
+        let pool = self.pool.clone();
+        // The queue is read for the metrics as often as the reaper looks at it.
+        jobs.every(
+            "scan queue metrics",
+            every(self.config.reaper_interval_secs),
+            move || {
+                let pool = pool.clone();
+                // A reading is not work done: nothing to log.
+                async move { crate::metrics::refresh_queue(&pool).await.map(|()| 0) }
+            },
+        );
         let w = self.clone();
         jobs.every(
             "scan reaper",
@@ -272,6 +283,12 @@ impl Workers {
                 let mut tx = self.tenant_tx(job.org_id).await?;
                 let r = store::record_result(&mut tx, job, &report).await?;
                 tx.commit().await?;
+                crate::metrics::metrics()
+                    .verdicts
+                    .get_or_create(&crate::metrics::VerdictLabel {
+                        verdict: report.verdict.as_str(),
+                    })
+                    .inc();
                 r
             }
         };
@@ -581,6 +598,7 @@ impl Workers {
         let mut tx = self.worker_tx().await?;
         let n = store::reap(&mut tx).await?;
         tx.commit().await?;
+        crate::metrics::metrics().reaped.inc_by(n);
         if n > 0 {
             tracing::warn!(
                 jobs = n,

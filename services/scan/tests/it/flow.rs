@@ -81,6 +81,15 @@ async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::R
         ids.push(upload(&stack, &user, name, ct, bytes).await?);
     }
     let mut db = scan_db(&stack).await?;
+    // Verdicts by kind are counted (this process's workers record them; other tests may add).
+    let verdicts_counted = |verdict: &str| -> f64 {
+        let series = format!("coffer_scan_verdicts_total{{verdict=\"{verdict}\"}} ");
+        coffer_telemetry::metrics()
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
+            .unwrap_or(0.0)
+    };
     for ((name, _, _, status, verdict_want, signature), id) in cases.iter().zip(&ids) {
         let f = verdict(&stack, &user, id).await?;
         assert_eq!(
@@ -114,6 +123,14 @@ async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::R
                 "{name}: {engines:?}"
             );
         }
+    }
+    for (_, _, _, _, verdict, _) in &cases {
+        let want = cases.iter().filter(|c| c.4 == *verdict).count() as f64;
+        assert!(
+            verdicts_counted(verdict) >= want,
+            "{verdict}: counted {}",
+            verdicts_counted(verdict)
+        );
     }
     // The quarantined cannot be downloaded; the clean can.
     let md = stack.stack.metadata_as("gateway")?;

@@ -81,6 +81,16 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
         .await?
         .expect("worker A reached clamd");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // The in-process service, which reads the shared queue every reaper interval (1 s here),
+    // reports the running job.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metric("coffer_scan_jobs{state=\"running\"}") < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue metrics never showed the running job"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // SIGKILL: no clean-up, no release of the lease.
     a.start_kill()?;
@@ -117,8 +127,19 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
     .fetch_one(&mut adb)
     .await?;
     assert_eq!(verdicts, 1, "one verdict, audited once");
+    // The reaper's taking back of A's lease was counted.
+    assert!(metric("coffer_scan_leases_reaped_total") >= 1.0);
     b.start_kill()?;
     Ok(())
+}
+
+/// A sample of this process's metrics (0 when absent).
+fn metric(name: &str) -> f64 {
+    coffer_telemetry::metrics()
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test]
