@@ -115,6 +115,7 @@ impl App {
         });
         let limit = RateLimit::new(config.rate_per_second, config.rate_burst);
         openapi::init_edge_metrics();
+        crate::metrics::metrics();
         let router = Router::new()
             .route("/v1/auth/signup", post(account::signup))
             .route("/v1/auth/login", post(account::login))

@@ -91,6 +91,7 @@ pub async fn rate_limit(State(limit): State<Arc<RateLimit>>, req: Request, next:
         && let Err(not_until) = limit.0.check_key(&peer.ip())
     {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
+        crate::metrics::metrics().rate_limited.inc();
         return ApiError::rate_limited(wait.as_secs_f64().ceil() as u64).into_response();
     }
     next.run(req).await

@@ -15,6 +15,7 @@ mod edge;
 mod error;
 mod events;
 mod files;
+mod metrics;
 pub mod openapi;
 mod scans;
 mod server;

@@ -21,6 +21,7 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        crate::metrics::metrics().open_streams.dec();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = open.get_mut(&self.user) {
             *n -= 1;
@@ -48,6 +49,7 @@ impl Streams {
             return None;
         }
         *n += 1;
+        crate::metrics::metrics().open_streams.inc();
         Some(Slot {
             user: user.to_owned(),
             open: self.open.clone(),

@@ -255,6 +255,8 @@ async fn clients_over_their_rate_get_429_with_retry_after() -> anyhow::Result<()
     assert_eq!(&statuses[..3], &[401, 401, 401]);
     assert!(statuses[3..].contains(&429), "{statuses:?}");
     assert!(retry_after.is_some_and(|s| s >= 1));
+    let refused = statuses.iter().filter(|s| **s == 429).count() as f64;
+    assert!(crate::metric("coffer_gateway_rate_limited_total") >= refused);
     Ok(())
 }
 
