@@ -10,29 +10,8 @@ use crate::store::{self, LoginAccount, MeRow};
 use crate::throttle;
 use crate::totp;
 
-/// Failed logins, by reason: `bad_credentials`, `bad_totp` or `throttled`. Never labelled by
-/// account.
-static LOGIN_FAILURES: std::sync::LazyLock<
-    prometheus_client::metrics::family::Family<
-        coffer_telemetry::Reason,
-        prometheus_client::metrics::counter::Counter,
-    >,
-> = std::sync::LazyLock::new(|| {
-    let family = prometheus_client::metrics::family::Family::default();
-    coffer_telemetry::metrics().register(
-        "auth_login_failures",
-        "failed logins, by reason",
-        family.clone(),
-    );
-    family
-});
-
 fn count_failure(reason: &str) {
-    LOGIN_FAILURES
-        .get_or_create(&coffer_telemetry::Reason {
-            reason: reason.to_owned(),
-        })
-        .inc();
+    crate::metrics::login_refused(reason);
 }
 
 /// Normalises and checks an email address: trimmed, lowercase, one `@`, a dotted domain, no
@@ -148,7 +127,10 @@ pub async fn check_password(
     match check_totp(core, &account, p.totp_code).await {
         Ok(()) => {}
         // The password was right: say so only by asking for the code.
-        Err(AuthError::TotpRequired) => return Err(AuthError::TotpRequired),
+        Err(AuthError::TotpRequired) => {
+            count_failure("totp_required");
+            return Err(AuthError::TotpRequired);
+        }
         Err(e) => {
             count_failure("bad_totp");
             throttle::record_failure(&core.pool, &keys, &limits).await?;

@@ -44,6 +44,8 @@ pub const SECRETS: &[SecretFile] = &[
 pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Result<ServiceApp> {
     service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
+    // Registered (every refusal reason and outcome at zero) before the first scrape.
+    crate::metrics::metrics();
     let secrets = service.secrets();
     let database = service
         .database

@@ -12,6 +12,7 @@ mod deps;
 mod error;
 mod grpc;
 mod members;
+mod metrics;
 mod orgs;
 mod passwords;
 mod purge;
@@ -31,6 +32,12 @@ pub mod floor {
 mod app;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// Registers the auth service's metrics in the shared registry (`build` does it; for tests and
+/// tools that check every metric name the observability files use).
+pub fn register_metrics() {
+    metrics::metrics();
+}
 
 pub use app::{SECRETS, build};
 pub use config::AuthConfig;

@@ -24,6 +24,7 @@ pub struct Session {
 /// session exists.
 pub async fn login(core: &Core, p: Presented<'_>) -> Result<Session, AuthError> {
     let account = accounts::check_password(core, p, |a| !a.org_disabled).await?;
+    crate::metrics::metrics().logins.inc();
     let (session_id, hash) = credentials::new_session();
     let mut tx = core.tx(account.org_id).await?;
     store::create_session(
@@ -95,6 +96,11 @@ pub async fn authenticate(
     recheck: bool,
 ) -> Result<Authenticated, AuthError> {
     let audiences = audiences(audience_names)?;
+    let kind = match credential {
+        Credential::Session(_) => "session",
+        Credential::ApiKey(_) => "api_key",
+        Credential::Missing => "missing",
+    };
     let principal = match credential {
         Credential::Session(id) => match credentials::session_hash(id) {
             Some(hash) => {
@@ -108,8 +114,15 @@ pub async fn authenticate(
             None => None,
         },
         Credential::Missing => None,
-    }
-    .ok_or(AuthError::BadCredentials)?;
+    };
+    crate::metrics::metrics()
+        .authentications
+        .get_or_create(&crate::metrics::Authentication {
+            credential: kind,
+            outcome: if principal.is_some() { "ok" } else { "refused" },
+        })
+        .inc();
+    let principal = principal.ok_or(AuthError::BadCredentials)?;
     let scopes = match &principal.scopes {
         None => Scopes::all(),
         Some(names) => names.iter().filter_map(|n| Scope::from_name(n)).collect(),

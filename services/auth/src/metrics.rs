@@ -1,0 +1,79 @@
+//! The auth service's own metrics, in the shared registry: logins that succeeded, logins refused
+//! by reason, and authentications of the gateway's requests by credential and outcome. Never
+//! labelled by account, org or address.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+/// Why a login did not open a session: `bad_credentials`, `bad_totp`, `throttled`, or
+/// `totp_required` (the password was right; the second factor is asked for).
+pub const LOGIN_REFUSALS: [&str; 4] = ["bad_credentials", "bad_totp", "throttled", "totp_required"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Authentication {
+    /// `session` or `api_key` (`missing` when none was presented).
+    pub credential: &'static str,
+    /// `ok` or `refused`.
+    pub outcome: &'static str,
+}
+
+pub struct AuthMetrics {
+    pub logins: Counter,
+    pub login_failures: Family<coffer_telemetry::Reason, Counter>,
+    pub authentications: Family<Authentication, Counter>,
+}
+
+static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
+    let m = AuthMetrics {
+        logins: Counter::default(),
+        login_failures: Family::default(),
+        authentications: Family::default(),
+    };
+    for reason in LOGIN_REFUSALS {
+        drop(m.login_failures.get_or_create(&coffer_telemetry::Reason {
+            reason: reason.to_owned(),
+        }));
+    }
+    for credential in ["session", "api_key"] {
+        for outcome in ["ok", "refused"] {
+            drop(m.authentications.get_or_create(&Authentication {
+                credential,
+                outcome,
+            }));
+        }
+    }
+    let r = coffer_telemetry::metrics();
+    r.register(
+        "auth_logins",
+        "logins that opened a session",
+        m.logins.clone(),
+    );
+    r.register(
+        "auth_login_failures",
+        "logins that did not open a session, by reason",
+        m.login_failures.clone(),
+    );
+    r.register(
+        "auth_authentications",
+        "credentials of the gateway's requests checked, by kind and outcome",
+        m.authentications.clone(),
+    );
+    m
+});
+
+pub fn metrics() -> &'static AuthMetrics {
+    &METRICS
+}
+
+/// Counts a login refused for `reason` (one of [`LOGIN_REFUSALS`]).
+pub fn login_refused(reason: &str) {
+    metrics()
+        .login_failures
+        .get_or_create(&coffer_telemetry::Reason {
+            reason: reason.to_owned(),
+        })
+        .inc();
+}
