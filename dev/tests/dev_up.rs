@@ -343,6 +343,13 @@ async fn dev_up_starts_everything_and_sigterm_stops_everything() -> anyhow::Resu
             .await?;
     }
     assert!(metrics.contains("grpc"), "metrics were scraped");
+    // The services with a database report their pool (auth, metadata and scan among these).
+    let pools = metrics
+        .lines()
+        .filter(|l| l.starts_with("coffer_db_pool_max_connections{role=\"runtime\"} "))
+        .count();
+    assert_eq!(pools, 3, "auth, metadata and scan report their pools");
+    assert!(metrics.contains("coffer_db_pool_connections{role=\"runtime\",state=\"in_use\"}"));
     let mut logs = String::new();
     for entry in std::fs::read_dir(state.join("logs"))? {
         logs += &std::fs::read_to_string(entry?.path())?;

@@ -187,8 +187,8 @@ fn no_expression_pads_itself_to_look_non_empty() {
 
 /// Every `coffer_*` series a rule reads is one the shared telemetry exposes under exactly that
 /// name (`_total`, `_bucket` and `_count` as the exposition writes them).
-#[test]
-fn every_metric_the_rules_read_is_one_the_services_expose() {
+#[tokio::test]
+async fn every_metric_the_rules_read_is_one_the_services_expose() {
     let m = coffer_telemetry::metrics();
     m.record_rpc("/coffer.v1.Test/Call", "Ok", 0.001);
     m.record_http("/v1/me", "GET", 200, 0.001);
@@ -197,6 +197,9 @@ fn every_metric_the_rules_read_is_one_the_services_expose() {
     m.set_build_info("test");
     coffer_audit::register_metrics();
     coffer_scan::register_metrics();
+    // A pool that never connects is enough for its gauges to exist.
+    let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+    coffer_db::record_pool(&pool, "runtime");
     let exposed = m.encode();
     let mut checked = 0;
     for rule in rules() {

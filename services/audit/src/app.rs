@@ -44,6 +44,16 @@ pub async fn build(service: &ServiceConfig, config: &AuditConfig) -> anyhow::Res
         .await
         .context("opening the audit schema as its owner")?;
     let mut jobs = Jobs::new();
+    jobs.every(
+        "database pool metrics",
+        coffer_db::POOL_METRICS_EVERY,
+        coffer_db::pool_metrics(pool.clone(), "runtime"),
+    );
+    jobs.every(
+        "database pool metrics (owner)",
+        coffer_db::POOL_METRICS_EVERY,
+        coffer_db::pool_metrics(owner.clone(), "owner"),
+    );
     let retention_secs = config.retention_secs;
     // Removes purged orgs' logs once their retention time has passed.
     jobs.every(

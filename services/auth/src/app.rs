@@ -79,6 +79,11 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
     };
     let minter = Arc::new(Minter::new(&ring));
     let mut jobs = coffer_mesh::Jobs::new();
+    jobs.every(
+        "database pool metrics",
+        coffer_db::POOL_METRICS_EVERY,
+        coffer_db::pool_metrics(pool.clone(), "runtime"),
+    );
     Purger {
         pool: pool.clone(),
         audit: audit.clone(),

@@ -58,6 +58,11 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
         config: config.clone(),
     };
     let mut jobs = Jobs::new();
+    jobs.every(
+        "database pool metrics",
+        coffer_db::POOL_METRICS_EVERY,
+        coffer_db::pool_metrics(core.pool.clone(), "runtime"),
+    );
     let sweeper = core.clone();
     jobs.every(
         "stale-upload sweep",

@@ -104,6 +104,11 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     let pool = coffer_db::open(database, &secrets, &MIGRATOR)
         .await
         .context("opening the scan schema")?;
+    jobs.every(
+        "database pool metrics",
+        coffer_db::POOL_METRICS_EVERY,
+        coffer_db::pool_metrics(pool.clone(), "runtime"),
+    );
     let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = MeshClient::new(certs.clone())?;
