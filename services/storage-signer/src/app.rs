@@ -25,6 +25,7 @@ pub const SECRETS: &[SecretFile] = &[
 /// Builds the storage-signer: fails, naming the setting or file, if anything is missing.
 pub async fn build(service: &ServiceConfig, config: &SignerConfig) -> anyhow::Result<ServiceApp> {
     coffer_config::Validate::validate(config)?;
+    crate::metrics::register();
     let secrets = service.secrets();
     secrets.check(SECRETS)?;
     let [access_file, secret_file] = STORE_CREDENTIALS.files else {

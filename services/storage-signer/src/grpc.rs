@@ -108,10 +108,12 @@ impl StorageSigner for SignerService {
         let secs = self
             .config
             .expiry(req.expires_in_seconds, self.config.put_expiry_secs);
-        let signed = self
-            .store
-            .presign_put(&req.key, req.size, &req.content_type, checksum, secs)
-            .await?;
+        let signed = crate::metrics::timed(
+            "presign_put",
+            self.store
+                .presign_put(&req.key, req.size, &req.content_type, checksum, secs),
+        )
+        .await?;
         Ok(Response::new(presigned(signed)))
     }
 
@@ -140,7 +142,11 @@ impl StorageSigner for SignerService {
             content_type: req.content_type,
             require_if_match: req.require_if_match,
         };
-        let signed = self.store.presign_get(&req.key, &options, secs).await?;
+        let signed = crate::metrics::timed(
+            "presign_get",
+            self.store.presign_get(&req.key, &options, secs),
+        )
+        .await?;
         Ok(Response::new(presigned(signed)))
     }
 
@@ -151,7 +157,7 @@ impl StorageSigner for SignerService {
         let org = caller(&request)?.org_id;
         let key = request.into_inner().key;
         keys::check(&key, org)?;
-        let head = self.store.head(&key).await?;
+        let head = crate::metrics::timed("head", self.store.head(&key)).await?;
         Ok(Response::new(pb::ObjectInfo {
             exists: head.exists,
             size: head.size,
@@ -187,7 +193,8 @@ impl StorageSigner for SignerService {
         if prefix != own {
             return Err(SignerError::ForeignKey.into());
         }
-        let (deleted, more) = self.store.delete_prefix(&prefix).await?;
+        let (deleted, more) =
+            crate::metrics::timed("delete_prefix", self.store.delete_prefix(&prefix)).await?;
         tracing::info!(%org, deleted, more, "deleted objects of a purged org");
         Ok(Response::new(pb::DeletePrefixResponse { deleted, more }))
     }
@@ -199,7 +206,7 @@ impl StorageSigner for SignerService {
         let org = caller(&request)?.org_id;
         let key = request.into_inner().key;
         keys::check(&key, org)?;
-        self.store.delete(&key).await?;
+        crate::metrics::timed("delete", self.store.delete(&key)).await?;
         Ok(Response::new(pb::DeleteObjectResponse {}))
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 mod error;
 mod grpc;
 mod keys;
+mod metrics;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -15,3 +16,9 @@ pub mod testing;
 pub use app::{SECRETS, build};
 pub use config::SignerConfig;
 pub use grpc::policy;
+
+/// Registers storage-signer's metrics in the shared registry (`build` does it; for tests and
+/// tools that check every metric name the observability files use).
+pub fn register_metrics() {
+    metrics::register();
+}

@@ -346,6 +346,22 @@ async fn presigned_get_names_the_file_and_returns_the_bytes() -> anyhow::Result<
         "attachment; filename=\"Geh_lter M_rz.txt\"; filename*=UTF-8''Geh%C3%A4lter%20M%C3%A4rz.txt"
     );
     assert_eq!(res.bytes().await?.to_vec(), body);
+    // Both signings were counted by operation and outcome, with their latency; no key, name or
+    // org is in any label.
+    let metrics = coffer_telemetry::metrics().encode();
+    for operation in ["presign_put", "presign_get"] {
+        let series =
+            format!("coffer_signer_store_calls_total{{operation=\"{operation}\",outcome=\"ok\"}} ");
+        let n: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
+            .unwrap_or(0.0);
+        assert!(n >= 1.0, "{series}{n}");
+        assert!(metrics.contains(&format!(
+            "coffer_signer_store_call_duration_seconds_count{{operation=\"{operation}\"}}"
+        )));
+    }
+    assert!(!metrics.contains(&org.to_string()) && !metrics.contains("Geh"));
     Ok(())
 }
 
