@@ -283,6 +283,15 @@ impl Metrics {
             .register(name, help, metric);
     }
 
+    /// The value of one series as it would be scraped now, named with its labels exactly as
+    /// exposed (`coffer_x_total{a="b"}`); `None` when the process does not have it (tests read
+    /// their in-process services' metrics with this).
+    pub fn sample(&self, series: &str) -> Option<f64> {
+        self.encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// Renders the registry in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -192,16 +192,12 @@ async fn only_the_gateway_may_call_and_user_rpcs_need_a_token() -> anyhow::Resul
     })
     .await
     .unwrap_err();
-    let metrics = coffer_telemetry::metrics().encode();
     for outcome in ["ok", "refused"] {
         let series = format!(
-            "coffer_auth_authentications_total{{credential=\"session\",outcome=\"{outcome}\"}} "
+            "coffer_auth_authentications_total{{credential=\"session\",outcome=\"{outcome}\"}}"
         );
-        let n: f64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
-            .unwrap_or(0.0);
-        assert!(n >= 1.0, "{series}: {n}");
+        let n = coffer_telemetry::metrics().sample(&series);
+        assert!(n.is_some_and(|n| n >= 1.0), "{series}: {n:?}");
     }
     Ok(())
 }

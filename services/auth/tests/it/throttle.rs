@@ -62,12 +62,7 @@ async fn twenty_wrong_passwords_lock_the_account() -> anyhow::Result<()> {
         "{metrics}"
     );
     // The bystander's login was counted, and so were the refusals before the lock.
-    let sample = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let sample = |name: &str| coffer_telemetry::metrics().sample(name).unwrap_or(0.0);
     assert!(sample("coffer_auth_logins_total") >= 1.0);
     assert!(sample("coffer_auth_login_failures_total{reason=\"bad_credentials\"}") >= 1.0);
     assert!(sample("coffer_auth_login_failures_total{reason=\"throttled\"}") >= 1.0);

@@ -9,13 +9,3 @@ mod input;
 mod openapi;
 mod scans;
 mod security;
-
-/// A sample of this test process's metrics, the in-process gateway's among them (0 when absent;
-/// other tests of the process may add to counters, so compare with at least).
-fn metric(name: &str) -> f64 {
-    coffer_telemetry::metrics()
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}

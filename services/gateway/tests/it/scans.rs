@@ -371,7 +371,8 @@ async fn a_closed_event_stream_gives_its_slot_back() -> anyhow::Result<()> {
     let a = User::new(&h, "slot@example.com").await?;
     let open = a.send(Method::GET, "/v1/events", None).await?;
     assert_eq!(open.status(), 200);
-    assert!(crate::metric("coffer_gateway_event_streams_open") >= 1.0);
+    let open_now = coffer_telemetry::metrics().sample("coffer_gateway_event_streams_open");
+    assert!(open_now.is_some_and(|n| n >= 1.0), "{open_now:?}");
     let refused = a.send(Method::GET, "/v1/events", None).await?;
     assert_eq!(error_code(refused).await?, (429, "rate_limited".into()));
     // The client goes away; the gateway notices at its next keep-alive (1 s here).

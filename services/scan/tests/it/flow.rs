@@ -83,11 +83,10 @@ async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::R
     let mut db = scan_db(&stack).await?;
     // Verdicts by kind are counted (this process's workers record them; other tests may add).
     let verdicts_counted = |verdict: &str| -> f64 {
-        let series = format!("coffer_scan_verdicts_total{{verdict=\"{verdict}\"}} ");
         coffer_telemetry::metrics()
-            .encode()
-            .lines()
-            .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
+            .sample(&format!(
+                "coffer_scan_verdicts_total{{verdict=\"{verdict}\"}}"
+            ))
             .unwrap_or(0.0)
     };
     for ((name, _, _, status, verdict_want, signature), id) in cases.iter().zip(&ids) {

@@ -84,7 +84,11 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
     // The in-process service, which reads the shared queue every reaper interval (1 s here),
     // reports the running job.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while metric("coffer_scan_jobs{state=\"running\"}") < 1.0 {
+    while coffer_telemetry::metrics()
+        .sample("coffer_scan_jobs{state=\"running\"}")
+        .unwrap_or(0.0)
+        < 1.0
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the queue metrics never showed the running job"
@@ -128,18 +132,10 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
     .await?;
     assert_eq!(verdicts, 1, "one verdict, audited once");
     // The reaper's taking back of A's lease was counted.
-    assert!(metric("coffer_scan_leases_reaped_total") >= 1.0);
+    let reaped = coffer_telemetry::metrics().sample("coffer_scan_leases_reaped_total");
+    assert!(reaped.is_some_and(|n| n >= 1.0), "{reaped:?}");
     b.start_kill()?;
     Ok(())
-}
-
-/// A sample of this process's metrics (0 when absent).
-fn metric(name: &str) -> f64 {
-    coffer_telemetry::metrics()
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -351,12 +351,9 @@ async fn presigned_get_names_the_file_and_returns_the_bytes() -> anyhow::Result<
     let metrics = coffer_telemetry::metrics().encode();
     for operation in ["presign_put", "presign_get"] {
         let series =
-            format!("coffer_signer_store_calls_total{{operation=\"{operation}\",outcome=\"ok\"}} ");
-        let n: f64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
-            .unwrap_or(0.0);
-        assert!(n >= 1.0, "{series}{n}");
+            format!("coffer_signer_store_calls_total{{operation=\"{operation}\",outcome=\"ok\"}}");
+        let n = coffer_telemetry::metrics().sample(&series);
+        assert!(n.is_some_and(|n| n >= 1.0), "{series}: {n:?}");
         assert!(metrics.contains(&format!(
             "coffer_signer_store_call_duration_seconds_count{{operation=\"{operation}\"}}"
         )));
