@@ -28,6 +28,8 @@ pub const SECRETS: &[SecretFile] = &[
 pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::Result<ServiceApp> {
     service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
+    // Registered (every presign kind at zero) before the first scrape.
+    crate::metrics::metrics();
     let secrets = service.secrets();
     let database = service
         .database
@@ -69,7 +71,13 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
         std::time::Duration::from_secs(config.sweep_interval_secs),
         move || {
             let sweeper = sweeper.clone();
-            async move { crate::sweep::stale_uploads(&sweeper).await }
+            async move {
+                let removed = crate::sweep::stale_uploads(&sweeper).await?;
+                crate::metrics::metrics()
+                    .sweep_removals
+                    .inc_by(removed as u64);
+                Ok::<_, crate::error::MetadataError>(removed)
+            }
         },
     );
     let server = coffer_mesh::app::server(service, certs, policy()?)

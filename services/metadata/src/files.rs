@@ -93,7 +93,11 @@ pub async fn create(
     {
         return Err(MetadataError::invalid("folder_id", "no such folder"));
     }
-    store::reserve_quota(&mut tx, size).await?;
+    store::reserve_quota(&mut tx, size).await.inspect_err(|e| {
+        if matches!(e, MetadataError::QuotaExceeded { .. }) {
+            crate::metrics::metrics().quota_refusals.inc();
+        }
+    })?;
     let file = store::insert_file(
         &mut tx,
         &store::NewFile {
@@ -119,6 +123,7 @@ pub async fn create(
         })
         .await?;
     tx.commit().await?;
+    crate::metrics::presigned("upload");
     Ok((file, upload))
 }
 
@@ -277,6 +282,7 @@ pub async fn download(
         core.audit(Action::FileDownload, Target::File(id))
     );
     logged?;
+    crate::metrics::presigned("download");
     grant
 }
 

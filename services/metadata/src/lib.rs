@@ -9,6 +9,7 @@ mod error;
 mod files;
 mod folders;
 mod grpc;
+mod metrics;
 mod peers;
 mod share_secrets;
 mod shares;

@@ -147,6 +147,7 @@ pub async fn redeem(
         })
         .await?;
     tx.commit().await?;
+    crate::metrics::presigned("share");
     Ok(grant)
 }
 

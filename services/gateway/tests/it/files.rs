@@ -561,6 +561,12 @@ async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<(
         body["error"]["message"].as_str().unwrap().contains("quota"),
         "{body}"
     );
+    // metadata (in this process) counted the refusal and the uploads it signed.
+    let m = coffer_telemetry::metrics();
+    let refusals = m.sample("coffer_metadata_quota_refusals_total");
+    assert!(refusals.is_some_and(|n| n >= 1.0), "{refusals:?}");
+    let uploads = m.sample("coffer_metadata_presigns_total{kind=\"upload\"}");
+    assert!(uploads.is_some_and(|n| n >= 1.0), "{uploads:?}");
 
     u.ok(Method::DELETE, &format!("/v1/folders/{b}"), None, 204)
         .await?;

@@ -1,0 +1,57 @@
+//! metadata's own metrics, in the shared registry: presigned URLs handed out by kind (`upload`,
+//! `download`, `share`), uploads refused for the org's quota, and stale uploads the sweep removed.
+//! Nothing is labelled by org, file or name.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    pub kind: &'static str,
+}
+
+pub struct MetadataMetrics {
+    pub presigns: Family<Kind, Counter>,
+    pub quota_refusals: Counter,
+    pub sweep_removals: Counter,
+}
+
+static METRICS: LazyLock<MetadataMetrics> = LazyLock::new(|| {
+    let m = MetadataMetrics {
+        presigns: Family::default(),
+        quota_refusals: Counter::default(),
+        sweep_removals: Counter::default(),
+    };
+    for kind in ["upload", "download", "share"] {
+        drop(m.presigns.get_or_create(&Kind { kind }));
+    }
+    let r = coffer_telemetry::metrics();
+    r.register(
+        "metadata_presigns",
+        "presigned URLs handed out, by kind (upload, download, share)",
+        m.presigns.clone(),
+    );
+    r.register(
+        "metadata_quota_refusals",
+        "uploads refused because the org's quota was full",
+        m.quota_refusals.clone(),
+    );
+    r.register(
+        "metadata_sweep_removals",
+        "uploads never completed that the stale-upload sweep removed",
+        m.sweep_removals.clone(),
+    );
+    m
+});
+
+pub fn metrics() -> &'static MetadataMetrics {
+    &METRICS
+}
+
+/// Counts one presigned URL of `kind`.
+pub fn presigned(kind: &'static str) {
+    metrics().presigns.get_or_create(&Kind { kind }).inc();
+}
