@@ -30,22 +30,19 @@ struct Gauges {
 }
 
 static GAUGES: LazyLock<Gauges> = LazyLock::new(|| {
-    let g = Gauges {
-        connections: Family::default(),
-        max: Family::default(),
-    };
     let r = coffer_telemetry::metrics();
-    r.register(
-        "db_pool_connections",
-        "database connections of the pool, by role and state (in_use, idle)",
-        g.connections.clone(),
-    );
-    r.register(
-        "db_pool_max_connections",
-        "the most connections the pool opens, by role",
-        g.max.clone(),
-    );
-    g
+    Gauges {
+        connections: r.registered(
+            "db_pool_connections",
+            "database connections of the pool, by role and state (in_use, idle)",
+            Family::default(),
+        ),
+        max: r.registered(
+            "db_pool_max_connections",
+            "the most connections the pool opens, by role",
+            Family::default(),
+        ),
+    }
 });
 
 /// Copies `pool`'s counts into the gauges of `role`.

@@ -270,6 +270,16 @@ impl Metrics {
             .inc();
     }
 
+    /// Registers a service's own metric in the shared registry and returns it (a handle to the
+    /// same series), so a service declares each of its metrics in one expression.
+    pub fn registered<M>(&self, name: &str, help: &str, metric: M) -> M
+    where
+        M: prometheus_client::registry::Metric + Clone,
+    {
+        self.register(name, help, metric.clone());
+        metric
+    }
+
     /// Registers a service's own metric in the shared registry.
     pub fn register(
         &self,

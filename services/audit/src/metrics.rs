@@ -26,51 +26,45 @@ pub struct AuditMetrics {
 }
 
 static METRICS: LazyLock<AuditMetrics> = LazyLock::new(|| {
+    let r = coffer_telemetry::metrics();
     let m = AuditMetrics {
-        appends: Family::default(),
-        batch_size: Histogram::new((0..10).map(|i| f64::from(1u32 << i))),
-        append_seconds: Histogram::new([
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-        ]),
-        checkpoints: Counter::default(),
-        newest_checkpoint: Gauge::default(),
-        verify_failures: Counter::default(),
+        appends: r.registered(
+            "audit_appends",
+            "events appended, by outcome (ok: committed; failed: the caller was refused)",
+            Family::default(),
+        ),
+        batch_size: r.registered(
+            "audit_append_batch_size",
+            "events per group-commit transaction",
+            Histogram::new((0..10).map(|i| f64::from(1u32 << i))),
+        ),
+        append_seconds: r.registered(
+            "audit_append_duration_seconds",
+            "how long a caller waited for its event to be committed",
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        ),
+        checkpoints: r.registered(
+            "audit_checkpoints",
+            "signed checkpoints written",
+            Counter::default(),
+        ),
+        newest_checkpoint: r.registered(
+            "audit_newest_checkpoint_timestamp_seconds",
+            "when this process last wrote a checkpoint, unix seconds (0: not yet)",
+            Gauge::default(),
+        ),
+        verify_failures: r.registered(
+            "audit_verify_failures",
+            "verifies that found a broken chain",
+            Counter::default(),
+        ),
     };
     // Both outcomes exist from the start: a failure ratio reads 0 before the first failure.
     for outcome in ["ok", "failed"] {
         drop(m.appends.get_or_create(&Outcome { outcome }));
     }
-    let r = coffer_telemetry::metrics();
-    r.register(
-        "audit_appends",
-        "events appended, by outcome (ok: committed; failed: the caller was refused)",
-        m.appends.clone(),
-    );
-    r.register(
-        "audit_append_batch_size",
-        "events per group-commit transaction",
-        m.batch_size.clone(),
-    );
-    r.register(
-        "audit_append_duration_seconds",
-        "how long a caller waited for its event to be committed",
-        m.append_seconds.clone(),
-    );
-    r.register(
-        "audit_checkpoints",
-        "signed checkpoints written",
-        m.checkpoints.clone(),
-    );
-    r.register(
-        "audit_newest_checkpoint_timestamp_seconds",
-        "when this process last wrote a checkpoint, unix seconds (0: not yet)",
-        m.newest_checkpoint.clone(),
-    );
-    r.register(
-        "audit_verify_failures",
-        "verifies that found a broken chain",
-        m.verify_failures.clone(),
-    );
     m
 });
 

@@ -10,10 +10,6 @@ use crate::store::{self, LoginAccount, MeRow};
 use crate::throttle;
 use crate::totp;
 
-fn count_failure(reason: &str) {
-    crate::metrics::login_refused(reason);
-}
-
 /// Normalises and checks an email address: trimmed, lowercase, one `@`, a dotted domain, no
 /// spaces or control characters, at most 254 bytes.
 pub fn normalize_email(raw: &str) -> Result<String, AuthError> {
@@ -103,7 +99,7 @@ pub async fn check_password(
         max_lock_secs: core.config.login_max_lock_secs,
     };
     if let Some(wait) = throttle::locked_for(&core.pool, &keys).await? {
-        count_failure("throttled");
+        crate::metrics::login_refused("throttled");
         return Err(AuthError::Throttled(wait.as_secs_f64().ceil() as u64));
     }
     // A malformed email is an unknown account: same work, same answer.
@@ -119,7 +115,7 @@ pub async fn check_password(
             if let Some(a) = &known {
                 core.audit_login_failed(a.org_id, a.user_id).await;
             }
-            count_failure("bad_credentials");
+            crate::metrics::login_refused("bad_credentials");
             throttle::record_failure(&core.pool, &keys, &limits).await?;
             return Err(AuthError::BadCredentials);
         }
@@ -128,11 +124,11 @@ pub async fn check_password(
         Ok(()) => {}
         // The password was right: say so only by asking for the code.
         Err(AuthError::TotpRequired) => {
-            count_failure("totp_required");
+            crate::metrics::login_refused("totp_required");
             return Err(AuthError::TotpRequired);
         }
         Err(e) => {
-            count_failure("bad_totp");
+            crate::metrics::login_refused("bad_totp");
             throttle::record_failure(&core.pool, &keys, &limits).await?;
             return Err(e);
         }

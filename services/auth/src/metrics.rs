@@ -27,10 +27,23 @@ pub struct AuthMetrics {
 }
 
 static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
+    let r = coffer_telemetry::metrics();
     let m = AuthMetrics {
-        logins: Counter::default(),
-        login_failures: Family::default(),
-        authentications: Family::default(),
+        logins: r.registered(
+            "auth_logins",
+            "logins that opened a session",
+            Counter::default(),
+        ),
+        login_failures: r.registered(
+            "auth_login_failures",
+            "logins that did not open a session, by reason",
+            Family::default(),
+        ),
+        authentications: r.registered(
+            "auth_authentications",
+            "credentials of the gateway's requests checked, by kind and outcome",
+            Family::default(),
+        ),
     };
     for reason in LOGIN_REFUSALS {
         drop(m.login_failures.get_or_create(&coffer_telemetry::Reason {
@@ -45,22 +58,6 @@ static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
             }));
         }
     }
-    let r = coffer_telemetry::metrics();
-    r.register(
-        "auth_logins",
-        "logins that opened a session",
-        m.logins.clone(),
-    );
-    r.register(
-        "auth_login_failures",
-        "logins that did not open a session, by reason",
-        m.login_failures.clone(),
-    );
-    r.register(
-        "auth_authentications",
-        "credentials of the gateway's requests checked, by kind and outcome",
-        m.authentications.clone(),
-    );
     m
 });
 

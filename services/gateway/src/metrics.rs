@@ -12,22 +12,19 @@ pub struct GatewayMetrics {
 }
 
 static METRICS: LazyLock<GatewayMetrics> = LazyLock::new(|| {
-    let m = GatewayMetrics {
-        rate_limited: Counter::default(),
-        open_streams: Gauge::default(),
-    };
     let r = coffer_telemetry::metrics();
-    r.register(
-        "gateway_rate_limited",
-        "requests refused with 429 by the per-address rate limit",
-        m.rate_limited.clone(),
-    );
-    r.register(
-        "gateway_event_streams_open",
-        "event streams open now",
-        m.open_streams.clone(),
-    );
-    m
+    GatewayMetrics {
+        rate_limited: r.registered(
+            "gateway_rate_limited",
+            "requests refused with 429 by the per-address rate limit",
+            Counter::default(),
+        ),
+        open_streams: r.registered(
+            "gateway_event_streams_open",
+            "event streams open now",
+            Gauge::default(),
+        ),
+    }
 });
 
 pub fn metrics() -> &'static GatewayMetrics {

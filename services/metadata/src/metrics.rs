@@ -20,30 +20,27 @@ pub struct MetadataMetrics {
 }
 
 static METRICS: LazyLock<MetadataMetrics> = LazyLock::new(|| {
+    let r = coffer_telemetry::metrics();
     let m = MetadataMetrics {
-        presigns: Family::default(),
-        quota_refusals: Counter::default(),
-        sweep_removals: Counter::default(),
+        presigns: r.registered(
+            "metadata_presigns",
+            "presigned URLs handed out, by kind (upload, download, share)",
+            Family::default(),
+        ),
+        quota_refusals: r.registered(
+            "metadata_quota_refusals",
+            "uploads refused because the org's quota was full",
+            Counter::default(),
+        ),
+        sweep_removals: r.registered(
+            "metadata_sweep_removals",
+            "uploads never completed that the stale-upload sweep removed",
+            Counter::default(),
+        ),
     };
     for kind in ["upload", "download", "share"] {
         drop(m.presigns.get_or_create(&Kind { kind }));
     }
-    let r = coffer_telemetry::metrics();
-    r.register(
-        "metadata_presigns",
-        "presigned URLs handed out, by kind (upload, download, share)",
-        m.presigns.clone(),
-    );
-    r.register(
-        "metadata_quota_refusals",
-        "uploads refused because the org's quota was full",
-        m.quota_refusals.clone(),
-    );
-    r.register(
-        "metadata_sweep_removals",
-        "uploads never completed that the stale-upload sweep removed",
-        m.sweep_removals.clone(),
-    );
     m
 });
 

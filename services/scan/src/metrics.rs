@@ -29,11 +29,28 @@ pub struct ScanMetrics {
 }
 
 static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
+    let r = coffer_telemetry::metrics();
     let m = ScanMetrics {
-        jobs: Family::default(),
-        oldest_queued: Gauge::default(),
-        reaped: Counter::default(),
-        verdicts: Family::default(),
+        jobs: r.registered(
+            "scan_jobs",
+            "scan jobs in the queue, by state (the shared queue, as this process last read it)",
+            Family::default(),
+        ),
+        oldest_queued: r.registered(
+            "scan_oldest_queued_job_age_seconds",
+            "how long the oldest queued scan job has waited (0: none queued)",
+            Gauge::default(),
+        ),
+        reaped: r.registered(
+            "scan_leases_reaped",
+            "running jobs whose lease expired, returned to the queue by the reaper",
+            Counter::default(),
+        ),
+        verdicts: r.registered(
+            "scan_verdicts",
+            "scan results recorded, by verdict",
+            Family::default(),
+        ),
     };
     for state in ["queued", "running"] {
         drop(m.jobs.get_or_create(&State { state }));
@@ -43,27 +60,6 @@ static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
             verdict: verdict.as_str(),
         }));
     }
-    let r = coffer_telemetry::metrics();
-    r.register(
-        "scan_jobs",
-        "scan jobs in the queue, by state (the shared queue, as this process last read it)",
-        m.jobs.clone(),
-    );
-    r.register(
-        "scan_oldest_queued_job_age_seconds",
-        "how long the oldest queued scan job has waited (0: none queued)",
-        m.oldest_queued.clone(),
-    );
-    r.register(
-        "scan_leases_reaped",
-        "running jobs whose lease expired, returned to the queue by the reaper",
-        m.reaped.clone(),
-    );
-    r.register(
-        "scan_verdicts",
-        "scan results recorded, by verdict",
-        m.verdicts.clone(),
-    );
     m
 });
 

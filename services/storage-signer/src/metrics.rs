@@ -37,13 +37,22 @@ struct SignerMetrics {
 }
 
 static METRICS: LazyLock<SignerMetrics> = LazyLock::new(|| {
+    let r = coffer_telemetry::metrics();
     let m = SignerMetrics {
-        calls: Family::default(),
-        seconds: Family::new_with_constructor(|| {
-            Histogram::new([
-                0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
-            ])
-        }),
+        calls: r.registered(
+            "signer_store_calls",
+            "object store operations, by operation and outcome",
+            Family::default(),
+        ),
+        seconds: r.registered(
+            "signer_store_call_duration_seconds",
+            "object store operation latency, by operation",
+            Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+                ])
+            }),
+        ),
     };
     for operation in OPERATIONS {
         for outcome in ["ok", "error"] {
@@ -51,17 +60,6 @@ static METRICS: LazyLock<SignerMetrics> = LazyLock::new(|| {
         }
         drop(m.seconds.get_or_create(&Operation { operation }));
     }
-    let r = coffer_telemetry::metrics();
-    r.register(
-        "signer_store_calls",
-        "object store operations, by operation and outcome",
-        m.calls.clone(),
-    );
-    r.register(
-        "signer_store_call_duration_seconds",
-        "object store operation latency, by operation",
-        m.seconds.clone(),
-    );
     m
 });
 

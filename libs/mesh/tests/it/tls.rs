@@ -93,14 +93,9 @@ async fn bad_clients_are_refused_at_the_handshake() -> anyhow::Result<()> {
     );
     // The certificate in use says when it expires (the dev CA issues for a year at most; some
     // test's certificate, all from now).
-    let not_after: i64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("coffer_tls_certificate_not_after_seconds ")?
-                .parse()
-                .ok()
-        })
-        .expect("the certificate's not_after");
+    let not_after = coffer_telemetry::metrics()
+        .sample("coffer_tls_certificate_not_after_seconds")
+        .expect("the certificate's not_after") as i64;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
