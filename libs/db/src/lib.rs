@@ -15,7 +15,9 @@
 //! Nothing here logs SQL parameters: they can hold file names.
 
 mod pool_metrics;
-pub use pool_metrics::{POOL_METRICS_EVERY, pool_metrics, record_pool};
+pub use pool_metrics::{
+    POOL_METRICS_EVERY, pool_metrics, record_pool, register as register_pool_metrics,
+};
 
 use coffer_config::{DatabaseConfig, Secrets};
 use secrecy::ExposeSecret as _;
@@ -296,6 +298,12 @@ impl std::ops::DerefMut for TenantTx {
     }
 }
 
+/// Begins a transaction with no setting (row-level security then shows nothing: for statements
+/// that set their own capability, or tables without tenant rows), timed like every other.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, DbError> {
+    Ok(pool_metrics::timed_begin(pool.begin()).await?)
+}
+
 /// Begins a transaction in which row-level security sees only `org_id`'s rows.
 pub async fn tenant_tx(pool: &PgPool, org_id: Uuid) -> Result<TenantTx, DbError> {
     let tx = begin_with(pool, TENANT_SETTING, &org_id.hyphenated().to_string()).await?;
@@ -336,11 +344,10 @@ async fn begin_with(
     if !name_ok || !value_ok {
         return Err(refused(name));
     }
-    Ok(pool
-        .begin_with(format!(
-            "BEGIN; SELECT set_config('{name}', '{value}', true)"
-        ))
-        .await?)
+    let begin = pool.begin_with(format!(
+        "BEGIN; SELECT set_config('{name}', '{value}', true)"
+    ));
+    Ok(pool_metrics::timed_begin(begin).await?)
 }
 
 /// Sets a `coffer.*` setting (not the tenant: see [`TenantTx`]) for the rest of the current

@@ -1,13 +1,18 @@
 //! The connection pools' state as metrics: connections in use and idle, and the pool's maximum,
 //! by role (`runtime`, `owner`). sqlx keeps these counts; a service's background job copies
-//! them into gauges every few seconds ([`pool_metrics`] with `Jobs::every`). sqlx exposes no
-//! hook on acquiring, so the time a caller waits for a connection is not measured here.
+//! them into gauges every few seconds ([`pool_metrics`] with `Jobs::every`). The wait for a
+//! connection is measured where every transaction of the services starts ([`crate::tenant_tx`],
+//! [`crate::begin_with_setting`]): sqlx exposes no hook on acquiring, so what is timed is the
+//! acquire and the `BEGIN` round trip together (`db_begin_duration_seconds`: a millisecond or so
+//! when a connection is free, the wait when none is), and the callers waiting in it right now
+//! (`db_pool_waiting`).
 
 use std::sync::LazyLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use sqlx::PgPool;
 
 /// How often a service copies its pools' counts into the gauges.
@@ -27,6 +32,8 @@ struct Role {
 struct Gauges {
     connections: Family<Connections, Gauge>,
     max: Family<Role, Gauge>,
+    waiting: Gauge,
+    begin: Histogram,
 }
 
 static GAUGES: LazyLock<Gauges> = LazyLock::new(|| {
@@ -42,11 +49,46 @@ static GAUGES: LazyLock<Gauges> = LazyLock::new(|| {
             "the most connections the pool opens, by role",
             Family::default(),
         ),
+        waiting: r.registered(
+            "db_pool_waiting",
+            "transactions waiting for a connection and their BEGIN right now",
+            Gauge::default(),
+        ),
+        begin: r.registered(
+            "db_begin_duration_seconds",
+            "time from asking the pool for a connection to the transaction's start",
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
+        ),
     }
 });
 
+/// Registers the pool metrics (so a service exposes them from start-up, before its first
+/// transaction).
+pub fn register() {
+    LazyLock::force(&GAUGES);
+}
+
+/// Times `begin` (an acquire and a `BEGIN`) into `db_begin_duration_seconds`, counting it in
+/// `db_pool_waiting` while it waits, also when the future is dropped half-way.
+pub(crate) async fn timed_begin<T>(begin: impl std::future::Future<Output = T>) -> T {
+    struct Waiting(std::time::Instant);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            let g = &*GAUGES;
+            g.waiting.dec();
+            g.begin.observe(self.0.elapsed().as_secs_f64());
+        }
+    }
+    GAUGES.waiting.inc();
+    let _waiting = Waiting(std::time::Instant::now());
+    begin.await
+}
+
 /// Copies `pool`'s counts into the gauges of `role`.
 pub fn record_pool(pool: &PgPool, role: &'static str) {
+    register();
     let size = i64::from(pool.size());
     let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX).min(size);
     let g = &*GAUGES;

@@ -84,6 +84,15 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
         coffer_db::POOL_METRICS_EVERY,
         coffer_db::pool_metrics(pool.clone(), "runtime"),
     );
+    let sessions = pool.clone();
+    jobs.every(
+        "active sessions",
+        coffer_db::POOL_METRICS_EVERY,
+        move || {
+            let pool = sessions.clone();
+            async move { crate::metrics::refresh_sessions(&pool).await }
+        },
+    );
     Purger {
         pool: pool.clone(),
         audit: audit.clone(),

@@ -1,12 +1,14 @@
 //! The auth service's own metrics, in the shared registry: logins that succeeded, logins refused
-//! by reason, and authentications of the gateway's requests by credential and outcome. Never
-//! labelled by account, org or address.
+//! by reason, authentications of the gateway's requests by credential and outcome, and the
+//! sessions open across the mesh (a count from the database, which holds no row for the reader).
+//! Never labelled by account, org or address.
 
 use std::sync::LazyLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Why a login did not open a session: `bad_credentials`, `bad_totp`, `throttled`, or
 /// `totp_required` (the password was right; the second factor is asked for).
@@ -24,6 +26,7 @@ pub struct AuthMetrics {
     pub logins: Counter,
     pub login_failures: Family<coffer_telemetry::Reason, Counter>,
     pub authentications: Family<Authentication, Counter>,
+    pub active_sessions: Gauge,
 }
 
 static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
@@ -43,6 +46,11 @@ static METRICS: LazyLock<AuthMetrics> = LazyLock::new(|| {
             "auth_authentications",
             "credentials of the gateway's requests checked, by kind and outcome",
             Family::default(),
+        ),
+        active_sessions: r.registered(
+            "auth_active_sessions",
+            "sessions neither revoked nor expired, across every org (read every few seconds)",
+            Gauge::default(),
         ),
     };
     for reason in LOGIN_REFUSALS {
@@ -73,4 +81,15 @@ pub fn login_refused(reason: &str) {
             reason: reason.to_owned(),
         })
         .inc();
+}
+
+/// Reads the number of active sessions (a count only: `active_session_count()` runs as the owner)
+/// and sets the gauge.
+pub async fn refresh_sessions(pool: &sqlx::PgPool) -> Result<usize, coffer_db::DbError> {
+    let count: i64 = sqlx::query_scalar("SELECT active_session_count()")
+        .fetch_one(pool)
+        .await?;
+    metrics().active_sessions.set(count);
+    // A reading is not work done: nothing to log.
+    Ok(0)
 }

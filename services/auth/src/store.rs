@@ -96,7 +96,7 @@ pub async fn add_member(
 }
 
 pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccount>, DbError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = coffer_db::begin(pool).await?;
     set_local(&mut tx, "coffer.lookup_email", email).await?;
     let row: Option<(Uuid, Uuid, String, Option<Vec<u8>>)> = sqlx::query_as(
         "SELECT id, org_id, password_hash, CASE WHEN totp_enabled THEN totp_secret END
@@ -348,7 +348,7 @@ pub async fn resolve_api_key(
     prefix: &str,
     secret_hash: &[u8; 32],
 ) -> Result<Option<Principal>, DbError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = coffer_db::begin(pool).await?;
     set_local(&mut tx, "coffer.lookup_api_key", prefix).await?;
     let row: Option<KeyLookup> = sqlx::query_as(
         "SELECT id, org_id, user_id, secret_hash, scopes FROM api_keys
@@ -492,7 +492,7 @@ pub async fn restore_org(tx: &mut TenantTx) -> Result<(), DbError> {
 
 /// The orgs whose deletion window has passed, and whether their purge has started.
 pub async fn due_orgs(pool: &PgPool) -> Result<Vec<(Uuid, bool)>, DbError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = coffer_db::begin(pool).await?;
     set_local(&mut tx, "coffer.lookup_purge", "due").await?;
     let due: Vec<(Uuid, bool)> = sqlx::query_as(
         "SELECT id, purge_started_at IS NOT NULL FROM orgs WHERE purge_after < now()",
@@ -514,7 +514,7 @@ pub async fn purge_started(tx: &mut TenantTx) -> Result<(), DbError> {
 
 /// Deletes one org (and, by cascade, every row of it here) if it is still due.
 pub async fn purge_org(pool: &PgPool, id: Uuid) -> Result<bool, DbError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = coffer_db::begin(pool).await?;
     set_local(&mut tx, "coffer.lookup_purge", "due").await?;
     let purged = sqlx::query("DELETE FROM orgs WHERE id = $1 AND purge_after < now()")
         .bind(id)

@@ -111,7 +111,7 @@ pub async fn redeem(
         return Err(MetadataError::NotFound);
     }
     let hash = share_secrets::hash(token);
-    let mut tx = core.pool.begin().await?;
+    let mut tx = coffer_db::begin(&core.pool).await?;
     let mut share = store::find_share_by_token(&mut tx, &hash)
         .await?
         .ok_or(MetadataError::NotFound)?;
@@ -120,7 +120,7 @@ pub async fn redeem(
         tx.commit().await?;
         check_password(core, share.org_id, share.id, password, stored).await?;
         // The share may have been revoked or used up meanwhile.
-        tx = core.pool.begin().await?;
+        tx = coffer_db::begin(&core.pool).await?;
         share = store::find_share_by_token(&mut tx, &hash)
             .await?
             .filter(|again| again.id == share.id)

@@ -14,7 +14,7 @@ use crate::store;
 pub async fn stale_uploads(core: &Core) -> Result<usize, MetadataError> {
     let before = OffsetDateTime::now_utc()
         - time::Duration::seconds(i64::try_from(core.config.stale_upload_secs).unwrap_or(i64::MAX));
-    let mut tx = core.pool.begin().await?;
+    let mut tx = coffer_db::begin(&core.pool).await?;
     let stale = store::stale_uploads(&mut tx, before, 100).await?;
     tx.commit().await?;
     let mut removed = 0;

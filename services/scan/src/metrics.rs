@@ -1,7 +1,9 @@
 //! The scan service's own metrics, in the shared registry: the queue (jobs by state, the age of
 //! the oldest queued one: refreshed by a background job from the jobs table, so every process
-//! reports the shared queue), leases the reaper took back (workers that died or hung), and
-//! verdicts by kind. Nothing is labelled by org.
+//! reports the shared queue), jobs claimed and what came of each try, leases the reaper took back
+//! (workers that died or hung), the engines' time and the bytes they read, clamd's errors, verdicts
+//! by kind, and webhook deliveries (by outcome, and the age of the oldest one still owed).
+//! Nothing is labelled by org.
 
 use std::sync::LazyLock;
 
@@ -9,6 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use sqlx::PgPool;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -21,11 +24,38 @@ pub struct VerdictLabel {
     pub verdict: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EngineLabel {
+    pub engine: &'static str,
+}
+
+/// What a try of a job came to: a verdict recorded and carried out, put back for a retry after an
+/// error, or its lease lost to another worker.
+pub const TRY_OUTCOMES: [&str; 3] = ["done", "retry", "lease_lost"];
+/// The engines' timed stages: one streaming pass (YARA-X, the sensitive-data patterns and the
+/// true-type check read the file once together), the archive walk, and clamd.
+pub const ENGINE_STAGES: [&str; 3] = ["stream", "archive", "clamav"];
+/// A webhook delivery try: taken by the receiver (2xx), or not (any other answer, a timeout, a
+/// refused address).
+pub const DELIVERY_OUTCOMES: [&str; 2] = ["delivered", "failed"];
+
 pub struct ScanMetrics {
     pub jobs: Family<State, Gauge>,
     pub oldest_queued: Gauge,
     pub reaped: Counter,
     pub verdicts: Family<VerdictLabel, Counter>,
+    pub claimed: Counter,
+    pub tries: Family<Outcome, Counter>,
+    pub engine_duration: Family<EngineLabel, Histogram>,
+    pub bytes: Counter,
+    pub clamd_errors: Counter,
+    pub deliveries: Family<Outcome, Counter>,
+    pub oldest_undelivered: Gauge,
 }
 
 static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
@@ -51,6 +81,43 @@ static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
             "scan results recorded, by verdict",
             Family::default(),
         ),
+        claimed: r.registered(
+            "scan_jobs_claimed",
+            "scan jobs this process took from the queue (each try counts)",
+            Counter::default(),
+        ),
+        tries: r.registered(
+            "scan_job_tries",
+            "tries of scan jobs, by outcome (done, retry, lease_lost)",
+            Family::default(),
+        ),
+        engine_duration: r.registered(
+            "scan_engine_duration_seconds",
+            "time an engine stage took on one file (stream, archive, clamav)",
+            Family::new_with_constructor(|| {
+                Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0])
+            }),
+        ),
+        bytes: r.registered(
+            "scan_bytes",
+            "bytes of uploaded objects the engines read",
+            Counter::default(),
+        ),
+        clamd_errors: r.registered(
+            "scan_clamd_errors",
+            "clamd scans that failed (no answer, a broken stream, an error reply)",
+            Counter::default(),
+        ),
+        deliveries: r.registered(
+            "scan_webhook_deliveries",
+            "webhook delivery tries, by outcome (delivered, failed)",
+            Family::default(),
+        ),
+        oldest_undelivered: r.registered(
+            "scan_webhook_oldest_undelivered_age_seconds",
+            "how long the oldest webhook event still owed has waited (0: none)",
+            Gauge::default(),
+        ),
     };
     for state in ["queued", "running"] {
         drop(m.jobs.get_or_create(&State { state }));
@@ -60,14 +127,41 @@ static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
             verdict: verdict.as_str(),
         }));
     }
+    for outcome in TRY_OUTCOMES {
+        drop(m.tries.get_or_create(&Outcome { outcome }));
+    }
+    for engine in ENGINE_STAGES {
+        drop(m.engine_duration.get_or_create(&EngineLabel { engine }));
+    }
+    for outcome in DELIVERY_OUTCOMES {
+        drop(m.deliveries.get_or_create(&Outcome { outcome }));
+    }
     m
 });
+
+impl ScanMetrics {
+    pub fn tried(&self, outcome: &'static str) {
+        self.tries.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    pub fn engine_took(&self, engine: &'static str, took: std::time::Duration) {
+        self.engine_duration
+            .get_or_create(&EngineLabel { engine })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn delivery(&self, delivered: bool) {
+        let outcome = if delivered { "delivered" } else { "failed" };
+        self.deliveries.get_or_create(&Outcome { outcome }).inc();
+    }
+}
 
 pub fn metrics() -> &'static ScanMetrics {
     &METRICS
 }
 
-/// Reads the queue through the worker capability and sets the gauges.
+/// Reads the queue through the worker capability, and the deliveries still owed through the
+/// delivery capability, and sets the gauges.
 pub async fn refresh_queue(pool: &PgPool) -> Result<(), coffer_db::DbError> {
     let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_worker", "1").await?;
     let depth = crate::store::queue_depth(&mut tx).await?;
@@ -85,5 +179,9 @@ pub async fn refresh_queue(pool: &PgPool) -> Result<(), coffer_db::DbError> {
         }
     }
     m.oldest_queued.set(oldest);
+    let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_delivery", "1").await?;
+    let owed = crate::store::oldest_undelivered_age(&mut tx).await?;
+    tx.commit().await?;
+    m.oldest_undelivered.set(owed);
     Ok(())
 }

@@ -122,10 +122,25 @@ impl Engines {
         let clam = async {
             match &self.clamd {
                 Some(c) => {
+                    let started = std::time::Instant::now();
                     let mut f = Vec::new();
-                    let version = c.version().await?;
-                    c.scan(path, &mut f).await?;
-                    Ok::<_, ScanError>(Some((version, f)))
+                    let scanned = async {
+                        let version = c.version().await?;
+                        c.scan(path, &mut f).await?;
+                        Ok::<_, ClamdError>(version)
+                    }
+                    .await;
+                    let m = crate::metrics::metrics();
+                    match scanned {
+                        Ok(version) => {
+                            m.engine_took("clamav", started.elapsed());
+                            Ok::<_, ScanError>(Some((version, f)))
+                        }
+                        Err(error) => {
+                            m.clamd_errors.inc();
+                            Err(error.into())
+                        }
+                    }
                 }
                 None => Ok(None),
             }
@@ -165,11 +180,14 @@ impl Engines {
         path: &Path,
         declared: &Declared,
     ) -> Result<(Vec<Finding>, u64, String, Detected), ScanError> {
+        let m = crate::metrics::metrics();
+        let started = std::time::Instant::now();
         let mut findings = Vec::new();
         let mut file = std::fs::File::open(path)?;
         let mut pass = Pass::new(&self.rules, &self.patterns, true);
         pass.read_from(&mut file, u64::MAX, None)?;
         let summary = pass.finish(&mut findings)?;
+        m.bytes.inc_by(summary.bytes);
         let detected = truetype::check(
             &summary.head,
             &declared.content_type,
@@ -184,7 +202,9 @@ impl Engines {
                 verdict: Verdict::Suspicious,
             });
         }
+        m.engine_took("stream", started.elapsed());
         if let Some(kind) = archive_kind(detected) {
+            let started = std::time::Instant::now();
             archive::inspect(
                 path,
                 kind,
@@ -194,6 +214,7 @@ impl Engines {
                 &self.limits,
                 &mut findings,
             )?;
+            m.engine_took("archive", started.elapsed());
         }
         let sha = summary
             .sha256

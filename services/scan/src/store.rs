@@ -181,6 +181,17 @@ pub async fn queue_depth(tx: &mut PgConnection) -> Result<Vec<(String, i64, i64)
     .await
 }
 
+/// How long the oldest delivery still owed (not delivered, not given up) has waited, in seconds;
+/// 0 when none is owed (delivery capability).
+pub async fn oldest_undelivered_age(tx: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(extract(epoch FROM now() - min(created_at))::bigint, 0)
+         FROM deliveries WHERE delivered_at IS NULL AND give_up_at > now()",
+    )
+    .fetch_one(tx)
+    .await
+}
+
 /// Puts a failed try back in the queue after `delay`, if the lease is still held.
 pub async fn retry_later(
     tx: &mut PgConnection,

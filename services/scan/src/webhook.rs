@@ -482,6 +482,7 @@ impl Sender {
         let mut tx = tenant().await?;
         crate::store::delivery_tried(&mut tx, d.id, &status, delivered, retry_in).await?;
         tx.commit().await?;
+        crate::metrics::metrics().delivery(delivered);
         if delivered {
             tracing::info!(delivery = %d.id, org = %d.org_id, attempt = d.attempts, "webhook delivered");
         } else {

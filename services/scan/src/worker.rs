@@ -208,6 +208,9 @@ impl Workers {
         let mut tx = self.worker_tx().await?;
         let job = store::claim(&mut tx, owner, self.config.lease_secs).await?;
         tx.commit().await?;
+        if job.is_some() {
+            crate::metrics::metrics().claimed.inc();
+        }
         Ok(job)
     }
 
@@ -215,8 +218,10 @@ impl Workers {
     pub async fn process(&self, owner: Uuid, job: Job) {
         let started = std::time::Instant::now();
         let outcome = self.try_job(owner, &job).await;
+        let m = crate::metrics::metrics();
         match outcome {
             Ok(verdict) => {
+                m.tried("done");
                 tracing::info!(
                     job = %job.id, org = %job.org_id, subject = %job.subject_id,
                     verdict, attempt = job.attempts,
@@ -224,9 +229,11 @@ impl Workers {
                 );
             }
             Err(TryError::LeaseLost) => {
+                m.tried("lease_lost");
                 tracing::warn!(job = %job.id, attempt = job.attempts, "scan job lease lost; left to its new holder");
             }
             Err(error) => {
+                m.tried("retry");
                 let delay = self.config.backoff(job.attempts);
                 tracing::warn!(
                     job = %job.id, attempt = job.attempts, ?error,

@@ -403,3 +403,53 @@ async fn login_time_does_not_reveal_whether_the_email_exists() -> anyhow::Result
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn active_sessions_are_counted_across_orgs_without_showing_a_row() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let runtime = sqlx::PgPool::connect(&h.pg.url(
+        "auth_runtime",
+        coffer_auth::testing::RUNTIME_PASSWORD,
+        &h.db,
+    ))
+    .await?;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT auth.active_session_count()")
+            .fetch_one(&runtime)
+            .await
+    };
+    let (_, first) = h.account("one@count.example").await?;
+    h.account("two@other-count.example").await?;
+    assert_eq!(count().await?, 2, "both orgs' sessions");
+    let token = h.token(Credential::SessionId(first.clone()), &[]).await?;
+    Harness::as_user(
+        &token,
+        h.gateway()?.logout(pb::LogoutRequest { session_id: first }),
+    )
+    .await?;
+    assert_eq!(count().await?, 1, "a logged-out session is not active");
+    // The function's capability opens nothing to the runtime role when it sets it itself.
+    let mut tx = runtime.begin().await?;
+    sqlx::query("SELECT set_config('coffer.lookup_session_count', '1', true)")
+        .execute(&mut *tx)
+        .await?;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM auth.sessions")
+        .fetch_one(&mut *tx)
+        .await?;
+    assert_eq!(seen, 0, "the runtime role reads no session row");
+    tx.rollback().await?;
+    // The service keeps the gauge (every harness of this process sets it from its own database).
+    coffer_auth::register_metrics();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while coffer_telemetry::metrics()
+        .sample("coffer_auth_active_sessions")
+        .is_none_or(|n| n < 1.0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gauge was never set"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}

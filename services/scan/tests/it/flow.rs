@@ -131,6 +131,26 @@ async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::R
             verdicts_counted(verdict)
         );
     }
+    // And the work behind them: jobs claimed and done, the streaming pass timed for each file,
+    // the archive walk for the archives, the bytes read.
+    let m = coffer_telemetry::metrics();
+    let n = cases.len() as f64;
+    let at_least = |series: &str, want: f64| {
+        let got = m.sample(series).unwrap_or(0.0);
+        assert!(got >= want, "{series}: {got} < {want}");
+    };
+    at_least("coffer_scan_jobs_claimed_total", n);
+    at_least("coffer_scan_job_tries_total{outcome=\"done\"}", n);
+    at_least(
+        "coffer_scan_engine_duration_seconds_count{engine=\"stream\"}",
+        n,
+    );
+    at_least(
+        "coffer_scan_engine_duration_seconds_count{engine=\"archive\"}",
+        2.0,
+    );
+    let bytes: usize = cases.iter().map(|c| c.2.len()).sum();
+    at_least("coffer_scan_bytes_total", bytes as f64);
     // The quarantined cannot be downloaded; the clean can.
     let md = stack.stack.metadata_as("gateway")?;
     user.call(md.clone().authorize_download(pb::FileRef {

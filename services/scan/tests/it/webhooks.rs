@@ -253,6 +253,18 @@ async fn deliveries_are_signed_retried_and_verify_with_standardwebhooks() -> any
             .fetch_one(&mut db)
             .await?;
     assert_eq!((attempts, status.as_str(), delivered), (2, "204", true));
+    // Both tries are counted by outcome (the row's update precedes the count by a moment).
+    let m = coffer_telemetry::metrics();
+    wait_for(|| {
+        let n = |o: &str| {
+            m.sample(&format!(
+                "coffer_scan_webhook_deliveries_total{{outcome=\"{o}\"}}"
+            ))
+            .unwrap_or(0.0)
+        };
+        (n("failed") >= 1.0 && n("delivered") >= 1.0).then_some(())
+    })
+    .await?;
     // The secret is stored sealed, not in clear: the stored bytes hold neither the secret's
     // text nor its key bytes, and are longer than the text (nonce and tag).
     let sealed: Vec<u8> = sqlx::query_scalar("SELECT secret_sealed FROM webhooks")
