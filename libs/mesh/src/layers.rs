@@ -166,6 +166,8 @@ where
             peer = %peer,
             request_id = %request_id,
             trace_id = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
         let _ = span.set_parent(parent);
         if let Some(trace_id) = span.in_scope(coffer_telemetry::current_trace_id) {
@@ -174,13 +176,17 @@ where
         let start = Instant::now();
         // Inner layers refuse (and log) inside `call`, before the future is first polled: enter
         // the span for the call too, so those lines carry the request's ids.
-        let fut = span.in_scope(|| self.inner.call(req)).instrument(span);
+        let fut = span
+            .in_scope(|| self.inner.call(req))
+            .instrument(span.clone());
         Box::pin(async move {
             let res = fut.await?;
+            // The recorder holds the span: it ends with the response, carrying its code.
             let mut recorder = Recorder {
                 rpc,
                 start,
                 code: None,
+                span,
             };
             // A trailers-only response (every refusal) carries its status in the headers.
             recorder.code = grpc_code(res.headers());
@@ -207,17 +213,25 @@ struct Recorder {
     rpc: Arc<str>,
     start: Instant,
     code: Option<tonic::Code>,
+    span: tracing::Span,
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
         // No status seen means the client went away before the end of the response.
         let code = self.code.unwrap_or(tonic::Code::Cancelled);
-        coffer_telemetry::metrics().record_rpc(
-            &self.rpc,
-            &format!("{code:?}"),
-            self.start.elapsed().as_secs_f64(),
-        );
+        let name = format!("{code:?}");
+        let took = self.start.elapsed();
+        coffer_telemetry::metrics().record_rpc(&self.rpc, &name, took.as_secs_f64());
+        self.span.record("rpc.grpc.status_code", code as i32);
+        // The server's own failures mark the span (the collector keeps such traces); a refusal
+        // of the caller's request is an answer, not an error of this service.
+        if coffer_telemetry::SERVER_ERROR_CODES.contains(&name.as_str()) {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        self.span.in_scope(|| {
+            tracing::debug!(code = %name, ms = took.as_millis() as u64, "rpc done");
+        });
     }
 }
 

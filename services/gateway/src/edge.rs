@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use tracing::Instrument as _;
 
 use crate::body::BodyLimit;
 use crate::error::{ApiError, REQUEST_ID};
@@ -37,10 +38,47 @@ pub async fn metrics(req: Request, next: Next) -> Response {
 }
 
 /// A fresh id per request: in scope for the handler (logs, downstream calls) and returned as
-/// `X-Request-Id`.
+/// `X-Request-Id`; and the request's span, the root of its trace (every mesh call below joins it
+/// through `traceparent`). A trace is never continued from a client's `traceparent`: the edge
+/// does not let the internet choose trace ids or sampling.
 pub async fn request_id(req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let span = tracing::info_span!(
+        "http.server",
+        otel.kind = "server",
+        otel.name = %format_args!("{} {route}", req.method()),
+        http.request.method = %req.method(),
+        http.route = %route,
+        request_id = %id,
+        trace_id = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if let Some(trace_id) = span.in_scope(coffer_telemetry::current_trace_id) {
+        span.record("trace_id", trace_id);
+    }
+    let started = std::time::Instant::now();
+    let mut res = REQUEST_ID
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    let status = res.status().as_u16();
+    span.record("http.response.status_code", status);
+    if res.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "request done"
+        );
+    });
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-request-id", v);
     }
