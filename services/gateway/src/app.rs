@@ -113,6 +113,7 @@ impl App {
                 Duration::from_secs(config.events_recheck_secs),
             ),
         });
+        let streams = gateway.streams.clone();
         let limit = RateLimit::new(config.rate_per_second, config.rate_burst);
         openapi::init_edge_metrics();
         crate::metrics::metrics();
@@ -192,6 +193,10 @@ impl App {
                 }
             },
         );
+        jobs.spawn("event streams closer", move |mut stop| async move {
+            stop.stopped().await;
+            streams.close_all();
+        });
         jobs.spawn("readiness probe", move |mut stop| async move {
             let mut health = tonic_health::pb::health_client::HealthClient::new(auth_channel);
             while !stop.is_stopped() {

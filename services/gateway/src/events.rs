@@ -4,7 +4,8 @@
 //! (429 beyond); a slot is given back when the client goes away. The stream lives no longer than
 //! its credential: every `events_recheck_secs` the credential is exchanged again, and the stream
 //! ends at the first refusal (logout, revoked key, removed member, disabled org) — or when auth
-//! cannot confirm it, which fails closed; the client reconnects.
+//! cannot confirm it, which fails closed; the client reconnects. It also ends when the gateway
+//! shuts down.
 
 use std::convert::Infallible;
 
@@ -59,8 +60,15 @@ pub async fn stream(State(gw): Shared, authed: Authed) -> Result<Response, ApiEr
             }
         }
     };
+    let closed = gw.streams.closed();
+    let ended = async move {
+        tokio::select! {
+            () = revoked => {}
+            () = closed => {}
+        }
+    };
     let events = upstream
-        .take_until(Box::pin(revoked))
+        .take_until(Box::pin(ended))
         .take_while(|r| std::future::ready(r.is_ok()))
         .filter_map(|r| std::future::ready(r.ok()))
         .map(move |e| {

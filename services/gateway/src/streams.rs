@@ -1,4 +1,6 @@
 //! The event streams a user holds open, capped per user; a slot is freed when its stream ends.
+//! At shutdown every stream ends at once ([`Streams::close_all`]): a stream never finishes on its
+//! own, and the graceful shutdown would otherwise wait for it until its grace ran out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +13,7 @@ pub struct Streams {
     pub keep_alive: Duration,
     pub recheck: Duration,
     open: Arc<Mutex<HashMap<String, usize>>>,
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// One open stream; its slot is freed when dropped (the client went away).
@@ -39,6 +42,20 @@ impl Streams {
             keep_alive,
             recheck,
             open: Arc::default(),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Ends every open stream (and any opened later): the server is shutting down.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Streams::close_all`] was called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|c| *c).await;
         }
     }
 

@@ -441,7 +441,14 @@ impl Sender {
         jobs.spawn("webhook sender", move |mut stop| async move {
             let idle = Duration::from_millis(self.config.poll_interval_ms);
             while !stop.is_stopped() {
-                match self.send_one().await {
+                // A try in flight (a slow receiver, a name that does not resolve) does not hold
+                // up shutdown: its claim lapses and the delivery is tried again later, with the
+                // same webhook-id, so a receiver that got it can tell.
+                let sent = tokio::select! {
+                    sent = self.send_one() => sent,
+                    () = stop.stopped() => break,
+                };
+                match sent {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(error) => {
