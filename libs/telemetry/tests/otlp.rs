@@ -1,56 +1,18 @@
 //! Trace export: with an endpoint configured, spans reach a real OTLP/gRPC collector.
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-
-/// A minimal collector: records every export request it receives.
-#[derive(Clone, Default)]
-struct Collector {
-    received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.received.lock().unwrap().push(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[tokio::test]
 async fn spans_reach_a_real_otlp_collector() -> anyhow::Result<()> {
-    let collector = Collector::default();
-    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse()?)?;
-    let addr = incoming.local_addr()?;
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(collector.clone()))
-            .serve_with_incoming(incoming),
-    );
+    let collector = coffer_testkit::OtlpCollector::start().await?;
 
     // The child exports on the processor's schedule (every 200 ms here) and stays alive for
     // seconds after its span ends, so the span must arrive through a scheduled export, not only
     // through the flush at shutdown.
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "otlp_child", "--nocapture", "--ignored"])
-        .env("COFFER_OTLP_TEST_ENDPOINT", format!("http://{addr}"))
+        .env("COFFER_OTLP_TEST_ENDPOINT", collector.endpoint())
         .env("OTEL_BSP_SCHEDULE_DELAY", "200")
         .stdout(std::process::Stdio::piped())
         .spawn()?;
@@ -80,20 +42,8 @@ async fn spans_reach_a_real_otlp_collector() -> anyhow::Result<()> {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let found = collector.received.lock().unwrap().iter().any(|req| {
-            req.resource_spans.iter().any(|rs| {
-                let service_ok = rs.resource.as_ref().is_some_and(|r| {
-                    r.attributes.iter().any(|a| {
-                        a.key == "service.name" && format!("{:?}", a.value).contains("otlp-test")
-                    })
-                });
-                service_ok
-                    && rs.scope_spans.iter().any(|ss| {
-                        ss.spans
-                            .iter()
-                            .any(|s| s.name == "unit-of-work" && hex(&s.trace_id) == trace_id)
-                    })
-            })
+        let found = collector.spans().iter().any(|s| {
+            s.service == "otlp-test" && s.name == "unit-of-work" && s.trace_id == trace_id
         });
         if found {
             assert!(

@@ -12,12 +12,14 @@
 
 mod ca;
 mod clamd;
+mod otlp;
 mod postgres;
 mod s3;
 pub mod secrets;
 
 pub use ca::{CertSpec, DevCa, IssuedCert};
 pub use clamd::Clamd;
+pub use otlp::{CollectedSpan, OtlpCollector};
 pub use postgres::{Postgres, PostgresOptions, random_secret};
 pub use s3::{S3, S3Credentials};
 
