@@ -5,6 +5,7 @@
 mod bench;
 mod bench_scan;
 mod client;
+mod dashboards;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     Up(up::UpArgs),
     /// Load-tests a running `coffer-dev up` mesh through its gateway (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Writes the Grafana dashboards of observability/ (or checks that they are current).
+    Dashboards(dashboards::DashboardsArgs),
 }
 
 #[tokio::main]
@@ -33,5 +36,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up::up(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Dashboards(args) => dashboards::run(&args),
     }
 }
