@@ -11,6 +11,7 @@
 //! launcher waits until each answers gRPC health over mTLS before it writes `dev.json`.
 
 mod health;
+mod observability;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -92,6 +93,10 @@ pub struct UpArgs {
     /// a HEAD If-Match before they are signed (to measure that path).
     #[arg(long)]
     unversioned_store: bool,
+    /// Also start Prometheus (the repo's scrape config and rules, every admin port) and
+    /// Alertmanager on loopback, when Debian's packages are installed.
+    #[arg(long)]
+    observability: bool,
 }
 
 #[derive(Serialize)]
@@ -111,6 +116,9 @@ struct DevJson {
     pids: BTreeMap<String, u32>,
     /// A demo account, once auth runs.
     demo: Option<DemoAccount>,
+    /// Prometheus and Alertmanager, with `--observability`.
+    prometheus_url: Option<String>,
+    alertmanager_url: Option<String>,
     pid: u32,
 }
 
@@ -296,7 +304,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
 
     let mut supervisor = Supervisor::default();
-    let (services, gateway_url, mut pids) = start_services(
+    let (services, gateway_url, mut pids, admin) = start_services(
         &dir,
         &secrets,
         pg.port(),
@@ -309,6 +317,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(pid) = clamd.as_ref().and_then(coffer_testkit::Clamd::pid) {
         pids.insert("clamd".into(), pid);
     }
+    let observability = if args.observability {
+        println!("starting prometheus and alertmanager ...");
+        observability::start(&dir, &admin, &mut supervisor).await?
+    } else {
+        None
+    };
     let demo = match services.get("auth") {
         Some(addr) => Some(create_demo_account(&secrets, addr).await?),
         None => None,
@@ -326,6 +340,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         services,
         pids,
         demo,
+        prometheus_url: observability.as_ref().map(|o| o.prometheus.clone()),
+        alertmanager_url: observability.as_ref().map(|o| o.alertmanager.clone()),
         pid: std::process::id(),
     };
     let dev_json = dir.join("dev.json");
@@ -342,6 +358,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("  s3          {} (bucket {BUCKET})", s3.endpoint());
     println!("  postgres    127.0.0.1:{} (database coffer)", pg.port());
+    if let Some(o) = &observability {
+        println!("  prometheus  {}", o.prometheus);
+        println!("  alertmanager {}", o.alertmanager);
+    }
     println!("  secrets     {}", secrets.display());
     if let Some(demo) = &info.demo {
         println!("  demo login  {} / {}", demo.email, demo.password);
@@ -382,6 +402,7 @@ async fn start_services(
     BTreeMap<String, String>,
     Option<String>,
     BTreeMap<String, u32>,
+    BTreeMap<String, String>,
 )> {
     let bin_dir = std::env::current_exe()?
         .parent()
@@ -454,6 +475,12 @@ async fn start_services(
             }
             table.insert("scan".into(), own.into());
         }
+        if svc.name == "audit" {
+            // Checkpoints soon after activity, so a short session (or test) sees them.
+            let mut own = toml::Table::new();
+            own.insert("checkpoint_interval_secs".into(), 5.into());
+            table.insert("audit".into(), own.into());
+        }
         if svc.name == "storage-signer" {
             let mut own = toml::Table::new();
             own.insert("endpoint".into(), s3.endpoint().into());
@@ -489,7 +516,11 @@ async fn start_services(
         format!("https://localhost:{port}")
     });
     peers.retain(|name, _| present.iter().any(|s| s.name == name && s.grpc));
-    Ok((peers, gateway_url, pids))
+    let admin = admin
+        .into_iter()
+        .map(|(name, addr)| (name.to_owned(), addr))
+        .collect();
+    Ok((peers, gateway_url, pids, admin))
 }
 
 /// Waits for Ctrl-C or SIGTERM, or for a child to exit on its own (returned).

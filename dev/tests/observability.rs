@@ -5,10 +5,13 @@
 //! has its annotations and its runbook section, no expression pads itself to look non-empty, and
 //! every metric a rule reads is one the shared telemetry exposes under that name.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use yaml_rust2::{Yaml, YamlLoader};
+
+mod support;
 
 fn observability() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../observability")
@@ -203,18 +206,7 @@ async fn every_metric_the_rules_read_is_one_the_services_expose() {
     let exposed = m.encode();
     let mut checked = 0;
     for rule in rules() {
-        let mut rest = rule.expr.as_str();
-        while let Some(at) = rest.find("coffer_") {
-            let before = rest[..at].chars().last();
-            let name: String = rest[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
-                .collect();
-            rest = &rest[at + name.len()..];
-            // Recording rules' names (`job:coffer_…`) are not metrics a service exposes.
-            if name.contains(':') || before.is_some_and(|c| c == ':' || c.is_ascii_alphanumeric()) {
-                continue;
-            }
+        for name in support::metric_names(&rule.expr) {
             assert!(
                 exposed
                     .lines()
@@ -270,4 +262,335 @@ fn alertmanager_config_loads_and_routes_pages_and_tickets() {
         &dir,
     );
     assert!(!ok, "a page went to the ticket receiver");
+}
+
+// === the configs that cannot run here: Grafana, Loki, Alloy, the collector, Tempo ===
+
+/// `host:port` of a URL or an endpoint (`http://loki:3100/path`, `tempo:4317`, `0.0.0.0:4317`).
+fn host_port(url: &str) -> (String, u16) {
+    let rest = url.split("://").last().unwrap();
+    let authority = rest.split('/').next().unwrap();
+    let (host, port) = authority.rsplit_once(':').expect("a port");
+    (host.to_owned(), port.parse().expect("a numeric port"))
+}
+
+/// A small reader of Alloy's configuration syntax, enough to check the file: strings and
+/// comments are skipped correctly, braces balance, and it returns the components (`kind
+/// "label"`) and every reference to a component's export (`kind.label.export`).
+struct Alloy {
+    components: Vec<(String, String)>,
+    references: Vec<String>,
+    strings: Vec<String>,
+}
+
+fn read_alloy(text: &str) -> Alloy {
+    let mut components = Vec::new();
+    let mut references = Vec::new();
+    let mut strings = Vec::new();
+    let mut depth = 0i32;
+    let mut chars = text.char_indices().peekable();
+    let mut word = String::new();
+    let mut last_word = String::new();
+    let mut pending_label: Option<(String, String)> = None;
+    while let Some((_, c)) = chars.next() {
+        match c {
+            '/' if chars.peek().map(|p| p.1) == Some('/') => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut s = String::new();
+                let mut escaped = false;
+                for (_, c) in chars.by_ref() {
+                    if escaped {
+                        s.push(c);
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    } else {
+                        s.push(c);
+                    }
+                }
+                if depth == 0 && !last_word.is_empty() {
+                    pending_label = Some((last_word.clone(), s.clone()));
+                }
+                strings.push(s);
+            }
+            '{' => {
+                if let Some(block) = pending_label.take() {
+                    components.push(block);
+                }
+                depth += 1;
+            }
+            '}' => {
+                depth -= 1;
+                assert!(depth >= 0, "an unbalanced closing brace");
+            }
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '.' => word.push(c),
+            _ => {}
+        }
+        let in_word = c.is_ascii_alphanumeric() || c == '_' || c == '.';
+        if !in_word && !word.is_empty() {
+            // `a.b.c.label.receiver`-like words inside blocks are references.
+            if depth > 0 && word.matches('.').count() >= 2 && !word.starts_with('.') {
+                references.push(word.clone());
+            }
+            last_word = std::mem::take(&mut word);
+        }
+    }
+    assert_eq!(depth, 0, "unbalanced braces");
+    Alloy {
+        components,
+        references,
+        strings,
+    }
+}
+
+#[test]
+fn the_configs_that_cannot_run_here_agree_with_each_other() {
+    let o = observability();
+    let datasources = yaml(&o.join("grafana/provisioning/datasources/coffer.yaml"));
+    let providers = yaml(&o.join("grafana/provisioning/dashboards/coffer.yaml"));
+    let loki = yaml(&o.join("loki/loki.yaml"));
+    let tempo = yaml(&o.join("tempo/tempo.yaml"));
+    let otel = yaml(&o.join("otel-collector/otel-collector.yaml"));
+    let alloy = read_alloy(&std::fs::read_to_string(o.join("alloy/config.alloy")).unwrap());
+
+    let source = |uid: &str| {
+        datasources["datasources"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|d| d["uid"].as_str() == Some(uid))
+            .unwrap_or_else(|| panic!("no data source {uid}"))
+            .clone()
+    };
+    let (prom, loki_ds, tempo_ds) = (source("prometheus"), source("loki"), source("tempo"));
+    assert_eq!(prom["type"].as_str(), Some("prometheus"));
+    assert_eq!(loki_ds["type"].as_str(), Some("loki"));
+    assert_eq!(tempo_ds["type"].as_str(), Some("tempo"));
+
+    // Grafana reaches Loki and Tempo on the ports their configs serve.
+    let loki_port = loki["server"]["http_listen_port"].as_i64().unwrap() as u16;
+    assert_eq!(host_port(loki_ds["url"].as_str().unwrap()).1, loki_port);
+    let tempo_port = tempo["server"]["http_listen_port"].as_i64().unwrap() as u16;
+    assert_eq!(host_port(tempo_ds["url"].as_str().unwrap()).1, tempo_port);
+
+    // Logs link to traces and back, through data sources that exist.
+    let derived = &loki_ds["jsonData"]["derivedFields"][0];
+    assert_eq!(derived["datasourceUid"].as_str(), Some("tempo"));
+    assert!(
+        derived["matcherRegex"]
+            .as_str()
+            .unwrap()
+            .contains("trace_id")
+    );
+    let to_logs = &tempo_ds["jsonData"]["tracesToLogsV2"];
+    assert_eq!(to_logs["datasourceUid"].as_str(), Some("loki"));
+    assert_eq!(
+        tempo_ds["jsonData"]["serviceMap"]["datasourceUid"].as_str(),
+        Some("prometheus")
+    );
+
+    // Alloy: every reference names a component of the file, it writes to Loki's push API on
+    // Grafana's host and Loki's port, and keeps exactly the three labels the traces-to-logs
+    // query and the dashboards rely on.
+    let defined: Vec<String> = alloy
+        .components
+        .iter()
+        .map(|(kind, label)| format!("{kind}.{label}"))
+        .collect();
+    for r in &alloy.references {
+        let (component, _export) = r.rsplit_once('.').unwrap();
+        assert!(
+            defined.iter().any(|d| d == component),
+            "{r} refers to no component of config.alloy ({defined:?})"
+        );
+    }
+    assert!(alloy.references.len() >= 5, "{:?}", alloy.references);
+    let push = alloy
+        .strings
+        .iter()
+        .find(|s| s.ends_with("/loki/api/v1/push"))
+        .expect("loki.write's endpoint");
+    assert_eq!(
+        host_port(push),
+        host_port(loki_ds["url"].as_str().unwrap()),
+        "Alloy and Grafana reach the same Loki"
+    );
+    // The last strings of `stage.label_keep` before the endpoint are the kept labels.
+    let keep_at = alloy
+        .strings
+        .iter()
+        .rposition(|s| s == "service")
+        .expect("the kept labels");
+    let kept: BTreeSet<&str> = alloy.strings[keep_at..keep_at + 3]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(kept, BTreeSet::from(["service", "level", "namespace"]));
+    let query = to_logs["query"].as_str().unwrap();
+    assert!(query.starts_with("{service="), "{query}");
+    assert!(
+        loki["limits_config"]["max_label_names_per_series"]
+            .as_i64()
+            .unwrap()
+            >= 3
+    );
+    assert!(loki["compactor"]["retention_enabled"].as_bool().unwrap());
+    assert!(loki["limits_config"]["retention_period"].as_str().is_some());
+
+    // The collector: its pipeline uses only what it defines, receives OTLP/gRPC on the port the
+    // services are told, and exports to Tempo's OTLP receiver.
+    let pipeline = &otel["service"]["pipelines"]["traces"];
+    for (section, key) in [
+        ("receivers", "receivers"),
+        ("processors", "processors"),
+        ("exporters", "exporters"),
+    ] {
+        for name in pipeline[key].as_vec().unwrap() {
+            let name = name.as_str().unwrap();
+            assert!(
+                !otel[section][name].is_badvalue(),
+                "the traces pipeline uses {section}.{name}, which is not defined"
+            );
+        }
+    }
+    let policies: Vec<&str> = otel["processors"]["tail_sampling"]["policies"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|p| p["type"].as_str().unwrap())
+        .collect();
+    assert!(policies.contains(&"status_code") && policies.contains(&"latency"));
+    let otlp_in = host_port(
+        otel["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+            .as_str()
+            .unwrap(),
+    );
+    let telemetry = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../libs/telemetry/src/tracing_init.rs"),
+    )
+    .unwrap();
+    assert!(
+        telemetry.contains(&format!("http://otel-collector:{}", otlp_in.1)),
+        "the services' documented otlp_endpoint is the collector's port {}",
+        otlp_in.1
+    );
+    let to_tempo = host_port(
+        otel["exporters"]["otlp/tempo"]["endpoint"]
+            .as_str()
+            .unwrap(),
+    );
+    let tempo_in = host_port(
+        tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(to_tempo.1, tempo_in.1);
+    assert_eq!(to_tempo.0, host_port(tempo_ds["url"].as_str().unwrap()).0);
+    // Tempo's generator writes to the Prometheus Grafana reads.
+    let remote = tempo["metrics_generator"]["storage"]["remote_write"][0]["url"]
+        .as_str()
+        .unwrap();
+    assert_eq!(host_port(remote), host_port(prom["url"].as_str().unwrap()));
+
+    // The dashboards: provisioned from one directory, every panel on the chosen Prometheus.
+    assert!(
+        providers["providers"][0]["options"]["path"]
+            .as_str()
+            .is_some()
+    );
+    for file in files(&o.join("grafana/dashboards"), "json") {
+        let d: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let vars: Vec<&str> = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(vars, ["datasource", "namespace", "instance"], "{file:?}");
+        for p in d["panels"].as_array().unwrap() {
+            if p["type"] != "row" {
+                assert_eq!(p["datasource"]["uid"], "${datasource}", "{file:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dashboards_are_the_generated_ones() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer-dev"))
+        .args(["dashboards", "--check", "--dir"])
+        .arg(observability().join("grafana/dashboards"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn to_json(y: &Yaml) -> serde_json::Value {
+    match y {
+        Yaml::Hash(h) => serde_json::Value::Object(
+            h.iter()
+                .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), to_json(v)))
+                .collect(),
+        ),
+        Yaml::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
+        Yaml::String(s) => s.clone().into(),
+        Yaml::Integer(i) => (*i).into(),
+        Yaml::Real(r) => r.parse::<f64>().unwrap().into(),
+        Yaml::Boolean(b) => (*b).into(),
+        Yaml::Null => serde_json::Value::Null,
+        other => panic!("unexpected YAML {other:?}"),
+    }
+}
+
+/// The Prometheus Operator resources: valid against the CRDs' schemas (../shared/schemas), the
+/// PrometheusRule is exactly the rules file, the PodMonitor names jobs as the rules expect.
+#[test]
+fn the_kubernetes_monitoring_resources_validate_and_match_the_rules() {
+    let o = observability().join("prometheus");
+    let schemas = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/schemas/crds/monitoring.coreos.com");
+    for (file, schema) in [
+        ("kubernetes/podmonitor.yaml", "podmonitor_v1.json"),
+        ("kubernetes/prometheusrule.yaml", "prometheusrule_v1.json"),
+    ] {
+        let schema: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(schemas.join(schema)).unwrap()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let resource = to_json(&yaml(&o.join(file)));
+        let errors: Vec<String> = validator
+            .iter_errors(&resource)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+        // The check can fail: a field the CRD does not know is refused.
+        let mut wrong = resource.clone();
+        wrong["spec"]["unknownField"] = true.into();
+        assert!(
+            !validator.is_valid(&wrong),
+            "{file}: the schema is not strict"
+        );
+    }
+    let rule = yaml(&o.join("kubernetes/prometheusrule.yaml"));
+    let rules = yaml(&o.join("rules/coffer.rules.yml"));
+    assert_eq!(
+        to_json(&rule["spec"]),
+        to_json(&rules),
+        "kubernetes/prometheusrule.yaml differs from rules/coffer.rules.yml"
+    );
+    let monitor = yaml(&o.join("kubernetes/podmonitor.yaml"));
+    let relabel = &monitor["spec"]["podMetricsEndpoints"][0]["relabelings"][0];
+    assert_eq!(relabel["targetLabel"].as_str(), Some("job"));
+    assert_eq!(relabel["replacement"].as_str(), Some("coffer-$1"));
 }
