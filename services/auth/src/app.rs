@@ -85,12 +85,13 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
         coffer_db::pool_metrics(pool.clone(), "runtime"),
     );
     let sessions = pool.clone();
+    let idle_secs = config.session_idle_secs;
     jobs.every(
         "active sessions",
         coffer_db::POOL_METRICS_EVERY,
         move || {
             let pool = sessions.clone();
-            async move { crate::metrics::refresh_sessions(&pool).await }
+            async move { crate::metrics::refresh_sessions(&pool, idle_secs).await }
         },
     );
     Purger {

@@ -83,10 +83,14 @@ pub fn login_refused(reason: &str) {
         .inc();
 }
 
-/// Reads the number of active sessions (a count only: `active_session_count()` runs as the owner)
-/// and sets the gauge.
-pub async fn refresh_sessions(pool: &sqlx::PgPool) -> Result<usize, coffer_db::DbError> {
-    let count: i64 = sqlx::query_scalar("SELECT active_session_count()")
+/// Reads the number of active sessions (neither revoked, expired nor idle longer than
+/// `idle_secs`: a count only, `active_session_count` runs as the owner) and sets the gauge.
+pub async fn refresh_sessions(
+    pool: &sqlx::PgPool,
+    idle_secs: u64,
+) -> Result<usize, coffer_db::DbError> {
+    let count: i64 = sqlx::query_scalar("SELECT active_session_count($1)")
+        .bind(i64::try_from(idle_secs).unwrap_or(i64::MAX))
         .fetch_one(pool)
         .await?;
     metrics().active_sessions.set(count);

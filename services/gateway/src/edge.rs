@@ -1,6 +1,6 @@
 //! The middleware every request passes, one job per layer, applied in this order (outermost
-//! first, see `app.rs`): metrics → request id → security headers → rate limit → body cap →
-//! handler.
+//! first, see `app.rs`): request id and span → metrics → security headers → rate limit → body
+//! cap → handler.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,15 +26,33 @@ pub async fn metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_owned();
-    let method = req.method().clone();
+    let method = method_name(req.method());
     let res = next.run(req).await;
     coffer_telemetry::metrics().record_http(
         &route,
-        method.as_str(),
+        method,
         res.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     res
+}
+
+/// The method as a label or span name: the standard ones as they are, anything else (a client
+/// may send any token) as `_OTHER`, so the internet cannot mint series or span names.
+pub fn method_name(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
 }
 
 /// A fresh id per request: in scope for the handler (logs, downstream calls) and returned as
@@ -51,8 +69,8 @@ pub async fn request_id(req: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "http.server",
         otel.kind = "server",
-        otel.name = %format_args!("{} {route}", req.method()),
-        http.request.method = %req.method(),
+        otel.name = %format_args!("{} {route}", method_name(req.method())),
+        http.request.method = method_name(req.method()),
         http.route = %route,
         request_id = %id,
         trace_id = tracing::field::Empty,

@@ -428,6 +428,9 @@ mod tests {
 
 // === delivery ===
 
+/// The status recorded for a try cut short by the service stopping.
+const SHUTDOWN: &str = "shutdown";
+
 /// Sends due deliveries for as long as the process runs.
 #[derive(Clone)]
 pub struct Sender {
@@ -441,14 +444,7 @@ impl Sender {
         jobs.spawn("webhook sender", move |mut stop| async move {
             let idle = Duration::from_millis(self.config.poll_interval_ms);
             while !stop.is_stopped() {
-                // A try in flight (a slow receiver, a name that does not resolve) does not hold
-                // up shutdown: its claim lapses and the delivery is tried again later, with the
-                // same webhook-id, so a receiver that got it can tell.
-                let sent = tokio::select! {
-                    sent = self.send_one() => sent,
-                    () = stop.stopped() => break,
-                };
-                match sent {
+                match self.send_one(&stop).await {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(error) => {
@@ -463,8 +459,10 @@ impl Sender {
         });
     }
 
-    /// Sends one due delivery, if any. Returns whether there was one.
-    pub async fn send_one(&self) -> Result<bool, coffer_db::DbError> {
+    /// Sends one due delivery, if any. Returns whether there was one. A POST in flight when the
+    /// service stops (a slow receiver, a name that does not resolve) is given up and recorded as
+    /// such, due again at once: shutdown waits for no receiver, and no outcome goes unrecorded.
+    pub async fn send_one(&self, stop: &coffer_mesh::Stop) -> Result<bool, coffer_db::DbError> {
         let hold = self.config.timeout_secs.saturating_mul(3).max(30);
         let mut tx =
             coffer_db::begin_with_setting(&self.pool, "coffer.lookup_delivery", "1").await?;
@@ -478,18 +476,29 @@ impl Sender {
         let mut tx = tenant().await?;
         let hook = crate::store::webhook(&mut tx).await?;
         tx.commit().await?;
+        let mut stopping = stop.clone();
         let (status, delivered) = match hook {
             None => ("no endpoint".to_owned(), false),
             Some((url, sealed)) => match open_secret(&self.secrets, d.org_id, &sealed) {
                 None => ("secret does not open".to_owned(), false),
-                Some(secret) => self.post(&url, &secret, &d).await,
+                Some(secret) => tokio::select! {
+                    sent = self.post(&url, &secret, &d) => sent,
+                    () = stopping.stopped() => (SHUTDOWN.to_owned(), false),
+                },
             },
         };
-        let retry_in = self.config.backoff(d.attempts);
+        let shut_down = status == SHUTDOWN;
+        let retry_in = if shut_down {
+            Duration::ZERO
+        } else {
+            self.config.backoff(d.attempts)
+        };
         let mut tx = tenant().await?;
         crate::store::delivery_tried(&mut tx, d.id, &status, delivered, retry_in).await?;
         tx.commit().await?;
-        crate::metrics::metrics().delivery(delivered);
+        if !shut_down {
+            crate::metrics::metrics().delivery(delivered);
+        }
         if delivered {
             tracing::info!(delivery = %d.id, org = %d.org_id, attempt = d.attempts, "webhook delivered");
         } else {

@@ -414,13 +414,40 @@ async fn active_sessions_are_counted_across_orgs_without_showing_a_row() -> anyh
     ))
     .await?;
     let count = || async {
-        sqlx::query_scalar::<_, i64>("SELECT auth.active_session_count()")
+        sqlx::query_scalar::<_, i64>("SELECT auth.active_session_count(1800)")
             .fetch_one(&runtime)
             .await
     };
     let (_, first) = h.account("one@count.example").await?;
-    h.account("two@other-count.example").await?;
-    assert_eq!(count().await?, 2, "both orgs' sessions");
+    let (other_org, _) = h.account("two@other-count.example").await?;
+    h.account("three@other-count.example").await?;
+    assert_eq!(count().await?, 3, "every org's sessions");
+    // Idle longer than the limit: not active (the owner ages one, in its org).
+    let owner = sqlx::PgPool::connect(&h.pg.url("auth_owner", "owner-pw", &h.db)).await?;
+    let mut tx = owner.begin().await?;
+    sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+        .bind(&other_org)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE auth.sessions SET last_seen_at = now() - interval '1 hour'")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    assert_eq!(count().await?, 2, "an idle session is not active");
+    // A temporary `sessions` of the caller's does not stand in for the table (nothing of the
+    // caller's runs as the owner): the count is the same.
+    let mut conn = runtime.acquire().await?;
+    sqlx::query("CREATE TEMP VIEW sessions AS SELECT g FROM generate_series(1, 1000) g")
+        .execute(&mut *conn)
+        .await?;
+    let through_view: i64 = sqlx::query_scalar("SELECT auth.active_session_count(1800)")
+        .fetch_one(&mut *conn)
+        .await?;
+    assert_eq!(through_view, 2);
+    sqlx::query("DROP VIEW pg_temp.sessions")
+        .execute(&mut *conn)
+        .await?;
+    drop(conn);
     let token = h.token(Credential::SessionId(first.clone()), &[]).await?;
     Harness::as_user(
         &token,

@@ -312,6 +312,10 @@ async fn edge_metrics_name_route_templates_never_ids_or_tokens() -> anyhow::Resu
     let public = crate::harness::client(&h.ca_pem, None)?;
     let res = public.get(h.url(&format!("/nope/{id}"))).send().await?;
     assert_eq!(res.status(), 404);
+    // A made-up method is counted as `_OTHER`, never under its own name.
+    let invented = reqwest::Method::from_bytes(b"ZQXMETHOD")?;
+    let res = public.request(invented, h.url("/v1/me")).send().await?;
+    assert!(res.status().is_client_error(), "{}", res.status());
 
     let text = reqwest::get(format!("http://{}/metrics", h.admin))
         .await?
@@ -325,7 +329,11 @@ async fn edge_metrics_name_route_templates_never_ids_or_tokens() -> anyhow::Resu
     ] {
         assert!(text.contains(line), "{line} missing");
     }
-    for secret in [id.as_str(), token.as_str(), "metered-zqx"] {
+    assert!(
+        text.contains(r#"method="_OTHER""#),
+        "the made-up method is not counted"
+    );
+    for secret in [id.as_str(), token.as_str(), "metered-zqx", "ZQXMETHOD"] {
         assert!(!text.contains(secret), "the metrics hold {secret}");
     }
     Ok(())
