@@ -722,6 +722,12 @@ fn gateway() -> Vec<Row> {
 
 const DATASOURCE: &str = "${datasource}";
 
+/// The histograms whose observations carry a trace id as their exemplar.
+const EXEMPLARS: [&str; 2] = [
+    "coffer_grpc_server_duration_seconds_bucket",
+    "coffer_http_server_duration_seconds_bucket",
+];
+
 fn variables(job: Option<&str>) -> Value {
     let ds = json!({"type": "prometheus", "uid": DATASOURCE});
     let query = |name: &str, q: String| {
@@ -795,6 +801,8 @@ fn render(d: &Dashboard) -> Value {
                         "legendFormat": legend,
                         "range": !matches!(p.kind, Kind::Table),
                         "instant": matches!(p.kind, Kind::Table),
+                        // The request latencies carry their traces (exemplars).
+                        "exemplar": EXEMPLARS.iter().any(|h| expr.contains(h)),
                     })
                 })
                 .collect();

@@ -381,6 +381,10 @@ fn the_configs_that_cannot_run_here_agree_with_each_other() {
     let tempo_port = tempo["server"]["http_listen_port"].as_i64().unwrap() as u16;
     assert_eq!(host_port(tempo_ds["url"].as_str().unwrap()).1, tempo_port);
 
+    // Exemplars (the latency histograms' trace ids) open Tempo.
+    let exemplars = &prom["jsonData"]["exemplarTraceIdDestinations"][0];
+    assert_eq!(exemplars["datasourceUid"].as_str(), Some("tempo"));
+    assert_eq!(exemplars["name"].as_str(), Some("trace_id"));
     // Logs link to traces and back, through data sources that exist.
     let derived = &loki_ds["jsonData"]["derivedFields"][0];
     assert_eq!(derived["datasourceUid"].as_str(), Some("tempo"));

@@ -41,7 +41,6 @@ const MAY_BE_ZERO: &[&str] = &[
     "clamd errors",
     "Jobs by state",
     "Oldest queued job",
-    "Oldest event still owed",
     "Waiting for a connection",
     "Quota refusals",
     "Presigned URLs by kind",
@@ -269,6 +268,9 @@ fn rule_exprs() -> Vec<String> {
     out
 }
 
+/// A trace id a client offers (and the edge must not adopt).
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
 /// What one round of traffic leaves that must not show up in logs, and the download to follow.
 struct Round {
     names: Vec<String>,
@@ -341,9 +343,14 @@ async fn drive(
         )
         .await;
     assert_eq!(status, "quarantined");
-    // The download whose trace is followed below.
+    // The download whose trace is followed below; the trace the client claims to be in is not
+    // continued.
     let res = b
         .req(reqwest::Method::GET, &format!("/v1/files/{clean}/download"))
+        .header(
+            "traceparent",
+            format!("00-{CLIENT_TRACE}-00f067aa0ba902b7-01"),
+        )
         .send()
         .await?;
     assert_eq!(res.status(), 200);
@@ -781,6 +788,10 @@ async fn every_panel_metric_and_matcher_holds_against_the_live_mesh_and_a_downlo
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
+    assert_ne!(
+        trace_id, CLIENT_TRACE,
+        "the edge continued the client's trace"
+    );
     let ids: BTreeSet<&str> = trace.iter().map(|s| s.span_id.as_str()).collect();
     for s in &trace {
         if s.service == "gateway"
@@ -799,6 +810,39 @@ async fn every_panel_metric_and_matcher_holds_against_the_live_mesh_and_a_downlo
             );
         }
     }
+    // The latency histograms carry traces as exemplars, and Prometheus stored them: the edge's
+    // name traces the collector received.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let exemplars: Value = reqwest::Client::new()
+        .post(format!("{prom}/api/v1/query_exemplars"))
+        .form(&[
+            ("query", "coffer_http_server_duration_seconds_bucket"),
+            ("start", &(now - 600).to_string()),
+            ("end", &now.to_string()),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let exemplar_traces: BTreeSet<String> = exemplars["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_owned))
+        .collect();
+    let collected: BTreeSet<String> = collector
+        .spans()
+        .into_iter()
+        .filter(|s| s.service == "gateway")
+        .map(|s| s.trace_id)
+        .collect();
+    assert!(
+        exemplar_traces.iter().any(|t| collected.contains(t)),
+        "no exemplar names a trace of the gateway: {exemplars}"
+    );
     // Each service logged lines of that request with its trace id.
     let logs = state.join("logs");
     for service in ["gateway", "auth", "metadata", "storage-signer", "audit"] {
@@ -868,8 +912,25 @@ async fn every_panel_metric_and_matcher_holds_against_the_live_mesh_and_a_downlo
         eprintln!("prometheus {prom} state {}", state.display());
         tokio::time::sleep(Duration::from_secs(300)).await;
     }
+    // SIGTERM stops everything promptly, with the event stream still open and a webhook try
+    // waiting on a name that does not resolve (each held its service for the whole grace).
+    let stopping = Instant::now();
+    kill(Pid::from_raw(child.0.id() as i32), Signal::SIGTERM)?;
+    let mut child = child;
+    while child.0.try_wait()?.is_none() {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(30),
+            "coffer-dev up did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if stopping.elapsed() > Duration::from_secs(8) {
+        failures.push(format!(
+            "stopping took {:?}: something waited for its grace period",
+            stopping.elapsed()
+        ));
+    }
     drop(stream);
-    drop(child);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }

@@ -121,6 +121,8 @@ pub async fn start(
         prom_dir.join("data").display()
     ))
     .arg("--storage.tsdb.retention.time=2d")
+    // The latency histograms carry their traces as exemplars.
+    .arg("--enable-feature=exemplar-storage")
     .arg(format!("--web.listen-address={prom_addr}"));
     supervisor.spawn("prometheus", prom, &root.join("prometheus.log"))?;
 

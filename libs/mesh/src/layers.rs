@@ -222,7 +222,9 @@ impl Drop for Recorder {
         let code = self.code.unwrap_or(tonic::Code::Cancelled);
         let name = format!("{code:?}");
         let took = self.start.elapsed();
-        coffer_telemetry::metrics().record_rpc(&self.rpc, &name, took.as_secs_f64());
+        self.span.in_scope(|| {
+            coffer_telemetry::metrics().record_rpc(&self.rpc, &name, took.as_secs_f64());
+        });
         self.span.record("rpc.grpc.status_code", code as i32);
         // The server's own failures mark the span (the collector keeps such traces); a refusal
         // of the caller's request is an answer, not an error of this service.

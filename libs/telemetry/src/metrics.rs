@@ -4,9 +4,9 @@ use std::sync::{LazyLock, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Labels of the per-RPC RED metrics. `rpc` is the gRPC path (`/coffer.v1.Metadata/GetFile`),
@@ -65,12 +65,14 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     /// gRPC calls served, by RPC and status code.
     pub rpc_requests: Family<RpcLabels, Counter>,
-    /// gRPC call latency in seconds, by RPC.
-    pub rpc_duration: Family<RpcOnly, Histogram>,
+    /// gRPC call latency in seconds, by RPC, with the trace of an observation as its bucket's
+    /// exemplar.
+    pub rpc_duration: Family<RpcOnly, HistogramWithExemplars<TraceExemplar>>,
     /// HTTP requests answered by the public edge, by route template, method and status.
     pub http_requests: Family<HttpLabels, Counter>,
-    /// HTTP latency to the response head in seconds, by route template and method.
-    pub http_duration: Family<HttpRoute, Histogram>,
+    /// HTTP latency to the response head in seconds, by route template and method, with
+    /// exemplars like `rpc_duration`.
+    pub http_duration: Family<HttpRoute, HistogramWithExemplars<TraceExemplar>>,
     /// User tokens refused, by reason.
     pub token_rejections: Family<Reason, Counter>,
     /// Calls refused by a caller allow-list, by RPC and calling service.
@@ -81,6 +83,18 @@ pub struct Metrics {
     pub build_info: Family<BuildInfo, Gauge>,
     /// The `not_after` of the mesh certificate in use (unix seconds), so expiry can alert.
     pub certificate_not_after: Gauge,
+}
+
+/// The exemplar of a latency observation: the W3C trace id of the request it timed (a random
+/// id, already in every log line of that request), which Grafana opens in Tempo. Exposed in the
+/// OpenMetrics text only, and stored by Prometheus with `--enable-feature=exemplar-storage`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceExemplar {
+    pub trace_id: String,
+}
+
+fn exemplar() -> Option<TraceExemplar> {
+    crate::current_trace_id().map(|trace_id| TraceExemplar { trace_id })
 }
 
 /// The gRPC codes the rules count as the server's failures (observability/prometheus/rules).
@@ -105,13 +119,14 @@ impl Metrics {
         let mut registry = Registry::with_prefix("coffer");
         let rpc_requests = Family::<RpcLabels, Counter>::default();
         let rpc_duration =
-            Family::<RpcOnly, Histogram>::new_with_constructor(
-                || Histogram::new(latency_buckets()),
-            );
+            Family::<RpcOnly, HistogramWithExemplars<TraceExemplar>>::new_with_constructor(|| {
+                HistogramWithExemplars::new(latency_buckets())
+            });
         let http_requests = Family::<HttpLabels, Counter>::default();
-        let http_duration = Family::<HttpRoute, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets())
-        });
+        let http_duration =
+            Family::<HttpRoute, HistogramWithExemplars<TraceExemplar>>::new_with_constructor(
+                || HistogramWithExemplars::new(latency_buckets()),
+            );
         let token_rejections = Family::<Reason, Counter>::default();
         let caller_denials = Family::<Denial, Counter>::default();
         let tls_handshake_failures = Counter::default();
@@ -190,7 +205,7 @@ impl Metrics {
             .set(1);
     }
 
-    /// Records one finished RPC.
+    /// Records one finished RPC (inside its span: the trace becomes the exemplar).
     pub fn record_rpc(&self, rpc: &str, code: &str, seconds: f64) {
         self.rpc_requests
             .get_or_create(&RpcLabels {
@@ -202,7 +217,7 @@ impl Metrics {
             .get_or_create(&RpcOnly {
                 rpc: rpc.to_owned(),
             })
-            .observe(seconds);
+            .observe(seconds, exemplar(), None);
     }
 
     /// Creates an RPC's series at zero: its call counter for `Ok` and for every code the rules
@@ -234,7 +249,8 @@ impl Metrics {
         }));
     }
 
-    /// Records one answered HTTP request (`route`: the template, see [`HttpLabels`]).
+    /// Records one answered HTTP request (`route`: the template, see [`HttpLabels`]; inside the
+    /// request's span: the trace becomes the exemplar).
     pub fn record_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
         self.http_requests
             .get_or_create(&HttpLabels {
@@ -248,7 +264,7 @@ impl Metrics {
                 route: route.to_owned(),
                 method: method.to_owned(),
             })
-            .observe(seconds);
+            .observe(seconds, exemplar(), None);
     }
 
     /// Counts a refused token.

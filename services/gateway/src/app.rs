@@ -171,8 +171,9 @@ impl App {
             .with_state(gateway)
             .layer(
                 ServiceBuilder::new()
-                    .layer(from_fn(edge::metrics))
+                    // The request's span first: the metrics' exemplars name its trace.
                     .layer(from_fn(edge::request_id))
+                    .layer(from_fn(edge::metrics))
                     .layer(from_fn(edge::security_headers))
                     .layer(from_fn_with_state(limit.clone(), edge::rate_limit))
                     .layer(from_fn_with_state(config.max_body_bytes, edge::body_cap)),
