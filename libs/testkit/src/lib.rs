@@ -27,8 +27,20 @@ pub use s3::{S3, S3Credentials};
 /// starts (bound and released). It is picked at random *outside* the kernel's ephemeral range:
 /// inside it, any `bind(0)` or outgoing connection of a test running alongside could be handed
 /// the port before its server binds it (seen in CI: "Address already in use" a second later).
-/// Outside it only another caller of this function could, and each picks at random.
+/// Outside it only another caller of this function could, and each picks at random. Within one
+/// process a port is handed out once: a launcher picks all its ports before any server binds
+/// one, so "free" alone could give two services the same port (seen in CI: a service's health
+/// check answered by another's server).
 pub fn free_port() -> std::io::Result<u16> {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let port = pick_port(&given)?;
+    given.insert(port);
+    Ok(port)
+}
+
+fn pick_port(given: &std::collections::BTreeSet<u16>) -> std::io::Result<u16> {
     use rand::Rng as _;
     let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -48,11 +60,21 @@ pub fn free_port() -> std::io::Result<u16> {
             break;
         }
         let port = rng.random_range(from..to);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }
     }
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+#[cfg(test)]
+mod port_tests {
+    #[test]
+    fn a_port_is_handed_out_once_per_process() {
+        let ports: std::collections::BTreeSet<u16> =
+            (0..500).map(|_| super::free_port().unwrap()).collect();
+        assert_eq!(ports.len(), 500);
+    }
 }
