@@ -447,6 +447,13 @@ fn the_configs_that_cannot_run_here_agree_with_each_other() {
             >= 3
     );
     assert!(loki["compactor"]["retention_enabled"].as_bool().unwrap());
+    assert_eq!(
+        loki["limits_config"]["discover_service_name"]
+            .as_vec()
+            .map(Vec::len),
+        Some(0),
+        "Loki adds no service_name label of its own"
+    );
     assert!(loki["limits_config"]["retention_period"].as_str().is_some());
 
     // The collector: its pipeline uses only what it defines, receives OTLP/gRPC on the port the

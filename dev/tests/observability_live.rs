@@ -890,6 +890,8 @@ async fn every_panel_metric_and_matcher_holds_against_the_live_mesh_and_a_downlo
     everything += &format!("{:?}", collector.spans());
     let session_id = cookie.trim_start_matches("coffer_session=");
     for (what, secret) in [
+        ("the demo email", email.as_str()),
+        ("the throttled email", "nobody-here@coffer.local"),
         ("the password", password.as_str()),
         ("the session id", session_id),
         ("the CSRF token", csrf.as_str()),
