@@ -719,6 +719,20 @@ async fn every_panel_metric_and_matcher_holds_against_the_live_mesh_and_a_downlo
             failures.push(format!("{name} is named in observability/ but not exposed"));
         }
     }
+    // And the README lists every metric the services expose (the table cannot fall behind).
+    let readme = std::fs::read_to_string(observability().join("README.md"))?;
+    let documented = metric_names(&readme);
+    for name in &scraped {
+        let base = ["_bucket", "_count", "_sum", "_created"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        if !documented.contains(base) && !documented.contains(name.as_str()) {
+            failures.push(format!(
+                "{name} is exposed but observability/README.md does not list it"
+            ));
+        }
+    }
     let exprs: Vec<String> = rule_exprs()
         .into_iter()
         .chain(targets.iter().map(|t| t.2.clone()))

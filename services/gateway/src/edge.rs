@@ -21,11 +21,7 @@ use crate::server::ClientAddr;
 /// tokens), method and status: every answer counts, refusals of the layers below included.
 pub async fn metrics(req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_owned();
+    let route = route_of(&req);
     let method = method_name(req.method());
     let res = next.run(req).await;
     coffer_telemetry::metrics().record_http(
@@ -35,6 +31,15 @@ pub async fn metrics(req: Request, next: Next) -> Response {
         started.elapsed().as_secs_f64(),
     );
     res
+}
+
+/// The route template the request matched (`/v1/files/{id}`), or `unmatched`: never the path,
+/// which holds ids and share tokens.
+fn route_of(req: &Request) -> String {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned()
 }
 
 /// The method as a label or span name: the standard ones as they are, anything else (a client
@@ -61,11 +66,7 @@ pub fn method_name(method: &axum::http::Method) -> &'static str {
 /// does not let the internet choose trace ids or sampling.
 pub async fn request_id(req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_owned();
+    let route = route_of(&req);
     let span = tracing::info_span!(
         "http.server",
         otel.kind = "server",

@@ -477,17 +477,20 @@ impl Sender {
         let hook = crate::store::webhook(&mut tx).await?;
         tx.commit().await?;
         let mut stopping = stop.clone();
+        let mut shut_down = false;
         let (status, delivered) = match hook {
             None => ("no endpoint".to_owned(), false),
             Some((url, sealed)) => match open_secret(&self.secrets, d.org_id, &sealed) {
                 None => ("secret does not open".to_owned(), false),
                 Some(secret) => tokio::select! {
                     sent = self.post(&url, &secret, &d) => sent,
-                    () = stopping.stopped() => (SHUTDOWN.to_owned(), false),
+                    () = stopping.stopped() => {
+                        shut_down = true;
+                        (SHUTDOWN.to_owned(), false)
+                    }
                 },
             },
         };
-        let shut_down = status == SHUTDOWN;
         let retry_in = if shut_down {
             Duration::ZERO
         } else {
