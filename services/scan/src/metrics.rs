@@ -1,6 +1,6 @@
 //! The scan service's own metrics, in the shared registry: the queue (jobs by state, the age of
-//! the oldest queued one: refreshed by a background job from the jobs table, so every process
-//! reports the shared queue), jobs claimed and what came of each try, leases the reaper took back
+//! the oldest queued one: refreshed by the worker's background job from the jobs table, so every
+//! process reports the shared queue), jobs claimed and what came of each try, leases the reaper took back
 //! (workers that died or hung), the engines' time and the bytes they read, clamd's errors, verdicts
 //! by kind, and webhook deliveries (by outcome, and the age of the oldest one still owed).
 //! Nothing is labelled by org.
@@ -12,7 +12,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use sqlx::PgPool;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct State {
@@ -158,30 +157,4 @@ impl ScanMetrics {
 
 pub fn metrics() -> &'static ScanMetrics {
     &METRICS
-}
-
-/// Reads the queue through the worker capability, and the deliveries still owed through the
-/// delivery capability, and sets the gauges.
-pub async fn refresh_queue(pool: &PgPool) -> Result<(), coffer_db::DbError> {
-    let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_worker", "1").await?;
-    let depth = crate::store::queue_depth(&mut tx).await?;
-    tx.commit().await?;
-    let m = metrics();
-    let mut oldest = 0;
-    for state in ["queued", "running"] {
-        let (count, age) = depth
-            .iter()
-            .find(|d| d.0 == state)
-            .map_or((0, 0), |d| (d.1, d.2));
-        m.jobs.get_or_create(&State { state }).set(count);
-        if state == "queued" {
-            oldest = age;
-        }
-    }
-    m.oldest_queued.set(oldest);
-    let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_delivery", "1").await?;
-    let owed = crate::store::oldest_undelivered_age(&mut tx).await?;
-    tx.commit().await?;
-    m.oldest_undelivered.set(owed);
-    Ok(())
 }

@@ -94,7 +94,7 @@ impl Workers {
             move || {
                 let pool = pool.clone();
                 // A reading is not work done: nothing to log.
-                async move { crate::metrics::refresh_queue(&pool).await.map(|()| 0) }
+                async move { refresh_gauges(&pool).await.map(|()| 0) }
             },
         );
         let w = self.clone();
@@ -638,4 +638,32 @@ impl Workers {
         }
         Ok(n as usize)
     }
+}
+
+/// Reads the queue through the worker capability, and the deliveries still owed through the
+/// delivery capability, and sets the gauges.
+async fn refresh_gauges(pool: &sqlx::PgPool) -> Result<(), coffer_db::DbError> {
+    let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_worker", "1").await?;
+    let depth = store::queue_depth(&mut tx).await?;
+    tx.commit().await?;
+    let m = crate::metrics::metrics();
+    let mut oldest = 0;
+    for state in ["queued", "running"] {
+        let (count, age) = depth
+            .iter()
+            .find(|d| d.0 == state)
+            .map_or((0, 0), |d| (d.1, d.2));
+        m.jobs
+            .get_or_create(&crate::metrics::State { state })
+            .set(count);
+        if state == "queued" {
+            oldest = age;
+        }
+    }
+    m.oldest_queued.set(oldest);
+    let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_delivery", "1").await?;
+    let owed = store::oldest_undelivered_age(&mut tx).await?;
+    tx.commit().await?;
+    m.oldest_undelivered.set(owed);
+    Ok(())
 }
