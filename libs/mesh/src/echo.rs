@@ -74,6 +74,9 @@ impl Echo for EchoService {
             .map(|p| p.identity.to_string())
             .unwrap_or_default();
         let message = request.into_inner().message;
+        if message == "fail:internal" {
+            return Err(tonic::Status::internal("the echo was asked to fail"));
+        }
         if let Some(ms) = message.strip_prefix("sleep:").and_then(|m| m.parse().ok()) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }

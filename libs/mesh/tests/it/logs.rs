@@ -45,6 +45,22 @@ fn json_logs_carry_trace_ids_and_never_tokens() {
         );
         assert!(spans.iter().any(|s| s["request_id"].is_string()));
     }
+    // The served RPC's span ends with its code, and only the server's own failure marks it as
+    // an error (the collector's tail sampling keeps those traces); refusals do not.
+    let done: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "rpc done")
+        .collect();
+    let status_of = |code: &str| {
+        let line = done
+            .iter()
+            .find(|l| l["code"] == code)
+            .unwrap_or_else(|| panic!("no rpc done line with {code}: {stdout}"));
+        line["span"]["otel.status_code"].clone()
+    };
+    assert_eq!(status_of("Internal"), "ERROR");
+    assert_eq!(status_of("PermissionDenied"), serde_json::Value::Null);
+    assert_eq!(status_of("Unauthenticated"), serde_json::Value::Null);
     for secret in ["token", "org_id", "user_id"] {
         let value = facts[secret].as_str().unwrap();
         assert!(!stdout.contains(value), "{secret} leaked into the logs");
@@ -58,7 +74,7 @@ fn log_child() {
         return;
     };
     let config = coffer_telemetry::TelemetryConfig {
-        log_filter: "info".into(),
+        log_filter: "info,coffer_mesh=debug".into(),
         json_logs: true,
         otlp_endpoint: None,
     };
@@ -92,7 +108,15 @@ fn log_child() {
             });
             req.metadata_mut()
                 .insert(coffer_token::METADATA_KEY, expired.parse().unwrap());
-            assert!(ctx.scope(gw.echo(req)).await.is_err());
+            assert!(ctx.clone().scope(gw.echo(req)).await.is_err());
+            // A server-side failure of an allowed, authenticated call.
+            let mut req = tonic::Request::new(EchoRequest {
+                message: "fail:internal".into(),
+            });
+            req.metadata_mut()
+                .insert(coffer_token::METADATA_KEY, valid.parse().unwrap());
+            let failed = ctx.scope(gw.echo(req)).await.unwrap_err();
+            assert_eq!(failed.code(), tonic::Code::Internal);
         }
         .instrument(span)
         .await;
