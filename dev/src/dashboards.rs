@@ -260,14 +260,7 @@ fn security() -> Dashboard {
                             "{{credential}}",
                         )],
                     ),
-                    panel(
-                        "Rate-limit refusals (429)",
-                        "short",
-                        &[(
-                            r#"sum(increase(coffer_gateway_rate_limited_total{SEL}[$__rate_interval]))"#,
-                            "429",
-                        )],
-                    ),
+                    rate_limited(),
                 ],
             ),
             row(
@@ -672,6 +665,18 @@ fn scan() -> Vec<Row> {
     ]
 }
 
+/// The gateway's 429s: on the security dashboard (someone hammering) and the gateway's own.
+fn rate_limited() -> Panel {
+    panel(
+        "Rate-limit refusals (429)",
+        "short",
+        &[(
+            r#"sum(increase(coffer_gateway_rate_limited_total{SEL}[$__rate_interval]))"#,
+            "429",
+        )],
+    )
+}
+
 fn gateway() -> Vec<Row> {
     vec![row(
         "The public API",
@@ -700,14 +705,7 @@ fn gateway() -> Vec<Row> {
                     "{{method}} {{route}}",
                 )],
             ),
-            panel(
-                "Rate-limit refusals (429)",
-                "short",
-                &[(
-                    r#"sum(increase(coffer_gateway_rate_limited_total{SEL}[$__rate_interval]))"#,
-                    "429",
-                )],
-            ),
+            rate_limited(),
             stat(
                 "Event streams open",
                 "short",

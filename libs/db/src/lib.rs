@@ -15,9 +15,7 @@
 //! Nothing here logs SQL parameters: they can hold file names.
 
 mod pool_metrics;
-pub use pool_metrics::{
-    POOL_METRICS_EVERY, pool_metrics, record_pool, register as register_pool_metrics,
-};
+pub use pool_metrics::{POOL_METRICS_EVERY, pool_metrics, record_pool};
 
 use coffer_config::{DatabaseConfig, Secrets};
 use secrecy::ExposeSecret as _;

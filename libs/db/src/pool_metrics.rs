@@ -65,8 +65,8 @@ static GAUGES: LazyLock<Gauges> = LazyLock::new(|| {
 });
 
 /// Registers the pool metrics (so a service exposes them from start-up, before its first
-/// transaction).
-pub fn register() {
+/// transaction: its pool job's first reading does it).
+fn register() {
     LazyLock::force(&GAUGES);
 }
 

@@ -16,5 +16,5 @@ mod process;
 mod tracing_init;
 
 pub use admin::{AdminServer, Readiness, serve_admin};
-pub use metrics::{Metrics, Reason, RpcLabels, SERVER_ERROR_CODES, metrics};
+pub use metrics::{Metrics, Outcome, Reason, RpcLabels, SERVER_ERROR_CODES, metrics};
 pub use tracing_init::{TelemetryConfig, TelemetryGuard, current_trace_id, init, init_for_tests};

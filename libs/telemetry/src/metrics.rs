@@ -43,6 +43,13 @@ pub struct Reason {
     pub reason: String,
 }
 
+/// The `outcome` label of the services' counters (`ok`/`failed`, `delivered`/`failed`, …): a
+/// fixed word of the service's own, never a value from a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
 /// What a binary is: its service name, the workspace version and the git commit it was built from
 /// (`COFFER_GIT_SHA` at build time; `unknown` without it).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -5,16 +5,12 @@
 
 use std::sync::LazyLock;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Outcome {
-    pub outcome: &'static str,
-}
+pub use coffer_telemetry::Outcome;
 
 pub struct AuditMetrics {
     pub appends: Family<Outcome, Counter>,
