@@ -196,7 +196,13 @@ async fn provision(
             &Materials {
                 ca,
                 ring,
-                db: roles.as_ref().map(|(o, r)| (o.as_str(), r.as_str())),
+                db: roles
+                    .as_ref()
+                    .map(|(o, r)| coffer_testkit::secrets::DbSecrets {
+                        owner_password: o,
+                        runtime_password: r,
+                        ca_pem: pg.ca_pem(),
+                    }),
                 s3: Some(s3),
                 signing_seed: None,
             },

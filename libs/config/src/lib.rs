@@ -46,7 +46,8 @@ pub enum SecretKind {
     ColumnKey,
     /// An Ed25519 seed (base64) that signs audit checkpoints and exports.
     SigningKey,
-    /// The passwords of the schema's owner and runtime roles.
+    /// The passwords of the schema's owner and runtime roles, and the CA the database server's
+    /// certificate must chain to (every connection is TLS, `verify-full`).
     DatabaseRoles,
     /// The object store's access key id and secret key.
     StoreCredentials,
@@ -77,11 +78,11 @@ impl SecretFile {
         files: &["token-ring.toml"],
         purpose: "verifies user tokens (the service's audience)",
     };
-    /// The two role passwords of a service with a schema.
+    /// The two role passwords of a service with a schema, and the database's CA.
     pub const DATABASE_ROLES: SecretFile = SecretFile {
         kind: SecretKind::DatabaseRoles,
-        files: &["db-owner-password", "db-runtime-password"],
-        purpose: "the schema's owner (migrations) and runtime roles",
+        files: &["db-owner-password", "db-runtime-password", "db-ca.crt"],
+        purpose: "the schema's owner (migrations) and runtime roles; the database server's CA",
     };
 }
 
@@ -261,7 +262,9 @@ where
 }
 
 /// Where a service's schema lives. Passwords are secret files: `db-owner-password` and
-/// `db-runtime-password` in the service's secrets directory.
+/// `db-runtime-password` in the service's secrets directory. Every connection speaks TLS and
+/// checks the server's certificate against `db-ca.crt` there, with `host` as the name it must
+/// carry (`verify-full`); there is no setting that turns this off.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {

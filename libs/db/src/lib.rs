@@ -19,7 +19,7 @@ pub use pool_metrics::{POOL_METRICS_EVERY, pool_metrics, record_pool};
 
 use coffer_config::{DatabaseConfig, Secrets};
 use secrecy::ExposeSecret as _;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions as _, Connection as _, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -176,7 +176,8 @@ pub async fn runtime_pool(
     Ok(pool)
 }
 
-/// Connects as `user` with the password in the secret file `password_secret`.
+/// Connects as `user` with the password in the secret file `password_secret`, over TLS that
+/// checks the server's certificate chains to `db-ca.crt` and names `db.host` (`verify-full`).
 fn connect_options(
     db: &DatabaseConfig,
     secrets: &Secrets,
@@ -184,17 +185,21 @@ fn connect_options(
     password_secret: &str,
 ) -> Result<PgConnectOptions, DbError> {
     let password = secrets.string(password_secret)?;
+    let ca = secrets.require(DATABASE_CA)?;
     Ok(PgConnectOptions::new()
         .host(&db.host)
         .port(db.port)
         .database(&db.name)
         .username(user)
-        .password(password.expose_secret()))
+        .password(password.expose_secret())
+        .ssl_mode(PgSslMode::VerifyFull)
+        .ssl_root_cert(ca))
 }
 
 /// The role password files, as `coffer_config::SecretFile::DATABASE_ROLES` names them.
 const OWNER_PASSWORD: &str = coffer_config::SecretFile::DATABASE_ROLES.files[0];
 const RUNTIME_PASSWORD: &str = coffer_config::SecretFile::DATABASE_ROLES.files[1];
+const DATABASE_CA: &str = coffer_config::SecretFile::DATABASE_ROLES.files[2];
 
 /// What every schema-owning service does at start-up: migrate as the owner (password in
 /// `db-owner-password`), then open the runtime pool (password in `db-runtime-password`).

@@ -5,6 +5,7 @@ use coffer_db::{
     set_local, tenant_tx,
 };
 use coffer_testkit::Postgres;
+use sqlx::Connection as _;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
@@ -334,5 +335,85 @@ async fn pages_read_shows_a_policy_or_that_hides_the_index() -> anyhow::Result<(
     // Relying on the policy reads every page of the table; naming the org reads an index path.
     assert!(pages[0] >= 30, "{pages:?}");
     assert!(pages[1] <= 4, "{pages:?}");
+    Ok(())
+}
+
+/// Writes the secrets `coffer_db::open` reads: both role passwords and `ca_pem` as the CA.
+fn db_secrets(ca_pem: &str) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("db-owner-password"), "owner-pw")?;
+    std::fs::write(dir.path().join("db-runtime-password"), "runtime-pw")?;
+    std::fs::write(dir.path().join("db-ca.crt"), ca_pem)?;
+    Ok(dir)
+}
+
+/// Every service connection speaks TLS and checks the server as `verify-full` does: the
+/// certificate must chain to the mounted CA and name the host dialled. The test cluster, like
+/// production's, takes TCP connections over TLS only.
+#[tokio::test]
+async fn services_reach_postgres_over_tls_checking_the_ca_and_the_host() -> anyhow::Result<()> {
+    let s = schema().await?;
+    let config = coffer_config::DatabaseConfig {
+        host: "127.0.0.1".into(),
+        port: s.pg.port(),
+        name: s.db.clone(),
+        schema: "docs".into(),
+        owner_user: format!("{}_owner", s.db),
+        runtime_user: s.runtime_role.clone(),
+        pool_size: 2,
+    };
+    let none = tempfile::tempdir()?;
+    let mut migrator = sqlx::migrate::Migrator::new(none.path()).await?;
+    // The schema is migrated already (by `schema`): nothing more to apply.
+    migrator.set_ignore_missing(true);
+
+    let good = db_secrets(s.pg.ca_pem())?;
+    let secrets = coffer_config::Secrets::new(good.path());
+    let pool = coffer_db::open(&config, &secrets, &migrator).await?;
+    let (ssl, version): (bool, Option<String>) =
+        sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&pool)
+            .await?;
+    assert!(ssl, "the runtime pool's connection is not TLS");
+    assert!(version.is_some_and(|v| v.starts_with("TLSv1.")));
+    pool.close().await;
+    let owner = coffer_db::owner_pool(&config, &secrets, 1).await?;
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&owner)
+        .await?;
+    assert!(ssl, "the owner pool's connection is not TLS");
+    owner.close().await;
+
+    // A server whose certificate does not chain to the mounted CA is refused…
+    let other_ca = coffer_testkit::DevCa::new("another CA")?;
+    let wrong = db_secrets(&other_ca.ca_pem())?;
+    let err = coffer_db::open(
+        &config,
+        &coffer_config::Secrets::new(wrong.path()),
+        &migrator,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, DbError::Unavailable(_)), "{err}");
+    // …and so is one that does not name the host dialled (it names 127.0.0.1 only).
+    let by_name = coffer_config::DatabaseConfig {
+        host: "localhost".into(),
+        ..config.clone()
+    };
+    let err = coffer_db::open(&by_name, &secrets, &migrator)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::Unavailable(_)), "{err}");
+    // Without the CA file, nothing connects at all.
+    std::fs::remove_file(good.path().join("db-ca.crt"))?;
+    let err = coffer_db::open(&config, &secrets, &migrator)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("db-ca.crt"), "{err}");
+
+    // The server takes no plaintext TCP connection (pg_hba: hostssl only).
+    let plain = opts(&s.runtime_url).ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    let err = sqlx::PgConnection::connect_with(&plain).await.unwrap_err();
+    assert!(err.to_string().contains("no encryption"), "{err}");
     Ok(())
 }

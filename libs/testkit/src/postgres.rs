@@ -65,6 +65,51 @@ fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Turns TLS on as production runs it: a server certificate for 127.0.0.1 from a fresh CA, and
+/// `pg_hba.conf` taking TCP connections over TLS only (`hostssl`). Returns the CA's PEM.
+fn enable_tls(data: &Path) -> anyhow::Result<String> {
+    let ca = crate::DevCa::new("coffer test postgres CA")?;
+    let now = time::OffsetDateTime::now_utc();
+    let server = ca.issue_spec(&crate::CertSpec {
+        common_name: "127.0.0.1".into(),
+        uris: vec![],
+        dns: vec![],
+        ips: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+        not_before: now - time::Duration::hours(1),
+        not_after: now + time::Duration::days(30),
+    })?;
+    let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+    crate::ca::write_atomic(&cert, server.cert_pem.as_bytes(), 0o644)?;
+    crate::ca::write_atomic(&key, server.key_pem.as_bytes(), 0o600)?;
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba)?
+        .lines()
+        .map(|line| match line.strip_prefix("host ") {
+            Some(rest) => format!("hostssl {rest}"),
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&hba, rules + "\n")?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .and_then(|mut f| {
+            use std::io::Write as _;
+            writeln!(
+                f,
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
+            )
+        })?;
+    if is_root() {
+        let user = nix::unistd::User::from_name("postgres")?.context("no postgres user")?;
+        for path in [&cert, &key, &hba] {
+            std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
+        }
+    }
+    Ok(ca.ca_pem())
+}
+
 /// Returns 32 random alphanumeric characters, for throwaway passwords and names.
 pub fn random_secret() -> String {
     rand::rng()
@@ -89,6 +134,8 @@ pub struct Postgres {
     bin: PathBuf,
     port: u16,
     superuser_password: String,
+    /// The CA that signed the server's certificate (PEM): clients verify the server against it.
+    ca_pem: String,
     stopped: bool,
 }
 
@@ -142,6 +189,7 @@ impl Postgres {
             .arg(format!("--pwfile={}", pwfile.display()));
         run(initdb, "initdb")?;
         std::fs::remove_file(&pwfile)?;
+        let ca_pem = enable_tls(&data)?;
 
         let port = match options.port {
             Some(p) => p,
@@ -164,6 +212,7 @@ impl Postgres {
             bin,
             port,
             superuser_password,
+            ca_pem,
             stopped: false,
         };
         pg.spawn_watchdog()?;
@@ -205,6 +254,12 @@ impl Postgres {
             .spawn()
             .context("cannot start the postgres watchdog")?;
         Ok(())
+    }
+
+    /// The CA the server's certificate chains to (PEM), for clients that verify it (`verify-full`:
+    /// the certificate names 127.0.0.1 only).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// Returns the port the server listens on (127.0.0.1).

@@ -18,12 +18,21 @@ pub struct Materials<'a> {
     pub ca: &'a DevCa,
     /// Auth's master ring; audience rings derive from it.
     pub ring: &'a MasterKeyRing,
-    /// The schema roles' passwords (owner, runtime), for a service with a schema.
-    pub db: Option<(&'a str, &'a str)>,
+    /// The schema roles' passwords and the database's CA, for a service with a schema.
+    pub db: Option<DbSecrets<'a>>,
     /// The object store's credentials, for storage-signer.
     pub s3: Option<&'a S3Credentials>,
     /// A fixed audit signing seed (base64), for tests that check signatures; else random.
     pub signing_seed: Option<&'a str>,
+}
+
+/// What a service with a schema reads to reach it.
+#[derive(Debug, Clone, Copy)]
+pub struct DbSecrets<'a> {
+    pub owner_password: &'a str,
+    pub runtime_password: &'a str,
+    /// The CA the server's certificate chains to (PEM): `Postgres::ca_pem`.
+    pub ca_pem: &'a str,
 }
 
 fn random_key() -> String {
@@ -72,11 +81,12 @@ pub fn provision(
                 write(dir, files[0], &seed, 0o600)?;
             }
             SecretKind::DatabaseRoles => {
-                let (owner, runtime) = m
+                let db = m
                     .db
                     .with_context(|| format!("{service} has a schema: give its role passwords"))?;
-                write(dir, files[0], owner, 0o600)?;
-                write(dir, files[1], runtime, 0o600)?;
+                write(dir, files[0], db.owner_password, 0o600)?;
+                write(dir, files[1], db.runtime_password, 0o600)?;
+                write(dir, files[2], db.ca_pem, 0o644)?;
             }
             SecretKind::StoreCredentials => {
                 let s3 = m.s3.context("give the object store's credentials")?;

@@ -39,7 +39,11 @@ pub async fn start(
         &Materials {
             ca,
             ring,
-            db: Some((OWNER_PASSWORD, RUNTIME_PASSWORD)),
+            db: Some(coffer_testkit::secrets::DbSecrets {
+                owner_password: OWNER_PASSWORD,
+                runtime_password: RUNTIME_PASSWORD,
+                ca_pem: pg.ca_pem(),
+            }),
             s3: None,
             signing_seed: Some(SIGNING_SEED),
         },

@@ -56,7 +56,11 @@ pub async fn start_with_peers(
         &Materials {
             ca,
             ring: &ring,
-            db: Some((OWNER_PASSWORD, RUNTIME_PASSWORD)),
+            db: Some(coffer_testkit::secrets::DbSecrets {
+                owner_password: OWNER_PASSWORD,
+                runtime_password: RUNTIME_PASSWORD,
+                ca_pem: pg.ca_pem(),
+            }),
             s3: None,
             signing_seed: None,
         },
