@@ -72,7 +72,7 @@ pub struct LoginBody {
 )]
 pub async fn login(
     State(gw): Shared,
-    axum::Extension(client): axum::Extension<crate::server::ClientAddr>,
+    axum::Extension(client): axum::Extension<crate::client_addr::ClientAddr>,
     JsonBody(b): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
     let res = gw
@@ -82,7 +82,7 @@ pub async fn login(
             email: b.email,
             password: b.password,
             totp_code: b.totp_code.unwrap_or_default(),
-            client_addr: client.0.ip().to_string(),
+            client_addr: client.0.to_string(),
         })
         .await?
         .into_inner();
@@ -334,7 +334,7 @@ pub struct RestoreBody {
 )]
 pub async fn restore_org(
     State(gw): Shared,
-    axum::Extension(client): axum::Extension<crate::server::ClientAddr>,
+    axum::Extension(client): axum::Extension<crate::client_addr::ClientAddr>,
     JsonBody(b): JsonBody<RestoreBody>,
 ) -> Result<Response, ApiError> {
     let res = gw
@@ -344,7 +344,7 @@ pub async fn restore_org(
             email: b.email,
             password: b.password,
             totp_code: b.totp_code.unwrap_or_default(),
-            client_addr: client.0.ip().to_string(),
+            client_addr: client.0.to_string(),
         })
         .await?
         .into_inner();

@@ -21,6 +21,7 @@ use tower::ServiceBuilder;
 
 use crate::account;
 use crate::audit;
+use crate::client_addr::TrustedProxies;
 use crate::config::GatewayConfig;
 use crate::cookies::CookieSigner;
 use crate::edge::{self, RateLimit};
@@ -38,6 +39,7 @@ pub struct App {
     router: Router,
     admin: AdminServer,
     jobs: Jobs,
+    proxies: Arc<TrustedProxies>,
     grace: Duration,
 }
 
@@ -228,6 +230,7 @@ impl App {
             router,
             admin,
             jobs,
+            proxies: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
             grace: Duration::from_millis(service.shutdown_grace_ms),
         })
     }
@@ -248,7 +251,15 @@ impl App {
             shutdown.await;
             stop_jobs();
         };
-        server::serve(self.listener, self.tls, self.router, self.grace, shutdown).await;
+        server::serve(
+            self.listener,
+            self.tls,
+            self.router,
+            self.proxies,
+            self.grace,
+            shutdown,
+        )
+        .await;
         self.jobs.shutdown(self.grace).await;
         self.admin.task.abort();
         Ok(())

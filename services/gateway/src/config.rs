@@ -27,6 +27,9 @@ pub struct GatewayConfig {
     /// logged out, the key revoked or the org disabled, the stream ends at the next re-check.
     /// 1 to 60 (a token's lifetime).
     pub events_recheck_secs: u64,
+    /// The peers (CIDRs) whose `X-Forwarded-For` names the client: the ingress's range. From
+    /// anyone else the TCP peer is the client. Empty (the default): nobody's header is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for GatewayConfig {
@@ -40,6 +43,7 @@ impl Default for GatewayConfig {
             events_per_user: 3,
             events_keepalive_secs: 15,
             events_recheck_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }

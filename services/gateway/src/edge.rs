@@ -14,8 +14,8 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use tracing::Instrument as _;
 
 use crate::body::BodyLimit;
+use crate::client_addr::ClientAddr;
 use crate::error::{ApiError, REQUEST_ID};
-use crate::server::ClientAddr;
 
 /// RED metrics of the public API, by route template (the path itself holds ids and share
 /// tokens), method and status: every answer counts, refusals of the layers below included.
@@ -144,8 +144,8 @@ impl RateLimit {
 
 /// 429 with `Retry-After` for a client over its rate.
 pub async fn rate_limit(State(limit): State<Arc<RateLimit>>, req: Request, next: Next) -> Response {
-    if let Some(ClientAddr(peer)) = req.extensions().get::<ClientAddr>()
-        && let Err(not_until) = limit.0.check_key(&peer.ip())
+    if let Some(ClientAddr(client)) = req.extensions().get::<ClientAddr>()
+        && let Err(not_until) = limit.0.check_key(client)
     {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         crate::metrics::metrics().rate_limited.inc();

@@ -9,6 +9,7 @@ mod app;
 mod audit;
 mod authn;
 mod body;
+mod client_addr;
 pub mod config;
 mod cookies;
 mod edge;

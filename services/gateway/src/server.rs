@@ -1,7 +1,6 @@
-//! The public HTTPS listener: TLS 1.2/1.3, HTTP/1.1 and HTTP/2, a per-connection client
-//! address, header-read timeouts and graceful shutdown. The middleware is in `edge`.
+//! The public HTTPS listener: TLS 1.2/1.3, HTTP/1.1 and HTTP/2, each request's client address
+//! (`client_addr`), header-read timeouts and graceful shutdown. The middleware is in `edge`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +12,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-/// The TCP peer of the connection a request came on.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
+use crate::client_addr::TrustedProxies;
 
 /// Serves `router` over TLS on `listener` until `shutdown`, then lets open requests finish for up
 /// to `grace`.
@@ -23,6 +20,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
+    proxies: Arc<TrustedProxies>,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -51,6 +49,7 @@ pub async fn serve(
         let router = router.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let proxies = proxies.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
             let Ok(Ok(tls)) =
@@ -59,7 +58,8 @@ pub async fn serve(
                 return;
             };
             let svc = router.map_request(move |mut req: Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
+                let client = proxies.client(peer.ip(), req.headers());
+                req.extensions_mut().insert(client);
                 req
             });
             let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc));

@@ -557,3 +557,65 @@ async fn deleting_an_org_disables_it_at_once_and_an_owner_can_restore_it() -> an
     );
     Ok(())
 }
+
+/// Behind an ingress every connection comes from the ingress: only from a trusted proxy is
+/// `X-Forwarded-For` believed (the rightmost untrusted hop is the client, each with its own
+/// budget); from any other peer the header is ignored, so a client cannot mint addresses.
+#[tokio::test]
+async fn forwarded_clients_are_believed_only_from_trusted_proxies() -> anyhow::Result<()> {
+    let h = Harness::start_with(coffer_gateway::GatewayConfig {
+        public_listen: "127.0.0.1:0".parse()?,
+        rate_per_second: 1,
+        rate_burst: 3,
+        trusted_proxies: vec!["127.0.0.1/32".parse()?],
+        ..Default::default()
+    })
+    .await?;
+    let statuses = |client: reqwest::Client, xff: Vec<&'static str>| {
+        let url = h.url("/v1/me");
+        async move {
+            let mut out = Vec::new();
+            for v in xff {
+                out.push(
+                    client
+                        .get(&url)
+                        .header("x-forwarded-for", v)
+                        .send()
+                        .await?
+                        .status()
+                        .as_u16(),
+                );
+            }
+            anyhow::Ok(out)
+        }
+    };
+    // From the trusted proxy (127.0.0.1): one client's budget runs out, the next one's is whole,
+    // and a forged entry to the left of the proxy's own changes nothing.
+    let proxy = client(&h.ca_pem, None)?;
+    let one = vec!["203.0.113.1"; 4];
+    assert_eq!(statuses(proxy.clone(), one).await?, [401, 401, 401, 429]);
+    let forged = vec!["198.51.100.9, 203.0.113.1"];
+    assert_eq!(statuses(proxy.clone(), forged).await?, [429]);
+    let two = vec!["203.0.113.2"; 3];
+    assert_eq!(statuses(proxy.clone(), two).await?, [401, 401, 401]);
+
+    // From an untrusted peer (127.0.0.2): a fresh address in the header each time does not
+    // buy a fresh budget.
+    let outsider = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(h.ca_pem.as_bytes())?)
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .resolve("localhost", h.base_addr())
+        .build()?;
+    let spoofed = vec![
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.3",
+        "192.0.2.4",
+        "192.0.2.5",
+    ];
+    let got = statuses(outsider, spoofed).await?;
+    assert_eq!(&got[..3], &[401, 401, 401]);
+    assert!(got[3..].iter().all(|s| *s == 429), "{got:?}");
+    Ok(())
+}

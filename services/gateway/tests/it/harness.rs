@@ -96,6 +96,12 @@ impl Harness {
         })
     }
 
+    /// The gateway's loopback address (it listens on 127.0.0.1; `base` names it `localhost`).
+    pub fn base_addr(&self) -> SocketAddr {
+        let port = self.base.rsplit(':').next().and_then(|p| p.parse().ok());
+        SocketAddr::from(([127, 0, 0, 1], port.expect("base ends in a port")))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
