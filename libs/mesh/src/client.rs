@@ -36,6 +36,46 @@ pub enum ClientError {
     Address(String),
     #[error(transparent)]
     Config(#[from] coffer_config::ConfigError),
+    #[error("{0} is not among this service's declared peers (its PEERS)")]
+    Undeclared(&'static str),
+}
+
+/// The channels one service opens to the peers it declares.
+pub struct Peers<'a> {
+    client: &'a MeshClient,
+    declared: &'static [coffer_token::Service],
+    config: &'a coffer_config::ServiceConfig,
+}
+
+impl Peers<'_> {
+    fn declared(&self, peer: coffer_token::Service) -> Result<(), ClientError> {
+        if self.declared.contains(&peer) {
+            Ok(())
+        } else {
+            Err(ClientError::Undeclared(peer.name()))
+        }
+    }
+
+    /// A lazily connecting channel to `peer` (not declared, or no address configured: an error
+    /// naming it).
+    pub fn get(&self, peer: coffer_token::Service) -> Result<MeshChannel, ClientError> {
+        self.declared(peer)?;
+        self.client
+            .channel(peer.name(), self.config.peer(peer.name())?)
+    }
+
+    /// As [`Peers::get`], for a peer the service can run without: `None` when no address is
+    /// configured.
+    pub fn optional(
+        &self,
+        peer: coffer_token::Service,
+    ) -> Result<Option<MeshChannel>, ClientError> {
+        self.declared(peer)?;
+        match self.config.peers.get(peer.name()) {
+            Some(addr) => Ok(Some(self.client.channel(peer.name(), addr)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Opens channels to other members of the mesh with this member's certificate.
@@ -60,14 +100,18 @@ impl MeshClient {
         })
     }
 
-    /// A lazily connecting channel to the peer `service`, at its address in `config.peers`
-    /// (missing: an error naming the key).
-    pub fn peer(
-        &self,
-        service: coffer_token::Service,
-        config: &coffer_config::ServiceConfig,
-    ) -> Result<MeshChannel, ClientError> {
-        self.channel(service.name(), config.peer(service.name())?)
+    /// The peers a service may dial: only those it declares (`coffer_<service>::PEERS`, the
+    /// list the network policies are checked against), at their addresses in `config.peers`.
+    pub fn peers<'a>(
+        &'a self,
+        declared: &'static [coffer_token::Service],
+        config: &'a coffer_config::ServiceConfig,
+    ) -> Peers<'a> {
+        Peers {
+            client: self,
+            declared,
+            config,
+        }
     }
 
     /// Returns a lazily connecting channel to `service` at `addr` (`host:port`). The server must

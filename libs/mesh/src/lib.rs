@@ -27,7 +27,7 @@ pub mod token;
 mod watch;
 
 pub use app::ServiceApp;
-pub use client::{ClientError, ContextInterceptor, MeshChannel, MeshClient};
+pub use client::{ClientError, ContextInterceptor, MeshChannel, MeshClient, Peers};
 pub use context::{CallContext, Caller, PeerInfo, RequestId, caller, peer};
 pub use identity::{ServiceName, identity_of};
 pub use jobs::{Jobs, Stop};

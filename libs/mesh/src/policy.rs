@@ -102,6 +102,15 @@ impl Policy {
         Ok(self)
     }
 
+    /// Every service some rule lets call (health and reflection aside): the mesh edges into
+    /// this server, which the network policies must allow and nothing more.
+    pub fn callers(&self) -> std::collections::BTreeSet<&str> {
+        self.rules
+            .values()
+            .flat_map(|r| r.callers.iter().map(ServiceName::as_str))
+            .collect()
+    }
+
     /// The request paths that have a rule.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.rules.keys().map(String::as_str)

@@ -18,6 +18,9 @@ pub const SIGNING_KEY: SecretFile = SecretFile {
     purpose: "signs checkpoints and exports (Ed25519)",
 };
 /// Every secret audit reads, in its secrets directory.
+/// The services audit calls: none (the network policies are checked against this list).
+pub const PEERS: &[coffer_token::Service] = &[];
+
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     SecretFile::AUDIENCE_RING,

@@ -21,7 +21,7 @@ pub mod floor {
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::{SECRETS, build};
+pub use app::{PEERS, SECRETS, build};
 
 /// Registers the audit service's metrics in the shared registry (`build` does it; for tests and
 /// tools that check every metric name the observability files use).

@@ -34,6 +34,10 @@ pub const TOTP_KEY: SecretFile = SecretFile {
     purpose: "seals TOTP seeds",
 };
 /// Every secret auth reads, in its secrets directory.
+/// The services auth calls: audit, and for the org purge metadata and scan (optional). The
+/// network policies are checked against this list.
+pub const PEERS: &[Service] = &[Service::Audit, Service::Metadata, Service::Scan];
+
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     TOKEN_MASTER,
@@ -68,15 +72,10 @@ pub async fn build(service: &ServiceConfig, config: &AuthConfig) -> anyhow::Resu
     };
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = coffer_mesh::MeshClient::new(certs.clone())?;
-    let audit = AuditLog::new(mesh.peer(Service::Audit, service)?);
+    let peers = mesh.peers(PEERS, service);
+    let audit = AuditLog::new(peers.get(Service::Audit)?);
     // The org purge reaches metadata and scan (optional peers: see `purge`).
-    let optional = |peer: Service| {
-        service
-            .peers
-            .contains_key(peer.name())
-            .then(|| mesh.peer(peer, service))
-            .transpose()
-    };
+    let optional = |peer: Service| peers.optional(peer);
     let minter = Arc::new(Minter::new(&ring));
     let mut jobs = coffer_mesh::Jobs::new();
     jobs.every(

@@ -39,6 +39,7 @@ pub fn register_metrics() {
     metrics::metrics();
 }
 
-pub use app::{SECRETS, build};
+pub use app::{PEERS, SECRETS, build};
 pub use config::AuthConfig;
+pub use grpc::policy;
 pub use passwords::Hasher;

@@ -62,6 +62,14 @@ pub const COOKIE_RING: SecretFile = SecretFile {
     purpose: "signs session cookies and CSRF tokens",
 };
 /// Every secret the gateway reads, in its secrets directory.
+/// The services the gateway calls (the network policies are checked against this list).
+pub const PEERS: &[Service] = &[
+    Service::Auth,
+    Service::Metadata,
+    Service::Audit,
+    Service::Scan,
+];
+
 pub const SECRETS: &[SecretFile] = &[SecretFile::MESH_IDENTITY, PUBLIC_TLS, COOKIE_RING];
 
 fn public_tls(service: &ServiceConfig) -> anyhow::Result<rustls::ServerConfig> {
@@ -97,16 +105,13 @@ impl App {
         let certs = CertStore::load(TlsFiles::in_dir(&service.secrets_dir))?;
         certs.spawn_watcher(Duration::from_secs(1));
         let mesh = MeshClient::new(certs)?;
-        let auth_channel = mesh.peer(Service::Auth, service)?;
+        let peers = mesh.peers(PEERS, service);
+        let auth_channel = peers.get(Service::Auth)?;
         let gateway = Arc::new(Gateway {
             auth: AuthClient::new(auth_channel.clone()),
-            metadata: MetadataClient::new(mesh.peer(Service::Metadata, service)?),
-            audit: coffer_proto::v1::audit_client::AuditClient::new(
-                mesh.peer(Service::Audit, service)?,
-            ),
-            scan: coffer_proto::v1::scan_client::ScanClient::new(
-                mesh.peer(Service::Scan, service)?,
-            ),
+            metadata: MetadataClient::new(peers.get(Service::Metadata)?),
+            audit: coffer_proto::v1::audit_client::AuditClient::new(peers.get(Service::Audit)?),
+            scan: coffer_proto::v1::scan_client::ScanClient::new(peers.get(Service::Scan)?),
             cookies: CookieSigner::new(&cookie_ring),
             public_url,
             streams: crate::streams::Streams::new(

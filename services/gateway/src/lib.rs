@@ -26,5 +26,5 @@ mod streams;
 pub mod testing;
 mod wire;
 
-pub use app::{App, SECRETS};
+pub use app::{App, PEERS, SECRETS};
 pub use config::GatewayConfig;

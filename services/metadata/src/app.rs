@@ -18,6 +18,15 @@ use crate::peers::Peers;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Every secret metadata reads, in its secrets directory.
+/// The services metadata calls (scan optional: without it, completed uploads wait in
+/// `scanning`). The network policies are checked against this list and the callers' policies.
+pub const PEERS: &[Service] = &[
+    Service::StorageSigner,
+    Service::Auth,
+    Service::Audit,
+    Service::Scan,
+];
+
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     SecretFile::AUDIENCE_RING,
@@ -41,11 +50,12 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
     let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = MeshClient::new(certs.clone())?;
-    let signer = StorageSignerClient::new(mesh.peer(Service::StorageSigner, service)?);
-    let auth = AuthClient::new(mesh.peer(Service::Auth, service)?);
-    let audit = AuditLog::new(mesh.peer(Service::Audit, service)?);
-    let scan = match service.peers.get(Service::Scan.name()) {
-        Some(_) => Some(ScanClient::new(mesh.peer(Service::Scan, service)?)),
+    let peers = mesh.peers(PEERS, service);
+    let signer = StorageSignerClient::new(peers.get(Service::StorageSigner)?);
+    let auth = AuthClient::new(peers.get(Service::Auth)?);
+    let audit = AuditLog::new(peers.get(Service::Audit)?);
+    let scan = match peers.optional(Service::Scan)? {
+        Some(channel) => Some(ScanClient::new(channel)),
         None => {
             tracing::warn!(
                 "no scan peer configured: completed uploads wait in scanning for a verdict"

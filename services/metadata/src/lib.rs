@@ -32,7 +32,7 @@ pub mod floor {
     };
 }
 
-pub use app::{SECRETS, build};
+pub use app::{PEERS, SECRETS, build};
 pub use config::MetadataConfig;
 pub use grpc::policy;
 /// The listing reads, for the test that checks their plans.

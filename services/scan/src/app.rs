@@ -37,6 +37,14 @@ pub const WEBHOOK_KEY: SecretFile = SecretFile {
     purpose: "seals webhook secrets",
 };
 /// Every secret scan reads, in its secrets directory.
+/// The services scan calls (the network policies are checked against this list).
+pub const PEERS: &[Service] = &[
+    Service::StorageSigner,
+    Service::Metadata,
+    Service::Auth,
+    Service::Audit,
+];
+
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     SecretFile::AUDIENCE_RING,
@@ -112,7 +120,8 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     let verifier = coffer_mesh::app::token_verifier(service)?;
     let certs = coffer_mesh::app::certs(service)?;
     let mesh = MeshClient::new(certs.clone())?;
-    let signer = StorageSignerClient::new(mesh.peer(Service::StorageSigner, service)?);
+    let peers = mesh.peers(PEERS, service);
+    let signer = StorageSignerClient::new(peers.get(Service::StorageSigner)?);
     let config = Arc::new(config.clone());
     let wake = Arc::new(Notify::new());
     let bus = Bus::default();
@@ -122,9 +131,9 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
         engines,
         config: config.clone(),
         signer: signer.clone(),
-        metadata: MetadataClient::new(mesh.peer(Service::Metadata, service)?),
-        auth: AuthClient::new(mesh.peer(Service::Auth, service)?),
-        audit: AuditLog::new(mesh.peer(Service::Audit, service)?),
+        metadata: MetadataClient::new(peers.get(Service::Metadata)?),
+        auth: AuthClient::new(peers.get(Service::Auth)?),
+        audit: AuditLog::new(peers.get(Service::Audit)?),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))

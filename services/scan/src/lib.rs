@@ -22,7 +22,7 @@ pub mod testing;
 pub mod webhook;
 pub mod worker;
 
-pub use app::{SECRETS, build, engines};
+pub use app::{PEERS, SECRETS, build, engines};
 pub use config::ScanConfig;
 pub use grpc::policy;
 pub use scans::scan_key;

@@ -16,6 +16,9 @@ pub const STORE_CREDENTIALS: SecretFile = SecretFile {
     purpose: "the object store's access key",
 };
 /// Every secret storage-signer reads, in its secrets directory.
+/// The services storage-signer calls: none (the network policies are checked against this list).
+pub const PEERS: &[coffer_token::Service] = &[];
+
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     SecretFile::AUDIENCE_RING,

@@ -13,7 +13,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::{SECRETS, build};
+pub use app::{PEERS, SECRETS, build};
 pub use config::SignerConfig;
 pub use grpc::policy;
 
