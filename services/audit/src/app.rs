@@ -17,10 +17,11 @@ pub const SIGNING_KEY: SecretFile = SecretFile {
     files: &["audit-signing-key"],
     purpose: "signs checkpoints and exports (Ed25519)",
 };
-/// Every secret audit reads, in its secrets directory.
+
 /// The services audit calls: none (the network policies are checked against this list).
 pub const PEERS: &[coffer_token::Service] = &[];
 
+/// Every secret audit reads, in its secrets directory.
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     SecretFile::AUDIENCE_RING,

@@ -33,11 +33,12 @@ pub const TOTP_KEY: SecretFile = SecretFile {
     files: &["totp-key"],
     purpose: "seals TOTP seeds",
 };
-/// Every secret auth reads, in its secrets directory.
+
 /// The services auth calls: audit, and for the org purge metadata and scan (optional). The
 /// network policies are checked against this list.
 pub const PEERS: &[Service] = &[Service::Audit, Service::Metadata, Service::Scan];
 
+/// Every secret auth reads, in its secrets directory.
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     TOKEN_MASTER,

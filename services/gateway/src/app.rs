@@ -61,7 +61,7 @@ pub const COOKIE_RING: SecretFile = SecretFile {
     files: &["cookie-keys.toml"],
     purpose: "signs session cookies and CSRF tokens",
 };
-/// Every secret the gateway reads, in its secrets directory.
+
 /// The services the gateway calls (the network policies are checked against this list).
 pub const PEERS: &[Service] = &[
     Service::Auth,
@@ -70,6 +70,7 @@ pub const PEERS: &[Service] = &[
     Service::Scan,
 ];
 
+/// Every secret the gateway reads, in its secrets directory.
 pub const SECRETS: &[SecretFile] = &[SecretFile::MESH_IDENTITY, PUBLIC_TLS, COOKIE_RING];
 
 fn public_tls(service: &ServiceConfig) -> anyhow::Result<rustls::ServerConfig> {

@@ -17,7 +17,6 @@ use crate::peers::Peers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Every secret metadata reads, in its secrets directory.
 /// The services metadata calls (scan optional: without it, completed uploads wait in
 /// `scanning`). The network policies are checked against this list and the callers' policies.
 pub const PEERS: &[Service] = &[
@@ -27,6 +26,7 @@ pub const PEERS: &[Service] = &[
     Service::Scan,
 ];
 
+/// Every secret metadata reads, in its secrets directory.
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     SecretFile::AUDIENCE_RING,

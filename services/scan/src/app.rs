@@ -36,7 +36,7 @@ pub const WEBHOOK_KEY: SecretFile = SecretFile {
     files: &["webhook-key"],
     purpose: "seals webhook secrets",
 };
-/// Every secret scan reads, in its secrets directory.
+
 /// The services scan calls (the network policies are checked against this list).
 pub const PEERS: &[Service] = &[
     Service::StorageSigner,
@@ -45,6 +45,7 @@ pub const PEERS: &[Service] = &[
     Service::Audit,
 ];
 
+/// Every secret scan reads, in its secrets directory.
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     SecretFile::AUDIENCE_RING,

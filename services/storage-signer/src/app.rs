@@ -15,10 +15,11 @@ pub const STORE_CREDENTIALS: SecretFile = SecretFile {
     files: &["s3-access-key-id", "s3-secret-access-key"],
     purpose: "the object store's access key",
 };
-/// Every secret storage-signer reads, in its secrets directory.
+
 /// The services storage-signer calls: none (the network policies are checked against this list).
 pub const PEERS: &[coffer_token::Service] = &[];
 
+/// Every secret storage-signer reads, in its secrets directory.
 pub const SECRETS: &[SecretFile] = &[
     SecretFile::MESH_IDENTITY,
     SecretFile::AUDIENCE_RING,
