@@ -1,7 +1,8 @@
-//! What the observability tests share.
+//! What the observability and Kubernetes tests share.
 
 use std::collections::BTreeSet;
 
+#[allow(dead_code)] // not every test binary that includes this module uses it
 /// Every `coffer_*` metric name written in `text` (not recording rules' `…:coffer_…`).
 pub fn metric_names(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -22,4 +23,24 @@ pub fn metric_names(text: &str) -> BTreeSet<String> {
         out.insert(name);
     }
     out
+}
+
+/// A YAML document as JSON (for JSON Schema validation and plain comparisons).
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn to_json(y: &yaml_rust2::Yaml) -> serde_json::Value {
+    use yaml_rust2::Yaml;
+    match y {
+        Yaml::Hash(h) => serde_json::Value::Object(
+            h.iter()
+                .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), to_json(v)))
+                .collect(),
+        ),
+        Yaml::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
+        Yaml::String(s) => s.clone().into(),
+        Yaml::Integer(i) => (*i).into(),
+        Yaml::Real(r) => r.parse::<f64>().unwrap().into(),
+        Yaml::Boolean(b) => (*b).into(),
+        Yaml::Null => serde_json::Value::Null,
+        other => panic!("unexpected YAML {other:?}"),
+    }
 }
