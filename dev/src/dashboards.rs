@@ -469,12 +469,18 @@ fn metadata() -> Vec<Row> {
                 )],
             ),
             panel(
-                "Stale uploads swept",
+                "Stale uploads swept, purged objects deleted after the recovery window",
                 "short",
-                &[(
-                    r#"sum(increase(coffer_metadata_sweep_removals_total{SEL}[$__rate_interval]))"#,
-                    "removed",
-                )],
+                &[
+                    (
+                        r#"sum(increase(coffer_metadata_sweep_removals_total{SEL}[$__rate_interval]))"#,
+                        "stale uploads removed",
+                    ),
+                    (
+                        r#"sum(increase(coffer_metadata_deferred_deletions_total{SEL}[$__rate_interval]))"#,
+                        "purged objects deleted",
+                    ),
+                ],
             ),
         ],
     )]

@@ -696,7 +696,33 @@ fn postgres_is_tls_only_with_safe_roles_backups_and_prod_replicates_synchronousl
         }
         assert_eq!(cluster["plugins"][0]["isWALArchiver"], true);
         named(docs, "ScheduledBackup", "coffer-db-nightly");
-        named(docs, "ObjectStore", "coffer-db-backups");
+        // A purged file's object outlives its row by at least the recovery window.
+        let store = named(docs, "ObjectStore", "coffer-db-backups");
+        let window_days: u64 = store["spec"]["retentionPolicy"]
+            .as_str()
+            .and_then(|r| r.strip_suffix('d'))
+            .and_then(|d| d.parse().ok())
+            .expect("a retention policy in days");
+        let metadata = named(docs, "Deployment", "metadata")["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|v| v["configMap"]["name"].as_str())
+            .unwrap();
+        let text = named(docs, "ConfigMap", metadata)["data"]["config.toml"]
+            .as_str()
+            .unwrap();
+        let (_dir, path) = write_temp(text, "config.toml");
+        let (_, config) = coffer_config::load_service_with_env::<coffer_metadata::MetadataConfig>(
+            Some(&path),
+            "metadata",
+            "COFFER_K8S_TEST_UNSET_",
+        )
+        .unwrap();
+        assert!(
+            config.object_delete_delay_secs >= window_days * 86_400,
+            "{overlay}: purged objects go before the recovery window ({window_days} d) ends"
+        );
     }
     let prod = &named(&rendered("prod").docs, "Cluster", "coffer-db")["spec"];
     assert_eq!(prod["instances"], 3);

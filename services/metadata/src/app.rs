@@ -90,6 +90,21 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
             }
         },
     );
+    let deleter = core.clone();
+    jobs.every(
+        "object deletion sweep",
+        std::time::Duration::from_secs(config.sweep_interval_secs),
+        move || {
+            let deleter = deleter.clone();
+            async move {
+                let deleted = crate::sweep::due_deletions(&deleter).await?;
+                crate::metrics::metrics()
+                    .deferred_deletions
+                    .inc_by(deleted as u64);
+                Ok::<_, crate::error::MetadataError>(deleted)
+            }
+        },
+    );
     let server = coffer_mesh::app::server(service, certs, policy()?)
         .token_verifier(verifier)
         .add_service(MetadataServer::new(MetadataService::new(core)));

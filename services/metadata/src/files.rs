@@ -249,15 +249,24 @@ pub async fn restore(core: &Core, c: &Caller, id: &str) -> Result<FileRow, Metad
     Ok(file)
 }
 
-/// Deletes a file for good: its object (every version), then its row, giving its bytes back.
+/// Deletes a file for good: its row, giving its bytes back, and its object (every version) —
+/// at once when `object_delete_delay_secs` is 0, else queued for the deletion sweep once no
+/// point-in-time restore can bring the row back.
 pub async fn purge(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataError> {
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;
     // Locked, so concurrent purges of one file wait for each other.
     let file = store::file_for_update(&mut tx, id).await?;
     core.audit(Action::FilePurge, Target::File(id)).await?;
-    // The object first: if that fails the row stays, and purge can be retried.
-    core.peers.delete_object(&file.object_key).await?;
+    let delay = core.config.object_delete_delay_secs;
+    if delay == 0 {
+        // The object first: if that fails the row stays, and purge can be retried.
+        core.peers.delete_object(&file.object_key).await?;
+    } else {
+        let after = time::OffsetDateTime::now_utc()
+            + time::Duration::seconds(i64::try_from(delay).unwrap_or(i64::MAX / 2));
+        store::queue_object_deletion(&mut tx, &file.object_key, after).await?;
+    }
     store::delete_file(&mut tx, id).await?;
     tx.commit().await?;
     Ok(())

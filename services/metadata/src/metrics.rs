@@ -17,6 +17,7 @@ pub struct MetadataMetrics {
     pub presigns: Family<Kind, Counter>,
     pub quota_refusals: Counter,
     pub sweep_removals: Counter,
+    pub deferred_deletions: Counter,
 }
 
 static METRICS: LazyLock<MetadataMetrics> = LazyLock::new(|| {
@@ -35,6 +36,11 @@ static METRICS: LazyLock<MetadataMetrics> = LazyLock::new(|| {
         sweep_removals: r.registered(
             "metadata_sweep_removals",
             "uploads never completed that the stale-upload sweep removed",
+            Counter::default(),
+        ),
+        deferred_deletions: r.registered(
+            "metadata_deferred_deletions",
+            "purged files' objects deleted once their delay (the recovery window) was over",
             Counter::default(),
         ),
     };

@@ -418,6 +418,55 @@ pub async fn restore_file(tx: &mut TenantTx, id: Uuid) -> Result<FileRow, Metada
 
 /// Deletes a file's row and gives its bytes back to the quota; `NotFound` if another purge got
 /// there first (so the quota is released exactly once).
+/// Queues the object of a purged file of the transaction's org for deletion after `after`.
+pub async fn queue_object_deletion(
+    tx: &mut TenantTx,
+    key: &str,
+    after: OffsetDateTime,
+) -> Result<(), MetadataError> {
+    sqlx::query(
+        "INSERT INTO object_deletions (object_key, org_id, delete_after) VALUES ($1, $2, $3)
+         ON CONFLICT (object_key) DO UPDATE SET delete_after = EXCLUDED.delete_after",
+    )
+    .bind(key)
+    .bind(tx.org())
+    .bind(after)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Object deletions of any org due before `now` (at most `limit`, oldest first): the deletion
+/// sweep's lookup (policy `deletions_due`).
+pub async fn due_deletions(
+    tx: &mut PgConnection,
+    now: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, MetadataError> {
+    let now = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| MetadataError::Internal(format!("formatting a time: {e}")))?;
+    coffer_db::set_local(tx, "coffer.lookup_deletions_due", &now).await?;
+    Ok(sqlx::query_as(
+        "SELECT org_id, object_key FROM object_deletions
+         WHERE delete_after < $1::timestamptz ORDER BY delete_after LIMIT $2",
+    )
+    .bind(&now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
+/// Forgets a done object deletion of the transaction's org.
+pub async fn object_deleted(tx: &mut TenantTx, key: &str) -> Result<(), MetadataError> {
+    sqlx::query("DELETE FROM object_deletions WHERE org_id = $1 AND object_key = $2")
+        .bind(tx.org())
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete_file(tx: &mut TenantTx, id: Uuid) -> Result<(), MetadataError> {
     let size: Option<i64> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING size")
         .bind(id)
@@ -586,6 +635,7 @@ pub async fn count_share_download(tx: &mut TenantTx, id: Uuid) -> Result<bool, M
 pub async fn delete_org(tx: &mut TenantTx) -> Result<(), MetadataError> {
     for statement in [
         "DELETE FROM shares WHERE org_id = $1",
+        "DELETE FROM object_deletions WHERE org_id = $1",
         "DELETE FROM files WHERE org_id = $1",
         "DELETE FROM folders WHERE org_id = $1",
         "DELETE FROM quotas WHERE org_id = $1",

@@ -42,6 +42,32 @@ pub async fn stale_uploads(core: &Core) -> Result<usize, MetadataError> {
     Ok(removed)
 }
 
+/// Deletes the objects of purged files whose delay is over (`object_delete_delay_secs`), each
+/// acting for its org, and forgets them. Returns how many were deleted.
+pub async fn due_deletions(core: &Core) -> Result<usize, MetadataError> {
+    let mut tx = coffer_db::begin(&core.pool).await?;
+    let due = store::due_deletions(&mut tx, OffsetDateTime::now_utc(), 100).await?;
+    tx.commit().await?;
+    let mut deleted = 0;
+    for (org, key) in due {
+        let request_id = format!("sweep-{}", Uuid::new_v4().simple());
+        let done = core
+            .peers
+            .as_service(org, request_id, core.peers.delete_object(&key))
+            .await;
+        match done {
+            // Gone already (an org purge took it, or a sweep before this one): forget it too.
+            Ok(()) | Err(MetadataError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let mut tx = core.tx(org).await?;
+        store::object_deleted(&mut tx, &key).await?;
+        tx.commit().await?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
 /// How far an org purge got.
 #[derive(Debug)]
 pub struct Purged {

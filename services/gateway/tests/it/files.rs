@@ -479,6 +479,9 @@ async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<(
         unthrottled(),
         coffer_metadata::MetadataConfig {
             default_quota_bytes: 1000,
+            // A purged object outlives its row by this (the recovery window), then is swept.
+            object_delete_delay_secs: 3,
+            sweep_interval_secs: 1,
             ..Default::default()
         },
     )
@@ -590,23 +593,33 @@ async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<(
     assert_eq!(restored["status"], "available");
     assert_eq!(restored["folder_id"], Value::Null);
 
-    // Purge: the object is gone from the store, the quota is released.
+    // Purge: the row is gone and the quota released at once; the object stays for the recovery
+    // window (a point-in-time restore may bring the row back), then the sweep deletes it.
     u.ok(Method::DELETE, &format!("/v1/files/{f1}/purge"), None, 204)
         .await?;
     assert_eq!(
         u.err(Method::GET, &format!("/v1/files/{f1}"), None).await?,
         (404, "not_found".into())
     );
-    let gone = h
-        .stack
-        .s3
-        .client()
-        .head_object()
-        .bucket(coffer_metadata::testing::BUCKET)
-        .key(format!("{}/{f1}", u.org))
-        .send()
-        .await;
-    assert!(gone.is_err(), "the object survived its purge");
+    let head = || {
+        h.stack
+            .s3
+            .client()
+            .head_object()
+            .bucket(coffer_metadata::testing::BUCKET)
+            .key(format!("{}/{f1}", u.org))
+            .send()
+    };
+    assert!(head().await.is_ok(), "the object went before its delay");
+    let purged_at = std::time::Instant::now();
+    while head().await.is_ok() {
+        assert!(
+            purged_at.elapsed() < std::time::Duration::from_secs(20),
+            "the object outlived its delay"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(purged_at.elapsed() >= std::time::Duration::from_secs(2));
     u.ok(
         Method::POST,
         "/v1/files",

@@ -68,7 +68,10 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
     .await?;
     let mut names: Vec<_> = tables.into_iter().map(|(t,)| t).collect();
     names.sort();
-    assert_eq!(names, ["files", "folders", "quotas", "shares"]);
+    assert_eq!(
+        names,
+        ["files", "folders", "object_deletions", "quotas", "shares"]
+    );
     // The superuser sees the rows that exist.
     let (files,): (i64,) = sqlx::query_as("SELECT count(*) FROM metadata.files")
         .fetch_one(&superuser)
@@ -82,7 +85,14 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
         stack.pg.port()
     );
     let mut conn = sqlx::PgConnection::connect(&url).await?;
-    for table in ["orgs", "quotas", "folders", "files", "shares"] {
+    for table in [
+        "orgs",
+        "quotas",
+        "folders",
+        "files",
+        "shares",
+        "object_deletions",
+    ] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&mut conn)
             .await?;
@@ -105,6 +115,32 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
         .fetch_one(&mut *tx)
         .await?;
     assert_eq!(n, 0);
+    tx.rollback().await?;
+    // The deletion sweep's lookup: with coffer.lookup_deletions_due set, the runtime role sees the
+    // entries due before then, of every org, and nothing else; it cannot change them.
+    sqlx::raw_sql(&format!(
+        "INSERT INTO metadata.object_deletions (object_key, org_id, delete_after) VALUES
+           ('{org}/due', '{org}', now() - interval '1 minute'),
+           ('{org}/later', '{org}', now() + interval '1 day')"
+    ))
+    .execute(&superuser)
+    .await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT set_config('coffer.lookup_deletions_due', $1, true)")
+        .bind(
+            time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)?,
+        )
+        .execute(&mut *tx)
+        .await?;
+    let keys: Vec<String> = sqlx::query_scalar("SELECT object_key FROM object_deletions")
+        .fetch_all(&mut *tx)
+        .await?;
+    assert_eq!(keys, [format!("{org}/due")]);
+    let gone = sqlx::query("DELETE FROM object_deletions")
+        .execute(&mut *tx)
+        .await?;
+    assert_eq!(gone.rows_affected(), 0, "the lookup deleted entries");
     tx.rollback().await?;
     // DDL is not the runtime role's to do.
     assert!(
