@@ -6,6 +6,7 @@ mod bench;
 mod bench_scan;
 mod client;
 mod dashboards;
+mod drill;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,15 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Writes the Grafana dashboards of observability/ (or checks that they are current).
     Dashboards(dashboards::DashboardsArgs),
+    /// Drills: `restore` restores the database to a point in time and checks the vault.
+    #[command(subcommand)]
+    Drill(DrillCommand),
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// The point-in-time restore drill, end to end on this machine (k8s/README.md, "Restoring").
+    Restore(drill::DrillArgs),
 }
 
 #[tokio::main]
@@ -37,5 +47,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Up(args) => up::up(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Dashboards(args) => dashboards::run(&args),
+        Command::Drill(DrillCommand::Restore(args)) => drill::run(args).await,
     }
 }

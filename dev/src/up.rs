@@ -12,7 +12,7 @@
 
 mod health;
 mod observability;
-mod supervisor;
+pub(crate) mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -157,7 +157,7 @@ fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
 }
 
 /// Writes every service's secrets directory; creates its database roles and schema.
-async fn provision(
+pub(crate) async fn provision(
     secrets: &Path,
     ca: &DevCa,
     ring: &MasterKeyRing,
@@ -229,7 +229,7 @@ const MARKER: &str = ".coffer-dev-state";
 
 /// Clears the state of a previous run and marks `dir` as ours. Refuses a directory that holds
 /// anything else, and one a running `coffer-dev up` still uses.
-fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         if let Ok(bytes) = std::fs::read(dir.join("dev.json"))
             && let Ok(info) = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -396,7 +396,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// Starts every service whose binary exists, each on its own ports, and waits until all serve.
-async fn start_services(
+pub(crate) async fn start_services(
     dir: &Path,
     secrets: &Path,
     pg_port: u16,

@@ -91,23 +91,32 @@ fn enable_tls(data: &Path) -> anyhow::Result<String> {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&hba, rules + "\n")?;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(data.join("postgresql.conf"))
-        .and_then(|mut f| {
-            use std::io::Write as _;
-            writeln!(
-                f,
-                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
-            )
-        })?;
-    if is_root() {
-        let user = nix::unistd::User::from_name("postgres")?.context("no postgres user")?;
-        for path in [&cert, &key, &hba] {
-            std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
-        }
+    append_conf(
+        data,
+        "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+    )?;
+    for path in [&cert, &key, &hba] {
+        chown_to_owner(path)?;
     }
     Ok(ca.ca_pem())
+}
+
+fn append_conf(data: &Path, lines: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))?;
+    f.write_all(lines.as_bytes())?;
+    Ok(())
+}
+
+/// Gives `path` to the user that owns the clusters (when running as root).
+fn chown_to_owner(path: &Path) -> anyhow::Result<()> {
+    if is_root() {
+        let user = nix::unistd::User::from_name("postgres")?.context("no postgres user")?;
+        std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
+    }
+    Ok(())
 }
 
 /// Returns 32 random alphanumeric characters, for throwaway passwords and names.
@@ -124,6 +133,9 @@ pub fn random_secret() -> String {
 pub struct PostgresOptions {
     /// A fixed port; a free one when unset.
     pub port: Option<u16>,
+    /// Archive every WAL segment into this directory (created), with durable settings: the
+    /// cluster can then be restored to a point in time ([`Postgres::restore`]).
+    pub wal_archive: Option<PathBuf>,
 }
 
 /// A running throwaway cluster. Dropping it stops the server and removes its files.
@@ -195,8 +207,25 @@ impl Postgres {
             Some(p) => p,
             None => crate::free_port()?,
         };
+        // Throwaway clusters trade durability for speed; an archived one keeps it (a restore
+        // replays what was archived).
+        let durability = match &options.wal_archive {
+            Some(archive) => {
+                std::fs::create_dir_all(archive)?;
+                chown_to_owner(archive)?;
+                append_conf(
+                    &data,
+                    &format!(
+                        "wal_level = replica\narchive_mode = on\narchive_command = 'cp %p {}/%f'\n",
+                        archive.display()
+                    ),
+                )?;
+                ""
+            }
+            None => " -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        };
         let server_options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-p {port} -c listen_addresses=127.0.0.1 -k {}{durability} -c max_connections=200",
             root.path().display()
         );
         let mut pg_ctl = as_owner(&bin.join("pg_ctl"));
@@ -377,6 +406,118 @@ impl Postgres {
             ),
         )
         .await
+    }
+
+    /// Takes a base backup of the whole cluster into `dest` (created; it must be empty), over
+    /// TLS as the superuser, with the WAL it needs to be consistent.
+    pub fn base_backup(&self, dest: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dest)?;
+        chown_to_owner(dest)?;
+        let mut cmd = as_owner(&self.bin.join("pg_basebackup"));
+        cmd.arg("-D")
+            .arg(dest)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-U",
+                "postgres",
+                "--no-password",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ])
+            .env("PGPASSWORD", &self.superuser_password)
+            .env("PGSSLMODE", "require");
+        run(cmd, "pg_basebackup")
+    }
+
+    /// A new cluster on a free port, restored from `backup` (a [`Postgres::base_backup`] of this
+    /// one) by replaying `archive` up to `target` (a timestamp, `recovery_target_time`), then
+    /// promoted. Same superuser and server certificate as this one. Returns once it takes writes.
+    pub async fn restore(
+        &self,
+        backup: &Path,
+        archive: &Path,
+        target: &str,
+    ) -> anyhow::Result<Postgres> {
+        let (backup, archive, target) = (backup.to_owned(), archive.to_owned(), target.to_owned());
+        let (bin, superuser_password, ca_pem) = (
+            self.bin.clone(),
+            self.superuser_password.clone(),
+            self.ca_pem.clone(),
+        );
+        let pg = tokio::task::spawn_blocking(move || {
+            let root = tempfile::Builder::new().prefix("coffer-pg-").tempdir()?;
+            chown_to_owner(root.path())?;
+            let data = root.path().join("data");
+            let mut copy = as_owner(Path::new("/bin/cp"));
+            copy.arg("-a").arg(&backup).arg(&data);
+            run(copy, "copying the base backup")?;
+            // Postgres refuses a data directory others can read.
+            std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            std::fs::write(data.join("recovery.signal"), "")?;
+            chown_to_owner(&data.join("recovery.signal"))?;
+            append_conf(
+                &data,
+                &format!(
+                    "restore_command = 'cp {}/%f %p'\nrecovery_target_time = '{target}'\n\
+                     recovery_target_action = 'promote'\narchive_mode = off\n",
+                    archive.display()
+                ),
+            )?;
+            let port = crate::free_port()?;
+            let server_options = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
+                root.path().display()
+            );
+            let mut pg_ctl = as_owner(&bin.join("pg_ctl"));
+            pg_ctl
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(root.path().join("server.log"))
+                .args(["-w", "-t", "300", "-o", &server_options, "start"]);
+            let pg = Postgres {
+                root: Some(root),
+                data,
+                bin,
+                port,
+                superuser_password,
+                ca_pem,
+                stopped: false,
+            };
+            pg.spawn_watchdog()?;
+            run(pg_ctl, "pg_ctl start (restore)").map_err(|e| {
+                let log =
+                    std::fs::read_to_string(pg.root_path().join("server.log")).unwrap_or_default();
+                e.context(format!("postgres server log:\n{log}"))
+            })?;
+            anyhow::Ok(pg)
+        })
+        .await??;
+        // Replay ends at the target, then the server promotes itself and takes writes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        loop {
+            let conn = sqlx::PgConnection::connect(&pg.superuser_url("postgres")).await;
+            let recovering = match conn {
+                Ok(mut conn) => {
+                    let r: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+                        .fetch_one(&mut conn)
+                        .await?;
+                    conn.close().await?;
+                    r
+                }
+                Err(_) => true,
+            };
+            if !recovering {
+                return Ok(pg);
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the restored cluster is still recovering after 300 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// Stops the server now (fast shutdown). Called by `Drop` too.
