@@ -7,6 +7,7 @@ mod bench_scan;
 mod client;
 mod dashboards;
 mod drill;
+mod keys;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Writes the Grafana dashboards of observability/ (or checks that they are current).
     Dashboards(dashboards::DashboardsArgs),
+    /// Secrets for a deployment (`new`) and token key rotation (`rotate`): k8s/README.md.
+    Keys(keys::KeysArgs),
     /// Drills: `restore` restores the database to a point in time and checks the vault.
     #[command(subcommand)]
     Drill(DrillCommand),
@@ -48,5 +51,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Dashboards(args) => dashboards::run(&args),
         Command::Drill(DrillCommand::Restore(args)) => drill::run(args).await,
+        Command::Keys(args) => keys::run(args),
     }
 }

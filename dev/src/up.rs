@@ -31,10 +31,10 @@ use supervisor::Supervisor;
 pub const BUCKET: &str = "coffer";
 
 /// Every mesh service, with what it needs from the launcher.
-struct ServiceSpec {
-    name: &'static str,
+pub(crate) struct ServiceSpec {
+    pub(crate) name: &'static str,
     /// What it reads from its secrets directory (its own description).
-    secrets: &'static [SecretFile],
+    pub(crate) secrets: &'static [SecretFile],
     /// Whether it serves mesh gRPC (all but the gateway, which serves public HTTPS).
     grpc: bool,
 }
@@ -48,7 +48,7 @@ impl ServiceSpec {
     }
 }
 
-const SERVICES: &[ServiceSpec] = &[
+pub(crate) const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
         name: "auth",
         secrets: coffer_auth::SECRETS,

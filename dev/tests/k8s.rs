@@ -783,3 +783,58 @@ fn the_telemetry_configs_are_observabilitys_own() {
             .contains(&scan["Rules"][0])
     );
 }
+
+/// `coffer-dev keys new` writes exactly the Secrets the Deployments mount that nobody else makes
+/// (cert-manager makes the certificates, CloudNativePG the database's CA, the object store its
+/// credentials), under the names and keys the projected volumes read.
+#[test]
+fn coffer_dev_keys_writes_the_secrets_the_deployments_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let run = Command::new(env!("CARGO_BIN_EXE_coffer-dev"))
+        .args(["keys", "new", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut written = BTreeSet::new();
+    for secret in std::fs::read_dir(&out).unwrap().flatten() {
+        for key in std::fs::read_dir(secret.path()).unwrap().flatten() {
+            let (secret, key) = (
+                secret.file_name().to_string_lossy().into_owned(),
+                key.file_name().to_string_lossy().into_owned(),
+            );
+            if key != "username" {
+                written.insert((secret, key));
+            }
+        }
+    }
+    let made_elsewhere = |name: &str| {
+        name.ends_with("-mesh-tls")
+            || ["gateway-public-tls", "coffer-db-ca", "storage-signer-s3"].contains(&name)
+    };
+    let mut mounted = BTreeSet::new();
+    for d in of_kind(&rendered("prod").docs, "Deployment") {
+        for v in d["spec"]["template"]["spec"]["volumes"].as_array().unwrap() {
+            for s in v["projected"]["sources"].as_array().into_iter().flatten() {
+                let name = s["secret"]["name"].as_str().unwrap();
+                if made_elsewhere(name) {
+                    continue;
+                }
+                for item in s["secret"]["items"].as_array().unwrap() {
+                    mounted.insert((name.to_owned(), item["key"].as_str().unwrap().to_owned()));
+                }
+            }
+        }
+    }
+    assert_eq!(written, mounted);
+    // The role secrets carry the role's name, as CloudNativePG's managed roles want.
+    assert_eq!(
+        std::fs::read_to_string(out.join("metadata-runtime-role/username")).unwrap(),
+        "metadata_runtime"
+    );
+}

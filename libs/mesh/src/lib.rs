@@ -33,5 +33,5 @@ pub use identity::{ServiceName, identity_of};
 pub use jobs::{Jobs, Stop};
 pub use policy::{Policy, PolicyError, Token};
 pub use server::{BoundServer, MeshServer, RunningServer, ServeError, shutdown_signal};
-pub use tls::{CertStore, TlsError, TlsFiles};
+pub use tls::{CertStore, ServingCert, TlsError, TlsFiles};
 pub use token::TokenVerifier;

@@ -85,6 +85,91 @@ fn read_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(roots))
 }
 
+// === ServingCert ===
+
+/// A server certificate outside the mesh (the gateway's public HTTPS one): any certificate and
+/// key that match, re-read when the files change, so a renewal (cert-manager's, say) is served
+/// without a restart. A half-written or mismatched pair keeps the previous one in service.
+pub struct ServingCert {
+    cert: PathBuf,
+    key: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+    watched: Mutex<Watched>,
+}
+
+impl std::fmt::Debug for ServingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingCert")
+            .field("cert", &self.cert)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServingCert {
+    /// Reads `cert` (a PEM chain) and `key`; fails if they do not match.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
+        let watched = Watched::new(vec![cert.to_owned(), key.to_owned()]);
+        let current = Self::read(cert, key)?;
+        Ok(Arc::new(ServingCert {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            current: ArcSwap::from_pointee(current),
+            watched: Mutex::new(watched),
+        }))
+    }
+
+    fn read(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+        let certs = read_certs(cert)?;
+        let der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
+        let signing = provider()
+            .key_provider
+            .load_private_key(der)
+            .map_err(|e| file_err(key, e))?;
+        let certified = CertifiedKey::new(certs, signing);
+        certified
+            .keys_match()
+            .map_err(|_| file_err(key, "key does not match the certificate"))?;
+        Ok(certified)
+    }
+
+    /// Re-reads the files if they changed; true when a new certificate was installed.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(now) = watched.changed() else {
+            return Ok(false);
+        };
+        self.current
+            .store(Arc::new(Self::read(&self.cert, &self.key)?));
+        watched.accept(now);
+        Ok(true)
+    }
+
+    /// Polls the files every `every` and installs a changed certificate, until the store is
+    /// dropped everywhere else.
+    pub fn spawn_watcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        spawn_poller(every, move || {
+            let Some(store) = weak.upgrade() else {
+                return false;
+            };
+            match store.reload_if_changed() {
+                Ok(true) => tracing::info!("serving certificate reloaded"),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "serving certificate reload failed; keeping the previous one")
+                }
+            }
+            true
+        })
+    }
+}
+
+impl ResolvesServerCert for ServingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
 // === impl CertStore ===
 
 /// This member's certificate and key, swapped atomically when the files change.

@@ -38,7 +38,8 @@ pub(crate) fn is_valid_ident(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-pub(crate) fn is_valid_key_id(s: &str) -> bool {
+/// Whether `s` may name a key in a ring (and so in a token).
+pub fn is_valid_key_id(s: &str) -> bool {
     is_valid_ident(s, MAX_KEY_ID)
 }
 

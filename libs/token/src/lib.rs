@@ -15,6 +15,7 @@ mod mint;
 mod verify;
 
 pub use claims::{Audience, Claims, Credential, Role, Scope, Scopes, Service, Subject, identity};
+pub use codec::is_valid_key_id;
 pub use error::{KeyRingError, TokenError};
 pub use keyring::{AudienceKeyRing, KeyId, MasterKeyRing};
 pub use mint::Minter;

@@ -9,13 +9,11 @@ use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{delete, get, patch, post, put};
 use coffer_config::{SecretFile, SecretKind, ServiceConfig};
-use coffer_mesh::{CertStore, Jobs, MeshClient, TlsFiles};
+use coffer_mesh::{CertStore, Jobs, MeshClient, ServingCert, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
 use coffer_proto::v1::metadata_client::MetadataClient;
 use coffer_telemetry::{AdminServer, Readiness, serve_admin};
 use coffer_token::{MasterKeyRing, Service};
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
@@ -73,25 +71,21 @@ pub const PEERS: &[Service] = &[
 /// Every secret the gateway reads, in its secrets directory.
 pub const SECRETS: &[SecretFile] = &[SecretFile::MESH_IDENTITY, PUBLIC_TLS, COOKIE_RING];
 
+/// The public HTTPS configuration: TLS 1.3 and 1.2, h2 and http/1.1, the certificate re-read
+/// within a second of a renewal (no restart).
 fn public_tls(service: &ServiceConfig) -> anyhow::Result<rustls::ServerConfig> {
     let secrets = service.secrets();
     let [cert_file, key_file] = PUBLIC_TLS.files else {
         unreachable!("a certificate and a key")
     };
-    let cert_path = secrets.require(cert_file)?;
-    let key_path = secrets.require(key_file)?;
-    let certs = CertificateDer::pem_file_iter(&cert_path)
-        .with_context(|| format!("reading {}", cert_path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("reading {}", cert_path.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .with_context(|| format!("reading {}", key_path.display()))?;
+    let cert = ServingCert::load(&secrets.require(cert_file)?, &secrets.require(key_file)?)?;
+    cert.spawn_watcher(Duration::from_secs(1));
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
     .with_no_client_auth()
-    .with_single_cert(certs, key)?;
+    .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -619,3 +619,51 @@ async fn forwarded_clients_are_believed_only_from_trusted_proxies() -> anyhow::R
     assert!(got[3..].iter().all(|s| *s == 429), "{got:?}");
     Ok(())
 }
+
+/// A renewed public certificate (cert-manager rewrites the secret's files) is served to new
+/// connections within seconds, without a restart; a half-written pair never is.
+#[tokio::test]
+async fn a_renewed_public_certificate_is_served_without_a_restart() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let renewal = coffer_testkit::DevCa::new("the renewal's CA")?;
+    let trusts_renewal = || client(&renewal.ca_pem(), None);
+    assert!(
+        trusts_renewal()?.get(h.url("/v1/me")).send().await.is_err(),
+        "the renewal's CA already verifies the gateway"
+    );
+    let mut spec = coffer_testkit::CertSpec::service("gateway");
+    spec.dns.push("localhost".into());
+    spec.ips.push("127.0.0.1".parse()?);
+    let renewed = renewal.issue_spec(&spec)?;
+    let dir = h.stack.dir.path().join("gateway");
+    // The certificate first: for a moment the pair does not match, and the old one stays.
+    std::fs::write(dir.join("public-tls.crt"), &renewed.cert_pem)?;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // A fresh client (a new handshake) still gets the old certificate.
+    let old = client(&h.ca_pem, None)?;
+    assert_eq!(old.get(h.url("/v1/me")).send().await?.status(), 401);
+    std::fs::write(dir.join("public-tls.key"), &renewed.key_pem)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match trusts_renewal()?.get(h.url("/v1/me")).send().await {
+            Ok(res) => {
+                assert_eq!(res.status(), 401);
+                break;
+            }
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "the renewed certificate is not served: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // New connections no longer get the old certificate.
+    assert!(
+        client(&h.ca_pem, None)?
+            .get(h.url("/v1/me"))
+            .send()
+            .await
+            .is_err()
+    );
+    Ok(())
+}
