@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
+use futures_util::StreamExt as _;
 use coffer_testkit::{DevCa, Postgres, PostgresOptions, S3};
 use coffer_token::MasterKeyRing;
 use reqwest::Method;
@@ -34,6 +35,10 @@ pub struct DrillArgs {
     /// Also write the report (JSON) here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// More files per org before T (each checked after the restore): a larger database and
+    /// archive to restore (BENCHMARKS.md's run uses 2000).
+    #[arg(long, default_value_t = 0)]
+    extra_files: usize,
 }
 
 #[derive(Serialize, Debug)]
@@ -179,24 +184,33 @@ async fn folder(c: &Client, name: &str) -> anyhow::Result<()> {
         .map(|_| ())
 }
 
-/// The top level's folder and file names, and the files' ids.
+/// The top level's folder and file names, and the files' ids (every page).
 async fn top_level(c: &Client) -> anyhow::Result<(Vec<String>, BTreeMap<String, String>)> {
-    let page = c
-        .json(Method::GET, "/v1/folders/root/children?limit=1000", None)
-        .await?;
-    let mut folders: Vec<String> = page["folders"]
-        .as_array()
-        .context("folders")?
-        .iter()
-        .filter_map(|f| f["name"].as_str().map(str::to_owned))
-        .collect();
+    let (mut folders, mut files) = (Vec::new(), BTreeMap::new());
+    let mut cursor = String::new();
+    loop {
+        let page = c
+            .json(
+                Method::GET,
+                &format!("/v1/folders/root/children?limit=1000&cursor={cursor}"),
+                None,
+            )
+            .await?;
+        for f in page["folders"].as_array().context("folders")? {
+            folders.push(f["name"].as_str().context("name")?.to_owned());
+        }
+        for f in page["files"].as_array().context("files")? {
+            files.insert(
+                f["id"].as_str().context("id")?.to_owned(),
+                f["name"].as_str().context("name")?.to_owned(),
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) if !next.is_empty() => cursor = next.to_owned(),
+            _ => break,
+        }
+    }
     folders.sort();
-    let files = page["files"]
-        .as_array()
-        .context("files")?
-        .iter()
-        .filter_map(|f| Some((f["id"].as_str()?.to_owned(), f["name"].as_str()?.to_owned())))
-        .collect();
     Ok((folders, files))
 }
 
@@ -331,6 +345,24 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
             org.files_at_t
                 .insert(id.clone(), ((*n).to_owned(), sha256_hex(&bytes)));
             ids.push(id);
+        }
+        let extra = futures_util::stream::iter(0..args.extra_files)
+            .map(|i| {
+                let c = c.clone();
+                async move {
+                    let name = format!("bulk/{i:05}.txt");
+                    let bytes = format!("{name} of {}", c.base).into_bytes();
+                    let sha = sha256_hex(&bytes);
+                    let id = upload(&c, &name.replace('/', "-"), bytes).await?;
+                    anyhow::Ok((id, (name.replace('/', "-"), sha)))
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        for done in extra {
+            let (id, file) = done?;
+            org.files_at_t.insert(id, file);
         }
         rename(&c, &ids[1], "payroll-2026.csv").await?;
         org.files_at_t.get_mut(&ids[1]).context("payroll")?.0 = "payroll-2026.csv".into();
