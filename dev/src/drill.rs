@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use futures_util::StreamExt as _;
 use coffer_testkit::{DevCa, Postgres, PostgresOptions, S3};
 use coffer_token::MasterKeyRing;
+use futures_util::StreamExt as _;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};

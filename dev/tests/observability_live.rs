@@ -36,7 +36,7 @@ const MAY_BE_ZERO: &[&str] = &[
     "Answers other than Ok, by RPC and code",
     "Audit appends failing",
     "Audit chain verify failures",
-    "Stale uploads swept",
+    "Stale uploads swept, purged objects deleted after the recovery window",
     "Leases reaped (workers that died or hung)",
     "clamd errors",
     "Jobs by state",

@@ -215,6 +215,17 @@ pub async fn retry_later(
 }
 
 /// Marks the job done if this worker still holds it for this run. False: someone else did.
+/// Forgets the result stored for a subject that no longer exists (a file purged while it was
+/// scanned).
+pub async fn forget_result(tx: &mut TenantTx, subject_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM results WHERE org_id = $1 AND subject_id = $2")
+        .bind(tx.org())
+        .bind(subject_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn finish(tx: &mut TenantTx, job: &Job, owner: Uuid) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL,

@@ -541,12 +541,22 @@ impl Workers {
             Subject::File => {
                 match self.send_verdict(job, verdict).await {
                     Ok(_) => {}
-                    // Trashed, purged or already decided otherwise: the result stays here.
+                    // Purged while it was scanned (its object outlives the row for the database's
+                    // recovery window, so the scan found it): as for a purge found before, no
+                    // result, audit event or live event stays of a file that no longer exists.
                     Err(s)
-                        if matches!(
-                            coffer_errors::from_status(&s).0,
-                            coffer_errors::ErrorCode::NotFound | coffer_errors::ErrorCode::Conflict
-                        ) =>
+                        if coffer_errors::from_status(&s).0
+                            == coffer_errors::ErrorCode::NotFound =>
+                    {
+                        let mut tx = self.tenant_tx(job.org_id).await?;
+                        store::forget_result(&mut tx, job.subject_id).await?;
+                        tx.commit().await?;
+                        return self.drop_purged(owner, job).await;
+                    }
+                    // Already decided otherwise: the result stays here.
+                    Err(s)
+                        if coffer_errors::from_status(&s).0
+                            == coffer_errors::ErrorCode::Conflict =>
                     {
                         tracing::info!(job = %job.id, code = ?s.code(), "metadata did not take the verdict: the file moved on");
                     }
