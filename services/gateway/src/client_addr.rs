@@ -36,15 +36,19 @@ impl TrustedProxies {
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddr {
         let mut client = canonical(peer);
         if self.trusts(client) {
+            // Entries one by one from raw bytes: a client's own junk to the left (not UTF-8,
+            // say) must not spoil the entries the proxies appended to its right.
             let hops = headers
                 .get_all("x-forwarded-for")
                 .iter()
-                .flat_map(|v| v.to_str().unwrap_or("").split(','))
+                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
                 .collect::<Vec<_>>();
             for hop in hops.into_iter().rev() {
                 // A proxy writes addresses; anything else means the header is not a proxy's, so
                 // the last hop known good stands.
-                let Some(ip) = parse_hop(hop) else { break };
+                let Some(ip) = std::str::from_utf8(hop).ok().and_then(parse_hop) else {
+                    break;
+                };
                 client = canonical(ip);
                 if !self.trusts(client) {
                     break;
@@ -134,6 +138,14 @@ mod tests {
         // Several headers are one list, in order.
         let h = headers(&["1.2.3.4", "203.0.113.8, 10.0.0.5"]);
         assert_eq!(p.client(ip("10.0.0.1"), &h), ClientAddr(ip("203.0.113.8")));
+        // A client's junk left of the proxy's entry (here, bytes that are not UTF-8) changes
+        // nothing.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.7").unwrap(),
+        );
+        assert_eq!(p.client(ip("10.0.0.1"), &h), ClientAddr(ip("203.0.113.7")));
         // Ports and brackets are tolerated.
         let h = headers(&["[2001:db8::1]:4431"]);
         assert_eq!(p.client(ip("10.0.0.1"), &h), ClientAddr(ip("2001:db8::")));

@@ -7,8 +7,13 @@
 CREATE TABLE object_deletions (
     object_key text PRIMARY KEY,
     org_id uuid NOT NULL,
+    size bigint NOT NULL,
     delete_after timestamptz NOT NULL
 );
+-- The bytes an org has purged that are still stored. They are not its quota's (a purge frees the
+-- space at once), but they are bounded by it: used + pending may not pass twice the limit, so
+-- uploading and purging in a loop cannot store more than one more quota's worth for the window.
+ALTER TABLE quotas ADD COLUMN pending_delete_bytes bigint NOT NULL DEFAULT 0;
 CREATE INDEX object_deletions_due ON object_deletions (delete_after);
 ALTER TABLE object_deletions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE object_deletions FORCE ROW LEVEL SECURITY;

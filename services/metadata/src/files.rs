@@ -265,7 +265,7 @@ pub async fn purge(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataErro
     } else {
         let after = time::OffsetDateTime::now_utc()
             + time::Duration::seconds(i64::try_from(delay).unwrap_or(i64::MAX / 2));
-        store::queue_object_deletion(&mut tx, &file.object_key, after).await?;
+        store::queue_object_deletion(&mut tx, &file.object_key, file.size, after).await?;
     }
     store::delete_file(&mut tx, id).await?;
     tx.commit().await?;

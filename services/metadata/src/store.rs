@@ -263,9 +263,11 @@ pub struct NewFile<'a> {
 
 /// Counts `size` against the quota; `QuotaExceeded` (with the figures) if it does not fit.
 pub async fn reserve_quota(tx: &mut TenantTx, size: i64) -> Result<(), MetadataError> {
+    // Purged bytes still stored (kept for the recovery window) may take up to one more quota.
     let done = sqlx::query(
         "UPDATE quotas SET used_bytes = used_bytes + $2
-         WHERE org_id = $1 AND used_bytes + $2 <= limit_bytes",
+         WHERE org_id = $1 AND used_bytes + $2 <= limit_bytes
+           AND used_bytes + pending_delete_bytes + $2 <= 2 * limit_bytes",
     )
     .bind(tx.org())
     .bind(size)
@@ -274,11 +276,15 @@ pub async fn reserve_quota(tx: &mut TenantTx, size: i64) -> Result<(), MetadataE
     if done.rows_affected() == 1 {
         return Ok(());
     }
-    let (used, limit): (i64, i64) =
-        sqlx::query_as("SELECT used_bytes, limit_bytes FROM quotas WHERE org_id = $1")
-            .bind(tx.org())
-            .fetch_one(&mut **tx)
-            .await?;
+    // What counts as used: the live files, and purged bytes beyond the one extra quota they may
+    // take (so used + asked > limit says why either way).
+    let (used, limit): (i64, i64) = sqlx::query_as(
+        "SELECT GREATEST(used_bytes, used_bytes + pending_delete_bytes - limit_bytes), limit_bytes
+         FROM quotas WHERE org_id = $1",
+    )
+    .bind(tx.org())
+    .fetch_one(&mut **tx)
+    .await?;
     Err(MetadataError::QuotaExceeded {
         used,
         limit,
@@ -416,23 +422,33 @@ pub async fn restore_file(tx: &mut TenantTx, id: Uuid) -> Result<FileRow, Metada
     .ok_or(MetadataError::Conflict("the file is not in the trash"))
 }
 
-/// Deletes a file's row and gives its bytes back to the quota; `NotFound` if another purge got
-/// there first (so the quota is released exactly once).
-/// Queues the object of a purged file of the transaction's org for deletion after `after`.
+/// Queues the object (of `size` bytes) of a purged file of the transaction's org for deletion
+/// after `after`; its bytes count as pending deletion until then.
 pub async fn queue_object_deletion(
     tx: &mut TenantTx,
     key: &str,
+    size: i64,
     after: OffsetDateTime,
 ) -> Result<(), MetadataError> {
-    sqlx::query(
-        "INSERT INTO object_deletions (object_key, org_id, delete_after) VALUES ($1, $2, $3)
-         ON CONFLICT (object_key) DO UPDATE SET delete_after = EXCLUDED.delete_after",
+    let queued = sqlx::query(
+        "INSERT INTO object_deletions (object_key, org_id, size, delete_after)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (object_key) DO NOTHING",
     )
     .bind(key)
     .bind(tx.org())
+    .bind(size)
     .bind(after)
     .execute(&mut **tx)
     .await?;
+    if queued.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE quotas SET pending_delete_bytes = pending_delete_bytes + $2 WHERE org_id = $1",
+        )
+        .bind(tx.org())
+        .bind(size)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 
@@ -457,16 +473,42 @@ pub async fn due_deletions(
     .await?)
 }
 
-/// Forgets a done object deletion of the transaction's org.
+/// Forgets a done object deletion of the transaction's org, and its pending bytes.
 pub async fn object_deleted(tx: &mut TenantTx, key: &str) -> Result<(), MetadataError> {
-    sqlx::query("DELETE FROM object_deletions WHERE org_id = $1 AND object_key = $2")
-        .bind(tx.org())
-        .bind(key)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "WITH gone AS (DELETE FROM object_deletions WHERE org_id = $1 AND object_key = $2
+                       RETURNING size)
+         UPDATE quotas SET pending_delete_bytes =
+             GREATEST(pending_delete_bytes - (SELECT coalesce(sum(size), 0) FROM gone), 0)
+         WHERE org_id = $1",
+    )
+    .bind(tx.org())
+    .bind(key)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
+/// Puts off an object deletion of the transaction's org until `after` (its org cannot act now:
+/// disabled, or deleted and awaiting its purge, which takes every object of the org).
+pub async fn postpone_deletion(
+    tx: &mut TenantTx,
+    key: &str,
+    after: OffsetDateTime,
+) -> Result<(), MetadataError> {
+    sqlx::query(
+        "UPDATE object_deletions SET delete_after = $3 WHERE org_id = $1 AND object_key = $2",
+    )
+    .bind(tx.org())
+    .bind(key)
+    .bind(after)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a file's row and gives its bytes back to the quota; `NotFound` if another purge got
+/// there first (so the quota is released exactly once).
 pub async fn delete_file(tx: &mut TenantTx, id: Uuid) -> Result<(), MetadataError> {
     let size: Option<i64> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING size")
         .bind(id)

@@ -43,29 +43,43 @@ pub async fn stale_uploads(core: &Core) -> Result<usize, MetadataError> {
 }
 
 /// Deletes the objects of purged files whose delay is over (`object_delete_delay_secs`), each
-/// acting for its org, and forgets them. Returns how many were deleted.
+/// acting for its org, and forgets them, a hundred at a time until none is due. An org that
+/// cannot act (auth answers NotFound: disabled, or deleted and awaiting its purge, which deletes
+/// every object of the org and these entries with it) has its entries put off by a day, neither
+/// forgotten (its bytes would stay for good if the org came back) nor in the way of the others.
+/// Returns how many were deleted.
 pub async fn due_deletions(core: &Core) -> Result<usize, MetadataError> {
-    let mut tx = coffer_db::begin(&core.pool).await?;
-    let due = store::due_deletions(&mut tx, OffsetDateTime::now_utc(), 100).await?;
-    tx.commit().await?;
+    const BATCH: usize = 100;
     let mut deleted = 0;
-    for (org, key) in due {
-        let request_id = format!("sweep-{}", Uuid::new_v4().simple());
-        let done = core
-            .peers
-            .as_service(org, request_id, core.peers.delete_object(&key))
-            .await;
-        match done {
-            // Gone already (an org purge took it, or a sweep before this one): forget it too.
-            Ok(()) | Err(MetadataError::NotFound) => {}
-            Err(e) => return Err(e),
-        }
-        let mut tx = core.tx(org).await?;
-        store::object_deleted(&mut tx, &key).await?;
+    loop {
+        let mut tx = coffer_db::begin(&core.pool).await?;
+        let due = store::due_deletions(&mut tx, OffsetDateTime::now_utc(), BATCH as i64).await?;
         tx.commit().await?;
-        deleted += 1;
+        let batch = due.len();
+        for (org, key) in due {
+            let request_id = format!("sweep-{}", Uuid::new_v4().simple());
+            let done = core
+                .peers
+                .as_service(org, request_id, core.peers.delete_object(&key))
+                .await;
+            let mut tx = core.tx(org).await?;
+            match done {
+                Ok(()) => {
+                    store::object_deleted(&mut tx, &key).await?;
+                    deleted += 1;
+                }
+                Err(MetadataError::NotFound) => {
+                    let later = OffsetDateTime::now_utc() + time::Duration::days(1);
+                    store::postpone_deletion(&mut tx, &key, later).await?;
+                }
+                Err(e) => return Err(e),
+            }
+            tx.commit().await?;
+        }
+        if batch < BATCH {
+            return Ok(deleted);
+        }
     }
-    Ok(deleted)
 }
 
 /// How far an org purge got.

@@ -1220,3 +1220,56 @@ async fn owners_and_admins_release_quarantined_files_audited() -> anyhow::Result
     assert_eq!(items[0]["target"], format!("file:{id}"));
     Ok(())
 }
+
+/// A purge frees the quota at once, but the bytes stay stored for the recovery window
+/// (`object_delete_delay_secs`): they may take one more quota's worth, no more, so uploading and
+/// purging in a loop cannot grow the bucket without bound. The sweep gives the room back.
+#[tokio::test]
+async fn purged_bytes_still_stored_are_bounded_by_a_second_quota() -> anyhow::Result<()> {
+    let h = Harness::start_full(
+        unthrottled(),
+        coffer_metadata::MetadataConfig {
+            default_quota_bytes: 1000,
+            object_delete_delay_secs: 8,
+            sweep_interval_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "purge-loop@example.com").await?;
+    let create = |size: u64| json!({"name": format!("n{size}"), "size": size, "content_type": "application/octet-stream"});
+    let started = std::time::Instant::now();
+    for i in 0..2u8 {
+        let id = u
+            .available(&format!("f{i}.bin"), None, &[i; 1000], "clean")
+            .await?;
+        u.ok(Method::DELETE, &format!("/v1/files/{id}/purge"), None, 204)
+            .await?;
+    }
+    // Nothing is live, but 2000 purged bytes are still stored: twice the quota. Not one more
+    // byte fits until the sweep deletes them.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "too slow to test"
+    );
+    assert_eq!(
+        u.err(Method::POST, "/v1/files", Some(create(1))).await?,
+        (409, "quota_exceeded".into())
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let res = u
+            .send(Method::POST, "/v1/files", Some(create(1000)))
+            .await?;
+        if res.status() == 201 {
+            break;
+        }
+        assert_eq!(res.status(), 409);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never gave the room back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Ok(())
+}

@@ -119,9 +119,9 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
     // The deletion sweep's lookup: with coffer.lookup_deletions_due set, the runtime role sees the
     // entries due before then, of every org, and nothing else; it cannot change them.
     sqlx::raw_sql(&format!(
-        "INSERT INTO metadata.object_deletions (object_key, org_id, delete_after) VALUES
-           ('{org}/due', '{org}', now() - interval '1 minute'),
-           ('{org}/later', '{org}', now() + interval '1 day')"
+        "INSERT INTO metadata.object_deletions (object_key, org_id, size, delete_after) VALUES
+           ('{org}/due', '{org}', 1, now() - interval '1 minute'),
+           ('{org}/later', '{org}', 1, now() + interval '1 day')"
     ))
     .execute(&superuser)
     .await?;
