@@ -916,3 +916,49 @@ async fn a_purged_org_leaves_nothing_but_its_audit_chain() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// A deleted org cannot act, so the deletion sweep cannot delete its purged files' objects yet:
+/// their entries are put off, never dropped (were the org restored, its purged bytes would
+/// otherwise stay in the bucket for good); the org's own purge takes them later.
+#[tokio::test]
+async fn a_deleted_orgs_pending_deletions_wait_and_are_not_forgotten() -> anyhow::Result<()> {
+    let h = Harness::start_full(
+        unthrottled(),
+        coffer_metadata::MetadataConfig {
+            object_delete_delay_secs: 1,
+            sweep_interval_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "pending@deleted.example").await?;
+    let id = u
+        .available("kept.bin", None, b"kept a while", "clean")
+        .await?;
+    u.ok(Method::DELETE, &format!("/v1/files/{id}/purge"), None, 204)
+        .await?;
+    u.ok(Method::DELETE, "/v1/org", None, 202).await?;
+    let db = sqlx::PgPool::connect(&h.stack.pg.superuser_url(&h.stack.metadata.database)).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let after: Option<bool> = sqlx::query_scalar(
+            "SELECT delete_after > now() + interval '23 hours'
+             FROM metadata.object_deletions WHERE org_id = $1::uuid",
+        )
+        .bind(&u.org)
+        .fetch_optional(&db)
+        .await?;
+        match after {
+            Some(true) => break,
+            Some(false) => {}
+            None => anyhow::bail!("the entry was dropped"),
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the entry was never put off"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(keys_under(&h, &format!("{}/", u.org)).await?.len(), 1);
+    Ok(())
+}
