@@ -477,6 +477,26 @@ fn each_service_gets_its_probes_secrets_config_and_peers() {
     }
 }
 
+/// The config file a service's Deployment mounts.
+fn config_text(docs: &[Value], svc: &str) -> String {
+    let map = named(docs, "Deployment", svc)["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|v| v["configMap"]["name"].as_str())
+        .unwrap();
+    named(docs, "ConfigMap", map)["data"]["config.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The shared part of the config a service's Deployment mounts, loaded as the service does.
+fn config_of(docs: &[Value], svc: &str) -> coffer_config::ServiceConfig {
+    let (_dir, path) = write_temp(&config_text(docs, svc), "config.toml");
+    load(svc, &path)
+}
+
 /// Loads `svc`'s config file as the service does (its section, unknown keys refused).
 fn load(svc: &str, path: &Path) -> coffer_config::ServiceConfig {
     use coffer_config::load_service_with_env as l;
@@ -542,43 +562,76 @@ fn app_name(selector: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Whether a rule's ports include the gRPC port: named, numbered, in a range, or (no ports at
+/// all) every port.
 fn is_grpc(ports: &Value) -> bool {
-    ports
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|p| p["port"] == "grpc" || p["port"] == 7000)
+    let Some(ports) = ports.as_array().filter(|p| !p.is_empty()) else {
+        return true;
+    };
+    ports.iter().any(|p| {
+        p["port"].is_null()
+            || p["port"] == "grpc"
+            || p["port"] == 7000
+            || p["port"]
+                .as_u64()
+                .zip(p["endPort"].as_u64())
+                .is_some_and(|(lo, hi)| (lo..=hi).contains(&7000))
+    })
 }
+
+/// The mesh services' pod names: the only pods with a gRPC port.
+const MESH: [&str; 5] = ["auth", "metadata", "storage-signer", "audit", "scan"];
 
 /// The mesh edges the network policies allow, read from the ingress side and the egress side.
 fn policy_edges(docs: &[Value]) -> (Edges, Edges) {
     let (mut ingress, mut egress) = (Edges::new(), Edges::new());
     for p in of_kind(docs, "NetworkPolicy") {
         let spec = &p["spec"];
+        let name = &p["metadata"]["name"];
         let target = app_name(&spec["podSelector"]);
+        // A rule on pods that may be mesh servers (a named mesh service, or a selector that
+        // names none) and opens the gRPC port must name each caller; any other shape (a
+        // namespace, an address block, every pod) would let in more than the allow-lists.
+        let may_serve = target.as_deref().is_none_or(|t| MESH.contains(&t));
         for rule in spec["ingress"].as_array().into_iter().flatten() {
-            if !is_grpc(&rule["ports"]) {
+            if !may_serve || !is_grpc(&rule["ports"]) {
                 continue;
             }
             let server = target
                 .clone()
-                .expect("a gRPC ingress rule names its server");
+                .unwrap_or_else(|| panic!("{name}: a gRPC ingress rule on unnamed pods"));
             for from in rule["from"]
                 .as_array()
-                .expect("gRPC ingress from named callers")
+                .unwrap_or_else(|| panic!("{name}: gRPC ingress from anywhere"))
             {
-                assert!(from["namespaceSelector"].is_null() && from["ipBlock"].is_null());
-                ingress.insert((app_name(&from["podSelector"]).unwrap(), server.clone()));
+                assert!(
+                    from["namespaceSelector"].is_null() && from["ipBlock"].is_null(),
+                    "{name}: gRPC ingress from outside the mesh"
+                );
+                let caller = app_name(&from["podSelector"])
+                    .unwrap_or_else(|| panic!("{name}: gRPC ingress from unnamed pods"));
+                ingress.insert((caller, server.clone()));
             }
         }
         for rule in spec["egress"].as_array().into_iter().flatten() {
             if !is_grpc(&rule["ports"]) {
                 continue;
             }
-            let client = target.clone().expect("a gRPC egress rule names its client");
-            for to in rule["to"].as_array().expect("gRPC egress to named peers") {
-                assert!(to["namespaceSelector"].is_null() && to["ipBlock"].is_null());
-                egress.insert((client.clone(), app_name(&to["podSelector"]).unwrap()));
+            let to = rule["to"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: egress to anywhere on the gRPC port"));
+            for to in to {
+                // The internet (webhooks, the store, freshclam) is reached by address block on
+                // 443; an address block or a namespace on the gRPC port would bypass PEERS.
+                let peer = app_name(&to["podSelector"])
+                    .filter(|p| MESH.contains(&p.as_str()) && to["namespaceSelector"].is_null())
+                    .unwrap_or_else(|| {
+                        panic!("{name}: egress on the gRPC port to something not a mesh service")
+                    });
+                let client = target
+                    .clone()
+                    .unwrap_or_else(|| panic!("{name}: gRPC egress from unnamed pods"));
+                egress.insert((client, peer));
             }
         }
     }
@@ -661,10 +714,19 @@ fn the_network_policy_edges_are_the_allow_lists_compiled_into_the_services() {
             assert_eq!(p["spec"]["egress"][0]["ports"][0]["port"], 443);
         }
     }
-    // The check can fail: an edge dropped from one side is seen.
-    let mut fewer = allowed;
-    fewer.pop_first();
-    assert_ne!(fewer, policy_edges(&rendered("prod").docs).0);
+    // The check can fail: a caller dropped from a rendered policy is an edge fewer.
+    let mut docs = rendered("prod").docs.clone();
+    let policy = docs
+        .iter_mut()
+        .find(|d| {
+            d["kind"] == "NetworkPolicy" && d["metadata"]["name"] == "audit-grpc-from-callers"
+        })
+        .unwrap();
+    policy["spec"]["ingress"][0]["from"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    assert_ne!(policy_edges(&docs).0, allowed);
 }
 
 #[test]
@@ -703,16 +765,7 @@ fn postgres_is_tls_only_with_safe_roles_backups_and_prod_replicates_synchronousl
             .and_then(|r| r.strip_suffix('d'))
             .and_then(|d| d.parse().ok())
             .expect("a retention policy in days");
-        let metadata = named(docs, "Deployment", "metadata")["spec"]["template"]["spec"]["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|v| v["configMap"]["name"].as_str())
-            .unwrap();
-        let text = named(docs, "ConfigMap", metadata)["data"]["config.toml"]
-            .as_str()
-            .unwrap();
-        let (_dir, path) = write_temp(text, "config.toml");
+        let (_dir, path) = write_temp(&config_text(docs, "metadata"), "config.toml");
         let (_, config) = coffer_config::load_service_with_env::<coffer_metadata::MetadataConfig>(
             Some(&path),
             "metadata",
@@ -722,6 +775,68 @@ fn postgres_is_tls_only_with_safe_roles_backups_and_prod_replicates_synchronousl
         assert!(
             config.object_delete_delay_secs >= window_days * 86_400,
             "{overlay}: purged objects go before the recovery window ({window_days} d) ends"
+        );
+        // A deleted org's objects go at its purge: not before the window ends either.
+        let (_dir, path) = write_temp(&config_text(docs, "auth"), "config.toml");
+        let (_, config) = coffer_config::load_service_with_env::<coffer_auth::AuthConfig>(
+            Some(&path),
+            "auth",
+            "COFFER_K8S_TEST_UNSET_",
+        )
+        .unwrap();
+        assert!(
+            config.org_purge_after_secs >= window_days * 86_400,
+            "{overlay}: deleted orgs are purged before the recovery window ({window_days} d) ends"
+        );
+    }
+    // Every replica's pool fits its role's connection limit, at the autoscalers' maximum, and all
+    // of them fit the server's max_connections.
+    for overlay in OVERLAYS {
+        let docs = &rendered(overlay).docs;
+        let cluster = &named(docs, "Cluster", "coffer-db")["spec"];
+        let max: u64 = cluster["postgresql"]["parameters"]["max_connections"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut total = 0;
+        for (svc, secrets, _) in SERVICES {
+            if !secrets.iter().any(|s| s.kind == SecretKind::DatabaseRoles) {
+                continue;
+            }
+            let d = named(docs, "Deployment", svc);
+            let hpa = docs
+                .iter()
+                .find(|h| h["kind"] == "HorizontalPodAutoscaler" && h["metadata"]["name"] == svc);
+            let pods = match hpa {
+                Some(h) => {
+                    assert!(
+                        d["spec"]["replicas"].is_null(),
+                        "{svc}: replicas would fight its autoscaler"
+                    );
+                    h["spec"]["maxReplicas"].as_u64().unwrap()
+                }
+                None => d["spec"]["replicas"].as_u64().unwrap(),
+            };
+            let pool = u64::from(config_of(docs, svc).database.unwrap().pool_size);
+            let limit = cluster["managed"]["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == format!("{svc}_runtime").as_str())
+                .unwrap()["connectionLimit"]
+                .as_u64()
+                .unwrap();
+            assert!(
+                pods * pool <= limit,
+                "{overlay}: {svc}: {pods} × {pool} > {limit}"
+            );
+            // The owner: one connection for the migrations at start, one pool of one (audit).
+            total += pods * (pool + 1);
+        }
+        assert!(
+            total + 10 <= max,
+            "{overlay}: {total} connections and 10 for the operator > {max}"
         );
     }
     let prod = &named(&rendered("prod").docs, "Cluster", "coffer-db")["spec"];

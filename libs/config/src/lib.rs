@@ -263,8 +263,9 @@ where
 
 /// Where a service's schema lives. Passwords are secret files: `db-owner-password` and
 /// `db-runtime-password` in the service's secrets directory. Every connection speaks TLS and
-/// checks the server's certificate against `db-ca.crt` there, with `host` as the name it must
-/// carry (`verify-full`); there is no setting that turns this off.
+/// checks the server's certificate as `verify-full` does: it must carry `host` and chain to
+/// `db-ca.crt` there (or to one of the public web roots sqlx carries besides: keep `host` an
+/// internal name); there is no setting that turns this off.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {

@@ -177,7 +177,8 @@ pub async fn runtime_pool(
 }
 
 /// Connects as `user` with the password in the secret file `password_secret`, over TLS that
-/// checks the server's certificate chains to `db-ca.crt` and names `db.host` (`verify-full`).
+/// checks the server's certificate names `db.host` and chains to `db-ca.crt` (`verify-full`;
+/// sqlx adds the public web roots to the store too, so `db.host` should be an internal name).
 fn connect_options(
     db: &DatabaseConfig,
     secrets: &Secrets,

@@ -12,7 +12,9 @@
 //!   (`coffer_db::TenantTx`) and nowhere else: no org argument beside it, no pool and org to begin
 //!   one itself;
 //! - the user's client (`coffer`) links no service machinery: no database driver, scanner, object
-//!   store, gRPC or workspace-hack among the dependencies of it and the workspace crates it uses.
+//!   store, gRPC or workspace-hack among the dependencies of it and the workspace crates it uses;
+//! - a service dials its peers only through `MeshClient::peers` (the ones it declares in `PEERS`,
+//!   which the network policies are checked against), never `MeshClient::channel` directly.
 
 use std::path::{Path, PathBuf};
 
@@ -220,5 +222,32 @@ fn the_users_client_links_no_service_machinery() {
     assert!(
         seen.len() >= 2,
         "followed the client's workspace dependencies: {seen:?}"
+    );
+}
+
+#[test]
+fn services_dial_only_their_declared_peers() {
+    let mut files = Vec::new();
+    rust_files(&root().join("services"), &mut files);
+    let mut found = Vec::new();
+    for file in &files {
+        // Tests and the testing modules play other services on purpose.
+        let path = file.to_string_lossy();
+        if path.contains("/tests/") || path.ends_with("/testing.rs") || path.contains("/benches/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        // `.channel(name, addr)`; a notification's `.channel()` is something else.
+        if text
+            .match_indices(".channel(")
+            .any(|(at, m)| !text[at + m.len()..].starts_with(')'))
+        {
+            found.push(path.into_owned());
+        }
+    }
+    assert!(files.len() > 50, "found the services' sources");
+    assert!(
+        found.is_empty(),
+        "these dial a peer without MeshClient::peers (so without PEERS): {found:?}"
     );
 }
