@@ -140,7 +140,14 @@ async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::R
         assert!(got >= want, "{series}: {got} < {want}");
     };
     at_least("coffer_scan_jobs_claimed_total", n);
-    at_least("coffer_scan_job_tries_total{outcome=\"done\"}", n);
+    // A job's try is counted when the worker finishes it, just after metadata took the verdict
+    // the loop above waited for: give the last one a moment.
+    let done = "coffer_scan_job_tries_total{outcome=\"done\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while m.sample(done).unwrap_or(0.0) < n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    at_least(done, n);
     at_least(
         "coffer_scan_engine_duration_seconds_count{engine=\"stream\"}",
         n,
