@@ -85,6 +85,21 @@ fn read_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(roots))
 }
 
+/// A certificate chain and its key, read and checked to belong together.
+fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let certs = read_certs(cert)?;
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| file_err(key, e))?;
+    let certified = CertifiedKey::new(certs, signing);
+    certified
+        .keys_match()
+        .map_err(|_| file_err(key, "key does not match the certificate"))?;
+    Ok(certified)
+}
+
 // === ServingCert ===
 
 /// A server certificate outside the mesh (the gateway's public HTTPS one): any certificate and
@@ -109,27 +124,13 @@ impl ServingCert {
     /// Reads `cert` (a PEM chain) and `key`; fails if they do not match.
     pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
         let watched = Watched::new(vec![cert.to_owned(), key.to_owned()]);
-        let current = Self::read(cert, key)?;
+        let current = certified_key(cert, key)?;
         Ok(Arc::new(ServingCert {
             cert: cert.to_owned(),
             key: key.to_owned(),
             current: ArcSwap::from_pointee(current),
             watched: Mutex::new(watched),
         }))
-    }
-
-    fn read(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-        let certs = read_certs(cert)?;
-        let der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
-        let signing = provider()
-            .key_provider
-            .load_private_key(der)
-            .map_err(|e| file_err(key, e))?;
-        let certified = CertifiedKey::new(certs, signing);
-        certified
-            .keys_match()
-            .map_err(|_| file_err(key, "key does not match the certificate"))?;
-        Ok(certified)
     }
 
     /// Re-reads the files if they changed; true when a new certificate was installed.
@@ -139,7 +140,7 @@ impl ServingCert {
             return Ok(false);
         };
         self.current
-            .store(Arc::new(Self::read(&self.cert, &self.key)?));
+            .store(Arc::new(certified_key(&self.cert, &self.key)?));
         watched.accept(now);
         Ok(true)
     }
@@ -203,16 +204,7 @@ impl CertStore {
     }
 
     fn read(files: &TlsFiles) -> Result<(CertifiedKey, ServiceName), TlsError> {
-        let certs = read_certs(&files.cert)?;
-        let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_err(&files.key, e))?;
-        let signing = provider()
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| file_err(&files.key, e))?;
-        let certified = CertifiedKey::new(certs, signing);
-        certified
-            .keys_match()
-            .map_err(|_| file_err(&files.key, "key does not match the certificate"))?;
+        let certified = certified_key(&files.cert, &files.key)?;
         let identity = identity_of(&certified.cert[0]).map_err(|e| TlsError::Identity {
             path: files.cert.clone(),
             reason: e.to_string(),

@@ -224,18 +224,7 @@ impl Postgres {
             }
             None => " -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
         };
-        let server_options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {}{durability} -c max_connections=200",
-            root.path().display()
-        );
-        let mut pg_ctl = as_owner(&bin.join("pg_ctl"));
-        pg_ctl
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(root.path().join("server.log"))
-            .args(["-w", "-t", "60", "-o", &server_options, "start"]);
-        let pg = Postgres {
+        Postgres {
             root: Some(root),
             data,
             bin,
@@ -243,14 +232,39 @@ impl Postgres {
             superuser_password,
             ca_pem,
             stopped: false,
-        };
-        pg.spawn_watchdog()?;
+        }
+        .launch(durability, 60)
+    }
+
+    /// Starts the server of a cluster made (or copied) in `root`, with `options` after the
+    /// listening ones, waiting up to `timeout_secs`; a watchdog stops it when this process ends.
+    fn launch(self, options: &str, timeout_secs: u32) -> anyhow::Result<Self> {
+        let server_options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}{options} -c max_connections=200",
+            self.port,
+            self.root_path().display()
+        );
+        let mut pg_ctl = as_owner(&self.bin.join("pg_ctl"));
+        pg_ctl
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.root_path().join("server.log"))
+            .args([
+                "-w",
+                "-t",
+                &timeout_secs.to_string(),
+                "-o",
+                &server_options,
+                "start",
+            ]);
+        self.spawn_watchdog()?;
         run(pg_ctl, "pg_ctl start").map_err(|e| {
             let log =
-                std::fs::read_to_string(pg.root_path().join("server.log")).unwrap_or_default();
+                std::fs::read_to_string(self.root_path().join("server.log")).unwrap_or_default();
             e.context(format!("postgres server log:\n{log}"))
         })?;
-        Ok(pg)
+        Ok(self)
     }
 
     fn root_path(&self) -> &Path {
@@ -465,34 +479,16 @@ impl Postgres {
                     archive.display()
                 ),
             )?;
-            let port = crate::free_port()?;
-            let server_options = format!(
-                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
-                root.path().display()
-            );
-            let mut pg_ctl = as_owner(&bin.join("pg_ctl"));
-            pg_ctl
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(root.path().join("server.log"))
-                .args(["-w", "-t", "300", "-o", &server_options, "start"]);
-            let pg = Postgres {
+            Postgres {
                 root: Some(root),
                 data,
                 bin,
-                port,
+                port: crate::free_port()?,
                 superuser_password,
                 ca_pem,
                 stopped: false,
-            };
-            pg.spawn_watchdog()?;
-            run(pg_ctl, "pg_ctl start (restore)").map_err(|e| {
-                let log =
-                    std::fs::read_to_string(pg.root_path().join("server.log")).unwrap_or_default();
-                e.context(format!("postgres server log:\n{log}"))
-            })?;
-            anyhow::Ok(pg)
+            }
+            .launch("", 300)
         })
         .await??;
         // Replay ends at the target, then the server promotes itself and takes writes.
