@@ -772,21 +772,15 @@ fn postgres_is_tls_only_with_safe_roles_backups_and_prod_replicates_synchronousl
             "COFFER_K8S_TEST_UNSET_",
         )
         .unwrap();
-        assert!(
-            config.object_delete_delay_secs >= window_days * 86_400,
-            "{overlay}: purged objects go before the recovery window ({window_days} d) ends"
+        // The retention keeps the newest base backup older than the window: up to one backup
+        // interval (nightly) more can be reached.
+        assert_eq!(
+            named(docs, "ScheduledBackup", "coffer-db-nightly")["spec"]["schedule"],
+            "0 0 3 * * *"
         );
-        // A deleted org's objects go at its purge: not before the window ends either.
-        let (_dir, path) = write_temp(&config_text(docs, "auth"), "config.toml");
-        let (_, config) = coffer_config::load_service_with_env::<coffer_auth::AuthConfig>(
-            Some(&path),
-            "auth",
-            "COFFER_K8S_TEST_UNSET_",
-        )
-        .unwrap();
         assert!(
-            config.org_purge_after_secs >= window_days * 86_400,
-            "{overlay}: deleted orgs are purged before the recovery window ({window_days} d) ends"
+            config.object_delete_delay_secs >= (window_days + 1) * 86_400,
+            "{overlay}: purged objects go before the reachable recovery window ({window_days} d + a day) ends"
         );
     }
     // Every replica's pool fits its role's connection limit, at the autoscalers' maximum, and all
@@ -952,4 +946,85 @@ fn coffer_dev_keys_writes_the_secrets_the_deployments_mount() {
         std::fs::read_to_string(out.join("metadata-runtime-role/username")).unwrap(),
         "metadata_runtime"
     );
+}
+
+/// clamd spools every stream it receives before a thread scans it: the clamd pods' scratch
+/// volumes together must hold one largest stream per scan worker the autoscaler can start, and
+/// the pod's storage limit must hold its volumes.
+#[test]
+fn clamds_scratch_holds_a_stream_for_every_scan_worker() {
+    let bytes = |q: &str| -> u64 {
+        let (n, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
+        let n: u64 = n.parse().unwrap();
+        n * match unit {
+            "Gi" => 1 << 30,
+            "Mi" | "M" => 1 << 20,
+            other => panic!("unit {other}"),
+        }
+    };
+    for overlay in OVERLAYS {
+        let docs = &rendered(overlay).docs;
+        let clamd = named(docs, "Deployment", "clamd");
+        let pod = &clamd["spec"]["template"]["spec"];
+        let volume = |name: &str| {
+            pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == name)
+                .map(|v| bytes(v["emptyDir"]["sizeLimit"].as_str().unwrap()))
+                .unwrap()
+        };
+        let conf = docs
+            .iter()
+            .find(|d| d["kind"] == "ConfigMap" && d["data"]["clamd.conf"].is_string())
+            .unwrap()["data"]["clamd.conf"]
+            .as_str()
+            .unwrap();
+        let setting = |key: &str| {
+            conf.lines()
+                .find_map(|l| l.strip_prefix(key).map(str::trim))
+                .unwrap_or_else(|| panic!("clamd.conf sets no {key}"))
+        };
+        assert_eq!(setting("TemporaryDirectory"), "/tmp");
+        let stream = bytes(setting("StreamMaxLength"));
+        let per_pod = volume("tmp") / stream;
+        let clamds = clamd["spec"]["replicas"].as_u64().unwrap();
+        let (_dir, path) = write_temp(&config_text(docs, "scan"), "config.toml");
+        let (_, scan) = coffer_config::load_service_with_env::<coffer_scan::ScanConfig>(
+            Some(&path),
+            "scan",
+            "COFFER_K8S_TEST_UNSET_",
+        )
+        .unwrap();
+        let scan_pods = named(docs, "HorizontalPodAutoscaler", "scan")["spec"]["maxReplicas"]
+            .as_u64()
+            .unwrap();
+        let workers = scan_pods * scan.workers as u64;
+        assert!(
+            clamds * per_pod >= workers,
+            "{overlay}: {clamds} clamd × {per_pod} streams < {workers} scan workers"
+        );
+        // The largest file scan sends fits one stream.
+        assert!(
+            scan.max_file_bytes <= stream,
+            "{overlay}: scan sends more than clamd takes"
+        );
+        let limit: u64 = pod["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                bytes(
+                    c["resources"]["limits"]["ephemeral-storage"]
+                        .as_str()
+                        .unwrap(),
+                )
+            })
+            .sum();
+        assert!(
+            limit > volume("tmp") + volume("signatures"),
+            "{overlay}: clamd's pod would be evicted before its volumes fill"
+        );
+    }
 }

@@ -31,8 +31,9 @@ pub struct MetadataConfig {
     /// How often the stale-upload sweep runs, in seconds.
     pub sweep_interval_secs: u64,
     /// How long a purged file's object is kept after its row is gone, in seconds: at least the
-    /// database's point-in-time recovery window (the backups' retention), so a restore to any
-    /// moment of it finds the object of every file it brings back. The sweep deletes due objects
+    /// database's point-in-time recovery window (the backups' retention, plus the interval of base
+    /// backups: the retention keeps the newest one older than the window), so a restore to any
+    /// moment it can reach finds the object of every file it brings back. Default 36 days. The sweep deletes due objects
     /// every `sweep_interval_secs`. 0 deletes the object with the purge (no restore can then
     /// bring a purged file's bytes back).
     pub object_delete_delay_secs: u64,
@@ -52,7 +53,7 @@ impl Default for MetadataConfig {
             share_url_secs: 60,
             stale_upload_secs: 24 * 3600,
             sweep_interval_secs: 600,
-            object_delete_delay_secs: 35 * 24 * 3600,
+            object_delete_delay_secs: 36 * 24 * 3600,
         }
     }
 }

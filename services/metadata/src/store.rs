@@ -267,7 +267,7 @@ pub async fn reserve_quota(tx: &mut TenantTx, size: i64) -> Result<(), MetadataE
     let done = sqlx::query(
         "UPDATE quotas SET used_bytes = used_bytes + $2
          WHERE org_id = $1 AND used_bytes + $2 <= limit_bytes
-           AND used_bytes + pending_delete_bytes + $2 <= 2 * limit_bytes",
+           AND used_bytes + pending_delete_bytes + $2 - limit_bytes <= limit_bytes",
     )
     .bind(tx.org())
     .bind(size)
@@ -487,6 +487,16 @@ pub async fn object_deleted(tx: &mut TenantTx, key: &str) -> Result<(), Metadata
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Takes the deletion sweep's lock for the transaction, unless another replica holds it.
+pub async fn try_sweep_lock(tx: &mut PgConnection) -> Result<bool, MetadataError> {
+    // A fixed key of its own (the other advisory locks here hash a name into theirs).
+    const SWEEP_LOCK: i64 = 0x636f_6666_6572_0001;
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(SWEEP_LOCK)
+        .fetch_one(&mut *tx)
+        .await?)
 }
 
 /// Puts off an object deletion of the transaction's org until `after` (its org cannot act now:

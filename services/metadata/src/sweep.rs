@@ -50,6 +50,12 @@ pub async fn stale_uploads(core: &Core) -> Result<usize, MetadataError> {
 /// Returns how many were deleted.
 pub async fn due_deletions(core: &Core) -> Result<usize, MetadataError> {
     const BATCH: usize = 100;
+    // One replica sweeps at a time (the others skip this round): the lock lives as long as this
+    // transaction, which holds one connection for the run.
+    let mut lock = coffer_db::begin(&core.pool).await?;
+    if !store::try_sweep_lock(&mut lock).await? {
+        return Ok(0);
+    }
     let mut deleted = 0;
     loop {
         let mut tx = coffer_db::begin(&core.pool).await?;
@@ -72,11 +78,18 @@ pub async fn due_deletions(core: &Core) -> Result<usize, MetadataError> {
                     let later = OffsetDateTime::now_utc() + time::Duration::days(1);
                     store::postpone_deletion(&mut tx, &key, later).await?;
                 }
-                Err(e) => return Err(e),
+                // One entry failing (the store refusing it, say) does not hold up the others:
+                // it is tried again in an hour.
+                Err(error) => {
+                    tracing::warn!(%error, "an object deletion failed; retrying in an hour");
+                    let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
+                    store::postpone_deletion(&mut tx, &key, later).await?;
+                }
             }
             tx.commit().await?;
         }
         if batch < BATCH {
+            lock.commit().await?;
             return Ok(deleted);
         }
     }

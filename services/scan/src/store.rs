@@ -214,7 +214,6 @@ pub async fn retry_later(
     Ok(r.rows_affected() == 1)
 }
 
-/// Marks the job done if this worker still holds it for this run. False: someone else did.
 /// Forgets the result stored for a subject that no longer exists (a file purged while it was
 /// scanned).
 pub async fn forget_result(tx: &mut TenantTx, subject_id: Uuid) -> Result<(), sqlx::Error> {
@@ -226,6 +225,7 @@ pub async fn forget_result(tx: &mut TenantTx, subject_id: Uuid) -> Result<(), sq
     Ok(())
 }
 
+/// Marks the job done if this worker still holds it for this run. False: someone else did.
 pub async fn finish(tx: &mut TenantTx, job: &Job, owner: Uuid) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL,

@@ -548,10 +548,15 @@ impl Workers {
                         if coffer_errors::from_status(&s).0
                             == coffer_errors::ErrorCode::NotFound =>
                     {
+                        // With the lease's check in one transaction: a worker that lost the job
+                        // forgets nothing another one is concluding.
                         let mut tx = self.tenant_tx(job.org_id).await?;
+                        if !store::finish(&mut tx, job, owner).await? {
+                            return Err(TryError::LeaseLost);
+                        }
                         store::forget_result(&mut tx, job.subject_id).await?;
                         tx.commit().await?;
-                        return self.drop_purged(owner, job).await;
+                        return Ok("none: the file was purged");
                     }
                     // Already decided otherwise: the result stays here.
                     Err(s)
