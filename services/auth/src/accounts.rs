@@ -1,9 +1,11 @@
 //! Accounts: sign-up (a new org and its owner), the password check every login goes through
 //! (throttled, with the second factor), who the caller is, and TOTP enrolment.
 
+use coffer_kit::audit::{Action, Target};
 use coffer_mesh::Caller;
 use uuid::Uuid;
 
+use crate::credentials;
 use crate::deps::Core;
 use crate::error::AuthError;
 use crate::store::{self, LoginAccount, MeRow};
@@ -79,6 +81,49 @@ pub struct Presented<'a> {
     pub password: String,
     pub totp_code: &'a str,
     pub client_addr: &'a str,
+}
+
+/// Changes the caller's own password: the current one must match (failures count against the
+/// account's login throttle, so a stolen session cannot guess it at leisure), the new one must
+/// pass the policy; every other session of the user is revoked, `session_id`'s stays.
+pub async fn change_password(
+    core: &Core,
+    c: &Caller,
+    session_id: &str,
+    current: String,
+    new: String,
+) -> Result<(), AuthError> {
+    let mut tx = core.tx(c.org_id).await?;
+    let (email, stored) = store::password_of(&mut tx, c.user_id).await?;
+    tx.commit().await?;
+    let keys = throttle::Keys::new(&email, "");
+    let limits = throttle::Limits {
+        account_threshold: core.config.login_account_threshold,
+        address_threshold: core.config.login_address_threshold,
+        window_secs: core.config.login_window_secs,
+        max_lock_secs: core.config.login_max_lock_secs,
+    };
+    if let Some(wait) = throttle::locked_for(&core.pool, &keys).await? {
+        return Err(AuthError::Throttled(wait.as_secs_f64().ceil() as u64));
+    }
+    if !core.hasher.verify(current, Some(stored)).await {
+        throttle::record_failure(&core.pool, &keys, &limits).await?;
+        return Err(AuthError::invalid(
+            "current_password",
+            "the current password is not right",
+        ));
+    }
+    core.hasher.check_policy(&new, &email)?;
+    let hash = core.hasher.hash(new).await?;
+    let keep = credentials::session_hash(session_id);
+    let mut tx = core.tx(c.org_id).await?;
+    store::set_password(&mut tx, c.user_id, &hash).await?;
+    store::revoke_other_sessions(&mut tx, c.user_id, keep.as_ref()).await?;
+    core.audit(Action::AuthPasswordChange, Target::User(c.user_id))
+        .await?;
+    tx.commit().await?;
+    throttle::record_success(&core.pool, &keys).await?;
+    Ok(())
 }
 
 /// Checks email, password and (when on) TOTP code, with throttling: a locked account or

@@ -31,6 +31,7 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "TotpConfirm",
         "RequestOrgDeletion",
         "Logout",
+        "ChangePassword",
         "CreateApiKey",
         "ListApiKeys",
         "RevokeApiKey",
@@ -151,6 +152,25 @@ impl Auth for AuthService {
         answer(
             sessions::logout(&self.0, &c, &request.get_ref().session_id).await,
             |()| pb::LogoutResponse {},
+        )
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Res<pb::ChangePasswordResponse> {
+        let c = user(&request)?;
+        let r = request.into_inner();
+        answer(
+            accounts::change_password(
+                &self.0,
+                &c,
+                &r.session_id,
+                r.current_password,
+                r.new_password,
+            )
+            .await,
+            |()| pb::ChangePasswordResponse {},
         )
     }
 

@@ -228,6 +228,47 @@ pub async fn revoke_session(
     Ok(())
 }
 
+/// The email and password hash of `user_id` in the transaction's org.
+pub async fn password_of(tx: &mut TenantTx, user_id: Uuid) -> Result<(String, String), DbError> {
+    Ok(
+        sqlx::query_as("SELECT email, password_hash FROM users WHERE org_id = $1 AND id = $2")
+            .bind(tx.org())
+            .bind(user_id)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+/// Sets the password hash of `user_id` in the transaction's org.
+pub async fn set_password(tx: &mut TenantTx, user_id: Uuid, hash: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET password_hash = $3 WHERE org_id = $1 AND id = $2")
+        .bind(tx.org())
+        .bind(user_id)
+        .bind(hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Revokes every live session of `user_id` in the transaction's org but `keep` (if any).
+pub async fn revoke_other_sessions(
+    tx: &mut TenantTx,
+    user_id: Uuid,
+    keep: Option<&[u8; 32]>,
+) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = now()
+         WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL
+           AND ($3::bytea IS NULL OR id_hash <> $3)",
+    )
+    .bind(tx.org())
+    .bind(user_id)
+    .bind(keep.map(|k| &k[..]))
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 pub struct MeRow {
     pub email: String,
     pub role: Role,

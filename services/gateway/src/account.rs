@@ -215,6 +215,35 @@ pub async fn revoke_api_key(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password",
+    tag = "account",
+    responses((status = 204, description = "changed; every other session of the user is revoked"))
+)]
+pub async fn change_password(
+    State(gw): Shared,
+    authed: Authed,
+    JsonBody(b): JsonBody<PasswordBody>,
+) -> Result<Response, ApiError> {
+    authed
+        .call(gw.auth.clone().change_password(pb::ChangePasswordRequest {
+            current_password: b.current_password,
+            new_password: b.new_password,
+            // Empty for an API key: auth refuses those for this RPC before it runs.
+            session_id: authed.session_id.clone().unwrap_or_default(),
+        }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MemberBody {
     email: String,
     password: String,

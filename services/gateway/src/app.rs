@@ -123,6 +123,7 @@ impl App {
             .route("/v1/auth/signup", post(account::signup))
             .route("/v1/auth/login", post(account::login))
             .route("/v1/auth/logout", post(account::logout))
+            .route("/v1/auth/password", post(account::change_password))
             .route("/v1/me", get(account::me))
             .route("/v1/auth/totp/enroll", post(account::totp_enroll))
             .route("/v1/auth/totp/confirm", post(account::totp_confirm))

@@ -18,6 +18,7 @@ use crate::{account, api, audit, events, files, scans};
         account::signup,
         account::login,
         account::logout,
+        account::change_password,
         account::me,
         account::totp_enroll,
         account::totp_confirm,

@@ -283,6 +283,16 @@ async fn an_api_key_token_manages_nothing_over_mtls() -> anyhow::Result<()> {
         )
         .await
         .map(|_| ()),
+        Harness::as_user(
+            &key_token,
+            gw.change_password(pb::ChangePasswordRequest {
+                current_password: PASSWORD.into(),
+                new_password: "a brand new passphrase 7".into(),
+                session_id: String::new(),
+            }),
+        )
+        .await
+        .map(|_| ()),
     ];
     for (i, res) in refused.into_iter().enumerate() {
         let err = res.expect_err("an API key's token was accepted");

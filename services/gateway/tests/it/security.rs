@@ -73,6 +73,11 @@ async fn a_leaked_read_key_cannot_manage_the_account_or_the_org() -> anyhow::Res
         ),
         (Method::DELETE, "/v1/org".to_owned(), None),
         (
+            Method::POST,
+            "/v1/auth/password".to_owned(),
+            Some(json!({"current_password": PASSWORD, "new_password": "a brand new passphrase 7"})),
+        ),
+        (
             Method::PUT,
             "/v1/webhook".to_owned(),
             Some(json!({"url": "https://hooks.attacker.example/x"})),
@@ -960,5 +965,77 @@ async fn a_deleted_orgs_pending_deletions_wait_and_are_not_forgotten() -> anyhow
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(keys_under(&h, &format!("{}/", u.org)).await?.len(), 1);
+    Ok(())
+}
+
+/// A password change needs the current password and the policy's new one; it revokes every other
+/// session of the user at once (the one it was made from stays), and only the new password logs
+/// in afterwards. Another user's sessions are untouched.
+#[tokio::test]
+async fn a_password_change_revokes_the_users_other_sessions() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let email = "changer@password.example";
+    let here = User::new(&h, email).await?;
+    let elsewhere = User::login(&h, email).await?;
+    let neighbour = User::new(&h, "neighbour@password.example").await?;
+    let new = "correct horse battery staple 43";
+    // The current password must be right (and wrong guesses are throttled like logins).
+    assert_eq!(
+        here.err(
+            Method::POST,
+            "/v1/auth/password",
+            Some(json!({"current_password": "not my password at all", "new_password": new})),
+        )
+        .await?,
+        (400, "invalid_argument".into())
+    );
+    // The new one must pass the policy.
+    assert_eq!(
+        here.err(
+            Method::POST,
+            "/v1/auth/password",
+            Some(json!({"current_password": PASSWORD, "new_password": "short"})),
+        )
+        .await?
+        .0,
+        400
+    );
+    // Nothing changed by those: the other session still works.
+    elsewhere.ok(Method::GET, "/v1/me", None, 200).await?;
+
+    here.ok(
+        Method::POST,
+        "/v1/auth/password",
+        Some(json!({"current_password": PASSWORD, "new_password": new})),
+        204,
+    )
+    .await?;
+    // The session it was made from stays; the other one is refused on its very next request.
+    here.ok(Method::GET, "/v1/me", None, 200).await?;
+    assert_eq!(
+        elsewhere.err(Method::GET, "/v1/me", None).await?.0,
+        401,
+        "the other session survived the password change"
+    );
+    neighbour.ok(Method::GET, "/v1/me", None, 200).await?;
+    // Only the new password logs in.
+    let login = |password: &str| {
+        h.http
+            .post(h.url("/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    assert_eq!(login(PASSWORD).await?.status(), 401);
+    assert_eq!(login(new).await?.status(), 200);
+    // The change is in the org's audit log.
+    let log = here.ok(Method::GET, "/v1/audit", None, 200).await?;
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "auth.password_change"),
+        "{log}"
+    );
     Ok(())
 }
