@@ -36,6 +36,8 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "ListApiKeys",
         "RevokeApiKey",
         "AddMember",
+        "ListMembers",
+        "RemoveMember",
     ];
     let mut policy = Policy::new();
     for m in open {
@@ -171,6 +173,38 @@ impl Auth for AuthService {
             )
             .await,
             |()| pb::ChangePasswordResponse {},
+        )
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<pb::ListMembersRequest>,
+    ) -> Res<pb::ListMembersResponse> {
+        let c = user(&request)?;
+        answer(members::list(&self.0, &c).await, |rows| {
+            pb::ListMembersResponse {
+                items: rows
+                    .into_iter()
+                    .map(|m| pb::Member {
+                        user_id: m.user_id.to_string(),
+                        email: m.email,
+                        role: role_to_proto(m.role),
+                        totp_enabled: m.totp_enabled,
+                        created_at: Some(timestamp(m.created_at)),
+                    })
+                    .collect(),
+            }
+        })
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Res<pb::RemoveMemberResponse> {
+        let c = user(&request)?;
+        answer(
+            members::remove(&self.0, &c, &request.get_ref().user_id).await,
+            |()| pb::RemoveMemberResponse {},
         )
     }
 

@@ -95,6 +95,69 @@ pub async fn add_member(
     Ok(user_id)
 }
 
+pub struct MemberRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub totp_enabled: bool,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// The members of the transaction's org, oldest first.
+pub async fn list_members(tx: &mut TenantTx) -> Result<Vec<MemberRow>, DbError> {
+    let rows: Vec<(Uuid, String, String, bool, time::OffsetDateTime)> = sqlx::query_as(
+        "SELECT u.id, u.email, m.role, u.totp_enabled, u.created_at FROM users u
+         JOIN memberships m ON m.user_id = u.id AND m.org_id = u.org_id
+         WHERE u.org_id = $1 ORDER BY u.created_at, u.id",
+    )
+    .bind(tx.org())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|(user_id, email, role, totp_enabled, created_at)| {
+            Ok(MemberRow {
+                user_id,
+                email,
+                role: role_from(&role)?,
+                totp_enabled,
+                created_at,
+            })
+        })
+        .collect()
+}
+
+/// The org's owners, locked: removals that could leave none run one after the other.
+pub async fn lock_owners(tx: &mut TenantTx) -> Result<Vec<Uuid>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner' FOR UPDATE",
+    )
+    .bind(tx.org())
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// The role of `user_id` in the transaction's org, if a member.
+pub async fn role_of(tx: &mut TenantTx, user_id: Uuid) -> Result<Option<Role>, DbError> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(tx.org())
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    role.as_deref().map(role_from).transpose()
+}
+
+/// Deletes the account of `user_id` in the transaction's org: its membership, sessions and API
+/// keys go with it (foreign keys). False if there was none.
+pub async fn delete_user(tx: &mut TenantTx, user_id: Uuid) -> Result<bool, DbError> {
+    let done = sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
+        .bind(tx.org())
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn find_login(pool: &PgPool, email: &str) -> Result<Option<LoginAccount>, DbError> {
     let mut tx = coffer_db::begin(pool).await?;
     set_local(&mut tx, "coffer.lookup_email", email).await?;

@@ -279,6 +279,45 @@ pub async fn add_member(
 }
 
 #[utoipa::path(
+    get,
+    path = "/v1/members",
+    tag = "account",
+    responses((status = 200, description = "the org's members (owners and admins only)", body = api::Members))
+)]
+pub async fn list_members(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    let res = authed
+        .call(gw.auth.clone().list_members(pb::ListMembersRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(api::Members {
+        items: res.items.into_iter().map(api::Member::from).collect(),
+    })
+    .into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/members/{user_id}",
+    tag = "account",
+    params(("user_id" = String, Path)),
+    responses((status = 204, description = "removed; their sessions and API keys stop working at once"))
+)]
+pub async fn remove_member(
+    State(gw): Shared,
+    authed: Authed,
+    Path(user_id): Path<String>,
+) -> Result<Response, ApiError> {
+    authed
+        .call(
+            gw.auth
+                .clone()
+                .remove_member(pb::RemoveMemberRequest { user_id }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(
     post,
     path = "/v1/auth/totp/enroll",
     tag = "account",

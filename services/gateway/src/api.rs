@@ -115,6 +115,36 @@ pub struct MemberAdded {
     pub user_id: String,
 }
 
+/// A member of the org: `{user_id, email, role, totp_enabled, created_at}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub role: &'static str,
+    pub totp_enabled: bool,
+    pub created_at: String,
+}
+
+impl From<pb::Member> for Member {
+    fn from(m: pb::Member) -> Self {
+        Member {
+            user_id: m.user_id,
+            email: m.email,
+            role: crate::wire::role_name(m.role),
+            totp_enabled: m.totp_enabled,
+            created_at: time(m.created_at),
+        }
+    }
+}
+
+/// `{items: [...]}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Members {
+    pub items: Vec<Member>,
+}
+
 /// `{secret, otpauth_uri}`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]

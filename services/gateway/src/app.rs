@@ -127,7 +127,11 @@ impl App {
             .route("/v1/me", get(account::me))
             .route("/v1/auth/totp/enroll", post(account::totp_enroll))
             .route("/v1/auth/totp/confirm", post(account::totp_confirm))
-            .route("/v1/members", post(account::add_member))
+            .route(
+                "/v1/members",
+                post(account::add_member).get(account::list_members),
+            )
+            .route("/v1/members/{user_id}", delete(account::remove_member))
             .route("/v1/org", delete(account::delete_org))
             .route("/v1/org/restore", post(account::restore_org))
             .route(

@@ -23,6 +23,8 @@ use crate::{account, api, audit, events, files, scans};
         account::totp_enroll,
         account::totp_confirm,
         account::add_member,
+        account::list_members,
+        account::remove_member,
         account::delete_org,
         account::restore_org,
         account::create_api_key,

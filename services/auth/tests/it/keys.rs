@@ -283,6 +283,17 @@ async fn an_api_key_token_manages_nothing_over_mtls() -> anyhow::Result<()> {
         )
         .await
         .map(|_| ()),
+        Harness::as_user(&key_token, gw.list_members(pb::ListMembersRequest {}))
+            .await
+            .map(|_| ()),
+        Harness::as_user(
+            &key_token,
+            gw.remove_member(pb::RemoveMemberRequest {
+                user_id: uuid::Uuid::new_v4().to_string(),
+            }),
+        )
+        .await
+        .map(|_| ()),
         Harness::as_user(
             &key_token,
             gw.change_password(pb::ChangePasswordRequest {

@@ -167,6 +167,11 @@ async fn only_the_gateway_may_call_and_user_rpcs_need_a_token() -> anyhow::Resul
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "{service}");
+        let err = other
+            .remove_member(pb::RemoveMemberRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{service}");
     }
     let mut gw = h.gateway()?;
     let err = gw.get_me(pb::GetMeRequest {}).await.unwrap_err();

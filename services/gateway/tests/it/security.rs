@@ -72,6 +72,12 @@ async fn a_leaked_read_key_cannot_manage_the_account_or_the_org() -> anyhow::Res
             Some(json!({"code": "123456"})),
         ),
         (Method::DELETE, "/v1/org".to_owned(), None),
+        (Method::GET, "/v1/members".to_owned(), None),
+        (
+            Method::DELETE,
+            format!("/v1/members/{}", uuid::Uuid::new_v4()),
+            None,
+        ),
         (
             Method::POST,
             "/v1/auth/password".to_owned(),
@@ -1037,5 +1043,149 @@ async fn a_password_change_revokes_the_users_other_sessions() -> anyhow::Result<
             .any(|e| e["action"] == "auth.password_change"),
         "{log}"
     );
+    Ok(())
+}
+
+/// Members: owners and admins list them and remove them; a removed member's session and API key
+/// are refused on their very next request; admins cannot remove an owner; the last owner cannot
+/// be removed; members see no list; another org's user is not found (and keeps working).
+#[tokio::test]
+async fn removing_a_member_stops_their_sessions_and_keys_at_once() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let owner = User::new(&h, "owner@members.example").await?;
+    let add = |email: &str, role: &str| json!({"email": email, "password": PASSWORD, "role": role});
+    let admin_id = owner
+        .ok(
+            Method::POST,
+            "/v1/members",
+            Some(add("admin@members.example", "admin")),
+            201,
+        )
+        .await?["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let member_id = owner
+        .ok(
+            Method::POST,
+            "/v1/members",
+            Some(add("member@members.example", "member")),
+            201,
+        )
+        .await?["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = User::login(&h, "admin@members.example").await?;
+    let member = User::login(&h, "member@members.example").await?;
+    let (_, member_key) = api_key(&member, &["files:read"]).await?;
+
+    // The list: every member with their role, owners and admins only.
+    let list = admin.ok(Method::GET, "/v1/members", None, 200).await?;
+    let items = list["items"].as_array().unwrap();
+    let roles: Vec<(&str, &str)> = items
+        .iter()
+        .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("owner@members.example", "owner"),
+            ("admin@members.example", "admin"),
+            ("member@members.example", "member"),
+        ]
+    );
+    assert!(
+        items
+            .iter()
+            .all(|m| m["totp_enabled"] == false && m["created_at"].is_string())
+    );
+    assert_eq!(
+        member.err(Method::GET, "/v1/members", None).await?,
+        (403, "permission_denied".into())
+    );
+    assert_eq!(
+        member
+            .err(Method::DELETE, &format!("/v1/members/{admin_id}"), None)
+            .await?,
+        (403, "permission_denied".into())
+    );
+
+    // Another org's owner cannot see or remove this org's member: not found, nothing happens.
+    let stranger = User::new(&h, "owner@elsewhere.example").await?;
+    assert_eq!(
+        stranger
+            .err(Method::DELETE, &format!("/v1/members/{member_id}"), None)
+            .await?,
+        (404, "not_found".into())
+    );
+    member.ok(Method::GET, "/v1/me", None, 200).await?;
+
+    // The admin removes the member: their session and their key stop at once.
+    let res = with_key(
+        &h,
+        &member_key,
+        Method::GET,
+        "/v1/folders/root/children",
+        None,
+    )
+    .await?;
+    assert_eq!(res.status(), 200);
+    admin
+        .ok(
+            Method::DELETE,
+            &format!("/v1/members/{member_id}"),
+            None,
+            204,
+        )
+        .await?;
+    assert_eq!(member.err(Method::GET, "/v1/me", None).await?.0, 401);
+    let res = with_key(
+        &h,
+        &member_key,
+        Method::GET,
+        "/v1/folders/root/children",
+        None,
+    )
+    .await?;
+    assert_eq!(res.status(), 401);
+    let res = h
+        .http
+        .post(h.url("/v1/auth/login"))
+        .json(&json!({"email": "member@members.example", "password": PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 401);
+
+    // An admin does not remove an owner; the last owner cannot be removed, even by themself.
+    let owner_id = owner.ok(Method::GET, "/v1/me", None, 200).await?["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        admin
+            .err(Method::DELETE, &format!("/v1/members/{owner_id}"), None)
+            .await?,
+        (403, "permission_denied".into())
+    );
+    assert_eq!(
+        owner
+            .err(Method::DELETE, &format!("/v1/members/{owner_id}"), None)
+            .await?,
+        (409, "conflict".into())
+    );
+    owner.ok(Method::GET, "/v1/me", None, 200).await?;
+    // The removal is in the log, naming the user, not their email.
+    let log = owner.ok(Method::GET, "/v1/audit", None, 200).await?;
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "member.remove"
+                && e["target"] == format!("user:{member_id}").as_str()),
+        "{log}"
+    );
+    assert!(!log.to_string().contains("member@members.example"));
     Ok(())
 }
