@@ -353,6 +353,14 @@ pub struct Webhook {
     pub secret: String,
 }
 
+/// `{url, created_at}`: the endpoint as set, never its secret.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInfo {
+    pub url: String,
+    pub created_at: String,
+}
+
 /// `{scan_id, upload}`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -167,7 +167,12 @@ impl App {
             .route("/v1/audit/verify", get(audit::verify))
             .route("/v1/audit/export", get(audit::export))
             .route("/v1/audit/public-key", get(audit::public_key))
-            .route("/v1/webhook", put(scans::set_webhook))
+            .route(
+                "/v1/webhook",
+                put(scans::set_webhook)
+                    .get(scans::get_webhook)
+                    .delete(scans::delete_webhook),
+            )
             .route("/v1/events", get(events::stream))
             .route("/v1/scans", post(scans::create))
             .route("/v1/scans/{id}", get(scans::get))

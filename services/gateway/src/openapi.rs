@@ -52,6 +52,8 @@ use crate::{account, api, audit, events, files, scans};
         audit::export,
         audit::public_key,
         scans::set_webhook,
+        scans::get_webhook,
+        scans::delete_webhook,
         events::stream,
         scans::create,
         scans::get,

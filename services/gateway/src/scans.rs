@@ -137,3 +137,36 @@ pub async fn set_webhook(
     })
     .into_response())
 }
+
+/// `GET /v1/webhook`: the endpoint and when it was set (owners and admins; never the secret).
+#[utoipa::path(
+    get,
+    path = "/v1/webhook",
+    tag = "scans",
+    responses((status = 200, description = "the endpoint, without its secret", body = api::WebhookInfo))
+)]
+pub async fn get_webhook(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    let res = authed
+        .call(gw.scan.clone().get_webhook(pb::GetWebhookRequest {}))
+        .await?
+        .into_inner();
+    Ok(Json(api::WebhookInfo {
+        url: res.url,
+        created_at: crate::api::time(res.created_at),
+    })
+    .into_response())
+}
+
+/// `DELETE /v1/webhook`: removes the endpoint; deliveries not yet made are dropped.
+#[utoipa::path(
+    delete,
+    path = "/v1/webhook",
+    tag = "scans",
+    responses((status = 204, description = "removed (or there was none)"))
+)]
+pub async fn delete_webhook(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    authed
+        .call(gw.scan.clone().delete_webhook(pb::DeleteWebhookRequest {}))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

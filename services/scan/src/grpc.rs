@@ -28,7 +28,9 @@ pub fn policy() -> Result<Policy, PolicyError> {
     for m in ["CreateScan", "SubmitScan", "GetScan", "Subscribe"] {
         policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Required)?;
     }
-    policy = policy.rpc(SERVICE, "SetWebhook", &[Service::Gateway], Token::Session)?;
+    for m in ["SetWebhook", "GetWebhook", "DeleteWebhook"] {
+        policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Session)?;
+    }
     // The org purge: auth, with a service token of the org (checked in the handler).
     policy = policy.rpc(SERVICE, "PurgeOrg", &[Service::Auth], Token::Required)?;
     Ok(policy)
@@ -154,6 +156,24 @@ impl Scan for ScanService {
                 url: e.url,
                 secret: e.secret,
             }
+        })
+    }
+
+    async fn get_webhook(&self, request: Request<pb::GetWebhookRequest>) -> Res<pb::WebhookInfo> {
+        let c = caller(&request)?.clone();
+        answer(hooks::get(&self.0, &c).await, |(url, at)| pb::WebhookInfo {
+            url,
+            created_at: Some(ts(at)),
+        })
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<pb::DeleteWebhookRequest>,
+    ) -> Res<pb::DeleteWebhookResponse> {
+        let c = caller(&request)?.clone();
+        answer(hooks::delete(&self.0, &c).await, |()| {
+            pb::DeleteWebhookResponse {}
         })
     }
 

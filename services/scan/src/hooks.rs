@@ -34,3 +34,34 @@ pub async fn set(core: &Core, c: &Caller, url: &str) -> Result<Endpoint, ScanSer
         secret,
     })
 }
+
+fn admins_only(c: &Caller) -> Result<(), ScanServiceError> {
+    if matches!(c.role, Role::Owner | Role::Admin) {
+        Ok(())
+    } else {
+        Err(ScanServiceError::Forbidden(
+            "only owners and admins manage the webhook",
+        ))
+    }
+}
+
+/// The org's endpoint and when it was set (never its secret); NotFound when none.
+pub async fn get(
+    core: &Core,
+    c: &Caller,
+) -> Result<(String, time::OffsetDateTime), ScanServiceError> {
+    admins_only(c)?;
+    let mut tx = core.tx(c.org_id).await?;
+    let found = store::webhook_info(&mut tx).await?;
+    tx.commit().await?;
+    found.ok_or(ScanServiceError::NotFound)
+}
+
+/// Removes the org's endpoint; the deliveries not yet made to it are dropped with it.
+pub async fn delete(core: &Core, c: &Caller) -> Result<(), ScanServiceError> {
+    admins_only(c)?;
+    let mut tx = core.tx(c.org_id).await?;
+    store::delete_webhook(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -575,6 +575,30 @@ pub async fn set_webhook(tx: &mut TenantTx, url: &str, sealed: &[u8]) -> Result<
     Ok(())
 }
 
+/// The org's endpoint and when it was set.
+pub async fn webhook_info(
+    tx: &mut TenantTx,
+) -> Result<Option<(String, time::OffsetDateTime)>, sqlx::Error> {
+    sqlx::query_as("SELECT url, updated_at FROM webhooks WHERE org_id = $1")
+        .bind(tx.org())
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// Removes the org's endpoint and the deliveries not yet made to it.
+pub async fn delete_webhook(tx: &mut TenantTx) -> Result<(), sqlx::Error> {
+    for statement in [
+        "DELETE FROM deliveries WHERE org_id = $1 AND delivered_at IS NULL",
+        "DELETE FROM webhooks WHERE org_id = $1",
+    ] {
+        sqlx::query(statement)
+            .bind(tx.org())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The org's endpoint and sealed secret.
 pub async fn webhook(tx: &mut TenantTx) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
     sqlx::query_as("SELECT url, secret_sealed FROM webhooks")

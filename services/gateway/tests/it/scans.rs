@@ -259,6 +259,77 @@ async fn webhook_endpoint_is_set_over_https_only_to_public_targets() -> anyhow::
     Ok(())
 }
 
+/// The webhook as an admin sees it: the URL and when it was set, never the secret; a member sees
+/// nothing; another org sees none of it; deleting it leaves none (and deleting none is no error).
+#[tokio::test]
+async fn the_webhook_is_shown_without_its_secret_and_deleted() -> anyhow::Result<()> {
+    let h = scanning().await?;
+    let u = User::new(&h, "hooks-get@example.com").await?;
+    assert_eq!(
+        u.err(Method::GET, "/v1/webhook", None).await?,
+        (404, "not_found".into())
+    );
+    let set = u
+        .ok(
+            Method::PUT,
+            "/v1/webhook",
+            Some(json!({"url": "https://hooks.example.com/get"})),
+            200,
+        )
+        .await?;
+    let shown = u.ok(Method::GET, "/v1/webhook", None, 200).await?;
+    assert_eq!(shown["url"], "https://hooks.example.com/get");
+    assert!(shown["created_at"].as_str().unwrap().ends_with('Z'));
+    let secret = set["secret"].as_str().unwrap();
+    assert!(!shown.to_string().contains(secret) && shown.get("secret").is_none());
+    // Another org has no webhook of this one's; a member of this org may not look.
+    let other = User::new(&h, "hooks-other@example.com").await?;
+    assert_eq!(other.err(Method::GET, "/v1/webhook", None).await?.0, 404);
+    other.ok(Method::DELETE, "/v1/webhook", None, 204).await?;
+    assert_eq!(
+        u.ok(Method::GET, "/v1/webhook", None, 200).await?["url"],
+        shown["url"]
+    );
+    u.ok(
+        Method::POST,
+        "/v1/members",
+        Some(json!({"email": "hooks-member@example.com", "password": crate::harness::PASSWORD, "role": "member"})),
+        201,
+    )
+    .await?;
+    let member = User::login(&h, "hooks-member@example.com").await?;
+    assert_eq!(member.err(Method::GET, "/v1/webhook", None).await?.0, 403);
+    assert_eq!(
+        member.err(Method::DELETE, "/v1/webhook", None).await?.0,
+        403
+    );
+
+    // A scanned upload queues a delivery to the endpoint (hooks.example.com takes none); the
+    // deletion drops it with the endpoint.
+    let id = u.upload("hooked.txt", None, b"a delivery\n").await?;
+    u.ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+        .await?;
+    wait(&u, &format!("/v1/files/{id}"), "status", &["scanning"]).await?;
+    let db = sqlx::PgPool::connect(&h.stack.pg.superuser_url(&h.scan.setup.database)).await?;
+    let pending = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM scan.deliveries WHERE org_id = $1::uuid AND delivered_at IS NULL",
+        )
+        .bind(&u.org)
+        .fetch_one(&db)
+    };
+    assert!(pending().await? >= 1, "no delivery was queued");
+    u.ok(Method::DELETE, "/v1/webhook", None, 204).await?;
+    assert_eq!(u.err(Method::GET, "/v1/webhook", None).await?.0, 404);
+    assert_eq!(
+        pending().await?,
+        0,
+        "deliveries to a removed endpoint stayed queued"
+    );
+    u.ok(Method::DELETE, "/v1/webhook", None, 204).await?;
+    Ok(())
+}
+
 /// Reads server-sent events from a response until `until` says stop or `secs` pass.
 async fn read_events(
     res: reqwest::Response,

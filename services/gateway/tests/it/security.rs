@@ -73,6 +73,8 @@ async fn a_leaked_read_key_cannot_manage_the_account_or_the_org() -> anyhow::Res
         ),
         (Method::DELETE, "/v1/org".to_owned(), None),
         (Method::GET, "/v1/members".to_owned(), None),
+        (Method::GET, "/v1/webhook".to_owned(), None),
+        (Method::DELETE, "/v1/webhook".to_owned(), None),
         (
             Method::DELETE,
             format!("/v1/members/{}", uuid::Uuid::new_v4()),

@@ -225,8 +225,16 @@ async fn callers_and_org_keys_are_checked() -> anyhow::Result<()> {
                 .await
                 .unwrap_err()
                 .code(),
+            a.call(c.clone().get_webhook(pb::GetWebhookRequest {}))
+                .await
+                .unwrap_err()
+                .code(),
+            a.call(c.clone().delete_webhook(pb::DeleteWebhookRequest {}))
+                .await
+                .unwrap_err()
+                .code(),
         ];
-        assert_eq!(codes, [Code::PermissionDenied; 5], "{svc}");
+        assert_eq!(codes, [Code::PermissionDenied; 7], "{svc}");
     }
     // No token: refused.
     let e = stack
