@@ -353,6 +353,40 @@ pub struct Webhook {
     pub secret: String,
 }
 
+/// A live share, without its token: `{id, expires_at, max_downloads, downloads, has_password,
+/// created_at}` (`max_downloads` null when uncapped).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareInfo {
+    pub id: String,
+    pub expires_at: String,
+    #[schema(required = true)]
+    pub max_downloads: Option<u32>,
+    pub downloads: u32,
+    pub has_password: bool,
+    pub created_at: String,
+}
+
+impl From<pb::ShareInfo> for ShareInfo {
+    fn from(s: pb::ShareInfo) -> Self {
+        ShareInfo {
+            id: s.id,
+            expires_at: time(s.expires_at),
+            max_downloads: (s.max_downloads > 0).then_some(s.max_downloads),
+            downloads: s.downloads,
+            has_password: s.has_password,
+            created_at: time(s.created_at),
+        }
+    }
+}
+
+/// `{items: [...]}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shares {
+    pub items: Vec<ShareInfo>,
+}
+
 /// `{url, created_at}`: the endpoint as set, never its secret.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -157,7 +157,10 @@ impl App {
             .route("/v1/files/{id}/restore", post(files::restore_file))
             .route("/v1/files/{id}/release", post(files::release_file))
             .route("/v1/files/{id}/purge", delete(files::purge_file))
-            .route("/v1/files/{id}/shares", post(files::create_share))
+            .route(
+                "/v1/files/{id}/shares",
+                post(files::create_share).get(files::list_shares),
+            )
             .route("/v1/shares/{id}", delete(files::revoke_share))
             .route(
                 "/s/{token}",

@@ -334,6 +334,28 @@ pub struct ShareBody {
 }
 
 #[utoipa::path(
+    get,
+    path = "/v1/files/{id}/shares",
+    tag = "shares",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the file's live shares (tokens are never shown again)", body = api::Shares))
+)]
+pub async fn list_shares(
+    State(gw): Shared,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let list = authed
+        .call(metadata(&gw).list_shares(pb::FileRef { file_id: id }))
+        .await?
+        .into_inner();
+    Ok(Json(api::Shares {
+        items: list.items.into_iter().map(api::ShareInfo::from).collect(),
+    })
+    .into_response())
+}
+
+#[utoipa::path(
     post,
     path = "/v1/files/{id}/shares",
     tag = "shares",

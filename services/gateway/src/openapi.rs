@@ -44,6 +44,7 @@ use crate::{account, api, audit, events, files, scans};
         files::release_file,
         files::purge_file,
         files::create_share,
+        files::list_shares,
         files::revoke_share,
         files::redeem_share,
         files::redeem_share_post,

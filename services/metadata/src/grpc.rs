@@ -34,6 +34,7 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "AuthorizeDownload",
         "CreateShare",
         "RevokeShare",
+        "ListShares",
         "ReleaseFile",
     ];
     let mut policy = Policy::new();
@@ -242,6 +243,26 @@ impl Metadata for MetadataService {
         answer(
             shares::revoke(&self.0, &c, &request.get_ref().share_id).await,
             empty,
+        )
+    }
+
+    async fn list_shares(&self, request: Request<pb::FileRef>) -> Res<pb::ShareList> {
+        let c = user(&request, Scope::FilesRead)?;
+        answer(
+            shares::list(&self.0, &c, &request.get_ref().file_id).await,
+            |rows| pb::ShareList {
+                items: rows
+                    .into_iter()
+                    .map(|s| pb::ShareInfo {
+                        id: s.id.to_string(),
+                        expires_at: ts(s.expires_at),
+                        max_downloads: s.max_downloads.map_or(0, |n| n.max(0) as u32),
+                        downloads: s.downloads.max(0) as u32,
+                        has_password: s.has_password,
+                        created_at: ts(s.created_at),
+                    })
+                    .collect(),
+            },
         )
     }
 

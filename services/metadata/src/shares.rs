@@ -89,6 +89,20 @@ pub async fn create(core: &Core, c: &Caller, a: Asked<'_>) -> Result<Created, Me
     })
 }
 
+/// A file's live shares (another org's file is not found).
+pub async fn list(
+    core: &Core,
+    c: &Caller,
+    file: &str,
+) -> Result<Vec<store::ShareRow>, MetadataError> {
+    let file = validate::target(file)?;
+    let mut tx = core.tx(c.org_id).await?;
+    store::file(&mut tx, file).await?;
+    let rows = store::live_shares(&mut tx, file).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 /// Revokes a share: its link stops working at once.
 pub async fn revoke(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataError> {
     let id = validate::target(id)?;

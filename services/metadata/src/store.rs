@@ -530,6 +530,43 @@ pub async fn delete_file(tx: &mut TenantTx, id: Uuid) -> Result<(), MetadataErro
 
 // === shares ===
 
+pub struct ShareRow {
+    pub id: Uuid,
+    pub expires_at: OffsetDateTime,
+    pub max_downloads: Option<i32>,
+    pub downloads: i32,
+    pub has_password: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// The live shares of a file of the transaction's org, oldest first.
+pub async fn live_shares(tx: &mut TenantTx, file: Uuid) -> Result<Vec<ShareRow>, MetadataError> {
+    let rows: Vec<(Uuid, OffsetDateTime, Option<i32>, i32, bool, OffsetDateTime)> = sqlx::query_as(
+        "SELECT id, expires_at, max_downloads, downloads, password_hash IS NOT NULL, created_at
+         FROM shares
+         WHERE org_id = $1 AND file_id = $2 AND revoked_at IS NULL AND expires_at > now()
+           AND (max_downloads IS NULL OR downloads < max_downloads)
+         ORDER BY created_at, id",
+    )
+    .bind(tx.org())
+    .bind(file)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, expires_at, max_downloads, downloads, has_password, created_at)| ShareRow {
+                id,
+                expires_at,
+                max_downloads,
+                downloads,
+                has_password,
+                created_at,
+            },
+        )
+        .collect())
+}
+
 pub struct NewShare<'a> {
     pub file: Uuid,
     pub token_hash: &'a [u8],

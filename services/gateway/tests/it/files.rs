@@ -368,6 +368,80 @@ async fn complete_checks_the_object_and_quarantine_blocks_downloads() -> anyhow:
     Ok(())
 }
 
+/// A file's shares as its owner lists them: the live ones only (not revoked, expired or used
+/// up), each with its expiry, cap, downloads so far and whether it has a password — never its
+/// token. Another org's file is not found.
+#[tokio::test]
+async fn a_files_live_shares_are_listed_without_their_tokens() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "share-list@example.com").await?;
+    let id = u.available("plan.pdf", None, b"the plan", "clean").await?;
+    let share = |body: Value| {
+        let u = &u;
+        let path = format!("/v1/files/{id}/shares");
+        async move { u.ok(Method::POST, &path, Some(body), 201).await }
+    };
+    let capped =
+        share(json!({"expires_in_seconds": 3600, "password": "open sesame", "max_downloads": 1}))
+            .await?;
+    let plain = share(json!({"expires_in_seconds": 3600})).await?;
+    let revoked = share(json!({"expires_in_seconds": 3600})).await?;
+    let short = share(json!({"expires_in_seconds": 1})).await?;
+    let used = share(json!({"expires_in_seconds": 3600, "max_downloads": 1})).await?;
+    u.ok(
+        Method::DELETE,
+        &format!("/v1/shares/{}", revoked["id"].as_str().unwrap()),
+        None,
+        204,
+    )
+    .await?;
+    let public = crate::harness::client(&h.ca_pem, None)?;
+    let res = public
+        .get(h.url(&format!("/s/{}", used["token"].as_str().unwrap())))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 302);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let list = u
+        .ok(Method::GET, &format!("/v1/files/{id}/shares"), None, 200)
+        .await?;
+    let items = list["items"].as_array().unwrap();
+    let ids: Vec<&str> = items.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            capped["id"].as_str().unwrap(),
+            plain["id"].as_str().unwrap()
+        ]
+    );
+    assert_eq!(items[0]["has_password"], true);
+    assert_eq!(items[0]["max_downloads"], 1);
+    assert_eq!(items[0]["downloads"], 0);
+    assert_eq!(items[1]["has_password"], false);
+    assert_eq!(items[1]["max_downloads"], Value::Null);
+    assert!(
+        items
+            .iter()
+            .all(|s| s["expires_at"].is_string() && s["created_at"].is_string())
+    );
+    for created in [&capped, &plain, &revoked, &short, &used] {
+        assert!(
+            !list
+                .to_string()
+                .contains(created["token"].as_str().unwrap())
+        );
+    }
+    let stranger = User::new(&h, "share-list-other@example.com").await?;
+    assert_eq!(
+        stranger
+            .err(Method::GET, &format!("/v1/files/{id}/shares"), None)
+            .await?,
+        (404, "not_found".into())
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn shares_redirect_until_expired_revoked_or_used_up() -> anyhow::Result<()> {
     let h = Harness::start().await?;

@@ -339,6 +339,12 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
         [] | m,
         id | m.revoke_share(pb::ShareRef { share_id: id })
     );
+    probe!(
+        "ListShares",
+        &a.file,
+        [] | m,
+        id | m.list_shares(pb::FileRef { file_id: id })
+    );
 
     // RecordVerdict from scan, naming org B and A's file.
     let scan = stack.metadata_as("scan")?;
@@ -432,7 +438,7 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
         async move { u(as_user(&t, m.release_file(pb::FileRef { file_id: id })).await) }
     })
     .await;
-    assert_eq!(checked, 23, "every RPC was probed");
+    assert_eq!(checked, 24, "every RPC was probed");
 
     // Nothing of A's changed: the file is still available, named, in its folder, downloadable.
     let ta = token(&stack, a.org, Scopes::all());
