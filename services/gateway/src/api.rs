@@ -178,6 +178,51 @@ pub struct Folder {
     pub created_at: String,
 }
 
+/// One step of a folder's path: `{id, name}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PathEntry {
+    pub id: String,
+    pub name: String,
+}
+
+/// A folder with `path: [{id, name}, …]` from the top (itself last): breadcrumbs.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderWithPath {
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub parent_id: Option<String>,
+    pub created_at: String,
+    pub path: Vec<PathEntry>,
+}
+
+impl From<pb::FolderWithPath> for FolderWithPath {
+    fn from(f: pb::FolderWithPath) -> Self {
+        let Folder {
+            id,
+            name,
+            parent_id,
+            created_at,
+        } = Folder::from(f.folder.unwrap_or_default());
+        FolderWithPath {
+            id,
+            name,
+            parent_id,
+            created_at,
+            path: f
+                .path
+                .into_iter()
+                .map(|p| PathEntry {
+                    id: p.id,
+                    name: p.name,
+                })
+                .collect(),
+        }
+    }
+}
+
 impl From<pb::Folder> for Folder {
     fn from(f: pb::Folder) -> Self {
         Folder {

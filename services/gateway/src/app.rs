@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::{delete, get, post, put};
 use coffer_config::{SecretFile, SecretKind, ServiceConfig};
 use coffer_mesh::{CertStore, Jobs, MeshClient, ServingCert, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
@@ -143,7 +143,9 @@ impl App {
             .route("/v1/folders/{id}/children", get(files::list_children))
             .route(
                 "/v1/folders/{id}",
-                patch(files::update_folder).delete(files::trash_folder),
+                get(files::get_folder)
+                    .patch(files::update_folder)
+                    .delete(files::trash_folder),
             )
             .route("/v1/files", post(files::create_file))
             .route(

@@ -111,6 +111,25 @@ pub struct UpdateFolderBody {
 }
 
 #[utoipa::path(
+    get,
+    path = "/v1/folders/{id}",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the folder and its path from the top", body = api::FolderWithPath))
+)]
+pub async fn get_folder(
+    State(gw): Shared,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let f = authed
+        .call(metadata(&gw).get_folder(pb::FolderRef { folder_id: id }))
+        .await?
+        .into_inner();
+    Ok(Json(api::FolderWithPath::from(f)).into_response())
+}
+
+#[utoipa::path(
     patch,
     path = "/v1/folders/{id}",
     tag = "files",

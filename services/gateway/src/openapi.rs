@@ -32,6 +32,7 @@ use crate::{account, api, audit, events, files, scans};
         account::revoke_api_key,
         files::create_folder,
         files::list_children,
+        files::get_folder,
         files::update_folder,
         files::trash_folder,
         files::create_file,

@@ -158,6 +158,22 @@ pub async fn update(
 }
 
 /// Trashes a folder and everything below it.
+/// A live folder and its path from the top (the folder itself last).
+pub async fn get(
+    core: &Core,
+    c: &Caller,
+    id: &str,
+) -> Result<(FolderRow, Vec<(Uuid, String)>), MetadataError> {
+    let id = validate::target(id)?;
+    let mut tx = core.tx(c.org_id).await?;
+    let folder = store::live_folder(&mut tx, id)
+        .await?
+        .ok_or(MetadataError::NotFound)?;
+    let path = store::folder_path(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok((folder, path))
+}
+
 pub async fn trash(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataError> {
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;

@@ -24,6 +24,7 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "ListChildren",
         "UpdateFolder",
         "TrashFolder",
+        "GetFolder",
         "CreateFile",
         "CompleteUpload",
         "GetFile",
@@ -243,6 +244,23 @@ impl Metadata for MetadataService {
         answer(
             shares::revoke(&self.0, &c, &request.get_ref().share_id).await,
             empty,
+        )
+    }
+
+    async fn get_folder(&self, request: Request<pb::FolderRef>) -> Res<pb::FolderWithPath> {
+        let c = user(&request, Scope::FilesRead)?;
+        answer(
+            folders::get(&self.0, &c, &request.get_ref().folder_id).await,
+            |(folder, path)| pb::FolderWithPath {
+                folder: Some(folder_pb(folder)),
+                path: path
+                    .into_iter()
+                    .map(|(id, name)| pb::PathEntry {
+                        id: id.to_string(),
+                        name,
+                    })
+                    .collect(),
+            },
         )
     }
 

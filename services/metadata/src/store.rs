@@ -102,6 +102,28 @@ pub async fn lock_tree(tx: &mut TenantTx) -> Result<(), MetadataError> {
 
 // === folders ===
 
+/// A live folder's ancestry from the top: (id, name), the folder itself last. Empty when the
+/// folder is not a live one of the transaction's org.
+pub async fn folder_path(
+    tx: &mut TenantTx,
+    id: Uuid,
+) -> Result<Vec<(Uuid, String)>, MetadataError> {
+    Ok(sqlx::query_as(
+        "WITH RECURSIVE up (id, name, parent_id, depth) AS (
+             SELECT id, name, parent_id, 0 FROM folders
+              WHERE org_id = $1 AND id = $2 AND trashed_at IS NULL
+             UNION ALL
+             SELECT f.id, f.name, f.parent_id, up.depth + 1 FROM folders f
+               JOIN up ON f.id = up.parent_id
+              WHERE f.org_id = $1 AND up.depth < 10000)
+         SELECT id, name FROM up ORDER BY depth DESC",
+    )
+    .bind(tx.org())
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 pub async fn live_folder(tx: &mut TenantTx, id: Uuid) -> Result<Option<FolderRow>, MetadataError> {
     Ok(sqlx::query_as(
         "SELECT id, parent_id, name, created_at FROM folders WHERE id = $1 AND trashed_at IS NULL",

@@ -547,6 +547,69 @@ async fn shares_redirect_until_expired_revoked_or_used_up() -> anyhow::Result<()
     Ok(())
 }
 
+/// A folder with its path from the top (breadcrumbs), the folder itself last; a trashed folder
+/// and another org's are not found.
+#[tokio::test]
+async fn a_folder_comes_with_its_path_from_the_top() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "crumbs@example.com").await?;
+    let mk = |name: &str, parent: Option<String>| {
+        let body = json!({"name": name, "parent_id": parent});
+        let u = &u;
+        async move {
+            anyhow::Ok(
+                u.ok(Method::POST, "/v1/folders", Some(body), 201).await?["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        }
+    };
+    let a = mk("Contracts", None).await?;
+    let b = mk("2026", Some(a.clone())).await?;
+    let c = mk("NDA", Some(b.clone())).await?;
+    let got = u
+        .ok(Method::GET, &format!("/v1/folders/{c}"), None, 200)
+        .await?;
+    assert_eq!(got["name"], "NDA");
+    assert_eq!(got["parent_id"], b.as_str());
+    let path: Vec<(&str, &str)> = got["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        path,
+        [
+            (a.as_str(), "Contracts"),
+            (b.as_str(), "2026"),
+            (c.as_str(), "NDA")
+        ]
+    );
+    let top = u
+        .ok(Method::GET, &format!("/v1/folders/{a}"), None, 200)
+        .await?;
+    assert_eq!(top["path"].as_array().unwrap().len(), 1);
+    assert_eq!(top["parent_id"], Value::Null);
+    let stranger = User::new(&h, "crumbs-other@example.com").await?;
+    assert_eq!(
+        stranger
+            .err(Method::GET, &format!("/v1/folders/{c}"), None)
+            .await?,
+        (404, "not_found".into())
+    );
+    u.ok(Method::DELETE, &format!("/v1/folders/{b}"), None, 204)
+        .await?;
+    assert_eq!(
+        u.err(Method::GET, &format!("/v1/folders/{b}"), None)
+            .await?
+            .0,
+        404
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<()> {
     let h = Harness::start_full(

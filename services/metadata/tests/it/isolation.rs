@@ -250,6 +250,12 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
         })
     );
     probe!(
+        "GetFolder",
+        &a.folder,
+        [] | m,
+        id | m.get_folder(pb::FolderRef { folder_id: id })
+    );
+    probe!(
         "TrashFolder",
         &a.folder,
         [] | m,
@@ -438,7 +444,7 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
         async move { u(as_user(&t, m.release_file(pb::FileRef { file_id: id })).await) }
     })
     .await;
-    assert_eq!(checked, 24, "every RPC was probed");
+    assert_eq!(checked, 25, "every RPC was probed");
 
     // Nothing of A's changed: the file is still available, named, in its folder, downloadable.
     let ta = token(&stack, a.org, Scopes::all());
