@@ -141,6 +141,7 @@ impl App {
             .route("/v1/api-keys/{id}", delete(account::revoke_api_key))
             .route("/v1/folders", post(files::create_folder))
             .route("/v1/folders/{id}/children", get(files::list_children))
+            .route("/v1/trash", get(files::list_trash))
             .route(
                 "/v1/folders/{id}",
                 get(files::get_folder)

@@ -102,6 +102,34 @@ pub async fn list_children(
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/trash",
+    tag = "files",
+    responses((status = 200, description = "a page of the trash: the top-most trashed folders, then every trashed file", body = api::Listing))
+)]
+pub async fn list_trash(
+    State(gw): Shared,
+    authed: Authed,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let res = authed
+        .call(metadata(&gw).list_trash(pb::ListChildrenRequest {
+            folder_id: String::new(),
+            cursor: q.cursor.unwrap_or_default(),
+            limit: q.limit.unwrap_or(0),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(api::Listing {
+        folders: res.folders.into_iter().map(api::Folder::from).collect(),
+        files: res.files.into_iter().map(api::File::from).collect(),
+        next_cursor: (!res.next_cursor.is_empty()).then_some(res.next_cursor),
+    })
+    .into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateFolderBody {

@@ -33,6 +33,7 @@ use crate::{account, api, audit, events, files, scans};
         files::create_folder,
         files::list_children,
         files::get_folder,
+        files::list_trash,
         files::update_folder,
         files::trash_folder,
         files::create_file,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::deps::Core;
 use crate::error::MetadataError;
-use crate::store::{self, FileRow, FolderRow};
+use crate::store::{self, FileRow, FolderRow, Place};
 use crate::validate;
 
 /// Creates a folder named `name` under `parent` (`""` or `root`: the org's root).
@@ -64,9 +64,9 @@ pub async fn list(
     limit: u32,
     cursor: &str,
 ) -> Result<Listing, MetadataError> {
-    let folder = match folder {
-        "" | "root" => None,
-        id => Some(validate::target(id)?),
+    let place = match folder {
+        "" | "root" => Place::Folder(None),
+        id => Place::Folder(Some(validate::target(id)?)),
     };
     let limit = match limit {
         0 => core.config.default_page,
@@ -74,11 +74,42 @@ pub async fn list(
     } as usize;
     let cursor = parse_cursor(cursor)?;
     let mut tx = core.tx(c.org_id).await?;
-    if let Some(id) = folder
+    if let Place::Folder(Some(id)) = place
         && store::live_folder(&mut tx, id).await?.is_none()
     {
         return Err(MetadataError::NotFound);
     }
+    let listing = page(&mut tx, place, limit, cursor).await?;
+    tx.commit().await?;
+    Ok(listing)
+}
+
+/// What is in the org's trash, paged like a folder: the top-most trashed folders, then every
+/// trashed file (each restored or purged on its own), by name.
+pub async fn trash_listing(
+    core: &Core,
+    c: &Caller,
+    limit: u32,
+    cursor: &str,
+) -> Result<Listing, MetadataError> {
+    let limit = match limit {
+        0 => core.config.default_page,
+        n => n.min(core.config.max_page),
+    } as usize;
+    let cursor = parse_cursor(cursor)?;
+    let mut tx = core.tx(c.org_id).await?;
+    let listing = page(&mut tx, Place::Trash, limit, cursor).await?;
+    tx.commit().await?;
+    Ok(listing)
+}
+
+/// One page of `place`: folders first, then files, `limit` in all.
+async fn page(
+    tx: &mut coffer_db::TenantTx,
+    place: Place,
+    limit: usize,
+    cursor: Cursor,
+) -> Result<Listing, MetadataError> {
     let mut folders = Vec::new();
     let mut files = Vec::new();
     let mut next = String::new();
@@ -89,7 +120,7 @@ pub async fn list(
                 Cursor::Folder(id) => Some(id),
                 _ => None,
             };
-            folders = store::child_folders(&mut tx, folder, after, limit as i64 + 1).await?;
+            folders = store::child_folders(tx, place, after, limit as i64 + 1).await?;
             if folders.len() > limit {
                 folders.truncate(limit);
                 next = format!("d.{}", folders[limit - 1].id);
@@ -99,7 +130,7 @@ pub async fn list(
     };
     if next.is_empty() {
         let room = limit - folders.len();
-        files = store::child_files(&mut tx, folder, files_after, room as i64 + 1).await?;
+        files = store::child_files(tx, place, files_after, room as i64 + 1).await?;
         if files.len() > room {
             files.truncate(room);
             next = match files.last() {
@@ -109,7 +140,6 @@ pub async fn list(
             };
         }
     }
-    tx.commit().await?;
     Ok(Listing {
         folders,
         files,

@@ -22,6 +22,7 @@ pub fn policy() -> Result<Policy, PolicyError> {
     let user = [
         "CreateFolder",
         "ListChildren",
+        "ListTrash",
         "UpdateFolder",
         "TrashFolder",
         "GetFolder",
@@ -112,6 +113,22 @@ impl Metadata for MetadataService {
         let r = request.get_ref();
         answer(
             folders::list(&self.0, &c, &r.folder_id, r.limit, &r.cursor).await,
+            |l| pb::ListChildrenResponse {
+                folders: l.folders.into_iter().map(folder_pb).collect(),
+                files: l.files.into_iter().map(file_pb).collect(),
+                next_cursor: l.next_cursor,
+            },
+        )
+    }
+
+    async fn list_trash(
+        &self,
+        request: Request<pb::ListChildrenRequest>,
+    ) -> Res<pb::ListChildrenResponse> {
+        let c = user(&request, Scope::FilesRead)?;
+        let r = request.get_ref();
+        answer(
+            folders::trash_listing(&self.0, &c, r.limit, &r.cursor).await,
             |l| pb::ListChildrenResponse {
                 folders: l.folders.into_iter().map(folder_pb).collect(),
                 files: l.files.into_iter().map(file_pb).collect(),

@@ -75,6 +75,28 @@ pub mod sql {
          WHERE org_id = $4 AND folder_id = $1 AND trashed_at IS NULL
            AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM files WHERE id = $2))
          ORDER BY folder_id, name, id LIMIT $3";
+    /// The trash: the top-most trashed folders (a trashed folder's trashed subfolders are in
+    /// it) and every trashed file (each can be restored or purged on its own), by name. $1 is
+    /// unused (always NULL), so the parameters are those of the listings above.
+    pub const TRASHED_FOLDERS: &str =
+        "SELECT f.id, f.parent_id, f.name, f.created_at FROM folders f
+         WHERE f.org_id = $4 AND $1::uuid IS NULL AND f.trashed_at IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM folders p
+                            WHERE p.org_id = $4 AND p.id = f.parent_id AND p.trashed_at IS NOT NULL)
+           AND ($2::uuid IS NULL
+                OR (f.name, f.id) > (SELECT name, id FROM folders WHERE org_id = $4 AND id = $2))
+         ORDER BY f.name, f.id LIMIT $3";
+    pub const TRASHED_FILES: &str = "SELECT id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version FROM files
+         WHERE org_id = $4 AND $1::uuid IS NULL AND trashed_at IS NOT NULL
+           AND ($2::uuid IS NULL OR (name, id) > (SELECT name, id FROM files WHERE org_id = $4 AND id = $2))
+         ORDER BY name, id LIMIT $3";
+}
+
+/// What a listing lists: a folder's live children (the top level: `None`), or the trash.
+#[derive(Debug, Clone, Copy)]
+pub enum Place {
+    Folder(Option<Uuid>),
+    Trash,
 }
 
 /// Creates the org's rows on its first write, with the default quota.
@@ -235,40 +257,42 @@ pub async fn trash_folder(tx: &mut TenantTx, id: Uuid) -> Result<(), MetadataErr
 
 pub async fn child_folders(
     tx: &mut TenantTx,
-    parent: Option<Uuid>,
+    place: Place,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<FolderRow>, MetadataError> {
-    Ok(sqlx::query_as(if parent.is_some() {
-        sql::CHILD_FOLDERS
-    } else {
-        sql::ROOT_FOLDERS
-    })
-    .bind(parent)
-    .bind(after)
-    .bind(limit)
-    .bind(tx.org())
-    .fetch_all(&mut **tx)
-    .await?)
+    let (statement, parent) = match place {
+        Place::Folder(Some(parent)) => (sql::CHILD_FOLDERS, Some(parent)),
+        Place::Folder(None) => (sql::ROOT_FOLDERS, None),
+        Place::Trash => (sql::TRASHED_FOLDERS, None),
+    };
+    Ok(sqlx::query_as(statement)
+        .bind(parent)
+        .bind(after)
+        .bind(limit)
+        .bind(tx.org())
+        .fetch_all(&mut **tx)
+        .await?)
 }
 
 pub async fn child_files(
     tx: &mut TenantTx,
-    folder: Option<Uuid>,
+    place: Place,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<FileRow>, MetadataError> {
-    Ok(sqlx::query_as(if folder.is_some() {
-        sql::CHILD_FILES
-    } else {
-        sql::ROOT_FILES
-    })
-    .bind(folder)
-    .bind(after)
-    .bind(limit)
-    .bind(tx.org())
-    .fetch_all(&mut **tx)
-    .await?)
+    let (statement, folder) = match place {
+        Place::Folder(Some(folder)) => (sql::CHILD_FILES, Some(folder)),
+        Place::Folder(None) => (sql::ROOT_FILES, None),
+        Place::Trash => (sql::TRASHED_FILES, None),
+    };
+    Ok(sqlx::query_as(statement)
+        .bind(folder)
+        .bind(after)
+        .bind(limit)
+        .bind(tx.org())
+        .fetch_all(&mut **tx)
+        .await?)
 }
 
 // === files ===

@@ -610,6 +610,95 @@ async fn a_folder_comes_with_its_path_from_the_top() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The trash: the top-most trashed folders (a trashed folder's subfolders are inside it) and
+/// every trashed file, by name, paged; another org's trash shows none of it; a restored file
+/// leaves it.
+#[tokio::test]
+async fn the_trash_lists_what_was_trashed_paged() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "trash@example.com").await?;
+    let folder = |name: &str, parent: Option<&str>| {
+        let body = json!({"name": name, "parent_id": parent});
+        let u = &u;
+        async move {
+            anyhow::Ok(
+                u.ok(Method::POST, "/v1/folders", Some(body), 201).await?["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        }
+    };
+    let a = folder("Archive", None).await?;
+    folder("Old", Some(&a)).await?;
+    let inside = u
+        .available("b-inside.txt", Some(&a), b"inside", "clean")
+        .await?;
+    let loose = u.available("c-loose.txt", None, b"loose", "clean").await?;
+    u.available("kept.txt", None, b"kept", "clean").await?;
+    u.ok(Method::DELETE, &format!("/v1/folders/{a}"), None, 204)
+        .await?;
+    u.ok(Method::DELETE, &format!("/v1/files/{loose}"), None, 204)
+        .await?;
+
+    let all = u.ok(Method::GET, "/v1/trash", None, 200).await?;
+    let names = |v: &Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&all, "folders"), ["Archive"]);
+    assert_eq!(names(&all, "files"), ["b-inside.txt", "c-loose.txt"]);
+    assert!(
+        all["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "trashed")
+    );
+    assert_eq!(all["next_cursor"], Value::Null);
+
+    // One at a time: the folder, then each file, then no more.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = u
+            .ok(
+                Method::GET,
+                &format!("/v1/trash?limit=1&cursor={cursor}"),
+                None,
+                200,
+            )
+            .await?;
+        seen.extend(names(&page, "folders"));
+        seen.extend(names(&page, "files"));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+        assert!(seen.len() <= 3, "paging does not end: {seen:?}");
+    }
+    assert_eq!(seen, ["Archive", "b-inside.txt", "c-loose.txt"]);
+
+    let stranger = User::new(&h, "trash-other@example.com").await?;
+    let theirs = stranger.ok(Method::GET, "/v1/trash", None, 200).await?;
+    assert!(names(&theirs, "folders").is_empty() && names(&theirs, "files").is_empty());
+
+    u.ok(
+        Method::POST,
+        &format!("/v1/files/{inside}/restore"),
+        None,
+        200,
+    )
+    .await?;
+    let after = u.ok(Method::GET, "/v1/trash", None, 200).await?;
+    assert_eq!(names(&after, "files"), ["c-loose.txt"]);
+    Ok(())
+}
+
 #[tokio::test]
 async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<()> {
     let h = Harness::start_full(

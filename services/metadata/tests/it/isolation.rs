@@ -444,7 +444,41 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
         async move { u(as_user(&t, m.release_file(pb::FileRef { file_id: id })).await) }
     })
     .await;
-    assert_eq!(checked, 25, "every RPC was probed");
+    // The trash has no id to aim at: B's shows B's trashed folder (and, at the end, still none
+    // of A's once A has trashed its file).
+    let b_trash_ids = |list: pb::ListChildrenResponse| -> Vec<String> {
+        list.folders
+            .into_iter()
+            .map(|f| f.id)
+            .chain(list.files.into_iter().map(|f| f.id))
+            .collect()
+    };
+    let b_trashed = as_user(
+        &tb,
+        md.clone().create_folder(pb::CreateFolderRequest {
+            name: "B, trashed".into(),
+            parent_id: String::new(),
+        }),
+    )
+    .await?
+    .into_inner()
+    .id;
+    as_user(
+        &tb,
+        md.clone().trash_folder(pb::FolderRef {
+            folder_id: b_trashed.clone(),
+        }),
+    )
+    .await?;
+    let theirs = as_user(
+        &tb,
+        md.clone().list_trash(pb::ListChildrenRequest::default()),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(b_trash_ids(theirs), [b_trashed.clone()], "ListTrash");
+    checked += 1;
+    assert_eq!(checked, 26, "every RPC was probed");
 
     // Nothing of A's changed: the file is still available, named, in its folder, downloadable.
     let ta = token(&stack, a.org, Scopes::all());
@@ -488,6 +522,28 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
     .into_inner();
     assert_eq!(listing.folders.len(), 1);
     assert_eq!(listing.folders[0].id, b_folder);
+    // A trashes its file: A's trash shows it, B's still shows only B's folder.
+    as_user(
+        &ta,
+        md.clone().trash_file(pb::FileRef {
+            file_id: a.file.clone(),
+        }),
+    )
+    .await?;
+    let mine = as_user(
+        &ta,
+        md.clone().list_trash(pb::ListChildrenRequest::default()),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(b_trash_ids(mine), [a.file.clone()]);
+    let theirs = as_user(
+        &tb,
+        md.clone().list_trash(pb::ListChildrenRequest::default()),
+    )
+    .await?
+    .into_inner();
+    assert_eq!(b_trash_ids(theirs), [b_trashed.clone()]);
     Ok(())
 }
 
