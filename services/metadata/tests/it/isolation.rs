@@ -476,7 +476,11 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
     )
     .await?
     .into_inner();
-    assert_eq!(b_trash_ids(theirs), [b_trashed.clone()], "ListTrash");
+    assert_eq!(
+        b_trash_ids(theirs),
+        std::slice::from_ref(&b_trashed),
+        "ListTrash"
+    );
     checked += 1;
     assert_eq!(checked, 26, "every RPC was probed");
 
@@ -536,14 +540,14 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
     )
     .await?
     .into_inner();
-    assert_eq!(b_trash_ids(mine), [a.file.clone()]);
+    assert_eq!(b_trash_ids(mine), std::slice::from_ref(&a.file));
     let theirs = as_user(
         &tb,
         md.clone().list_trash(pb::ListChildrenRequest::default()),
     )
     .await?
     .into_inner();
-    assert_eq!(b_trash_ids(theirs), [b_trashed.clone()]);
+    assert_eq!(b_trash_ids(theirs), std::slice::from_ref(&b_trashed));
     Ok(())
 }
 
