@@ -90,6 +90,15 @@ pub async fn build(service: &ServiceConfig, config: &MetadataConfig) -> anyhow::
             }
         },
     );
+    let trash = core.clone();
+    jobs.every(
+        "trash retention",
+        std::time::Duration::from_secs(config.sweep_interval_secs),
+        move || {
+            let trash = trash.clone();
+            async move { crate::sweep::expired_trash(&trash).await }
+        },
+    );
     let deleter = core.clone();
     jobs.every(
         "object deletion sweep",

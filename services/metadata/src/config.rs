@@ -37,6 +37,9 @@ pub struct MetadataConfig {
     /// every `sweep_interval_secs`. 0 deletes the object with the purge (no restore can then
     /// bring a purged file's bytes back).
     pub object_delete_delay_secs: u64,
+    /// Files in the trash longer than this many days are purged (object, row, quota) by the
+    /// trash's retention job, audited like a user's purge. 0 purges at the next sweep.
+    pub trash_retention_days: u32,
 }
 
 impl Default for MetadataConfig {
@@ -54,6 +57,7 @@ impl Default for MetadataConfig {
             stale_upload_secs: 24 * 3600,
             sweep_interval_secs: 600,
             object_delete_delay_secs: 36 * 24 * 3600,
+            trash_retention_days: 30,
         }
     }
 }

@@ -254,9 +254,26 @@ pub async fn restore(core: &Core, c: &Caller, id: &str) -> Result<FileRow, Metad
 /// point-in-time restore can bring the row back.
 pub async fn purge(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataError> {
     let id = validate::target(id)?;
-    let mut tx = core.tx(c.org_id).await?;
+    purge_in(core, c.org_id, id, None).await.map(|_| ())
+}
+
+/// Purges file `id` of `org` (audited as `file.purge` by whoever the call acts for: the user, or
+/// the org's service token for the trash's retention). With `trashed_before`, only a file in the
+/// trash since before then is purged (false otherwise: restored or trashed again meanwhile).
+pub async fn purge_in(
+    core: &Core,
+    org: uuid::Uuid,
+    id: uuid::Uuid,
+    trashed_before: Option<time::OffsetDateTime>,
+) -> Result<bool, MetadataError> {
+    let mut tx = core.tx(org).await?;
     // Locked, so concurrent purges of one file wait for each other.
     let file = store::file_for_update(&mut tx, id).await?;
+    if let Some(before) = trashed_before
+        && file.trashed_at.is_none_or(|t| t >= before)
+    {
+        return Ok(false);
+    }
     core.audit(Action::FilePurge, Target::File(id)).await?;
     let delay = core.config.object_delete_delay_secs;
     if delay == 0 {
@@ -269,7 +286,7 @@ pub async fn purge(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataErro
     }
     store::delete_file(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(true)
 }
 
 /// A presigned GET of an available file, once its download is in the audit log.

@@ -815,6 +815,28 @@ pub async fn stale_uploads(
     .await?)
 }
 
+/// Files of any org in the trash since before `before` (at most `limit`, oldest first): the
+/// trash retention's lookup (policy `trash_expired`).
+pub async fn expired_trash(
+    tx: &mut PgConnection,
+    before: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, MetadataError> {
+    let before = before
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| MetadataError::Internal(format!("formatting a time: {e}")))?;
+    coffer_db::set_local(tx, "coffer.lookup_trash_before", &before).await?;
+    Ok(sqlx::query_as(
+        "SELECT org_id, id FROM files
+         WHERE trashed_at IS NOT NULL AND trashed_at < $1::timestamptz
+         ORDER BY trashed_at LIMIT $2",
+    )
+    .bind(&before)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
 /// Deletes a file that is still in `pending_upload`, giving its bytes back to the quota; false if
 /// it was completed (or removed) meanwhile.
 pub async fn delete_pending(tx: &mut TenantTx, id: Uuid) -> Result<bool, MetadataError> {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::deps::Core;
 use crate::error::MetadataError;
-use crate::store;
+use crate::{files, store};
 
 /// Removes files left in `pending_upload` for longer than the configured time: the object
 /// (if the client put one), then the row, giving the bytes back to the quota. Returns how many
@@ -91,6 +91,43 @@ pub async fn due_deletions(core: &Core) -> Result<usize, MetadataError> {
         if batch < BATCH {
             lock.commit().await?;
             return Ok(deleted);
+        }
+    }
+}
+
+/// Purges the files in the trash longer than `trash_retention_days`, each as its org (a service
+/// token, so the purge is audited like a user's), a hundred at a time until none is left. An org
+/// that cannot act is left for its own purge. Returns how many were purged.
+pub async fn expired_trash(core: &Core) -> Result<usize, MetadataError> {
+    const BATCH: usize = 100;
+    let before = OffsetDateTime::now_utc()
+        - time::Duration::days(i64::from(core.config.trash_retention_days));
+    let mut purged = 0;
+    loop {
+        let mut tx = coffer_db::begin(&core.pool).await?;
+        let due = store::expired_trash(&mut tx, before, BATCH as i64).await?;
+        tx.commit().await?;
+        let batch = due.len();
+        let mut skipped = 0;
+        for (org, id) in due {
+            let request_id = format!("trash-{}", Uuid::new_v4().simple());
+            match core
+                .peers
+                .as_service(
+                    org,
+                    request_id,
+                    files::purge_in(core, org, id, Some(before)),
+                )
+                .await
+            {
+                Ok(true) => purged += 1,
+                Ok(false) | Err(MetadataError::NotFound) => skipped += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        // A batch that was all skipped would come back the same: stop until the next run.
+        if batch < BATCH || skipped == batch {
+            return Ok(purged);
         }
     }
 }

@@ -699,6 +699,58 @@ async fn the_trash_lists_what_was_trashed_paged() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The trash empties itself: a file in the trash longer than `trash_retention_days` is purged by
+/// the retention job (row gone, quota back), audited as a purge; a live file is untouched.
+#[tokio::test]
+async fn the_trash_empties_itself_after_its_retention() -> anyhow::Result<()> {
+    let h = Harness::start_full(
+        unthrottled(),
+        coffer_metadata::MetadataConfig {
+            trash_retention_days: 0,
+            sweep_interval_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "retention@example.com").await?;
+    let old = u.available("old.txt", None, &[1u8; 300], "clean").await?;
+    let kept = u.available("kept.txt", None, &[2u8; 200], "clean").await?;
+    u.ok(Method::DELETE, &format!("/v1/files/{old}"), None, 204)
+        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while u
+        .send(Method::GET, &format!("/v1/files/{old}"), None)
+        .await?
+        .status()
+        != 404
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trash kept its file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    u.ok(Method::GET, &format!("/v1/files/{kept}"), None, 200)
+        .await?;
+    let db = sqlx::PgPool::connect(&h.stack.pg.superuser_url(&h.stack.metadata.database)).await?;
+    let used: i64 =
+        sqlx::query_scalar("SELECT used_bytes FROM metadata.quotas WHERE org_id = $1::uuid")
+            .bind(&u.org)
+            .fetch_one(&db)
+            .await?;
+    assert_eq!(used, 200, "the purged file's bytes were not given back");
+    let log = u.ok(Method::GET, "/v1/audit", None, 200).await?;
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "file.purge" && e["target"] == format!("file:{old}").as_str()),
+        "{log}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn folders_move_rename_trash_restore_purge_and_quota() -> anyhow::Result<()> {
     let h = Harness::start_full(

@@ -142,6 +142,28 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
         .await?;
     assert_eq!(gone.rows_affected(), 0, "the lookup deleted entries");
     tx.rollback().await?;
+    // The trash retention's lookup: with coffer.lookup_trash_before set, the runtime role sees
+    // the files trashed before then, of every org, and nothing else; it cannot change them.
+    sqlx::raw_sql("UPDATE metadata.files SET trashed_at = now() - interval '1 minute'")
+        .execute(&superuser)
+        .await?;
+    for (before, want) in [(0, 1), (120, 0)] {
+        let mut tx = conn.begin().await?;
+        let at = time::OffsetDateTime::now_utc() - time::Duration::seconds(before);
+        sqlx::query("SELECT set_config('coffer.lookup_trash_before', $1, true)")
+            .bind(at.format(&time::format_description::well_known::Rfc3339)?)
+            .execute(&mut *tx)
+            .await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM files")
+            .fetch_one(&mut *tx)
+            .await?;
+        assert_eq!(n, want, "trashed before now - {before} s");
+        let changed = sqlx::query("UPDATE files SET name = 'x'")
+            .execute(&mut *tx)
+            .await?;
+        assert_eq!(changed.rows_affected(), 0, "the lookup changed a file");
+        tx.rollback().await?;
+    }
     // DDL is not the runtime role's to do.
     assert!(
         sqlx::query("ALTER TABLE files DISABLE ROW LEVEL SECURITY")
