@@ -83,6 +83,16 @@ pub struct Presented<'a> {
     pub client_addr: &'a str,
 }
 
+/// The login throttle's limits, from `[auth]`.
+fn throttle_limits(core: &Core) -> throttle::Limits {
+    throttle::Limits {
+        account_threshold: core.config.login_account_threshold,
+        address_threshold: core.config.login_address_threshold,
+        window_secs: core.config.login_window_secs,
+        max_lock_secs: core.config.login_max_lock_secs,
+    }
+}
+
 /// Changes the caller's own password: the current one must match (failures count against the
 /// account's login throttle, so a stolen session cannot guess it at leisure), the new one must
 /// pass the policy; every other session of the user is revoked, `session_id`'s stays.
@@ -97,12 +107,7 @@ pub async fn change_password(
     let (email, stored) = store::password_of(&mut tx, c.user_id).await?;
     tx.commit().await?;
     let keys = throttle::Keys::new(&email, "");
-    let limits = throttle::Limits {
-        account_threshold: core.config.login_account_threshold,
-        address_threshold: core.config.login_address_threshold,
-        window_secs: core.config.login_window_secs,
-        max_lock_secs: core.config.login_max_lock_secs,
-    };
+    let limits = throttle_limits(core);
     if let Some(wait) = throttle::locked_for(&core.pool, &keys).await? {
         return Err(AuthError::Throttled(wait.as_secs_f64().ceil() as u64));
     }
@@ -137,12 +142,7 @@ pub async fn check_password(
     accept: impl FnOnce(&LoginAccount) -> bool,
 ) -> Result<LoginAccount, AuthError> {
     let keys = throttle::Keys::new(p.email, p.client_addr);
-    let limits = throttle::Limits {
-        account_threshold: core.config.login_account_threshold,
-        address_threshold: core.config.login_address_threshold,
-        window_secs: core.config.login_window_secs,
-        max_lock_secs: core.config.login_max_lock_secs,
-    };
+    let limits = throttle_limits(core);
     if let Some(wait) = throttle::locked_for(&core.pool, &keys).await? {
         crate::metrics::login_refused("throttled");
         return Err(AuthError::Throttled(wait.as_secs_f64().ceil() as u64));

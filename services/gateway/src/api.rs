@@ -223,6 +223,16 @@ impl From<pb::FolderWithPath> for FolderWithPath {
     }
 }
 
+impl From<pb::ListChildrenResponse> for Listing {
+    fn from(res: pb::ListChildrenResponse) -> Self {
+        Listing {
+            folders: res.folders.into_iter().map(Folder::from).collect(),
+            files: res.files.into_iter().map(File::from).collect(),
+            next_cursor: (!res.next_cursor.is_empty()).then_some(res.next_cursor),
+        }
+    }
+}
+
 impl From<pb::Folder> for Folder {
     fn from(f: pb::Folder) -> Self {
         Folder {

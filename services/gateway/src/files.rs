@@ -94,12 +94,7 @@ pub async fn list_children(
         }))
         .await?
         .into_inner();
-    Ok(Json(api::Listing {
-        folders: res.folders.into_iter().map(api::Folder::from).collect(),
-        files: res.files.into_iter().map(api::File::from).collect(),
-        next_cursor: (!res.next_cursor.is_empty()).then_some(res.next_cursor),
-    })
-    .into_response())
+    Ok(Json(api::Listing::from(res)).into_response())
 }
 
 #[utoipa::path(
@@ -122,12 +117,7 @@ pub async fn list_trash(
         }))
         .await?
         .into_inner();
-    Ok(Json(api::Listing {
-        folders: res.folders.into_iter().map(api::Folder::from).collect(),
-        files: res.files.into_iter().map(api::File::from).collect(),
-        next_cursor: (!res.next_cursor.is_empty()).then_some(res.next_cursor),
-    })
-    .into_response())
+    Ok(Json(api::Listing::from(res)).into_response())
 }
 
 #[derive(Deserialize)]

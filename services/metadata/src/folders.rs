@@ -68,10 +68,7 @@ pub async fn list(
         "" | "root" => Place::Folder(None),
         id => Place::Folder(Some(validate::target(id)?)),
     };
-    let limit = match limit {
-        0 => core.config.default_page,
-        n => n.min(core.config.max_page),
-    } as usize;
+    let limit = page_size(core, limit);
     let cursor = parse_cursor(cursor)?;
     let mut tx = core.tx(c.org_id).await?;
     if let Place::Folder(Some(id)) = place
@@ -92,15 +89,21 @@ pub async fn trash_listing(
     limit: u32,
     cursor: &str,
 ) -> Result<Listing, MetadataError> {
-    let limit = match limit {
-        0 => core.config.default_page,
-        n => n.min(core.config.max_page),
-    } as usize;
+    let limit = page_size(core, limit);
     let cursor = parse_cursor(cursor)?;
     let mut tx = core.tx(c.org_id).await?;
     let listing = page(&mut tx, Place::Trash, limit, cursor).await?;
     tx.commit().await?;
     Ok(listing)
+}
+
+/// The page size asked for (0: the default), at most the largest allowed.
+fn page_size(core: &Core, asked: u32) -> usize {
+    let size = match asked {
+        0 => core.config.default_page,
+        n => n.min(core.config.max_page),
+    };
+    size as usize
 }
 
 /// One page of `place`: folders first, then files, `limit` in all.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::deps::Core;
 use crate::error::MetadataError;
-use crate::wire::{file_pb, folder_pb, ts};
+use crate::wire::{file_pb, folder_pb, listing_pb, ts};
 use crate::{files, folders, shares, sweep, verdicts};
 
 const SERVICE: &str = "coffer.v1.Metadata";
@@ -113,11 +113,7 @@ impl Metadata for MetadataService {
         let r = request.get_ref();
         answer(
             folders::list(&self.0, &c, &r.folder_id, r.limit, &r.cursor).await,
-            |l| pb::ListChildrenResponse {
-                folders: l.folders.into_iter().map(folder_pb).collect(),
-                files: l.files.into_iter().map(file_pb).collect(),
-                next_cursor: l.next_cursor,
-            },
+            listing_pb,
         )
     }
 
@@ -129,11 +125,7 @@ impl Metadata for MetadataService {
         let r = request.get_ref();
         answer(
             folders::trash_listing(&self.0, &c, r.limit, &r.cursor).await,
-            |l| pb::ListChildrenResponse {
-                folders: l.folders.into_iter().map(folder_pb).collect(),
-                files: l.files.into_iter().map(file_pb).collect(),
-                next_cursor: l.next_cursor,
-            },
+            listing_pb,
         )
     }
 

@@ -24,6 +24,14 @@ pub fn folder_pb(f: FolderRow) -> pb::Folder {
     }
 }
 
+pub fn listing_pb(l: crate::folders::Listing) -> pb::ListChildrenResponse {
+    pb::ListChildrenResponse {
+        folders: l.folders.into_iter().map(folder_pb).collect(),
+        files: l.files.into_iter().map(file_pb).collect(),
+        next_cursor: l.next_cursor,
+    }
+}
+
 pub fn file_pb(f: FileRow) -> pb::File {
     pb::File {
         status: f.status().to_wire(),
