@@ -464,6 +464,11 @@ pub(crate) async fn start_services(
                 "public_url".into(),
                 format!("https://localhost:{port}").into(),
             );
+            // The web app's browser PUTs and GETs straight to the store: its policy names the
+            // store, and the store lets the app's origin in (CORS).
+            own.insert("store_origin".into(), s3.endpoint().into());
+            s3.allow_origin(&format!("https://localhost:{port}"));
+            s3.allow_origin(&format!("https://127.0.0.1:{port}"));
             own.insert("rate_per_second".into(), i64::from(gateway_rate).into());
             own.insert(
                 "rate_burst".into(),

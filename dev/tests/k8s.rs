@@ -477,6 +477,56 @@ fn each_service_gets_its_probes_secrets_config_and_peers() {
     }
 }
 
+/// The web app reaches the store the presigned URLs name: the gateway's policy allows the
+/// storage-signer's public endpoint, and the bucket's CORS rule lets the app's origin send the
+/// headers the embedded dev store allows (those the gateway's tests PUT with).
+#[test]
+fn the_web_app_may_reach_the_store_its_urls_name() {
+    for overlay in OVERLAYS {
+        let docs = &rendered(overlay).docs;
+        let (_d, path) = write_temp(&config_text(docs, "gateway"), "config.toml");
+        let (_, gateway) = coffer_config::load_service_with_env::<coffer_gateway::GatewayConfig>(
+            Some(&path),
+            "gateway",
+            "COFFER_K8S_TEST_UNSET_",
+        )
+        .unwrap();
+        let (_d, path) = write_temp(&config_text(docs, "storage-signer"), "config.toml");
+        let (_, signer) =
+            coffer_config::load_service_with_env::<coffer_storage_signer::SignerConfig>(
+                Some(&path),
+                "storage_signer",
+                "COFFER_K8S_TEST_UNSET_",
+            )
+            .unwrap();
+        let public = url::Url::parse(
+            signer
+                .public_endpoint
+                .as_deref()
+                .unwrap_or(&signer.endpoint),
+        )
+        .unwrap();
+        assert_eq!(
+            gateway.store_origin().unwrap(),
+            Some(public.origin().ascii_serialization()),
+            "{overlay}: the gateway's store_origin is the signer's public endpoint"
+        );
+    }
+    let cors: Value =
+        serde_json::from_slice(&std::fs::read(root().join("k8s/object-store/cors.json")).unwrap())
+            .unwrap();
+    let rule = &cors["CORSRules"][0];
+    assert_eq!(
+        strs(&rule["AllowedHeaders"]),
+        coffer_testkit::CORS_ALLOWED_HEADERS
+    );
+    assert_eq!(
+        strs(&rule["AllowedMethods"]),
+        coffer_testkit::CORS_ALLOWED_METHODS
+    );
+    assert_eq!(strs(&rule["ExposeHeaders"]), ["ETag"]);
+}
+
 /// The config file a service's Deployment mounts.
 fn config_text(docs: &[Value], svc: &str) -> String {
     let map = named(docs, "Deployment", svc)["spec"]["template"]["spec"]["volumes"]

@@ -21,7 +21,7 @@ pub use ca::{CertSpec, DevCa, IssuedCert};
 pub use clamd::Clamd;
 pub use otlp::{CollectedSpan, OtlpCollector};
 pub use postgres::{Postgres, PostgresOptions, random_secret};
-pub use s3::{S3, S3Credentials};
+pub use s3::{CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, S3, S3Credentials};
 
 /// Returns a free TCP port on 127.0.0.1 for a server that must know its address before it
 /// starts (bound and released). It is picked at random *outside* the kernel's ephemeral range:

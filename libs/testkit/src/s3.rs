@@ -16,7 +16,12 @@
 //!   says `null`), as a bucket without versioning does;
 //! - `If-Match` on GET and HEAD (412 when the ETag differs), which s3s-fs ignores;
 //! - the `response-*` overrides of a presigned GET (content type, encoding, disposition, cache
-//!   control, language), which s3s-fs ignores.
+//!   control, language), which s3s-fs ignores;
+//! - CORS as the bucket's CORS configuration gives it (k8s/object-store/cors.json): for the
+//!   origins allowed with [`S3::allow_origin`] (the web app's), preflights of PUT, GET and HEAD
+//!   with [`CORS_ALLOWED_HEADERS`] are answered, and answers carry `Access-Control-Allow-Origin`
+//!   and expose `ETag`; any other origin gets no CORS headers (the browser refuses), its
+//!   preflight a 403.
 //!
 //! Multipart uploads and other operations are not offered. s3s-fs keeps objects as plain files
 //! under a temporary directory: the encryption reported here is the policy's, not real
@@ -37,6 +42,60 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use sha2::Digest as _;
 use tokio::net::TcpListener;
+
+/// The request headers a browser may send to the store (the presigned PUT's signed headers;
+/// `content-length` is the browser's own). k8s/object-store/cors.json allows the same.
+pub const CORS_ALLOWED_HEADERS: &[&str] = &[
+    "content-type",
+    "x-amz-server-side-encryption",
+    "x-amz-checksum-sha256",
+    "x-amz-sdk-checksum-algorithm",
+    "if-none-match",
+];
+/// The methods a browser may use on the store.
+pub const CORS_ALLOWED_METHODS: &[&str] = &["PUT", "GET", "HEAD"];
+
+/// The origins allowed to reach the store from a browser.
+type Origins = Arc<std::sync::RwLock<Vec<String>>>;
+
+/// The CORS answer to a preflight: allowed when the origin, the method and every header are.
+fn preflight(origins: &Origins, headers: &http::HeaderMap) -> http::Response<s3s::Body> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let origin = text("origin");
+    let method_ok = CORS_ALLOWED_METHODS.contains(&text("access-control-request-method"));
+    let asked = text("access-control-request-headers").to_ascii_lowercase();
+    let headers_ok = asked
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .all(|h| CORS_ALLOWED_HEADERS.contains(&h));
+    let origin_ok = origins.read().is_ok_and(|o| o.iter().any(|a| a == origin));
+    let mut res = http::Response::new(s3s::Body::empty());
+    if !(origin_ok && method_ok && headers_ok) {
+        *res.status_mut() = http::StatusCode::FORBIDDEN;
+        return res;
+    }
+    let h = res.headers_mut();
+    let value =
+        |v: &str| http::HeaderValue::from_str(v).unwrap_or(http::HeaderValue::from_static(""));
+    h.insert("access-control-allow-origin", value(origin));
+    h.insert(
+        "access-control-allow-methods",
+        value(&CORS_ALLOWED_METHODS.join(", ")),
+    );
+    h.insert("access-control-allow-headers", value(&asked));
+    h.insert("access-control-max-age", value("3600"));
+    h.insert(
+        "vary",
+        value("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
+    );
+    res
+}
 
 /// Static credentials of the embedded server.
 #[derive(Debug, Clone)]
@@ -560,6 +619,7 @@ impl s3s::S3 for PolicyFs {
 #[derive(Debug)]
 pub struct S3 {
     addr: SocketAddr,
+    origins: Origins,
     credentials: S3Credentials,
     versioning: Arc<AtomicBool>,
     _noncurrent: tempfile::TempDir,
@@ -613,6 +673,37 @@ impl S3 {
             .await
             .with_context(|| format!("cannot bind the s3 server to {addr}"))?;
         let addr = listener.local_addr()?;
+        let origins = Origins::default();
+        let service = {
+            let origins = origins.clone();
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                let origins = origins.clone();
+                async move {
+                    let preflight_asked = req.method() == http::Method::OPTIONS
+                        && req.headers().contains_key("access-control-request-method");
+                    if preflight_asked {
+                        return Ok(preflight(&origins, req.headers()));
+                    }
+                    let origin = req.headers().get("origin").cloned().filter(|o| {
+                        origins
+                            .read()
+                            .is_ok_and(|list| list.iter().any(|a| a.as_bytes() == o.as_bytes()))
+                    });
+                    let mut res = hyper::service::Service::call(&service, req).await?;
+                    if let Some(origin) = origin {
+                        let h = res.headers_mut();
+                        h.insert("access-control-allow-origin", origin);
+                        h.insert(
+                            "access-control-expose-headers",
+                            http::HeaderValue::from_static("ETag"),
+                        );
+                        h.insert("vary", http::HeaderValue::from_static("Origin"));
+                    }
+                    Ok::<_, s3s::HttpError>(res)
+                }
+            })
+        };
         let task = tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
             loop {
@@ -630,6 +721,7 @@ impl S3 {
         });
         Ok(S3 {
             addr,
+            origins,
             credentials,
             versioning,
             _noncurrent: noncurrent,
@@ -642,6 +734,14 @@ impl S3 {
     /// without versioning does.
     pub fn set_versioning(&self, on: bool) {
         self.versioning.store(on, Ordering::Relaxed);
+    }
+
+    /// Lets browsers of `origin` (`https://host:port`, the web app's) use the store, as the
+    /// bucket's CORS configuration does.
+    pub fn allow_origin(&self, origin: &str) {
+        if let Ok(mut list) = self.origins.write() {
+            list.push(origin.trim_end_matches('/').to_owned());
+        }
     }
 
     /// Returns the server's address.

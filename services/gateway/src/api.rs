@@ -264,6 +264,9 @@ pub struct File {
     pub verdict: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Only in the trash's listing: when the trash's retention purges the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_at: Option<String>,
 }
 
 impl From<pb::File> for File {
@@ -281,6 +284,7 @@ impl From<pb::File> for File {
             verdict: Verdict::from_wire(f.verdict).map(|v| v.as_str().to_owned()),
             created_at: time(f.created_at),
             updated_at: time(f.updated_at),
+            purge_at: rfc3339(f.purge_at),
         }
     }
 }

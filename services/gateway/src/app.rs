@@ -29,6 +29,7 @@ use crate::openapi;
 use crate::scans;
 use crate::server;
 use crate::state::Gateway;
+use crate::web;
 
 /// A built gateway, bound and ready to serve.
 pub struct App {
@@ -102,6 +103,14 @@ impl App {
         let mesh = MeshClient::new(certs)?;
         let peers = mesh.peers(PEERS, service);
         let auth_channel = peers.get(Service::Auth)?;
+        let store_origin = config.store_origin()?;
+        if store_origin.is_none() {
+            tracing::warn!(
+                "gateway.store_origin is not set: the web app cannot upload or download (its policy allows only the gateway)"
+            );
+        }
+        let web = crate::web::Web::load(store_origin.as_deref())?;
+        tracing::info!(build = web.build(), "web app loaded");
         let gateway = Arc::new(Gateway {
             auth: AuthClient::new(auth_channel.clone()),
             metadata: MetadataClient::new(peers.get(Service::Metadata)?),
@@ -114,6 +123,7 @@ impl App {
                 Duration::from_secs(config.events_keepalive_secs),
                 Duration::from_secs(config.events_recheck_secs),
             ),
+            web,
         });
         let streams = gateway.streams.clone();
         let limit = RateLimit::new(config.rate_per_second, config.rate_burst);
@@ -184,6 +194,8 @@ impl App {
             .route("/v1/scans/{id}", get(scans::get))
             .route("/v1/scans/{id}/submit", post(scans::submit))
             .route("/v1/openapi.json", get(openapi::document))
+            .route("/", get(web::index))
+            .route("/assets/{build}/{*path}", get(web::asset))
             .fallback(account::not_found)
             .method_not_allowed_fallback(account::method_not_allowed)
             .with_state(gateway)

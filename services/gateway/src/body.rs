@@ -4,7 +4,7 @@
 
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
-use limited::read_limited;
+pub(crate) use limited::read_limited;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;

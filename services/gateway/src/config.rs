@@ -30,6 +30,10 @@ pub struct GatewayConfig {
     /// The peers (CIDRs) whose `X-Forwarded-For` names the client: the ingress's range. From
     /// anyone else the TCP peer is the client. Empty (the default): nobody's header is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The object store's origin as browsers reach it (`https://s3.example.com`): the web app
+    /// PUTs and GETs there with presigned URLs, so its Content-Security-Policy names it. Unset,
+    /// the browser may reach only the gateway (uploads and downloads from the web app fail).
+    pub store_origin: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -44,6 +48,7 @@ impl Default for GatewayConfig {
             events_keepalive_secs: 15,
             events_recheck_secs: 30,
             trusted_proxies: Vec::new(),
+            store_origin: None,
         }
     }
 }
@@ -69,6 +74,26 @@ impl GatewayConfig {
         );
         Ok(url.as_str().trim_end_matches('/').to_owned())
     }
+
+    /// The store's origin (`scheme://host[:port]`), or why it is unusable.
+    pub fn store_origin(&self) -> anyhow::Result<Option<String>> {
+        let Some(raw) = self.store_origin.as_deref() else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(raw)
+            .map_err(|_| anyhow::anyhow!("gateway.store_origin is not a URL"))?;
+        anyhow::ensure!(
+            matches!(url.scheme(), "https" | "http")
+                && url.host_str().is_some_and(|h| !h.is_empty())
+                && url.username().is_empty()
+                && url.password().is_none()
+                && url.path() == "/"
+                && url.query().is_none()
+                && url.fragment().is_none(),
+            "gateway.store_origin must be an origin: https://host[:port], nothing after it"
+        );
+        Ok(Some(url.origin().ascii_serialization()))
+    }
 }
 
 impl coffer_config::Validate for GatewayConfig {
@@ -84,6 +109,9 @@ impl coffer_config::Validate for GatewayConfig {
         if let Err(e) = self.public_url() {
             c.that("public_url", false, &format!("is unusable: {e}"));
         }
+        if let Err(e) = self.store_origin() {
+            c.that("store_origin", false, &format!("is unusable: {e}"));
+        }
     }
 }
 
@@ -91,6 +119,33 @@ impl coffer_config::Validate for GatewayConfig {
 mod tests {
     use super::*;
     use coffer_config::Validate as _;
+
+    #[test]
+    fn the_store_origin_is_an_origin_only() {
+        let with = |u: &str| GatewayConfig {
+            public_url: Some("https://vault.example.com".into()),
+            store_origin: Some(u.into()),
+            ..GatewayConfig::default()
+        };
+        for bad in [
+            "s3.example.com",
+            "ftp://s3.example.com",
+            "https://s3.example.com/bucket",
+            "https://k:s@s3.example.com",
+            "https://s3.example.com/?x",
+            "https://s3.example.com 'unsafe-inline'",
+        ] {
+            assert!(with(bad).validate().is_err(), "{bad}");
+        }
+        assert_eq!(
+            with("https://S3.Example.com:9000/").store_origin().unwrap(),
+            Some("https://s3.example.com:9000".to_owned())
+        );
+        assert_eq!(
+            with("http://127.0.0.1:9000").store_origin().unwrap(),
+            Some("http://127.0.0.1:9000".to_owned())
+        );
+    }
 
     #[test]
     fn the_public_url_is_required_and_must_be_plain_https() {

@@ -9,6 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use coffer_errors::ErrorCode;
 use coffer_mesh::CallContext;
 use coffer_proto::v1::{self as pb};
 use serde::{Deserialize, Deserializer};
@@ -456,7 +457,7 @@ pub struct RedeemQuery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
-    password: Option<String>,
+    pub password: Option<String>,
 }
 
 /// The header that carries a share password (so it stays out of URLs and their logs).
@@ -487,7 +488,11 @@ pub async fn redeem_share(
         })
         .transpose()?;
     let password = header.or(q.password).unwrap_or_default();
-    redeem(&gw, token, password, StatusCode::FOUND).await
+    let answer = redeem(&gw, token, password, StatusCode::FOUND).await;
+    if crate::web::wants_html(&headers) {
+        return Ok(share_page(&gw, &headers, answer, false));
+    }
+    answer
 }
 
 /// `POST /s/{token}` with `{"password": "…"}`: the same, with the password in the body; 303 to
@@ -502,15 +507,57 @@ pub async fn redeem_share(
 pub async fn redeem_share_post(
     State(gw): State<Arc<Gateway>>,
     Path(token): Path<String>,
-    JsonBody(b): JsonBody<RedeemBody>,
+    headers: HeaderMap,
+    body: crate::web::SharePassword,
 ) -> Result<Response, ApiError> {
-    redeem(
-        &gw,
-        token,
-        b.password.unwrap_or_default(),
-        StatusCode::SEE_OTHER,
-    )
-    .await
+    let answer = redeem(&gw, token, body.password, StatusCode::SEE_OTHER).await;
+    if body.from_form {
+        return Ok(share_page(&gw, &headers, answer, true));
+    }
+    answer
+}
+
+/// A browser's answer to a share link: the redirect to the bytes, else a page that says why in
+/// words — with the password form when the share needs its password.
+fn share_page(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    answer: Result<Response, ApiError>,
+    tried: bool,
+) -> Response {
+    let error = match answer {
+        Ok(redirect) => return redirect,
+        Err(e) => e,
+    };
+    let (status, message, form) = match error.code {
+        ErrorCode::PermissionDenied if tried => (
+            StatusCode::FORBIDDEN,
+            "That password is not right. Try again.".to_owned(),
+            true,
+        ),
+        ErrorCode::PermissionDenied => (
+            StatusCode::OK,
+            "This file is protected by a password. Enter it to download the file.".to_owned(),
+            true,
+        ),
+        ErrorCode::RateLimited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many wrong passwords. Try again in {} seconds.",
+                error.retry_after_secs.unwrap_or(60)
+            ),
+            false,
+        ),
+        ErrorCode::NotFound => (
+            StatusCode::NOT_FOUND,
+            "This link does not work: it has expired, was revoked or has been used up. \
+             Ask the person who shared it for a new one."
+                .to_owned(),
+            false,
+        ),
+        _ => return error.into_response(),
+    };
+    gw.web.share_page(headers, status, &message, form)
 }
 
 async fn redeem(

@@ -24,6 +24,7 @@ mod state;
 mod streams;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod web;
 mod wire;
 
 pub use app::{App, PEERS, SECRETS};

@@ -20,6 +20,8 @@ pub struct Gateway {
     pub public_url: String,
     /// Open event streams per user, capped at `events_per_user`.
     pub streams: crate::streams::Streams,
+    /// The embedded web app.
+    pub web: crate::web::Web,
 }
 
 pub type Shared = State<Arc<Gateway>>;

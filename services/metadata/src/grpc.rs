@@ -123,9 +123,10 @@ impl Metadata for MetadataService {
     ) -> Res<pb::ListChildrenResponse> {
         let c = user(&request, Scope::FilesRead)?;
         let r = request.get_ref();
+        let retention = time::Duration::days(i64::from(self.0.config.trash_retention_days));
         answer(
             folders::trash_listing(&self.0, &c, r.limit, &r.cursor).await,
-            listing_pb,
+            |l| crate::wire::trash_pb(l, retention),
         )
     }
 

@@ -48,5 +48,20 @@ pub fn file_pb(f: FileRow) -> pb::File {
             .map_or(0, Verdict::to_wire),
         created_at: ts(f.created_at),
         updated_at: ts(f.updated_at),
+        purge_at: None,
     }
+}
+
+/// The trash's listing: each file says when the retention purges it.
+pub fn trash_pb(l: crate::folders::Listing, retention: time::Duration) -> pb::ListChildrenResponse {
+    let purge_at: Vec<_> = l
+        .files
+        .iter()
+        .map(|f| f.trashed_at.and_then(|t| ts(t + retention)))
+        .collect();
+    let mut out = listing_pb(l);
+    for (file, at) in out.files.iter_mut().zip(purge_at) {
+        file.purge_at = at;
+    }
+    out
 }

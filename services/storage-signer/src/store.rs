@@ -166,6 +166,9 @@ fn base64_to_hex(b64: &str) -> Option<String> {
     (bytes.len() == 32).then(|| coffer_kit::hex::encode(&bytes))
 }
 
+/// The `Cache-Control` of every download: a file's bytes stay out of shared and browser caches.
+pub const DOWNLOAD_CACHE_CONTROL: &str = "private, no-store";
+
 /// `Content-Disposition: attachment` carrying `name` (RFC 6266): a plain-ASCII `filename` with
 /// anything risky replaced, and `filename*` with the exact UTF-8 name percent-encoded.
 pub fn content_disposition(name: &str) -> String {
@@ -356,6 +359,8 @@ impl Store {
             // sees the stored headers, to refuse an encoded object.)
             query.push(("response-content-encoding", "identity".to_owned()));
             query.push(("response-content-type", options.content_type.clone()));
+            // Never kept by a browser's or a proxy's cache, whatever the object says.
+            query.push(("response-cache-control", DOWNLOAD_CACHE_CONTROL.to_owned()));
         }
         let mut headers = Vec::new();
         if !options.version_id.is_empty() {
@@ -403,6 +408,10 @@ impl Store {
         }
     }
 
+    /// What the store reports of an object, with the response headers it would serve that its
+    /// upload URL did not set (`foreign`). A stored `Cache-Control` is not one: browsers send
+    /// their own on a PUT (`max-age=0` after a reload), and every GET signed here overrides it
+    /// with [`DOWNLOAD_CACHE_CONTROL`].
     pub async fn head(&self, key: &str) -> Result<Head, SignerError> {
         let res = self
             .internal
@@ -417,7 +426,6 @@ impl Store {
                 let mut foreign: Vec<String> = [
                     ("content-encoding", out.content_encoding()),
                     ("content-disposition", out.content_disposition()),
-                    ("cache-control", out.cache_control()),
                     ("content-language", out.content_language()),
                     ("expires", out.expires_string()),
                     (

@@ -659,6 +659,19 @@ async fn the_trash_lists_what_was_trashed_paged() -> anyhow::Result<()> {
             .iter()
             .all(|f| f["status"] == "trashed")
     );
+    // Each says when the retention (30 days by default) purges it; a live file says nothing.
+    let in_30_days = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    for f in all["files"].as_array().unwrap() {
+        let at = time::OffsetDateTime::parse(
+            f["purge_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )?;
+        assert!((at - in_30_days).abs() < time::Duration::minutes(5), "{at}");
+    }
+    let live = u
+        .ok(Method::GET, "/v1/folders/root/children", None, 200)
+        .await?;
+    assert!(live["files"][0].get("purge_at").is_none());
     assert_eq!(all["next_cursor"], Value::Null);
 
     // One at a time: the folder, then each file, then no more.

@@ -9,3 +9,4 @@ mod input;
 mod openapi;
 mod scans;
 mod security;
+mod web;

@@ -709,11 +709,11 @@ async fn unsigned_headers_are_reported_and_never_reach_a_reader() -> anyhow::Res
     assert_eq!(
         info.foreign_headers,
         [
-            "cache-control",
             "content-disposition",
             "content-encoding",
             "x-amz-meta-origin"
-        ]
+        ],
+        "a stored cache-control is overridden on every GET, so it is not refused"
     );
     // A GET the signer signs overrides what the object says.
     let down = as_user(
@@ -732,6 +732,7 @@ async fn unsigned_headers_are_reported_and_never_reach_a_reader() -> anyhow::Res
     assert!(res.status().is_success());
     assert_eq!(res.headers()["content-encoding"], "identity");
     assert_eq!(res.headers()["content-type"], "text/plain");
+    assert_eq!(res.headers()["cache-control"], "private, no-store");
     assert!(
         res.headers()["content-disposition"]
             .to_str()?

@@ -1,0 +1,265 @@
+//! The web app as the gateway serves it: the shell, its assets and the share page, with their
+//! security headers; and the store's CORS for the app's origin, with the very headers the
+//! gateway signs into an upload.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::files::User;
+use crate::harness::{Harness, unthrottled};
+
+const STORE: &str = "https://store.example.com:9000";
+
+async fn harness() -> anyhow::Result<Harness> {
+    Harness::start_with(coffer_gateway::GatewayConfig {
+        store_origin: Some(format!("{STORE}/")),
+        ..unthrottled()
+    })
+    .await
+}
+
+fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
+/// The asset paths a page names (`href="/assets/…"`, `src="/assets/…"`).
+fn asset_paths(html: &str) -> Vec<String> {
+    html.split('"')
+        .filter(|s| s.starts_with("/assets/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_shell_and_its_assets_carry_a_strict_policy_and_the_right_caching() -> anyhow::Result<()>
+{
+    let h = harness().await?;
+    let res = h.http.get(h.url("/")).send().await?;
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&res, "cache-control"), "no-cache");
+    assert_eq!(header(&res, "x-frame-options"), "DENY");
+    assert_eq!(header(&res, "x-content-type-options"), "nosniff");
+    let csp = header(&res, "content-security-policy").to_owned();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        &format!("connect-src 'self' {STORE};"),
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+        "require-trusted-types-for 'script'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing from {csp}");
+    }
+    assert!(!csp.contains("unsafe-"), "{csp}");
+    let html = res.text().await?;
+    assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="));
+    let assets = asset_paths(&html);
+    assert!(
+        assets.iter().any(|a| a.ends_with("/js/main.js")),
+        "{assets:?}"
+    );
+    assert!(assets.iter().any(|a| a.ends_with("/app.css")), "{assets:?}");
+
+    // Assets: long-cached under the build's hash, typed, compressed when asked, same policy.
+    let build = assets[0].split('/').nth(2).unwrap().to_owned();
+    for path in &assets {
+        let res = h.http.get(h.url(path)).send().await?;
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(
+            header(&res, "cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(header(&res, "content-security-policy"), csp);
+        assert_eq!(header(&res, "x-frame-options"), "DENY");
+        let kind = header(&res, "content-type");
+        if path.ends_with(".js") {
+            assert_eq!(kind, "text/javascript; charset=utf-8");
+        } else if path.ends_with(".css") {
+            assert_eq!(kind, "text/css; charset=utf-8");
+        }
+    }
+    let gz = h
+        .http
+        .get(h.url(&format!("/assets/{build}/js/files.js")))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?;
+    assert_eq!(header(&gz, "content-encoding"), "gzip");
+    let packed = gz.bytes().await?.len();
+    let plain = h
+        .http
+        .get(h.url(&format!("/assets/{build}/js/files.js")))
+        .send()
+        .await?;
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert!(packed * 2 < plain.bytes().await?.len());
+
+    // Another build's path, or a file that is not there: 404, never cached.
+    for path in [
+        "/assets/0000000000000000/js/main.js".to_owned(),
+        format!("/assets/{build}/js/nope.js"),
+        format!("/assets/{build}/../Cargo.toml"),
+    ] {
+        let res = h.http.get(h.url(&path)).send().await?;
+        assert_eq!(res.status(), 404, "{path}");
+        assert_eq!(header(&res, "cache-control"), "no-store");
+    }
+    // The API's answers can neither run anything nor be framed.
+    let api = h.http.get(h.url("/v1/me")).send().await?;
+    assert_eq!(
+        header(&api, "content-security-policy"),
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(header(&api, "x-frame-options"), "DENY");
+    Ok(())
+}
+
+/// A browser opening a share link that needs its password gets a form (no script) that POSTs
+/// it; a wrong one says so; the right one is the redirect to the bytes; a dead link is a page
+/// that says why. API clients get the JSON answers as before.
+#[tokio::test]
+async fn the_share_page_asks_for_the_password_in_a_form() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let u = User::new(&h, "share-page@example.com").await?;
+    let id = u.available("deal.pdf", None, b"the deal", "clean").await?;
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600, "password": "open sesame 7"})),
+            201,
+        )
+        .await?;
+    let path = format!("/s/{}", share["token"].as_str().unwrap());
+    let browser = |method: Method| {
+        h.http
+            .request(method, h.url(&path))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+    };
+
+    let page = browser(Method::GET).send().await?;
+    assert_eq!(page.status(), 200);
+    assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&page, "cache-control"), "no-store");
+    assert_eq!(header(&page, "x-frame-options"), "DENY");
+    let csp = header(&page, "content-security-policy").to_owned();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "{csp}");
+    assert!(
+        csp.contains(&format!("form-action 'self' {STORE};")),
+        "{csp}"
+    );
+    let html = page.text().await?;
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    assert!(html.contains("type=\"password\""));
+    assert!(!html.contains("<script"));
+    assert!(
+        !html.contains(share["token"].as_str().unwrap()),
+        "the token is not echoed"
+    );
+
+    let wrong = browser(Method::POST)
+        .form(&[("password", "guess")])
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 403);
+    assert!(wrong.text().await?.contains("That password is not right"));
+
+    let right = browser(Method::POST)
+        .form(&[("password", "open sesame 7")])
+        .send()
+        .await?;
+    assert_eq!(right.status(), 303);
+    let location = header(&right, "location").to_owned();
+    let bytes = reqwest::get(&location).await?.bytes().await?;
+    assert_eq!(&bytes[..], b"the deal");
+
+    // A stray field is refused, the password is not read from it.
+    let odd = browser(Method::POST)
+        .form(&[("password", "open sesame 7"), ("x", "1")])
+        .send()
+        .await?;
+    assert_eq!(odd.status(), 400);
+
+    let dead = h
+        .http
+        .get(h.url("/s/not-a-real-token"))
+        .header("accept", "text/html")
+        .send()
+        .await?;
+    assert_eq!(dead.status(), 404);
+    assert!(dead.text().await?.contains("This link does not work"));
+
+    // API clients: JSON as before.
+    let (status, code) = crate::harness::error_code(h.http.get(h.url(&path)).send().await?).await?;
+    assert_eq!((status, code.as_str()), (403, "permission_denied"));
+    Ok(())
+}
+
+/// The embedded store lets the app's origin PUT with exactly the headers the gateway signs, and
+/// GET; another origin gets nothing it could use.
+#[tokio::test]
+async fn the_store_answers_the_apps_cors_preflight_for_the_signed_headers() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let app = h.base.clone();
+    h.stack.s3.allow_origin(&app);
+    let u = User::new(&h, "cors@example.com").await?;
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "a.txt", "size": 5, "content_type": "text/plain"})),
+            201,
+        )
+        .await?;
+    let upload = &created["upload"];
+    let url = upload["url"].as_str().unwrap();
+    let signed: Vec<String> = upload["headers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.to_ascii_lowercase())
+        .filter(|k| k != "content-length")
+        .collect();
+    assert!(!signed.is_empty());
+    let plain = reqwest::Client::new();
+    let preflight = |origin: &str| {
+        plain
+            .request(Method::OPTIONS, url)
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT")
+            .header("access-control-request-headers", signed.join(","))
+            .send()
+    };
+    let ok = preflight(&app).await?;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(header(&ok, "access-control-allow-origin"), app);
+    assert!(header(&ok, "access-control-allow-methods").contains("PUT"));
+    let allowed = header(&ok, "access-control-allow-headers").to_owned();
+    for name in &signed {
+        assert!(
+            allowed.contains(name.as_str()),
+            "{name} not allowed: {allowed}"
+        );
+    }
+    let other = preflight("https://evil.example").await?;
+    assert_eq!(other.status(), 403);
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    // The PUT itself, as the browser sends it, and the answer it may read.
+    let mut put = plain.put(url).header("origin", &app).body("hello");
+    for (k, v) in upload["headers"].as_object().unwrap() {
+        put = put.header(k, v.as_str().unwrap());
+    }
+    let res = put.send().await?;
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "access-control-allow-origin"), app);
+    assert_eq!(header(&res, "access-control-expose-headers"), "ETag");
+    Ok(())
+}
