@@ -478,7 +478,7 @@ fn each_service_gets_its_probes_secrets_config_and_peers() {
 }
 
 /// The web app reaches the store the presigned URLs name: the gateway's policy allows the
-/// storage-signer's public endpoint, and the bucket's CORS rule lets the app's origin send the
+/// origin storage-signer's URLs point to (the bucket's host unless path-style), and the bucket's CORS rule lets the app's origin send the
 /// headers the embedded dev store allows (those the gateway's tests PUT with).
 #[test]
 fn the_web_app_may_reach_the_store_its_urls_name() {
@@ -499,17 +499,15 @@ fn the_web_app_may_reach_the_store_its_urls_name() {
                 "COFFER_K8S_TEST_UNSET_",
             )
             .unwrap();
-        let public = url::Url::parse(
-            signer
-                .public_endpoint
-                .as_deref()
-                .unwrap_or(&signer.endpoint),
-        )
-        .unwrap();
+        let (origin, _) = signer.public_base().unwrap();
+        let origin = url::Url::parse(&origin)
+            .unwrap()
+            .origin()
+            .ascii_serialization();
         assert_eq!(
             gateway.store_origin().unwrap(),
-            Some(public.origin().ascii_serialization()),
-            "{overlay}: the gateway's store_origin is the signer's public endpoint"
+            Some(origin),
+            "{overlay}: the gateway's store_origin is where the signer's URLs point"
         );
     }
     let cors: Value =

@@ -18,7 +18,7 @@
 //! - the `response-*` overrides of a presigned GET (content type, encoding, disposition, cache
 //!   control, language), which s3s-fs ignores;
 //! - CORS as the bucket's CORS configuration gives it (k8s/object-store/cors.json): for the
-//!   origins allowed with [`S3::allow_origin`] (the web app's), preflights of PUT, GET and HEAD
+//!   origins allowed with [`S3::allow_origin`] (the web app's), preflights of PUT and GET
 //!   with [`CORS_ALLOWED_HEADERS`] are answered, and answers carry `Access-Control-Allow-Origin`
 //!   and expose `ETag`; any other origin gets no CORS headers (the browser refuses), its
 //!   preflight a 403.
@@ -53,7 +53,7 @@ pub const CORS_ALLOWED_HEADERS: &[&str] = &[
     "if-none-match",
 ];
 /// The methods a browser may use on the store.
-pub const CORS_ALLOWED_METHODS: &[&str] = &["PUT", "GET", "HEAD"];
+pub const CORS_ALLOWED_METHODS: &[&str] = &["PUT", "GET"];
 
 /// The origins allowed to reach the store from a browser.
 type Origins = Arc<std::sync::RwLock<Vec<String>>>;
@@ -691,14 +691,15 @@ impl S3 {
                             .is_ok_and(|list| list.iter().any(|a| a.as_bytes() == o.as_bytes()))
                     });
                     let mut res = hyper::service::Service::call(&service, req).await?;
+                    let h = res.headers_mut();
+                    // Whatever the origin: a cache must not serve one origin's answer to another.
+                    h.append("vary", http::HeaderValue::from_static("Origin"));
                     if let Some(origin) = origin {
-                        let h = res.headers_mut();
                         h.insert("access-control-allow-origin", origin);
                         h.insert(
                             "access-control-expose-headers",
                             http::HeaderValue::from_static("ETag"),
                         );
-                        h.insert("vary", http::HeaderValue::from_static("Origin"));
                     }
                     Ok::<_, s3s::HttpError>(res)
                 }

@@ -33,6 +33,7 @@ const CLEAN = Buffer.from(cleanText());
 let page;
 const problems = [];
 const fetchedFiles = [];
+const requests = [];
 const started = Date.now();
 const step = async (name, fn) => {
   const t = Date.now();
@@ -59,11 +60,15 @@ function watch(page, label) {
     // meets 401 on its first load (no session yet) and on a login that needs its code, 403/404
     // on a share page asking for its password, 409 for the name taken below. Those are
     // answers, not errors of the page.
-    if (/^Failed to load resource: the server responded with a status of (401|403|404|409)/.test(text)) return;
+    const url = msg.location()?.url ?? '';
+    const api = /^https:\/\/[^/]+\/(v1|s)\//.test(url);
+    if (api && /^Failed to load resource: the server responded with a status of (401|403|404|409)/.test(text)) return;
     problems.push(`${label}: console error: ${text}`);
   });
   page.on('pageerror', (e) => problems.push(`${label}: uncaught: ${e.message}`));
+  page.on('dialog', (d) => { problems.push(`${label}: a script opened a dialog: ${d.message()}`); d.dismiss(); });
   page.on('request', async (req) => {
+    requests.push({ method: req.method(), url: req.url(), referer: req.headers().referer });
     if (req.method() === 'PUT' && process.env.DEBUG_PUT) console.log('PUT headers', await req.allHeaders());
     const url = new URL(req.url());
     if (req.method() === 'GET' && /^\/v1\/files\/[0-9a-f-]{36}$/.test(url.pathname)) fetchedFiles.push(url.pathname);
@@ -214,6 +219,7 @@ await step('upload two files by drag and drop; progress shows; verdicts arrive l
     offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 3 * 1024 * 1024,
   });
   const before = fetchedFiles.length;
+  const requestsBefore = requests.length;
   const drop = await page.evaluateHandle(({ lines, eicar }) => {
     let text = '';
     for (let i = 0; i < lines; i += 1) text += `Coffer end-to-end clean line ${String(i).padStart(6, '0')} of the notes.\n`;
@@ -243,6 +249,9 @@ await step('upload two files by drag and drop; progress shows; verdicts arrive l
   assert.equal(await row('eicar.com.txt').getByRole('button', { name: 'Share' }).count(), 0);
   assert.equal(await row('eicar.com.txt').getByRole('button', { name: 'Release' }).count(), 1);
   assert.deepEqual(fetchedFiles.slice(before), [], 'verdicts come from /v1/events, not by polling');
+  const during = requests.slice(requestsBefore).map((r) => `${r.method} ${new URL(r.url).pathname}`);
+  assert.deepEqual(during.filter((r) => r.includes('/children')), [], 'nor by listing the folder again');
+  assert.ok(requests.some((r) => new URL(r.url).pathname === '/v1/events'), 'the page listens on /v1/events');
   await shoot(page, 'quarantined');
 });
 
@@ -376,13 +385,114 @@ await step('open the link in a cookie-less browser; the password form; the bytes
   ]);
   const got = fs.readFileSync(await download.path());
   assert.ok(got.equals(CLEAN), 'the shared bytes are the uploaded ones');
+  const seen = requests.filter((r) => r.url.includes('/s/') || r.url.includes('X-Amz-Signature'));
+  assert.ok(seen.some((r) => r.url.includes('X-Amz-Signature')), 'the store was asked');
+  for (const r of seen) {
+    assert.ok(!r.url.includes('share%20pass') && !r.url.includes('share pass') && !r.url.includes('password='), `no password in ${r.url}`);
+    if (r.url.includes('X-Amz-Signature')) assert.ok(!r.referer, `the store sees no referrer: ${JSON.stringify(r)}`);
+  }
+
+  // Revoked in the owner's dialog, the link shows a page that says so.
+  await row('notes-final.txt').getByRole('button', { name: 'Share' }).click();
+  const dlg = page.getByRole('dialog');
+  await dlg.getByText(/1 of 3 downloads · password/).waitFor();
+  await dlg.getByRole('button', { name: 'Revoke' }).click();
+  await dlg.getByText('No live links.').waitFor();
+  await dlg.getByRole('button', { name: 'Close' }).click();
+  await p.goto(shareUrl);
+  await p.getByText('This link does not work').waitFor();
   await stranger.close();
+});
+
+await step('a link without a password: the page offers a button; opening it spends nothing', async () => {
+  const me = await (await page.request.get(`${BASE}/v1/me`)).json();
+  const id = await row('notes-final.txt').getAttribute('data-file-id');
+  const share = await (await page.request.post(`${BASE}/v1/files/${id}/shares`, {
+    headers: { 'x-csrf-token': me.csrf_token }, data: { expires_in_seconds: 600, max_downloads: 1 },
+  })).json();
+  const stranger = await browser.newContext(contextOptions);
+  await addViolationReporter(stranger);
+  const p = await stranger.newPage();
+  watch(p, 'share page (no password)');
+  // A link preview, then the person: neither look spends the single download.
+  await p.goto(share.url);
+  await p.goto(share.url);
+  await p.getByText('The file is ready').waitFor();
+  assert.equal(await p.getByLabel('Password').count(), 0);
+  const [download] = await Promise.all([
+    p.waitForEvent('download'),
+    p.getByRole('button', { name: 'Download' }).click(),
+  ]);
+  assert.ok(fs.readFileSync(await download.path()).equals(CLEAN));
+  await p.goto(share.url);
+  await p.getByText('This link does not work').waitFor();
+  await stranger.close();
+});
+
+await step('hostile names stay text', async () => {
+  const hostile = ['<img src=x onerror=alert(1)>', 'javascript:alert(2)'];
+  for (const name of hostile) {
+    await page.getByRole('button', { name: 'New folder' }).click();
+    await page.getByLabel('Folder name').fill(name);
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('link', { name, exact: true }).waitFor();
+    // The link goes to the folder, whatever its name says.
+    assert.match(await page.getByRole('link', { name, exact: true }).getAttribute('href'), /^#\/files\/[0-9a-f-]{36}$/);
+  }
+  assert.equal(await page.locator('main img').count(), 0);
+  const drop = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['x'], '"><svg onload=alert(3)>.txt', { type: 'text/plain' }));
+    return dt;
+  });
+  await page.dispatchEvent('section.drop', 'drop', { dataTransfer: drop });
+  await row('"><svg onload=alert(3)>.txt').getByText('Clean').waitFor({ timeout: 60000 });
+  assert.equal(await page.locator('main svg').count(), 0);
+});
+
+await step('folders: rename, move into another, trash (shown in the trash)', async () => {
+  await page.getByRole('link', { name: 'Files', exact: true }).click();
+  await page.getByRole('button', { name: 'New folder' }).click();
+  await page.getByLabel('Folder name').fill('Many');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await row('Many').getByRole('button', { name: 'Rename' }).click();
+  await page.getByLabel('New name').fill('Many old');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await row('Many old').getByRole('button', { name: 'Move' }).click();
+  const dlg = page.getByRole('dialog');
+  await dlg.getByRole('button', { name: 'Contracts' }).click();
+  await dlg.getByRole('button', { name: 'Move here' }).click();
+  await row('Many old').waitFor({ state: 'detached' });
+  await page.getByRole('link', { name: 'Contracts', exact: true }).click();
+  await row('Many old').getByRole('button', { name: 'Trash' }).click();
+  await row('Many old').waitFor({ state: 'detached' });
+  await page.getByRole('link', { name: 'Trash', exact: true }).click();
+  await row('Many old').getByText('Folder: its files are listed below').waitFor();
+});
+
+await step('change the password: the other session ends, this one stays', async () => {
+  const other = await browser.newContext(contextOptions);
+  const login = await other.request.post(`${BASE}/v1/auth/login`, { data: { email: OWNER.email, password: OWNER.password } });
+  assert.equal(login.status(), 200);
+  assert.equal((await other.request.get(`${BASE}/v1/me`)).status(), 200);
+  await page.getByRole('link', { name: 'Account', exact: true }).click();
+  const next = 'correct battery staple vault 2027';
+  await page.getByLabel('Current password').fill(OWNER.password);
+  await page.getByLabel('New password', { exact: true }).fill(next);
+  await page.getByLabel('New password again').fill(next);
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await page.getByText('Password changed. Every other session of yours was signed out.').waitFor();
+  OWNER.password = next;
+  assert.equal((await other.request.get(`${BASE}/v1/me`)).status(), 401);
+  assert.equal((await page.request.get(`${BASE}/v1/me`)).status(), 200);
+  await other.close();
 });
 
 await step('a large folder pages: 100 at a time, then "Load more"; sorting by name flips', async () => {
   const me = await (await page.request.get(`${BASE}/v1/me`)).json();
   const headers = { 'x-csrf-token': me.csrf_token, 'content-type': 'application/json' };
   const many = await (await page.request.post(`${BASE}/v1/folders`, { headers, data: { name: 'Many' } })).json();
+  assert.ok(many.id, JSON.stringify(many));
   for (let i = 0; i < 105; i += 1) {
     const res = await page.request.post(`${BASE}/v1/folders`, { headers, data: { name: `Sub ${String(i).padStart(3, '0')}`, parent_id: many.id } });
     assert.equal(res.status(), 201);
@@ -433,7 +543,7 @@ await step('enrol TOTP, log out, log in with the code', async () => {
 
 await step('create an API key (shown once), use it, revoke it', async () => {
   await page.getByRole('link', { name: 'Account', exact: true }).click();
-  await page.getByLabel('Name').fill('e2e script');
+  await page.getByLabel('Name', { exact: true }).fill('e2e script');
   await page.getByLabel('Read files (files:read)').check();
   await page.getByRole('button', { name: 'Create key' }).click();
   const key = await page.getByLabel('Your new key (shown only now: copy it and keep it safe)').inputValue();
@@ -453,6 +563,13 @@ await step('admin: add a member; verify the audit chain; see the actions just do
   await page.getByLabel('Role').selectOption('member');
   await page.getByRole('button', { name: 'Add member' }).click();
   await page.locator(`tr[data-member="${MEMBER.email}"]`).waitFor();
+  // Another, removed at once after confirming.
+  await page.getByLabel('Email').fill('temp@acme.example');
+  await page.getByLabel('First password').fill('silver comet harbour 9182');
+  await page.getByRole('button', { name: 'Add member' }).click();
+  await page.locator('tr[data-member="temp@acme.example"]').getByRole('button', { name: 'Remove' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+  await page.locator('tr[data-member="temp@acme.example"]').waitFor({ state: 'detached' });
 
   await page.getByRole('link', { name: 'Audit log', exact: true }).click();
   await page.getByRole('button', { name: 'Verify chain' }).click();
@@ -460,16 +577,22 @@ await step('admin: add a member; verify the audit chain; see the actions just do
   await page.locator('#audit-verify code').waitFor();
   assert.match(await page.locator('#audit-verify code').textContent(), /^[0-9a-f]{64}$/);
   // Each action just done is there; the filter shows only the chosen one.
-  for (const action of ['auth.login', 'folder.create', 'file.upload', 'file.download', 'file.quarantined', 'file.release', 'file.rename', 'file.move', 'file.delete', 'file.restore', 'file.purge', 'share.create', 'share.download', 'apikey.create', 'apikey.revoke', 'member.add']) {
+  for (const action of ['auth.login', 'folder.create', 'file.upload', 'file.download', 'file.quarantined', 'file.release', 'file.rename', 'file.move', 'file.delete', 'file.restore', 'file.purge', 'share.create', 'share.download', 'apikey.create', 'apikey.revoke', 'member.add', 'member.remove', 'auth.password_change', 'folder.rename', 'folder.move', 'folder.delete', 'share.revoke']) {
     await page.getByLabel('Action').selectOption(action);
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.locator(`tbody tr[data-action="${action}"]`).first().waitFor();
     const shown = await page.locator('tbody tr[data-action]').evaluateAll((rows) => rows.map((r) => r.dataset.action));
     assert.ok(shown.every((a) => a === action), `filtered by ${action}: ${shown}`);
   }
+  // From tomorrow: nothing yet. From today: everything.
+  const day = (offset) => new Date(Date.now() + offset * 86400000).toLocaleDateString('en-CA');
   await page.getByLabel('Action').selectOption('');
+  await page.getByLabel('From').fill(day(1));
   await page.getByRole('button', { name: 'Filter' }).click();
-  await page.locator('tbody tr[data-action="member.add"]').waitFor();
+  await page.getByText('No events match.').waitFor();
+  await page.getByLabel('From').fill(day(0));
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.locator('tbody tr[data-action="member.add"]').first().waitFor();
   await shoot(page, 'audit');
   await page.getByRole('link', { name: 'Files', exact: true }).click();
   await page.getByRole('link', { name: 'Archive', exact: true }).click();

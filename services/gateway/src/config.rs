@@ -92,6 +92,18 @@ impl GatewayConfig {
                 && url.fragment().is_none(),
             "gateway.store_origin must be an origin: https://host[:port], nothing after it"
         );
+        // A page served over https may not reach a plain-http store (mixed content), but for
+        // a loopback one, which browsers trust (the local dev mesh).
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+            None => false,
+        };
+        anyhow::ensure!(
+            url.scheme() == "https" || loopback,
+            "gateway.store_origin must be https (browsers refuse plain http from an https page), but for a loopback store"
+        );
         Ok(Some(url.origin().ascii_serialization()))
     }
 }
@@ -134,6 +146,7 @@ mod tests {
             "https://k:s@s3.example.com",
             "https://s3.example.com/?x",
             "https://s3.example.com 'unsafe-inline'",
+            "http://s3.example.com",
         ] {
             assert!(with(bad).validate().is_err(), "{bad}");
         }

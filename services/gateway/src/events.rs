@@ -76,7 +76,13 @@ pub async fn stream(State(gw): Shared, authed: Authed) -> Result<Response, ApiEr
             let _held = &slot;
             Ok::<_, Infallible>(Event::default().event(e.r#type).data(e.json))
         });
-    Ok(Sse::new(events)
+    let mut res = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(gw.streams.keep_alive))
-        .into_response())
+        .into_response();
+    // Verdicts and hashes are kept by no cache (axum's `no-cache` would allow storing them).
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }

@@ -465,6 +465,8 @@ const SHARE_PASSWORD_HEADER: &str = "x-share-password";
 
 /// `GET /s/{token}`: a public link; no session, no key. The password, if the share has one, in
 /// the `X-Share-Password` header (or, as before, `?password=`). 302 to a presigned GET, else 404.
+/// A browser (it asks for HTML) gets a page instead, and its GET spends nothing: the page's
+/// button, or its password form, POSTs to redeem. A link preview cannot use up a capped link.
 #[utoipa::path(
     get,
     path = "/s/{token}",
@@ -478,6 +480,16 @@ pub async fn redeem_share(
     headers: HeaderMap,
     q: Result<Query<RedeemQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    if crate::web::wants_html(&headers) {
+        return Ok(match grant(&gw, token, String::new(), true).await {
+            Ok(_) => gw.web.share_page(
+                StatusCode::OK,
+                "The file is ready: it was checked for malware before it could be shared.",
+                ShareForm::Button,
+            ),
+            Err(e) => share_error_page(&gw, e, false),
+        });
+    }
     let q = query(q)?;
     let header = headers
         .get(SHARE_PASSWORD_HEADER)
@@ -488,15 +500,12 @@ pub async fn redeem_share(
         })
         .transpose()?;
     let password = header.or(q.password).unwrap_or_default();
-    let answer = redeem(&gw, token, password, StatusCode::FOUND).await;
-    if crate::web::wants_html(&headers) {
-        return Ok(share_page(&gw, &headers, answer, false));
-    }
-    answer
+    redeem(&gw, token, password, StatusCode::FOUND).await
 }
 
 /// `POST /s/{token}` with `{"password": "…"}`: the same, with the password in the body; 303 to
-/// the presigned GET (the client follows it with a GET).
+/// the presigned GET (the client follows it with a GET). The share page's form posts
+/// `application/x-www-form-urlencoded` (`password`, or nothing) and gets a page when it fails.
 #[utoipa::path(
     post,
     path = "/s/{token}",
@@ -508,37 +517,43 @@ pub async fn redeem_share_post(
     State(gw): State<Arc<Gateway>>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: crate::web::SharePassword,
+    body: Result<crate::web::SharePassword, ApiError>,
 ) -> Result<Response, ApiError> {
+    let from_form = crate::web::is_form(&headers);
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if from_form => return Ok(share_error_page(&gw, e, true)),
+        Err(e) => return Err(e),
+    };
     let answer = redeem(&gw, token, body.password, StatusCode::SEE_OTHER).await;
-    if body.from_form {
-        return Ok(share_page(&gw, &headers, answer, true));
+    match answer {
+        Err(e) if from_form => Ok(share_error_page(&gw, e, true)),
+        answer => answer,
     }
-    answer
 }
 
-/// A browser's answer to a share link: the redirect to the bytes, else a page that says why in
-/// words — with the password form when the share needs its password.
-fn share_page(
-    gw: &Gateway,
-    headers: &HeaderMap,
-    answer: Result<Response, ApiError>,
-    tried: bool,
-) -> Response {
-    let error = match answer {
-        Ok(redirect) => return redirect,
-        Err(e) => e,
-    };
+/// What a browser's share page shows under its message.
+pub enum ShareForm {
+    /// Nothing to do (the link is dead, or locked for now).
+    None,
+    /// A download button that POSTs.
+    Button,
+    /// A password field and a download button that POST.
+    Password,
+}
+
+/// A browser's page for a share link that did not lead to its bytes, saying why in words.
+fn share_error_page(gw: &Gateway, error: ApiError, tried: bool) -> Response {
     let (status, message, form) = match error.code {
         ErrorCode::PermissionDenied if tried => (
             StatusCode::FORBIDDEN,
             "That password is not right. Try again.".to_owned(),
-            true,
+            ShareForm::Password,
         ),
         ErrorCode::PermissionDenied => (
             StatusCode::OK,
             "This file is protected by a password. Enter it to download the file.".to_owned(),
-            true,
+            ShareForm::Password,
         ),
         ErrorCode::RateLimited => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -546,18 +561,55 @@ fn share_page(
                 "Too many wrong passwords. Try again in {} seconds.",
                 error.retry_after_secs.unwrap_or(60)
             ),
-            false,
+            ShareForm::None,
         ),
         ErrorCode::NotFound => (
             StatusCode::NOT_FOUND,
             "This link does not work: it has expired, was revoked or has been used up. \
              Ask the person who shared it for a new one."
                 .to_owned(),
-            false,
+            ShareForm::None,
         ),
-        _ => return error.into_response(),
+        ErrorCode::InvalidArgument | ErrorCode::TooLarge => (
+            StatusCode::BAD_REQUEST,
+            "The form could not be read. Open the link again and retry.".to_owned(),
+            ShareForm::None,
+        ),
+        _ => (
+            StatusCode::from_u16(error.code.http_status())
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "The file cannot be downloaded just now. Try again in a minute.".to_owned(),
+            ShareForm::None,
+        ),
     };
-    gw.web.share_page(headers, status, &message, form)
+    let mut page = gw.web.share_page(status, &message, form);
+    if let Some(secs) = error.retry_after_secs
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        page.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    page
+}
+
+/// Asks metadata for a share's download grant (or, `check_only`, whether the link works).
+async fn grant(
+    gw: &Gateway,
+    token: String,
+    password: String,
+    check_only: bool,
+) -> Result<pb::DownloadGrant, ApiError> {
+    Ok(CallContext {
+        token: None,
+        request_id: request_id().into(),
+        deadline: None,
+    }
+    .scope(metadata(gw).redeem_share(pb::RedeemShareRequest {
+        token,
+        password,
+        check_only,
+    }))
+    .await?
+    .into_inner())
 }
 
 async fn redeem(
@@ -566,14 +618,7 @@ async fn redeem(
     password: String,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
-    let grant = CallContext {
-        token: None,
-        request_id: request_id().into(),
-        deadline: None,
-    }
-    .scope(metadata(gw).redeem_share(pb::RedeemShareRequest { token, password }))
-    .await?
-    .into_inner();
+    let grant = grant(gw, token, password, false).await?;
     let location = HeaderValue::from_str(&grant.url)
         .map_err(|_| ApiError::from(tonic::Status::internal("")))?;
     Ok((

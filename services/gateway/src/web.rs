@@ -61,7 +61,7 @@ impl Asset {
         let gzip = request
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+            .is_some_and(|v| v.split(',').any(accepts_gzip));
         let body = if gzip {
             self.gzip.clone()
         } else {
@@ -82,6 +82,17 @@ impl Asset {
         }
         res
     }
+}
+
+/// One `Accept-Encoding` entry says gzip, and not with `q=0`.
+fn accepts_gzip(entry: &str) -> bool {
+    let mut parts = entry.split(';').map(str::trim);
+    parts.next().is_some_and(|e| e.eq_ignore_ascii_case("gzip"))
+        && !parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        })
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -202,31 +213,43 @@ impl Web {
         ]
     }
 
-    /// The share page with `message` (one of ours, never the client's text) above the password
-    /// form.
+    /// The share page with `message` (one of ours, never the client's text) above its form.
     pub fn share_page(
         &self,
-        request: &HeaderMap,
         status: StatusCode,
         message: &str,
-        form: bool,
+        form: crate::files::ShareForm,
     ) -> Response {
-        let form_html = if form {
-            "<form method=\"post\" class=\"share-form\">\
-             <label for=\"password\">Password</label>\
-             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"off\" required autofocus>\
-             <button type=\"submit\">Download</button></form>"
-        } else {
-            ""
+        use crate::files::ShareForm;
+        let form_html = match form {
+            ShareForm::None => "",
+            ShareForm::Button => {
+                "<form method=\"post\" class=\"share-form\">\
+                 <button type=\"submit\">Download</button></form>"
+            }
+            ShareForm::Password => {
+                "<form method=\"post\" class=\"share-form\">\
+                 <label for=\"password\">Password</label>\
+                 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"off\" required autofocus>\
+                 <button type=\"submit\">Download</button></form>"
+            }
         };
         let html = self
             .share_template
             .replace("%MESSAGE%", &escape(message))
             .replace("%FORM%", form_html);
-        let mut headers = self.page_headers(&self.share_csp);
+        let mut res = (status, html).into_response();
+        let h = res.headers_mut();
+        for (name, value) in self.page_headers(&self.share_csp) {
+            h.insert(name, value);
+        }
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
         // The share's link must not be kept by a cache.
-        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        Asset::new(SHARE, html.into_bytes()).answer(request, status, headers)
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
     }
 }
 
@@ -236,6 +259,18 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Whether a request's body is a form (`application/x-www-form-urlencoded`).
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// Whether a request is a browser's navigation (it asks for HTML first).
@@ -279,28 +314,18 @@ pub async fn asset(
 /// or JSON `{"password": "…"}`.
 pub struct SharePassword {
     pub password: String,
-    pub from_form: bool,
 }
 
 impl<S: Send + Sync> FromRequest<S> for SharePassword {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
+        let form = is_form(req.headers());
         if !form {
             let crate::body::JsonBody(b) =
                 crate::body::JsonBody::<crate::files::RedeemBody>::from_request(req, state).await?;
             return Ok(SharePassword {
                 password: b.password.unwrap_or_default(),
-                from_form: false,
             });
         }
         let bytes: Bytes = crate::body::read_limited(req.into_body(), 4096).await?;
@@ -313,7 +338,6 @@ impl<S: Send + Sync> FromRequest<S> for SharePassword {
         }
         Ok(SharePassword {
             password: password.unwrap_or_default(),
-            from_form: true,
         })
     }
 }
@@ -413,6 +437,21 @@ mod tests {
                     "{name} is not in web-vendor.json"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn gzip_is_sent_only_when_accepted() {
+        for (entry, yes) in [
+            ("gzip", true),
+            (" gzip;q=0.5", true),
+            ("GZIP", true),
+            ("gzip;q=0", false),
+            ("gzip; q=0.0", false),
+            ("x-gzip", false),
+            ("br", false),
+        ] {
+            assert_eq!(accepts_gzip(entry), yes, "{entry}");
         }
     }
 

@@ -303,7 +303,11 @@ impl Metadata for MetadataService {
             .unwrap_or_else(|| Uuid::new_v4().simple().to_string());
         let r = request.into_inner();
         answer(
-            shares::redeem(&self.0, &r.token, r.password, request_id).await,
+            if r.check_only {
+                shares::check(&self.0, &r.token).await
+            } else {
+                shares::redeem(&self.0, &r.token, r.password, request_id).await
+            },
             |grant| grant,
         )
     }

@@ -113,6 +113,28 @@ pub async fn revoke(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataErr
     Ok(())
 }
 
+/// Checks a share link without redeeming it: `NotFound` as [`redeem`] says it, `Forbidden` when
+/// it needs its password, else an empty grant. Nothing is counted, signed or audited, so a link
+/// preview or a browser's first look does not spend a capped link.
+pub async fn check(core: &Core, token: &str) -> Result<pb::DownloadGrant, MetadataError> {
+    if token.is_empty() || token.len() > 128 {
+        return Err(MetadataError::NotFound);
+    }
+    let hash = share_secrets::hash(token);
+    let mut tx = coffer_db::begin(&core.pool).await?;
+    let share = store::find_share_by_token(&mut tx, &hash)
+        .await?
+        .ok_or(MetadataError::NotFound)?;
+    let mut tx = coffer_db::TenantTx::adopt(tx, share.org_id, Some("coffer.lookup_share")).await?;
+    let file = store::file(&mut tx, share.file_id).await?;
+    check_downloadable(&file).map_err(|_| MetadataError::NotFound)?;
+    tx.commit().await?;
+    if share.password_hash.is_some() {
+        return Err(MetadataError::Forbidden("this share needs its password"));
+    }
+    Ok(pb::DownloadGrant::default())
+}
+
 /// Redeems a share link (no user: the token is the credential) for one short-lived URL. Any
 /// link that does not lead to a downloadable file is `NotFound`, said the same way.
 pub async fn redeem(

@@ -41,6 +41,36 @@ impl Default for SignerConfig {
 }
 
 impl SignerConfig {
+    /// Where presigned URLs point: the origin browsers send them to (`scheme://host[:port]`,
+    /// the bucket's own host unless path-style) and the path before each key. The gateway's
+    /// `store_origin` must be this origin: its web app's policy allows it.
+    pub fn public_base(&self) -> anyhow::Result<(String, String)> {
+        let public = self
+            .public_endpoint
+            .as_deref()
+            .unwrap_or(&self.endpoint)
+            .trim_end_matches('/');
+        let uri: http::Uri = public
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the public endpoint is not a URL"))?;
+        let (scheme, authority) = match (uri.scheme_str(), uri.authority()) {
+            (Some(s @ ("http" | "https")), Some(a)) => (s, a.as_str()),
+            _ => anyhow::bail!("the public endpoint must be http:// or https:// with a host"),
+        };
+        let base_path = uri.path().trim_end_matches('/');
+        Ok(if self.path_style {
+            (
+                format!("{scheme}://{authority}"),
+                format!("{base_path}/{}", self.bucket),
+            )
+        } else {
+            (
+                format!("{scheme}://{}.{authority}", self.bucket),
+                base_path.to_owned(),
+            )
+        })
+    }
+
     /// Returns the lifetime to sign for: `asked` (0 = `default`), never above the maximum.
     pub fn expiry(&self, asked: u32, default: u32) -> u32 {
         let asked = if asked == 0 { default } else { asked };

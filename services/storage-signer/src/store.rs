@@ -207,34 +207,9 @@ impl Store {
         secret_key: &SecretString,
     ) -> Result<Self, SignerError> {
         let internal = client(&config.endpoint, config, access_key, secret_key)?;
-        let public = config
-            .public_endpoint
-            .as_deref()
-            .unwrap_or(&config.endpoint)
-            .trim_end_matches('/');
-        let uri: http::Uri = public
-            .parse()
-            .map_err(|_| SignerError::Internal("the public endpoint is not a URL".into()))?;
-        let (scheme, authority) = match (uri.scheme_str(), uri.authority()) {
-            (Some(s @ ("http" | "https")), Some(a)) => (s, a.as_str()),
-            _ => {
-                return Err(SignerError::Internal(
-                    "the public endpoint must be http:// or https:// with a host".into(),
-                ));
-            }
-        };
-        let base_path = uri.path().trim_end_matches('/');
-        let (public_origin, public_prefix) = if config.path_style {
-            (
-                format!("{scheme}://{authority}"),
-                format!("{base_path}/{}", config.bucket),
-            )
-        } else {
-            (
-                format!("{scheme}://{}.{authority}", config.bucket),
-                base_path.to_owned(),
-            )
-        };
+        let (public_origin, public_prefix) = config
+            .public_base()
+            .map_err(|e| SignerError::Internal(e.to_string()))?;
         let identity = aws_credential_types::Credentials::new(
             access_key,
             secret_key.expose_secret(),

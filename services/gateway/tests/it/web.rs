@@ -25,6 +25,33 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} header"))
 }
 
+/// Sends `GET path` over TLS exactly as written (no normalisation); returns the status.
+async fn raw_get(h: &Harness, path: &str) -> anyhow::Result<u16> {
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(h.ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(h.base_addr()).await?;
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into()?, tcp)
+        .await?;
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut head = vec![0; 12];
+    tls.read_exact(&mut head).await?;
+    Ok(std::str::from_utf8(&head[9..12])?.parse()?)
+}
+
 /// The asset paths a page names (`href="/assets/…"`, `src="/assets/…"`).
 fn asset_paths(html: &str) -> Vec<String> {
     html.split('"')
@@ -104,11 +131,19 @@ async fn the_shell_and_its_assets_carry_a_strict_policy_and_the_right_caching() 
     for path in [
         "/assets/0000000000000000/js/main.js".to_owned(),
         format!("/assets/{build}/js/nope.js"),
-        format!("/assets/{build}/../Cargo.toml"),
     ] {
         let res = h.http.get(h.url(&path)).send().await?;
         assert_eq!(res.status(), 404, "{path}");
         assert_eq!(header(&res, "cache-control"), "no-store");
+    }
+    // Paths that climb out, sent as they are (an HTTP client would normalise them first).
+    for path in [
+        format!("/assets/{build}/../Cargo.toml"),
+        format!("/assets/{build}/%2e%2e/Cargo.toml"),
+        format!("/assets/{build}/js/../../web.rs"),
+        format!("/assets/{build}//etc/passwd"),
+    ] {
+        assert_eq!(raw_get(&h, &path).await?, 404, "{path}");
     }
     // The API's answers can neither run anything nor be framed.
     let api = h.http.get(h.url("/v1/me")).send().await?;
@@ -199,6 +234,71 @@ async fn the_share_page_asks_for_the_password_in_a_form() -> anyhow::Result<()> 
     // API clients: JSON as before.
     let (status, code) = crate::harness::error_code(h.http.get(h.url(&path)).send().await?).await?;
     assert_eq!((status, code.as_str()), (403, "permission_denied"));
+
+    // A link without a password: the browser's GET (or a link preview's) shows a button and
+    // spends nothing; the button's POST redeems.
+    let open = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600, "max_downloads": 1})),
+            201,
+        )
+        .await?;
+    let open_path = format!("/s/{}", open["token"].as_str().unwrap());
+    let look = || {
+        h.http
+            .get(h.url(&open_path))
+            .header("accept", "text/html")
+            .send()
+    };
+    for _ in 0..3 {
+        let page = look().await?;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await?;
+        assert!(html.contains("<button type=\"submit\">Download</button>"));
+        assert!(!html.contains("type=\"password\""));
+    }
+    let listed = u
+        .ok(Method::GET, &format!("/v1/files/{id}/shares"), None, 200)
+        .await?;
+    let downloads: Vec<u64> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["downloads"].as_u64().unwrap())
+        .collect();
+    assert!(
+        downloads.iter().all(|d| *d == 1 || *d == 0),
+        "{downloads:?}"
+    );
+    assert_eq!(
+        downloads.iter().sum::<u64>(),
+        1,
+        "only the password share's download counted"
+    );
+    let button = h
+        .http
+        .post(h.url(&open_path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .send()
+        .await?;
+    assert_eq!(button.status(), 303);
+    let used_up = look().await?;
+    assert_eq!(used_up.status(), 404);
+    Ok(())
+}
+
+/// The live events are kept by no cache.
+#[tokio::test]
+async fn the_event_stream_is_not_stored() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let u = User::new(&h, "events-cache@example.com").await?;
+    let res = u.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "cache-control"), "no-store");
+    assert_eq!(header(&res, "content-type"), "text/event-stream");
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 import { api, query, words } from './api.js';
 import { h, fill, say, bytes, when, dialog, confirmAction, fields } from './dom.js';
-import { onScanned, statusAfter } from './events.js';
+import { onResync, onScanned, statusAfter } from './events.js';
 import { isAdmin } from './session.js';
 import { uploader } from './upload.js';
 import { shareDialog } from './shares.js';
@@ -143,12 +143,12 @@ export async function filesScreen(main, [folderId = 'root']) {
           state.sort = key;
           draw();
         },
-      }, text, active ? (state.dir === 'asc' ? ' ▲' : ' ▼') : ''));
+      }, text, active ? h('span', { 'aria-hidden': 'true' }, state.dir === 'asc' ? ' ▲' : ' ▼') : null));
   };
   const thead = h('thead');
   const table = h('table', { 'aria-label': 'Folder contents' }, thead, body);
 
-  const act = (label, fn, cls) => h('button', { type: 'button', class: cls ?? 'link', onclick: fn }, label);
+  const act = (label, fn, cls, name) => h('button', { type: 'button', class: cls ?? 'link', onclick: fn, 'aria-label': name ? `${label} ${name}` : null }, label);
 
   const rename = async (item, kind) => {
     const name = await askName(`Rename ${kind}`, 'New name', item.name);
@@ -197,12 +197,12 @@ export async function filesScreen(main, [folderId = 'root']) {
       h('td', { class: 'num' }, when(f.updated_at)),
       h('td', { class: 'state' }, statusBadge(f)),
       h('td', { class: 'num' }, h('div', { class: 'actions-cell' },
-        ok ? act('Download', () => download(f)) : null,
-        ok ? act('Share', () => shareDialog(f)) : null,
-        f.status === 'quarantined' && isAdmin() ? act('Release', () => release(f), 'link danger') : null,
-        act('Rename', () => rename(f, 'file')),
-        act('Move', () => move(f, 'file')),
-        act('Trash', () => trash(f, 'file')))));
+        ok ? act('Download', () => download(f), null, f.name) : null,
+        ok ? act('Share', () => shareDialog(f), null, f.name) : null,
+        f.status === 'quarantined' && isAdmin() ? act('Release', () => release(f), 'link danger', f.name) : null,
+        act('Rename', () => rename(f, 'file'), null, f.name),
+        act('Move', () => move(f, 'file'), null, f.name),
+        act('Trash', () => trash(f, 'file'), null, f.name))));
   };
   const folderRow = (d) => h('tr', { 'data-folder-id': d.id },
     h('td', null, folderIcon(), h('a', { href: `#/files/${d.id}` }, d.name)),
@@ -210,9 +210,9 @@ export async function filesScreen(main, [folderId = 'root']) {
     h('td', { class: 'num' }, when(d.created_at)),
     h('td', null, h('span', { class: 'muted' }, 'Folder')),
     h('td', { class: 'num' }, h('div', { class: 'actions-cell' },
-      act('Rename', () => rename(d, 'folder')),
-      act('Move', () => move(d, 'folder')),
-      act('Trash', () => trash(d, 'folder')))));
+      act('Rename', () => rename(d, 'folder'), null, d.name),
+      act('Move', () => move(d, 'folder'), null, d.name),
+      act('Trash', () => trash(d, 'folder'), null, d.name))));
 
   function draw() {
     fill(thead, h('tr', null, head('name', 'Name'), head('size', 'Size', 'num'), head('date', 'Modified', 'num'),
@@ -275,10 +275,13 @@ export async function filesScreen(main, [folderId = 'root']) {
     const file = state.files.find((f) => f.id === event.file_id);
     if (!file) return;
     file.verdict = event.verdict;
-    if (file.status === 'scanning') file.status = statusAfter(event.verdict);
+    // A first verdict, or a re-scan's under newer rules (which may quarantine a file again).
+    if (['scanning', 'available', 'quarantined'].includes(file.status)) file.status = statusAfter(event.verdict);
     draw();
   });
-  window.addEventListener('hashchange', unsubscribe, { once: true });
+  // After a break in the live events, the listing is read again once.
+  const unresync = onResync(reload);
+  window.addEventListener('hashchange', () => { unsubscribe(); unresync(); }, { once: true });
 
   const drop = h('section', { class: 'drop', 'aria-label': 'Drop files here to upload them' }, table, more);
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
@@ -347,7 +350,7 @@ export async function trashScreen(main) {
     } else {
       fill(body,
         items.folders.map((d) => h('tr', null,
-          h('td', null, folderIcon(), d.name),
+          h('td', null, folderIcon(), h('span', null, d.name)),
           h('td', { class: 'num' }, when(d.created_at)),
           h('td', { class: 'muted small', colspan: 2 }, 'Folder: its files are listed below, each restored or purged on its own.'))),
         items.files.map((f) => h('tr', { 'data-file-id': f.id },
@@ -355,8 +358,8 @@ export async function trashScreen(main) {
           h('td', { class: 'num' }, bytes(f.size)),
           h('td', { class: 'small' }, f.purge_at ? `Purged on ${when(f.purge_at)}` : ''),
           h('td', { class: 'num' }, h('div', { class: 'actions-cell' },
-            h('button', { type: 'button', class: 'link', onclick: () => restore(f) }, 'Restore'),
-            h('button', { type: 'button', class: 'link danger', onclick: () => purge(f) }, 'Purge'))))));
+            h('button', { type: 'button', class: 'link', onclick: () => restore(f), 'aria-label': `Restore ${f.name}` }, 'Restore'),
+            h('button', { type: 'button', class: 'link danger', onclick: () => purge(f), 'aria-label': `Purge ${f.name}` }, 'Purge'))))));
     }
     more.hidden = !cursor;
   }
@@ -373,7 +376,7 @@ export async function trashScreen(main) {
   }
   more.addEventListener('click', load);
   main.append(h('h1', null, 'Trash'),
-    h('p', { class: 'muted' }, 'Files stay here for 30 days, then they are purged for good. A restored file returns to its folder, or to the top level when its folder is in the trash too.'),
+    h('p', { class: 'muted' }, 'Files in the trash are purged for good on the date beside each. A restored file returns to its folder, or to the top level when its folder is in the trash too.'),
     error,
     h('table', { 'aria-label': 'Trash' },
       h('thead', null, h('tr', null, h('th', null, 'Name'), h('th', { class: 'num' }, 'Size'), h('th', null, 'Goes'), h('th', { class: 'num' }, 'Actions'))),

@@ -4,7 +4,7 @@
 
 import { api, ApiError, words } from './api.js';
 import { h, fill, bytes } from './dom.js';
-import { onScanned, statusAfter } from './events.js';
+import { onResync, onScanned, statusAfter } from './events.js';
 
 /** Headers the browser sets itself and refuses from scripts. */
 const FORBIDDEN = new Set(['content-length', 'host', 'connection']);
@@ -25,14 +25,25 @@ export function uploader(folderId, landed) {
   const list = h('ul', { class: 'uploads', 'aria-label': 'Uploads' });
   const input = h('input', { type: 'file', multiple: true, hidden: true, 'aria-label': 'Files to upload' });
   input.addEventListener('change', () => { add([...input.files]); input.value = ''; });
-  const verdicts = new Map();
+  // Verdicts of this list's files that came before their `complete` answered.
+  const early = new Map();
+  const mine = new Set();
   const waiting = new Map();
   const unsubscribe = onScanned((event) => {
     const item = waiting.get(event.file_id);
     if (item) item.verdict(event.verdict);
-    else verdicts.set(event.file_id, event.verdict);
+    else if (mine.has(event.file_id)) early.set(event.file_id, event.verdict);
   });
-  window.addEventListener('hashchange', unsubscribe, { once: true });
+  // The live events broke: each file still waiting is looked at once (not polled).
+  const unresync = onResync(async () => {
+    for (const [id, item] of waiting) {
+      try {
+        const file = await api('GET', `/v1/files/${id}`);
+        if (file.verdict && file.status !== 'scanning') item.verdict(file.verdict);
+      } catch { /* it says "Scanning…" until the next event */ }
+    }
+  });
+  window.addEventListener('hashchange', () => { unsubscribe(); unresync(); }, { once: true });
 
   function add(files) {
     for (const file of files) start(file);
@@ -69,6 +80,7 @@ export function uploader(folderId, landed) {
     const item = {
       verdict(verdict) {
         waiting.delete(created.id);
+        mine.delete(created.id);
         const status = statusAfter(verdict);
         if (status === 'available') finish('Clean: ready to download.', 'okay');
         else finish(`Quarantined: ${VERDICTS[verdict] ?? verdict}. It cannot be downloaded or shared.`, 'error');
@@ -86,6 +98,7 @@ export function uploader(folderId, landed) {
           content_type: file.type || 'application/octet-stream',
         });
         created = answer.file;
+        mine.add(created.id);
         if (cancelled) { await discard(created.id); return; }
         if (answer.upload.method !== 'PUT') {
           throw new ApiError(0, 'multipart', 'Files this large need the coffer command-line client for now.');
@@ -98,11 +111,13 @@ export function uploader(folderId, landed) {
         if (cancelled) return;
         bar.value = file.size || 1;
         say('Finishing…');
-        created = await api('POST', `/v1/files/${created.id}/complete`);
+        const done = await api('POST', `/v1/files/${created.id}/complete`);
+        if (cancelled) return;
+        created = done;
         cancel.hidden = true;
         landed(created);
-        const early = verdicts.get(created.id);
-        if (early) { verdicts.delete(created.id); item.verdict(early); return; }
+        const verdict = early.get(created.id);
+        if (verdict) { early.delete(created.id); item.verdict(verdict); return; }
         waiting.set(created.id, item);
         say('Scanning for malware…', 'wait');
       } catch (e) {
