@@ -499,6 +499,19 @@ fn the_web_app_may_reach_the_store_its_urls_name() {
                 "COFFER_K8S_TEST_UNSET_",
             )
             .unwrap();
+        // The ingress serves the gateway under the name its links and the app's origin use.
+        let public = url::Url::parse(&gateway.public_url().unwrap()).unwrap();
+        let ingress = named(docs, "Ingress", "gateway");
+        assert_eq!(
+            ingress["spec"]["rules"][0]["host"].as_str(),
+            public.host_str(),
+            "{overlay}: the ingress host is the public_url's"
+        );
+        assert_eq!(
+            ingress["spec"]["tls"][0]["hosts"][0].as_str(),
+            public.host_str(),
+            "{overlay}: the ingress certificate names the public_url's host"
+        );
         let (origin, _) = signer.public_base().unwrap();
         let origin = url::Url::parse(&origin)
             .unwrap()

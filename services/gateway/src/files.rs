@@ -466,7 +466,8 @@ const SHARE_PASSWORD_HEADER: &str = "x-share-password";
 /// `GET /s/{token}`: a public link; no session, no key. The password, if the share has one, in
 /// the `X-Share-Password` header (or, as before, `?password=`). 302 to a presigned GET, else 404.
 /// A browser (it asks for HTML) gets a page instead, and its GET spends nothing: the page's
-/// button, or its password form, POSTs to redeem. A link preview cannot use up a capped link.
+/// button, or its password form, POSTs to redeem; a HEAD spends nothing either. A link preview
+/// that asks for HTML cannot use up a capped link.
 #[utoipa::path(
     get,
     path = "/s/{token}",
@@ -476,10 +477,17 @@ const SHARE_PASSWORD_HEADER: &str = "x-share-password";
 )]
 pub async fn redeem_share(
     State(gw): State<Arc<Gateway>>,
+    method: axum::http::Method,
     Path(token): Path<String>,
     headers: HeaderMap,
     q: Result<Query<RedeemQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // A HEAD (a link checker's) only learns whether the link works: it spends nothing.
+    if method == axum::http::Method::HEAD {
+        return grant(&gw, token, String::new(), true)
+            .await
+            .map(|_| StatusCode::OK.into_response());
+    }
     if crate::web::wants_html(&headers) {
         return Ok(match grant(&gw, token, String::new(), true).await {
             Ok(_) => gw.web.share_page(

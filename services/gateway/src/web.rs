@@ -86,13 +86,7 @@ impl Asset {
 
 /// One `Accept-Encoding` entry says gzip, and not with `q=0`.
 fn accepts_gzip(entry: &str) -> bool {
-    let mut parts = entry.split(';').map(str::trim);
-    parts.next().is_some_and(|e| e.eq_ignore_ascii_case("gzip"))
-        && !parts.any(|p| {
-            p.strip_prefix("q=")
-                .and_then(|q| q.parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        })
+    accepts(entry, "gzip")
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -273,12 +267,23 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Whether a request is a browser's navigation (it asks for HTML first).
+/// Whether a request is a browser's navigation (it asks for HTML, and not with `q=0`).
 pub fn wants_html(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().starts_with("text/html")))
+        .is_some_and(|v| v.split(',').any(|t| accepts(t, "text/html")))
+}
+
+/// One `Accept`/`Accept-Encoding` entry names `what`, and not with `q=0`.
+fn accepts(entry: &str, what: &str) -> bool {
+    let mut parts = entry.split(';').map(str::trim);
+    parts.next().is_some_and(|e| e.eq_ignore_ascii_case(what))
+        && !parts.any(|p| {
+            let (key, value) = p.split_once('=').unwrap_or((p, ""));
+            key.trim().eq_ignore_ascii_case("q")
+                && value.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+        })
 }
 
 /// `GET /`: the app's shell.
@@ -448,11 +453,27 @@ mod tests {
             ("GZIP", true),
             ("gzip;q=0", false),
             ("gzip; q=0.0", false),
+            ("gzip;Q=0", false),
+            ("gzip; q = 0", false),
             ("x-gzip", false),
             ("br", false),
         ] {
             assert_eq!(accepts_gzip(entry), yes, "{entry}");
         }
+    }
+
+    #[test]
+    fn html_is_wanted_only_when_asked_for() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            wants_html(&h)
+        };
+        assert!(with("text/html,application/xhtml+xml,*/*;q=0.8"));
+        assert!(!with("*/*"));
+        assert!(!with("application/json"));
+        assert!(!with("text/html;q=0, */*"));
+        assert!(!wants_html(&HeaderMap::new()));
     }
 
     #[test]

@@ -304,7 +304,7 @@ impl Metadata for MetadataService {
         let r = request.into_inner();
         answer(
             if r.check_only {
-                shares::check(&self.0, &r.token).await
+                shares::check(&self.0, &r.token, request_id).await
             } else {
                 shares::redeem(&self.0, &r.token, r.password, request_id).await
             },

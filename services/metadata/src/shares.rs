@@ -115,8 +115,15 @@ pub async fn revoke(core: &Core, c: &Caller, id: &str) -> Result<(), MetadataErr
 
 /// Checks a share link without redeeming it: `NotFound` as [`redeem`] says it, `Forbidden` when
 /// it needs its password, else an empty grant. Nothing is counted, signed or audited, so a link
-/// preview or a browser's first look does not spend a capped link.
-pub async fn check(core: &Core, token: &str) -> Result<pb::DownloadGrant, MetadataError> {
+/// preview or a browser's first look does not spend a capped link. It tells no more than a
+/// redemption without the password: a password share is `Forbidden` before anything about its
+/// file or org is looked at; any other must lead to a downloadable file of a live org (auth
+/// mints no token for a deleted or disabled one).
+pub async fn check(
+    core: &Core,
+    token: &str,
+    request_id: String,
+) -> Result<pb::DownloadGrant, MetadataError> {
     if token.is_empty() || token.len() > 128 {
         return Err(MetadataError::NotFound);
     }
@@ -125,13 +132,17 @@ pub async fn check(core: &Core, token: &str) -> Result<pb::DownloadGrant, Metada
     let share = store::find_share_by_token(&mut tx, &hash)
         .await?
         .ok_or(MetadataError::NotFound)?;
+    if share.password_hash.is_some() {
+        tx.commit().await?;
+        return Err(MetadataError::Forbidden("this share needs its password"));
+    }
     let mut tx = coffer_db::TenantTx::adopt(tx, share.org_id, Some("coffer.lookup_share")).await?;
     let file = store::file(&mut tx, share.file_id).await?;
     check_downloadable(&file).map_err(|_| MetadataError::NotFound)?;
     tx.commit().await?;
-    if share.password_hash.is_some() {
-        return Err(MetadataError::Forbidden("this share needs its password"));
-    }
+    core.peers
+        .as_service(share.org_id, request_id, async { Ok(()) })
+        .await?;
     Ok(pb::DownloadGrant::default())
 }
 

@@ -109,6 +109,38 @@ mod tests {
 
     /// The defaults are a configuration that starts.
     #[test]
+    fn presigned_urls_point_to_the_buckets_host_unless_path_style() {
+        let with = |endpoint: &str, public: Option<&str>, path_style: bool| SignerConfig {
+            endpoint: endpoint.into(),
+            public_endpoint: public.map(Into::into),
+            bucket: "vault".into(),
+            path_style,
+            ..SignerConfig::default()
+        };
+        assert_eq!(
+            with("http://store:9000", Some("https://s3.example.com/"), false)
+                .public_base()
+                .unwrap(),
+            ("https://vault.s3.example.com".to_owned(), String::new())
+        );
+        assert_eq!(
+            with("http://127.0.0.1:9000", None, true)
+                .public_base()
+                .unwrap(),
+            ("http://127.0.0.1:9000".to_owned(), "/vault".to_owned())
+        );
+        assert_eq!(
+            with("http://x", Some("https://gw.example.com/s3"), true)
+                .public_base()
+                .unwrap(),
+            ("https://gw.example.com".to_owned(), "/s3/vault".to_owned())
+        );
+        for bad in ["s3.example.com", "ftp://s3.example.com", ""] {
+            assert!(with(bad, None, true).public_base().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn the_defaults_pass_validation() {
         SignerConfig::default().validate().unwrap();
     }

@@ -215,12 +215,14 @@ async fn the_share_page_asks_for_the_password_in_a_form() -> anyhow::Result<()> 
     let bytes = reqwest::get(&location).await?.bytes().await?;
     assert_eq!(&bytes[..], b"the deal");
 
-    // A stray field is refused, the password is not read from it.
+    // A stray field is refused, the password is not read from it; the browser gets a page.
     let odd = browser(Method::POST)
         .form(&[("password", "open sesame 7"), ("x", "1")])
         .send()
         .await?;
     assert_eq!(odd.status(), 400);
+    assert_eq!(header(&odd, "content-type"), "text/html; charset=utf-8");
+    assert!(odd.text().await?.contains("The form could not be read"));
 
     let dead = h
         .http
@@ -287,6 +289,97 @@ async fn the_share_page_asks_for_the_password_in_a_form() -> anyhow::Result<()> 
     assert_eq!(button.status(), 303);
     let used_up = look().await?;
     assert_eq!(used_up.status(), 404);
+
+    // A HEAD (a link checker) spends nothing either, and learns only whether the link works.
+    let capped = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600, "max_downloads": 1})),
+            201,
+        )
+        .await?;
+    let capped_path = format!("/s/{}", capped["token"].as_str().unwrap());
+    for _ in 0..3 {
+        let head = h.http.head(h.url(&capped_path)).send().await?;
+        assert_eq!(head.status(), 200);
+        assert!(head.headers().get("location").is_none());
+    }
+    let redirected = h.http.get(h.url(&capped_path)).send().await?;
+    assert_eq!(redirected.status(), 302, "still unspent after the HEADs");
+    Ok(())
+}
+
+/// Wrong passwords lock the share: the page says when to try again, with `Retry-After`.
+#[tokio::test]
+async fn a_locked_share_page_says_when_to_try_again() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let u = User::new(&h, "share-locked@example.com").await?;
+    let id = u.available("x.pdf", None, b"x", "clean").await?;
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600, "password": "the right one 42"})),
+            201,
+        )
+        .await?;
+    let path = format!("/s/{}", share["token"].as_str().unwrap());
+    let mut locked = None;
+    for _ in 0..20 {
+        let res = h
+            .http
+            .post(h.url(&path))
+            .header("accept", "text/html")
+            .form(&[("password", "a wrong one")])
+            .send()
+            .await?;
+        if res.status() == 429 {
+            locked = Some(res);
+            break;
+        }
+        assert_eq!(res.status(), 403);
+    }
+    let locked = locked.expect("the share locks after repeated wrong passwords");
+    assert!(header(&locked, "retry-after").parse::<u64>()? > 0);
+    assert_eq!(header(&locked, "content-type"), "text/html; charset=utf-8");
+    let html = locked.text().await?;
+    assert!(
+        html.contains("Too many wrong passwords. Try again in"),
+        "{html}"
+    );
+    assert!(!html.contains("<form"));
+    Ok(())
+}
+
+/// Once the org is deleted, its links' pages say they do not work (no button, no form).
+#[tokio::test]
+async fn a_deleted_orgs_share_page_says_the_link_does_not_work() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let u = User::new(&h, "share-gone@example.com").await?;
+    let id = u.available("y.pdf", None, b"y", "clean").await?;
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 3600})),
+            201,
+        )
+        .await?;
+    let path = format!("/s/{}", share["token"].as_str().unwrap());
+    let page = || {
+        h.http
+            .get(h.url(&path))
+            .header("accept", "text/html")
+            .send()
+    };
+    assert_eq!(page().await?.status(), 200);
+    u.ok(Method::DELETE, "/v1/org", None, 202).await?;
+    let gone = page().await?;
+    assert_eq!(gone.status(), 404);
+    let html = gone.text().await?;
+    assert!(html.contains("This link does not work") && !html.contains("<form"));
+    assert_eq!(h.http.head(h.url(&path)).send().await?.status(), 404);
     Ok(())
 }
 

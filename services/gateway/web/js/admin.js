@@ -204,7 +204,7 @@ function orgTab(box) {
   error,
   h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'danger' }, 'Delete the organisation')));
   box.append(h('h2', null, 'Delete the organisation'),
-    h('p', null, 'Deleting disables the organisation at once: nobody can sign in, API keys and share links stop working. Its files, folders, shares and audit log are kept for 30 days, then purged for good. Until then an owner can undo it with “Restore a deleted organisation” on the sign-in page.'),
+    h('p', null, 'Deleting disables the organisation at once: nobody can sign in, API keys and share links stop working. Its files, folders, shares and audit log are kept for a grace period (30 days unless your operator changed it; the purge date is shown once deleted), then purged for good. Until then an owner can undo it with “Restore a deleted organisation” on the sign-in page.'),
     form);
 }
 

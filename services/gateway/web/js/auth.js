@@ -125,7 +125,7 @@ export function restoreOrgScreen(main) {
     },
   },
   h('h1', null, 'Restore a deleted organisation'),
-  h('p', { class: 'muted' }, 'An owner can undo a deletion during the 30 days before the organisation and its files are purged.'),
+  h('p', { class: 'muted' }, 'An owner can undo a deletion during its grace period (30 days by default), before the organisation and its files are purged.'),
   h('label', { for: 'restore-email' }, 'Owner email'),
   h('input', { id: 'restore-email', name: 'email', type: 'email', required: true }),
   h('label', { for: 'restore-password' }, 'Password'),

@@ -1,6 +1,8 @@
 // The live events (`GET /v1/events`, server-sent): a file's verdict reaches the page the moment
 // the scan decides, with no polling. EventSource reconnects by itself when the stream ends.
 
+import { api } from './api.js';
+
 let source = null;
 let wanted = false;
 let retry = 1000;
@@ -8,33 +10,43 @@ let timer = null;
 const listeners = new Set();
 const resyncs = new Set();
 
-function open() {
-  source = new EventSource('/v1/events');
-  source.addEventListener('file.scanned', (e) => {
+/** How long a stream must stay up before a break counts as over (no reload loop). */
+const STABLE_MS = 10000;
+
+function open(afterBreak) {
+  const es = new EventSource('/v1/events');
+  source = es;
+  es.addEventListener('file.scanned', (e) => {
     let event;
     try { event = JSON.parse(e.data); } catch { return; }
     const data = event.data ?? event;
     for (const fn of listeners) fn(data);
   });
-  let failed = false;
-  source.addEventListener('open', () => {
-    retry = 1000;
-    // Events sent while the stream was down are not replayed: whoever waits looks once.
-    if (failed) for (const fn of resyncs) fn();
+  let broke = afterBreak;
+  let stable = null;
+  es.addEventListener('open', () => {
+    // Events sent while the stream was down are not replayed: whoever waits looks once, and
+    // the back-off starts over only once the stream has stayed up a while.
+    if (broke) {
+      broke = false;
+      for (const fn of resyncs) fn();
+    }
+    clearTimeout(stable);
+    stable = setTimeout(() => { retry = 1000; }, STABLE_MS);
   });
-  source.addEventListener('error', () => {
-    failed = true;
+  es.addEventListener('error', () => {
+    broke = true;
+    clearTimeout(stable);
     // EventSource retries by itself after a dropped connection; after a refusal (429: too many
     // streams, 401: the session ended) it gives up: open a new one later, slower each time.
-    if (source.readyState !== EventSource.CLOSED) return;
+    if (es.readyState !== EventSource.CLOSED || source !== es) return;
     source = null;
     if (!wanted) return;
+    // A refusal may mean the session ended: asking who we are signs the page out if so.
+    api('GET', '/v1/me').catch(() => {});
     clearTimeout(timer);
     timer = setTimeout(() => {
-      if (wanted && !source) {
-        open();
-        source.addEventListener('open', () => { for (const fn of resyncs) fn(); }, { once: true });
-      }
+      if (wanted && !source) open(true);
     }, retry);
     retry = Math.min(retry * 2, 30000);
   });
@@ -42,7 +54,7 @@ function open() {
 
 export function startEvents() {
   wanted = true;
-  if (!source) open();
+  if (!source) open(false);
 }
 
 export function stopEvents() {

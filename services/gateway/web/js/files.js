@@ -230,25 +230,33 @@ export async function filesScreen(main, [folderId = 'root']) {
     more.hidden = !state.cursor;
   }
 
+  // Each reload starts a new generation: a page that answers for an older one is dropped, so
+  // overlapping loads never list a row twice.
+  let generation = 0;
   async function load() {
+    const mine = generation;
     state.loading = true;
     more.disabled = true;
     draw();
     try {
       const page = await api('GET', `/v1/folders/${folderId}/children${query({ limit: PAGE, cursor: state.cursor })}`);
+      if (mine !== generation) return;
       state.folders.push(...page.folders);
       state.files.push(...page.files);
       state.cursor = page.next_cursor;
       error.textContent = '';
     } catch (e) {
-      error.textContent = words(e);
+      if (mine === generation) error.textContent = words(e);
     } finally {
-      state.loading = false;
-      more.disabled = false;
-      draw();
+      if (mine === generation) {
+        state.loading = false;
+        more.disabled = false;
+        draw();
+      }
     }
   }
   function reload() {
+    generation += 1;
     state.folders = [];
     state.files = [];
     state.cursor = null;

@@ -34,8 +34,11 @@ export function uploader(folderId, landed) {
     if (item) item.verdict(event.verdict);
     else if (mine.has(event.file_id)) early.set(event.file_id, event.verdict);
   });
-  // The live events broke: each file still waiting is looked at once (not polled).
+  // The live events broke: each file still waiting is looked at once (not polled); one whose
+  // `complete` is in flight looks once when it answers.
+  let breaks = 0;
   const unresync = onResync(async () => {
+    breaks += 1;
     for (const [id, item] of waiting) {
       try {
         const file = await api('GET', `/v1/files/${id}`);
@@ -73,7 +76,10 @@ export function uploader(folderId, landed) {
       cancel.hidden = true;
       say('Cancelling…', 'muted');
       bar.remove();
-      if (created) await discard(created.id);
+      if (created && !(await discard(created.id))) {
+        finish('Cancelled, but the unfinished file could not be removed just now: purge it from the trash, or Coffer removes it by itself later.', 'muted');
+        return;
+      }
       finish('Cancelled.', 'muted');
     });
 
@@ -111,6 +117,7 @@ export function uploader(folderId, landed) {
         if (cancelled) return;
         bar.value = file.size || 1;
         say('Finishing…');
+        const breaksBefore = breaks;
         const done = await api('POST', `/v1/files/${created.id}/complete`);
         if (cancelled) return;
         created = done;
@@ -120,7 +127,12 @@ export function uploader(folderId, landed) {
         if (verdict) { early.delete(created.id); item.verdict(verdict); return; }
         waiting.set(created.id, item);
         say('Scanning for malware…', 'wait');
+        if (breaks !== breaksBefore) {
+          const now = await api('GET', `/v1/files/${created.id}`).catch(() => null);
+          if (now?.verdict && now.status !== 'scanning' && waiting.has(created.id)) item.verdict(now.verdict);
+        }
       } catch (e) {
+        if (created) { mine.delete(created.id); early.delete(created.id); }
         if (cancelled) return;
         finish(e instanceof ApiError ? words(e) : e.message, 'error');
         if (created && created.status === 'pending_upload') await discard(created.id);
@@ -139,7 +151,10 @@ async function discard(id) {
   try {
     await api('DELETE', `/v1/files/${id}`);
     await api('DELETE', `/v1/files/${id}/purge`);
-  } catch { /* the sweep removes it */ }
+    return true;
+  } catch {
+    return false; // the stale-upload sweep removes it
+  }
 }
 
 /** The presigned PUT, with progress; rejects with a sentence when the store refuses. */
