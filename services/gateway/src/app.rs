@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{delete, get, post, put};
+use axum::{Extension, Router};
 use coffer_config::{SecretFile, SecretKind, ServiceConfig};
 use coffer_mesh::{CertStore, Jobs, MeshClient, ServingCert, TlsFiles};
 use coffer_proto::v1::auth_client::AuthClient;
@@ -109,7 +109,7 @@ impl App {
                 "gateway.store_origin is not set: the web app cannot upload or download (its policy allows only the gateway)"
             );
         }
-        let web = crate::web::Web::load(store_origin.as_deref())?;
+        let web = Arc::new(crate::web::Web::load(store_origin.as_deref())?);
         tracing::info!(build = web.build(), "web app loaded");
         let gateway = Arc::new(Gateway {
             auth: AuthClient::new(auth_channel.clone()),
@@ -123,7 +123,7 @@ impl App {
                 Duration::from_secs(config.events_keepalive_secs),
                 Duration::from_secs(config.events_recheck_secs),
             ),
-            web,
+            web: web.clone(),
         });
         let streams = gateway.streams.clone();
         let limit = RateLimit::new(config.rate_per_second, config.rate_burst);
@@ -194,8 +194,11 @@ impl App {
             .route("/v1/scans/{id}", get(scans::get))
             .route("/v1/scans/{id}/submit", post(scans::submit))
             .route("/v1/openapi.json", get(openapi::document))
-            .route("/", get(web::index))
-            .route("/assets/{build}/{*path}", get(web::asset))
+            .route("/", get(web::index).layer(Extension(web.clone())))
+            .route(
+                "/assets/{build}/{*path}",
+                get(web::asset).layer(Extension(web)),
+            )
             .fallback(account::not_found)
             .method_not_allowed_fallback(account::method_not_allowed)
             .with_state(gateway)

@@ -454,12 +454,6 @@ pub struct RedeemQuery {
     password: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedeemBody {
-    pub password: Option<String>,
-}
-
 /// The header that carries a share password (so it stays out of URLs and their logs).
 const SHARE_PASSWORD_HEADER: &str = "x-share-password";
 
@@ -493,7 +487,7 @@ pub async fn redeem_share(
             Ok(_) => gw.web.share_page(
                 StatusCode::OK,
                 "The file is ready: it was checked for malware before it could be shared.",
-                ShareForm::Button,
+                crate::web::ShareForm::Button,
             ),
             Err(e) => share_error_page(&gw, e, false),
         });
@@ -540,28 +534,18 @@ pub async fn redeem_share_post(
     }
 }
 
-/// What a browser's share page shows under its message.
-pub enum ShareForm {
-    /// Nothing to do (the link is dead, or locked for now).
-    None,
-    /// A download button that POSTs.
-    Button,
-    /// A password field and a download button that POST.
-    Password,
-}
-
 /// A browser's page for a share link that did not lead to its bytes, saying why in words.
 fn share_error_page(gw: &Gateway, error: ApiError, tried: bool) -> Response {
     let (status, message, form) = match error.code {
         ErrorCode::PermissionDenied if tried => (
             StatusCode::FORBIDDEN,
             "That password is not right. Try again.".to_owned(),
-            ShareForm::Password,
+            crate::web::ShareForm::Password,
         ),
         ErrorCode::PermissionDenied => (
             StatusCode::OK,
             "This file is protected by a password. Enter it to download the file.".to_owned(),
-            ShareForm::Password,
+            crate::web::ShareForm::Password,
         ),
         ErrorCode::RateLimited => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -569,25 +553,25 @@ fn share_error_page(gw: &Gateway, error: ApiError, tried: bool) -> Response {
                 "Too many wrong passwords. Try again in {} seconds.",
                 error.retry_after_secs.unwrap_or(60)
             ),
-            ShareForm::None,
+            crate::web::ShareForm::None,
         ),
         ErrorCode::NotFound => (
             StatusCode::NOT_FOUND,
             "This link does not work: it has expired, was revoked or has been used up. \
              Ask the person who shared it for a new one."
                 .to_owned(),
-            ShareForm::None,
+            crate::web::ShareForm::None,
         ),
         ErrorCode::InvalidArgument | ErrorCode::TooLarge => (
             StatusCode::BAD_REQUEST,
             "The form could not be read. Open the link again and retry.".to_owned(),
-            ShareForm::None,
+            crate::web::ShareForm::None,
         ),
         _ => (
             StatusCode::from_u16(error.code.http_status())
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             "The file cannot be downloaded just now. Try again in a minute.".to_owned(),
-            ShareForm::None,
+            crate::web::ShareForm::None,
         ),
     };
     let mut page = gw.web.share_page(status, &message, form);

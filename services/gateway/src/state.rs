@@ -21,7 +21,7 @@ pub struct Gateway {
     /// Open event streams per user, capped at `events_per_user`.
     pub streams: crate::streams::Streams,
     /// The embedded web app.
-    pub web: crate::web::Web,
+    pub web: std::sync::Arc<crate::web::Web>,
 }
 
 pub type Shared = State<Arc<Gateway>>;

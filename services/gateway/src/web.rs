@@ -10,16 +10,16 @@
 //! presigned URLs. The public share page (`/s/{token}` with a password) is HTML with no script.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Extension, FromRequest, Path, Request};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use crate::error::ApiError;
-use crate::state::Shared;
 
 #[derive(rust_embed::Embed)]
 #[folder = "web/"]
@@ -208,13 +208,7 @@ impl Web {
     }
 
     /// The share page with `message` (one of ours, never the client's text) above its form.
-    pub fn share_page(
-        &self,
-        status: StatusCode,
-        message: &str,
-        form: crate::files::ShareForm,
-    ) -> Response {
-        use crate::files::ShareForm;
+    pub fn share_page(&self, status: StatusCode, message: &str, form: ShareForm) -> Response {
         let form_html = match form {
             ShareForm::None => "",
             ShareForm::Button => {
@@ -287,8 +281,7 @@ fn accepts(entry: &str, what: &str) -> bool {
 }
 
 /// `GET /`: the app's shell.
-pub async fn index(State(gw): Shared, headers: HeaderMap) -> Response {
-    let web = &gw.web;
+pub async fn index(Extension(web): Extension<Arc<Web>>, headers: HeaderMap) -> Response {
     web.index
         .answer(&headers, StatusCode::OK, web.page_headers(&web.app_csp))
 }
@@ -296,11 +289,10 @@ pub async fn index(State(gw): Shared, headers: HeaderMap) -> Response {
 /// `GET /assets/{build}/{*path}`: a file of this build, cached for a year; another build's
 /// path is 404 (the client reloads the shell and gets this build's names).
 pub async fn asset(
-    State(gw): Shared,
+    Extension(web): Extension<Arc<Web>>,
     Path((build, path)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let web = &gw.web;
     match web.assets.get(&path) {
         Some(asset) if build == web.build => {
             let mut h = web.page_headers(&web.app_csp);
@@ -313,6 +305,23 @@ pub async fn asset(
         }
         _ => ApiError::not_found().into_response(),
     }
+}
+
+/// What a browser's share page shows under its message.
+pub enum ShareForm {
+    /// Nothing to do (the link is dead, or locked for now).
+    None,
+    /// A download button that POSTs.
+    Button,
+    /// A password field and a download button that POST.
+    Password,
+}
+
+/// The JSON body of `POST /s/{token}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemBody {
+    password: Option<String>,
 }
 
 /// A share password from the body: `application/x-www-form-urlencoded` (the share page's form)
@@ -328,7 +337,7 @@ impl<S: Send + Sync> FromRequest<S> for SharePassword {
         let form = is_form(req.headers());
         if !form {
             let crate::body::JsonBody(b) =
-                crate::body::JsonBody::<crate::files::RedeemBody>::from_request(req, state).await?;
+                crate::body::JsonBody::<RedeemBody>::from_request(req, state).await?;
             return Ok(SharePassword {
                 password: b.password.unwrap_or_default(),
             });
