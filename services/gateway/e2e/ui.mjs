@@ -104,6 +104,9 @@ async function shoot(page, name) {
   await page.evaluate(() => document.getElementById('status')?.classList.remove('shown'));
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: width === 1280 ? 800 : 844 });
+    // Nothing sticks out sideways: the layout fits the width.
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= width, `${name} at ${width} px is ${wide} px wide`);
     await page.screenshot({ path: path.join(SHOTS, `${name}-${width}.png`), fullPage: false });
   }
   await page.setViewportSize({ width: 1280, height: 800 });
@@ -117,6 +120,7 @@ const browser = await chromium.launch({
 // The mesh's certificate comes from its own throwaway CA.
 const contextOptions = { ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1280, height: 800 } };
 const context = await browser.newContext(contextOptions);
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
 await addViolationReporter(context);
 page = await context.newPage();
 watch(page, 'app');
@@ -410,7 +414,10 @@ await step('share with a password; copy the link', async () => {
   assert.match(shareUrl, /\/s\/[A-Za-z0-9_-]+$/);
   await dlg.getByText(/0 of 3 downloads · password/).waitFor();
   await shoot(page, 'share-dialog');
-  await dlg.getByRole('button', { name: 'Close' }).click();
+  // Esc closes the dialog, and the focus goes back to the button that opened it.
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'detached' });
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Share notes-final.txt');
 });
 
 await step('open the link in a cookie-less browser; the password form; the bytes', async () => {
@@ -594,6 +601,9 @@ await step('create an API key (shown once), use it, revoke it', async () => {
   await page.getByLabel('Read files (files:read)').check();
   await page.getByRole('button', { name: 'Create key' }).click();
   const key = await page.getByLabel('Your new key (shown only now: copy it and keep it safe)').inputValue();
+  await page.getByRole('button', { name: 'Copy' }).click();
+  await page.getByText('Copied.').waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
   await page.locator('tr[data-key-id]').filter({ hasText: 'e2e script' }).waitFor();
   const call = () => page.request.get(`${BASE}/v1/folders/root/children`, { headers: { authorization: `Bearer ${key}`, cookie: '' } });
   assert.equal((await call()).status(), 200);
@@ -640,6 +650,20 @@ await step('admin: add a member; verify the audit chain; see the actions just do
   await page.getByLabel('From').fill(day(0));
   await page.getByRole('button', { name: 'Filter' }).click();
   await page.locator('tbody tr[data-action="member.add"]').first().waitFor();
+  // Paged: 50 at a time, then more.
+  assert.equal(await page.locator('tbody tr[data-action]').count(), 50);
+  await page.getByRole('button', { name: 'Load more' }).click();
+  await page.locator('tbody tr[data-action]').nth(50).waitFor();
+  // The export downloads the chain: one JSON object per line, with hashes.
+  const [exported] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: 'Export (NDJSON)' }).click(),
+  ]);
+  const lines = fs.readFileSync(await exported.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(lines.length > 50, `${lines.length} lines exported`);
+  await page.getByLabel('From').fill('');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.locator('tbody tr[data-action]').first().waitFor();
   await shoot(page, 'audit');
   await page.getByRole('link', { name: 'Files', exact: true }).click();
   await page.getByRole('link', { name: 'Archive', exact: true }).click();
