@@ -21,9 +21,11 @@
 //!   origins allowed with [`S3::allow_origin`] (the web app's), preflights of PUT and GET
 //!   with [`CORS_ALLOWED_HEADERS`] are answered, and answers carry `Access-Control-Allow-Origin`
 //!   and expose `ETag`; any other origin gets no CORS headers (the browser refuses), its
-//!   preflight a 403.
+//!   preflight a 403;
+//! - multipart uploads (create with the SSE the policy requires, parts, ListParts, complete under
+//!   the key's lock with `If-None-Match`, abort), as s3s-fs keeps them.
 //!
-//! Multipart uploads and other operations are not offered. s3s-fs keeps objects as plain files
+//! Other operations are not offered. s3s-fs keeps objects as plain files
 //! under a temporary directory: the encryption reported here is the policy's, not real
 //! encryption at rest. That is enough for a development store.
 
@@ -141,7 +143,13 @@ struct PolicyFs {
     versioning: Arc<AtomicBool>,
     /// Keys with a PUT in progress: one writer per key at a time.
     writing: Arc<Mutex<HashSet<(String, String)>>>,
+    /// The ETag of each part uploaded, by (upload id, part number): s3s-fs lists parts without
+    /// them.
+    part_etags: Arc<Mutex<std::collections::HashMap<(String, i32), String>>>,
 }
+
+/// S3's smallest part but for the last.
+const MIN_PART: u64 = 5 * 1024 * 1024;
 
 /// Holds a key against other writers until dropped.
 struct Writing {
@@ -159,6 +167,51 @@ impl Drop for Writing {
 }
 
 impl PolicyFs {
+    /// The parts held for `upload_id`: (number, size, ETag), by number; `NoSuchUpload` when the
+    /// upload does not exist (never created, completed or aborted).
+    fn parts_of(&self, upload_id: &str) -> S3Result<Vec<(i32, u64, String)>> {
+        // s3s-fs's ids are UUIDs; anything else (a path, say) names no upload.
+        let id = upload_id;
+        if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(s3_error!(NoSuchUpload, "no such upload"));
+        }
+        if !self.root.join(format!(".upload-{id}.json")).exists() {
+            return Err(s3_error!(NoSuchUpload, "no such upload"));
+        }
+        let prefix = format!(".upload_id-{id}.part-");
+        let etags = self
+            .part_etags
+            .lock()
+            .map_err(|_| s3_error!(InternalError))?
+            .clone();
+        let mut parts = Vec::new();
+        let entries = std::fs::read_dir(&self.root).map_err(|_| s3_error!(InternalError))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(number) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            // A part whose ETag was not seen (uploaded before a restart) is not listed: the
+            // client uploads it again.
+            if let Some(etag) = etags.get(&(upload_id.to_owned(), number)) {
+                parts.push((number, size, etag.clone()));
+            }
+        }
+        parts.sort_by_key(|p| p.0);
+        Ok(parts)
+    }
+
+    fn forget_parts(&self, upload_id: &str) {
+        if let Ok(mut etags) = self.part_etags.lock() {
+            etags.retain(|(id, _), _| id != upload_id);
+        }
+    }
+
     fn versioned(&self) -> bool {
         self.versioning.load(Ordering::Relaxed)
     }
@@ -425,6 +478,152 @@ impl s3s::S3 for PolicyFs {
         }
     }
 
+    /// The bucket policy holds for multipart uploads too: the upload is created with SSE AES256.
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let sse = req
+            .input
+            .server_side_encryption
+            .as_ref()
+            .map(|s| s.as_str());
+        if sse != Some(ServerSideEncryption::AES256) {
+            return Err(s3_error!(
+                AccessDenied,
+                "bucket policy requires x-amz-server-side-encryption: AES256"
+            ));
+        }
+        let mut res = self.inner.create_multipart_upload(req).await?;
+        res.output.server_side_encryption = aes256();
+        Ok(res)
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let id = (req.input.upload_id.clone(), req.input.part_number);
+        let res = self.inner.upload_part(req).await?;
+        if let Some(etag) = &res.output.e_tag
+            && let Ok(mut etags) = self.part_etags.lock()
+        {
+            etags.insert(id, etag.value().to_owned());
+        }
+        Ok(res)
+    }
+
+    /// The parts of an upload with their sizes and ETags, by number, paged as S3 pages them
+    /// (`max-parts`, `part-number-marker`); an unknown upload is `NoSuchUpload`.
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        let parts = self.parts_of(&input.upload_id)?;
+        let after = input.part_number_marker.unwrap_or(0);
+        let max = input.max_parts.unwrap_or(1000).clamp(1, 1000) as usize;
+        let rest: Vec<_> = parts.into_iter().filter(|p| p.0 > after).collect();
+        let truncated = rest.len() > max;
+        let page: Vec<_> = rest.into_iter().take(max).collect();
+        let next = page.last().map(|p| p.0);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            is_truncated: Some(truncated),
+            next_part_number_marker: if truncated { next } else { None },
+            max_parts: Some(max as i32),
+            parts: Some(
+                page.into_iter()
+                    .map(|(number, size, etag)| Part {
+                        part_number: Some(number),
+                        size: Some(size as i64),
+                        e_tag: Some(ETag::Strong(etag)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    /// Completes as a PUT writes: `If-None-Match: *` is checked and the object written under the
+    /// key's lock (atomically), the replaced bytes kept as a version on a versioned bucket.
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        // S3's rules, which s3s-fs does not hold: every part named was uploaded with that ETag,
+        // and every part but the last is at least 5 MiB.
+        let held = self.parts_of(&req.input.upload_id)?;
+        let named: Vec<(i32, String)> = req
+            .input
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.as_ref())
+            .map(|parts| {
+                parts
+                    .iter()
+                    .map(|p| {
+                        let etag = p.e_tag.as_ref().map(|e| e.value().to_owned());
+                        (p.part_number.unwrap_or(0), etag.unwrap_or_default())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (i, (number, etag)) in named.iter().enumerate() {
+            let Some((_, size, have)) = held.iter().find(|p| p.0 == *number) else {
+                return Err(s3_error!(InvalidPart, "a part named was not uploaded"));
+            };
+            if have != etag.trim_matches('"') {
+                return Err(s3_error!(InvalidPart, "a part's ETag differs"));
+            }
+            if i + 1 < named.len() && *size < MIN_PART {
+                return Err(s3_error!(
+                    EntityTooSmall,
+                    "a part but the last is below 5 MiB"
+                ));
+            }
+        }
+        let upload = req.input.upload_id.clone();
+        let path = self.path(&bucket, &key)?;
+        let _writing = self.take_key(&bucket, &key)?;
+        let existed = path.exists();
+        if existed
+            && req
+                .input
+                .if_none_match
+                .as_ref()
+                .is_some_and(ETagCondition::is_any)
+        {
+            return Err(s3_error!(PreconditionFailed, "the object already exists"));
+        }
+        if existed {
+            self.keep_current(&bucket, &key)?;
+        }
+        let mut res = self.inner.complete_multipart_upload(req).await?;
+        self.forget_parts(&upload);
+        res.output.server_side_encryption = aes256();
+        if self.versioned() {
+            res.output.version_id = self.version(&bucket, &key)?;
+        }
+        Ok(res)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let upload = req.input.upload_id.clone();
+        // An unknown (or finished) upload is NoSuchUpload, as S3 says it.
+        self.parts_of(&upload)?;
+        let res = self.inner.abort_multipart_upload(req).await;
+        self.forget_parts(&upload);
+        res
+    }
+
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
@@ -662,6 +861,7 @@ impl S3 {
                 noncurrent: noncurrent.path().to_owned(),
                 versioning: versioning.clone(),
                 writing: Arc::default(),
+                part_etags: Arc::default(),
             });
             b.set_auth(s3s::auth::SimpleAuth::from_single(
                 credentials.access_key.clone(),

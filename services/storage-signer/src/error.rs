@@ -18,6 +18,9 @@ pub enum SignerError {
     /// The object is not the one asked for (its ETag or version changed).
     #[error("the stored object changed since it was checked")]
     Changed,
+    /// The store refused to complete a multipart upload, for the reason given.
+    #[error("{0}")]
+    Refused(&'static str),
     #[error("the object store is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -38,7 +41,7 @@ impl coffer_errors::ServiceError for SignerError {
         match self {
             SignerError::Invalid { .. } => ErrorCode::InvalidArgument,
             SignerError::ForeignKey | SignerError::ServiceOnly => ErrorCode::PermissionDenied,
-            SignerError::Changed => ErrorCode::Conflict,
+            SignerError::Changed | SignerError::Refused(_) => ErrorCode::Conflict,
             SignerError::Unavailable(_) => ErrorCode::Unavailable,
             SignerError::Internal(_) => ErrorCode::Internal,
         }

@@ -30,7 +30,45 @@ pub fn policy() -> Result<Policy, PolicyError> {
             Token::Required,
         )?;
     }
+    // Large files' uploads: metadata's only (scan reads objects, it never writes them).
+    for m in [
+        "CreateMultipartUpload",
+        "PresignUploadParts",
+        "ListParts",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+    ] {
+        policy = policy.rpc(SERVICE, m, &[Service::Metadata], Token::Required)?;
+    }
     Ok(policy)
+}
+
+/// Parts per presign call, part numbers, a part's size (S3's limits).
+const PARTS_PER_CALL: usize = 100;
+const MAX_PART_NUMBER: u32 = 10_000;
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// An upload id as a store gives it: 1 to 1,024 visible ASCII characters.
+fn check_upload_id(id: &str) -> Result<(), SignerError> {
+    if !id.is_empty() && id.len() <= 1024 && id.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(SignerError::invalid(
+            "upload_id",
+            "upload_id must be the store's id of the upload",
+        ))
+    }
+}
+
+fn check_part_number(n: u32) -> Result<(), SignerError> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(())
+    } else {
+        Err(SignerError::invalid(
+            "parts",
+            format!("part numbers are 1 to {MAX_PART_NUMBER}"),
+        ))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +235,154 @@ impl StorageSigner for SignerService {
             crate::metrics::timed("delete_prefix", self.store.delete_prefix(&prefix)).await?;
         tracing::info!(%org, deleted, more, "deleted objects of a purged org");
         Ok(Response::new(pb::DeletePrefixResponse { deleted, more }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        request: Request<pb::CreateMultipartUploadRequest>,
+    ) -> Result<Response<pb::MultipartUpload>, Status> {
+        let org = caller(&request)?.org_id;
+        let req = request.into_inner();
+        keys::check(&req.key, org)?;
+        check_content_type(&req.content_type)?;
+        let upload_id = crate::metrics::timed(
+            "create_multipart",
+            self.store.create_multipart(&req.key, &req.content_type),
+        )
+        .await?;
+        Ok(Response::new(pb::MultipartUpload { upload_id }))
+    }
+
+    async fn presign_upload_parts(
+        &self,
+        request: Request<pb::PresignUploadPartsRequest>,
+    ) -> Result<Response<pb::PresignedParts>, Status> {
+        let org = caller(&request)?.org_id;
+        let req = request.into_inner();
+        keys::check(&req.key, org)?;
+        check_upload_id(&req.upload_id)?;
+        if req.parts.is_empty() || req.parts.len() > PARTS_PER_CALL {
+            return Err(SignerError::invalid(
+                "parts",
+                format!("ask for 1 to {PARTS_PER_CALL} parts a call"),
+            )
+            .into());
+        }
+        let secs = self
+            .config
+            .expiry(req.expires_in_seconds, self.config.put_expiry_secs);
+        let signed = crate::metrics::timed("presign_parts", async {
+            let mut parts = Vec::with_capacity(req.parts.len());
+            for part in &req.parts {
+                check_part_number(part.number)?;
+                if !(1..=MAX_PART_SIZE).contains(&part.size) {
+                    return Err(SignerError::invalid("parts", "a part is 1 byte to 5 GiB"));
+                }
+                let signed = self.store.presign_part(
+                    &req.key,
+                    &req.upload_id,
+                    part.number,
+                    part.size,
+                    secs,
+                )?;
+                parts.push(pb::PresignedPart {
+                    number: part.number,
+                    request: Some(presigned(signed)),
+                });
+            }
+            Ok(parts)
+        });
+        let parts = signed.await?;
+        Ok(Response::new(pb::PresignedParts { parts }))
+    }
+
+    async fn list_parts(
+        &self,
+        request: Request<pb::MultipartRef>,
+    ) -> Result<Response<pb::UploadedParts>, Status> {
+        let org = caller(&request)?.org_id;
+        let req = request.into_inner();
+        keys::check(&req.key, org)?;
+        check_upload_id(&req.upload_id)?;
+        let parts = crate::metrics::timed(
+            "list_parts",
+            self.store.list_parts(&req.key, &req.upload_id),
+        )
+        .await?;
+        Ok(Response::new(pb::UploadedParts {
+            parts: parts
+                .into_iter()
+                .map(|(number, size, etag)| pb::UploadedPart { number, size, etag })
+                .collect(),
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        request: Request<pb::CompleteMultipartUploadRequest>,
+    ) -> Result<Response<pb::ObjectInfo>, Status> {
+        let org = caller(&request)?.org_id;
+        let req = request.into_inner();
+        keys::check(&req.key, org)?;
+        check_upload_id(&req.upload_id)?;
+        if req.parts.is_empty() || req.parts.len() > MAX_PART_NUMBER as usize {
+            return Err(SignerError::invalid(
+                "parts",
+                format!("complete with 1 to {MAX_PART_NUMBER} parts"),
+            )
+            .into());
+        }
+        let mut parts = Vec::with_capacity(req.parts.len());
+        let mut last = 0;
+        for p in req.parts {
+            check_part_number(p.number)?;
+            if p.number <= last {
+                return Err(SignerError::invalid(
+                    "parts",
+                    "parts are listed once each, by ascending number",
+                )
+                .into());
+            }
+            last = p.number;
+            check_token("etag", &p.etag)?;
+            if p.etag.is_empty() {
+                return Err(SignerError::invalid("parts", "each part needs its etag").into());
+            }
+            parts.push((p.number, p.etag));
+        }
+        crate::metrics::timed(
+            "complete_multipart",
+            self.store
+                .complete_multipart(&req.key, &req.upload_id, &parts),
+        )
+        .await?;
+        let head = crate::metrics::timed("head", self.store.head(&req.key)).await?;
+        Ok(Response::new(pb::ObjectInfo {
+            exists: head.exists,
+            size: head.size,
+            server_side_encryption: head.sse,
+            sha256: head.sha256_hex,
+            etag: head.etag,
+            version_id: head.version_id,
+            content_type: head.content_type,
+            foreign_headers: head.foreign_headers,
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        request: Request<pb::MultipartRef>,
+    ) -> Result<Response<pb::DeleteObjectResponse>, Status> {
+        let org = caller(&request)?.org_id;
+        let req = request.into_inner();
+        keys::check(&req.key, org)?;
+        check_upload_id(&req.upload_id)?;
+        crate::metrics::timed(
+            "abort_multipart",
+            self.store.abort_multipart(&req.key, &req.upload_id),
+        )
+        .await?;
+        Ok(Response::new(pb::DeleteObjectResponse {}))
     }
 
     async fn delete_object(

@@ -12,12 +12,17 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 
 /// The operations counted.
-pub const OPERATIONS: [&str; 5] = [
+pub const OPERATIONS: [&str; 10] = [
     "presign_put",
     "presign_get",
     "head",
     "delete",
     "delete_prefix",
+    "create_multipart",
+    "presign_parts",
+    "list_parts",
+    "complete_multipart",
+    "abort_multipart",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

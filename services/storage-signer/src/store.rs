@@ -311,6 +311,147 @@ impl Store {
         self.presign("PUT", key, "", headers, secs)
     }
 
+    /// Creates the store's multipart upload for `key` (SSE AES256, `content_type`); its id.
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, SignerError> {
+        let out = self
+            .internal
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.upload_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| SignerError::Internal("the store gave no upload id".into()))
+    }
+
+    /// An UploadPart PUT of part `number` of `upload_id`, signing its exact length.
+    pub fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        size: u64,
+        secs: u32,
+    ) -> Result<Signed, SignerError> {
+        let query = format!(
+            "partNumber={number}&uploadId={}",
+            percent_encoding::utf8_percent_encode(upload_id, QUERY_VALUE)
+        );
+        let headers = vec![("content-length".to_owned(), size.to_string())];
+        self.presign("PUT", key, &query, headers, secs)
+    }
+
+    /// Every part the store holds for `upload_id`: (number, size, ETag without quotes), by number.
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<(u32, u64, String)>, SignerError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .internal
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| match e.raw_response().map(|r| r.status().as_u16()) {
+                    Some(404) => SignerError::Refused("the multipart upload does not exist"),
+                    _ => store_error(e),
+                })?;
+            for p in out.parts() {
+                parts.push((
+                    p.part_number().unwrap_or_default().max(0) as u32,
+                    p.size().unwrap_or_default().max(0) as u64,
+                    p.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+                ));
+            }
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(next)) if Some(next) != marker.as_deref() => {
+                    marker = Some(next.to_owned());
+                }
+                _ => break,
+            }
+            if parts.len() > 10_000 {
+                return Err(SignerError::Internal(
+                    "more than 10,000 parts listed".into(),
+                ));
+            }
+        }
+        parts.sort_by_key(|p| p.0);
+        Ok(parts)
+    }
+
+    /// Completes `upload_id` from `parts` (number, ETag) if `key` holds no object yet.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), SignerError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|(n, etag)| {
+                        CompletedPart::builder()
+                            .part_number(*n as i32)
+                            .e_tag(format!("\"{etag}\""))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        self.internal
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(completed)
+            .if_none_match("*")
+            .send()
+            .await
+            .map_err(|e| match e.raw_response().map(|r| r.status().as_u16()) {
+                Some(412) => SignerError::Refused("an object already exists at the key"),
+                Some(404) => SignerError::Refused("the multipart upload does not exist"),
+                Some(400) => SignerError::Refused(
+                    "the store refused the parts: a part is missing, too small or its ETag differs",
+                ),
+                _ => store_error(e),
+            })?;
+        Ok(())
+    }
+
+    /// Aborts `upload_id`, freeing its parts; an unknown or finished upload is fine.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), SignerError> {
+        match self
+            .internal
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     /// A GET of `key` as `options` say: the response names the file and, given a media type,
     /// declares it and no content encoding; with a version id it serves that version or nothing; with
     /// only an ETag the object is checked first (one HEAD with If-Match: the price of a store

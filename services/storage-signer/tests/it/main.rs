@@ -740,3 +740,325 @@ async fn unsigned_headers_are_reported_and_never_reach_a_reader() -> anyhow::Res
     );
     Ok(())
 }
+
+/// A large file in parts: the upload is created under the caller's org with SSE, each part's URL
+/// signs its exact length, ListParts shows what the store holds (to resume), completion needs
+/// every part's ETag and writes the key once; an abort frees the parts. Another org, or scan,
+/// gets nothing.
+#[tokio::test]
+async fn a_multipart_upload_goes_in_signed_parts_and_resumes_from_the_store() -> anyhow::Result<()>
+{
+    let f = Fixture::start(SignerConfig::default()).await?;
+    let org = Uuid::new_v4();
+    let token = f.token(org);
+    let mut signer = f.client_as("metadata")?;
+    let key = format!("{org}/{}", Uuid::new_v4());
+    let upload_id = as_user(
+        &token,
+        signer.create_multipart_upload(pb::CreateMultipartUploadRequest {
+            key: key.clone(),
+            content_type: "application/octet-stream".into(),
+        }),
+    )
+    .await?
+    .into_inner()
+    .upload_id;
+    assert!(!upload_id.is_empty());
+
+    // Three parts: 5 MiB, 5 MiB, 3 bytes (S3 wants 5 MiB but for the last).
+    let mib5 = 5 * 1024 * 1024;
+    let bodies: Vec<Vec<u8>> = vec![vec![b'a'; mib5], vec![b'b'; mib5], b"end".to_vec()];
+    let signed = as_user(
+        &token,
+        signer.presign_upload_parts(pb::PresignUploadPartsRequest {
+            key: key.clone(),
+            upload_id: upload_id.clone(),
+            parts: bodies
+                .iter()
+                .enumerate()
+                .map(|(i, b)| pb::PartSpec {
+                    number: i as u32 + 1,
+                    size: b.len() as u64,
+                })
+                .collect(),
+            expires_in_seconds: 0,
+        }),
+    )
+    .await?
+    .into_inner()
+    .parts;
+    assert_eq!(signed.len(), 3);
+    let request = |n: usize| signed[n].request.clone().unwrap();
+    // A part of another length than signed is refused by the store.
+    assert_eq!(
+        put(&request(2), &request(2).url, b"longer".to_vec(), |_, v| {
+            Some(v.into())
+        })
+        .await,
+        reqwest::StatusCode::FORBIDDEN
+    );
+    // Parts 1 and 3 now; the store lists them (a client resumes from this).
+    for n in [0, 2] {
+        let status = put(&request(n), &request(n).url, bodies[n].clone(), |_, v| {
+            Some(v.into())
+        })
+        .await;
+        assert!(status.is_success(), "part {}: {status}", n + 1);
+    }
+    let listed = |signer: &mut StorageSignerClient<MeshChannel>| {
+        let (key, upload_id, token) = (key.clone(), upload_id.clone(), token.clone());
+        let mut signer = signer.clone();
+        async move {
+            anyhow::Ok(
+                as_user(
+                    &token,
+                    signer.list_parts(pb::MultipartRef { key, upload_id }),
+                )
+                .await?
+                .into_inner()
+                .parts,
+            )
+        }
+    };
+    let held = listed(&mut signer).await?;
+    assert_eq!(
+        held.iter().map(|p| (p.number, p.size)).collect::<Vec<_>>(),
+        [(1, mib5 as u64), (3, 3)]
+    );
+    let completer = signer.clone();
+    let complete = |parts: Vec<pb::CompletedPart>| {
+        let mut signer = completer.clone();
+        let (key, upload_id, token) = (key.clone(), upload_id.clone(), token.clone());
+        async move {
+            as_user(
+                &token,
+                signer.complete_multipart_upload(pb::CompleteMultipartUploadRequest {
+                    key,
+                    upload_id,
+                    parts,
+                }),
+            )
+            .await
+        }
+    };
+    // (S3 would complete from parts 1 and 3 alone: which parts make the file is the caller's
+    // to check, by the size it declared.) A part named with another ETag is refused.
+    let forged = vec![
+        pb::CompletedPart {
+            number: 1,
+            etag: held[0].etag.clone(),
+        },
+        pb::CompletedPart {
+            number: 3,
+            etag: "0123456789abcdef0123456789abcdef".into(),
+        },
+    ];
+    let err = complete(forged).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    // Part 2, then completion with every part: the object is the three parts, encrypted.
+    let status = put(&request(1), &request(1).url, bodies[1].clone(), |_, v| {
+        Some(v.into())
+    })
+    .await;
+    assert!(status.is_success());
+    let all: Vec<_> = listed(&mut signer)
+        .await?
+        .iter()
+        .map(|p| pb::CompletedPart {
+            number: p.number,
+            etag: p.etag.clone(),
+        })
+        .collect();
+    assert_eq!(all.len(), 3);
+    let info = complete(all.clone()).await?.into_inner();
+    assert!(info.exists);
+    assert_eq!(info.size, (2 * mib5 + 3) as u64);
+    assert_eq!(info.server_side_encryption, "AES256");
+    let stored =
+        f.s3.client()
+            .get_object()
+            .bucket("coffer")
+            .key(&key)
+            .send()
+            .await?
+            .body
+            .collect()
+            .await?
+            .into_bytes();
+    assert_eq!(stored.to_vec(), bodies.concat());
+
+    // A second upload to the same key cannot complete over the object: the key is written once.
+    let again = as_user(
+        &token,
+        signer.create_multipart_upload(pb::CreateMultipartUploadRequest {
+            key: key.clone(),
+            content_type: "application/octet-stream".into(),
+        }),
+    )
+    .await?
+    .into_inner()
+    .upload_id;
+    let one = as_user(
+        &token,
+        signer.presign_upload_parts(pb::PresignUploadPartsRequest {
+            key: key.clone(),
+            upload_id: again.clone(),
+            parts: vec![pb::PartSpec { number: 1, size: 5 }],
+            expires_in_seconds: 0,
+        }),
+    )
+    .await?
+    .into_inner()
+    .parts
+    .remove(0)
+    .request
+    .unwrap();
+    assert!(
+        put(&one, &one.url, b"evil!".to_vec(), |_, v| Some(v.into()))
+            .await
+            .is_success()
+    );
+    let etag = as_user(
+        &token,
+        signer.list_parts(pb::MultipartRef {
+            key: key.clone(),
+            upload_id: again.clone(),
+        }),
+    )
+    .await?
+    .into_inner()
+    .parts[0]
+        .etag
+        .clone();
+    let err = as_user(
+        &token,
+        signer.complete_multipart_upload(pb::CompleteMultipartUploadRequest {
+            key: key.clone(),
+            upload_id: again.clone(),
+            parts: vec![pb::CompletedPart { number: 1, etag }],
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    // Aborted, its parts are gone (and aborting again is fine).
+    for _ in 0..2 {
+        as_user(
+            &token,
+            signer.abort_multipart_upload(pb::MultipartRef {
+                key: key.clone(),
+                upload_id: again.clone(),
+            }),
+        )
+        .await?;
+    }
+    let gone = as_user(
+        &token,
+        signer.list_parts(pb::MultipartRef {
+            key: key.clone(),
+            upload_id: again.clone(),
+        }),
+    )
+    .await;
+    assert!(gone.is_err_and(|e| e.code() == tonic::Code::FailedPrecondition));
+
+    // Bad asks: no parts, too many, number 0 or above 10,000, an empty part, parts out of order.
+    for parts in [
+        vec![],
+        (1..=101)
+            .map(|n| pb::PartSpec { number: n, size: 1 })
+            .collect(),
+        vec![pb::PartSpec { number: 0, size: 1 }],
+        vec![pb::PartSpec {
+            number: 10_001,
+            size: 1,
+        }],
+        vec![pb::PartSpec { number: 1, size: 0 }],
+    ] {
+        let err = as_user(
+            &token,
+            signer.presign_upload_parts(pb::PresignUploadPartsRequest {
+                key: key.clone(),
+                upload_id: upload_id.clone(),
+                parts,
+                expires_in_seconds: 0,
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    }
+    let mut backwards = all.clone();
+    backwards.reverse();
+    assert_eq!(
+        complete(backwards).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+
+    // Another org's token, on every multipart RPC: refused before the store is asked.
+    let other = f.token(Uuid::new_v4());
+    let r = pb::MultipartRef {
+        key: key.clone(),
+        upload_id: upload_id.clone(),
+    };
+    let codes = [
+        as_user(
+            &other,
+            signer.create_multipart_upload(pb::CreateMultipartUploadRequest {
+                key: key.clone(),
+                content_type: "text/plain".into(),
+            }),
+        )
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .code(),
+        as_user(
+            &other,
+            signer.presign_upload_parts(pb::PresignUploadPartsRequest {
+                key: key.clone(),
+                upload_id: upload_id.clone(),
+                parts: vec![pb::PartSpec { number: 1, size: 1 }],
+                expires_in_seconds: 0,
+            }),
+        )
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .code(),
+        as_user(&other, signer.list_parts(r.clone()))
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+        as_user(
+            &other,
+            signer.complete_multipart_upload(pb::CompleteMultipartUploadRequest {
+                key: key.clone(),
+                upload_id: upload_id.clone(),
+                parts: vec![pb::CompletedPart {
+                    number: 1,
+                    etag: "x".into(),
+                }],
+            }),
+        )
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .code(),
+        as_user(&other, signer.abort_multipart_upload(r.clone()))
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .code(),
+    ];
+    assert!(
+        codes.iter().all(|c| *c == tonic::Code::PermissionDenied),
+        "{codes:?}"
+    );
+    // Scan reads objects; it never writes them: no multipart RPC for it.
+    let mut scan = f.client_as("scan")?;
+    let err = as_user(&token, scan.list_parts(r)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    Ok(())
+}
