@@ -339,6 +339,35 @@ await step('the file picker uploads; the store refusing and the quota full are s
   }
 });
 
+await step('a file above the multipart threshold goes up in parts, with progress, and comes back whole', async () => {
+  const chunkText = () => {
+    const line = 'Coffer multipart test: the quick brown fox jumps over the lazy dog.\n';
+    let text = line.repeat(Math.floor((1 << 20) / line.length));
+    return text + '#'.repeat((1 << 20) - text.length);
+  };
+  const MIB_COUNT = 66; // above the 64 MiB threshold of `coffer-dev up`
+  const expected = Buffer.from(chunkText().repeat(MIB_COUNT));
+  const before = requests.length;
+  const drop = await page.evaluateHandle(({ text, count }) => {
+    const chunk = new Blob([text]);
+    const dt = new DataTransfer();
+    dt.items.add(new File(Array(count).fill(chunk), 'large.log', { type: 'text/plain' }));
+    return dt;
+  }, { text: chunkText(), count: MIB_COUNT });
+  await page.dispatchEvent('section.drop', 'drop', { dataTransfer: drop });
+  const item = page.locator('li[data-upload="large.log"]');
+  await item.getByText('Clean: ready to download.').waitFor({ timeout: 120000 });
+  const asked = requests.slice(before).map((r) => `${r.method} ${new URL(r.url).pathname}`);
+  assert.ok(asked.some((r) => /^POST \/v1\/files\/[0-9a-f-]{36}\/parts$/.test(r)), 'part URLs were asked for');
+  assert.ok(asked.filter((r) => r.startsWith('PUT ')).length >= 5, `the parts were PUT: ${asked.filter((r) => r.startsWith('PUT ')).length}`);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    row('large.log').getByRole('button', { name: 'Download' }).click(),
+  ]);
+  const got = fs.readFileSync(await download.path());
+  assert.ok(got.equals(expected), `downloaded ${got.length} bytes, uploaded ${expected.length}`);
+});
+
 await step('an admin releases a quarantined file after confirming', async () => {
   await row('eicar.com.txt').getByRole('button', { name: 'Release' }).click();
   const dlg = page.getByRole('dialog');

@@ -320,12 +320,112 @@ impl From<pb::PresignedRequest> for Upload {
     }
 }
 
+/// `{method: "multipart", part_size, part_count, expires_at}`: upload the file in parts
+/// (`POST /v1/files/{id}/parts`), then complete it with their etags.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MultipartUpload {
+    /// Always `multipart`.
+    pub method: String,
+    pub part_size: u64,
+    pub part_count: u32,
+    pub expires_at: String,
+}
+
+impl From<pb::MultipartPlan> for MultipartUpload {
+    fn from(p: pb::MultipartPlan) -> Self {
+        MultipartUpload {
+            method: "multipart".into(),
+            part_size: p.part_size,
+            part_count: p.part_count,
+            expires_at: time(p.expires_at),
+        }
+    }
+}
+
+/// One presigned PUT, or the plan of a multipart upload.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum FileUpload {
+    Put(Upload),
+    Multipart(MultipartUpload),
+}
+
 /// `{file, upload}`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileCreated {
     pub file: File,
-    pub upload: Upload,
+    pub upload: FileUpload,
+}
+
+/// `{number, url, headers, expires_at}`: a presigned UploadPart PUT (send exactly these headers).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartUrl {
+    pub number: u32,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: String,
+}
+
+/// `{parts: [{number, url, headers, expires_at}]}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartUrls {
+    pub parts: Vec<PartUrl>,
+}
+
+impl From<pb::UploadPartUrls> for PartUrls {
+    fn from(u: pb::UploadPartUrls) -> Self {
+        PartUrls {
+            parts: u
+                .parts
+                .into_iter()
+                .map(|p| {
+                    let r = p.request.unwrap_or_default();
+                    PartUrl {
+                        number: p.number,
+                        url: r.url,
+                        headers: r.headers.into_iter().collect(),
+                        expires_at: time(r.expires_at),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `{number, size, etag}`: a part the store holds.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoredPart {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+}
+
+/// `{parts: [{number, size, etag}]}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoredParts {
+    pub parts: Vec<StoredPart>,
+}
+
+impl From<pb::UploadedFileParts> for StoredParts {
+    fn from(p: pb::UploadedFileParts) -> Self {
+        StoredParts {
+            parts: p
+                .parts
+                .into_iter()
+                .map(|p| StoredPart {
+                    number: p.number,
+                    size: p.size,
+                    etag: p.etag,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `{url, expires_at}`: a presigned GET.

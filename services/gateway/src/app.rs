@@ -166,6 +166,10 @@ impl App {
                     .delete(files::trash_file),
             )
             .route("/v1/files/{id}/complete", post(files::complete_upload))
+            .route(
+                "/v1/files/{id}/parts",
+                post(files::presign_parts).get(files::list_parts),
+            )
             .route("/v1/files/{id}/download", get(files::download))
             .route("/v1/files/{id}/restore", post(files::restore_file))
             .route("/v1/files/{id}/release", post(files::release_file))

@@ -63,6 +63,40 @@ where
     }
 }
 
+/// A JSON body that may be absent: no body (or an empty one) is `None`; one that is there must
+/// be valid as [`JsonBody`] requires.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (req.headers().get(CONTENT_TYPE).is_none()
+                && req
+                    .headers()
+                    .get(axum::http::header::CONTENT_LENGTH)
+                    .is_none()
+                && req
+                    .headers()
+                    .get(axum::http::header::TRANSFER_ENCODING)
+                    .is_none());
+        if empty {
+            return Ok(OptionalJson(None));
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(t)| OptionalJson(Some(t)))
+    }
+}
+
 mod limited {
     use axum::body::Body;
     use coffer_errors::ErrorCode;

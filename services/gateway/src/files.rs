@@ -223,14 +223,117 @@ pub async fn create_file(
         }))
         .await?
         .into_inner();
+    let upload = match (res.upload, res.multipart) {
+        (_, Some(plan)) => api::FileUpload::Multipart(plan.into()),
+        (put, None) => api::FileUpload::Put(put.unwrap_or_default().into()),
+    };
     Ok((
         StatusCode::CREATED,
         Json(api::FileCreated {
             file: api::File::from(res.file.unwrap_or_default()),
-            upload: api::Upload::from(res.upload.unwrap_or_default()),
+            upload,
         }),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartNumbers {
+    numbers: Vec<u32>,
+}
+
+/// `POST /v1/files/{id}/parts` with `{numbers}`: presigned UploadPart PUTs (at most 100 a call).
+#[utoipa::path(
+    post,
+    path = "/v1/files/{id}/parts",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the parts' upload URLs", body = api::PartUrls))
+)]
+pub async fn presign_parts(
+    State(gw): Shared,
+    authed: Authed,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<PartNumbers>,
+) -> Result<Response, ApiError> {
+    let urls = authed
+        .call(
+            metadata(&gw).presign_file_parts(pb::PresignFilePartsRequest {
+                file_id: id,
+                numbers: b.numbers,
+            }),
+        )
+        .await?
+        .into_inner();
+    Ok(Json(api::PartUrls::from(urls)).into_response())
+}
+
+/// `GET /v1/files/{id}/parts`: what the store holds of a multipart upload (to resume).
+#[utoipa::path(
+    get,
+    path = "/v1/files/{id}/parts",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the parts uploaded", body = api::StoredParts))
+)]
+pub async fn list_parts(
+    State(gw): Shared,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let parts = authed
+        .call(metadata(&gw).list_uploaded_parts(pb::FileRef { file_id: id }))
+        .await?
+        .into_inner();
+    Ok(Json(api::StoredParts::from(parts)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedPartBody {
+    number: u32,
+    etag: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    #[serde(default)]
+    parts: Vec<CompletedPartBody>,
+}
+
+/// `POST /v1/files/{id}/complete`: no body for a single PUT; `{parts: [{number, etag}]}` for a
+/// multipart upload.
+#[utoipa::path(
+    post,
+    path = "/v1/files/{id}/complete",
+    tag = "files",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the file", body = api::File))
+)]
+pub async fn complete_upload(
+    State(gw): Shared,
+    authed: Authed,
+    Path(id): Path<String>,
+    body: crate::body::OptionalJson<CompleteBody>,
+) -> Result<Response, ApiError> {
+    let parts = body
+        .0
+        .unwrap_or_default()
+        .parts
+        .into_iter()
+        .map(|p| pb::UploadedFilePart {
+            number: p.number,
+            size: 0,
+            etag: p.etag,
+        })
+        .collect();
+    let f = authed
+        .call(metadata(&gw).complete_upload(pb::CompleteUploadRequest { file_id: id, parts }))
+        .await?
+        .into_inner();
+    Ok(Json(api::File::from(f)).into_response())
 }
 
 /// One file RPC taking a `FileRef`, answered with the file.
@@ -257,12 +360,6 @@ macro_rules! file_action {
     };
 }
 
-file_action!(
-    complete_upload,
-    complete_upload,
-    post,
-    "/v1/files/{id}/complete"
-);
 file_action!(get_file, get_file, get, "/v1/files/{id}");
 file_action!(restore_file, restore_file, post, "/v1/files/{id}/restore");
 file_action!(release_file, release_file, post, "/v1/files/{id}/release");

@@ -41,6 +41,8 @@ use crate::{account, api, audit, events, files, scans};
         files::update_file,
         files::trash_file,
         files::complete_upload,
+        files::presign_parts,
+        files::list_parts,
         files::download,
         files::restore_file,
         files::release_file,

@@ -5,8 +5,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetadataConfig {
-    /// The largest file that may be declared, in bytes (one presigned PUT: at most 5 GiB).
+    /// The largest file that may be declared, in bytes (at most 5 TiB, S3's largest object).
     pub max_file_bytes: u64,
+    /// Files larger than this (bytes) are uploaded in parts (at most 5 GiB: one PUT's limit).
+    pub multipart_threshold_bytes: u64,
+    /// The part size of a multipart upload (5 MiB to 5 GiB), grown for a file that would need
+    /// more than 10,000 parts.
+    pub multipart_part_bytes: u64,
     /// Every org's storage quota until an operator sets another, in bytes.
     pub default_quota_bytes: u64,
     /// The longest a share link may live, in seconds.
@@ -42,10 +47,16 @@ pub struct MetadataConfig {
     pub trash_retention_days: u32,
 }
 
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+const TIB: u64 = 1024 * GIB;
+
 impl Default for MetadataConfig {
     fn default() -> Self {
         MetadataConfig {
-            max_file_bytes: 5 * 1024 * 1024 * 1024,
+            max_file_bytes: 5 * TIB,
+            multipart_threshold_bytes: 64 * MIB,
+            multipart_part_bytes: 16 * MIB,
             default_quota_bytes: 10 * 1024 * 1024 * 1024,
             max_share_secs: 30 * 24 * 3600,
             default_page: 100,
@@ -62,15 +73,35 @@ impl Default for MetadataConfig {
     }
 }
 
+impl MetadataConfig {
+    /// How a file of `size` bytes is cut: (part size, part count), at most 10,000 parts, every
+    /// part but the last of the part size (a whole MiB). `None` below the threshold (one PUT).
+    pub fn multipart_plan(&self, size: u64) -> Option<(u64, u32)> {
+        if size <= self.multipart_threshold_bytes {
+            return None;
+        }
+        let needed = size.div_ceil(10_000).div_ceil(MIB) * MIB;
+        let part = self.multipart_part_bytes.max(needed);
+        Some((part, size.div_ceil(part) as u32))
+    }
+}
+
 impl coffer_config::Validate for MetadataConfig {
     const SECTION: &'static str = "metadata";
 
     fn check(&self, c: &mut coffer_config::Check) {
+        c.between("max_file_bytes", self.max_file_bytes, 1, 5 * TIB);
         c.between(
-            "max_file_bytes",
-            self.max_file_bytes,
+            "multipart_threshold_bytes",
+            self.multipart_threshold_bytes,
             1,
-            5 * 1024 * 1024 * 1024,
+            5 * GIB,
+        );
+        c.between(
+            "multipart_part_bytes",
+            self.multipart_part_bytes,
+            5 * MIB,
+            5 * GIB,
         );
         c.at_least("max_share_secs", self.max_share_secs, 60);
         c.at_least("max_page", self.max_page, 1);
@@ -90,6 +121,18 @@ impl coffer_config::Validate for MetadataConfig {
 mod tests {
     use super::*;
     use coffer_config::Validate as _;
+
+    #[test]
+    fn large_files_are_cut_into_at_most_ten_thousand_parts() {
+        let c = MetadataConfig::default();
+        assert_eq!(c.multipart_plan(64 * MIB), None);
+        assert_eq!(c.multipart_plan(64 * MIB + 1), Some((16 * MIB, 5)));
+        // 5 TiB: parts grow to keep within 10,000 (and stay whole MiB, below 5 GiB).
+        let (part, count) = c.multipart_plan(5 * TIB).unwrap();
+        assert!(count <= 10_000 && part % MIB == 0 && part <= 5 * GIB);
+        assert!(part * u64::from(count) >= 5 * TIB);
+        assert!(part * u64::from(count - 1) < 5 * TIB);
+    }
 
     #[test]
     fn share_urls_live_a_minute_at_most() {

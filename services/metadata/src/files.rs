@@ -63,13 +63,21 @@ fn unacceptable(file: &FileRow, head: &pb::ObjectInfo) -> Option<String> {
     None
 }
 
+/// How a new file's bytes go to the store.
+pub enum Upload {
+    /// One presigned PUT.
+    Put(pb::PresignedRequest),
+    /// In parts (a file above the multipart threshold).
+    Multipart(pb::MultipartPlan),
+}
+
 /// Creates a file in `pending_upload`, reserving its size in the quota, and the presigned PUT
-/// its bytes go through.
+/// its bytes go through — or, above the multipart threshold, the store's multipart upload.
 pub async fn create(
     core: &Core,
     c: &Caller,
     d: Declared<'_>,
-) -> Result<(FileRow, pb::PresignedRequest), MetadataError> {
+) -> Result<(FileRow, Upload), MetadataError> {
     let name = validate::name("name", d.name)?;
     let folder = validate::folder("folder_id", d.folder)?;
     let sha256 = validate::sha256(d.sha256)?;
@@ -111,6 +119,35 @@ pub async fn create(
         },
     )
     .await?;
+    if let Some((part_size, part_count)) = core.config.multipart_plan(d.size) {
+        // Created before the row is committed: a refusal leaves no row (an upload the store
+        // made is removed by its lifecycle rule for incomplete uploads).
+        let upload_id = core
+            .peers
+            .create_multipart(&file.object_key, d.content_type)
+            .await?;
+        store::insert_multipart(
+            &mut tx,
+            file.id,
+            &store::Multipart {
+                upload_id,
+                part_size: part_size as i64,
+                part_count: part_count as i32,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        let expires_at = file.created_at
+            + time::Duration::seconds(
+                i64::try_from(core.config.stale_upload_secs).unwrap_or(i64::MAX / 2),
+            );
+        let plan = pb::MultipartPlan {
+            part_size,
+            part_count,
+            expires_at: crate::wire::ts(expires_at),
+        };
+        return Ok((file, Upload::Multipart(plan)));
+    }
     // Signed before the row is committed: a refusal leaves nothing behind.
     let upload = core
         .peers
@@ -124,12 +161,102 @@ pub async fn create(
         .await?;
     tx.commit().await?;
     crate::metrics::presigned("upload");
-    Ok((file, upload))
+    Ok((file, Upload::Put(upload)))
+}
+
+/// The parts a pending multipart file is cut into: its upload, and each asked part's exact size.
+async fn pending_multipart(
+    core: &Core,
+    c: &Caller,
+    id: uuid::Uuid,
+) -> Result<(FileRow, store::Multipart), MetadataError> {
+    let mut tx = core.tx(c.org_id).await?;
+    let file = store::file(&mut tx, id).await?;
+    let multipart = store::multipart_of(&mut tx, id).await?;
+    tx.commit().await?;
+    if file.status() != FileStatus::PendingUpload {
+        return Err(MetadataError::Conflict(
+            "the file's upload is already complete",
+        ));
+    }
+    let multipart = multipart.ok_or(MetadataError::Conflict(
+        "the file is uploaded with one PUT, not in parts",
+    ))?;
+    Ok((file, multipart))
+}
+
+/// Presigned UploadPart PUTs for the part `numbers` of a pending multipart file (at most 100).
+pub async fn presign_parts(
+    core: &Core,
+    c: &Caller,
+    id: &str,
+    numbers: &[u32],
+) -> Result<Vec<pb::UploadPartUrl>, MetadataError> {
+    let id = validate::target(id)?;
+    if numbers.is_empty() || numbers.len() > 100 {
+        return Err(MetadataError::invalid(
+            "numbers",
+            "ask for 1 to 100 parts a call",
+        ));
+    }
+    let (file, m) = pending_multipart(core, c, id).await?;
+    let count = m.part_count as u32;
+    let mut specs = Vec::with_capacity(numbers.len());
+    for &n in numbers {
+        if !(1..=count).contains(&n) {
+            return Err(MetadataError::invalid(
+                "numbers",
+                format!("this file has parts 1 to {count}"),
+            ));
+        }
+        let start = u64::from(n - 1) * m.part_size as u64;
+        let size = (file.size as u64 - start).min(m.part_size as u64);
+        specs.push(pb::PartSpec { number: n, size });
+    }
+    let signed = core
+        .peers
+        .presign_parts(&file.object_key, &m.upload_id, specs)
+        .await?;
+    crate::metrics::presigned("upload");
+    Ok(signed
+        .into_iter()
+        .map(|p| pb::UploadPartUrl {
+            number: p.number,
+            request: p.request,
+        })
+        .collect())
+}
+
+/// The parts the store holds of a pending multipart file (a client resumes from them).
+pub async fn uploaded_parts(
+    core: &Core,
+    c: &Caller,
+    id: &str,
+) -> Result<Vec<pb::UploadedFilePart>, MetadataError> {
+    let id = validate::target(id)?;
+    let (file, m) = pending_multipart(core, c, id).await?;
+    let parts = core
+        .peers
+        .list_parts(&file.object_key, &m.upload_id)
+        .await?;
+    Ok(parts
+        .into_iter()
+        .map(|p| pb::UploadedFilePart {
+            number: p.number,
+            size: p.size,
+            etag: p.etag,
+        })
+        .collect())
 }
 
 /// Completes an upload: the object must be exactly the declared one; it is pinned (ETag and
 /// version) and queued for its scan, and the file becomes `scanning`.
-pub async fn complete(core: &Core, c: &Caller, id: &str) -> Result<FileRow, MetadataError> {
+pub async fn complete(
+    core: &Core,
+    c: &Caller,
+    id: &str,
+    parts: Vec<pb::UploadedFilePart>,
+) -> Result<FileRow, MetadataError> {
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;
     let file = store::file(&mut tx, id).await?;
@@ -137,6 +264,41 @@ pub async fn complete(core: &Core, c: &Caller, id: &str) -> Result<FileRow, Meta
         return Err(MetadataError::Conflict(
             "the file's upload is already complete",
         ));
+    }
+    // In parts: the store assembles the object from the parts named, once; then it is checked
+    // as a PUT's is (its size is the declared one, or it is removed).
+    match store::multipart_of(&mut tx, id).await? {
+        Some(m) => {
+            // Every part, once, in order: the store would assemble any subset it is given.
+            let numbers: Vec<u32> = parts.iter().map(|p| p.number).collect();
+            if !numbers.iter().copied().eq(1..=m.part_count as u32) {
+                return Err(MetadataError::invalid(
+                    "parts",
+                    format!(
+                        "complete with every part, 1 to {}, each once and in order (number and etag)",
+                        m.part_count
+                    ),
+                ));
+            }
+            let named = parts
+                .into_iter()
+                .map(|p| pb::CompletedPart {
+                    number: p.number,
+                    etag: p.etag,
+                })
+                .collect();
+            core.peers
+                .complete_multipart(&file.object_key, &m.upload_id, named)
+                .await?;
+            store::delete_multipart(&mut tx, id).await?;
+        }
+        None if !parts.is_empty() => {
+            return Err(MetadataError::invalid(
+                "parts",
+                "this file was uploaded with one PUT: complete it without parts",
+            ));
+        }
+        None => {}
     }
     let head = core.peers.head(&file.object_key).await?;
     if !head.exists {
@@ -232,10 +394,28 @@ pub async fn update(
 pub async fn trash(core: &Core, c: &Caller, id: &str) -> Result<FileRow, MetadataError> {
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;
+    abort_multipart(core, &mut tx, id).await?;
     let file = store::trash_file(&mut tx, id).await?;
     core.audit(Action::FileDelete, Target::File(id)).await?;
     tx.commit().await?;
     Ok(file)
+}
+
+/// Aborts the file's multipart upload, if it has one still open (its parts are freed), and
+/// forgets it, in the caller's transaction.
+pub async fn abort_multipart(
+    core: &Core,
+    tx: &mut coffer_db::TenantTx,
+    id: uuid::Uuid,
+) -> Result<(), MetadataError> {
+    if let Some(m) = store::multipart_of(tx, id).await? {
+        let file = store::file(tx, id).await?;
+        core.peers
+            .abort_multipart(&file.object_key, &m.upload_id)
+            .await?;
+        store::delete_multipart(tx, id).await?;
+    }
+    Ok(())
 }
 
 /// Brings a file back from the trash.
@@ -275,6 +455,7 @@ pub async fn purge_in(
         return Ok(false);
     }
     core.audit(Action::FilePurge, Target::File(id)).await?;
+    abort_multipart(core, &mut tx, id).await?;
     let delay = core.config.object_delete_delay_secs;
     if delay == 0 {
         // The object first: if that fails the row stays, and purge can be retried.

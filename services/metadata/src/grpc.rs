@@ -28,6 +28,8 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "GetFolder",
         "CreateFile",
         "CompleteUpload",
+        "PresignFileParts",
+        "ListUploadedParts",
         "GetFile",
         "UpdateFile",
         "TrashFile",
@@ -163,18 +165,49 @@ impl Metadata for MetadataService {
         };
         answer(
             files::create(&self.0, &c, declared).await,
-            |(file, upload)| pb::CreateFileResponse {
-                file: Some(file_pb(file)),
-                upload: Some(upload),
+            |(file, upload)| {
+                let (upload, multipart) = match upload {
+                    files::Upload::Put(put) => (Some(put), None),
+                    files::Upload::Multipart(plan) => (None, Some(plan)),
+                };
+                pb::CreateFileResponse {
+                    file: Some(file_pb(file)),
+                    upload,
+                    multipart,
+                }
             },
         )
     }
 
-    async fn complete_upload(&self, request: Request<pb::FileRef>) -> Res<pb::File> {
+    async fn complete_upload(&self, request: Request<pb::CompleteUploadRequest>) -> Res<pb::File> {
+        let c = user(&request, Scope::FilesWrite)?;
+        let r = request.into_inner();
+        answer(
+            files::complete(&self.0, &c, &r.file_id, r.parts).await,
+            file_pb,
+        )
+    }
+
+    async fn presign_file_parts(
+        &self,
+        request: Request<pb::PresignFilePartsRequest>,
+    ) -> Res<pb::UploadPartUrls> {
+        let c = user(&request, Scope::FilesWrite)?;
+        let r = request.get_ref();
+        answer(
+            files::presign_parts(&self.0, &c, &r.file_id, &r.numbers).await,
+            |parts| pb::UploadPartUrls { parts },
+        )
+    }
+
+    async fn list_uploaded_parts(
+        &self,
+        request: Request<pb::FileRef>,
+    ) -> Res<pb::UploadedFileParts> {
         let c = user(&request, Scope::FilesWrite)?;
         answer(
-            files::complete(&self.0, &c, &request.get_ref().file_id).await,
-            file_pb,
+            files::uploaded_parts(&self.0, &c, &request.get_ref().file_id).await,
+            |parts| pb::UploadedFileParts { parts },
         )
     }
 

@@ -19,7 +19,7 @@ mod sweep;
 pub mod testing;
 mod validate;
 mod verdicts;
-mod wire;
+pub(crate) mod wire;
 
 /// The statements of the hot paths, for the floor of `coffer-dev bench`, which must run the very
 /// SQL this service runs rather than copies of it. Not an API: nothing else calls these.

@@ -38,6 +38,16 @@ fn downstream(s: Status) -> MetadataError {
     MetadataError::Downstream(s)
 }
 
+/// The store's refusal of a multipart step, said to the client as a conflict in words.
+fn parts_refused(s: Status) -> MetadataError {
+    if s.code() == tonic::Code::FailedPrecondition {
+        return MetadataError::Conflict(
+            "the store refused the upload's parts: one is missing, too small or its etag differs (list the parts and retry)",
+        );
+    }
+    downstream(s)
+}
+
 impl Peers {
     /// A presigned PUT for a new file's object.
     pub async fn presign_put(
@@ -51,6 +61,99 @@ impl Peers {
             .await
             .map_err(downstream)?
             .into_inner())
+    }
+
+    /// Creates the store's multipart upload for a new file's object; its id.
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, MetadataError> {
+        Ok(self
+            .signer
+            .clone()
+            .create_multipart_upload(pb::CreateMultipartUploadRequest {
+                key: key.to_owned(),
+                content_type: content_type.to_owned(),
+            })
+            .await
+            .map_err(downstream)?
+            .into_inner()
+            .upload_id)
+    }
+
+    /// Presigned UploadPart PUTs for `parts` (number, exact size).
+    pub async fn presign_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<pb::PartSpec>,
+    ) -> Result<Vec<pb::PresignedPart>, MetadataError> {
+        Ok(self
+            .signer
+            .clone()
+            .presign_upload_parts(pb::PresignUploadPartsRequest {
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+                parts,
+                expires_in_seconds: 0,
+            })
+            .await
+            .map_err(downstream)?
+            .into_inner()
+            .parts)
+    }
+
+    /// The parts the store holds for an upload.
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<pb::UploadedPart>, MetadataError> {
+        Ok(self
+            .signer
+            .clone()
+            .list_parts(pb::MultipartRef {
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+            })
+            .await
+            .map_err(parts_refused)?
+            .into_inner()
+            .parts)
+    }
+
+    /// Completes an upload from its parts; what the store then holds.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<pb::CompletedPart>,
+    ) -> Result<pb::ObjectInfo, MetadataError> {
+        Ok(self
+            .signer
+            .clone()
+            .complete_multipart_upload(pb::CompleteMultipartUploadRequest {
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+                parts,
+            })
+            .await
+            .map_err(parts_refused)?
+            .into_inner())
+    }
+
+    /// Aborts an upload, freeing its parts (an unknown one is fine).
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), MetadataError> {
+        self.signer
+            .clone()
+            .abort_multipart_upload(pb::MultipartRef {
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+            })
+            .await
+            .map_err(downstream)?;
+        Ok(())
     }
 
     /// What the store holds under `key`.

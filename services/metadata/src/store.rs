@@ -851,3 +851,51 @@ pub async fn delete_pending(tx: &mut TenantTx, id: Uuid) -> Result<bool, Metadat
         None => Ok(false),
     }
 }
+
+/// A pending file's multipart upload: the store's id, the part size and count.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Multipart {
+    pub upload_id: String,
+    pub part_size: i64,
+    pub part_count: i32,
+}
+
+pub async fn insert_multipart(
+    tx: &mut TenantTx,
+    file: Uuid,
+    m: &Multipart,
+) -> Result<(), MetadataError> {
+    sqlx::query(
+        "INSERT INTO multipart_uploads (file_id, org_id, upload_id, part_size, part_count)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(file)
+    .bind(tx.org())
+    .bind(&m.upload_id)
+    .bind(m.part_size)
+    .bind(m.part_count)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The file's multipart upload, if it is uploaded in parts and not yet complete.
+pub async fn multipart_of(
+    tx: &mut TenantTx,
+    file: Uuid,
+) -> Result<Option<Multipart>, MetadataError> {
+    Ok(sqlx::query_as(
+        "SELECT upload_id, part_size, part_count FROM multipart_uploads WHERE file_id = $1",
+    )
+    .bind(file)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+pub async fn delete_multipart(tx: &mut TenantTx, file: Uuid) -> Result<(), MetadataError> {
+    sqlx::query("DELETE FROM multipart_uploads WHERE file_id = $1")
+        .bind(file)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -20,13 +20,15 @@ pub async fn stale_uploads(core: &Core) -> Result<usize, MetadataError> {
     let mut removed = 0;
     for file in stale {
         let request_id = format!("sweep-{}", Uuid::new_v4().simple());
+        // An upload in parts is aborted first (its parts freed), then any object removed.
         let deleted = core
             .peers
-            .as_service(
-                file.org_id,
-                request_id,
-                core.peers.delete_object(&file.object_key),
-            )
+            .as_service(file.org_id, request_id, async {
+                let mut tx = core.tx(file.org_id).await?;
+                files::abort_multipart(core, &mut tx, file.id).await?;
+                tx.commit().await?;
+                core.peers.delete_object(&file.object_key).await
+            })
             .await;
         match deleted {
             Ok(()) => {}

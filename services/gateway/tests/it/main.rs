@@ -6,6 +6,7 @@ mod files;
 mod flows;
 mod harness;
 mod input;
+mod multipart;
 mod openapi;
 mod scans;
 mod security;

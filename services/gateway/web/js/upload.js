@@ -1,6 +1,7 @@
 // Uploads: each file is created in the metadata, PUT by the browser straight to the object store
 // with the presigned URL and exactly the headers it was signed with (progress from the request's
-// upload events), completed, then followed live on /v1/events until its verdict.
+// upload events) — a large file in parts, a few at a time — completed, then followed live on
+// /v1/events until its verdict.
 
 import { api, ApiError, words } from './api.js';
 import { h, fill, bytes } from './dom.js';
@@ -61,7 +62,7 @@ export function uploader(folderId, landed) {
     const li = h('li', { 'data-upload': file.name },
       h('div', { class: 'line' }, name, h('span', null, state, ' ', cancel, dismiss)), bar);
     list.append(li);
-    let xhr = null;
+    const xhrs = new Set();
     let created = null;
     let cancelled = false;
     const say = (text, cls) => { state.textContent = text; state.className = `state ${cls ?? ''}`; };
@@ -72,7 +73,7 @@ export function uploader(folderId, landed) {
     };
     cancel.addEventListener('click', async () => {
       cancelled = true;
-      xhr?.abort();
+      for (const x of xhrs) x.abort();
       cancel.hidden = true;
       say('Cancelling…', 'muted');
       bar.remove();
@@ -106,19 +107,22 @@ export function uploader(folderId, landed) {
         created = answer.file;
         mine.add(created.id);
         if (cancelled) { await discard(created.id); return; }
-        if (answer.upload.method !== 'PUT') {
-          throw new ApiError(0, 'multipart', 'Files this large need the coffer command-line client for now.');
-        }
-        await put(file, answer.upload, (loaded) => {
+        const progress = (loaded) => {
           bar.value = loaded;
           const pct = file.size ? Math.floor((loaded / file.size) * 100) : 100;
           say(`Uploading ${bytes(loaded)} of ${bytes(file.size)} (${pct}%)`);
-        }, (x) => { xhr = x; });
+        };
+        let parts;
+        if (answer.upload.method === 'multipart') {
+          parts = await putParts(file, created.id, answer.upload, progress, (x) => { xhrs.add(x); }, () => cancelled);
+        } else {
+          await put(file, answer.upload.url, answer.upload.headers, progress, (x) => { xhrs.add(x); });
+        }
         if (cancelled) return;
         bar.value = file.size || 1;
         say('Finishing…');
         const breaksBefore = breaks;
-        const done = await api('POST', `/v1/files/${created.id}/complete`);
+        const done = await api('POST', `/v1/files/${created.id}/complete`, parts ? { parts } : undefined);
         if (cancelled) return;
         created = done;
         cancel.hidden = true;
@@ -157,23 +161,79 @@ async function discard(id) {
   }
 }
 
-/** The presigned PUT, with progress; rejects with a sentence when the store refuses. */
-function put(file, upload, progress, started) {
+/** Parts in flight at once for a file uploaded in parts. */
+const PARALLEL = 3;
+
+/**
+ * A file in parts: what the store already holds is kept (a retry resumes), the rest is PUT a few
+ * parts at a time with URLs asked for in batches, each part's ETag read from the store's answer.
+ * Resolves with every part's number and etag, in order.
+ */
+async function putParts(file, id, plan, progress, started, cancelled) {
+  const count = plan.part_count;
+  const size = plan.part_size;
+  const loaded = new Array(count + 1).fill(0);
+  const etags = new Array(count + 1).fill(null);
+  const held = await api('GET', `/v1/files/${id}/parts`);
+  for (const p of held.parts) {
+    etags[p.number] = p.etag;
+    loaded[p.number] = p.size;
+  }
+  const report = () => progress(loaded.reduce((a, b) => a + b, 0));
+  report();
+  const todo = [];
+  for (let n = 1; n <= count; n += 1) if (!etags[n]) todo.push(n);
+  const urls = new Map();
+  let asking = null;
+  const urlOf = async (n) => {
+    while (!urls.has(n)) {
+      if (!asking) {
+        const from = todo.indexOf(n);
+        const numbers = todo.slice(from, from + 100).filter((m) => !urls.has(m));
+        asking = api('POST', `/v1/files/${id}/parts`, { numbers })
+          .then((r) => { for (const p of r.parts) urls.set(p.number, p); })
+          .finally(() => { asking = null; });
+      }
+      await asking;
+    }
+    return urls.get(n);
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < todo.length && !cancelled()) {
+      const n = todo[next];
+      next += 1;
+      const url = await urlOf(n);
+      const start = (n - 1) * size;
+      const xhr = await put(file.slice(start, Math.min(start + size, file.size)), url.url, url.headers,
+        (bytesDone) => { loaded[n] = bytesDone; report(); }, started);
+      const etag = (xhr.getResponseHeader('ETag') ?? '').replaceAll('"', '');
+      if (!cancelled() && !etag) throw new Error('The storage did not say which part it stored (no ETag). Try again.');
+      etags[n] = etag;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, todo.length) }, worker));
+  return etags.slice(1).map((etag, i) => ({ number: i + 1, etag }));
+}
+
+/** One presigned PUT of `body`, with progress; resolves with the request, rejects with a
+ * sentence when the store refuses. */
+function put(body, url, headers, progress, started) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     started(xhr);
-    xhr.open('PUT', upload.url);
-    for (const [name, value] of Object.entries(upload.headers ?? {})) {
+    xhr.open('PUT', url);
+    for (const [name, value] of Object.entries(headers ?? {})) {
       if (!FORBIDDEN.has(name.toLowerCase())) xhr.setRequestHeader(name, value);
     }
     xhr.upload.addEventListener('progress', (e) => progress(e.loaded));
     xhr.addEventListener('load', () => {
-      if (xhr.status >= 200 && xhr.status < 300) resolve();
+      if (xhr.status >= 200 && xhr.status < 300) resolve(xhr);
       else if (xhr.status === 403) reject(new Error('The storage refused the upload: its link expired or did not match. Try again.'));
       else reject(new Error(`The storage refused the upload (status ${xhr.status}). Try again.`));
     });
     xhr.addEventListener('error', () => reject(new Error('The upload to the storage failed: the connection broke or the storage cannot be reached. Try again.')));
-    xhr.addEventListener('abort', () => resolve());
-    xhr.send(file);
+    xhr.addEventListener('abort', () => resolve(xhr));
+    xhr.send(body);
   });
 }

@@ -94,8 +94,9 @@ async fn populate(stack: &Stack, md: &MetadataClient<MeshChannel>, org: Uuid) ->
     let file = created.file.unwrap().id;
     as_user(
         &t,
-        md.clone().complete_upload(pb::FileRef {
+        md.clone().complete_upload(pb::CompleteUploadRequest {
             file_id: file.clone(),
+            parts: vec![],
         }),
     )
     .await
@@ -277,7 +278,25 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
         "CompleteUpload",
         &a.file,
         [] | m,
-        id | m.complete_upload(pb::FileRef { file_id: id })
+        id | m.complete_upload(pb::CompleteUploadRequest {
+            file_id: id,
+            parts: vec![]
+        })
+    );
+    probe!(
+        "PresignFileParts",
+        &a.file,
+        [] | m,
+        id | m.presign_file_parts(pb::PresignFilePartsRequest {
+            file_id: id,
+            numbers: vec![1]
+        })
+    );
+    probe!(
+        "ListUploadedParts",
+        &a.file,
+        [] | m,
+        id | m.list_uploaded_parts(pb::FileRef { file_id: id })
     );
     probe!(
         "GetFile",
@@ -482,7 +501,7 @@ async fn org_b_cannot_reach_org_a_through_any_rpc() -> anyhow::Result<()> {
         "ListTrash"
     );
     checked += 1;
-    assert_eq!(checked, 26, "every RPC was probed");
+    assert_eq!(checked, 28, "every RPC was probed");
 
     // Nothing of A's changed: the file is still available, named, in its folder, downloadable.
     let ta = token(&stack, a.org, Scopes::all());

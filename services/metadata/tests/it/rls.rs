@@ -70,7 +70,14 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
     names.sort();
     assert_eq!(
         names,
-        ["files", "folders", "object_deletions", "quotas", "shares"]
+        [
+            "files",
+            "folders",
+            "multipart_uploads",
+            "object_deletions",
+            "quotas",
+            "shares"
+        ]
     );
     // The superuser sees the rows that exist.
     let (files,): (i64,) = sqlx::query_as("SELECT count(*) FROM metadata.files")
@@ -92,6 +99,7 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
         "files",
         "shares",
         "object_deletions",
+        "multipart_uploads",
     ] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&mut conn)

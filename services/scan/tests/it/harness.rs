@@ -41,8 +41,9 @@ pub async fn upload(
         .into_inner();
     let id = created.file.unwrap().id;
     put(&created.upload.unwrap(), bytes.to_vec()).await?;
-    user.call(md.clone().complete_upload(pb::FileRef {
+    user.call(md.clone().complete_upload(pb::CompleteUploadRequest {
         file_id: id.clone(),
+        parts: vec![],
     }))
     .await?;
     Ok(id)

@@ -1,0 +1,240 @@
+//! Large files in parts through the gateway: the plan, presigned parts that sign their length,
+//! resuming from what the store holds, completing with every part, and the upload aborted when
+//! the pending file goes to the trash.
+
+use coffer_metadata::MetadataConfig;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::files::{User, put};
+use crate::harness::{Harness, unthrottled};
+
+const MIB: usize = 1024 * 1024;
+
+async fn harness() -> anyhow::Result<Harness> {
+    Harness::start_full(
+        unthrottled(),
+        MetadataConfig {
+            multipart_threshold_bytes: 6 * MIB as u64,
+            multipart_part_bytes: 5 * MIB as u64,
+            ..MetadataConfig::default()
+        },
+    )
+    .await
+}
+
+/// Open multipart uploads the embedded store holds.
+fn open_uploads(h: &Harness) -> usize {
+    std::fs::read_dir(h.stack.s3.root())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".upload-"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_large_file_goes_up_in_parts_resumes_and_completes() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let u = User::new(&h, "parts@example.com").await?;
+    let body: Vec<u8> = (0..(2 * 5 * MIB + 3)).map(|i| (i % 251) as u8).collect();
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "big.bin", "size": body.len(), "content_type": "application/octet-stream"})),
+            201,
+        )
+        .await?;
+    let id = created["file"]["id"].as_str().unwrap().to_owned();
+    let plan = &created["upload"];
+    assert_eq!(plan["method"], "multipart");
+    assert_eq!(plan["part_size"], 5 * MIB);
+    assert_eq!(plan["part_count"], 3);
+    assert!(plan.get("url").is_none());
+    assert_eq!(open_uploads(&h), 1);
+
+    let urls = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/parts"),
+            Some(json!({"numbers": [1, 2, 3]})),
+            200,
+        )
+        .await?;
+    let part = |n: usize| -> (Value, Vec<u8>) {
+        let url = urls["parts"][n - 1].clone();
+        assert_eq!(url["number"], n);
+        let start = (n - 1) * 5 * MIB;
+        let end = (start + 5 * MIB).min(body.len());
+        (url, body[start..end].to_vec())
+    };
+    // Each URL signs its part's length: the last part's URL takes 3 bytes only.
+    assert_eq!(part(3).0["headers"]["content-length"], "3");
+    for n in [1, 3] {
+        let (url, bytes) = part(n);
+        put(&url, bytes).await?;
+    }
+    // Resume: the store holds parts 1 and 3.
+    let held = u
+        .ok(Method::GET, &format!("/v1/files/{id}/parts"), None, 200)
+        .await?;
+    let numbers: Vec<u64> = held["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 3]);
+    assert_eq!(held["parts"][1]["size"], 3);
+    // Completing with parts missing is refused (the store would assemble them).
+    let parts_of = |v: &Value| -> Value {
+        Value::Array(
+            v["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| json!({"number": p["number"], "etag": p["etag"]}))
+                .collect(),
+        )
+    };
+    let (status, code) = u
+        .err(
+            Method::POST,
+            &format!("/v1/files/{id}/complete"),
+            Some(json!({"parts": parts_of(&held)})),
+        )
+        .await?;
+    assert_eq!((status, code.as_str()), (400, "invalid_argument"));
+    // Without parts at all: refused too.
+    let (status, _) = u
+        .err(Method::POST, &format!("/v1/files/{id}/complete"), None)
+        .await?;
+    assert_eq!(status, 400);
+
+    // Another org sees none of it.
+    let other = User::new(&h, "parts-other@example.com").await?;
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("/v1/files/{id}/parts"),
+            Some(json!({"numbers": [2]})),
+        ),
+        (Method::GET, format!("/v1/files/{id}/parts"), None),
+    ] {
+        let (status, _) = other.err(method, &path, body).await?;
+        assert_eq!(status, 404);
+    }
+    // Part numbers outside the plan, or too many at once: refused.
+    for numbers in [json!([0]), json!([4]), json!((1..=101).collect::<Vec<_>>())] {
+        let (status, _) = u
+            .err(
+                Method::POST,
+                &format!("/v1/files/{id}/parts"),
+                Some(json!({ "numbers": numbers })),
+            )
+            .await?;
+        assert_eq!(status, 400, "{numbers}");
+    }
+
+    let (url, bytes) = part(2);
+    put(&url, bytes).await?;
+    let held = u
+        .ok(Method::GET, &format!("/v1/files/{id}/parts"), None, 200)
+        .await?;
+    let file = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/complete"),
+            Some(json!({"parts": parts_of(&held)})),
+            200,
+        )
+        .await?;
+    assert_eq!(file["status"], "scanning");
+    assert_eq!(open_uploads(&h), 0);
+    h.stack.verdict(&u.org, &id, "clean").await?;
+    let grant = u
+        .ok(Method::GET, &format!("/v1/files/{id}/download"), None, 200)
+        .await?;
+    let got = reqwest::get(grant["url"].as_str().unwrap())
+        .await?
+        .bytes()
+        .await?;
+    assert!(
+        got[..] == body[..],
+        "the downloaded bytes are the parts, in order"
+    );
+    // Done: no more parts to sign or list.
+    let (status, _) = u
+        .err(
+            Method::POST,
+            &format!("/v1/files/{id}/parts"),
+            Some(json!({"numbers": [1]})),
+        )
+        .await?;
+    assert_eq!(status, 409);
+    Ok(())
+}
+
+/// A pending file in parts sent to the trash: its upload is aborted and its parts freed. A
+/// file of one PUT takes no parts.
+#[tokio::test]
+async fn trashing_a_pending_file_in_parts_aborts_its_upload() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let u = User::new(&h, "parts-trash@example.com").await?;
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "half.bin", "size": 7 * MIB, "content_type": "application/octet-stream"})),
+            201,
+        )
+        .await?;
+    let id = created["file"]["id"].as_str().unwrap().to_owned();
+    let urls = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/parts"),
+            Some(json!({"numbers": [1]})),
+            200,
+        )
+        .await?;
+    put(&urls["parts"][0], vec![7; 5 * MIB]).await?;
+    assert_eq!(open_uploads(&h), 1);
+    u.ok(Method::DELETE, &format!("/v1/files/{id}"), None, 204)
+        .await?;
+    assert_eq!(open_uploads(&h), 0, "the upload was aborted");
+    let leftovers = std::fs::read_dir(h.stack.s3.root())?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".part-"))
+        .count();
+    assert_eq!(leftovers, 0, "its parts were freed");
+    u.ok(Method::DELETE, &format!("/v1/files/{id}/purge"), None, 204)
+        .await?;
+
+    // One PUT: no parts, and complete takes none.
+    let small = u.upload("small.txt", None, b"small").await?;
+    let (status, _) = u
+        .err(
+            Method::POST,
+            &format!("/v1/files/{small}/parts"),
+            Some(json!({"numbers": [1]})),
+        )
+        .await?;
+    assert_eq!(status, 409);
+    let (status, _) = u
+        .err(
+            Method::POST,
+            &format!("/v1/files/{small}/complete"),
+            Some(json!({"parts": [{"number": 1, "etag": "x"}]})),
+        )
+        .await?;
+    assert_eq!(status, 400);
+    u.ok(
+        Method::POST,
+        &format!("/v1/files/{small}/complete"),
+        None,
+        200,
+    )
+    .await?;
+    Ok(())
+}
