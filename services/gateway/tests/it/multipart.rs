@@ -238,3 +238,58 @@ async fn trashing_a_pending_file_in_parts_aborts_its_upload() -> anyhow::Result<
     .await?;
     Ok(())
 }
+
+/// An upload in parts never completed is swept like any stale upload: the store's upload is
+/// aborted (parts freed), the row removed.
+#[tokio::test]
+async fn a_stale_upload_in_parts_is_aborted_by_the_sweep() -> anyhow::Result<()> {
+    let h = Harness::start_full(
+        unthrottled(),
+        MetadataConfig {
+            multipart_threshold_bytes: 6 * MIB as u64,
+            multipart_part_bytes: 5 * MIB as u64,
+            sweep_interval_secs: 1,
+            ..MetadataConfig::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "parts-stale@example.com").await?;
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "stale.bin", "size": 7 * MIB, "content_type": "application/octet-stream"})),
+            201,
+        )
+        .await?;
+    let id = created["file"]["id"].as_str().unwrap().to_owned();
+    let urls = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/parts"),
+            Some(json!({"numbers": [1]})),
+            200,
+        )
+        .await?;
+    put(&urls["parts"][0], vec![1; 5 * MIB]).await?;
+    assert_eq!(open_uploads(&h), 1);
+    h.stack
+        .pg
+        .execute_as_superuser(
+            &h.stack.metadata.database,
+            "UPDATE metadata.files SET created_at = now() - interval '2 days'",
+        )
+        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while u
+        .send(Method::GET, &format!("/v1/files/{id}"), None)
+        .await?
+        .status()
+        != 404
+    {
+        assert!(std::time::Instant::now() < deadline, "not swept");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(open_uploads(&h), 0, "the store's upload was aborted");
+    Ok(())
+}
