@@ -165,7 +165,11 @@ impl App {
                     .patch(files::update_file)
                     .delete(files::trash_file),
             )
-            .route("/v1/files/{id}/complete", post(files::complete_upload))
+            .route(
+                "/v1/files/{id}/complete",
+                // Up to 10,000 parts' numbers and etags: a larger body than any other.
+                post(files::complete_upload).layer(from_fn(edge::complete_body_cap)),
+            )
             .route(
                 "/v1/files/{id}/parts",
                 post(files::presign_parts).get(files::list_parts),

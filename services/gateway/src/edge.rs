@@ -175,3 +175,13 @@ pub async fn body_cap(State(limit): State<usize>, mut req: Request, next: Next) 
     req.extensions_mut().insert(BodyLimit(limit));
     next.run(req).await
 }
+
+/// The largest body of a multipart upload's completion: 10,000 parts of `{"number": …,
+/// "etag": "…"}` (a 64-character ETag at most, as S3 gives them).
+pub const COMPLETE_BODY_BYTES: usize = 1024 * 1024;
+
+/// `complete`'s own cap, above the router's.
+pub async fn complete_body_cap(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(BodyLimit(COMPLETE_BODY_BYTES));
+    next.run(req).await
+}

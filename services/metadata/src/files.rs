@@ -93,6 +93,14 @@ pub async fn create(
             "content_type is required",
         ));
     }
+    if sha256.is_some() && core.config.multipart_plan(d.size).is_some() {
+        // A presigned part cannot sign the whole file's hash, and it is not yet checked after
+        // the scan: refused rather than recorded unchecked.
+        return Err(MetadataError::invalid(
+            "sha256",
+            "a declared sha256 is not accepted for a file uploaded in parts (above the multipart threshold)",
+        ));
+    }
     let size = d.size as i64;
     let mut tx = core.tx(c.org_id).await?;
     store::ensure_org(&mut tx, core.quota()).await?;
@@ -120,23 +128,34 @@ pub async fn create(
     )
     .await?;
     if let Some((part_size, part_count)) = core.config.multipart_plan(d.size) {
-        // Created before the row is committed: a refusal leaves no row (an upload the store
-        // made is removed by its lifecycle rule for incomplete uploads).
         let upload_id = core
             .peers
             .create_multipart(&file.object_key, d.content_type)
             .await?;
-        store::insert_multipart(
-            &mut tx,
-            file.id,
-            &store::Multipart {
-                upload_id,
-                part_size: part_size as i64,
-                part_count: part_count as i32,
-            },
-        )
-        .await?;
-        tx.commit().await?;
+        let saved = async {
+            store::insert_multipart(
+                &mut tx,
+                file.id,
+                &store::Multipart {
+                    upload_id: upload_id.clone(),
+                    part_size: part_size as i64,
+                    part_count: part_count as i32,
+                    assembled: false,
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(MetadataError::from)
+        }
+        .await;
+        if let Err(e) = saved {
+            // No row names the store's upload: abort it now (the bucket's lifecycle rule for
+            // incomplete uploads would, a day later).
+            let _ = core
+                .peers
+                .abort_multipart(&file.object_key, &upload_id)
+                .await;
+            return Err(e);
+        }
         let expires_at = file.created_at
             + time::Duration::seconds(
                 i64::try_from(core.config.stale_upload_secs).unwrap_or(i64::MAX / 2),
@@ -259,15 +278,18 @@ pub async fn complete(
 ) -> Result<FileRow, MetadataError> {
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;
-    let file = store::file(&mut tx, id).await?;
+    // Locked: two completes, or a complete and the sweep, the trash or a purge, take turns.
+    let file = store::file_for_update(&mut tx, id).await?;
     if file.status() != FileStatus::PendingUpload {
         return Err(MetadataError::Conflict(
             "the file's upload is already complete",
         ));
     }
-    // In parts: the store assembles the object from the parts named, once; then it is checked
-    // as a PUT's is (its size is the declared one, or it is removed).
+    // In parts: the store assembles the object from the parts named, once (that is committed at
+    // once, so a complete that fails after it is retried without the store); then the object is
+    // checked as a PUT's is.
     match store::multipart_of(&mut tx, id).await? {
+        Some(m) if m.assembled => {}
         Some(m) => {
             // Every part, once, in order: the store would assemble any subset it is given.
             let numbers: Vec<u32> = parts.iter().map(|p| p.number).collect();
@@ -280,17 +302,30 @@ pub async fn complete(
                     ),
                 ));
             }
-            let named = parts
-                .into_iter()
-                .map(|p| pb::CompletedPart {
+            let mut named = Vec::with_capacity(parts.len());
+            for p in parts {
+                let etag = p.etag.trim_matches('"');
+                if etag.is_empty()
+                    || etag.len() > 128
+                    || !etag.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
+                {
+                    return Err(MetadataError::invalid(
+                        "parts",
+                        "each part needs the etag the store answered its PUT with",
+                    ));
+                }
+                named.push(pb::CompletedPart {
                     number: p.number,
-                    etag: p.etag,
-                })
-                .collect();
+                    etag: etag.to_owned(),
+                });
+            }
             core.peers
                 .complete_multipart(&file.object_key, &m.upload_id, named)
                 .await?;
-            store::delete_multipart(&mut tx, id).await?;
+            store::multipart_assembled(&mut tx, id).await?;
+            tx.commit().await?;
+            tx = core.tx(c.org_id).await?;
+            store::file_for_update(&mut tx, id).await?;
         }
         None if !parts.is_empty() => {
             return Err(MetadataError::invalid(
@@ -332,6 +367,7 @@ pub async fn complete(
     .ok_or(MetadataError::Conflict(
         "the file's upload is already complete",
     ))?;
+    store::delete_multipart(&mut tx, id).await?;
     // The job is queued before the state change commits: if scan cannot take it, the file
     // stays `pending_upload` and complete may be retried (queuing is idempotent per file).
     // The audit event and the job go side by side; both must succeed.
@@ -408,11 +444,14 @@ pub async fn abort_multipart(
     tx: &mut coffer_db::TenantTx,
     id: uuid::Uuid,
 ) -> Result<(), MetadataError> {
+    // The file's row first, then its upload's (the order complete takes them in).
+    let file = store::file_for_update(tx, id).await?;
     if let Some(m) = store::multipart_of(tx, id).await? {
-        let file = store::file(tx, id).await?;
-        core.peers
-            .abort_multipart(&file.object_key, &m.upload_id)
-            .await?;
+        if !m.assembled {
+            core.peers
+                .abort_multipart(&file.object_key, &m.upload_id)
+                .await?;
+        }
         store::delete_multipart(tx, id).await?;
     }
     Ok(())

@@ -41,9 +41,17 @@ fn downstream(s: Status) -> MetadataError {
 /// The store's refusal of a multipart step, said to the client as a conflict in words.
 fn parts_refused(s: Status) -> MetadataError {
     if s.code() == tonic::Code::FailedPrecondition {
-        return MetadataError::Conflict(
-            "the store refused the upload's parts: one is missing, too small or its etag differs (list the parts and retry)",
-        );
+        // The signer's reasons are its own fixed sentences.
+        let m = s.message();
+        return MetadataError::Conflict(if m.contains("does not exist") {
+            "the upload in parts no longer exists (aborted or expired): create the file again"
+        } else if m.contains("already exists") {
+            "an object already exists for this file"
+        } else if m.contains("in progress") {
+            "another completion of this upload is in progress: wait, then look at the file"
+        } else {
+            "the store refused the upload's parts: one is missing, too small or its etag differs (list the parts and retry)"
+        });
     }
     downstream(s)
 }

@@ -858,6 +858,8 @@ pub struct Multipart {
     pub upload_id: String,
     pub part_size: i64,
     pub part_count: i32,
+    /// The store has made the object from the parts.
+    pub assembled: bool,
 }
 
 pub async fn insert_multipart(
@@ -885,11 +887,30 @@ pub async fn multipart_of(
     file: Uuid,
 ) -> Result<Option<Multipart>, MetadataError> {
     Ok(sqlx::query_as(
-        "SELECT upload_id, part_size, part_count FROM multipart_uploads WHERE file_id = $1",
+        "SELECT upload_id, part_size, part_count, assembled FROM multipart_uploads
+         WHERE file_id = $1 FOR UPDATE",
     )
     .bind(file)
     .fetch_optional(&mut **tx)
     .await?)
+}
+
+/// Every open multipart upload of the transaction's org: (object key, upload id).
+pub async fn org_multiparts(tx: &mut TenantTx) -> Result<Vec<(String, String)>, MetadataError> {
+    Ok(sqlx::query_as(
+        "SELECT f.object_key, m.upload_id FROM multipart_uploads m JOIN files f ON f.id = m.file_id",
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// The store made the object from the parts: a retried complete does not ask it again.
+pub async fn multipart_assembled(tx: &mut TenantTx, file: Uuid) -> Result<(), MetadataError> {
+    sqlx::query("UPDATE multipart_uploads SET assembled = true WHERE file_id = $1")
+        .bind(file)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 pub async fn delete_multipart(tx: &mut TenantTx, file: Uuid) -> Result<(), MetadataError> {

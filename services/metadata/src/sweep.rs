@@ -20,26 +20,28 @@ pub async fn stale_uploads(core: &Core) -> Result<usize, MetadataError> {
     let mut removed = 0;
     for file in stale {
         let request_id = format!("sweep-{}", Uuid::new_v4().simple());
-        // An upload in parts is aborted first (its parts freed), then any object removed.
-        let deleted = core
+        // Under the file's lock (a complete of it waits, or has finished): an upload in parts
+        // is aborted (its parts freed), any object removed, then the row.
+        let swept = core
             .peers
             .as_service(file.org_id, request_id, async {
                 let mut tx = core.tx(file.org_id).await?;
+                let row = store::file_for_update(&mut tx, file.id).await?;
+                if row.state != coffer_kit::vocab::FileStatus::PendingUpload {
+                    return Ok(false);
+                }
                 files::abort_multipart(core, &mut tx, file.id).await?;
+                core.peers.delete_object(&file.object_key).await?;
+                let gone = store::delete_pending(&mut tx, file.id).await?;
                 tx.commit().await?;
-                core.peers.delete_object(&file.object_key).await
+                Ok(gone)
             })
             .await;
-        match deleted {
-            Ok(()) => {}
-            Err(MetadataError::NotFound) => continue,
+        match swept {
+            Ok(true) => removed += 1,
+            Ok(false) | Err(MetadataError::NotFound) => continue,
             Err(e) => return Err(e),
         }
-        let mut tx = core.tx(file.org_id).await?;
-        if store::delete_pending(&mut tx, file.id).await? {
-            removed += 1;
-        }
-        tx.commit().await?;
     }
     Ok(removed)
 }
@@ -154,6 +156,13 @@ pub async fn purge_org(core: &Core, org: Uuid) -> Result<Purged, MetadataError> 
             done: false,
             objects_deleted,
         });
+    }
+    // Uploads in parts still open: aborted, or their parts would stay in the store for good.
+    let mut tx = core.tx(org).await?;
+    let open = store::org_multiparts(&mut tx).await?;
+    tx.commit().await?;
+    for (key, upload_id) in open {
+        core.peers.abort_multipart(&key, &upload_id).await?;
     }
     let mut tx = core.tx(org).await?;
     store::delete_org(&mut tx).await?;

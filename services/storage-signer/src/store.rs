@@ -426,6 +426,9 @@ impl Store {
             .await
             .map_err(|e| match e.raw_response().map(|r| r.status().as_u16()) {
                 Some(412) => SignerError::Refused("an object already exists at the key"),
+                Some(409) => {
+                    SignerError::Refused("another completion of the upload is in progress")
+                }
                 Some(404) => SignerError::Refused("the multipart upload does not exist"),
                 Some(400) => SignerError::Refused(
                     "the store refused the parts: a part is missing, too small or its ETag differs",

@@ -46,6 +46,15 @@ async fn a_large_file_goes_up_in_parts_resumes_and_completes() -> anyhow::Result
         )
         .await?;
     let id = created["file"]["id"].as_str().unwrap().to_owned();
+    // A declared SHA-256 cannot be checked for a file in parts yet: refused, not kept unchecked.
+    let (status, _) = u
+        .err(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "hashed.bin", "size": body.len(), "content_type": "application/octet-stream", "sha256": "0".repeat(64)})),
+        )
+        .await?;
+    assert_eq!(status, 400);
     let plan = &created["upload"];
     assert_eq!(plan["method"], "multipart");
     assert_eq!(plan["part_size"], 5 * MIB);
@@ -141,11 +150,26 @@ async fn a_large_file_goes_up_in_parts_resumes_and_completes() -> anyhow::Result
     let held = u
         .ok(Method::GET, &format!("/v1/files/{id}/parts"), None, 200)
         .await?;
+    // An empty etag is a clear 400; etags quoted as S3 quotes them are fine.
+    let mut bad = parts_of(&held);
+    bad[1]["etag"] = json!("");
+    let (status, _) = u
+        .err(
+            Method::POST,
+            &format!("/v1/files/{id}/complete"),
+            Some(json!({ "parts": bad })),
+        )
+        .await?;
+    assert_eq!(status, 400);
+    let mut quoted = parts_of(&held);
+    for p in quoted.as_array_mut().unwrap() {
+        p["etag"] = json!(format!("\"{}\"", p["etag"].as_str().unwrap()));
+    }
     let file = u
         .ok(
             Method::POST,
             &format!("/v1/files/{id}/complete"),
-            Some(json!({"parts": parts_of(&held)})),
+            Some(json!({ "parts": quoted })),
             200,
         )
         .await?;

@@ -165,8 +165,10 @@ async function discard(id) {
 const PARALLEL = 3;
 
 /**
- * A file in parts: what the store already holds is kept (a retry resumes), the rest is PUT a few
- * parts at a time with URLs asked for in batches, each part's ETag read from the store's answer.
+ * A file in parts: what the store already holds is kept, the rest is PUT a few parts at a time.
+ * Part URLs are asked for just before use (a handful at a time: each lives minutes, a slow link
+ * takes longer than that for a hundred parts) and asked again when the store refuses an expired
+ * one; a part that fails is tried again twice, then every other request in flight is stopped.
  * Resolves with every part's number and etag, in order.
  */
 async function putParts(file, id, plan, progress, started, cancelled) {
@@ -189,7 +191,7 @@ async function putParts(file, id, plan, progress, started, cancelled) {
     while (!urls.has(n)) {
       if (!asking) {
         const from = todo.indexOf(n);
-        const numbers = todo.slice(from, from + 100).filter((m) => !urls.has(m));
+        const numbers = todo.slice(from, from + 2 * PARALLEL).filter((m) => !urls.has(m));
         asking = api('POST', `/v1/files/${id}/parts`, { numbers })
           .then((r) => { for (const p of r.parts) urls.set(p.number, p); })
           .finally(() => { asking = null; });
@@ -198,21 +200,48 @@ async function putParts(file, id, plan, progress, started, cancelled) {
     }
     return urls.get(n);
   };
-  let next = 0;
-  const worker = async () => {
-    while (next < todo.length && !cancelled()) {
-      const n = todo[next];
-      next += 1;
+  const mine = new Set();
+  let failed = false;
+  const track = (xhr) => { mine.add(xhr); started(xhr); };
+  const sendPart = async (n) => {
+    const start = (n - 1) * size;
+    const body = file.slice(start, Math.min(start + size, file.size));
+    for (let attempt = 1; ; attempt += 1) {
       const url = await urlOf(n);
-      const start = (n - 1) * size;
-      const xhr = await put(file.slice(start, Math.min(start + size, file.size)), url.url, url.headers,
-        (bytesDone) => { loaded[n] = bytesDone; report(); }, started);
-      const etag = (xhr.getResponseHeader('ETag') ?? '').replaceAll('"', '');
-      if (!cancelled() && !etag) throw new Error('The storage did not say which part it stored (no ETag). Try again.');
-      etags[n] = etag;
+      try {
+        const xhr = await put(body, url.url, url.headers, (done) => { loaded[n] = done; report(); }, track);
+        mine.delete(xhr);
+        if (cancelled() || failed) return;
+        const etag = (xhr.getResponseHeader('ETag') ?? '').replaceAll('"', '');
+        if (!etag) throw new Error('The storage did not say which part it stored (no ETag). Try again.');
+        etags[n] = etag;
+        return;
+      } catch (e) {
+        loaded[n] = 0;
+        urls.delete(n); // expired, or refused: a fresh URL for the next try
+        if (attempt >= 3 || cancelled() || failed) throw e;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, todo.length) }, worker));
+  let next = 0;
+  const worker = async () => {
+    while (next < todo.length && !cancelled() && !failed) {
+      const n = todo[next];
+      next += 1;
+      try {
+        await sendPart(n);
+      } catch (e) {
+        if (!failed) {
+          failed = true;
+          for (const x of mine) x.abort();
+        }
+        throw e;
+      }
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(PARALLEL, todo.length) }, worker));
+  const refused = results.find((r) => r.status === 'rejected');
+  if (refused) throw refused.reason;
   return etags.slice(1).map((etag, i) => ({ number: i + 1, etag }));
 }
 
