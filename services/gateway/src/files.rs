@@ -316,10 +316,12 @@ pub async fn complete_upload(
     State(gw): Shared,
     authed: Authed,
     Path(id): Path<String>,
-    body: crate::body::OptionalJson<CompleteBody>,
+    // No body, `null` or `{}`: a single PUT's complete, as before parts existed.
+    body: crate::body::OptionalJson<Option<CompleteBody>>,
 ) -> Result<Response, ApiError> {
     let parts = body
         .0
+        .flatten()
         .unwrap_or_default()
         .parts
         .into_iter()

@@ -260,6 +260,17 @@ async fn trashing_a_pending_file_in_parts_aborts_its_upload() -> anyhow::Result<
         200,
     )
     .await?;
+    // `null` and `{}` are no parts too, as a complete's body could be before parts existed.
+    for (name, body) in [("null.txt", json!(null)), ("empty.txt", json!({}))] {
+        let id = u.upload(name, None, b"x").await?;
+        u.ok(
+            Method::POST,
+            &format!("/v1/files/{id}/complete"),
+            Some(body),
+            200,
+        )
+        .await?;
+    }
     Ok(())
 }
 
