@@ -166,7 +166,39 @@ impl Drop for Writing {
     }
 }
 
+/// The bucket policy: a write must ask for SSE AES256.
+fn require_sse(sse: Option<&str>) -> S3Result<()> {
+    if sse != Some(ServerSideEncryption::AES256) {
+        return Err(s3_error!(
+            AccessDenied,
+            "bucket policy requires x-amz-server-side-encryption: AES256"
+        ));
+    }
+    Ok(())
+}
+
 impl PolicyFs {
+    /// Takes the key for a write (one writer at a time), refuses it if `If-None-Match: *` and
+    /// the object exists, and keeps the current bytes as a version if it does. Returns the hold
+    /// and whether the object existed.
+    fn claim_write(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_none_match: Option<&ETagCondition>,
+    ) -> S3Result<(Writing, bool)> {
+        let path = self.path(bucket, key)?;
+        let writing = self.take_key(bucket, key)?;
+        let existed = path.exists();
+        if existed && if_none_match.is_some_and(ETagCondition::is_any) {
+            return Err(s3_error!(PreconditionFailed, "the object already exists"));
+        }
+        if existed {
+            self.keep_current(bucket, key)?;
+        }
+        Ok((writing, existed))
+    }
+
     /// The parts held for `upload_id`: (number, size, ETag), by number; `NoSuchUpload` when the
     /// upload does not exist (never created, completed or aborted).
     fn parts_of(&self, upload_id: &str) -> S3Result<Vec<(i32, u64, String)>> {
@@ -437,28 +469,11 @@ impl s3s::S3 for PolicyFs {
             .server_side_encryption
             .as_ref()
             .map(|s| s.as_str());
-        if sse != Some(ServerSideEncryption::AES256) {
-            return Err(s3_error!(
-                AccessDenied,
-                "bucket policy requires x-amz-server-side-encryption: AES256"
-            ));
-        }
+        require_sse(sse)?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let path = self.path(&bucket, &key)?;
-        let _writing = self.take_key(&bucket, &key)?;
-        let existed = path.exists();
-        if existed
-            && req
-                .input
-                .if_none_match
-                .as_ref()
-                .is_some_and(ETagCondition::is_any)
-        {
-            return Err(s3_error!(PreconditionFailed, "the object already exists"));
-        }
-        if existed {
-            self.keep_current(&bucket, &key)?;
-        }
+        let (_writing, existed) =
+            self.claim_write(&bucket, &key, req.input.if_none_match.as_ref())?;
         match self.inner.put_object(req).await {
             Ok(mut res) => {
                 res.output.server_side_encryption = aes256();
@@ -488,12 +503,7 @@ impl s3s::S3 for PolicyFs {
             .server_side_encryption
             .as_ref()
             .map(|s| s.as_str());
-        if sse != Some(ServerSideEncryption::AES256) {
-            return Err(s3_error!(
-                AccessDenied,
-                "bucket policy requires x-amz-server-side-encryption: AES256"
-            ));
-        }
+        require_sse(sse)?;
         let mut res = self.inner.create_multipart_upload(req).await?;
         res.output.server_side_encryption = aes256();
         Ok(res)
@@ -588,21 +598,7 @@ impl s3s::S3 for PolicyFs {
             }
         }
         let upload = req.input.upload_id.clone();
-        let path = self.path(&bucket, &key)?;
-        let _writing = self.take_key(&bucket, &key)?;
-        let existed = path.exists();
-        if existed
-            && req
-                .input
-                .if_none_match
-                .as_ref()
-                .is_some_and(ETagCondition::is_any)
-        {
-            return Err(s3_error!(PreconditionFailed, "the object already exists"));
-        }
-        if existed {
-            self.keep_current(&bucket, &key)?;
-        }
+        let (_writing, _) = self.claim_write(&bucket, &key, req.input.if_none_match.as_ref())?;
         let mut res = self.inner.complete_multipart_upload(req).await?;
         self.forget_parts(&upload);
         res.output.server_side_encryption = aes256();

@@ -43,6 +43,20 @@ pub fn policy() -> Result<Policy, PolicyError> {
     Ok(policy)
 }
 
+/// What the store reports of an object, as the wire says it.
+fn object_info(head: store::Head) -> pb::ObjectInfo {
+    pb::ObjectInfo {
+        exists: head.exists,
+        size: head.size,
+        server_side_encryption: head.sse,
+        sha256: head.sha256_hex,
+        etag: head.etag,
+        version_id: head.version_id,
+        content_type: head.content_type,
+        foreign_headers: head.foreign_headers,
+    }
+}
+
 /// Parts per presign call, part numbers, a part's size (S3's limits).
 const PARTS_PER_CALL: usize = 100;
 const MAX_PART_NUMBER: u32 = 10_000;
@@ -196,16 +210,7 @@ impl StorageSigner for SignerService {
         let key = request.into_inner().key;
         keys::check(&key, org)?;
         let head = crate::metrics::timed("head", self.store.head(&key)).await?;
-        Ok(Response::new(pb::ObjectInfo {
-            exists: head.exists,
-            size: head.size,
-            server_side_encryption: head.sse,
-            sha256: head.sha256_hex,
-            etag: head.etag,
-            version_id: head.version_id,
-            content_type: head.content_type,
-            foreign_headers: head.foreign_headers,
-        }))
+        Ok(Response::new(object_info(head)))
     }
 
     async fn delete_prefix(
@@ -357,16 +362,7 @@ impl StorageSigner for SignerService {
         )
         .await?;
         let head = crate::metrics::timed("head", self.store.head(&req.key)).await?;
-        Ok(Response::new(pb::ObjectInfo {
-            exists: head.exists,
-            size: head.size,
-            server_side_encryption: head.sse,
-            sha256: head.sha256_hex,
-            etag: head.etag,
-            version_id: head.version_id,
-            content_type: head.content_type,
-            foreign_headers: head.foreign_headers,
-        }))
+        Ok(Response::new(object_info(head)))
     }
 
     async fn abort_multipart_upload(
