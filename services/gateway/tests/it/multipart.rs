@@ -11,16 +11,47 @@ use crate::harness::{Harness, unthrottled};
 
 const MIB: usize = 1024 * 1024;
 
-async fn harness() -> anyhow::Result<Harness> {
+/// Parts of 5 MiB above 6 MiB; the stale-upload sweep every `sweep_secs`.
+async fn harness_sweeping(sweep_secs: u64) -> anyhow::Result<Harness> {
     Harness::start_full(
         unthrottled(),
         MetadataConfig {
             multipart_threshold_bytes: 6 * MIB as u64,
             multipart_part_bytes: 5 * MIB as u64,
+            sweep_interval_secs: sweep_secs,
             ..MetadataConfig::default()
         },
     )
     .await
+}
+
+async fn harness() -> anyhow::Result<Harness> {
+    harness_sweeping(MetadataConfig::default().sweep_interval_secs).await
+}
+
+/// A 7 MiB file in parts with its first part uploaded; its id.
+async fn pending_in_parts(u: &User<'_>, name: &str) -> anyhow::Result<String> {
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(
+                json!({"name": name, "size": 7 * MIB, "content_type": "application/octet-stream"}),
+            ),
+            201,
+        )
+        .await?;
+    let id = created["file"]["id"].as_str().unwrap().to_owned();
+    let urls = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/parts"),
+            Some(json!({"numbers": [1]})),
+            200,
+        )
+        .await?;
+    put(&urls["parts"][0], vec![7; 5 * MIB]).await?;
+    Ok(id)
 }
 
 /// Open multipart uploads the embedded store holds.
@@ -205,24 +236,7 @@ async fn a_large_file_goes_up_in_parts_resumes_and_completes() -> anyhow::Result
 async fn trashing_a_pending_file_in_parts_aborts_its_upload() -> anyhow::Result<()> {
     let h = harness().await?;
     let u = User::new(&h, "parts-trash@example.com").await?;
-    let created = u
-        .ok(
-            Method::POST,
-            "/v1/files",
-            Some(json!({"name": "half.bin", "size": 7 * MIB, "content_type": "application/octet-stream"})),
-            201,
-        )
-        .await?;
-    let id = created["file"]["id"].as_str().unwrap().to_owned();
-    let urls = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/parts"),
-            Some(json!({"numbers": [1]})),
-            200,
-        )
-        .await?;
-    put(&urls["parts"][0], vec![7; 5 * MIB]).await?;
+    let id = pending_in_parts(&u, "half.bin").await?;
     assert_eq!(open_uploads(&h), 1);
     u.ok(Method::DELETE, &format!("/v1/files/{id}"), None, 204)
         .await?;
@@ -278,35 +292,9 @@ async fn trashing_a_pending_file_in_parts_aborts_its_upload() -> anyhow::Result<
 /// aborted (parts freed), the row removed.
 #[tokio::test]
 async fn a_stale_upload_in_parts_is_aborted_by_the_sweep() -> anyhow::Result<()> {
-    let h = Harness::start_full(
-        unthrottled(),
-        MetadataConfig {
-            multipart_threshold_bytes: 6 * MIB as u64,
-            multipart_part_bytes: 5 * MIB as u64,
-            sweep_interval_secs: 1,
-            ..MetadataConfig::default()
-        },
-    )
-    .await?;
+    let h = harness_sweeping(1).await?;
     let u = User::new(&h, "parts-stale@example.com").await?;
-    let created = u
-        .ok(
-            Method::POST,
-            "/v1/files",
-            Some(json!({"name": "stale.bin", "size": 7 * MIB, "content_type": "application/octet-stream"})),
-            201,
-        )
-        .await?;
-    let id = created["file"]["id"].as_str().unwrap().to_owned();
-    let urls = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/parts"),
-            Some(json!({"numbers": [1]})),
-            200,
-        )
-        .await?;
-    put(&urls["parts"][0], vec![1; 5 * MIB]).await?;
+    let id = pending_in_parts(&u, "stale.bin").await?;
     assert_eq!(open_uploads(&h), 1);
     h.stack
         .pg

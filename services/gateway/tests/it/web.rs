@@ -52,6 +52,19 @@ async fn raw_get(h: &Harness, path: &str) -> anyhow::Result<u16> {
     Ok(std::str::from_utf8(&head[9..12])?.parse()?)
 }
 
+/// Shares file `id` as `body` says; returns the link's path (`/s/<token>`).
+async fn share_path(u: &User<'_>, id: &str, body: serde_json::Value) -> anyhow::Result<String> {
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(body),
+            201,
+        )
+        .await?;
+    Ok(format!("/s/{}", share["token"].as_str().unwrap()))
+}
+
 /// The asset paths a page names (`href="/assets/…"`, `src="/assets/…"`).
 fn asset_paths(html: &str) -> Vec<String> {
     html.split('"')
@@ -163,15 +176,12 @@ async fn the_share_page_asks_for_the_password_in_a_form() -> anyhow::Result<()> 
     let h = harness().await?;
     let u = User::new(&h, "share-page@example.com").await?;
     let id = u.available("deal.pdf", None, b"the deal", "clean").await?;
-    let share = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/shares"),
-            Some(json!({"expires_in_seconds": 3600, "password": "open sesame 7"})),
-            201,
-        )
-        .await?;
-    let path = format!("/s/{}", share["token"].as_str().unwrap());
+    let path = share_path(
+        &u,
+        &id,
+        json!({"expires_in_seconds": 3600, "password": "open sesame 7"}),
+    )
+    .await?;
     let browser = |method: Method| {
         h.http
             .request(method, h.url(&path))
@@ -195,7 +205,7 @@ async fn the_share_page_asks_for_the_password_in_a_form() -> anyhow::Result<()> 
     assert!(html.contains("type=\"password\""));
     assert!(!html.contains("<script"));
     assert!(
-        !html.contains(share["token"].as_str().unwrap()),
+        !html.contains(path.trim_start_matches("/s/")),
         "the token is not echoed"
     );
 
@@ -239,15 +249,12 @@ async fn the_share_page_asks_for_the_password_in_a_form() -> anyhow::Result<()> 
 
     // A link without a password: the browser's GET (or a link preview's) shows a button and
     // spends nothing; the button's POST redeems.
-    let open = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/shares"),
-            Some(json!({"expires_in_seconds": 3600, "max_downloads": 1})),
-            201,
-        )
-        .await?;
-    let open_path = format!("/s/{}", open["token"].as_str().unwrap());
+    let open_path = share_path(
+        &u,
+        &id,
+        json!({"expires_in_seconds": 3600, "max_downloads": 1}),
+    )
+    .await?;
     let look = || {
         h.http
             .get(h.url(&open_path))
@@ -291,15 +298,12 @@ async fn the_share_page_asks_for_the_password_in_a_form() -> anyhow::Result<()> 
     assert_eq!(used_up.status(), 404);
 
     // A HEAD (a link checker) spends nothing either, and learns only whether the link works.
-    let capped = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/shares"),
-            Some(json!({"expires_in_seconds": 3600, "max_downloads": 1})),
-            201,
-        )
-        .await?;
-    let capped_path = format!("/s/{}", capped["token"].as_str().unwrap());
+    let capped_path = share_path(
+        &u,
+        &id,
+        json!({"expires_in_seconds": 3600, "max_downloads": 1}),
+    )
+    .await?;
     for _ in 0..3 {
         let head = h.http.head(h.url(&capped_path)).send().await?;
         assert_eq!(head.status(), 200);
@@ -316,15 +320,12 @@ async fn a_locked_share_page_says_when_to_try_again() -> anyhow::Result<()> {
     let h = harness().await?;
     let u = User::new(&h, "share-locked@example.com").await?;
     let id = u.available("x.pdf", None, b"x", "clean").await?;
-    let share = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/shares"),
-            Some(json!({"expires_in_seconds": 3600, "password": "the right one 42"})),
-            201,
-        )
-        .await?;
-    let path = format!("/s/{}", share["token"].as_str().unwrap());
+    let path = share_path(
+        &u,
+        &id,
+        json!({"expires_in_seconds": 3600, "password": "the right one 42"}),
+    )
+    .await?;
     let mut locked = None;
     for _ in 0..20 {
         let res = h
@@ -358,15 +359,7 @@ async fn a_deleted_orgs_share_page_says_the_link_does_not_work() -> anyhow::Resu
     let h = harness().await?;
     let u = User::new(&h, "share-gone@example.com").await?;
     let id = u.available("y.pdf", None, b"y", "clean").await?;
-    let share = u
-        .ok(
-            Method::POST,
-            &format!("/v1/files/{id}/shares"),
-            Some(json!({"expires_in_seconds": 3600})),
-            201,
-        )
-        .await?;
-    let path = format!("/s/{}", share["token"].as_str().unwrap());
+    let path = share_path(&u, &id, json!({"expires_in_seconds": 3600})).await?;
     let page = || {
         h.http
             .get(h.url(&path))

@@ -4,7 +4,7 @@
 // /v1/events until its verdict.
 
 import { api, ApiError, words } from './api.js';
-import { h, fill, bytes } from './dom.js';
+import { h, bytes } from './dom.js';
 import { onResync, onScanned, statusAfter } from './events.js';
 
 /** Headers the browser sets itself and refuses from scripts. */
@@ -144,7 +144,7 @@ export function uploader(folderId, landed) {
     })();
   }
 
-  return { element: h('div', null, input, list), add, pick: () => input.click(), clear: () => fill(list) };
+  return { element: h('div', null, input, list), add, pick: () => input.click() };
 }
 
 /**
