@@ -93,14 +93,8 @@ pub async fn create(
             "content_type is required",
         ));
     }
-    if sha256.is_some() && core.config.multipart_plan(d.size).is_some() {
-        // A presigned part cannot sign the whole file's hash, and it is not yet checked after
-        // the scan: refused rather than recorded unchecked.
-        return Err(MetadataError::invalid(
-            "sha256",
-            "a declared sha256 is not accepted for a file uploaded in parts (above the multipart threshold)",
-        ));
-    }
+    // A presigned part cannot sign the whole file's hash: for an upload in parts the scan
+    // compares the declared SHA-256 with the bytes (other bytes end `failed`, never available).
     let size = d.size as i64;
     let mut tx = core.tx(c.org_id).await?;
     store::ensure_org(&mut tx, core.quota()).await?;
@@ -379,6 +373,7 @@ pub async fn complete(
         extension: validate::extension(&file.name),
         etag: head.etag.clone(),
         version_id: head.version_id.clone(),
+        sha256: file.sha256.clone().unwrap_or_default(),
     });
     let (logged, queued) = tokio::join!(core.audit(Action::FileUpload, Target::File(id)), queued);
     logged?;

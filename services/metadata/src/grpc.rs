@@ -361,6 +361,7 @@ impl Metadata for MetadataService {
             verdict: coffer_kit::vocab::Verdict::from_wire(r.verdict),
             etag: &r.etag,
             rescan: r.rescan,
+            sha256: &r.sha256,
         };
         answer(verdicts::record(&self.0, verdict).await, file_pb)
     }

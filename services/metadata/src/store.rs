@@ -413,6 +413,20 @@ pub async fn transition(
     .await?)
 }
 
+/// Records the SHA-256 the scan computed on a file that declared none.
+pub async fn record_sha256(
+    tx: &mut TenantTx,
+    id: Uuid,
+    sha256: &str,
+) -> Result<FileRow, MetadataError> {
+    Ok(sqlx::query_as("UPDATE files SET sha256 = COALESCE(sha256, $2) WHERE id = $1
+         RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
+    .bind(id)
+    .bind(sha256)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 /// Records the object an upload produced (what the scan and every download are pinned to).
 pub async fn set_object(
     tx: &mut TenantTx,

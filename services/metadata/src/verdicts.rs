@@ -1,7 +1,7 @@
 //! Scan verdicts: the scan service records what a file's bytes were found to be; `clean` makes it
 //! available, anything else quarantines it.
 
-use coffer_kit::vocab::FileStatus;
+use coffer_kit::vocab::{FileStatus, Verdict as Found};
 use uuid::Uuid;
 
 use crate::deps::Core;
@@ -20,6 +20,8 @@ pub struct Verdict<'a> {
     pub etag: &'a str,
     /// A re-scan under a newer ruleset: the file may already have a verdict.
     pub rescan: bool,
+    /// The SHA-256 of the bytes scanned; empty: none computed.
+    pub sha256: &'a str,
 }
 
 /// Records a verdict on the file it names (in the trash too).
@@ -33,9 +35,16 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
             "verdict must be clean, infected, suspicious, sensitive or failed",
         )
     })?;
-    let to = FileStatus::after(verdict);
+    let computed = validate::sha256(v.sha256)?;
     let mut tx = core.tx(org).await?;
     let current = store::file_for_update(&mut tx, id).await?;
+    // The scan compares a declared SHA-256 itself; this is the second lock on the same door:
+    // bytes other than declared never become `available`.
+    let verdict = match (&current.sha256, &computed) {
+        (Some(declared), Some(got)) if declared != got && verdict == Found::Clean => Found::Failed,
+        _ => verdict,
+    };
+    let to = FileStatus::after(verdict);
     // A verdict that names its object must name the one the file was pinned to at complete.
     // (Only the scan service calls this; "" is a verdict that names none: a job queued before
     // objects were pinned, or the bench recording verdicts itself.)
@@ -66,7 +75,7 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
             break;
         }
     }
-    let file = match moved {
+    let mut file = match moved {
         Some(f) => f,
         None => {
             // The same verdict twice is one verdict; anything else is a state conflict.
@@ -76,6 +85,12 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
             current
         }
     };
+    // What `coffer get` and other clients check the bytes they download against.
+    if file.sha256.is_none()
+        && let Some(sha) = &computed
+    {
+        file = store::record_sha256(&mut tx, id, sha).await?;
+    }
     tx.commit().await?;
     Ok(file)
 }

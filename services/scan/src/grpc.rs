@@ -111,6 +111,7 @@ impl Scan for ScanService {
             extension: &r.extension,
             etag: &r.etag,
             version_id: &r.version_id,
+            sha256: &r.sha256,
         };
         answer(queue::enqueue(&self.0, &c, upload).await, |id| {
             pb::EnqueueScanResponse {

@@ -19,6 +19,8 @@ pub struct Upload<'a> {
     pub extension: &'a str,
     pub etag: &'a str,
     pub version_id: &'a str,
+    /// The SHA-256 the uploader declared, "" for none.
+    pub sha256: &'a str,
 }
 
 pub fn parse_id(field: &'static str, s: &str) -> Result<Uuid, ScanServiceError> {
@@ -56,6 +58,13 @@ pub async fn enqueue(core: &Core, c: &Caller, u: Upload<'_>) -> Result<Uuid, Sca
         ));
     }
     let extension = sanitize_extension(u.extension);
+    let sha256 = u.sha256.to_ascii_lowercase();
+    if !(sha256.is_empty() || sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(ScanServiceError::invalid(
+            "sha256",
+            "sha256 must be 64 hexadecimal digits",
+        ));
+    }
     // The ETag and version id come from metadata's HEAD; storage-signer checks them before it
     // signs anything with them, and the jobs table bounds their length.
     let mut tx = core.tx(c.org_id).await?;
@@ -70,6 +79,7 @@ pub async fn enqueue(core: &Core, c: &Caller, u: Upload<'_>) -> Result<Uuid, Sca
             extension: &extension,
             object_etag: u.etag,
             object_version: u.version_id,
+            declared_sha256: &sha256,
         },
     )
     .await?;

@@ -34,6 +34,8 @@ pub struct Declared {
     /// The `Content-Encoding` the store serves the object with ("" for none). Anything but
     /// identity means a reader may decode the bytes into others than were scanned.
     pub stored_encoding: String,
+    /// The SHA-256 the uploader declared (lowercase hex), "" for none.
+    pub sha256: String,
 }
 
 /// The versions a verdict was reached with.
@@ -220,6 +222,15 @@ impl Engines {
             .sha256
             .map(|d| coffer_kit::hex::encode(&d))
             .unwrap_or_default();
+        // Nothing checked a declared hash on an upload in parts: bytes other than declared are
+        // not the file the uploader meant, whatever they hold.
+        if !declared.sha256.is_empty() && !sha.eq_ignore_ascii_case(&declared.sha256) {
+            findings.push(Finding {
+                engine: Engine::TrueType,
+                signature: "declared-sha256-mismatch".into(),
+                verdict: Verdict::Failed,
+            });
+        }
         Ok((findings, summary.bytes, sha, detected))
     }
 }

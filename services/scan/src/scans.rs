@@ -163,6 +163,7 @@ pub async fn submit(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
             extension: "",
             object_etag: &head.etag,
             object_version: &head.version_id,
+            declared_sha256: "",
         },
     )
     .await?;

@@ -63,6 +63,8 @@ pub struct Job {
     /// The object to read, as found at complete ("" when unknown).
     pub object_etag: String,
     pub object_version: String,
+    /// The SHA-256 the uploader declared ("" for none): the bytes must hash to it.
+    pub declared_sha256: String,
 }
 
 /// What a new or re-queued job is about.
@@ -77,6 +79,8 @@ pub struct NewJob<'a> {
     /// The object to read (ETag, version id), as found by HEAD; "" when unknown.
     pub object_etag: &'a str,
     pub object_version: &'a str,
+    /// The SHA-256 the uploader declared, lowercase hex; "" for none.
+    pub declared_sha256: &'a str,
 }
 
 /// Queues a job, or queues a finished one again with a new run; a queued or running job is left
@@ -84,14 +88,15 @@ pub struct NewJob<'a> {
 pub async fn enqueue(tx: &mut TenantTx, job: &NewJob<'_>) -> Result<Uuid, sqlx::Error> {
     let queued: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, org_id, subject, subject_id, object_key, size, content_type,
-                           extension, run_id, object_etag, object_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1, $10, $11)
+                           extension, run_id, object_etag, object_version, declared_sha256)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $1, $10, $11, $12)
          ON CONFLICT (org_id, subject_id) DO UPDATE
             SET state = 'queued', run_id = $9, reason = 'upload', attempts = 0, run_after = now(),
                 lease_owner = NULL, lease_until = NULL, last_error = NULL,
                 size = EXCLUDED.size, content_type = EXCLUDED.content_type,
                 extension = EXCLUDED.extension, object_etag = EXCLUDED.object_etag,
-                object_version = EXCLUDED.object_version, queued_at = now(), updated_at = now()
+                object_version = EXCLUDED.object_version,
+                declared_sha256 = EXCLUDED.declared_sha256, queued_at = now(), updated_at = now()
             WHERE jobs.state = 'done'
          RETURNING id",
     )
@@ -106,6 +111,7 @@ pub async fn enqueue(tx: &mut TenantTx, job: &NewJob<'_>) -> Result<Uuid, sqlx::
     .bind(Uuid::new_v4())
     .bind(job.object_etag)
     .bind(job.object_version)
+    .bind(job.declared_sha256)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = queued {
@@ -131,7 +137,8 @@ pub async fn claim(
          WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= now()
                      ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING id, org_id, subject, subject_id, object_key, size, content_type, extension,
-                   run_id, attempts, reason, queued_at, object_etag, object_version",
+                   run_id, attempts, reason, queued_at, object_etag, object_version,
+                   declared_sha256",
     )
     .bind(owner)
     .bind(lease_secs as f64)

@@ -309,7 +309,7 @@ impl Workers {
             return Ok(false);
         }
         match self
-            .send_verdict(job, crate::engines::Verdict::Failed)
+            .send_verdict(job, crate::engines::Verdict::Failed, "")
             .await
         {
             Ok(_) => Ok(false),
@@ -330,6 +330,7 @@ impl Workers {
         &self,
         job: &Job,
         verdict: crate::engines::Verdict,
+        sha256: &str,
     ) -> Result<(), tonic::Status> {
         self.metadata
             .clone()
@@ -339,6 +340,7 @@ impl Workers {
                 verdict: verdict.to_wire(),
                 rescan: job.reason == "rescan",
                 etag: job.object_etag.clone(),
+                sha256: sha256.to_owned(),
             })
             .await
             .map(|_| ())
@@ -401,6 +403,7 @@ impl Workers {
             content_type: job.content_type.clone(),
             extension: job.extension.clone(),
             stored_encoding,
+            sha256: job.declared_sha256.clone(),
         };
         let report = self
             .engines
@@ -539,7 +542,10 @@ impl Workers {
             .ok_or_else(|| TryError::Retry("stored verdict unknown".into()))?;
         let (action, target) = match job.subject {
             Subject::File => {
-                match self.send_verdict(job, verdict).await {
+                match self
+                    .send_verdict(job, verdict, result.sha256.as_deref().unwrap_or_default())
+                    .await
+                {
                     Ok(_) => {}
                     // Purged while it was scanned (its object outlives the row for the database's
                     // recovery window, so the scan found it): as for a purge found before, no

@@ -77,15 +77,6 @@ async fn a_large_file_goes_up_in_parts_resumes_and_completes() -> anyhow::Result
         )
         .await?;
     let id = created["file"]["id"].as_str().unwrap().to_owned();
-    // A declared SHA-256 cannot be checked for a file in parts yet: refused, not kept unchecked.
-    let (status, _) = u
-        .err(
-            Method::POST,
-            "/v1/files",
-            Some(json!({"name": "hashed.bin", "size": body.len(), "content_type": "application/octet-stream", "sha256": "0".repeat(64)})),
-        )
-        .await?;
-    assert_eq!(status, 400);
     let plan = &created["upload"];
     assert_eq!(plan["method"], "multipart");
     assert_eq!(plan["part_size"], 5 * MIB);
@@ -314,5 +305,107 @@ async fn a_stale_upload_in_parts_is_aborted_by_the_sweep() -> anyhow::Result<()>
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(open_uploads(&h), 0, "the store's upload was aborted");
+    Ok(())
+}
+
+/// Creates a file of `body` in 5 MiB parts (declaring `sha256` when given), sends every part
+/// and completes; returns the file id.
+async fn upload_in_parts(
+    u: &User<'_>,
+    name: &str,
+    body: &[u8],
+    sha256: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut create =
+        json!({"name": name, "size": body.len(), "content_type": "application/octet-stream"});
+    if let Some(h) = sha256 {
+        create["sha256"] = json!(h);
+    }
+    let created = u.ok(Method::POST, "/v1/files", Some(create), 201).await?;
+    assert_eq!(created["upload"]["method"], "multipart");
+    let id = created["file"]["id"].as_str().unwrap().to_owned();
+    let count = created["upload"]["part_count"].as_u64().unwrap() as usize;
+    let urls = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/parts"),
+            Some(json!({ "numbers": (1..=count).collect::<Vec<_>>() })),
+            200,
+        )
+        .await?;
+    for (i, chunk) in body.chunks(5 * MIB).enumerate() {
+        put(&urls["parts"][i], chunk.to_vec()).await?;
+    }
+    let held = u
+        .ok(Method::GET, &format!("/v1/files/{id}/parts"), None, 200)
+        .await?;
+    let parts: Vec<Value> = held["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json!({"number": p["number"], "etag": p["etag"]}))
+        .collect();
+    u.ok(
+        Method::POST,
+        &format!("/v1/files/{id}/complete"),
+        Some(json!({ "parts": parts })),
+        200,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// A store cannot check a declared SHA-256 on parts: the scan does. Bytes that hash otherwise
+/// end `failed` (quarantined, no download); bytes that match become available; and every
+/// scanned file gets the SHA-256 of its bytes recorded, declared or not (what clients verify
+/// downloads against).
+#[tokio::test]
+async fn a_declared_sha256_is_checked_by_the_scan_for_an_upload_in_parts() -> anyhow::Result<()> {
+    use sha2::Digest as _;
+    let h = Harness::start_scanning(
+        unthrottled(),
+        MetadataConfig {
+            multipart_threshold_bytes: 6 * MIB as u64,
+            multipart_part_bytes: 5 * MIB as u64,
+            ..MetadataConfig::default()
+        },
+        coffer_scan::ScanConfig {
+            poll_interval_ms: 100,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let u = User::new(&h, "hashed-parts@example.com").await?;
+    let body: Vec<u8> = (0..(7 * MIB)).map(|i| (i % 253) as u8).collect();
+    let real = format!("{:x}", sha2::Sha256::digest(&body));
+    let mut other = body.clone();
+    other[6 * MIB] ^= 1;
+
+    let right = upload_in_parts(&u, "right.bin", &body, Some(&real)).await?;
+    let wrong = upload_in_parts(&u, "wrong.bin", &other, Some(&real)).await?;
+    let undeclared = upload_in_parts(&u, "undeclared.bin", &other, None).await?;
+    let wait = |id: String| {
+        let u = &u;
+        async move { crate::scans::wait(u, &format!("/v1/files/{id}"), "status", &["scanning"]).await }
+    };
+    let f = wait(right.clone()).await?;
+    assert_eq!(
+        (f["status"].as_str(), f["verdict"].as_str()),
+        (Some("available"), Some("clean"))
+    );
+    assert_eq!(f["sha256"], real);
+    let f = wait(wrong.clone()).await?;
+    assert_eq!(
+        (f["status"].as_str(), f["verdict"].as_str()),
+        (Some("quarantined"), Some("failed")),
+        "other bytes than declared never become available"
+    );
+    let (status, code) = u
+        .err(Method::GET, &format!("/v1/files/{wrong}/download"), None)
+        .await?;
+    assert_eq!((status, code.as_str()), (403, "quarantined"));
+    let f = wait(undeclared).await?;
+    assert_eq!(f["status"], "available");
+    assert_eq!(f["sha256"], format!("{:x}", sha2::Sha256::digest(&other)));
     Ok(())
 }
