@@ -5,6 +5,8 @@
 //! - [`Postgres`]: a throwaway PostgreSQL cluster from Debian's server binaries on a loopback port;
 //! - [`S3`]: an embedded S3-compatible server (s3s + s3s-fs) that verifies SigV4, including
 //!   presigned URLs, and enforces the SSE bucket policy of DESIGN.md;
+//! - [`SeaweedFs`]: SeaweedFS's own S3 gateway (`weed server -s3`), the second implementation the
+//!   storage tests run against;
 //! - [`Clamd`]: a real clamd from Debian's `clamav-daemon` with a given signature directory;
 //! - [`secrets::provision`]: a service's secrets directory, from the service's own description.
 //!
@@ -15,6 +17,7 @@ mod clamd;
 mod otlp;
 mod postgres;
 mod s3;
+mod seaweed;
 pub mod secrets;
 
 pub use ca::{CertSpec, DevCa, IssuedCert};
@@ -22,6 +25,40 @@ pub use clamd::Clamd;
 pub use otlp::{CollectedSpan, OtlpCollector};
 pub use postgres::{Postgres, PostgresOptions, random_secret};
 pub use s3::{CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, S3, S3Credentials};
+pub use seaweed::{SeaweedFs, weed_binary};
+
+/// An S3-compatible server a test runs against: the embedded one or SeaweedFS.
+pub trait ObjectStore: Send + Sync {
+    /// Its S3 endpoint, path-style.
+    fn endpoint(&self) -> String;
+    fn credentials(&self) -> &S3Credentials;
+    /// An `aws-sdk-s3` client for it.
+    fn client(&self) -> aws_sdk_s3::Client;
+}
+
+impl ObjectStore for S3 {
+    fn endpoint(&self) -> String {
+        S3::endpoint(self)
+    }
+    fn credentials(&self) -> &S3Credentials {
+        S3::credentials(self)
+    }
+    fn client(&self) -> aws_sdk_s3::Client {
+        S3::client(self)
+    }
+}
+
+impl ObjectStore for SeaweedFs {
+    fn endpoint(&self) -> String {
+        SeaweedFs::endpoint(self)
+    }
+    fn credentials(&self) -> &S3Credentials {
+        SeaweedFs::credentials(self)
+    }
+    fn client(&self) -> aws_sdk_s3::Client {
+        SeaweedFs::client(self)
+    }
+}
 
 /// Returns a free TCP port on 127.0.0.1 for a server that must know its address before it
 /// starts (bound and released). It is picked at random *outside* the kernel's ephemeral range:

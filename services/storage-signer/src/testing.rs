@@ -6,7 +6,7 @@ use std::path::Path;
 
 use coffer_config::ServiceConfig;
 use coffer_mesh::RunningServer;
-use coffer_testkit::{DevCa, S3};
+use coffer_testkit::{DevCa, ObjectStore};
 use coffer_token::MasterKeyRing;
 
 use crate::{SignerConfig, build};
@@ -16,7 +16,7 @@ pub async fn start(
     ca: &DevCa,
     dir: &Path,
     ring: &MasterKeyRing,
-    s3: &S3,
+    s3: &dyn ObjectStore,
     bucket: &str,
     mut config: SignerConfig,
 ) -> anyhow::Result<RunningServer> {

@@ -9,7 +9,7 @@ use coffer_mesh::{CallContext, CertStore, MeshChannel, MeshClient, RunningServer
 use coffer_proto::v1::storage_signer_client::StorageSignerClient;
 use coffer_proto::v1::{self as pb};
 use coffer_storage_signer::SignerConfig;
-use coffer_testkit::{DevCa, S3};
+use coffer_testkit::{DevCa, ObjectStore, S3};
 use coffer_token::{Audience, MasterKeyRing, Minter, Role, Scopes, Subject};
 use sha2::Digest as _;
 use uuid::Uuid;
@@ -18,28 +18,54 @@ struct Fixture {
     dir: tempfile::TempDir,
     ca: DevCa,
     ring: MasterKeyRing,
-    s3: S3,
+    s3: Box<dyn ObjectStore>,
+    store: Store,
     server: RunningServer,
 }
 
+/// The S3 implementation a test runs against: each test that says what a store does runs on
+/// both (the `embedded` and `seaweedfs` modules at the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// The embedded server (s3s-fs and Coffer's wrapper): SSE bucket policy, conditional
+    /// writes, versions, as DESIGN.md asks of the production store.
+    Embedded,
+    /// SeaweedFS 4.48's own S3 gateway, as users run it.
+    Seaweed,
+}
+
+impl Store {
+    async fn start(self) -> anyhow::Result<Box<dyn ObjectStore>> {
+        Ok(match self {
+            Store::Embedded => Box::new(S3::start().await?),
+            Store::Seaweed => Box::new(coffer_testkit::SeaweedFs::start("coffer").await?),
+        })
+    }
+}
+
 impl Fixture {
-    async fn start(config: SignerConfig) -> anyhow::Result<Self> {
-        Self::start_on(config, S3::start().await?).await
+    async fn start(config: SignerConfig, store: Store) -> anyhow::Result<Self> {
+        Self::start_on(config, store.start().await?, store).await
     }
 
-    async fn start_on(config: SignerConfig, s3: S3) -> anyhow::Result<Self> {
+    async fn start_on(
+        config: SignerConfig,
+        s3: Box<dyn ObjectStore>,
+        store: Store,
+    ) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("signer test CA")?;
         let ring = MasterKeyRing::generate("k1");
         let server =
-            coffer_storage_signer::testing::start(&ca, dir.path(), &ring, &s3, "coffer", config)
+            coffer_storage_signer::testing::start(&ca, dir.path(), &ring, &*s3, "coffer", config)
                 .await?;
         Ok(Fixture {
             dir,
             ca,
             ring,
             s3,
+            store,
             server,
         })
     }
@@ -117,9 +143,10 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow::Result<()> {
-    let f = Fixture::start(SignerConfig::default()).await?;
+async fn presigned_put_is_refused_unless_every_signed_property_holds(
+    store: Store,
+) -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default(), store).await?;
     let mut signer = f.client_as("metadata")?;
     let org = Uuid::new_v4();
     let token = f.token(org);
@@ -264,9 +291,8 @@ async fn presigned_put_is_refused_unless_every_signed_property_holds() -> anyhow
     Ok(())
 }
 
-#[tokio::test]
-async fn presigned_urls_expire() -> anyhow::Result<()> {
-    let f = Fixture::start(SignerConfig::default()).await?;
+async fn presigned_urls_expire(store: Store) -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default(), store).await?;
     let mut signer = f.client_as("scan")?;
     let org = Uuid::new_v4();
     let token = f.token(org);
@@ -303,9 +329,8 @@ async fn presigned_urls_expire() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn presigned_get_names_the_file_and_returns_the_bytes() -> anyhow::Result<()> {
-    let f = Fixture::start(SignerConfig::default()).await?;
+async fn presigned_get_names_the_file_and_returns_the_bytes(store: Store) -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default(), store).await?;
     let mut signer = f.client_as("metadata")?;
     let org = Uuid::new_v4();
     let token = f.token(org);
@@ -364,7 +389,7 @@ async fn presigned_get_names_the_file_and_returns_the_bytes() -> anyhow::Result<
 
 #[tokio::test]
 async fn the_signer_refuses_other_orgs_keys_other_callers_and_no_token() -> anyhow::Result<()> {
-    let f = Fixture::start(SignerConfig::default()).await?;
+    let f = Fixture::start(SignerConfig::default(), Store::Embedded).await?;
     let mut signer = f.client_as("metadata")?;
     let org_a = Uuid::new_v4();
     let org_b = Uuid::new_v4();
@@ -522,9 +547,10 @@ async fn overwrite(f: &Fixture, key: &str, body: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_put_url_writes_once_and_reads_are_pinned_to_the_object_checked() -> anyhow::Result<()> {
-    let f = Fixture::start(SignerConfig::default()).await?;
+async fn a_put_url_writes_once_and_reads_are_pinned_to_the_object_checked(
+    store: Store,
+) -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default(), store).await?;
     let org = Uuid::new_v4();
     let token = f.token(org);
     let mut signer = f.client_as("scan")?;
@@ -646,7 +672,12 @@ async fn a_put_url_writes_once_and_reads_are_pinned_to_the_object_checked() -> a
 
 #[tokio::test]
 async fn without_versions_a_changed_object_gets_no_url() -> anyhow::Result<()> {
-    let f = Fixture::start_on(SignerConfig::default(), S3::start_unversioned().await?).await?;
+    let f = Fixture::start_on(
+        SignerConfig::default(),
+        Box::new(S3::start_unversioned().await?),
+        Store::Embedded,
+    )
+    .await?;
     let org = Uuid::new_v4();
     let token = f.token(org);
     let mut signer = f.client_as("metadata")?;
@@ -682,24 +713,35 @@ async fn without_versions_a_changed_object_gets_no_url() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn unsigned_headers_are_reported_and_never_reach_a_reader() -> anyhow::Result<()> {
-    let f = Fixture::start(SignerConfig::default()).await?;
+async fn unsigned_headers_are_reported_and_never_reach_a_reader(
+    store: Store,
+) -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default(), store).await?;
     let org = Uuid::new_v4();
     let token = f.token(org);
     let mut signer = f.client_as("metadata")?;
-    let (key, _) = upload(
-        &f,
-        org,
-        b"\x1f\x8b not really gzip",
-        &[
-            ("content-encoding", "gzip"),
-            ("content-disposition", "inline"),
-            ("cache-control", "public, max-age=31536000"),
-            ("x-amz-meta-origin", "elsewhere"),
-        ],
-    )
-    .await?;
+    let mut extra = vec![
+        ("content-encoding", "gzip"),
+        ("content-disposition", "inline"),
+        ("cache-control", "public, max-age=31536000"),
+    ];
+    let mut foreign = vec!["content-disposition", "content-encoding"];
+    match store {
+        // The embedded server, like S3, stores unsigned user metadata sent with a presigned PUT.
+        Store::Embedded => {
+            extra.push(("x-amz-meta-origin", "elsewhere"));
+            foreign.push("x-amz-meta-origin");
+        }
+        // SeaweedFS refuses an x-amz-* header the URL does not sign: no foreign metadata at all.
+        Store::Seaweed => {
+            let refused = upload(&f, org, b"x", &[("x-amz-meta-origin", "elsewhere")]).await;
+            assert!(
+                refused.is_err_and(|e| e.to_string().contains("403")),
+                "SeaweedFS stores no unsigned x-amz-meta-*"
+            );
+        }
+    }
+    let (key, _) = upload(&f, org, b"\x1f\x8b not really gzip", &extra).await?;
     let info = as_user(
         &token,
         signer.head_object(pb::ObjectRef { key: key.clone() }),
@@ -707,12 +749,7 @@ async fn unsigned_headers_are_reported_and_never_reach_a_reader() -> anyhow::Res
     .await?
     .into_inner();
     assert_eq!(
-        info.foreign_headers,
-        [
-            "content-disposition",
-            "content-encoding",
-            "x-amz-meta-origin"
-        ],
+        info.foreign_headers, foreign,
         "a stored cache-control is overridden on every GET, so it is not refused"
     );
     // A GET the signer signs overrides what the object says.
@@ -745,10 +782,10 @@ async fn unsigned_headers_are_reported_and_never_reach_a_reader() -> anyhow::Res
 /// signs its exact length, ListParts shows what the store holds (to resume), completion needs
 /// every part's ETag and writes the key once; an abort frees the parts. Another org, or scan,
 /// gets nothing.
-#[tokio::test]
-async fn a_multipart_upload_goes_in_signed_parts_and_resumes_from_the_store() -> anyhow::Result<()>
-{
-    let f = Fixture::start(SignerConfig::default()).await?;
+async fn a_multipart_upload_goes_in_signed_parts_and_resumes_from_the_store(
+    store: Store,
+) -> anyhow::Result<()> {
+    let f = Fixture::start(SignerConfig::default(), store).await?;
     let org = Uuid::new_v4();
     let token = f.token(org);
     let mut signer = f.client_as("metadata")?;
@@ -1060,5 +1097,115 @@ async fn a_multipart_upload_goes_in_signed_parts_and_resumes_from_the_store() ->
     let mut scan = f.client_as("scan")?;
     let err = as_user(&token, scan.list_parts(r)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    Ok(())
+}
+
+/// Runs each test on both stores.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test]
+            async fn $name() -> anyhow::Result<()> {
+                super::$name(super::Store::Embedded).await
+            })*
+        }
+        mod seaweedfs {
+            $(#[tokio::test]
+            async fn $name() -> anyhow::Result<()> {
+                super::$name(super::Store::Seaweed).await
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    presigned_put_is_refused_unless_every_signed_property_holds,
+    presigned_urls_expire,
+    presigned_get_names_the_file_and_returns_the_bytes,
+    a_put_url_writes_once_and_reads_are_pinned_to_the_object_checked,
+    unsigned_headers_are_reported_and_never_reach_a_reader,
+    a_multipart_upload_goes_in_signed_parts_and_resumes_from_the_store,
+);
+
+/// What SeaweedFS lacks, said by a test: the design enforces SSE with the bucket policy of
+/// `k8s/object-store/bucket-policy.json`. SeaweedFS 4.48 applies that policy to PUTs, but it
+/// authorises ListParts and AbortMultipartUpload as `s3:PutObject` too, so the same policy also
+/// refuses resuming and aborting uploads in parts. On SeaweedFS, SSE is enforced instead by
+/// default bucket encryption with a key-encryption key in `security.toml` (`[s3.sse] kek`):
+/// what `SeaweedFs::start` configures, and every object is stored encrypted, sent with the
+/// header or not.
+#[tokio::test]
+async fn seaweedfs_enforces_sse_by_default_encryption_as_its_bucket_policy_blocks_parts()
+-> anyhow::Result<()> {
+    use aws_sdk_s3::types::ServerSideEncryption;
+    let store = coffer_testkit::SeaweedFs::start("coffer").await?;
+    let s3 = store.client();
+    s3.put_object()
+        .bucket("coffer")
+        .key("plain")
+        .body(b"no header".to_vec().into())
+        .send()
+        .await?;
+    let head = s3
+        .head_object()
+        .bucket("coffer")
+        .key("plain")
+        .send()
+        .await?;
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&ServerSideEncryption::Aes256),
+        "default encryption encrypts what came without the header"
+    );
+
+    // The design's SSE statements (the TLS ones need TLS, which this loopback store has not).
+    let policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../k8s/object-store/bucket-policy.json"
+    ))?)?;
+    let statements: Vec<serde_json::Value> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Sid"].as_str().unwrap().contains("SSE"))
+        .cloned()
+        .collect();
+    assert_eq!(statements.len(), 2);
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": statements})
+        .to_string()
+        .replace("coffer-prod", "coffer");
+    s3.put_bucket_policy()
+        .bucket("coffer")
+        .policy(policy)
+        .send()
+        .await?;
+    let refused = s3
+        .put_object()
+        .bucket("coffer")
+        .key("refused")
+        .body(b"no header".to_vec().into())
+        .send()
+        .await;
+    assert!(refused.is_err(), "the policy refuses a PUT without SSE");
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("coffer")
+        .key("parts")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await?;
+    let listed = s3
+        .list_parts()
+        .bucket("coffer")
+        .key("parts")
+        .upload_id(upload.upload_id().unwrap())
+        .send()
+        .await;
+    let err = listed.expect_err("SeaweedFS refuses ListParts under the SSE policy");
+    assert_eq!(
+        err.as_service_error().and_then(|e| e.meta().code()),
+        Some("AccessDenied"),
+        "{err:?}"
+    );
     Ok(())
 }
