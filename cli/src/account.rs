@@ -22,7 +22,8 @@ pub struct LoginArgs {
     /// A CA certificate (PEM) to trust for this gateway (self-signed dev certificates).
     #[arg(long)]
     ca_cert: Option<PathBuf>,
-    /// The account's email (asked for when missing).
+    /// The account's email (asked for when missing: on the terminal, or the first line of
+    /// standard input with --password-stdin, before the password).
     #[arg(long)]
     email: Option<String>,
     /// Reads the password from the first line of standard input (and the TOTP code, when asked
@@ -82,16 +83,20 @@ pub async fn login(mut ctx: Ctx, a: LoginArgs) -> anyhow::Result<i32> {
                 ctx.profile
             )
         })?;
-    let ca_cert = match a.ca_cert {
+    let gateway = gateway.trim_end_matches('/').to_owned();
+    let ca_pem = match a.ca_cert {
         Some(p) => Some(
-            std::fs::canonicalize(&p)
+            std::fs::read_to_string(&p)
                 .with_context(|| format!("{}: cannot read it", p.display()))?,
         ),
-        None => existing.and_then(|p| p.ca_cert),
+        // The CA trusted for one gateway is not carried over to another.
+        None => existing
+            .filter(|p| p.gateway == gateway)
+            .and_then(|p| p.ca_pem),
     };
     let mut profile = Profile {
-        gateway: gateway.trim_end_matches('/').to_owned(),
-        ca_cert,
+        gateway,
+        ca_pem,
         credential: None,
     };
     let credential = if a.api_key {

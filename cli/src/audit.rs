@@ -64,7 +64,8 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<i32> {
     let lines = text.lines().count();
     match &a.output {
         Some(p) => {
-            std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
+            // It names the organisation's people: readable by the user only.
+            crate::profile::write_private(p, text.as_bytes())?;
             eprintln!(
                 "wrote {} ({lines} lines); coffer audit verify {} --public-key KEY checks it",
                 p.display(),

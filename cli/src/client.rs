@@ -86,43 +86,90 @@ pub struct Api {
     credential: Option<Credential>,
 }
 
-/// Builds an HTTP client trusting the system's roots and, when given, the profile's CA.
-fn http_client(
-    ca: Option<&std::path::Path>,
-    timeout: Option<Duration>,
-) -> anyhow::Result<reqwest::Client> {
+/// Builds an HTTP client trusting the built-in (Mozilla) roots and, when given, the profile's CA.
+fn http_client(ca: Option<&str>, timeout: Option<Duration>) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("coffer-cli/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(t) = timeout {
-        b = b.timeout(t);
-    }
-    if let Some(ca) = ca {
-        let pem = std::fs::read(ca)
-            .with_context(|| format!("reading the CA certificate {}", ca.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{} holds no PEM certificate", ca.display()))?
-        {
+    b = match timeout {
+        Some(t) => b.timeout(t),
+        None => b.read_timeout(Duration::from_secs(60)),
+    };
+    if let Some(pem) = ca {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .context("the profile's CA certificate is not PEM: log in again with --ca-cert FILE")?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "the profile's CA file holds no certificate"
+        );
+        for cert in certs {
             b = b.add_root_certificate(cert);
         }
     }
     Ok(b.build()?)
 }
 
+/// Credentials go to the gateway over TLS only; plain HTTP is for a gateway on this machine
+/// (a loopback host, no user part in the URL).
+pub fn check_gateway_url(base: &str) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(base).with_context(|| format!("{base:?} is not a URL"))?;
+    anyhow::ensure!(
+        url.username().is_empty() && url.password().is_none(),
+        "the gateway URL must not hold a user or password"
+    );
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => anyhow::bail!(
+            "the gateway URL must be https:// (plain http only to this machine): got {base}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_gateway_url;
+
+    #[test]
+    fn credentials_go_over_plain_http_only_to_this_machine() {
+        for ok in [
+            "https://vault.example.com",
+            "http://localhost:8080",
+            "http://127.0.0.1:1",
+            "http://[::1]:2",
+        ] {
+            assert!(check_gateway_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://vault.example.com",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.evil.com",
+            "http://localhost@evil.com/",
+            "https://user:pw@vault.example.com",
+            "ftp://localhost",
+            "vault.example.com",
+        ] {
+            assert!(check_gateway_url(bad).is_err(), "{bad}");
+        }
+    }
+}
+
 impl Api {
     pub fn new(profile: &Profile) -> anyhow::Result<Api> {
         let base = profile.gateway.trim_end_matches('/').to_owned();
-        anyhow::ensure!(
-            base.starts_with("https://")
-                || base.starts_with("http://127.0.0.1")
-                || base.starts_with("http://localhost"),
-            "the gateway URL must be https:// (got {base})"
-        );
+        check_gateway_url(&base)?;
         Ok(Api {
-            http: http_client(profile.ca_cert.as_deref(), Some(Duration::from_secs(120)))?,
-            // Transfers take as long as their bytes need; a stalled one is cut by the read below.
-            store: http_client(profile.ca_cert.as_deref(), None)?,
+            http: http_client(profile.ca_pem.as_deref(), Some(Duration::from_secs(300)))?,
+            // Transfers take as long as their bytes need; one that stalls is cut after a minute
+            // without a byte.
+            store: http_client(profile.ca_pem.as_deref(), None)?,
             base,
             credential: profile.credential.clone(),
         })

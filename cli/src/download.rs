@@ -1,5 +1,7 @@
-//! `coffer get`: the presigned GET streamed to a temporary file beside the target, hashed on the
-//! way, and renamed into place only when its SHA-256 is the one the server recorded at the scan.
+//! `coffer get`: the presigned GET streamed into a new, private temporary file beside the target
+//! (random name, mode 0600, created exclusively), hashed on the way, and moved into place only
+//! when its SHA-256 is the one the server recorded at the scan — never over an existing file
+//! unless `--force`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ pub enum Target {
     Path(PathBuf),
 }
 
-/// Downloads `file` to `target` (an existing file there is replaced only with `force`).
+/// Downloads `file` to `target`; returns the SHA-256 verified.
 pub async fn get(
     api: &Api,
     file: &File,
@@ -36,12 +38,13 @@ pub async fn get(
         );
     }
     let dl: Download = api.get(&format!("/v1/files/{}/download", file.id)).await?;
+    // Errors of the store's client never carry the URL: it is a working link for five minutes.
     let res = api
         .store
         .get(&dl.url)
         .send()
         .await
-        .context("the store cannot be reached")?;
+        .map_err(|e| anyhow::anyhow!("the store cannot be reached: {}", e.without_url()))?;
     let status = res.status();
     if !status.is_success() {
         let text = res.text().await.unwrap_or_default();
@@ -52,66 +55,72 @@ pub async fn get(
     }
     let mut hasher = sha2::Sha256::new();
     let mut received = 0u64;
-    let (mut out, partial): (Box<dyn std::io::Write + Send>, Option<PathBuf>) = match target {
-        Target::Stdout => (
-            Box::new(std::io::BufWriter::with_capacity(
-                256 * 1024,
-                std::io::stdout(),
-            )),
-            None,
+    let mut partial = match target {
+        Target::Stdout => None,
+        Target::Path(p) => Some(
+            tempfile::Builder::new()
+                .prefix(".coffer-")
+                .suffix(".partial")
+                .tempfile_in(parent_of(p))
+                .with_context(|| format!("writing beside {}", p.display()))?,
         ),
-        Target::Path(p) => {
-            let partial = partial_path(p);
-            let f = std::fs::File::create(&partial)
-                .with_context(|| format!("writing {}", partial.display()))?;
-            (
-                Box::new(std::io::BufWriter::with_capacity(256 * 1024, f)),
-                Some(partial),
-            )
-        }
+    };
+    let mut out: Box<dyn std::io::Write + Send> = match &partial {
+        None => Box::new(std::io::BufWriter::with_capacity(
+            256 * 1024,
+            std::io::stdout(),
+        )),
+        Some(t) => Box::new(std::io::BufWriter::with_capacity(
+            256 * 1024,
+            t.as_file().try_clone()?,
+        )),
     };
     let mut body = res.bytes_stream();
-    let result: anyhow::Result<()> = async {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.context("the download broke off")?;
-            crate::pace::wait(chunk.len() as u64).await;
-            hasher.update(&chunk);
-            out.write_all(&chunk)?;
-            received += chunk.len() as u64;
-            bar.add(chunk.len() as u64);
-        }
-        out.flush()?;
-        Ok(())
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| anyhow::anyhow!("the download broke off: {}", e.without_url()))?;
+        crate::pace::wait(chunk.len() as u64).await;
+        received += chunk.len() as u64;
+        anyhow::ensure!(
+            received <= file.size,
+            "the store sent more than the file's {} bytes: nothing was kept",
+            file.size
+        );
+        hasher.update(&chunk);
+        out.write_all(&chunk)?;
+        bar.add(chunk.len() as u64);
     }
-    .await;
+    out.flush()?;
     drop(out);
-    let cleanup = |p: &Option<PathBuf>| {
-        if let Some(p) = p {
-            let _ = std::fs::remove_file(p);
-        }
-    };
-    if let Err(e) = result {
-        cleanup(&partial);
-        return Err(e);
-    }
     let got = format!("{:x}", hasher.finalize());
     if received != file.size || !got.eq_ignore_ascii_case(&expected) {
-        cleanup(&partial);
+        let kept = if partial.is_some() {
+            "nothing was kept"
+        } else {
+            "do not use what was written"
+        };
         anyhow::bail!(
-            "the bytes received ({received} bytes, SHA-256 {got}) are not the file the server recorded ({} bytes, SHA-256 {expected}): nothing was kept",
+            "the bytes received ({received} bytes, SHA-256 {got}) are not the file the server recorded ({} bytes, SHA-256 {expected}): {kept}",
             file.size
         );
     }
-    if let (Some(partial), Target::Path(p)) = (partial, target) {
-        std::fs::rename(&partial, p).with_context(|| format!("writing {}", p.display()))?;
+    if let (Some(t), Target::Path(p)) = (partial.take(), target) {
+        t.as_file().sync_all()?;
+        let placed = if force {
+            t.persist(p).map(|_| ())
+        } else {
+            t.persist_noclobber(p).map(|_| ())
+        };
+        placed
+            .map_err(|e| e.error)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(got)
 }
 
-fn partial_path(p: &Path) -> PathBuf {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    p.with_file_name(format!(".{name}.coffer-partial"))
+fn parent_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
 }

@@ -70,7 +70,7 @@ pub struct PutArgs {
     #[arg(long)]
     wait: bool,
     /// How long --wait waits for the verdicts, in seconds.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     wait_timeout: u64,
     /// Files sent at once.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
@@ -312,7 +312,12 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> anyhow::Result<i32> {
             }
         }
         if !ctx.json {
-            println!("trashed {p} (coffer restore {p} brings it back)");
+            match done.last().map(|d| d["kind"] == "folder") {
+                Some(true) => println!(
+                    "trashed {p} and its contents (coffer ls --trash lists them; restore files by id)"
+                ),
+                _ => println!("trashed {p} (coffer restore {p} brings it back)"),
+            }
         }
     }
     if ctx.json {
@@ -348,7 +353,13 @@ pub async fn purge(ctx: &Ctx, a: TargetsArgs) -> anyhow::Result<i32> {
         let id = match remote::resolve(&api, p).await {
             Ok(Node::File(f)) => f.id,
             Ok(_) => anyhow::bail!("{p} is a folder: purge takes files (rm -r trashes a folder)"),
-            Err(_) => remote::trashed_file(&api, p).await?.id,
+            Err(e)
+                if remote::is_not_found(&e)
+                    || e.downcast_ref::<crate::client::ApiError>().is_none() =>
+            {
+                remote::trashed_file(&api, p).await?.id
+            }
+            Err(e) => return Err(e),
         };
         api.act(Method::DELETE, &format!("/v1/files/{id}/purge"))
             .await?;
@@ -365,9 +376,10 @@ pub async fn purge(ctx: &Ctx, a: TargetsArgs) -> anyhow::Result<i32> {
 
 /// The exit status of a set of files' verdicts: quarantined beats failed beats clean.
 fn verdict_exit(files: &[&File]) -> i32 {
-    if files.iter().any(|f| f.status == "quarantined") {
+    let found = |v: &str| files.iter().any(|f| f.verdict.as_deref() == Some(v));
+    if found("infected") || found("suspicious") || found("sensitive") {
         EXIT_QUARANTINED
-    } else if files.iter().any(|f| f.verdict.as_deref() == Some("failed")) {
+    } else if found("failed") {
         EXIT_SCAN_FAILED
     } else {
         0
@@ -430,7 +442,10 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> anyhow::Result<i32> {
                             up.file = f;
                             Ok(up)
                         }
-                        Err(e) => Err(e),
+                        Err(e) => Err(e.context(format!(
+                            "uploaded as file {} ({}), but no verdict came",
+                            up.file.id, up.file.status
+                        ))),
                     }
                 }
                 r => r,
@@ -475,8 +490,8 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> anyhow::Result<i32> {
         let items: Vec<_> = results
             .iter()
             .map(|(local, r)| match r {
-                Ok(up) => json!({"local": local, "ok": true, "file": up.file, "parts_sent": up.parts_sent, "parts_resumed": up.parts_resumed, "resumed": up.resumed}),
-                Err(e) => json!({"local": local, "ok": false, "error": format!("{e:#}")}),
+                Ok(up) => json!({"local": local.display().to_string(), "ok": true, "file": up.file, "parts_sent": up.parts_sent, "parts_resumed": up.parts_resumed, "resumed": up.resumed}),
+                Err(e) => json!({"local": local.display().to_string(), "ok": false, "error": format!("{e:#}")}),
             })
             .collect();
         ctx.print(&json!({ "uploads": items }), || {})?;
@@ -512,10 +527,13 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> anyhow::Result<i32> {
     };
     let out =
         json!({"id": file.id, "path": path, "size": file.size, "sha256": sha, "verified": true});
-    if !matches!(target, crate::download::Target::Stdout) || ctx.json {
-        ctx.print(&out, || {
+    match target {
+        // Standard output holds the file's bytes: the result goes to standard error.
+        crate::download::Target::Stdout if ctx.json => eprintln!("{out}"),
+        crate::download::Target::Stdout => {}
+        crate::download::Target::Path(_) => ctx.print(&out, || {
             println!("{path}: {} bytes, SHA-256 {sha} verified", file.size)
-        })?;
+        })?,
     }
     Ok(0)
 }

@@ -27,7 +27,7 @@ pub const EXIT_SCAN_FAILED: i32 = 4;
     name = "coffer",
     version,
     about = "Coffer: a secure multi-tenant file vault",
-    after_help = "Exit status: 0 done (and clean); 1 an error; 2 a usage error; 3 a file or scan quarantined; 4 a scan failed."
+    after_help = "Exit status: 0 done (and clean); 1 an error; 2 a usage error; 3 a file or scan found infected, suspicious or sensitive; 4 a scan failed (no verdict); 130 interrupted."
 )]
 struct Cli {
     /// The profile to use (default: the one last logged in; env COFFER_PROFILE).
@@ -131,7 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     let config = profile::Config::load()?;
     let asked = cli.profile.or_else(|| std::env::var("COFFER_PROFILE").ok());
     let ctx = Ctx {
-        profile: config.name(asked.as_deref()),
+        profile: config.name(asked.as_deref())?,
         config,
         json: cli.json,
     };
@@ -160,6 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 fn main() {
     let cli = Cli::parse();
+    let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -177,11 +178,14 @@ fn main() {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("coffer: {e:#}");
+                    if json {
+                        println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+                    }
                     1
                 }
             },
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("\ncoffer: interrupted; an upload's state is kept: run the same coffer put again to resume it");
+                eprintln!("\ncoffer: interrupted (an upload in parts resumes when the same coffer put runs again)");
                 130
             }
         }

@@ -27,9 +27,10 @@ pub struct Config {
 pub struct Profile {
     /// The gateway's base URL, e.g. `https://vault.example.com`.
     pub gateway: String,
-    /// A CA certificate (PEM) to trust besides the system's, for self-signed dev gateways.
+    /// A CA certificate (PEM) to trust besides the built-in roots, for self-signed gateways:
+    /// copied in at login, so a file swapped later cannot change whom the profile trusts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_cert: Option<PathBuf>,
+    pub ca_pem: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<Credential>,
 }
@@ -101,12 +102,22 @@ impl Config {
         write_private(&path, text.as_bytes())
     }
 
-    /// The name `--profile` gave, else the current one, else `default`.
-    pub fn name(&self, asked: Option<&str>) -> String {
-        asked
+    /// The name `--profile` gave, else the current one (the last logged in), else `default`.
+    pub fn name(&self, asked: Option<&str>) -> anyhow::Result<String> {
+        let name = asked
             .map(str::to_owned)
             .or_else(|| self.current.clone())
-            .unwrap_or_else(|| DEFAULT.to_owned())
+            .unwrap_or_else(|| DEFAULT.to_owned());
+        // It names a directory of upload states: letters, digits, `-` and `_` only.
+        anyhow::ensure!(
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "profile names are 1 to 64 letters, digits, - or _ (got {name:?})"
+        );
+        Ok(name)
     }
 }
 

@@ -76,7 +76,7 @@ impl Progress {
 
     /// Takes back bytes whose transfer failed and will be sent again.
     pub fn take_back(&self, n: u64) {
-        self.bar.set_position(self.bar.position().saturating_sub(n));
+        self.bar.dec(n);
     }
 
     pub fn set_message(&self, msg: &str) {

@@ -19,7 +19,7 @@ pub struct ScanArgs {
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// How long to wait for each verdict, in seconds.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
 }
 
@@ -81,7 +81,7 @@ pub async fn scan(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<i32> {
                 ));
             }
         }
-        results.push(json!({"local": local, "scan": status}));
+        results.push(json!({"local": local.display().to_string(), "scan": status}));
     }
     if ctx.json {
         ctx.print(&json!({ "scans": results }), || {})?;

@@ -44,36 +44,38 @@ pub struct Uploaded {
 struct State {
     file_id: String,
     multipart: Option<(u64, u32)>,
+    /// The local file as it was when the upload began: another size or mtime is another file.
+    size: u64,
+    mtime_ns: String,
 }
 
-/// Where one upload's state lives: keyed by the gateway, the local file (path, size, mtime) and
-/// the destination, so a changed file or another destination starts afresh.
-fn state_path(
-    dir: &Path,
-    gateway: &str,
-    local: &Path,
-    meta: &std::fs::Metadata,
-    folder: &str,
-    name: &str,
-) -> PathBuf {
-    let mtime = meta
-        .modified()
+fn mtime_ns(meta: &std::fs::Metadata) -> String {
+    meta.modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    let key = sha2::Sha256::digest(
-        json!([
-            gateway,
-            local.to_string_lossy(),
-            meta.len(),
-            mtime.to_string(),
-            folder,
-            name
-        ])
+        .map_or(0, |d| d.as_nanos())
         .to_string()
-        .as_bytes(),
+}
+
+/// Where one upload's state lives: keyed by the gateway, the local path and the destination
+/// (one pending file holds a name, so one state per destination name).
+fn state_path(dir: &Path, gateway: &str, local: &Path, folder: &str, name: &str) -> PathBuf {
+    let key = sha2::Sha256::digest(
+        json!([gateway, local.to_string_lossy(), folder, name])
+            .to_string()
+            .as_bytes(),
     );
     dir.join(format!("{key:x}.json"))
+}
+
+/// What an earlier run left.
+enum Earlier {
+    /// Nothing to go on with.
+    None,
+    /// A multipart upload still pending: send the missing parts.
+    Resume(File, (u64, u32)),
+    /// It completed (the answer was lost, or the process died before forgetting it).
+    Done(File),
 }
 
 /// One file to put.
@@ -103,14 +105,26 @@ impl Job<'_> {
             &self.state_dir,
             self.api.base(),
             &local,
-            &meta,
             self.folder_ref.as_deref().unwrap_or("root"),
             &self.name,
         );
-        let earlier = self.earlier(&state_file).await?;
-        let (file, plan, resumed) = match earlier {
-            Some((file, plan)) => (file, plan, true),
-            None => {
+        let (file, plan, resumed) = match self.earlier(&state_file, &meta).await? {
+            Earlier::Done(file) => {
+                let _ = std::fs::remove_file(&state_file);
+                return Ok(Uploaded {
+                    file,
+                    parts_sent: 0,
+                    parts_resumed: 0,
+                    resumed: true,
+                });
+            }
+            Earlier::Resume(file, plan) => (file, Some(plan), true),
+            Earlier::None => {
+                // The whole file's SHA-256, declared: a single PUT's store checks it, and for a
+                // file in parts the scan does (other bytes, say a file that grew while it was
+                // sent, end `failed`). It is also what `coffer get` verifies against.
+                self.meter.file.set_message("hashing");
+                let sha256 = hash_file(&local).await?;
                 let created: FileCreated = self
                     .api
                     .post(
@@ -120,6 +134,7 @@ impl Job<'_> {
                             "folder_id": self.folder_ref,
                             "size": size,
                             "content_type": content_type(&self.name),
+                            "sha256": sha256,
                         }),
                     )
                     .await?;
@@ -133,6 +148,8 @@ impl Job<'_> {
                 let state = State {
                     file_id: created.file.id.clone(),
                     multipart: plan,
+                    size,
+                    mtime_ns: mtime_ns(&meta),
                 };
                 crate::profile::write_private(&state_file, &serde_json::to_vec(&state)?)?;
                 let file = created.file;
@@ -165,19 +182,21 @@ impl Job<'_> {
         })
     }
 
-    /// An earlier, interrupted upload of the same file to the same place that can go on: a
-    /// multipart upload still pending. A pending single PUT cannot be signed again, so that file
+    /// What an earlier run of the same file to the same place left: a multipart upload still
+    /// pending goes on; one that completed is the result. A pending single PUT cannot be signed
+    /// again, and a pending upload of a file changed since cannot be finished: that pending file
     /// is trashed and purged (its name freed) and the upload starts over.
     async fn earlier(
         &self,
         state_file: &Path,
-    ) -> anyhow::Result<Option<(File, Option<(u64, u32)>)>> {
+        meta: &std::fs::Metadata,
+    ) -> anyhow::Result<Earlier> {
         let Ok(text) = std::fs::read(state_file) else {
-            return Ok(None);
+            return Ok(Earlier::None);
         };
         let Ok(state) = serde_json::from_slice::<State>(&text) else {
             let _ = std::fs::remove_file(state_file);
-            return Ok(None);
+            return Ok(Earlier::None);
         };
         let file = match self
             .api
@@ -187,23 +206,28 @@ impl Job<'_> {
             Ok(f) => f,
             Err(e) if crate::remote::is_not_found(&e) => {
                 let _ = std::fs::remove_file(state_file);
-                return Ok(None);
+                return Ok(Earlier::None);
             }
             Err(e) => return Err(e),
         };
-        if file.status == "pending_upload" && state.multipart.is_some() {
-            return Ok(Some((file, state.multipart)));
-        }
-        if file.status == "pending_upload" {
-            self.api
-                .act(Method::DELETE, &format!("/v1/files/{}", file.id))
-                .await?;
-            self.api
-                .act(Method::DELETE, &format!("/v1/files/{}/purge", file.id))
-                .await?;
+        let same = state.size == meta.len() && state.mtime_ns == mtime_ns(meta);
+        match (file.status.as_str(), state.multipart) {
+            ("pending_upload", Some(plan)) if same => return Ok(Earlier::Resume(file, plan)),
+            ("pending_upload", _) => {
+                self.api
+                    .act(Method::DELETE, &format!("/v1/files/{}", file.id))
+                    .await?;
+                self.api
+                    .act(Method::DELETE, &format!("/v1/files/{}/purge", file.id))
+                    .await?;
+            }
+            ("scanning" | "available" | "quarantined", _) if same => {
+                return Ok(Earlier::Done(file));
+            }
+            _ => {}
         }
         let _ = std::fs::remove_file(state_file);
-        Ok(None)
+        Ok(Earlier::None)
     }
 
     /// Sends the parts the store does not hold yet, several at a time, and completes. Returns
@@ -400,7 +424,8 @@ async fn send_range(
         .send()
         .await
         .map_err(|e| SendError {
-            error: anyhow::anyhow!("sending to the store failed: {e}"),
+            // Never the URL: it would let whoever reads the error write the part.
+            error: anyhow::anyhow!("sending to the store failed: {}", e.without_url()),
             retryable: true,
         })?;
     let status = res.status();
@@ -420,6 +445,18 @@ async fn send_range(
         // An expired URL (403) or a store hiccup (5xx) is worth a fresh URL; a 400 is not.
         retryable: status.is_server_error() || status.as_u16() == 403 || status.as_u16() == 408,
     })
+}
+
+/// The SHA-256 of a local file, read on the blocking pool.
+pub async fn hash_file(path: &Path) -> anyhow::Result<String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path)?;
+        let mut h = sha2::Sha256::new();
+        std::io::copy(&mut f, &mut h)?;
+        anyhow::Ok(format!("{:x}", h.finalize()))
+    })
+    .await?
 }
 
 /// Sends a whole file with one presigned PUT (retried with the same URL).

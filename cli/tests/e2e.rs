@@ -390,6 +390,11 @@ async fn the_cli_works_files_by_path_against_the_real_mesh() -> anyhow::Result<(
         .await?;
     assert_eq!(got["verified"], true);
     assert_eq!(std::fs::read(u.work.path().join("copy.pdf"))?, nda);
+    assert_eq!(
+        mode(&u.work.path().join("copy.pdf")),
+        0o600,
+        "a download is the user's only"
+    );
     let err = u
         .fails(&["get", "/Contracts/nda-signed.pdf", "-o", "copy.pdf"])
         .await?;
