@@ -133,34 +133,6 @@ pub fn check_gateway_url(base: &str) -> anyhow::Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::check_gateway_url;
-
-    #[test]
-    fn credentials_go_over_plain_http_only_to_this_machine() {
-        for ok in [
-            "https://vault.example.com",
-            "http://localhost:8080",
-            "http://127.0.0.1:1",
-            "http://[::1]:2",
-        ] {
-            assert!(check_gateway_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://vault.example.com",
-            "http://localhost.evil.com",
-            "http://127.0.0.1.evil.com",
-            "http://localhost@evil.com/",
-            "https://user:pw@vault.example.com",
-            "ftp://localhost",
-            "vault.example.com",
-        ] {
-            assert!(check_gateway_url(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 impl Api {
     pub fn new(profile: &Profile) -> anyhow::Result<Api> {
         let base = profile.gateway.trim_end_matches('/').to_owned();
@@ -296,5 +268,33 @@ pub async fn error_of(res: reqwest::Response) -> ApiError {
             message: format!("HTTP {status}"),
             request_id: String::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_gateway_url;
+
+    #[test]
+    fn credentials_go_over_plain_http_only_to_this_machine() {
+        for ok in [
+            "https://vault.example.com",
+            "http://localhost:8080",
+            "http://127.0.0.1:1",
+            "http://[::1]:2",
+        ] {
+            assert!(check_gateway_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://vault.example.com",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.evil.com",
+            "http://localhost@evil.com/",
+            "https://user:pw@vault.example.com",
+            "ftp://localhost",
+            "vault.example.com",
+        ] {
+            assert!(check_gateway_url(bad).is_err(), "{bad}");
+        }
     }
 }
