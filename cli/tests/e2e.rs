@@ -19,7 +19,28 @@ struct Mesh {
     child: std::process::Child,
     url: String,
     ca: PathBuf,
+    state: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+impl Mesh {
+    /// A client of the mesh's store with storage-signer's own credentials (to see inside it).
+    fn store_client(&self) -> anyhow::Result<aws_sdk_s3::Client> {
+        let info: Value = serde_json::from_slice(&std::fs::read(self.state.join("dev.json"))?)?;
+        let secret = |name: &str| {
+            std::fs::read_to_string(self.state.join("secrets/storage-signer").join(name))
+                .map(|s| s.trim().to_owned())
+        };
+        let credentials = coffer_testkit::S3Credentials {
+            access_key: secret("s3-access-key-id")?,
+            secret_key: secret("s3-secret-access-key")?,
+            region: "us-east-1".into(),
+        };
+        Ok(coffer_testkit::S3::client_for(
+            info["s3_endpoint"].as_str().unwrap(),
+            &credentials,
+        ))
+    }
 }
 
 impl Drop for Mesh {
@@ -40,7 +61,7 @@ fn coffer_bin() -> &'static str {
     env!("CARGO_BIN_EXE_coffer")
 }
 
-fn mesh() -> anyhow::Result<Mesh> {
+fn mesh(store: &str) -> anyhow::Result<Mesh> {
     let dev = Path::new(coffer_bin()).with_file_name("coffer-dev");
     anyhow::ensure!(
         dev.exists(),
@@ -50,7 +71,7 @@ fn mesh() -> anyhow::Result<Mesh> {
     let dir = tempfile::tempdir()?;
     let state = dir.path().join(".coffer");
     let child = std::process::Command::new(dev)
-        .args(["up", "--gateway-rate", "1000", "--dir"])
+        .args(["up", "--gateway-rate", "1000", "--store", store, "--dir"])
         .arg(&state)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -61,6 +82,7 @@ fn mesh() -> anyhow::Result<Mesh> {
         child,
         url: String::new(),
         ca: state.join("ca.crt"),
+        state: state.clone(),
         _dir: dir,
     };
     while !dev_json.exists() {
@@ -280,7 +302,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_works_files_by_path_against_the_real_mesh() -> anyhow::Result<()> {
-    let mesh = mesh()?;
+    let mesh = mesh("embedded")?;
     let u = User::sign_up(&mesh, "cli@example.com").await?;
 
     // Two-step sign-in on: the CLI asks for the code after the password (both from stdin here).
@@ -545,38 +567,41 @@ async fn the_cli_works_files_by_path_against_the_real_mesh() -> anyhow::Result<(
     Ok(())
 }
 
-/// A 300 MiB file goes up in parts; `kill -9` of the CLI half-way; the same command again sends
-/// only the parts the store does not hold (counted), the file is scanned and comes back
-/// byte-identical. Then a smaller upload under a pseudo-terminal shows its bar advancing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_in_parts_resumes_after_kill_9_and_shows_its_progress() -> anyhow::Result<()> {
-    let mesh = mesh()?;
-    let u = User::sign_up(&mesh, "resume@example.com").await?;
-    u.login().await?;
-    let mut big = vec![0u8; 300 * MIB];
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for chunk in big.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    u.write("big.bin", &big)?;
-    let want = sha256_hex(&big);
-    drop(big);
+    resumes_after_kill_9("embedded").await
+}
 
-    let mut first = u
-        .command(&["put", "big.bin", "--limit-rate", "48M"])
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_seaweedfs_an_upload_in_parts_resumes_after_kill_9() -> anyhow::Result<()> {
+    resumes_after_kill_9("seaweedfs").await
+}
+
+/// A 300 MiB file goes up in parts; `kill -9` of the CLI half-way; the same command again sends
+/// only the parts the store does not hold (counted), the file is scanned and comes back
+/// byte-identical. A second upload killed half-way and then removed leaves no upload in parts
+/// in the store. Then a smaller upload under a pseudo-terminal shows its bar advancing.
+/// Runs `coffer put …`, waits until its upload in parts has 3 parts in the store and kills it
+/// with SIGKILL; returns the file id its state names.
+async fn kill_half_way(u: &User, args: &[&str], states: &Path) -> anyhow::Result<String> {
+    let before: Vec<PathBuf> = std::fs::read_dir(states)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let mut child = u
+        .command(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    // The upload's state names the file as soon as it exists; wait for a few parts in the store.
-    let states = u.config.path().join("uploads/default");
+    // The upload's state names the file as soon as it exists.
     let deadline = Instant::now() + Duration::from_secs(60);
     let id = loop {
         anyhow::ensure!(Instant::now() < deadline, "no upload state appeared");
-        if let Some(e) = std::fs::read_dir(&states).ok().and_then(|mut d| d.next()) {
-            let state: Value = serde_json::from_slice(&std::fs::read(e?.path())?)?;
+        let new = std::fs::read_dir(states)
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path()).find(|p| !before.contains(p)));
+        if let Some(p) = new
+            && let Ok(state) = serde_json::from_slice::<Value>(&std::fs::read(&p)?)
+        {
             break state["file_id"].as_str().unwrap().to_owned();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -591,9 +616,30 @@ async fn an_upload_in_parts_resumes_after_kill_9_and_shows_its_progress() -> any
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    kill(Pid::from_raw(first.id().unwrap() as i32), Signal::SIGKILL)?;
-    first.wait().await?;
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGKILL)?;
+    child.wait().await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(id)
+}
+
+async fn resumes_after_kill_9(store: &str) -> anyhow::Result<()> {
+    let mesh = mesh(store)?;
+    let u = User::sign_up(&mesh, "resume@example.com").await?;
+    u.login().await?;
+    let mut big = vec![0u8; 300 * MIB];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in big.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    u.write("big.bin", &big)?;
+    let want = sha256_hex(&big);
+    drop(big);
+
+    let states = u.config.path().join("uploads/default");
+    let id = kill_half_way(&u, &["put", "big.bin", "--limit-rate", "48M"], &states).await?;
     let held = u
         .api(reqwest::Method::GET, &format!("/v1/files/{id}/parts"), None)
         .await?;
@@ -635,6 +681,32 @@ async fn an_upload_in_parts_resumes_after_kill_9_and_shows_its_progress() -> any
     assert_eq!(
         sha256_hex(&std::fs::read(u.work.path().join("back.bin"))?),
         want
+    );
+
+    // Killed half-way again (to another folder), then removed: the store keeps no upload in parts.
+    u.ok(&["mkdir", "/Second"]).await?;
+    let second = kill_half_way(
+        &u,
+        &["put", "big.bin", "--to", "/Second", "--limit-rate", "48M"],
+        &states,
+    )
+    .await?;
+    let s3 = mesh.store_client()?;
+    let open = |s3: aws_sdk_s3::Client| async move {
+        let listed = s3.list_multipart_uploads().bucket("coffer").send().await?;
+        anyhow::Ok(listed.uploads().len())
+    };
+    assert_eq!(
+        open(s3.clone()).await?,
+        1,
+        "the killed upload is open in the store"
+    );
+    let trashed = u.json(0, &["rm", "/Second/big.bin"]).await?;
+    assert_eq!(trashed["trashed"][0]["id"], second.as_str());
+    assert_eq!(
+        open(s3).await?,
+        0,
+        "trashing the pending file aborted its upload in parts"
     );
 
     // Under a pseudo-terminal (util-linux `script`) the bar is drawn and advances.

@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use coffer_config::{DatabaseConfig, SecretFile, SecretKind, ServiceConfig};
 use coffer_mesh::{CertStore, MeshClient, TlsFiles};
 use coffer_testkit::secrets::{Materials, provision as provision_secrets};
-use coffer_testkit::{DevCa, Postgres, S3, S3Credentials};
+use coffer_testkit::{DevCa, ObjectStore, Postgres, S3, S3Credentials, SeaweedFs};
 use coffer_token::MasterKeyRing;
 use serde::Serialize;
 use supervisor::Supervisor;
@@ -93,10 +93,20 @@ pub struct UpArgs {
     /// a HEAD If-Match before they are signed (to measure that path).
     #[arg(long)]
     unversioned_store: bool,
+    /// The object store: the embedded server, or SeaweedFS (`weed server -s3`, from
+    /// scripts/install-deps) as users run it. SeaweedFS lets any origin in (its default CORS).
+    #[arg(long, value_enum, default_value = "embedded")]
+    store: StoreKind,
     /// Also start Prometheus (the repo's scrape config and rules, every admin port) and
     /// Alertmanager on loopback, when Debian's packages are installed.
     #[arg(long)]
     observability: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Embedded,
+    Seaweedfs,
 }
 
 #[derive(Serialize)]
@@ -266,19 +276,36 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     println!("starting postgres ...");
     let pg = Postgres::start().await.context("starting postgres")?;
-    println!("starting the embedded s3 server ...");
-    let s3 = if args.unversioned_store {
-        S3::start_unversioned().await
-    } else {
-        S3::start().await
-    }
-    .context("starting the s3 server")?;
-    s3.client()
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .context("creating the bucket")?;
+    let s3: Box<dyn ObjectStore> = match args.store {
+        StoreKind::Embedded => {
+            println!("starting the embedded s3 server ...");
+            let s3 = if args.unversioned_store {
+                S3::start_unversioned().await
+            } else {
+                S3::start().await
+            }
+            .context("starting the s3 server")?;
+            s3.client()
+                .create_bucket()
+                .bucket(BUCKET)
+                .send()
+                .await
+                .context("creating the bucket")?;
+            Box::new(s3)
+        }
+        StoreKind::Seaweedfs => {
+            anyhow::ensure!(
+                !args.unversioned_store,
+                "--unversioned-store is the embedded server's"
+            );
+            println!("starting seaweedfs ...");
+            Box::new(
+                SeaweedFs::start(BUCKET)
+                    .await
+                    .context("starting seaweedfs")?,
+            )
+        }
+    };
 
     let ca = DevCa::new("Coffer dev CA")?;
     let ca_cert = dir.join("ca.crt");
@@ -314,7 +341,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         &dir,
         &secrets,
         pg.port(),
-        &s3,
+        &*s3,
         args.gateway_rate,
         clamd.as_ref().map(coffer_testkit::Clamd::address),
         &mut supervisor,
@@ -400,7 +427,7 @@ pub(crate) async fn start_services(
     dir: &Path,
     secrets: &Path,
     pg_port: u16,
-    s3: &S3,
+    s3: &dyn ObjectStore,
     gateway_rate: u32,
     clamd: Option<String>,
     supervisor: &mut Supervisor,

@@ -34,6 +34,8 @@ pub trait ObjectStore: Send + Sync {
     fn credentials(&self) -> &S3Credentials;
     /// An `aws-sdk-s3` client for it.
     fn client(&self) -> aws_sdk_s3::Client;
+    /// Lets a browser origin send presigned requests (CORS), where the store is told so.
+    fn allow_origin(&self, _origin: &str) {}
 }
 
 impl ObjectStore for S3 {
@@ -45,6 +47,9 @@ impl ObjectStore for S3 {
     }
     fn client(&self) -> aws_sdk_s3::Client {
         S3::client(self)
+    }
+    fn allow_origin(&self, origin: &str) {
+        S3::allow_origin(self, origin)
     }
 }
 

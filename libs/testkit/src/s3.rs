@@ -146,6 +146,9 @@ struct PolicyFs {
     /// The ETag of each part uploaded, by (upload id, part number): s3s-fs lists parts without
     /// them.
     part_etags: Arc<Mutex<std::collections::HashMap<(String, i32), String>>>,
+    /// Open uploads in parts: upload id → (bucket, key). An id is good for its own key only
+    /// (s3s-fs would take it for any), and ListMultipartUploads lists them.
+    uploads: Arc<Mutex<std::collections::BTreeMap<String, (String, String)>>>,
 }
 
 /// S3's smallest part but for the last.
@@ -241,6 +244,18 @@ impl PolicyFs {
     fn forget_parts(&self, upload_id: &str) {
         if let Ok(mut etags) = self.part_etags.lock() {
             etags.retain(|(id, _), _| id != upload_id);
+        }
+        if let Ok(mut uploads) = self.uploads.lock() {
+            uploads.remove(upload_id);
+        }
+    }
+
+    /// An upload id is good only with the bucket and key it was created for.
+    fn check_upload(&self, upload_id: &str, bucket: &str, key: &str) -> S3Result<()> {
+        let uploads = self.uploads.lock().map_err(|_| s3_error!(InternalError))?;
+        match uploads.get(upload_id) {
+            Some((b, k)) if b == bucket && k == key => Ok(()),
+            _ => Err(s3_error!(NoSuchUpload, "no such upload")),
         }
     }
 
@@ -504,15 +519,51 @@ impl s3s::S3 for PolicyFs {
             .as_ref()
             .map(|s| s.as_str());
         require_sse(sse)?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let mut res = self.inner.create_multipart_upload(req).await?;
         res.output.server_side_encryption = aes256();
+        if let Some(id) = &res.output.upload_id {
+            self.uploads
+                .lock()
+                .map_err(|_| s3_error!(InternalError))?
+                .insert(id.clone(), (bucket, key));
+        }
         Ok(res)
+    }
+
+    /// The open uploads in parts of a bucket (under a prefix when given); one page.
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let uploads: Vec<MultipartUpload> = self
+            .uploads
+            .lock()
+            .map_err(|_| s3_error!(InternalError))?
+            .iter()
+            .filter(|(_, (b, k))| *b == input.bucket && k.starts_with(&prefix))
+            .map(|(id, (_, k))| MultipartUpload {
+                key: Some(k.clone()),
+                upload_id: Some(id.clone()),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            is_truncated: Some(false),
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.check_upload(&req.input.upload_id, &req.input.bucket, &req.input.key)?;
         let id = (req.input.upload_id.clone(), req.input.part_number);
         let res = self.inner.upload_part(req).await?;
         if let Some(etag) = &res.output.e_tag
@@ -530,6 +581,7 @@ impl s3s::S3 for PolicyFs {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
+        self.check_upload(&input.upload_id, &input.bucket, &input.key)?;
         let parts = self.parts_of(&input.upload_id)?;
         let after = input.part_number_marker.unwrap_or(0);
         let max = input.max_parts.unwrap_or(1000).clamp(1, 1000) as usize;
@@ -565,6 +617,7 @@ impl s3s::S3 for PolicyFs {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.check_upload(&req.input.upload_id, &bucket, &key)?;
         // S3's rules, which s3s-fs does not hold: every part named was uploaded with that ETag,
         // and every part but the last is at least 5 MiB.
         let held = self.parts_of(&req.input.upload_id)?;
@@ -614,6 +667,7 @@ impl s3s::S3 for PolicyFs {
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let upload = req.input.upload_id.clone();
         // An unknown (or finished) upload is NoSuchUpload, as S3 says it.
+        self.check_upload(&upload, &req.input.bucket, &req.input.key)?;
         self.parts_of(&upload)?;
         let res = self.inner.abort_multipart_upload(req).await;
         self.forget_parts(&upload);
@@ -858,6 +912,7 @@ impl S3 {
                 versioning: versioning.clone(),
                 writing: Arc::default(),
                 part_etags: Arc::default(),
+                uploads: Arc::default(),
             });
             b.set_auth(s3s::auth::SimpleAuth::from_single(
                 credentials.access_key.clone(),

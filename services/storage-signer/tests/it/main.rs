@@ -19,7 +19,6 @@ struct Fixture {
     ca: DevCa,
     ring: MasterKeyRing,
     s3: Box<dyn ObjectStore>,
-    store: Store,
     server: RunningServer,
 }
 
@@ -45,14 +44,10 @@ impl Store {
 
 impl Fixture {
     async fn start(config: SignerConfig, store: Store) -> anyhow::Result<Self> {
-        Self::start_on(config, store.start().await?, store).await
+        Self::start_on(config, store.start().await?).await
     }
 
-    async fn start_on(
-        config: SignerConfig,
-        s3: Box<dyn ObjectStore>,
-        store: Store,
-    ) -> anyhow::Result<Self> {
+    async fn start_on(config: SignerConfig, s3: Box<dyn ObjectStore>) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("signer test CA")?;
@@ -65,7 +60,6 @@ impl Fixture {
             ca,
             ring,
             s3,
-            store,
             server,
         })
     }
@@ -675,7 +669,6 @@ async fn without_versions_a_changed_object_gets_no_url() -> anyhow::Result<()> {
     let f = Fixture::start_on(
         SignerConfig::default(),
         Box::new(S3::start_unversioned().await?),
-        Store::Embedded,
     )
     .await?;
     let org = Uuid::new_v4();
@@ -998,6 +991,15 @@ async fn a_multipart_upload_goes_in_signed_parts_and_resumes_from_the_store(
     )
     .await;
     assert!(gone.is_err_and(|e| e.code() == tonic::Code::FailedPrecondition));
+    // And the store holds no upload in parts under the key any more.
+    let open =
+        f.s3.client()
+            .list_multipart_uploads()
+            .bucket("coffer")
+            .prefix(&key)
+            .send()
+            .await?;
+    assert!(open.uploads().is_empty(), "{:?}", open.uploads());
 
     // Bad asks: no parts, too many, number 0 or above 10,000, an empty part, parts out of order.
     for parts in [
