@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_scan;
+mod bench_transfer;
 mod client;
 mod dashboards;
 mod drill;
@@ -29,6 +30,9 @@ enum Command {
     Up(up::UpArgs),
     /// Load-tests a running `coffer-dev up` mesh through its gateway (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// The `coffer` client's put and get of a large file against the store's own raw PUT and GET
+    /// (see BENCHMARKS.md).
+    BenchTransfer(bench_transfer::TransferArgs),
     /// Writes the Grafana dashboards of observability/ (or checks that they are current).
     Dashboards(dashboards::DashboardsArgs),
     /// Secrets for a deployment (`new`) and token key rotation (`rotate`): k8s/README.md.
@@ -49,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up(args) => up::up(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchTransfer(args) => bench_transfer::run(args).await,
         Command::Dashboards(args) => dashboards::run(&args),
         Command::Drill(DrillCommand::Restore(args)) => drill::run(args).await,
         Command::Keys(args) => keys::run(args),
