@@ -1,12 +1,14 @@
 //! `coffer-dev bench-transfer`: the `coffer` client's `put` and `get` of one large file against
 //! a running `coffer-dev up` mesh, next to the store's own raw PUT and GET of the same bytes in
-//! the same run (aws-sdk-s3 with storage-signer's credentials, one streamed request each), with
+//! the same run (aws-sdk-s3 with storage-signer's credentials, one streamed request each; the GET
+//! written to a file and synced, as `coffer get` writes), with
 //! the client's peak RSS (the child's `ru_maxrss`). BENCHMARKS.md has the figures.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::Value;
 
 #[derive(clap::Args, Debug)]
@@ -105,16 +107,89 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<()> {
         .body(aws_sdk_s3::primitives::ByteStream::from_path(&file).await?)
         .send()
         .await
-        .context("the raw PUT")?;
+        .map_err(|e| anyhow::anyhow!("the raw PUT: {e:?}"))?;
     let raw_put = started.elapsed().as_secs_f64();
+    // The store's own upload in parts: the same bytes in 16 MiB parts, four at a time, as the
+    // client sends them (a store may assemble the parts at complete: that cost is the store's).
+    let key_mp = format!("bench-raw/{}", uuid::Uuid::new_v4());
+    let started = Instant::now();
+    let created = s3
+        .create_multipart_upload()
+        .bucket("coffer")
+        .key(&key_mp)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .send()
+        .await?;
+    let upload_id = created.upload_id().context("upload id")?.to_owned();
+    let part = 16u64 << 20;
+    let count = size.div_ceil(part);
+    let parts: Vec<aws_sdk_s3::types::CompletedPart> = futures_util::stream::iter(1..=count)
+        .map(|n| {
+            let (s3, key, upload_id, file) = (s3.clone(), key_mp.clone(), upload_id.clone(), file.clone());
+            async move {
+                let offset = (n - 1) * part;
+                let len = part.min(size - offset);
+                let body = aws_sdk_s3::primitives::ByteStream::read_from()
+                    .path(&file)
+                    .offset(offset)
+                    .length(aws_sdk_s3::primitives::Length::Exact(len))
+                    .build()
+                    .await?;
+                let done = s3
+                    .upload_part()
+                    .bucket("coffer")
+                    .key(&key)
+                    .upload_id(&upload_id)
+                    .part_number(n as i32)
+                    .content_length(len as i64)
+                    .body(body)
+                    .send()
+                    .await?;
+                anyhow::Ok(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(n as i32)
+                        .e_tag(done.e_tag().unwrap_or_default())
+                        .build(),
+                )
+            }
+        })
+        .buffered(4)
+        .try_collect()
+        .await?;
+    s3.complete_multipart_upload()
+        .bucket("coffer")
+        .key(&key_mp)
+        .upload_id(&upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .context("the raw upload in parts")?;
+    let raw_parts = started.elapsed().as_secs_f64();
+    let _ = s3.delete_object().bucket("coffer").key(&key_mp).send().await;
+
+    // Written to a file and synced, as `coffer get` writes (it also hashes what it receives).
     let started = Instant::now();
     let mut got = s3.get_object().bucket("coffer").key(&key).send().await?.body;
     let mut n = 0u64;
-    while let Some(chunk) = got.try_next().await? {
-        n += chunk.len() as u64;
+    {
+        use std::io::Write as _;
+        let raw = std::fs::File::create(work.join("raw.bin"))?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, &raw);
+        while let Some(chunk) = got.try_next().await? {
+            n += chunk.len() as u64;
+            out.write_all(&chunk)?;
+        }
+        out.flush()?;
+        drop(out);
+        raw.sync_all()?;
     }
     anyhow::ensure!(n == size, "the raw GET returned {n} bytes");
     let raw_get = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(work.join("raw.bin"));
     let _ = s3.delete_object().bucket("coffer").key(&key).send().await;
 
     // The client, logged in as the demo user in a config directory of its own.
@@ -164,9 +239,14 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<()> {
     println!("store {endpoint}, {mib:.0} MiB, one run each:");
     println!("  raw PUT      {raw_put:6.2} s  {:7.1} MiB/s", mib / raw_put);
     println!(
-        "  coffer put   {put:6.2} s  {:7.1} MiB/s  = {:.0} % of the raw PUT; peak RSS {:.1} MiB (incl. hashing the file first)",
+        "  raw parts    {raw_parts:6.2} s  {:7.1} MiB/s  (16 MiB parts, 4 in flight, complete)",
+        mib / raw_parts
+    );
+    println!(
+        "  coffer put   {put:6.2} s  {:7.1} MiB/s  = {:.0} % of the raw PUT, {:.0} % of the raw parts; peak RSS {:.1} MiB (hashing the file first included)",
         mib / put,
         100.0 * raw_put / put,
+        100.0 * raw_parts / put,
         put_rss as f64 / 1024.0
     );
     println!("  raw GET      {raw_get:6.2} s  {:7.1} MiB/s", mib / raw_get);

@@ -88,7 +88,9 @@ impl SeaweedFs {
             "-master.volumeSizeLimitMB=256".into(),
             format!("-volume.port={}", ports[2]),
             format!("-volume.port.grpc={}", ports[3]),
-            "-volume.max=16".into(),
+            // Volumes are created as bytes come (256 MiB each; deleted bytes come back only at a
+            // vacuum): room for several GiB, as the 1 GiB transfer benchmark needs.
+            "-volume.max=64".into(),
             "-filer".into(),
             format!("-filer.port={}", ports[4]),
             format!("-filer.port.grpc={}", ports[5]),
