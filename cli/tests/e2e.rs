@@ -683,6 +683,43 @@ async fn resumes_after_kill_9(store: &str) -> anyhow::Result<()> {
         want
     );
 
+    // A file changed while its upload was interrupted, its size and mtime kept (as `cp -p` or
+    // `rsync -t` can): the resumed upload mixes old parts and new bytes, which hash otherwise
+    // than the SHA-256 declared at the start; the scan finds it, the file ends `failed` and
+    // never downloadable, and `put --wait` exits 4.
+    let mut mixed = vec![1u8; 128 * MIB];
+    u.write("mixed.bin", &mixed)?;
+    let id = kill_half_way(
+        &u,
+        &["put", "mixed.bin", "--parts", "1", "--limit-rate", "48M"],
+        &states,
+    )
+    .await?;
+    let path = u.work.path().join("mixed.bin");
+    let mtime = std::fs::metadata(&path)?.modified()?;
+    mixed[127 * MIB..].fill(2);
+    std::fs::write(&path, &mixed)?;
+    std::fs::File::options()
+        .write(true)
+        .open(&path)?
+        .set_modified(mtime)?;
+    let out = u.json(4, &["put", "mixed.bin", "--wait"]).await?;
+    let up = &out["uploads"][0];
+    assert_eq!(up["resumed"], true);
+    assert_eq!(up["file"]["id"], id.as_str());
+    assert_eq!(
+        (
+            up["file"]["status"].as_str(),
+            up["file"]["verdict"].as_str()
+        ),
+        (Some("quarantined"), Some("failed")),
+        "bytes other than declared never become available"
+    );
+    let err = u
+        .fails(&["get", "/mixed.bin", "-o", "mixed-back.bin"])
+        .await?;
+    assert!(err.contains("quarantined"), "{err}");
+
     // Killed half-way again (to another folder), then removed: the store keeps no upload in parts.
     u.ok(&["mkdir", "/Second"]).await?;
     let second = kill_half_way(

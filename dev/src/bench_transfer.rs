@@ -40,7 +40,9 @@ fn timed(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().with_context(|| format!("running {}", coffer.display()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("running {}", coffer.display()))?;
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0i64;
     let status = loop {
@@ -64,11 +66,16 @@ fn timed(
 
 pub async fn run(args: TransferArgs) -> anyhow::Result<()> {
     let info: Value = serde_json::from_slice(
-        &std::fs::read(args.dir.join("dev.json")).context("no dev.json: start `coffer-dev up` first")?,
+        &std::fs::read(args.dir.join("dev.json"))
+            .context("no dev.json: start `coffer-dev up` first")?,
     )?;
     let secrets = PathBuf::from(info["secrets_dir"].as_str().context("secrets_dir")?);
     let secret = |name: &str| -> anyhow::Result<String> {
-        Ok(std::fs::read_to_string(secrets.join("storage-signer").join(name))?.trim().to_owned())
+        Ok(
+            std::fs::read_to_string(secrets.join("storage-signer").join(name))?
+                .trim()
+                .to_owned(),
+        )
     };
     let endpoint = info["s3_endpoint"].as_str().context("s3_endpoint")?;
     let s3 = coffer_testkit::S3::client_for(
@@ -125,7 +132,8 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<()> {
     let count = size.div_ceil(part);
     let parts: Vec<aws_sdk_s3::types::CompletedPart> = futures_util::stream::iter(1..=count)
         .map(|n| {
-            let (s3, key, upload_id, file) = (s3.clone(), key_mp.clone(), upload_id.clone(), file.clone());
+            let (s3, key, upload_id, file) =
+                (s3.clone(), key_mp.clone(), upload_id.clone(), file.clone());
             async move {
                 let offset = (n - 1) * part;
                 let len = part.min(size - offset);
@@ -169,11 +177,22 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<()> {
         .await
         .context("the raw upload in parts")?;
     let raw_parts = started.elapsed().as_secs_f64();
-    let _ = s3.delete_object().bucket("coffer").key(&key_mp).send().await;
+    let _ = s3
+        .delete_object()
+        .bucket("coffer")
+        .key(&key_mp)
+        .send()
+        .await;
 
     // Written to a file and synced, as `coffer get` writes (it also hashes what it receives).
     let started = Instant::now();
-    let mut got = s3.get_object().bucket("coffer").key(&key).send().await?.body;
+    let mut got = s3
+        .get_object()
+        .bucket("coffer")
+        .key(&key)
+        .send()
+        .await?
+        .body;
     let mut n = 0u64;
     {
         use std::io::Write as _;
@@ -200,7 +219,16 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<()> {
     let email = info["demo"]["email"].as_str().context("demo")?;
     let password = info["demo"]["password"].as_str().context("demo")?;
     let mut login = std::process::Command::new(&args.coffer)
-        .args(["login", "--gateway", gateway, "--ca-cert", ca, "--email", email, "--password-stdin"])
+        .args([
+            "login",
+            "--gateway",
+            gateway,
+            "--ca-cert",
+            ca,
+            "--email",
+            email,
+            "--password-stdin",
+        ])
         .env("COFFER_CONFIG_DIR", &config)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -237,7 +265,10 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&file);
 
     println!("store {endpoint}, {mib:.0} MiB, one run each:");
-    println!("  raw PUT      {raw_put:6.2} s  {:7.1} MiB/s", mib / raw_put);
+    println!(
+        "  raw PUT      {raw_put:6.2} s  {:7.1} MiB/s",
+        mib / raw_put
+    );
     println!(
         "  raw parts    {raw_parts:6.2} s  {:7.1} MiB/s  (16 MiB parts, 4 in flight, complete)",
         mib / raw_parts
@@ -249,7 +280,10 @@ pub async fn run(args: TransferArgs) -> anyhow::Result<()> {
         100.0 * raw_parts / put,
         put_rss as f64 / 1024.0
     );
-    println!("  raw GET      {raw_get:6.2} s  {:7.1} MiB/s", mib / raw_get);
+    println!(
+        "  raw GET      {raw_get:6.2} s  {:7.1} MiB/s",
+        mib / raw_get
+    );
     println!(
         "  coffer get   {get:6.2} s  {:7.1} MiB/s  = {:.0} % of the raw GET; peak RSS {:.1} MiB",
         mib / get,

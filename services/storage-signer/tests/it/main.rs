@@ -827,6 +827,19 @@ async fn a_multipart_upload_goes_in_signed_parts_and_resumes_from_the_store(
         .await,
         reqwest::StatusCode::FORBIDDEN
     );
+    // Without its signed length (sent chunked, no Content-Length): refused too.
+    let chunked = http()
+        .put(&request(2).url)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter([
+            Ok::<_, std::io::Error>(bodies[2].clone()),
+        ])))
+        .send()
+        .await?
+        .status();
+    assert!(
+        chunked.is_client_error(),
+        "a part without its signed length: {chunked}"
+    );
     // Parts 1 and 3 now; the store lists them (a client resumes from this).
     for n in [0, 2] {
         let status = put(&request(n), &request(n).url, bodies[n].clone(), |_, v| {
