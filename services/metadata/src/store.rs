@@ -413,13 +413,13 @@ pub async fn transition(
     .await?)
 }
 
-/// Records the SHA-256 the scan computed on a file that declared none.
+/// Records the SHA-256 of the bytes the scan read.
 pub async fn record_sha256(
     tx: &mut TenantTx,
     id: Uuid,
     sha256: &str,
 ) -> Result<FileRow, MetadataError> {
-    Ok(sqlx::query_as("UPDATE files SET sha256 = COALESCE(sha256, $2) WHERE id = $1
+    Ok(sqlx::query_as("UPDATE files SET sha256 = $2 WHERE id = $1
          RETURNING id, folder_id, name, object_key, size, content_type, sha256, state, verdict, created_at, updated_at, trashed_at, object_etag, object_version")
     .bind(id)
     .bind(sha256)

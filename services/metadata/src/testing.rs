@@ -222,12 +222,25 @@ impl Stack {
 
     /// Records a scan verdict as the scan service does (for stacks without one).
     pub async fn verdict(&self, org: &str, file: &str, verdict: &str) -> anyhow::Result<()> {
+        // As the scan of bytes that match the declared SHA-256 (when one was) says it.
+        let declared: Option<String> = {
+            use sqlx::Connection as _;
+            let mut conn =
+                sqlx::PgConnection::connect(&self.pg.superuser_url(&self.metadata.database))
+                    .await?;
+            sqlx::query_scalar("SELECT sha256 FROM metadata.files WHERE id = $1::uuid")
+                .bind(file)
+                .fetch_optional(&mut conn)
+                .await?
+                .flatten()
+        };
         self.metadata_as("scan")?
             .record_verdict(coffer_proto::v1::RecordVerdictRequest {
                 org_id: org.into(),
                 file_id: file.into(),
                 verdict: coffer_kit::vocab::Verdict::parse(verdict)
                     .map_or(0, coffer_kit::vocab::Verdict::to_wire),
+                sha256: declared.unwrap_or_default(),
                 ..Default::default()
             })
             .await?;

@@ -42,6 +42,14 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
     // bytes other than declared never become `available`.
     let verdict = match (&current.sha256, &computed) {
         (Some(declared), Some(got)) if declared != got && verdict == Found::Clean => Found::Failed,
+        // Fail closed: a clean verdict on a file with a declared hash must say what it hashed
+        // (a scan worker older than the check sends none; refused, it retries).
+        (Some(_), None) if verdict == Found::Clean => {
+            return Err(MetadataError::invalid(
+                "sha256",
+                "a clean verdict on a file with a declared SHA-256 must carry the SHA-256 of the bytes scanned",
+            ));
+        }
         _ => verdict,
     };
     let to = FileStatus::after(verdict);
@@ -85,9 +93,11 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
             current
         }
     };
-    // What `coffer get` and other clients check the bytes they download against.
-    if file.sha256.is_none()
-        && let Some(sha) = &computed
+    // What `coffer get` and other clients check the bytes they download against: the hash of
+    // the bytes scanned, replacing a declared one that differed (the verdict then says `failed`;
+    // should an admin release the file, its `sha256` is that of the bytes served).
+    if let Some(sha) = &computed
+        && file.sha256.as_deref() != Some(sha.as_str())
     {
         file = store::record_sha256(&mut tx, id, sha).await?;
     }

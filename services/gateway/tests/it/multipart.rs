@@ -409,3 +409,41 @@ async fn a_declared_sha256_is_checked_by_the_scan_for_an_upload_in_parts() -> an
     assert_eq!(f["sha256"], format!("{:x}", sha2::Sha256::digest(&other)));
     Ok(())
 }
+
+/// Metadata's own check of a declared SHA-256, behind the scan's: a clean verdict that says
+/// nothing of the bytes' hash is refused (fail closed: a scan worker older than the check
+/// retries); one whose hash differs is recorded `failed`, and the file's `sha256` becomes the
+/// hash of the bytes (what a release would serve).
+#[tokio::test]
+async fn metadata_fails_closed_on_a_clean_verdict_without_the_bytes_hash() -> anyhow::Result<()> {
+    let h = harness().await?;
+    let u = User::new(&h, "verdict-hash@example.com").await?;
+    let id = u.upload("declared.txt", None, b"declared bytes").await?;
+    u.ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+        .await?;
+    let mut scan = h.stack.metadata_as("scan")?;
+    let verdict = |sha256: &str| coffer_proto::v1::RecordVerdictRequest {
+        org_id: u.org.clone(),
+        file_id: id.clone(),
+        verdict: coffer_kit::vocab::Verdict::Clean.to_wire(),
+        sha256: sha256.to_owned(),
+        ..Default::default()
+    };
+    let refused = scan.record_verdict(verdict("")).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    let other = "ab".repeat(32);
+    let file = scan.record_verdict(verdict(&other)).await?.into_inner();
+    assert_eq!(
+        coffer_kit::vocab::Verdict::from_wire(file.verdict),
+        Some(coffer_kit::vocab::Verdict::Failed)
+    );
+    assert_eq!(file.sha256, other);
+    let f = u
+        .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+        .await?;
+    assert_eq!(
+        (f["status"].as_str(), f["sha256"].as_str()),
+        (Some("quarantined"), Some(other.as_str()))
+    );
+    Ok(())
+}

@@ -58,11 +58,20 @@ const MAX_SIGNATURES: usize = 8;
 /// Folds findings into one line per engine that ran (clean engines included) and the verdict:
 /// the worst finding wins (infected over suspicious over sensitive); no finding is clean.
 pub fn combine(ran: &[Engine], findings: &[Finding]) -> (Verdict, Vec<EngineResult>) {
-    let verdict = findings
+    // What the bytes hold outranks a finding that they could not be trusted (`failed`, as bytes
+    // other than the uploader declared): malware with a wrong declared hash stays `infected`.
+    let content = findings
         .iter()
         .map(|f| f.verdict)
+        .filter(|v| *v != Verdict::Failed)
         .max()
         .unwrap_or(Verdict::Clean);
+    let verdict =
+        if content == Verdict::Clean && findings.iter().any(|f| f.verdict == Verdict::Failed) {
+            Verdict::Failed
+        } else {
+            content
+        };
     let mut engines: Vec<Engine> = ran.to_vec();
     engines.extend(findings.iter().map(|f| f.engine));
     engines.sort();
@@ -133,6 +142,35 @@ mod tests {
 
         let (v, _) = combine(&ran, &[f(Engine::Sensitive, "iban", Verdict::Sensitive)]);
         assert_eq!(v, Verdict::Sensitive);
+    }
+
+    #[test]
+    fn what_the_bytes_hold_outranks_a_declared_hash_that_does_not_match() {
+        let ran = [Engine::Yara, Engine::TrueType, Engine::Sensitive];
+        let mismatch = f(
+            Engine::TrueType,
+            "declared-sha256-mismatch",
+            Verdict::Failed,
+        );
+        let (v, r) = combine(&ran, &[mismatch.clone()]);
+        assert_eq!(
+            v,
+            Verdict::Failed,
+            "clean bytes that are not the ones declared"
+        );
+        assert!(!r.iter().find(|e| e.engine == "true-type").unwrap().clean);
+        let (v, _) = combine(
+            &ran,
+            &[
+                mismatch,
+                f(Engine::Yara, "eicar_test_file", Verdict::Infected),
+            ],
+        );
+        assert_eq!(
+            v,
+            Verdict::Infected,
+            "malware behind a wrong hash is still malware"
+        );
     }
 
     #[test]

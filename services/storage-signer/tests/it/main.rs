@@ -1201,7 +1201,12 @@ async fn seaweedfs_enforces_sse_by_default_encryption_as_its_bucket_policy_block
         .body(b"no header".to_vec().into())
         .send()
         .await;
-    assert!(refused.is_err(), "the policy refuses a PUT without SSE");
+    let refused = refused.expect_err("the policy refuses a PUT without SSE");
+    assert_eq!(
+        refused.as_service_error().and_then(|e| e.meta().code()),
+        Some("AccessDenied"),
+        "{refused:?}"
+    );
     let upload = s3
         .create_multipart_upload()
         .bucket("coffer")
