@@ -152,7 +152,7 @@ mod tests {
             "declared-sha256-mismatch",
             Verdict::Failed,
         );
-        let (v, r) = combine(&ran, &[mismatch.clone()]);
+        let (v, r) = combine(&ran, std::slice::from_ref(&mismatch));
         assert_eq!(
             v,
             Verdict::Failed,
