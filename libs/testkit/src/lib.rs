@@ -27,6 +27,27 @@ pub use postgres::{Postgres, PostgresOptions, random_secret};
 pub use s3::{CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, S3, S3Credentials};
 pub use seaweed::{SeaweedFs, weed_binary};
 
+/// Runs `cleanup` (a shell script) once this process is gone, in a process group of its own so
+/// that a signal to the tests' group spares it: how a server a test started is stopped, and its
+/// files removed, when the test is killed before it can drop the server.
+pub(crate) fn after_exit(cleanup: &str, what: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::unix::process::CommandExt as _;
+    let script = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; {cleanup}",
+        std::process::id()
+    );
+    std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start the {what} watchdog"))?;
+    Ok(())
+}
+
 /// An S3-compatible server a test runs against: the embedded one or SeaweedFS.
 pub trait ObjectStore: Send + Sync {
     /// Its S3 endpoint, path-style.

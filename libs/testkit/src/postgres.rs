@@ -5,7 +5,6 @@
 //! its directory once the owning process is gone, so a crashed or killed test leaves nothing
 //! running. Durability is off (`fsync=off`): these clusters hold nothing worth keeping.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -274,29 +273,20 @@ impl Postgres {
     /// Starts a detached process that stops the cluster and removes its files when this process
     /// has gone, however it ended.
     fn spawn_watchdog(&self) -> anyhow::Result<()> {
-        let pid = std::process::id();
-        let pg_ctl = self.bin.join("pg_ctl");
         let runner = if is_root() {
             "runuser -u postgres -- "
         } else {
             ""
         };
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             {runner}'{}' -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
-            pg_ctl.display(),
-            self.data.display(),
-            self.root_path().display()
-        );
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .context("cannot start the postgres watchdog")?;
-        Ok(())
+        crate::after_exit(
+            &format!(
+                "{runner}'{}' -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
+                self.bin.join("pg_ctl").display(),
+                self.data.display(),
+                self.root_path().display()
+            ),
+            "postgres",
+        )
     }
 
     /// The CA the server's certificate chains to (PEM), for clients that verify it (`verify-full`:

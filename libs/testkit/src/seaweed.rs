@@ -8,7 +8,6 @@
 //! `filer.toml` (leveldb2 in its directory) and an empty `master.toml` in its working directory
 //! keep a developer's own SeaweedFS configuration out. A watchdog kills it and removes its directory if the owning process dies.
 
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -257,22 +256,14 @@ fn spawn_watchdog(weed: u32, dir: &std::path::Path, ports: &[u16]) -> anyhow::Re
         .iter()
         .map(|p| format!("'{}'", p.display()))
         .collect();
-    let script = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {weed} 2>/dev/null; \
-         rm -rf '{}' {}",
-        std::process::id(),
-        dir.display(),
-        sockets.join(" ")
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .context("cannot start the seaweedfs watchdog")?;
-    Ok(())
+    crate::after_exit(
+        &format!(
+            "kill -9 {weed} 2>/dev/null; rm -rf '{}' {}",
+            dir.display(),
+            sockets.join(" ")
+        ),
+        "seaweedfs",
+    )
 }
 
 impl Drop for SeaweedFs {
