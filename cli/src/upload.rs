@@ -4,6 +4,7 @@
 //! second `coffer put` of the same file after Ctrl-C, a crash or a dropped connection asks the
 //! store which parts it holds and sends only the others.
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -108,9 +109,28 @@ impl Job<'_> {
             self.folder_ref.as_deref().unwrap_or("root"),
             &self.name,
         );
+        // One run at a time per file and destination: a second would send the same parts and
+        // one of the two would fail at complete. The lock goes with the process, killed or not.
+        let lock_path = state_file.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("writing {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "{}: another coffer put of this file to this place is running",
+                self.local.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
         let (file, plan, resumed) = match self.earlier(&state_file, &meta).await? {
             Earlier::Done(file) => {
                 let _ = std::fs::remove_file(&state_file);
+                let _ = std::fs::remove_file(&lock_path);
                 return Ok(Uploaded {
                     file,
                     parts_sent: 0,
@@ -159,6 +179,7 @@ impl Job<'_> {
                     put_once(self.api, &local, size, &self.meter, put).await?;
                     let done = self.complete(&file.id, None).await?;
                     let _ = std::fs::remove_file(&state_file);
+                    let _ = std::fs::remove_file(&lock_path);
                     return Ok(Uploaded {
                         file: done,
                         parts_sent: 1,
@@ -174,6 +195,7 @@ impl Job<'_> {
             .send_parts(&local, &file.id, size, part_size, part_count, resumed)
             .await?;
         let _ = std::fs::remove_file(&state_file);
+        let _ = std::fs::remove_file(&lock_path);
         Ok(Uploaded {
             file: sent,
             parts_sent: kept.0,

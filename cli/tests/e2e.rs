@@ -390,6 +390,38 @@ async fn the_cli_works_files_by_path_against_the_real_mesh() -> anyhow::Result<(
         !stderr.contains("ETA") && !stderr.contains('\r'),
         "no bar without a terminal: {stderr:?}"
     );
+    // One run at a time per file and destination: a second says so.
+    u.write("slow.bin", &vec![5u8; 4 * MIB])?;
+    let mut slow = u
+        .command(&[
+            "put",
+            "slow.bin",
+            "--to",
+            "/Contracts",
+            "--limit-rate",
+            "512K",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let states = u.config.path().join("uploads/default");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(&states)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "json"))
+        })
+        .unwrap_or(false)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "the first put wrote no state");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = u.fails(&["put", "slow.bin", "--to", "/Contracts"]).await?;
+    assert!(err.contains("another coffer put of this file"), "{err}");
+    slow.kill().await?;
+    let _ = slow.wait().await;
+    u.ok(&["rm", "/Contracts/slow.bin"]).await?;
+    u.ok(&["purge", "/Contracts/slow.bin"]).await?;
     let listing = u.json(0, &["ls", "/Contracts/2026"]).await?;
     assert_eq!(names(&listing), ["eicar.txt", "nda.pdf"]);
     assert_eq!(names(&u.json(0, &["ls"]).await?), ["Contracts"]);
@@ -596,9 +628,11 @@ async fn kill_half_way(u: &User, args: &[&str], states: &Path) -> anyhow::Result
     let deadline = Instant::now() + Duration::from_secs(60);
     let id = loop {
         anyhow::ensure!(Instant::now() < deadline, "no upload state appeared");
-        let new = std::fs::read_dir(states)
-            .ok()
-            .and_then(|d| d.flatten().map(|e| e.path()).find(|p| !before.contains(p)));
+        let new = std::fs::read_dir(states).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .find(|p| !before.contains(p) && p.extension().is_some_and(|x| x == "json"))
+        });
         if let Some(p) = new
             && let Ok(state) = serde_json::from_slice::<Value>(&std::fs::read(&p)?)
         {
