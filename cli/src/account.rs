@@ -128,9 +128,12 @@ pub async fn login(mut ctx: Ctx, a: LoginArgs) -> anyhow::Result<i32> {
     ctx.config.save()?;
     let out = json!({"profile": ctx.profile, "gateway": profile.gateway, "email": me.email, "role": me.role, "org_id": me.org_id});
     ctx.print(&out, || {
-        println!(
+        say!(
             "logged in as {} ({}) at {} (profile {})",
-            me.email, me.role, profile.gateway, ctx.profile
+            me.email,
+            me.role,
+            profile.gateway,
+            ctx.profile
         );
     })?;
     Ok(0)
@@ -199,7 +202,7 @@ pub async fn logout(mut ctx: Ctx) -> anyhow::Result<i32> {
     profile.credential = None;
     ctx.config.save()?;
     ctx.print(&json!({"profile": ctx.profile, "logged_out": true}), || {
-        println!("{note}")
+        say!("{note}")
     })?;
     Ok(0)
 }
@@ -221,14 +224,14 @@ pub async fn whoami(ctx: &Ctx) -> anyhow::Result<i32> {
         "email": me.email, "role": me.role, "totp_enabled": me.totp_enabled, "credential": kind,
     });
     ctx.print(&out, || {
-        println!("{} ({}) in organisation {}", me.email, me.role, me.org_id);
-        println!(
+        say!("{} ({}) in organisation {}", me.email, me.role, me.org_id);
+        say!(
             "gateway {} (profile {}, {})",
             api.base(),
             ctx.profile,
             kind.replace('_', " ")
         );
-        println!(
+        say!(
             "two-step sign-in {}",
             if me.totp_enabled { "on" } else { "off" }
         );

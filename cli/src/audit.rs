@@ -47,7 +47,7 @@ pub fn public_key(args: PublicKeyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", args.signing_key.display()))?;
     let signer = coffer_auditlog::Signer::from_text("audit", &seed)
         .context("the signing key file must hold a 32-byte seed in base64")?;
-    println!("{}", signer.public_key_text());
+    say!("{}", signer.public_key_text());
     Ok(())
 }
 
@@ -136,17 +136,20 @@ pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<i32> {
         Ok(s) => {
             let out = json!({"ok": true, "org_id": s.org_id, "events": s.events, "checkpoints": s.checkpoints, "head_hash": s.head_hash, "source": source});
             ctx.print(&out, || {
-                println!(
+                say!(
                     "ok: org {}, {} events, {} checkpoints, head {}",
-                    s.org_id, s.events, s.checkpoints, s.head_hash
+                    s.org_id,
+                    s.events,
+                    s.checkpoints,
+                    s.head_hash
                 );
-                println!("verified {source}");
+                say!("verified {source}");
             })?;
             Ok(0)
         }
         Err(e) => {
             let out = json!({"ok": false, "error": e.to_string(), "source": source});
-            ctx.print(&out, || println!("FAILED: {e}"))?;
+            ctx.print(&out, || say!("FAILED: {e}"))?;
             Ok(1)
         }
     }

@@ -154,7 +154,7 @@ fn state_of(f: &File) -> String {
 }
 
 fn print_file(f: &File) {
-    println!(
+    say!(
         "{:<8} {:>10}  {:<24}  {}  {}",
         "file",
         human_size(f.size),
@@ -165,9 +165,13 @@ fn print_file(f: &File) {
 }
 
 fn print_folder(f: &Folder) {
-    println!(
+    say!(
         "{:<8} {:>10}  {:<24}  {}  {}/",
-        "folder", "-", "", &f.created_at, f.name
+        "folder",
+        "-",
+        "",
+        &f.created_at,
+        f.name
     );
 }
 
@@ -192,11 +196,11 @@ pub async fn ls(ctx: &Ctx, a: LsArgs) -> anyhow::Result<i32> {
         for f in &listing.files {
             print_file(f);
             if let Some(p) = &f.purge_at {
-                println!("{:<8} to be purged at {p}; id {}", "", f.id);
+                say!("{:<8} to be purged at {p}; id {}", "", f.id);
             }
         }
         if listing.folders.is_empty() && listing.files.is_empty() {
-            println!("(empty)");
+            say!("(empty)");
         }
     })?;
     Ok(0)
@@ -241,9 +245,9 @@ pub async fn mkdir(ctx: &Ctx, a: MkdirArgs) -> anyhow::Result<i32> {
     };
     ctx.print(&folder, || {
         if created.is_some() {
-            println!("created {}", a.path);
+            say!("created {}", a.path);
         } else {
-            println!("{} exists", a.path);
+            say!("{} exists", a.path);
         }
     })?;
     Ok(0)
@@ -286,7 +290,7 @@ pub async fn mv(ctx: &Ctx, a: MvArgs) -> anyhow::Result<i32> {
             serde_json::to_value(f)?
         }
     };
-    ctx.print(&out, || println!("moved {} to {}", a.from, a.to))?;
+    ctx.print(&out, || say!("moved {} to {}", a.from, a.to))?;
     Ok(0)
 }
 
@@ -313,10 +317,10 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> anyhow::Result<i32> {
         }
         if !ctx.json {
             match done.last().map(|d| d["kind"] == "folder") {
-                Some(true) => println!(
+                Some(true) => say!(
                     "trashed {p} and its contents (coffer ls --trash lists them; restore files by id)"
                 ),
-                _ => println!("trashed {p} (coffer restore {p} brings it back)"),
+                _ => say!("trashed {p} (coffer restore {p} brings it back)"),
             }
         }
     }
@@ -335,7 +339,7 @@ pub async fn restore(ctx: &Ctx, a: TargetsArgs) -> anyhow::Result<i32> {
             .call::<(), File>(Method::POST, &format!("/v1/files/{}/restore", f.id), None)
             .await?;
         if !ctx.json {
-            println!("restored {p}: {}", state_of(&f));
+            say!("restored {p}: {}", state_of(&f));
         }
         done.push(f);
     }
@@ -364,7 +368,7 @@ pub async fn purge(ctx: &Ctx, a: TargetsArgs) -> anyhow::Result<i32> {
         api.act(Method::DELETE, &format!("/v1/files/{id}/purge"))
             .await?;
         if !ctx.json {
-            println!("purged {p}: its bytes are deleted");
+            say!("purged {p}: its bytes are deleted");
         }
         done.push(json!({"path": p, "id": id}));
     }
@@ -532,7 +536,7 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> anyhow::Result<i32> {
         crate::download::Target::Stdout if ctx.json => eprintln!("{out}"),
         crate::download::Target::Stdout => {}
         crate::download::Target::Path(_) => ctx.print(&out, || {
-            println!("{path}: {} bytes, SHA-256 {sha} verified", file.size)
+            say!("{path}: {} bytes, SHA-256 {sha} verified", file.size)
         })?,
     }
     Ok(0)
@@ -574,8 +578,8 @@ pub async fn share(ctx: &Ctx, a: ShareArgs) -> anyhow::Result<i32> {
         .post(&format!("/v1/files/{}/shares", file.id), &body)
         .await?;
     ctx.print(&s, || {
-        println!("{}", s.url);
-        println!(
+        say!("{}", s.url);
+        say!(
             "expires {}{}",
             s.expires_at,
             a.max_downloads

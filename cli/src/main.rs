@@ -1,6 +1,10 @@
 //! The `coffer` command: the user's client of a Coffer gateway. (Developer tooling is
-//! `coffer-dev`.) The command line is declared here; each command lives in its module.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! `coffer-dev`.) The command line is declared here; each command lives in its module. Output
+//! goes through `say!` (out.rs), never `println!` (clippy holds it).
+#![allow(clippy::print_stderr)]
+
+#[macro_use]
+mod out;
 
 mod account;
 mod audit;
@@ -115,7 +119,7 @@ impl Ctx {
     /// Prints a result: JSON, or the human lines.
     pub fn print(&self, value: &impl serde::Serialize, human: impl FnOnce()) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            say!("{}", serde_json::to_string_pretty(value)?);
         } else {
             human();
         }
@@ -125,7 +129,9 @@ impl Ctx {
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut script);
+        out::bytes(&script);
         return Ok(0);
     }
     let config = profile::Config::load()?;
@@ -179,7 +185,7 @@ fn main() {
                 Err(e) => {
                     eprintln!("coffer: {e:#}");
                     if json {
-                        println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+                        say!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
                     }
                     1
                 }

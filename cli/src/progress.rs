@@ -50,9 +50,9 @@ impl Bars {
     #[allow(clippy::print_stdout)]
     pub fn say(&self, line: &str) {
         if self.visible {
-            self.multi.suspend(|| println!("{line}"));
+            self.multi.suspend(|| say!("{line}"));
         } else {
-            println!("{line}");
+            say!("{line}");
         }
     }
 

@@ -553,6 +553,17 @@ async fn the_cli_works_files_by_path_against_the_real_mesh() -> anyhow::Result<(
     // Errors say what to do.
     let err = u.fails(&["ls", "/nope"]).await?;
     assert!(err.contains("no file or folder named \"nope\""), "{err}");
+    // A reader that goes away ends the output quietly, as SIGPIPE would: no panic.
+    let mut child = u
+        .command(&["ls", "--trash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
     let bash = u.ok(&["completions", "bash"]).await?;
     assert!(bash.contains("complete") && bash.contains("coffer"));
 
