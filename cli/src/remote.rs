@@ -95,9 +95,19 @@ pub async fn resolve(api: &Api, arg: &str) -> anyhow::Result<Node> {
             anyhow::bail!("{}: {} is a file, not a folder", arg, display(&names[..i]));
         };
         let listing = list_all(api, Some(folder)).await?;
-        node = if let Some(f) = listing.folders.into_iter().find(|f| &f.name == name) {
+        let last = i + 1 == names.len();
+        let folder = listing.folders.into_iter().find(|f| &f.name == name);
+        let file = listing.files.into_iter().find(|f| &f.name == name);
+        node = if let (true, Some(_), Some(file)) = (last, &folder, &file) {
+            // Folders and files have names of their own: both can hold this one. Guessing
+            // would move or trash the wrong one.
+            anyhow::bail!(
+                "{arg}: a folder and a file both have this name; name the file by its id ({})",
+                file.id
+            );
+        } else if let Some(f) = folder {
             Node::Folder(f)
-        } else if let Some(f) = listing.files.into_iter().find(|f| &f.name == name) {
+        } else if let Some(f) = file {
             Node::File(f)
         } else {
             anyhow::bail!(

@@ -550,6 +550,22 @@ async fn the_cli_works_files_by_path_against_the_real_mesh() -> anyhow::Result<(
     ])
     .await?;
 
+    // A folder and a file of one name in one folder: the path is refused, not guessed.
+    u.ok(&["mkdir", "/Twin"]).await?;
+    u.write("Twin", b"a file named like the folder")?;
+    let twin = u.json(0, &["put", "Twin", "--to", "/"]).await?;
+    let twin_id = twin["uploads"][0]["file"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = u.fails(&["rm", "/Twin"]).await?;
+    assert!(
+        err.contains("a folder and a file both have this name") && err.contains(&twin_id),
+        "{err}"
+    );
+    u.ok(&["rm", &twin_id]).await?;
+    u.ok(&["rm", "-r", "/Twin"]).await?;
+
     // Errors say what to do.
     let err = u.fails(&["ls", "/nope"]).await?;
     assert!(err.contains("no file or folder named \"nope\""), "{err}");
