@@ -151,8 +151,30 @@ impl Api {
         &self.base
     }
 
-    pub fn signed_in(&self) -> bool {
-        self.credential.is_some()
+    /// GETs `path` until `done` says the answer is final (every 200 ms at first, then up to every
+    /// 2 s), at most `timeout`; `waiting` says what was awaited when it runs out.
+    pub async fn poll<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+        done: impl Fn(&T) -> bool,
+        waiting: &str,
+    ) -> anyhow::Result<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let answer: T = self.get(path).await?;
+            if done(&answer) {
+                return Ok(answer);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no {waiting} after {} s",
+                timeout.as_secs()
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

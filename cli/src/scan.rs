@@ -90,19 +90,11 @@ pub async fn scan(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<i32> {
 }
 
 async fn wait(api: &crate::client::Api, id: &str, timeout: Duration) -> anyhow::Result<ScanStatus> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut pause = Duration::from_millis(200);
-    loop {
-        let s: ScanStatus = api.get(&format!("/v1/scans/{id}")).await?;
-        if s.status == "done" || s.status == "expired" {
-            return Ok(s);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no verdict after {} s for scan {id}: coffer scan gave up waiting",
-            timeout.as_secs()
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
+    api.poll(
+        &format!("/v1/scans/{id}"),
+        timeout,
+        |s: &ScanStatus| s.status == "done" || s.status == "expired",
+        &format!("verdict for scan {id}"),
+    )
+    .await
 }

@@ -538,21 +538,13 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// Waits for a file's verdict: polls until it leaves `scanning`.
+/// Waits for a file's verdict: until it leaves `scanning`.
 pub async fn wait_verdict(api: &Api, id: &str, timeout: Duration) -> anyhow::Result<File> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut pause = Duration::from_millis(200);
-    loop {
-        let f: File = api.get(&format!("/v1/files/{id}")).await?;
-        if f.status != "scanning" && f.status != "pending_upload" {
-            return Ok(f);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no verdict after {} s: the scan is still running (coffer ls shows it later)",
-            timeout.as_secs()
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
+    api.poll(
+        &format!("/v1/files/{id}"),
+        timeout,
+        |f: &File| f.status != "scanning" && f.status != "pending_upload",
+        "verdict (the scan is still running; coffer ls shows it later)",
+    )
+    .await
 }

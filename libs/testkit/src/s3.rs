@@ -170,8 +170,8 @@ impl Drop for Writing {
 }
 
 /// The bucket policy: a write must ask for SSE AES256.
-fn require_sse(sse: Option<&str>) -> S3Result<()> {
-    if sse != Some(ServerSideEncryption::AES256) {
+fn require_sse(sse: Option<&ServerSideEncryption>) -> S3Result<()> {
+    if sse.map(ServerSideEncryption::as_str) != Some(ServerSideEncryption::AES256) {
         return Err(s3_error!(
             AccessDenied,
             "bucket policy requires x-amz-server-side-encryption: AES256"
@@ -479,12 +479,7 @@ impl s3s::S3 for PolicyFs {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let sse = req
-            .input
-            .server_side_encryption
-            .as_ref()
-            .map(|s| s.as_str());
-        require_sse(sse)?;
+        require_sse(req.input.server_side_encryption.as_ref())?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let path = self.path(&bucket, &key)?;
         let (_writing, existed) =
@@ -513,12 +508,7 @@ impl s3s::S3 for PolicyFs {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let sse = req
-            .input
-            .server_side_encryption
-            .as_ref()
-            .map(|s| s.as_str());
-        require_sse(sse)?;
+        require_sse(req.input.server_side_encryption.as_ref())?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let mut res = self.inner.create_multipart_upload(req).await?;
         res.output.server_side_encryption = aes256();
