@@ -511,6 +511,18 @@ pub(crate) async fn start_services(
             if let Some(addr) = &clamd {
                 own.insert("clamd".into(), addr.clone().into());
             }
+            // The NSFW engine, when scripts/install-deps has converted its model.
+            let model = coffer_testkit::nsfw_model();
+            if model.exists() {
+                let mut nsfw = toml::Table::new();
+                nsfw.insert("model".into(), model.display().to_string().into());
+                own.insert("nsfw".into(), nsfw.into());
+            } else {
+                println!(
+                    "  no NSFW model at {} (scripts/install-deps makes it); images are not classified",
+                    model.display()
+                );
+            }
             table.insert("scan".into(), own.into());
         }
         if svc.name == "audit" {

@@ -60,6 +60,8 @@ macro_rules! names {
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Clean,
+    /// An image classified as not safe for work, and nothing worse: below every other finding.
+    Nsfw,
     Sensitive,
     Suspicious,
     Infected,
@@ -69,6 +71,7 @@ pub enum Verdict {
 
 names!(Verdict {
     Clean => "clean" / Clean,
+    Nsfw => "nsfw" / Nsfw,
     Sensitive => "sensitive" / Sensitive,
     Suspicious => "suspicious" / Suspicious,
     Infected => "infected" / Infected,
@@ -94,10 +97,12 @@ names!(FileStatus {
 });
 
 impl FileStatus {
-    /// Where a verdict takes a file: `clean` makes it available, anything else quarantines it.
-    pub fn after(verdict: Verdict) -> FileStatus {
+    /// Where a verdict takes a file: `clean` makes it available, and `nsfw` unless the org's
+    /// policy holds it (`hold`); anything else quarantines it.
+    pub fn after(verdict: Verdict, hold: bool) -> FileStatus {
         match verdict {
             Verdict::Clean => FileStatus::Available,
+            Verdict::Nsfw if !hold => FileStatus::Available,
             _ => FileStatus::Quarantined,
         }
     }
@@ -141,9 +146,23 @@ mod tests {
         assert_eq!(Verdict::from_wire(0), None, "unspecified: not scanned yet");
         assert_eq!(Verdict::parse("CLEAN"), None);
         assert!(Verdict::Clean < Verdict::Sensitive && Verdict::Infected < Verdict::Failed);
-        assert_eq!(FileStatus::after(Verdict::Clean), FileStatus::Available);
+        // `nsfw` ranks below every other finding.
+        assert!(Verdict::Clean < Verdict::Nsfw && Verdict::Nsfw < Verdict::Sensitive);
         assert_eq!(
-            FileStatus::after(Verdict::Sensitive),
+            FileStatus::after(Verdict::Clean, true),
+            FileStatus::Available
+        );
+        assert_eq!(
+            FileStatus::after(Verdict::Sensitive, false),
+            FileStatus::Quarantined
+        );
+        // The org's policy decides for `nsfw`: flag leaves it available, quarantine holds it.
+        assert_eq!(
+            FileStatus::after(Verdict::Nsfw, false),
+            FileStatus::Available
+        );
+        assert_eq!(
+            FileStatus::after(Verdict::Nsfw, true),
             FileStatus::Quarantined
         );
     }

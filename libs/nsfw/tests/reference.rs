@@ -108,8 +108,11 @@ fn jpeg(
     c.set_size(img.width() as usize, img.height() as usize);
     c.set_quality(quality);
     c.set_chroma_sampling_pixel_sizes((subsample, subsample), (subsample, subsample));
+    // mozjpeg's defaults make a progressive JPEG; libjpeg-turbo's ("fastest") a baseline one.
     if progressive {
         c.set_progressive_mode();
+    } else {
+        c.set_fastest_defaults();
     }
     let mut started = c.start_compress(Vec::new()).unwrap();
     if let Some(o) = orientation {

@@ -27,6 +27,16 @@ pub use postgres::{Postgres, PostgresOptions, random_secret};
 pub use s3::{CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, S3, S3Credentials};
 pub use seaweed::{SeaweedFs, weed_binary};
 
+/// The NSFW engine's converted model: `$COFFER_NSFW_MODEL`, else where scripts/install-deps
+/// writes it (`~/.cache/coffer-tools/nsfw/mobilenet_v2.safetensors`).
+pub fn nsfw_model() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("COFFER_NSFW_MODEL") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    std::path::PathBuf::from(home).join(".cache/coffer-tools/nsfw/mobilenet_v2.safetensors")
+}
+
 /// Runs `cleanup` (a shell script) once this process is gone, in a process group of its own so
 /// that a signal to the tests' group spares it: how a server a test started is stopped, and its
 /// files removed, when the test is killed before it can drop the server.

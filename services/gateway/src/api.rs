@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use coffer_kit::audit::Outcome;
 use coffer_kit::vocab::{FileStatus, ScanState, Verdict};
 use coffer_proto::v1::{self as pb};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::wire::{rfc3339, role_name};
@@ -571,7 +571,8 @@ pub struct ScanSubmitted {
     pub status: String,
 }
 
-/// One engine's part of a verdict.
+/// One engine's part of a verdict; the NSFW engine's also has its `scores` per class (of the
+/// image most likely not safe for work) and the images it could not classify, by reason.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineResult {
@@ -579,6 +580,95 @@ pub struct EngineResult {
     pub clean: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<std::collections::BTreeMap<String, f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unclassified: Option<std::collections::BTreeMap<String, u32>>,
+}
+
+impl From<pb::EngineResult> for EngineResult {
+    fn from(e: pb::EngineResult) -> Self {
+        EngineResult {
+            engine: e.engine,
+            clean: e.clean,
+            signature: non_empty(e.signature),
+            scores: (!e.scores.is_empty()).then(|| e.scores.into_iter().collect()),
+            unclassified: (!e.unclassified.is_empty())
+                .then(|| e.unclassified.into_iter().collect()),
+        }
+    }
+}
+
+/// A file's latest scan: `{file_id, verdict, engines, sha256?, completed_at, versions}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileScan {
+    pub file_id: String,
+    pub verdict: Option<String>,
+    pub engines: Vec<EngineResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub completed_at: Option<String>,
+    /// `{ruleset, yara_x, clamav?, nsfw?}`: the rules and models the verdict was reached with.
+    #[schema(value_type = Object)]
+    pub versions: serde_json::Value,
+}
+
+impl From<pb::FileScan> for FileScan {
+    fn from(s: pb::FileScan) -> Self {
+        FileScan {
+            file_id: s.file_id,
+            verdict: Verdict::from_wire(s.verdict).map(|v| v.as_str().to_owned()),
+            engines: s.engines.into_iter().map(EngineResult::from).collect(),
+            sha256: non_empty(s.sha256),
+            completed_at: rfc3339(s.completed_at),
+            versions: serde_json::from_str(&s.versions_json).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// `{porn, hentai, sexy}`: per class, the score (0..1] at or above which an image is `nsfw`.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct NsfwThresholds {
+    pub porn: f32,
+    pub hentai: f32,
+    pub sexy: f32,
+}
+
+/// The NSFW part of the org's settings. `model` (in answers only) names the model that
+/// classifies, or is null when the service runs without one.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NsfwSettings {
+    /// `off`, `flag` or `quarantine`.
+    pub policy: String,
+    pub thresholds: NsfwThresholds,
+    pub model: Option<String>,
+}
+
+/// `{nsfw: {policy, thresholds, model}}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    pub nsfw: NsfwSettings,
+}
+
+impl From<pb::OrgSettings> for OrgSettings {
+    fn from(s: pb::OrgSettings) -> Self {
+        let t = s.nsfw_thresholds.unwrap_or_default();
+        OrgSettings {
+            nsfw: NsfwSettings {
+                policy: s.nsfw_policy,
+                thresholds: NsfwThresholds {
+                    porn: t.porn,
+                    hentai: t.hentai,
+                    sexy: t.sexy,
+                },
+                model: non_empty(s.nsfw_model),
+            },
+        }
+    }
 }
 
 /// `{scan_id, status, verdict?, engines, sha256?, completed_at?, metadata}`.
@@ -608,15 +698,7 @@ impl From<pb::ScanStatus> for ScanStatus {
                 .map_or("", ScanState::as_str)
                 .to_owned(),
             verdict: Verdict::from_wire(s.verdict).map(|v| v.as_str().to_owned()),
-            engines: s
-                .engines
-                .into_iter()
-                .map(|e| EngineResult {
-                    engine: e.engine,
-                    clean: e.clean,
-                    signature: non_empty(e.signature),
-                })
-                .collect(),
+            engines: s.engines.into_iter().map(EngineResult::from).collect(),
             sha256: non_empty(s.sha256),
             completed_at: rfc3339(s.completed_at),
             metadata: if s.metadata_json.is_empty() {

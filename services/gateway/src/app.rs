@@ -145,6 +145,10 @@ impl App {
             .route("/v1/org", delete(account::delete_org))
             .route("/v1/org/restore", post(account::restore_org))
             .route(
+                "/v1/org/settings",
+                get(scans::get_settings).put(scans::set_settings),
+            )
+            .route(
                 "/v1/api-keys",
                 post(account::create_api_key).get(account::list_api_keys),
             )
@@ -175,6 +179,7 @@ impl App {
                 post(files::presign_parts).get(files::list_parts),
             )
             .route("/v1/files/{id}/download", get(files::download))
+            .route("/v1/files/{id}/scan", get(scans::file_scan))
             .route("/v1/files/{id}/restore", post(files::restore_file))
             .route("/v1/files/{id}/release", post(files::release_file))
             .route("/v1/files/{id}/purge", delete(files::purge_file))

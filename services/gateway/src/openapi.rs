@@ -59,6 +59,9 @@ use crate::{account, api, audit, events, files, scans};
         scans::set_webhook,
         scans::get_webhook,
         scans::delete_webhook,
+        scans::get_settings,
+        scans::set_settings,
+        scans::file_scan,
         events::stream,
         scans::create,
         scans::get,
@@ -205,7 +208,8 @@ mod tests {
                 let optional = matches!(
                     (name.as_str(), field.as_str()),
                     ("ScanStatus", "verdict" | "sha256" | "completed_at")
-                        | ("EngineResult", "signature")
+                        | ("EngineResult", "signature" | "scores" | "unclassified")
+                        | ("FileScan", "sha256")
                         | ("File", "purge_at")
                 );
                 assert_eq!(

@@ -1,6 +1,8 @@
 //! The scan-only API of API.md (`/v1/scans`): create a request and its PUT-only upload URL,
 //! submit it once uploaded, poll its result. Needs a session or an API key with `scans:write`
 //! (the scan service decides). The caller's metadata passes through as JSON, at most 4 KB.
+//! Also what the scan service keeps per org and per file: the org's scan settings (the NSFW
+//! policy) and a file's latest scan report.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -169,4 +171,87 @@ pub async fn delete_webhook(State(gw): Shared, authed: Authed) -> Result<Respons
         .call(gw.scan.clone().delete_webhook(pb::DeleteWebhookRequest {}))
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NsfwBody {
+    policy: String,
+    thresholds: api::NsfwThresholds,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    nsfw: NsfwBody,
+}
+
+/// `GET /v1/org/settings`: the org's scan settings (any member; the defaults until set).
+#[utoipa::path(
+    get,
+    path = "/v1/org/settings",
+    tag = "org",
+    responses((status = 200, description = "the org's settings", body = api::OrgSettings))
+)]
+pub async fn get_settings(State(gw): Shared, authed: Authed) -> Result<Response, ApiError> {
+    let res = authed
+        .call(
+            gw.scan
+                .clone()
+                .get_org_settings(pb::GetOrgSettingsRequest {}),
+        )
+        .await?
+        .into_inner();
+    Ok(Json(api::OrgSettings::from(res)).into_response())
+}
+
+/// `PUT /v1/org/settings`: owners and admins, from a browser session (the scan service decides).
+#[utoipa::path(
+    put,
+    path = "/v1/org/settings",
+    tag = "org",
+    responses((status = 200, description = "the org's settings as stored", body = api::OrgSettings))
+)]
+pub async fn set_settings(
+    State(gw): Shared,
+    authed: Authed,
+    JsonBody(b): JsonBody<SettingsBody>,
+) -> Result<Response, ApiError> {
+    let t = b.nsfw.thresholds;
+    let res = authed
+        .call(gw.scan.clone().set_org_settings(pb::OrgSettings {
+            nsfw_policy: b.nsfw.policy,
+            nsfw_thresholds: Some(pb::NsfwThresholds {
+                porn: t.porn,
+                hentai: t.hentai,
+                sexy: t.sexy,
+            }),
+            nsfw_model: String::new(),
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(api::OrgSettings::from(res)).into_response())
+}
+
+/// `GET /v1/files/{id}/scan`: the file's latest scan report (files:read).
+#[utoipa::path(
+    get,
+    path = "/v1/files/{id}/scan",
+    tag = "files",
+    responses((status = 200, description = "the file's latest scan", body = api::FileScan))
+)]
+pub async fn file_scan(
+    State(gw): Shared,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let res = authed
+        .call(
+            gw.scan
+                .clone()
+                .get_file_scan(pb::FileScanRequest { file_id: id }),
+        )
+        .await?
+        .into_inner();
+    Ok(Json(api::FileScan::from(res)).into_response())
 }

@@ -362,6 +362,7 @@ impl Metadata for MetadataService {
             etag: &r.etag,
             rescan: r.rescan,
             sha256: &r.sha256,
+            hold: r.hold,
         };
         answer(verdicts::record(&self.0, verdict).await, file_pb)
     }

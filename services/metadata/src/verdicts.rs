@@ -1,5 +1,5 @@
 //! Scan verdicts: the scan service records what a file's bytes were found to be; `clean` makes it
-//! available, anything else quarantines it.
+//! available, `nsfw` too unless the org's policy holds it, anything else quarantines it.
 
 use coffer_kit::vocab::{FileStatus, Verdict as Found};
 use uuid::Uuid;
@@ -22,6 +22,8 @@ pub struct Verdict<'a> {
     pub rescan: bool,
     /// The SHA-256 of the bytes scanned; empty: none computed.
     pub sha256: &'a str,
+    /// The org's policy quarantines this verdict (`nsfw` under `quarantine`).
+    pub hold: bool,
 }
 
 /// Records a verdict on the file it names (in the trash too).
@@ -32,7 +34,7 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
     let verdict = v.verdict.ok_or_else(|| {
         MetadataError::invalid(
             "verdict",
-            "verdict must be clean, infected, suspicious, sensitive or failed",
+            "verdict must be clean, nsfw, sensitive, suspicious, infected or failed",
         )
     })?;
     let computed = validate::sha256(v.sha256)?;
@@ -52,7 +54,7 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
         }
         _ => verdict,
     };
-    let to = FileStatus::after(verdict);
+    let to = FileStatus::after(verdict, v.hold);
     // A verdict that names its object must name the one the file was pinned to at complete.
     // (Only the scan service calls this; "" is a verdict that names none: a job queued before
     // objects were pinned, or the bench recording verdicts itself.)

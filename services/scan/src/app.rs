@@ -61,10 +61,13 @@ pub fn engines(config: &ScanConfig) -> anyhow::Result<Engines> {
         .as_deref()
         .map(|a| Clamd::new(a, Duration::from_secs(config.clamd_timeout_secs)))
         .transpose()?;
+    // A model file other than the one recorded stops the service here.
+    let nsfw = crate::engines::nsfw::Nsfw::load(&config.nsfw).context("loading the NSFW model")?;
     Ok(Engines::new(
         rules,
         config.archive.clone(),
         clamd,
+        nsfw,
         config.temp_dir(),
     ))
 }
@@ -87,9 +90,11 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
     service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
     let engines = Arc::new(engines(config)?);
+    let nsfw_model = engines.nsfw_version().map(str::to_owned);
     tracing::info!(
         ruleset = engines.ruleset_version(),
         clamd = config.clamd.is_some(),
+        nsfw = engines.nsfw_version().unwrap_or("none"),
         "scan engines ready"
     );
     let mut jobs = Jobs::new();
@@ -172,6 +177,7 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
             wake,
             secrets: secrets_box,
             bus,
+            nsfw_model,
         })));
     ServiceApp::bind(server, jobs, service).await
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engines::archive::ArchiveLimits;
+use crate::engines::nsfw::NsfwConfig;
 use crate::webhook::WebhookConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,7 +35,10 @@ pub struct ScanConfig {
     pub clamd: Option<String>,
     pub clamd_timeout_secs: u64,
     pub archive: ArchiveLimits,
-    /// Files scanned under an older ruleset re-queued per minute, in the background.
+    /// The NSFW engine: its model, decoding limits and the policy of orgs that never chose.
+    pub nsfw: NsfwConfig,
+    /// Files scanned under other engine versions (rules, NSFW model, ClamAV signatures)
+    /// re-queued per minute, in the background.
     pub rescan_per_minute: u32,
     /// Scan-only API: lifetime of the upload URL (at most 900), largest request, metadata size,
     /// and how long results are kept.
@@ -70,6 +74,7 @@ impl Default for ScanConfig {
             clamd: None,
             clamd_timeout_secs: 120,
             archive: ArchiveLimits::default(),
+            nsfw: NsfwConfig::default(),
             rescan_per_minute: 60,
             scan_upload_expiry_secs: 900,
             max_scan_bytes: 1024 * 1024 * 1024,
@@ -117,6 +122,15 @@ impl coffer_config::Validate for ScanConfig {
         c.at_least("poll_interval_ms", self.poll_interval_ms, 10);
         c.at_least("reaper_interval_secs", self.reaper_interval_secs, 1);
         c.at_least("clamd_timeout_secs", self.clamd_timeout_secs, 1);
+        c.between("nsfw.max_side", self.nsfw.max_side, 1, 65_535);
+        c.at_least("nsfw.max_pixels", self.nsfw.max_pixels, 1);
+        c.at_least("nsfw.max_alloc_bytes", self.nsfw.max_alloc_bytes, 1 << 20);
+        c.at_least("nsfw.max_image_bytes", self.nsfw.max_image_bytes, 1);
+        c.that(
+            "nsfw.default_thresholds",
+            self.nsfw.default_thresholds.check().is_ok(),
+            "must each be in (0, 1]",
+        );
         c.between(
             "scan_upload_expiry_secs",
             self.scan_upload_expiry_secs,

@@ -1,5 +1,5 @@
 //! What the request-side domain modules share: the pool, storage-signer, the config, the
-//! workers' wake-up, the webhook secret sealer and the live-event bus.
+//! workers' wake-up, the webhook secret sealer, the live-event bus and the NSFW model's version.
 
 use std::sync::Arc;
 
@@ -23,6 +23,8 @@ pub struct Core {
     pub wake: Arc<Notify>,
     pub secrets: SecretBox,
     pub bus: Bus,
+    /// The NSFW model the workers run (`None`: none is loaded, nothing is classified).
+    pub nsfw_model: Option<String>,
 }
 
 impl Core {

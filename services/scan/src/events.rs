@@ -35,24 +35,30 @@ pub struct Event {
 }
 
 use coffer_kit::timestamp::rfc3339;
+use coffer_kit::vocab::FileStatus;
 
-/// The event of a finished job.
-pub fn event_of(job: &Job, result: &ResultRow) -> Event {
+/// The event of a finished job; a file's says where the verdict took it (`status`: `available`
+/// or `quarantined`, which for `nsfw` depends on the org's policy).
+pub fn event_of(job: &Job, result: &ResultRow, status: Option<FileStatus>) -> Event {
     let (kind, id_field) = match job.subject {
         Subject::File => ("file.scanned", "file_id"),
         Subject::Scan => ("scan.completed", "scan_id"),
     };
+    let mut data = serde_json::json!({
+        id_field: job.subject_id,
+        "verdict": result.verdict,
+        "engines": result.engines.0,
+        "sha256": result.sha256,
+        "ruleset_version": result.ruleset_version,
+        "completed_at": rfc3339(result.completed_at),
+    });
+    if let Some(status) = status {
+        data["status"] = status.as_str().into();
+    }
     Event {
         kind: kind.to_owned(),
         timestamp: rfc3339(OffsetDateTime::now_utc()),
-        data: serde_json::json!({
-            id_field: job.subject_id,
-            "verdict": result.verdict,
-            "engines": result.engines.0,
-            "sha256": result.sha256,
-            "ruleset_version": result.ruleset_version,
-            "completed_at": rfc3339(result.completed_at),
-        }),
+        data,
     }
 }
 
@@ -62,11 +68,12 @@ pub async fn publish(
     tx: &mut coffer_db::TenantTx,
     job: &Job,
     result: &ResultRow,
+    status: Option<FileStatus>,
     retry_for_secs: u64,
 ) -> Result<(), sqlx::Error> {
     let envelope = Envelope {
         org: job.org_id,
-        event: event_of(job, result),
+        event: event_of(job, result, status),
     };
     let body = serde_json::to_value(&envelope.event).unwrap_or_default();
     crate::store::enqueue_delivery(tx, &envelope.event.kind, &body, retry_for_secs).await?;

@@ -10,8 +10,9 @@ use coffer_token::{Scope, Service};
 use tonic::{Request, Response, Status};
 
 use crate::deps::Core;
+use crate::engines::nsfw::{NsfwSettings, Thresholds};
 use crate::error::ScanServiceError;
-use crate::{hooks, queue, scans};
+use crate::{hooks, queue, scans, settings};
 
 const SERVICE: &str = "coffer.v1.Scan";
 
@@ -25,10 +26,29 @@ pub fn policy() -> Result<Policy, PolicyError> {
         &[Service::Metadata],
         Token::Required,
     )?;
-    for m in ["CreateScan", "SubmitScan", "GetScan", "Subscribe"] {
+    for m in [
+        "CreateScan",
+        "SubmitScan",
+        "GetScan",
+        "Subscribe",
+        "GetFileScan",
+    ] {
         policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Required)?;
     }
-    for m in ["SetWebhook", "GetWebhook", "DeleteWebhook"] {
+    // The org's settings: any member reads them; changing them is org management (owners and
+    // admins, checked in `settings`), from a browser session only.
+    policy = policy.rpc(
+        SERVICE,
+        "GetOrgSettings",
+        &[Service::Gateway],
+        Token::Required,
+    )?;
+    for m in [
+        "SetWebhook",
+        "GetWebhook",
+        "DeleteWebhook",
+        "SetOrgSettings",
+    ] {
         policy = policy.rpc(SERVICE, m, &[Service::Gateway], Token::Session)?;
     }
     // The org purge: auth, with a service token of the org (checked in the handler).
@@ -74,18 +94,22 @@ fn status_pb(s: scans::Scan) -> pb::ScanStatus {
         out.verdict = Verdict::parse(&r.verdict).map_or(0, Verdict::to_wire);
         out.sha256 = r.sha256.unwrap_or_default();
         out.completed_at = Some(ts(r.completed_at));
-        out.engines = r
-            .engines
-            .0
-            .into_iter()
-            .map(|e| pb::EngineResult {
-                engine: e.engine,
-                clean: e.clean,
-                signature: e.signature.unwrap_or_default(),
-            })
-            .collect();
+        out.engines = engines_pb(r.engines.0);
     }
     out
+}
+
+fn engines_pb(engines: Vec<crate::engines::EngineResult>) -> Vec<pb::EngineResult> {
+    engines
+        .into_iter()
+        .map(|e| pb::EngineResult {
+            engine: e.engine,
+            clean: e.clean,
+            signature: e.signature.unwrap_or_default(),
+            scores: e.scores.unwrap_or_default().into_iter().collect(),
+            unclassified: e.unclassified.unwrap_or_default().into_iter().collect(),
+        })
+        .collect()
 }
 
 type Res<T> = Result<Response<T>, Status>;
@@ -178,6 +202,58 @@ impl Scan for ScanService {
         })
     }
 
+    async fn get_file_scan(&self, request: Request<pb::FileScanRequest>) -> Res<pb::FileScan> {
+        let c = holding(
+            &request,
+            Scope::FilesRead,
+            "this API key lacks the files:read scope",
+        )?;
+        let id = uuid::Uuid::try_parse(&request.get_ref().file_id)
+            .map_err(|_| ScanServiceError::invalid("file_id", "file_id must be a UUID"))?;
+        answer(
+            scans::file_result(&self.0, &c, id).await,
+            |(r, versions)| pb::FileScan {
+                file_id: id.to_string(),
+                verdict: Verdict::parse(&r.verdict).map_or(0, Verdict::to_wire),
+                sha256: r.sha256.unwrap_or_default(),
+                completed_at: Some(ts(r.completed_at)),
+                engines: engines_pb(r.engines.0),
+                versions_json: versions.to_string(),
+            },
+        )
+    }
+
+    async fn get_org_settings(
+        &self,
+        request: Request<pb::GetOrgSettingsRequest>,
+    ) -> Res<pb::OrgSettings> {
+        let c = caller(&request)?.clone();
+        let model = self.0.nsfw_model.clone();
+        answer(settings::get(&self.0, &c).await, |s| settings_pb(s, model))
+    }
+
+    async fn set_org_settings(&self, request: Request<pb::OrgSettings>) -> Res<pb::OrgSettings> {
+        let c = caller(&request)?.clone();
+        let r = request.get_ref();
+        let Some(t) = r.nsfw_thresholds else {
+            return Err(ScanServiceError::invalid(
+                "nsfw_thresholds",
+                "nsfw_thresholds is required",
+            )
+            .into());
+        };
+        let thresholds = Thresholds {
+            porn: t.porn,
+            hentai: t.hentai,
+            sexy: t.sexy,
+        };
+        let model = self.0.nsfw_model.clone();
+        answer(
+            settings::set(&self.0, &c, &r.nsfw_policy, thresholds).await,
+            |s| settings_pb(s, model),
+        )
+    }
+
     type SubscribeStream =
         std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::Event, Status>> + Send>>;
 
@@ -229,5 +305,17 @@ impl Scan for ScanService {
                 objects_deleted: p.objects_deleted,
             }
         })
+    }
+}
+
+fn settings_pb(s: NsfwSettings, model: Option<String>) -> pb::OrgSettings {
+    pb::OrgSettings {
+        nsfw_policy: s.policy.as_str().to_owned(),
+        nsfw_thresholds: Some(pb::NsfwThresholds {
+            porn: s.thresholds.porn,
+            hentai: s.thresholds.hentai,
+            sexy: s.thresholds.sexy,
+        }),
+        nsfw_model: model.unwrap_or_default(),
     }
 }

@@ -16,6 +16,7 @@ mod peers;
 mod queue;
 pub mod scanner;
 mod scans;
+mod settings;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

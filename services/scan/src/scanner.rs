@@ -1,15 +1,18 @@
 //! The scan of one file on local disk: the content pass (YARA-X, sensitive data, SHA-256), the
-//! true-type check, the archive inspection and, when configured, ClamAV — then one verdict.
-//! CPU work runs on a blocking thread; clamd reads the same file concurrently.
+//! true-type check, the archive inspection, the NSFW engine on images (by the org's policy) and,
+//! when configured, ClamAV — then one verdict. CPU work runs on a blocking thread; clamd reads the
+//! same file concurrently.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::engines::archive::{self, ArchiveLimits};
 use crate::engines::clamd::{Clamd, ClamdError};
 use crate::engines::content::Pass;
+use crate::engines::nsfw::{self, Images, Nsfw, NsfwPolicy, NsfwSettings, NsfwSummary};
 use crate::engines::sensitive::Patterns;
 use crate::engines::truetype::{self, Detected};
 use crate::engines::yara::Ruleset;
@@ -45,6 +48,31 @@ pub struct Versions {
     pub yara_x: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub clamav: Option<String>,
+    /// The NSFW model loaded (whether or not the org's policy ran it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub nsfw: Option<String>,
+}
+
+/// ClamAV's engine and signature database from its VERSION answer (`ClamAV 1.0.7/27470/<date>`
+/// → `ClamAV 1.0.7/27470`): the date changes with no signature.
+fn clamav_db(version: &str) -> &str {
+    match version.match_indices('/').nth(1) {
+        Some((i, _)) => &version[..i],
+        None => version,
+    }
+}
+
+impl Versions {
+    /// What decides re-scans: every engine's rules or model — the YARA-X ruleset, the NSFW
+    /// model and ClamAV's signature database. A file scanned under another key is scanned again.
+    pub fn key(&self) -> String {
+        format!(
+            "rules:{};nsfw:{};clamav:{}",
+            self.ruleset,
+            self.nsfw.as_deref().unwrap_or("none"),
+            self.clamav.as_deref().map_or("none", clamav_db)
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +90,10 @@ pub struct Engines {
     patterns: Patterns,
     limits: ArchiveLimits,
     clamd: Option<Clamd>,
+    nsfw: Option<Nsfw>,
     tmp: PathBuf,
+    /// The last ClamAV version clamd gave, and since when the versions' key is what it is now.
+    clamav: Mutex<(Option<String>, time::OffsetDateTime)>,
 }
 
 impl std::fmt::Debug for Engines {
@@ -70,6 +101,7 @@ impl std::fmt::Debug for Engines {
         f.debug_struct("Engines")
             .field("ruleset", &self.rules.version())
             .field("clamd", &self.clamd.is_some())
+            .field("nsfw", &self.nsfw.as_ref().map(Nsfw::version))
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +121,7 @@ impl Engines {
         rules: Ruleset,
         limits: ArchiveLimits,
         clamd: Option<Clamd>,
+        nsfw: Option<Nsfw>,
         tmp: PathBuf,
     ) -> Engines {
         Engines {
@@ -96,12 +129,42 @@ impl Engines {
             patterns: Patterns::new(),
             limits,
             clamd,
+            nsfw,
             tmp,
+            clamav: Mutex::new((None, time::OffsetDateTime::now_utc())),
         }
     }
 
     pub fn ruleset_version(&self) -> &str {
         self.rules.version()
+    }
+
+    pub fn nsfw_version(&self) -> Option<&str> {
+        self.nsfw.as_ref().map(Nsfw::version)
+    }
+
+    /// Notes the ClamAV version clamd answers with; a new signature database changes the key.
+    pub fn saw_clamav(&self, version: &str) {
+        let mut seen = self.clamav.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = seen.0.as_deref().map(clamav_db) != Some(clamav_db(version));
+        if changed {
+            *seen = (Some(version.to_owned()), time::OffsetDateTime::now_utc());
+        }
+    }
+
+    /// The versions scans run under now, and since when (results written before then under
+    /// another key are re-scanned).
+    pub fn current(&self) -> (Versions, time::OffsetDateTime) {
+        let seen = self.clamav.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            Versions {
+                ruleset: self.rules.version().to_owned(),
+                yara_x: yara_x::VERSION.to_owned(),
+                clamav: seen.0.clone(),
+                nsfw: self.nsfw_version().map(str::to_owned),
+            },
+            seen.1,
+        )
     }
 
     pub fn clamd(&self) -> Option<&Clamd> {
@@ -114,12 +177,13 @@ impl Engines {
         self: &Arc<Self>,
         path: &Path,
         declared: &Declared,
+        nsfw: NsfwSettings,
     ) -> Result<Report, ScanError> {
         let local = {
             let me = Arc::clone(self);
             let path = path.to_owned();
             let declared = declared.clone();
-            tokio::task::spawn_blocking(move || me.scan_local(&path, &declared))
+            tokio::task::spawn_blocking(move || me.scan_local(&path, &declared, nsfw))
         };
         let clam = async {
             match &self.clamd {
@@ -128,6 +192,7 @@ impl Engines {
                     let mut f = Vec::new();
                     let scanned = async {
                         let version = c.version().await?;
+                        self.saw_clamav(&version);
                         c.scan(path, &mut f).await?;
                         Ok::<_, ClamdError>(version)
                     }
@@ -148,11 +213,14 @@ impl Engines {
             }
         };
         let (local, clam) = tokio::join!(local, clam);
-        let (mut findings, summary_size, sha256, detected) =
+        let (mut findings, summary_size, sha256, detected, images) =
             local.map_err(|_| ScanError::Panicked)??;
         let mut ran = vec![Engine::Yara, Engine::TrueType, Engine::Sensitive];
         if archive_kind(detected).is_some() {
             ran.push(Engine::Archive);
+        }
+        if images.is_some() {
+            ran.push(Engine::Nsfw);
         }
         let clamav = match clam? {
             Some((version, f)) => {
@@ -162,7 +230,21 @@ impl Engines {
             }
             None => None,
         };
-        let (verdict, engines) = combine(&ran, &findings);
+        let (verdict, mut engines) = combine(&ran, &findings);
+        if let Some(images) = images
+            && let Some(line) = engines
+                .iter_mut()
+                .find(|e| e.engine == Engine::Nsfw.as_str())
+        {
+            line.scores = images.score_map();
+            line.unclassified = (!images.unclassified.is_empty()).then(|| {
+                images
+                    .unclassified
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), *v))
+                    .collect()
+            });
+        }
         Ok(Report {
             verdict,
             engines,
@@ -173,15 +255,18 @@ impl Engines {
                 ruleset: self.rules.version().to_owned(),
                 yara_x: yara_x::VERSION.to_owned(),
                 clamav,
+                nsfw: self.nsfw_version().map(str::to_owned),
             },
         })
     }
 
+    #[allow(clippy::type_complexity)]
     fn scan_local(
         &self,
         path: &Path,
         declared: &Declared,
-    ) -> Result<(Vec<Finding>, u64, String, Detected), ScanError> {
+        nsfw: NsfwSettings,
+    ) -> Result<(Vec<Finding>, u64, String, Detected, Option<NsfwSummary>), ScanError> {
         let m = crate::metrics::metrics();
         let started = std::time::Instant::now();
         let mut findings = Vec::new();
@@ -205,19 +290,39 @@ impl Engines {
             });
         }
         m.engine_took("stream", started.elapsed());
+        // The org's policy `off`, or no model: no image is decoded and nothing recorded.
+        let images = match (&self.nsfw, nsfw.policy) {
+            (Some(engine), NsfwPolicy::Flag | NsfwPolicy::Quarantine) => {
+                Some(Images::new(engine, nsfw.thresholds))
+            }
+            _ => None,
+        };
+        if let Some(images) = &images
+            && nsfw::is_image(&summary.head)
+        {
+            if summary.bytes > images.max_bytes() {
+                images.too_large();
+            } else {
+                let mut bytes = Vec::with_capacity(summary.bytes as usize);
+                std::fs::File::open(path)?
+                    .take(images.max_bytes())
+                    .read_to_end(&mut bytes)?;
+                images.check(&bytes);
+            }
+        }
         if let Some(kind) = archive_kind(detected) {
             let started = std::time::Instant::now();
-            archive::inspect(
-                path,
-                kind,
-                &self.tmp,
-                &self.rules,
-                &self.patterns,
-                &self.limits,
-                &mut findings,
-            )?;
+            let ctx = archive::Ctx {
+                tmp: &self.tmp,
+                rules: &self.rules,
+                patterns: &self.patterns,
+                limits: &self.limits,
+                images: images.as_ref(),
+            };
+            archive::inspect(path, kind, &ctx, &mut findings)?;
             m.engine_took("archive", started.elapsed());
         }
+        let images = images.and_then(|i| i.finish(&mut findings));
         let sha = summary
             .sha256
             .map(|d| coffer_kit::hex::encode(&d))
@@ -231,6 +336,34 @@ impl Engines {
                 verdict: Verdict::Failed,
             });
         }
-        Ok((findings, summary.bytes, sha, detected))
+        Ok((findings, summary.bytes, sha, detected, images))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_versions_key_covers_every_engine_and_not_clamavs_date() {
+        let mut v = Versions {
+            ruleset: "2026.11.1".into(),
+            yara_x: "1.0".into(),
+            clamav: Some("ClamAV 1.0.7/27470/Sat Nov 29 09:35:01 2026".into()),
+            nsfw: Some("nsfwjs@4.4.0/mobilenet_v2+sha256:aa270c9c2832".into()),
+        };
+        let key = v.key();
+        assert_eq!(
+            key,
+            "rules:2026.11.1;nsfw:nsfwjs@4.4.0/mobilenet_v2+sha256:aa270c9c2832;clamav:ClamAV 1.0.7/27470"
+        );
+        // The same signatures on another day: the same key; a new database: another.
+        v.clamav = Some("ClamAV 1.0.7/27470/Sun Nov 30 09:35:01 2026".into());
+        assert_eq!(v.key(), key);
+        v.clamav = Some("ClamAV 1.0.7/27471/Sun Nov 30 09:35:01 2026".into());
+        assert_ne!(v.key(), key);
+        v.nsfw = None;
+        v.clamav = None;
+        assert_eq!(v.key(), "rules:2026.11.1;nsfw:none;clamav:none");
     }
 }

@@ -188,6 +188,18 @@ pub async fn status(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
     Ok(Scan { row, result })
 }
 
+/// The latest result of one of the caller org's files, with the versions it was reached with.
+pub async fn file_result(
+    core: &Core,
+    c: &Caller,
+    id: Uuid,
+) -> Result<(store::ResultRow, serde_json::Value), ScanServiceError> {
+    let mut tx = core.tx(c.org_id).await?;
+    let found = store::file_result(&mut tx, id).await?;
+    tx.commit().await?;
+    found.ok_or(ScanServiceError::NotFound)
+}
+
 /// How far an org purge got here.
 #[derive(Debug)]
 pub struct Purged {

@@ -286,7 +286,8 @@ pub async fn record_result(
     .bind(&report.sha256)
     .bind(i64::try_from(report.size).unwrap_or(i64::MAX))
     .bind(report.detected_type)
-    .bind(&report.versions.ruleset)
+    // The column keeps its name; it holds every engine's version (`Versions::key`).
+    .bind(report.versions.key())
     .bind(sqlx::types::Json(&report.versions))
     // The read was pinned to this ETag: the store served these bytes or none.
     .bind(&job.object_etag)
@@ -308,24 +309,38 @@ pub async fn result(tx: &mut TenantTx, subject_id: Uuid) -> Result<Option<Result
     .await
 }
 
-/// A failed verdict for a job no engine could finish.
-pub fn failed_report(ruleset: &str) -> Report {
+/// A file's result and its versions (`None` before its first verdict, or for another org's).
+pub async fn file_result(
+    tx: &mut TenantTx,
+    file_id: Uuid,
+) -> Result<Option<(ResultRow, serde_json::Value)>, sqlx::Error> {
+    let Some(row) = result(tx, file_id).await? else {
+        return Ok(None);
+    };
+    let versions: Option<(sqlx::types::Json<serde_json::Value>,)> = sqlx::query_as(
+        "SELECT versions FROM results WHERE org_id = $1 AND subject_id = $2 AND subject = 'file'",
+    )
+    .bind(tx.org())
+    .bind(file_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(versions.map(|v| (row, v.0.0)))
+}
+
+/// A failed verdict for a job no engine could finish, under the engines' current versions.
+pub fn failed_report(versions: crate::scanner::Versions) -> Report {
     Report {
         verdict: Verdict::Failed,
         engines: Vec::new(),
         sha256: String::new(),
         size: 0,
         detected_type: "unknown",
-        versions: crate::scanner::Versions {
-            ruleset: ruleset.to_owned(),
-            yara_x: yara_x::VERSION.to_owned(),
-            clamav: None,
-        },
+        versions,
     }
 }
 
-/// Re-queues up to `limit` finished file jobs whose result came from another ruleset before
-/// `before` (the caller's start). Results written after it are left alone, so two versions of the
+/// Re-queues up to `limit` finished file jobs whose result came from other engine versions (another
+/// `Versions::key`) before `before` (when the caller's versions became current). Results written after it are left alone, so two versions of the
 /// service running side by side during a roll-out never re-queue each other's work in a loop.
 pub async fn requeue_outdated(
     tx: &mut PgConnection,
@@ -548,9 +563,10 @@ pub async fn expire_scans(
 }
 
 /// Deletes every row of the org here: jobs, results, scan-only requests, the webhook, its
-/// deliveries and the usage counts.
+/// deliveries, the usage counts and the settings.
 pub async fn delete_org(tx: &mut TenantTx) -> Result<(), sqlx::Error> {
     for statement in [
+        "DELETE FROM org_settings WHERE org_id = $1",
         "DELETE FROM deliveries WHERE org_id = $1",
         "DELETE FROM webhooks WHERE org_id = $1",
         "DELETE FROM results WHERE org_id = $1",
@@ -679,6 +695,46 @@ pub async fn delivery_tried(
     .bind(status)
     .bind(delivered)
     .bind(retry_in.as_secs_f64())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The org's NSFW settings, `None` when never set (the service's defaults apply).
+pub async fn nsfw_settings(
+    tx: &mut TenantTx,
+) -> Result<Option<crate::engines::nsfw::NsfwSettings>, sqlx::Error> {
+    let row: Option<(String, f32, f32, f32)> = sqlx::query_as(
+        "SELECT nsfw_policy, nsfw_porn, nsfw_hentai, nsfw_sexy FROM org_settings WHERE org_id = $1",
+    )
+    .bind(tx.org())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.and_then(|(policy, porn, hentai, sexy)| {
+        Some(crate::engines::nsfw::NsfwSettings {
+            policy: crate::engines::nsfw::NsfwPolicy::parse(&policy)?,
+            thresholds: crate::engines::nsfw::Thresholds { porn, hentai, sexy },
+        })
+    }))
+}
+
+pub async fn set_nsfw_settings(
+    tx: &mut TenantTx,
+    s: &crate::engines::nsfw::NsfwSettings,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO org_settings (org_id, nsfw_policy, nsfw_porn, nsfw_hentai, nsfw_sexy)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (org_id) DO UPDATE
+            SET nsfw_policy = EXCLUDED.nsfw_policy, nsfw_porn = EXCLUDED.nsfw_porn,
+                nsfw_hentai = EXCLUDED.nsfw_hentai, nsfw_sexy = EXCLUDED.nsfw_sexy,
+                updated_at = now()",
+    )
+    .bind(tx.org())
+    .bind(s.policy.as_str())
+    .bind(s.thresholds.porn)
+    .bind(s.thresholds.hentai)
+    .bind(s.thresholds.sexy)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -43,8 +43,12 @@ impl ScanSetup {
         ring: &MasterKeyRing,
         peers: &Peers,
         listen: SocketAddr,
-        config: ScanConfig,
+        mut config: ScanConfig,
     ) -> anyhow::Result<ScanSetup> {
+        // Every test stack runs the NSFW engine (scripts/install-deps converts the model).
+        if config.nsfw.model.is_none() {
+            config.nsfw.model = Some(coffer_testkit::nsfw_model());
+        }
         let database = pg
             .service_database("scan", OWNER_PASSWORD, RUNTIME_PASSWORD)
             .await?;
@@ -101,10 +105,14 @@ impl ScanSetup {
     /// Writes a config file for the `coffer-scan` binary with `config` instead of the setup's
     /// (and a listen port of its own), and returns its path.
     pub fn write_config(&self, path: &Path, config: &ScanConfig) -> anyhow::Result<PathBuf> {
+        let mut config = config.clone();
+        if config.nsfw.model.is_none() {
+            config.nsfw.model = Some(coffer_testkit::nsfw_model());
+        }
         let mut service = self.service.clone();
         service.listen = "127.0.0.1:0".parse()?;
         let mut table = toml::Table::try_from(&service)?;
-        table.insert("scan".into(), toml::Value::try_from(config)?);
+        table.insert("scan".into(), toml::Value::try_from(&config)?);
         std::fs::write(path, toml::to_string(&table)?)?;
         Ok(path.to_owned())
     }

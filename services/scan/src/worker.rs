@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use coffer_db::DbError;
 use coffer_kit::audit::{Action, AuditLog, Outcome, Target};
-use coffer_kit::vocab::ScanState;
+use coffer_kit::vocab::{FileStatus, ScanState};
 use coffer_mesh::{CallContext, Jobs, MeshChannel, Stop};
 use coffer_proto::v1 as pb;
 use coffer_proto::v1::auth_client::AuthClient;
@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::ScanConfig;
+use crate::engines::nsfw::{NsfwPolicy, NsfwSettings};
 use crate::events;
 use crate::scanner::{Declared, Engines};
 use crate::store::{self, Job, ResultRow, Subject};
@@ -267,9 +268,10 @@ impl Workers {
                 let report = if job.attempts > self.config.max_attempts
                     || u64::try_from(job.size).unwrap_or(u64::MAX) > self.config.max_file_bytes
                 {
-                    store::failed_report(self.engines.ruleset_version())
+                    store::failed_report(self.engines.current().0)
                 } else {
-                    match self.with_lease(owner, job, self.scan(job)).await? {
+                    let nsfw = self.nsfw_settings(job.org_id).await?;
+                    match self.with_lease(owner, job, self.scan(job, nsfw)).await? {
                         Ok(report) => report,
                         Err(ScanFail::Gone) => {
                             if self.purged(job).await? {
@@ -278,11 +280,11 @@ impl Workers {
                             // The subject is still there but its object is not: retrying cannot
                             // bring it back.
                             tracing::warn!(job = %job.id, "the object is missing: verdict failed");
-                            store::failed_report(self.engines.ruleset_version())
+                            store::failed_report(self.engines.current().0)
                         }
                         Err(ScanFail::Failed(e)) if job.attempts >= self.config.max_attempts => {
                             tracing::warn!(job = %job.id, error = %e, "last try failed: verdict failed");
-                            store::failed_report(self.engines.ruleset_version())
+                            store::failed_report(self.engines.current().0)
                         }
                         Err(ScanFail::Failed(e)) => return Err(TryError::Retry(e)),
                     }
@@ -309,7 +311,7 @@ impl Workers {
             return Ok(false);
         }
         match self
-            .send_verdict(job, crate::engines::Verdict::Failed, "")
+            .send_verdict(job, crate::engines::Verdict::Failed, "", false)
             .await
         {
             Ok(_) => Ok(false),
@@ -331,6 +333,7 @@ impl Workers {
         job: &Job,
         verdict: crate::engines::Verdict,
         sha256: &str,
+        hold: bool,
     ) -> Result<(), tonic::Status> {
         self.metadata
             .clone()
@@ -341,6 +344,7 @@ impl Workers {
                 rescan: job.reason == "rescan",
                 etag: job.object_etag.clone(),
                 sha256: sha256.to_owned(),
+                hold,
             })
             .await
             .map(|_| ())
@@ -390,7 +394,19 @@ impl Workers {
     }
 
     /// Downloads and scans the job's object.
-    async fn scan(&self, job: &Job) -> Result<crate::scanner::Report, ScanFail> {
+    /// The org's NSFW policy and thresholds (the service's defaults when it never chose).
+    async fn nsfw_settings(&self, org: Uuid) -> Result<NsfwSettings, DbError> {
+        let mut tx = self.tenant_tx(org).await?;
+        let set = store::nsfw_settings(&mut tx).await?;
+        tx.commit().await?;
+        Ok(set.unwrap_or_else(|| self.config.nsfw.defaults()))
+    }
+
+    async fn scan(
+        &self,
+        job: &Job,
+        nsfw: NsfwSettings,
+    ) -> Result<crate::scanner::Report, ScanFail> {
         let tmp = tempfile::Builder::new()
             .prefix("coffer-scan-")
             .tempfile_in(self.config.temp_dir())
@@ -407,7 +423,7 @@ impl Workers {
         };
         let report = self
             .engines
-            .scan(tmp.path(), &declared)
+            .scan(tmp.path(), &declared, nsfw)
             .await
             .map_err(|e| format!("scanning: {e}"))?;
         tracing::info!(
@@ -540,10 +556,19 @@ impl Workers {
     ) -> Result<&'static str, TryError> {
         let verdict = crate::engines::Verdict::parse(&result.verdict)
             .ok_or_else(|| TryError::Retry("stored verdict unknown".into()))?;
+        let mut status = None;
         let (action, target) = match job.subject {
             Subject::File => {
+                // The org's policy as it is now decides whether an `nsfw` verdict quarantines.
+                let hold = verdict == crate::engines::Verdict::Nsfw
+                    && self.nsfw_settings(job.org_id).await?.policy == NsfwPolicy::Quarantine;
                 match self
-                    .send_verdict(job, verdict, result.sha256.as_deref().unwrap_or_default())
+                    .send_verdict(
+                        job,
+                        verdict,
+                        result.sha256.as_deref().unwrap_or_default(),
+                        hold,
+                    )
                     .await
                 {
                     Ok(_) => {}
@@ -578,7 +603,9 @@ impl Workers {
                         )));
                     }
                 }
-                let action = if verdict == crate::engines::Verdict::Clean {
+                let after = FileStatus::after(verdict, hold);
+                status = Some(after);
+                let action = if after == FileStatus::Available {
                     Action::FileScanned
                 } else {
                     Action::FileQuarantined
@@ -616,7 +643,14 @@ impl Workers {
             let (from, to) = (ScanState::Queued, ScanState::Done);
             store::set_scan_status(&mut tx, job.subject_id, from, to).await?;
         }
-        events::publish(&mut tx, job, result, self.config.webhook.retry_for_secs).await?;
+        events::publish(
+            &mut tx,
+            job,
+            result,
+            status,
+            self.config.webhook.retry_for_secs,
+        )
+        .await?;
         tx.commit().await?;
         Ok(verdict.as_str())
     }
@@ -637,14 +671,28 @@ impl Workers {
         Ok(n as usize)
     }
 
-    /// Re-queues files scanned under an older ruleset (than the one loaded at `started`),
-    /// `rescan_per_minute` at a time.
+    /// Re-queues files scanned under other engine versions (rules, NSFW model, ClamAV's signature
+    /// database) than the current ones, `rescan_per_minute` at a time: only results written
+    /// before the current versions became current (this process's start, or clamd's last
+    /// signature update), so two versions side by side never re-queue each other in a loop.
     async fn rescan(&self, started: time::OffsetDateTime) -> Result<usize, DbError> {
+        if let Some(clamd) = self.engines.clamd() {
+            match clamd.version().await {
+                Ok(v) => self.engines.saw_clamav(&v),
+                // Without clamd's version the current key is unknown: re-queue nothing now.
+                Err(error) => {
+                    tracing::warn!(%error, "clamd does not answer: re-scans wait");
+                    return Ok(0);
+                }
+            }
+        }
+        let (versions, since) = self.engines.current();
+        let key = versions.key();
         let mut tx = self.worker_tx().await?;
         let n = store::requeue_outdated(
             &mut tx,
-            self.engines.ruleset_version(),
-            started,
+            &key,
+            since.max(started),
             i64::from(self.config.rescan_per_minute),
         )
         .await?;
@@ -652,8 +700,8 @@ impl Workers {
         if n > 0 {
             tracing::info!(
                 jobs = n,
-                ruleset = self.engines.ruleset_version(),
-                "re-queued files scanned under an older ruleset"
+                versions = %key,
+                "re-queued files scanned under other engine versions"
             );
             self.wake.notify_waiters();
         }

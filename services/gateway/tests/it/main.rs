@@ -7,6 +7,7 @@ mod flows;
 mod harness;
 mod input;
 mod multipart;
+mod nsfw;
 mod openapi;
 mod scans;
 mod security;

@@ -1,5 +1,5 @@
 // Owners' and admins' screens: members, the audit log (paged, filtered, its chain verified,
-// exported), the scan webhook, and deleting the organisation.
+// exported), the scan settings (the NSFW policy), the scan webhook, and deleting the organisation.
 
 import { api, query, words } from './api.js';
 import { h, fill, say, when, copyField, fields, confirmAction } from './dom.js';
@@ -11,7 +11,54 @@ const ACTIONS = ['file.upload', 'file.download', 'file.rename', 'file.move', 'fi
   'auth.login_failed', 'auth.password_change', 'apikey.create', 'apikey.revoke', 'member.add',
   'member.remove', 'org.delete', 'org.restore', 'org.purge', 'scan.completed'];
 
-const TABS = [['members', 'Members'], ['audit', 'Audit log'], ['webhook', 'Webhook'], ['org', 'Organisation']];
+const TABS = [['members', 'Members'], ['audit', 'Audit log'], ['scanning', 'Scanning'], ['webhook', 'Webhook'], ['org', 'Organisation']];
+
+const POLICIES = [
+  ['off', 'Off', 'Images are not classified and nothing is recorded.'],
+  ['flag', 'Flag', 'An image at or above a threshold gets the verdict “not safe for work”, with its scores; it stays downloadable.'],
+  ['quarantine', 'Quarantine', 'As flag, and the image is quarantined: nobody can download or share it until an admin releases it.'],
+];
+
+async function scanningTab(box) {
+  const error = h('p', { class: 'error', role: 'alert' });
+  let current;
+  try {
+    current = (await api('GET', '/v1/org/settings')).nsfw;
+  } catch (e) {
+    box.append(error);
+    error.textContent = words(e);
+    return;
+  }
+  const threshold = (name, label) => h('div', null,
+    h('label', { for: `nsfw-${name}` }, label),
+    h('input', { id: `nsfw-${name}`, name, type: 'number', min: '0.01', max: '1', step: '0.01', required: true, value: String(current.thresholds[name]) }));
+  const form = h('form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      error.textContent = '';
+      const f = fields(form);
+      try {
+        const saved = await api('PUT', '/v1/org/settings', {
+          nsfw: { policy: f.policy, thresholds: { porn: Number(f.porn), hentai: Number(f.hentai), sexy: Number(f.sexy) } },
+        });
+        current = saved.nsfw;
+        say(`Saved: images are now ${{ off: 'not classified', flag: 'flagged', quarantine: 'quarantined' }[current.policy]} when they reach a threshold.`);
+      } catch (err) { error.textContent = words(err); }
+    },
+  },
+  h('fieldset', null, h('legend', null, 'Images that are not safe for work'),
+    POLICIES.map(([value, label, help]) => h('div', { class: 'choice' },
+      h('input', { type: 'radio', id: `nsfw-policy-${value}`, name: 'policy', value, checked: current.policy === value }),
+      h('label', { for: `nsfw-policy-${value}` }, h('strong', null, label), ' — ', help)))),
+  h('fieldset', null, h('legend', null, 'Thresholds (0.01 to 1: lower flags more)'),
+    threshold('porn', 'Explicit photos'), threshold('hentai', 'Explicit drawings'), threshold('sexy', 'Suggestive (swimwear, lingerie)')),
+  error,
+  h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Save')));
+  box.append(h('p', { class: 'muted' }, 'Every uploaded image (JPEG, PNG, GIF, WebP, also inside archives) is classified on this server; no image leaves it. ',
+    current.model ? h('span', null, 'Model: ', h('code', { class: 'mono' }, current.model), '.') : 'No model is installed on this server: images are not classified whatever the policy.',
+    ' Malware and sensitive data always outrank this verdict. A change applies to uploads from now on.'),
+  form);
+}
 
 async function membersTab(box) {
   const body = h('tbody');
@@ -219,5 +266,5 @@ export async function adminScreen(main, [tab = 'members']) {
     TABS.map(([t, text]) => h('a', { href: `#/admin/${t}`, 'aria-current': t === name ? 'page' : null }, text))));
   const box = h('section');
   main.append(box);
-  await { members: membersTab, audit: auditTab, webhook: webhookTab, org: orgTab }[name](box);
+  await { members: membersTab, audit: auditTab, scanning: scanningTab, webhook: webhookTab, org: orgTab }[name](box);
 }

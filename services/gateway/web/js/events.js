@@ -78,6 +78,8 @@ export function onScanned(fn) {
 
 /** The status a verdict gives a file that is not in the trash (anything but clean quarantines,
  * a re-scan's verdict too, even of a released file). */
-export function statusAfter(verdict) {
+export function statusAfter(verdict, status) {
+  // The event says where the verdict took the file (`nsfw` depends on the org's policy).
+  if (status === 'available' || status === 'quarantined') return status;
   return verdict === 'clean' ? 'available' : 'quarantined';
 }

@@ -15,6 +15,7 @@ const folderIcon = () => h('span', { class: 'icon', 'aria-hidden': 'true' }, '�
 
 const VERDICT_WORDS = {
   clean: 'Clean',
+  nsfw: 'Not safe for work',
   infected: 'Malware found',
   suspicious: 'Suspicious',
   sensitive: 'Sensitive data',
@@ -25,6 +26,10 @@ const VERDICT_WORDS = {
 export function statusBadge(file) {
   switch (file.status) {
     case 'available':
+      // Flagged by the organisation's policy, not released: it never was quarantined.
+      if (file.verdict === 'nsfw') {
+        return h('span', { class: 'badge wait', title: 'Flagged as not safe for work by the image classifier; your organisation lets it be downloaded' }, 'Flagged · Not safe for work');
+      }
       return file.verdict && file.verdict !== 'clean'
         ? h('span', { class: 'badge bad', title: 'Released by an admin despite its verdict' }, `Released · ${VERDICT_WORDS[file.verdict] ?? file.verdict}`)
         : h('span', { class: 'badge clean' }, 'Clean');
@@ -284,7 +289,7 @@ export async function filesScreen(main, [folderId = 'root']) {
     if (!file) return;
     file.verdict = event.verdict;
     // A first verdict, or a re-scan's under newer rules (which may quarantine a file again).
-    if (['scanning', 'available', 'quarantined'].includes(file.status)) file.status = statusAfter(event.verdict);
+    if (['scanning', 'available', 'quarantined'].includes(file.status)) file.status = statusAfter(event.verdict, event.status);
     draw();
   });
   // After a break in the live events, the listing is read again once.

@@ -12,6 +12,7 @@ const FORBIDDEN = new Set(['content-length', 'host', 'connection']);
 
 const VERDICTS = {
   clean: 'clean',
+  nsfw: 'not safe for work',
   infected: 'malware found',
   suspicious: 'suspicious',
   sensitive: 'sensitive data found',
@@ -32,8 +33,8 @@ export function uploader(folderId, landed) {
   const waiting = new Map();
   const unsubscribe = onScanned((event) => {
     const item = waiting.get(event.file_id);
-    if (item) item.verdict(event.verdict);
-    else if (mine.has(event.file_id)) early.set(event.file_id, event.verdict);
+    if (item) item.verdict(event.verdict, event.status);
+    else if (mine.has(event.file_id)) early.set(event.file_id, [event.verdict, event.status]);
   });
   // The live events broke: each file still waiting is looked at once (not polled); one whose
   // `complete` is in flight looks once when it answers.
@@ -43,7 +44,7 @@ export function uploader(folderId, landed) {
     for (const [id, item] of waiting) {
       try {
         const file = await api('GET', `/v1/files/${id}`);
-        if (file.verdict && file.status !== 'scanning') item.verdict(file.verdict);
+        if (file.verdict && file.status !== 'scanning') item.verdict(file.verdict, file.status);
       } catch { /* it says "Scanning…" until the next event */ }
     }
   });
@@ -85,11 +86,12 @@ export function uploader(folderId, landed) {
     });
 
     const item = {
-      verdict(verdict) {
+      verdict(verdict, reported) {
         waiting.delete(created.id);
         mine.delete(created.id);
-        const status = statusAfter(verdict);
-        if (status === 'available') finish('Clean: ready to download.', 'okay');
+        const status = statusAfter(verdict, reported);
+        if (status === 'available' && verdict === 'nsfw') finish('Flagged as not safe for work: your organisation lets it be downloaded.', 'muted');
+        else if (status === 'available') finish('Clean: ready to download.', 'okay');
         else finish(`Quarantined: ${VERDICTS[verdict] ?? verdict}. It cannot be downloaded or shared.`, 'error');
         landed({ ...created, status, verdict });
       },
@@ -127,13 +129,13 @@ export function uploader(folderId, landed) {
         created = done;
         cancel.hidden = true;
         landed(created);
-        const verdict = early.get(created.id);
-        if (verdict) { early.delete(created.id); item.verdict(verdict); return; }
+        const seen = early.get(created.id);
+        if (seen) { early.delete(created.id); item.verdict(...seen); return; }
         waiting.set(created.id, item);
         say('Scanning for malware…', 'wait');
         if (breaks !== breaksBefore) {
           const now = await api('GET', `/v1/files/${created.id}`).catch(() => null);
-          if (now?.verdict && now.status !== 'scanning' && waiting.has(created.id)) item.verdict(now.verdict);
+          if (now?.verdict && now.status !== 'scanning' && waiting.has(created.id)) item.verdict(now.verdict, now.status);
         }
       } catch (e) {
         if (created) { mine.delete(created.id); early.delete(created.id); }

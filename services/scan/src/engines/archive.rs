@@ -14,6 +14,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use super::content::Pass;
+use super::nsfw::{self, Images};
 use super::sensitive::Patterns;
 use super::yara::Ruleset;
 use super::{Engine, Finding, Verdict};
@@ -90,32 +91,26 @@ fn finding(findings: &mut Vec<Finding>, signature: &str) {
 }
 
 /// What one inspection needs, passed down to nested archives.
-struct Ctx<'a> {
-    tmp: &'a Path,
-    rules: &'a Ruleset,
-    patterns: &'a Patterns,
-    limits: &'a ArchiveLimits,
+pub struct Ctx<'a> {
+    /// Where nested archives (and images) are unpacked.
+    pub tmp: &'a Path,
+    pub rules: &'a Ruleset,
+    pub patterns: &'a Patterns,
+    pub limits: &'a ArchiveLimits,
+    /// The NSFW engine, when the org's policy runs it: images among the entries go to it.
+    pub images: Option<&'a Images<'a>>,
 }
 
-/// Inspects the archive at `path`; nested archives are unpacked into `tmp` (bounded by the
+/// Inspects the archive at `path`; nested archives are unpacked into `ctx.tmp` (bounded by the
 /// limits).
 pub fn inspect(
     path: &Path,
     kind: Kind,
-    tmp: &Path,
-    rules: &Ruleset,
-    patterns: &Patterns,
-    limits: &ArchiveLimits,
+    ctx: &Ctx<'_>,
     findings: &mut Vec<Finding>,
 ) -> io::Result<()> {
-    let ctx = Ctx {
-        tmp,
-        rules,
-        patterns,
-        limits,
-    };
     let mut budget = Budget::default();
-    match inspect_at(&ctx, path, kind, 0, &mut budget, findings)? {
+    match inspect_at(ctx, path, kind, 0, &mut budget, findings)? {
         Ok(()) | Err(Stop) => Ok(()),
     }
 }
@@ -171,11 +166,16 @@ fn scan_entry(
     let mut pass = Pass::new(ctx.rules, ctx.patterns, false);
     let mut first = [0u8; KIND_PREFIX];
     let got = read_prefix(entry, &mut first)?;
-    // An entry that is itself an archive is kept (bounded by `limit`) to be opened in turn.
+    // An entry that is itself an archive is kept (bounded by `limit`) to be opened in turn; an
+    // image, to be classified, when the NSFW engine runs.
     let nested = Kind::of(&first[..got]);
-    let mut kept = match nested {
-        Some(_) => Some(tempfile::NamedTempFile::new_in(ctx.tmp)?),
-        None => None,
+    let image = match ctx.images {
+        Some(images) if nested.is_none() && nsfw::is_image(&first[..got]) => Some(images),
+        _ => None,
+    };
+    let mut kept = match (nested, image) {
+        (None, None) => None,
+        _ => Some(tempfile::NamedTempFile::new_in(ctx.tmp)?),
     };
     let mut chained = (&first[..got]).chain(entry);
     let within = match kept.as_mut() {
@@ -186,6 +186,13 @@ fn scan_entry(
     budget.bytes += summary.bytes;
     if !within {
         return Ok(over_limit(findings, by_budget));
+    }
+    if let (Some(images), Some(t)) = (image, &kept) {
+        if summary.bytes > images.max_bytes() {
+            images.too_large();
+        } else {
+            images.check(&std::fs::read(t.path())?);
+        }
     }
     if let (Some(kind), Some(t)) = (nested, kept) {
         if depth + 1 > ctx.limits.max_depth {
@@ -662,7 +669,14 @@ mod tests {
         let patterns = Patterns::new();
         let mut f = Vec::new();
         let kind = Kind::of(data).unwrap();
-        inspect(&p, kind, dir.path(), &rules, &patterns, limits, &mut f).unwrap();
+        let ctx = Ctx {
+            tmp: dir.path(),
+            rules: &rules,
+            patterns: &patterns,
+            limits,
+            images: None,
+        };
+        inspect(&p, kind, &ctx, &mut f).unwrap();
         let mut sigs: Vec<String> = f.into_iter().map(|f| f.signature).collect();
         sigs.sort();
         sigs

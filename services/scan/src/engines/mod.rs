@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod clamd;
 pub mod content;
+pub mod nsfw;
 pub mod sensitive;
 pub mod truetype;
 pub mod yara;
@@ -29,6 +30,7 @@ pub enum Engine {
     TrueType,
     Archive,
     Sensitive,
+    Nsfw,
 }
 
 impl Engine {
@@ -39,24 +41,33 @@ impl Engine {
             Engine::TrueType => "true-type",
             Engine::Archive => "archive",
             Engine::Sensitive => "sensitive-data",
+            Engine::Nsfw => "nsfw",
         }
     }
 }
 
-/// One engine's line in a report, as the API shows it: `{engine, clean, signature?}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One engine's line in a report, as the API shows it: `{engine, clean, signature?}`, and for the
+/// NSFW engine `scores?` and `unclassified?`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineResult {
     pub engine: String,
     pub clean: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub signature: Option<String>,
+    /// The NSFW engine's scores (of the image most likely not safe for work), per class.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scores: Option<std::collections::BTreeMap<String, f32>>,
+    /// The NSFW engine's images it could not classify, by reason (`too-large`, `undecodable`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unclassified: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 /// Most signatures listed per engine; a file that trips more says so with a count.
 const MAX_SIGNATURES: usize = 8;
 
 /// Folds findings into one line per engine that ran (clean engines included) and the verdict:
-/// the worst finding wins (infected over suspicious over sensitive); no finding is clean.
+/// the worst finding wins (infected over suspicious over sensitive over nsfw); no finding is
+/// clean.
 pub fn combine(ran: &[Engine], findings: &[Finding]) -> (Verdict, Vec<EngineResult>) {
     // What the bytes hold outranks a finding that they could not be trusted (`failed`, as bytes
     // other than the uploader declared): malware with a wrong declared hash stays `infected`.
@@ -99,6 +110,8 @@ pub fn combine(ran: &[Engine], findings: &[Finding]) -> (Verdict, Vec<EngineResu
                 engine: engine.as_str().to_owned(),
                 clean: signature.is_none(),
                 signature,
+                scores: None,
+                unclassified: None,
             }
         })
         .collect();

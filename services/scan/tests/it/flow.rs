@@ -102,7 +102,17 @@ async fn each_engine_target_gets_its_verdict_and_metadata_follows() -> anyhow::R
                 .fetch_one(&mut db)
                 .await?;
         assert_eq!(verdict, *verdict_want, "{name}");
-        assert!(ruleset.starts_with("2026."), "{ruleset}");
+        // Every engine's version decides re-scans: the rules, the NSFW model, ClamAV (none here).
+        assert!(ruleset.starts_with("rules:2026."), "{ruleset}");
+        assert!(
+            ruleset.contains(";nsfw:nsfwjs@4.4.0/mobilenet_v2+sha256:"),
+            "{ruleset}"
+        );
+        assert!(
+            versions["nsfw"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("nsfwjs@"))
+        );
         assert!(versions["yara_x"].as_str().is_some_and(|v| !v.is_empty()));
         let engines = engines.as_array().unwrap();
         assert!(

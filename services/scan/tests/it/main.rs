@@ -3,6 +3,7 @@
 
 mod flow;
 mod harness;
+mod nsfw;
 mod queue;
 mod scan_only;
 mod webhooks;
