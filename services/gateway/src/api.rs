@@ -604,11 +604,11 @@ impl From<pb::EngineResult> for EngineResult {
 #[serde(deny_unknown_fields)]
 pub struct FileScan {
     pub file_id: String,
-    pub verdict: Option<String>,
+    pub verdict: String,
     pub engines: Vec<EngineResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    pub completed_at: Option<String>,
+    pub completed_at: String,
     /// `{ruleset, yara_x, clamav?, nsfw?}`: the rules and models the verdict was reached with.
     #[schema(value_type = Object)]
     pub versions: serde_json::Value,
@@ -618,10 +618,12 @@ impl From<pb::FileScan> for FileScan {
     fn from(s: pb::FileScan) -> Self {
         FileScan {
             file_id: s.file_id,
-            verdict: Verdict::from_wire(s.verdict).map(|v| v.as_str().to_owned()),
+            verdict: Verdict::from_wire(s.verdict)
+                .map_or("", Verdict::as_str)
+                .to_owned(),
             engines: s.engines.into_iter().map(EngineResult::from).collect(),
             sha256: non_empty(s.sha256),
-            completed_at: rfc3339(s.completed_at),
+            completed_at: rfc3339(s.completed_at).unwrap_or_default(),
             versions: serde_json::from_str(&s.versions_json).unwrap_or(serde_json::Value::Null),
         }
     }
@@ -644,6 +646,7 @@ pub struct NsfwSettings {
     /// `off`, `flag` or `quarantine`.
     pub policy: String,
     pub thresholds: NsfwThresholds,
+    #[schema(required = true)]
     pub model: Option<String>,
 }
 
