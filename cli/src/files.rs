@@ -378,10 +378,15 @@ pub async fn purge(ctx: &Ctx, a: TargetsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The exit status of a set of files' verdicts: quarantined beats failed beats clean.
+/// The exit status of a set of files' verdicts: quarantined beats failed beats clean. An image
+/// flagged `nsfw` is quarantined only where the org's policy says so; flagged and available, it
+/// is downloadable (status 0, and `ls` shows the verdict).
 fn verdict_exit(files: &[&File]) -> i32 {
     let found = |v: &str| files.iter().any(|f| f.verdict.as_deref() == Some(v));
-    if found("infected") || found("suspicious") || found("sensitive") {
+    let held_nsfw = files
+        .iter()
+        .any(|f| f.verdict.as_deref() == Some("nsfw") && f.status == "quarantined");
+    if found("infected") || found("suspicious") || found("sensitive") || held_nsfw {
         EXIT_QUARANTINED
     } else if found("failed") {
         EXIT_SCAN_FAILED

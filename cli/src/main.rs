@@ -21,7 +21,8 @@ mod upload;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
-/// Exit status when a file or scan ended quarantined (infected, suspicious or sensitive).
+/// Exit status when a file or scan ended quarantined (infected, suspicious or sensitive; or an
+/// image `nsfw` where the org's policy quarantines it, and any `nsfw` scan-only result).
 pub const EXIT_QUARANTINED: i32 = 3;
 /// Exit status when a scan failed (no verdict could be reached).
 pub const EXIT_SCAN_FAILED: i32 = 4;
@@ -31,7 +32,7 @@ pub const EXIT_SCAN_FAILED: i32 = 4;
     name = "coffer",
     version,
     about = "Coffer: a secure multi-tenant file vault",
-    after_help = "Exit status: 0 done (and clean); 1 an error; 2 a usage error; 3 a file or scan found infected, suspicious or sensitive; 4 a scan failed (no verdict); 130 interrupted."
+    after_help = "Exit status: 0 done (and clean); 1 an error; 2 a usage error; 3 a file or scan found infected, suspicious or sensitive (or not safe for work, where that quarantines); 4 a scan failed (no verdict); 130 interrupted."
 )]
 struct Cli {
     /// The profile to use (default: the one last logged in; env COFFER_PROFILE).

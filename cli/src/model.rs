@@ -124,6 +124,9 @@ pub struct EngineResult {
     pub clean: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The NSFW engine's scores per class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<std::collections::BTreeMap<String, f32>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -70,14 +70,26 @@ pub async fn scan(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<i32> {
                 status.scan_id
             ));
             for e in &status.engines {
+                let scores = e
+                    .scores
+                    .iter()
+                    .flatten()
+                    .map(|(class, v)| format!("{class} {v:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 bars.say(&format!(
-                    "  {:<15} {}{}",
+                    "  {:<15} {}{}{}",
                     e.engine,
                     if e.clean { "clean" } else { "found" },
                     e.signature
                         .as_deref()
                         .map(|s| format!(": {s}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if scores.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({scores})")
+                    }
                 ));
             }
         }

@@ -6,13 +6,20 @@
 //!
 //! The model file is made from the package by `models/nsfw/convert.mjs` and must hash to
 //! [`MODEL_SHA256`]: any other file is refused. Plain code: no I/O but reading that file.
+//!
+//! Why a forward pass of our own rather than `candle` or `tract`: the model is a Keras graph in
+//! TensorFlow.js's format, which neither reads (tract wants ONNX or TF protobuf, and converting
+//! needs Python TensorFlow, not available here; candle has no Keras loader), while its eleven
+//! layer kinds are a few hundred lines; the heavy part, the 1×1 convolutions, is one sgemm call
+//! each through `ndarray` (matrixmultiply: pure Rust, no BLAS to link). It adds two small crates
+//! where candle would add dozens, and it runs at the speed BENCHMARKS.md records.
 
 mod model;
 mod net;
 pub mod picture;
 
 pub use model::{Classifier, ModelError};
-pub use picture::{ImageError, Limits};
+pub use picture::{ImageError, Input, Limits, prepare};
 
 /// The package and model the engine runs (what a verdict records and re-scans follow).
 pub const MODEL_SOURCE: &str = "nsfwjs@4.4.0/mobilenet_v2";

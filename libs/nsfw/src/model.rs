@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::net::{self, Activation, Conv, Dense, Depthwise, Padding, Tensor};
-use crate::picture::{self, ImageError, Limits};
+use crate::picture::{self, ImageError, Input, Limits};
 use crate::{INPUT_SIZE, MODEL_SHA256, MODEL_SOURCE, Scores};
 
 #[derive(Debug, thiserror::Error)]
@@ -236,11 +236,11 @@ impl Classifier {
         Ok(self.classify_input(input))
     }
 
-    /// Classifies a prepared input (224 × 224 × 3, values in 0..1).
-    pub(crate) fn classify_input(&self, input: Tensor) -> Scores {
+    /// Classifies a prepared input.
+    pub fn classify_input(&self, input: Input) -> Scores {
         let mut scores = [0.0; 5];
         // The load ran this network on an input of this shape: no shape error is possible.
-        if let Ok(out) = self.forward(input) {
+        if let Ok(out) = self.forward(input.0) {
             for (s, v) in scores.iter_mut().zip(out.data) {
                 *s = v;
             }

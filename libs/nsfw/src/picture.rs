@@ -75,8 +75,16 @@ fn from_image(e: image::ImageError) -> ImageError {
 /// of tiny scans make a small file cost minutes (libjpeg-turbo's own tools stop at 500).
 const MAX_JPEG_SCANS: usize = 100;
 
+/// An image decoded, turned and resized: the network's input (224 × 224 × 3, values in 0..1).
+#[derive(Debug, Clone)]
+pub struct Input(pub(crate) Tensor);
+
 /// Decodes and prepares one image.
-pub fn prepare(bytes: &[u8], limits: &Limits) -> Result<Tensor, ImageError> {
+pub fn prepare(bytes: &[u8], limits: &Limits) -> Result<Input, ImageError> {
+    decode(bytes, limits).map(Input)
+}
+
+fn decode(bytes: &[u8], limits: &Limits) -> Result<Tensor, ImageError> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return jpeg(bytes, limits);
     }
