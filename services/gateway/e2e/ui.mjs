@@ -714,6 +714,65 @@ await step('admin: set the webhook (secret shown once), see its URL, delete it',
   await page.getByText('No webhook: scan results are not sent anywhere.').waitFor();
 });
 
+await step('admin: the NSFW policy; a flagged image stays downloadable and says so; quarantine holds one', async () => {
+  await page.getByRole('link', { name: 'Admin', exact: true }).click();
+  await page.getByRole('link', { name: 'Scanning', exact: true }).click();
+  await page.getByText(/^Model: /).waitFor();
+  assert.equal(await page.getByLabel(/^Flag/).isChecked(), true, 'flag is the default');
+  assert.equal(await page.getByLabel('Explicit photos').inputValue(), '0.7');
+  // Thresholds so low that any picture reaches one: what they are for.
+  for (const label of ['Explicit photos', 'Explicit drawings', 'Suggestive (swimwear, lingerie)']) {
+    await page.getByLabel(label).fill('0.0001');
+  }
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved: images are now flagged when they reach a threshold.').waitFor();
+  await shoot(page, 'admin-scanning');
+  // An image drawn in the page, dropped on the files screen.
+  const upload = async (name) => {
+    await page.getByRole('link', { name: 'Files', exact: true }).click();
+    await page.getByRole('heading', { name: 'Files', exact: true }).waitFor();
+    const drop = await page.evaluateHandle(async (fileName) => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 320; canvas.height = 240;
+      const g = canvas.getContext('2d');
+      const grad = g.createLinearGradient(0, 0, 320, 240);
+      grad.addColorStop(0, '#d9a07a'); grad.addColorStop(1, '#3a5fcd');
+      g.fillStyle = grad; g.fillRect(0, 0, 320, 240);
+      g.fillStyle = '#f2c9a0'; g.beginPath(); g.arc(110, 100, 60, 0, 7); g.fill();
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+      const dt = new DataTransfer();
+      dt.items.add(new File([blob], fileName, { type: 'image/png' }));
+      return dt;
+    }, name);
+    await page.dispatchEvent('section.drop', 'dragover', { dataTransfer: drop });
+    await page.dispatchEvent('section.drop', 'drop', { dataTransfer: drop });
+    return page.locator(`li[data-upload="${name}"]`);
+  };
+  const flagged = await upload('beach.png');
+  await flagged.getByText('Flagged as not safe for work: your organisation lets it be downloaded.').waitFor({ timeout: 60000 });
+  await row('beach.png').getByText('Flagged · Not safe for work').waitFor();
+  assert.equal(await row('beach.png').getByRole('button', { name: 'Download' }).count(), 1);
+  // quarantine: the same picture is held.
+  await page.getByRole('link', { name: 'Admin', exact: true }).click();
+  await page.getByRole('link', { name: 'Scanning', exact: true }).click();
+  await page.getByLabel(/^Quarantine/).check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved: images are now quarantined when they reach a threshold.').waitFor();
+  const held = await upload('beach-2.png');
+  await held.getByText('Quarantined: not safe for work. It cannot be downloaded or shared.').waitFor({ timeout: 60000 });
+  await row('beach-2.png').getByText('Quarantined · Not safe for work').waitFor();
+  assert.equal(await row('beach-2.png').getByRole('button', { name: 'Download' }).count(), 0);
+  // Back to the defaults for the steps that follow.
+  await page.getByRole('link', { name: 'Admin', exact: true }).click();
+  await page.getByRole('link', { name: 'Scanning', exact: true }).click();
+  await page.getByLabel(/^Flag/).check();
+  await page.getByLabel('Explicit photos').fill('0.7');
+  await page.getByLabel('Explicit drawings').fill('0.7');
+  await page.getByLabel('Suggestive (swimwear, lingerie)').fill('0.9');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved: images are now flagged when they reach a threshold.').waitFor();
+});
+
 await step('a member does not see the admin screens', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('Email').fill(MEMBER.email);

@@ -31,7 +31,7 @@ async function scanningTab(box) {
   }
   const threshold = (name, label) => h('div', null,
     h('label', { for: `nsfw-${name}` }, label),
-    h('input', { id: `nsfw-${name}`, name, type: 'number', min: '0.01', max: '1', step: '0.01', required: true, value: String(current.thresholds[name]) }));
+    h('input', { id: `nsfw-${name}`, name, type: 'number', min: '0.0001', max: '1', step: 'any', required: true, value: String(current.thresholds[name]) }));
   const form = h('form', {
     onsubmit: async (e) => {
       e.preventDefault();
@@ -50,7 +50,7 @@ async function scanningTab(box) {
     POLICIES.map(([value, label, help]) => h('div', { class: 'choice' },
       h('input', { type: 'radio', id: `nsfw-policy-${value}`, name: 'policy', value, checked: current.policy === value }),
       h('label', { for: `nsfw-policy-${value}` }, h('strong', null, label), ' — ', help)))),
-  h('fieldset', null, h('legend', null, 'Thresholds (0.01 to 1: lower flags more)'),
+  h('fieldset', null, h('legend', null, 'Thresholds (above 0, at most 1: lower flags more)'),
     threshold('porn', 'Explicit photos'), threshold('hentai', 'Explicit drawings'), threshold('sexy', 'Suggestive (swimwear, lingerie)')),
   error,
   h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Save')));
