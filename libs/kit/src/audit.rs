@@ -59,6 +59,7 @@ actions! {
     OrgDelete => "org.delete",
     OrgRestore => "org.restore",
     OrgPurge => "org.purge",
+    OrgSettingsUpdate => "org.settings_update",
     ScanCompleted => "scan.completed",
 }
 

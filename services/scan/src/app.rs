@@ -178,6 +178,7 @@ pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Resu
             secrets: secrets_box,
             bus,
             nsfw_model,
+            audit: AuditLog::new(peers.get(Service::Audit)?),
         })));
     ServiceApp::bind(server, jobs, service).await
 }

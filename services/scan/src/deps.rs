@@ -25,6 +25,8 @@ pub struct Core {
     pub bus: Bus,
     /// The NSFW model the workers run (`None`: none is loaded, nothing is classified).
     pub nsfw_model: Option<String>,
+    /// The audit log, written as the caller (settings changes).
+    pub audit: coffer_kit::audit::AuditLog,
 }
 
 impl Core {

@@ -1,6 +1,7 @@
 //! The org's scan settings: the NSFW policy and thresholds. Any member may read them (they decide
 //! what happens to the member's uploads); owners and admins change them.
 
+use coffer_kit::audit::{Action, AuditRefused, Target};
 use coffer_mesh::Caller;
 use coffer_token::Role;
 
@@ -17,8 +18,10 @@ pub async fn get(core: &Core, c: &Caller) -> Result<NsfwSettings, ScanServiceErr
     Ok(set.unwrap_or_else(|| core.config.nsfw.defaults()))
 }
 
-/// Sets the org's settings (owners and admins). A policy change applies to the scans that follow
-/// (and to an `nsfw` verdict not yet recorded); files already decided keep their state.
+/// Sets the org's settings (owners and admins), audited (`org.settings_update`) before it is
+/// committed: a change the log cannot take does not happen. A policy change applies to the scans
+/// that follow (and to an `nsfw` verdict not yet recorded); files already decided keep their
+/// state.
 pub async fn set(
     core: &Core,
     c: &Caller,
@@ -42,6 +45,10 @@ pub async fn set(
     let settings = NsfwSettings { policy, thresholds };
     let mut tx = core.tx(c.org_id).await?;
     store::set_nsfw_settings(&mut tx, &settings).await?;
+    core.audit
+        .record(Action::OrgSettingsUpdate, Target::Org(c.org_id))
+        .await
+        .map_err(|AuditRefused(s)| ScanServiceError::Downstream(s))?;
     tx.commit().await?;
     Ok(settings)
 }

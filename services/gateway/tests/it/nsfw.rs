@@ -361,5 +361,29 @@ async fn only_owners_and_admins_change_the_settings_and_bad_ones_are_refused() -
     // Unchanged by the refusals.
     let s = owner.ok(Method::GET, "/v1/org/settings", None, 200).await?;
     assert_eq!(s["nsfw"]["policy"], "flag");
+    // A change is audited, as the owner who made it; the refusals are not changes.
+    owner
+        .ok(
+            Method::PUT,
+            "/v1/org/settings",
+            Some(settings("quarantine")),
+            200,
+        )
+        .await?;
+    let log = owner
+        .ok(
+            Method::GET,
+            "/v1/audit?action=org.settings_update",
+            None,
+            200,
+        )
+        .await?;
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{log}");
+    assert_eq!(items[0]["target"], format!("org:{}", owner.org));
+    assert!(
+        items[0]["actor"].as_str().unwrap().starts_with("user:"),
+        "{log}"
+    );
     Ok(())
 }
