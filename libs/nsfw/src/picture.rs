@@ -100,30 +100,151 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<Tensor, ImageError> {
     l.max_image_height = Some(limits.max_side);
     l.max_alloc = Some(limits.max_alloc);
     reader.limits(l);
+    let webp = reader.format() == Some(ImageFormat::WebP);
     let mut decoder = reader.into_decoder().map_err(from_image)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(ImageError::Undecodable);
     }
-    if u64::from(w) * u64::from(h) > limits.max_pixels {
+    let pixels = u64::from(w) * u64::from(h);
+    // What decoding holds at once, beyond what `image` counts (the output buffer): WebP's
+    // decoder keeps a canvas and a frame of 4 bytes a pixel besides (animations), and 16-bit or
+    // float images are brought to 8 bits in a copy.
+    let mut need = decoder.total_bytes();
+    if webp {
+        need = need.saturating_add(pixels * 8);
+    }
+    if decoder.color_type().bytes_per_pixel() > 4 {
+        need = need.saturating_add(pixels * 3);
+    }
+    if pixels > limits.max_pixels || need > limits.max_alloc {
         return Err(ImageError::TooLarge);
     }
     // An unreadable EXIF block is no orientation, as browsers treat it.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let _one_large_at_a_time = large(need);
     let image = DynamicImage::from_decoder(decoder).map_err(from_image)?;
     Ok(resize(&Pixels::new(&image), orientation))
 }
 
-/// The start-of-scan markers in a JPEG. Inside entropy-coded data a 0xFF byte is always
-/// followed by 0x00 or a restart marker, so every 0xFF 0xDA is a scan.
-fn jpeg_scans(bytes: &[u8]) -> usize {
-    bytes.windows(2).filter(|w| w == &[0xFF, 0xDA]).count()
+/// Images whose decoding takes more than this are decoded one at a time in the process, so
+/// several scans at once hold one large image and small ones, never several large ones.
+const LARGE_DECODE: u64 = 48 << 20;
+
+static LARGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lock that makes large decodes take turns (none for a small one).
+fn large(need: u64) -> Option<std::sync::MutexGuard<'static, ()>> {
+    (need > LARGE_DECODE).then(|| LARGE.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// What a JPEG's markers say before it is decoded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct JpegFrame {
+    width: u64,
+    height: u64,
+    /// Each component's sampling factors (horizontal, vertical).
+    sampling: Vec<(u64, u64)>,
+    progressive: bool,
+    scans: usize,
+}
+
+/// Walks a JPEG's marker segments, and past each scan's entropy-coded data (where a 0xFF byte
+/// is always followed by 0x00 or a restart marker): the frame header and the scans, as libjpeg
+/// meets them. Bytes that merely look like a marker, in a comment or an EXIF block, count for
+/// nothing.
+fn jpeg_frame(bytes: &[u8]) -> JpegFrame {
+    let mut f = JpegFrame::default();
+    let mut i = 2;
+    while i + 1 < bytes.len() {
+        if bytes[i] != 0xFF {
+            i += 1;
+            continue;
+        }
+        while i < bytes.len() && bytes[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else { break };
+        i += 1;
+        match marker {
+            0xD9 => break,
+            0x01 | 0xD0..=0xD8 => continue,
+            _ => {}
+        }
+        let Some(len) = bytes
+            .get(i..i + 2)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        else {
+            break;
+        };
+        let segment = bytes
+            .get(i + 2..(i + len).min(bytes.len()))
+            .unwrap_or_default();
+        match marker {
+            // Start of frame (not DHT C4, JPG C8 or DAC CC).
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                if segment.len() >= 6 {
+                    f.height = u64::from(u16::from_be_bytes([segment[1], segment[2]]));
+                    f.width = u64::from(u16::from_be_bytes([segment[3], segment[4]]));
+                    f.sampling = segment[6..]
+                        .chunks_exact(3)
+                        .take(usize::from(segment[5]))
+                        .map(|c| (u64::from(c[1] >> 4).max(1), u64::from(c[1] & 15).max(1)))
+                        .collect();
+                }
+                f.progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+            }
+            0xDA => {
+                f.scans += 1;
+                // Past the scan header, then past its entropy-coded data.
+                let mut j = i + len;
+                while j + 1 < bytes.len()
+                    && !(bytes[j] == 0xFF
+                        && bytes[j + 1] != 0
+                        && !(0xD0..=0xD7).contains(&bytes[j + 1]))
+                {
+                    j += 1;
+                }
+                i = j;
+                continue;
+            }
+            _ => {}
+        }
+        i += len;
+    }
+    f
+}
+
+impl JpegFrame {
+    /// What libjpeg holds while decoding into RGB: the output, and for an image of several scans
+    /// (progressive, or components in scans of their own) every DCT coefficient of every
+    /// component at once, 2 bytes each, at the component's own resolution.
+    fn need(&self) -> u64 {
+        let out = self.width * self.height * 3;
+        if !self.progressive && self.scans <= 1 {
+            return out;
+        }
+        let hmax = self.sampling.iter().map(|s| s.0).max().unwrap_or(1);
+        let vmax = self.sampling.iter().map(|s| s.1).max().unwrap_or(1);
+        let coefficients: u64 = self
+            .sampling
+            .iter()
+            .map(|(h, v)| {
+                let w = (self.width * h).div_ceil(hmax).div_ceil(8) * 8;
+                let t = (self.height * v).div_ceil(vmax).div_ceil(8) * 8;
+                w * t * 2
+            })
+            .sum();
+        out + coefficients
+    }
 }
 
 fn jpeg(bytes: &[u8], limits: &Limits) -> Result<Tensor, ImageError> {
-    if jpeg_scans(bytes) > MAX_JPEG_SCANS {
+    let frame = jpeg_frame(bytes);
+    if frame.scans > MAX_JPEG_SCANS || frame.need() > limits.max_alloc {
         return Err(ImageError::TooLarge);
     }
+    let _one_large_at_a_time = large(frame.need());
     // libjpeg reports a fatal error by unwinding (the crate's error manager, which prints
     // nothing): every call is inside catch_unwind, and an unwind is an undecodable image.
     let decoded = std::panic::catch_unwind(
@@ -136,13 +257,11 @@ fn jpeg(bytes: &[u8], limits: &Limits) -> Result<Tensor, ImageError> {
                 return Err(ImageError::Undecodable);
             }
             let pixels = w as u64 * h as u64;
-            // The output (3 bytes a pixel) and, for a progressive or multi-scan image, every DCT
-            // coefficient of every component (2 bytes a sample) held at once.
-            let need = pixels * 3 + pixels * 2 * d.components().len() as u64;
+            // The sizes libjpeg read must be those the estimate above was made from.
             if w > limits.max_side as usize
                 || h > limits.max_side as usize
                 || pixels > limits.max_pixels
-                || need > limits.max_alloc
+                || (w as u64, h as u64) != (frame.width, frame.height)
             {
                 return Err(ImageError::TooLarge);
             }
@@ -312,6 +431,40 @@ fn resize(px: &Pixels<'_>, o: Orientation) -> Tensor {
 mod tests {
     use super::*;
     use image::{Rgb, RgbImage};
+
+    #[test]
+    fn the_jpeg_walk_counts_real_scans_only_and_sizes_the_coefficients() {
+        // SOI, a comment full of fake SOS markers, SOF2 100×50 at 4:2:0, two scans, EOI.
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x0A];
+        j.extend([0xFF, 0xDA, 0xFF, 0xDA, 0xFF, 0xDA, 0xFF, 0xDA]);
+        j.extend([
+            0xFF, 0xC2, 0x00, 0x11, 8, 0, 50, 0, 100, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1,
+        ]);
+        for _ in 0..2 {
+            j.extend([0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 0, 63, 0]);
+            j.extend([0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD3, 0x56]);
+        }
+        j.extend([0xFF, 0xD9]);
+        let f = jpeg_frame(&j);
+        assert_eq!(
+            f,
+            JpegFrame {
+                width: 100,
+                height: 50,
+                sampling: vec![(2, 2), (1, 1), (1, 1)],
+                progressive: true,
+                scans: 2,
+            }
+        );
+        // The output, 100·50·3; coefficients: luma 104·56·2, each chroma 56·32·2.
+        assert_eq!(f.need(), 15_000 + 11_648 + 2 * 3_584);
+        let baseline = JpegFrame {
+            progressive: false,
+            scans: 1,
+            ..f
+        };
+        assert_eq!(baseline.need(), 15_000);
+    }
 
     #[test]
     fn sampling_through_an_orientation_matches_turning_the_image() {

@@ -184,3 +184,26 @@ fn polyglots_and_tiny_images_are_classified_as_the_image_they_start_with() {
         assert!((s.0.iter().sum::<f32>() - 1.0).abs() < 1e-3);
     }
 }
+
+#[test]
+fn marker_lookalikes_in_a_comment_do_not_count_and_camera_sized_photos_are_read() {
+    let c = classifier();
+    // 150 start-of-scan lookalikes in a COM segment: not scans, the picture is classified.
+    let plain = jpeg(&picture(), false);
+    let mut comment = vec![0xFF, 0xFE];
+    let body: Vec<u8> = std::iter::repeat_n([0xFF, 0xDA], 150).flatten().collect();
+    comment.extend(((body.len() + 2) as u16).to_be_bytes());
+    comment.extend(body);
+    let mut padded = plain[..2].to_vec();
+    padded.extend(comment);
+    padded.extend(&plain[2..]);
+    assert_eq!(run(&c, &padded).unwrap(), run(&c, &plain).unwrap());
+    // A 24-megapixel photograph (6000 × 4000), baseline and progressive: within the limits.
+    let big = RgbImage::from_fn(6000, 4000, |x, y| {
+        Rgb([(x / 24) as u8, (y / 16) as u8, 128])
+    });
+    for progressive in [false, true] {
+        let s = run(&c, &jpeg(&big, progressive)).unwrap();
+        assert!((s.0.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+    }
+}

@@ -41,15 +41,16 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
     let mut tx = core.tx(org).await?;
     let current = store::file_for_update(&mut tx, id).await?;
     // The scan compares a declared SHA-256 itself; this is the second lock on the same door:
-    // bytes other than declared never become `available`.
+    // bytes other than declared never become `available` (by `clean`, or by `nsfw` unheld).
+    let downloadable = FileStatus::after(verdict, v.hold) == FileStatus::Available;
     let verdict = match (&current.sha256, &computed) {
-        (Some(declared), Some(got)) if declared != got && verdict == Found::Clean => Found::Failed,
-        // Fail closed: a clean verdict on a file with a declared hash must say what it hashed
+        (Some(declared), Some(got)) if declared != got && downloadable => Found::Failed,
+        // Fail closed: such a verdict on a file with a declared hash must say what it hashed
         // (a scan worker older than the check sends none; refused, it retries).
-        (Some(_), None) if verdict == Found::Clean => {
+        (Some(_), None) if downloadable => {
             return Err(MetadataError::invalid(
                 "sha256",
-                "a clean verdict on a file with a declared SHA-256 must carry the SHA-256 of the bytes scanned",
+                "a verdict that leaves a file with a declared SHA-256 downloadable must carry the SHA-256 of the bytes scanned",
             ));
         }
         _ => verdict,
@@ -66,9 +67,16 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
             "the verdict is about another object than the file's",
         ));
     }
-    // From `scanning`; or, for a re-scan under a newer ruleset, from a decided state.
+    // From `scanning`; or, for a re-scan under newer engines, from a decided state — unless the
+    // re-scan found what the file was already found to be: then nothing moves, so an admin's
+    // release stands, and so does the NSFW policy the verdict was first recorded under.
+    let unchanged = v.rescan
+        && current.state != FileStatus::Scanning
+        && current.verdict.as_deref() == Some(verdict.as_str());
     let mut moved = None;
-    let from_states: &[FileStatus] = if v.rescan {
+    let from_states: &[FileStatus] = if unchanged {
+        &[]
+    } else if v.rescan {
         &[
             FileStatus::Scanning,
             FileStatus::Available,

@@ -18,3 +18,7 @@ CREATE POLICY tenant ON org_settings
 ALTER TABLE results DROP CONSTRAINT results_verdict_check;
 ALTER TABLE results ADD CONSTRAINT results_verdict_check
     CHECK (verdict IN ('clean', 'nsfw', 'infected', 'suspicious', 'sensitive', 'failed'));
+
+-- ClamAV's signature database a result was reached with (NULL: none): beside the rules and model
+-- of `ruleset_version`, compared by number, so only an older database re-scans.
+ALTER TABLE results ADD COLUMN clamav_db integer;

@@ -126,6 +126,7 @@ impl coffer_config::Validate for ScanConfig {
         c.at_least("nsfw.max_pixels", self.nsfw.max_pixels, 1);
         c.at_least("nsfw.max_alloc_bytes", self.nsfw.max_alloc_bytes, 1 << 20);
         c.at_least("nsfw.max_image_bytes", self.nsfw.max_image_bytes, 1);
+        c.at_least("nsfw.max_images_per_file", self.nsfw.max_images_per_file, 1);
         c.that(
             "nsfw.default_thresholds",
             self.nsfw.default_thresholds.check().is_ok(),

@@ -44,12 +44,20 @@ pub fn event_of(job: &Job, result: &ResultRow, status: Option<FileStatus>) -> Ev
         Subject::File => ("file.scanned", "file_id"),
         Subject::Scan => ("scan.completed", "scan_id"),
     };
+    // `ruleset_version` stays the YARA-X ruleset's, as webhooks have always had it; every
+    // engine's is `engines_version` (`rules:…;nsfw:…`).
+    let key = &result.ruleset_version;
+    let rules = key
+        .strip_prefix("rules:")
+        .and_then(|r| r.split(';').next())
+        .unwrap_or(key);
     let mut data = serde_json::json!({
         id_field: job.subject_id,
         "verdict": result.verdict,
         "engines": result.engines.0,
         "sha256": result.sha256,
-        "ruleset_version": result.ruleset_version,
+        "ruleset_version": rules,
+        "engines_version": key,
         "completed_at": rfc3339(result.completed_at),
     });
     if let Some(status) = status {

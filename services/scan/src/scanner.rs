@@ -53,25 +53,28 @@ pub struct Versions {
     pub nsfw: Option<String>,
 }
 
-/// ClamAV's engine and signature database from its VERSION answer (`ClamAV 1.0.7/27470/<date>`
-/// → `ClamAV 1.0.7/27470`): the date changes with no signature.
-fn clamav_db(version: &str) -> &str {
-    match version.match_indices('/').nth(1) {
-        Some((i, _)) => &version[..i],
-        None => version,
-    }
+/// ClamAV's signature database version from its VERSION answer (`ClamAV 1.0.7/27470/<date>` →
+/// 27470); `None` when the answer names none.
+pub fn clamav_db(version: &str) -> Option<i32> {
+    version.split('/').nth(1)?.trim().parse().ok()
 }
 
 impl Versions {
-    /// What decides re-scans: every engine's rules or model — the YARA-X ruleset, the NSFW
-    /// model and ClamAV's signature database. A file scanned under another key is scanned again.
+    /// The rules and model a verdict was reached with: a result under another key is scanned
+    /// again. ClamAV's signature database is not in it but beside it (`clamav_db`), compared by
+    /// number: only an older database re-scans, so replicas of clamd a freshclam apart never
+    /// re-queue each other's results.
     pub fn key(&self) -> String {
         format!(
-            "rules:{};nsfw:{};clamav:{}",
+            "rules:{};nsfw:{}",
             self.ruleset,
-            self.nsfw.as_deref().unwrap_or("none"),
-            self.clamav.as_deref().map_or("none", clamav_db)
+            self.nsfw.as_deref().unwrap_or("none")
         )
+    }
+
+    /// ClamAV's signature database the verdict was reached with (none without ClamAV).
+    pub fn clamav_db(&self) -> Option<i32> {
+        self.clamav.as_deref().and_then(clamav_db)
     }
 }
 
@@ -92,7 +95,8 @@ pub struct Engines {
     clamd: Option<Clamd>,
     nsfw: Option<Nsfw>,
     tmp: PathBuf,
-    /// The last ClamAV version clamd gave, and since when the versions' key is what it is now.
+    /// The newest ClamAV version clamd has answered with (by signature database), and since
+    /// when: results under an older database, written before then, are scanned again.
     clamav: Mutex<(Option<String>, time::OffsetDateTime)>,
 }
 
@@ -143,17 +147,22 @@ impl Engines {
         self.nsfw.as_ref().map(Nsfw::version)
     }
 
-    /// Notes the ClamAV version clamd answers with; a new signature database changes the key.
+    /// Notes the ClamAV version clamd answers with: a newer signature database than any seen
+    /// becomes the current one (never an older one: replicas may be a freshclam apart).
     pub fn saw_clamav(&self, version: &str) {
         let mut seen = self.clamav.lock().unwrap_or_else(|p| p.into_inner());
-        let changed = seen.0.as_deref().map(clamav_db) != Some(clamav_db(version));
-        if changed {
+        let newer = match (seen.0.as_deref().and_then(clamav_db), clamav_db(version)) {
+            (_, None) => seen.0.is_none(),
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => new > old,
+        };
+        if newer {
             *seen = (Some(version.to_owned()), time::OffsetDateTime::now_utc());
         }
     }
 
     /// The versions scans run under now, and since when (results written before then under
-    /// another key are re-scanned).
+    /// another key, or an older ClamAV database, are re-scanned).
     pub fn current(&self) -> (Versions, time::OffsetDateTime) {
         let seen = self.clamav.lock().unwrap_or_else(|p| p.into_inner());
         (
@@ -345,25 +354,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_versions_key_covers_every_engine_and_not_clamavs_date() {
+    fn the_versions_key_covers_rules_and_model_and_clamav_is_compared_by_number() {
         let mut v = Versions {
             ruleset: "2026.11.1".into(),
             yara_x: "1.0".into(),
             clamav: Some("ClamAV 1.0.7/27470/Sat Nov 29 09:35:01 2026".into()),
             nsfw: Some("nsfwjs@4.4.0/mobilenet_v2+sha256:aa270c9c2832".into()),
         };
-        let key = v.key();
         assert_eq!(
-            key,
-            "rules:2026.11.1;nsfw:nsfwjs@4.4.0/mobilenet_v2+sha256:aa270c9c2832;clamav:ClamAV 1.0.7/27470"
+            v.key(),
+            "rules:2026.11.1;nsfw:nsfwjs@4.4.0/mobilenet_v2+sha256:aa270c9c2832"
         );
-        // The same signatures on another day: the same key; a new database: another.
-        v.clamav = Some("ClamAV 1.0.7/27470/Sun Nov 30 09:35:01 2026".into());
-        assert_eq!(v.key(), key);
-        v.clamav = Some("ClamAV 1.0.7/27471/Sun Nov 30 09:35:01 2026".into());
-        assert_ne!(v.key(), key);
+        assert_eq!(v.clamav_db(), Some(27470));
         v.nsfw = None;
-        v.clamav = None;
-        assert_eq!(v.key(), "rules:2026.11.1;nsfw:none;clamav:none");
+        v.clamav = Some("ClamAV 1.4.2".into());
+        assert_eq!(v.key(), "rules:2026.11.1;nsfw:none");
+        assert_eq!(v.clamav_db(), None);
+    }
+
+    #[test]
+    fn only_a_newer_clamav_database_becomes_current() {
+        let engines = Engines::new(
+            Ruleset::load(None).unwrap(),
+            ArchiveLimits::default(),
+            None,
+            None,
+            std::env::temp_dir(),
+        );
+        engines.saw_clamav("ClamAV 1.0.7/27470/Sat Nov 29 09:35:01 2026");
+        let (v, since) = engines.current();
+        assert_eq!(v.clamav_db(), Some(27470));
+        // A replica one update behind: nothing changes.
+        engines.saw_clamav("ClamAV 1.0.7/27469/Fri Nov 28 09:35:01 2026");
+        assert_eq!(engines.current(), (v, since));
+        engines.saw_clamav("ClamAV 1.0.7/27471/Sun Nov 30 09:35:01 2026");
+        let (v2, since2) = engines.current();
+        assert_eq!(v2.clamav_db(), Some(27471));
+        assert!(since2 >= since);
     }
 }

@@ -267,14 +267,15 @@ pub async fn record_result(
 ) -> Result<ResultRow, sqlx::Error> {
     sqlx::query(
         "INSERT INTO results (org_id, subject_id, subject, run_id, verdict, engines, sha256, size,
-                              detected_type, ruleset_version, versions, object_etag)
-         VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $12)
+                              detected_type, ruleset_version, versions, object_etag, clamav_db)
+         VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $12, $13)
          ON CONFLICT (org_id, subject_id) DO UPDATE
             SET run_id = EXCLUDED.run_id, verdict = EXCLUDED.verdict, engines = EXCLUDED.engines,
                 sha256 = EXCLUDED.sha256, size = EXCLUDED.size,
                 detected_type = EXCLUDED.detected_type,
                 ruleset_version = EXCLUDED.ruleset_version, versions = EXCLUDED.versions,
-                object_etag = EXCLUDED.object_etag, completed_at = now()
+                object_etag = EXCLUDED.object_etag, clamav_db = EXCLUDED.clamav_db,
+                completed_at = now()
             WHERE results.run_id <> EXCLUDED.run_id",
     )
     .bind(tx.org())
@@ -291,6 +292,7 @@ pub async fn record_result(
     .bind(sqlx::types::Json(&report.versions))
     // The read was pinned to this ETag: the store served these bytes or none.
     .bind(&job.object_etag)
+    .bind(report.versions.clamav_db())
     .execute(&mut **tx)
     .await?;
     result(tx, job.subject_id)
@@ -339,12 +341,14 @@ pub fn failed_report(versions: crate::scanner::Versions) -> Report {
     }
 }
 
-/// Re-queues up to `limit` finished file jobs whose result came from other engine versions (another
-/// `Versions::key`) before `before` (when the caller's versions became current). Results written after it are left alone, so two versions of the
+/// Re-queues up to `limit` finished file jobs whose result came from other rules or another model
+/// (another `Versions::key`), or from an older ClamAV database than `clamav_db` (or none), before
+/// `before` (when the caller's versions became current). Results written after it are left alone, so two versions of the
 /// service running side by side during a roll-out never re-queue each other's work in a loop.
 pub async fn requeue_outdated(
     tx: &mut PgConnection,
     ruleset: &str,
+    clamav_db: Option<i32>,
     before: OffsetDateTime,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
@@ -354,14 +358,17 @@ pub async fn requeue_outdated(
                 run_after = now(), queued_at = now(), updated_at = now()
          FROM (SELECT r.org_id, r.subject_id FROM results r
                JOIN jobs j2 ON j2.org_id = r.org_id AND j2.subject_id = r.subject_id
-               WHERE r.subject = 'file' AND r.ruleset_version <> $1 AND j2.state = 'done'
-                 AND r.completed_at < $3
+               WHERE r.subject = 'file' AND j2.state = 'done' AND r.completed_at < $3
+                 AND (r.ruleset_version <> $1
+                      OR ($4::integer IS NOT NULL
+                          AND (r.clamav_db IS NULL OR r.clamav_db < $4::integer)))
                LIMIT $2) o
          WHERE j.org_id = o.org_id AND j.subject_id = o.subject_id AND j.state = 'done'",
     )
     .bind(ruleset)
     .bind(limit)
     .bind(before)
+    .bind(clamav_db)
     .execute(tx)
     .await?;
     Ok(r.rows_affected())

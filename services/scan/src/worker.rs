@@ -334,7 +334,7 @@ impl Workers {
         verdict: crate::engines::Verdict,
         sha256: &str,
         hold: bool,
-    ) -> Result<(), tonic::Status> {
+    ) -> Result<Option<FileStatus>, tonic::Status> {
         self.metadata
             .clone()
             .record_verdict(pb::RecordVerdictRequest {
@@ -347,7 +347,7 @@ impl Workers {
                 hold,
             })
             .await
-            .map(|_| ())
+            .map(|r| FileStatus::from_wire(r.into_inner().status))
     }
 
     /// Ends the job of a purged file: no result, verdict, audit event or live event (there is
@@ -571,7 +571,9 @@ impl Workers {
                     )
                     .await
                 {
-                    Ok(_) => {}
+                    // Where the file is now, as metadata says (a re-scan that found the same
+                    // leaves a released file available).
+                    Ok(now) => status = now,
                     // Purged while it was scanned (its object outlives the row for the database's
                     // recovery window, so the scan found it): as for a purge found before, no
                     // result, audit event or live event stays of a file that no longer exists.
@@ -603,7 +605,8 @@ impl Workers {
                         )));
                     }
                 }
-                let after = FileStatus::after(verdict, hold);
+                // Metadata did not say (it took another verdict meanwhile): what this one means.
+                let after = status.unwrap_or_else(|| FileStatus::after(verdict, hold));
                 status = Some(after);
                 let action = if after == FileStatus::Available {
                     Action::FileScanned
@@ -692,6 +695,7 @@ impl Workers {
         let n = store::requeue_outdated(
             &mut tx,
             &key,
+            versions.clamav_db(),
             since.max(started),
             i64::from(self.config.rescan_per_minute),
         )
@@ -701,6 +705,7 @@ impl Workers {
             tracing::info!(
                 jobs = n,
                 versions = %key,
+                clamav_db = ?versions.clamav_db(),
                 "re-queued files scanned under other engine versions"
             );
             self.wake.notify_waiters();

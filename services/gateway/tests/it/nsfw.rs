@@ -212,6 +212,37 @@ async fn the_orgs_nsfw_policy_flags_quarantines_or_ignores_images() -> anyhow::R
         (Some("available"), Some("nsfw"))
     );
 
+    // An archive of 120 images: 100 are classified, the rest counted `too-many`.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let one = {
+        let img = RgbImage::from_pixel(2, 2, Rgb([200, 150, 120]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    for i in 0..120 {
+        w.start_file(
+            format!("p/{i}.png"),
+            zip::write::SimpleFileOptions::default(),
+        )?;
+        w.write_all(&one)?;
+    }
+    let many = w.finish()?.into_inner();
+    let f = scanned(&owner, "many.zip", &many).await?;
+    let report = owner
+        .ok(
+            Method::GET,
+            &format!("/v1/files/{}/scan", f["id"].as_str().unwrap()),
+            None,
+            200,
+        )
+        .await?;
+    assert_eq!(
+        nsfw_line(&report).unwrap()["unclassified"],
+        json!({"too-many": 20}),
+        "{report}"
+    );
+
     // A decompression bomb: refused by the limits, classified as nothing, scanned all the same.
     let f = scanned(&owner, "huge.png", &bomb()).await?;
     assert_eq!(f["verdict"], "clean", "{f}");
@@ -385,5 +416,97 @@ async fn only_owners_and_admins_change_the_settings_and_bad_ones_are_refused() -
         items[0]["actor"].as_str().unwrap().starts_with("user:"),
         "{log}"
     );
+    Ok(())
+}
+
+/// What metadata does with verdicts, sent as the scan service sends them.
+async fn record(
+    u: &User<'_>,
+    id: &str,
+    verdict: coffer_proto::v1::Verdict,
+    hold: bool,
+    rescan: bool,
+    sha256: &str,
+) -> anyhow::Result<()> {
+    u.h.stack
+        .metadata_as("scan")?
+        .record_verdict(coffer_proto::v1::RecordVerdictRequest {
+            org_id: u.org.clone(),
+            file_id: id.into(),
+            verdict: verdict as i32,
+            hold,
+            rescan,
+            sha256: sha256.into(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rescan_finding_the_same_keeps_a_release_and_other_bytes_are_never_served()
+-> anyhow::Result<()> {
+    use coffer_proto::v1::Verdict;
+    let h = crate::harness::Harness::start().await?;
+    let u = User::new(&h, "nsfw-rescan@example.com").await?;
+    let bytes = picture(7);
+    let sha = crate::files::sha256_hex(&bytes);
+    let status = async |id: &str| -> anyhow::Result<(String, String)> {
+        let f = u
+            .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+            .await?;
+        Ok((
+            f["status"].as_str().unwrap().to_owned(),
+            f["verdict"].as_str().unwrap_or_default().to_owned(),
+        ))
+    };
+    // Held by the policy, released by an admin.
+    let id = u.upload("held.png", None, &bytes).await?;
+    u.ok(Method::POST, &format!("/v1/files/{id}/complete"), None, 200)
+        .await?;
+    record(&u, &id, Verdict::Nsfw, true, false, &sha).await?;
+    assert_eq!(status(&id).await?, ("quarantined".into(), "nsfw".into()));
+    u.ok(Method::POST, &format!("/v1/files/{id}/release"), None, 200)
+        .await?;
+    // A re-scan under newer engines that finds the same: the release stands.
+    record(&u, &id, Verdict::Nsfw, true, true, &sha).await?;
+    assert_eq!(status(&id).await?, ("available".into(), "nsfw".into()));
+    // One that finds worse quarantines it again.
+    record(&u, &id, Verdict::Infected, false, true, &sha).await?;
+    assert_eq!(
+        status(&id).await?,
+        ("quarantined".into(), "infected".into())
+    );
+
+    // `nsfw` unheld on bytes other than the declared ones: `failed`, never downloadable.
+    let other = u.upload("other.png", None, &bytes).await?;
+    u.ok(
+        Method::POST,
+        &format!("/v1/files/{other}/complete"),
+        None,
+        200,
+    )
+    .await?;
+    let wrong = crate::files::sha256_hex(b"other bytes");
+    record(&u, &other, Verdict::Nsfw, false, false, &wrong).await?;
+    assert_eq!(
+        status(&other).await?,
+        ("quarantined".into(), "failed".into())
+    );
+    // And such a verdict must say what it hashed.
+    let third = u.upload("third.png", None, &bytes).await?;
+    u.ok(
+        Method::POST,
+        &format!("/v1/files/{third}/complete"),
+        None,
+        200,
+    )
+    .await?;
+    assert!(
+        record(&u, &third, Verdict::Nsfw, false, false, "")
+            .await
+            .is_err()
+    );
+    assert_eq!(status(&third).await?.0, "scanning");
     Ok(())
 }

@@ -26,9 +26,10 @@ const VERDICT_WORDS = {
 export function statusBadge(file) {
   switch (file.status) {
     case 'available':
-      // Flagged by the organisation's policy, not released: it never was quarantined.
+      // Downloadable with this verdict: flagged under the organisation's policy, or released by
+      // an admin after being held (the file does not say which).
       if (file.verdict === 'nsfw') {
-        return h('span', { class: 'badge wait', title: 'Flagged as not safe for work by the image classifier; your organisation lets it be downloaded' }, 'Flagged · Not safe for work');
+        return h('span', { class: 'badge wait', title: 'The image classifier found this not safe for work; it can be downloaded' }, 'Flagged · Not safe for work');
       }
       return file.verdict && file.verdict !== 'clean'
         ? h('span', { class: 'badge bad', title: 'Released by an admin despite its verdict' }, `Released · ${VERDICT_WORDS[file.verdict] ?? file.verdict}`)

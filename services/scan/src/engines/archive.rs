@@ -178,9 +178,18 @@ fn scan_entry(
         _ => Some(tempfile::NamedTempFile::new_in(ctx.tmp)?),
     };
     let mut chained = (&first[..got]).chain(entry);
-    let within = match kept.as_mut() {
-        Some(t) => pass.read_from(&mut chained, limit, Some(t.as_file_mut()))?,
-        None => pass.read_from(&mut chained, limit, None)?,
+    let within = match (kept.as_mut(), image) {
+        // An image is kept only as far as the NSFW engine reads images: one byte more says it
+        // is too large, and the rest is not written.
+        (Some(t), Some(images)) => {
+            let mut capped = CappedWrite {
+                inner: t.as_file_mut(),
+                left: images.max_bytes().saturating_add(1),
+            };
+            pass.read_from(&mut chained, limit, Some(&mut capped))?
+        }
+        (Some(t), None) => pass.read_from(&mut chained, limit, Some(t.as_file_mut()))?,
+        (None, _) => pass.read_from(&mut chained, limit, None)?,
     };
     let summary = pass.finish(findings)?;
     budget.bytes += summary.bytes;
@@ -202,6 +211,29 @@ fn scan_entry(
         return inspect_at(ctx, t.path(), kind, depth + 1, budget, findings);
     }
     Ok(Ok(()))
+}
+
+/// Writes the first `left` bytes to `inner` and drops the rest.
+struct CappedWrite<'a> {
+    inner: &'a mut File,
+    left: u64,
+}
+
+impl io::Write for CappedWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        if n > 0 {
+            self.inner.write_all(&buf[..n])?;
+            self.left -= n as u64;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Counts one more entry; false (with the finding) past the limit.

@@ -70,7 +70,9 @@ const MAX_SIGNATURES: usize = 8;
 /// clean.
 pub fn combine(ran: &[Engine], findings: &[Finding]) -> (Verdict, Vec<EngineResult>) {
     // What the bytes hold outranks a finding that they could not be trusted (`failed`, as bytes
-    // other than the uploader declared): malware with a wrong declared hash stays `infected`.
+    // other than the uploader declared) when it quarantines anyway: malware with a wrong declared
+    // hash stays `infected`. A verdict that may leave the file downloadable (`clean`, `nsfw`)
+    // never does: bytes other than declared are never served.
     let content = findings
         .iter()
         .map(|f| f.verdict)
@@ -78,7 +80,7 @@ pub fn combine(ran: &[Engine], findings: &[Finding]) -> (Verdict, Vec<EngineResu
         .max()
         .unwrap_or(Verdict::Clean);
     let verdict =
-        if content == Verdict::Clean && findings.iter().any(|f| f.verdict == Verdict::Failed) {
+        if content <= Verdict::Nsfw && findings.iter().any(|f| f.verdict == Verdict::Failed) {
             Verdict::Failed
         } else {
             content
@@ -184,6 +186,19 @@ mod tests {
             Verdict::Infected,
             "malware behind a wrong hash is still malware"
         );
+        // `nsfw` may leave a file downloadable: a wrong hash must not.
+        let (v, _) = combine(
+            &ran,
+            &[
+                f(
+                    Engine::TrueType,
+                    "declared-sha256-mismatch",
+                    Verdict::Failed,
+                ),
+                f(Engine::Nsfw, "porn", Verdict::Nsfw),
+            ],
+        );
+        assert_eq!(v, Verdict::Failed);
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct NsfwConfig {
     pub model: Option<PathBuf>,
     /// Largest image file classified (bigger ones are left unclassified, `too-large`).
     pub max_image_bytes: u64,
+    /// Most images classified in one file (an archive's); the rest are `too-many`.
+    pub max_images_per_file: u32,
     /// Decoding limits: widest/tallest side, pixels, bytes the decoder may allocate.
     pub max_side: u32,
     pub max_pixels: u64,
@@ -116,6 +118,7 @@ impl Default for NsfwConfig {
         NsfwConfig {
             model: None,
             max_image_bytes: 64 << 20,
+            max_images_per_file: 100,
             max_side: l.max_side,
             max_pixels: l.max_pixels,
             max_alloc_bytes: l.max_alloc,
@@ -140,6 +143,7 @@ pub struct Nsfw {
     classifier: Classifier,
     limits: Limits,
     max_bytes: u64,
+    max_images: u32,
 }
 
 impl Nsfw {
@@ -156,6 +160,7 @@ impl Nsfw {
                 max_alloc: config.max_alloc_bytes,
             },
             max_bytes: config.max_image_bytes,
+            max_images: config.max_images_per_file,
         }))
     }
 
@@ -216,8 +221,23 @@ impl<'a> Images<'a> {
         self.engine.max_bytes
     }
 
-    /// Classifies one image's bytes.
+    /// Whether another image may be classified in this file; counts it `too-many` if not.
+    pub fn room(&self) -> bool {
+        let mut seen = self.seen.borrow_mut();
+        let summary = &mut seen.0;
+        let met = summary.classified + summary.unclassified.values().sum::<u32>();
+        if met >= self.engine.max_images {
+            *summary.unclassified.entry("too-many").or_default() += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Classifies one image's bytes (within the file's count of images).
     pub fn check(&self, bytes: &[u8]) {
+        if !self.room() {
+            return;
+        }
         let started = std::time::Instant::now();
         let got = self.engine.classifier.classify(bytes, &self.engine.limits);
         crate::metrics::metrics().engine_took("nsfw", started.elapsed());
