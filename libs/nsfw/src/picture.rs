@@ -14,7 +14,7 @@
 use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::INPUT_SIZE;
 use crate::net::Tensor;
@@ -114,7 +114,10 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<Tensor, ImageError> {
     if webp {
         need = need.saturating_add(pixels * 8);
     }
-    if decoder.color_type().bytes_per_pixel() > 4 {
+    if !matches!(
+        decoder.color_type(),
+        ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8
+    ) {
         need = need.saturating_add(pixels * 3);
     }
     if pixels > limits.max_pixels || need > limits.max_alloc {
@@ -147,6 +150,10 @@ struct JpegFrame {
     sampling: Vec<(u64, u64)>,
     progressive: bool,
     scans: usize,
+    /// Whether a frame header was met (later ones are ignored, as libjpeg ignores them).
+    framed: bool,
+    /// How many components the first scan holds (fewer than the frame's: several scans).
+    first_scan_components: usize,
 }
 
 /// Walks a JPEG's marker segments, and past each scan's entropy-coded data (where a 0xFF byte
@@ -168,7 +175,11 @@ fn jpeg_frame(bytes: &[u8]) -> JpegFrame {
         i += 1;
         match marker {
             0xD9 => break,
-            0x01 | 0xD0..=0xD8 => continue,
+            // A stray 0xFF 0x00 outside a scan, TEM, restarts, SOI: no segment follows (libjpeg
+            // skips them too).
+            0x00 | 0x01 | 0xD0..=0xD8 => continue,
+            // Markers libjpeg refuses: the decode fails there; nothing after it counts.
+            0x02..=0xBF | 0xF0..=0xFD => break,
             _ => {}
         }
         let Some(len) = bytes
@@ -181,8 +192,10 @@ fn jpeg_frame(bytes: &[u8]) -> JpegFrame {
             .get(i + 2..(i + len).min(bytes.len()))
             .unwrap_or_default();
         match marker {
-            // Start of frame (not DHT C4, JPG C8 or DAC CC).
-            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+            // Start of frame (not DHT C4, JPG C8 or DAC CC): the first one is the frame libjpeg
+            // decodes.
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) && !f.framed => {
+                f.framed = true;
                 if segment.len() >= 6 {
                     f.height = u64::from(u16::from_be_bytes([segment[1], segment[2]]));
                     f.width = u64::from(u16::from_be_bytes([segment[3], segment[4]]));
@@ -196,6 +209,9 @@ fn jpeg_frame(bytes: &[u8]) -> JpegFrame {
             }
             0xDA => {
                 f.scans += 1;
+                if f.scans == 1 {
+                    f.first_scan_components = segment.first().map_or(0, |n| usize::from(*n));
+                }
                 // Past the scan header, then past its entropy-coded data.
                 let mut j = i + len;
                 while j + 1 < bytes.len()
@@ -221,7 +237,12 @@ impl JpegFrame {
     /// component at once, 2 bytes each, at the component's own resolution.
     fn need(&self) -> u64 {
         let out = self.width * self.height * 3;
-        if !self.progressive && self.scans <= 1 {
+        // libjpeg buffers the whole image's coefficients unless the image is one sequential
+        // scan of every component.
+        let single = !self.progressive
+            && self.scans <= 1
+            && self.first_scan_components == self.sampling.len();
+        if single {
             return out;
         }
         let hmax = self.sampling.iter().map(|s| s.0).max().unwrap_or(1);
@@ -257,11 +278,17 @@ fn jpeg(bytes: &[u8], limits: &Limits) -> Result<Tensor, ImageError> {
                 return Err(ImageError::Undecodable);
             }
             let pixels = w as u64 * h as u64;
-            // The sizes libjpeg read must be those the estimate above was made from.
+            // The frame libjpeg read must be the one the estimate above was made from.
+            let sampling: Vec<(u64, u64)> = d
+                .components()
+                .iter()
+                .map(|c| (c.h_samp_factor.max(1) as u64, c.v_samp_factor.max(1) as u64))
+                .collect();
             if w > limits.max_side as usize
                 || h > limits.max_side as usize
                 || pixels > limits.max_pixels
                 || (w as u64, h as u64) != (frame.width, frame.height)
+                || sampling != frame.sampling
             {
                 return Err(ImageError::TooLarge);
             }
@@ -454,16 +481,35 @@ mod tests {
                 sampling: vec![(2, 2), (1, 1), (1, 1)],
                 progressive: true,
                 scans: 2,
+                framed: true,
+                first_scan_components: 1,
             }
         );
         // The output, 100·50·3; coefficients: luma 104·56·2, each chroma 56·32·2.
         assert_eq!(f.need(), 15_000 + 11_648 + 2 * 3_584);
+        // One sequential scan of every component: the output only.
         let baseline = JpegFrame {
             progressive: false,
             scans: 1,
-            ..f
+            first_scan_components: 3,
+            ..f.clone()
         };
         assert_eq!(baseline.need(), 15_000);
+        // One sequential scan of the luma only: libjpeg buffers every component all the same.
+        let luma_only = JpegFrame {
+            progressive: false,
+            scans: 1,
+            ..f.clone()
+        };
+        assert_eq!(luma_only.need(), f.need());
+        // A stray FF 00 between segments hides nothing, and a second frame header counts not.
+        let mut sneaky = j[..2].to_vec();
+        sneaky.extend([0xFF, 0x00, 0x00, 0x40]);
+        sneaky.extend(&j[2..]);
+        sneaky.truncate(sneaky.len() - 2);
+        sneaky.extend([0xFF, 0xC0, 0x00, 0x0B, 8, 0, 1, 0, 1, 1, 1, 0x11, 0]);
+        sneaky.extend([0xFF, 0xD9]);
+        assert_eq!(jpeg_frame(&sneaky), f);
     }
 
     #[test]

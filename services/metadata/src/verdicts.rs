@@ -42,7 +42,13 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
     let current = store::file_for_update(&mut tx, id).await?;
     // The scan compares a declared SHA-256 itself; this is the second lock on the same door:
     // bytes other than declared never become `available` (by `clean`, or by `nsfw` unheld).
-    let downloadable = FileStatus::after(verdict, v.hold) == FileStatus::Available;
+    // A re-scan that finds the same verdict leaves the file where it is (below): an available
+    // file stays downloadable whatever `hold` says.
+    let unchanged = v.rescan
+        && current.state != FileStatus::Scanning
+        && current.verdict.as_deref() == Some(verdict.as_str());
+    let downloadable = FileStatus::after(verdict, v.hold) == FileStatus::Available
+        || (unchanged && current.state == FileStatus::Available);
     let verdict = match (&current.sha256, &computed) {
         (Some(declared), Some(got)) if declared != got && downloadable => Found::Failed,
         // Fail closed: such a verdict on a file with a declared hash must say what it hashed
@@ -70,9 +76,7 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
     // From `scanning`; or, for a re-scan under newer engines, from a decided state — unless the
     // re-scan found what the file was already found to be: then nothing moves, so an admin's
     // release stands, and so does the NSFW policy the verdict was first recorded under.
-    let unchanged = v.rescan
-        && current.state != FileStatus::Scanning
-        && current.verdict.as_deref() == Some(verdict.as_str());
+    let unchanged = unchanged && current.verdict.as_deref() == Some(verdict.as_str());
     let mut moved = None;
     let from_states: &[FileStatus] = if unchanged {
         &[]

@@ -573,7 +573,8 @@ impl Workers {
                 {
                     // Where the file is now, as metadata says (a re-scan that found the same
                     // leaves a released file available).
-                    Ok(now) => status = now,
+                    // (A file in the trash says `trashed`: then what the verdict means.)
+                    Ok(now) => status = now.filter(|s| *s != FileStatus::Trashed),
                     // Purged while it was scanned (its object outlives the row for the database's
                     // recovery window, so the scan found it): as for a purge found before, no
                     // result, audit event or live event stays of a file that no longer exists.

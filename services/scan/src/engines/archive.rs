@@ -170,7 +170,15 @@ fn scan_entry(
     // image, to be classified, when the NSFW engine runs.
     let nested = Kind::of(&first[..got]);
     let image = match ctx.images {
-        Some(images) if nested.is_none() && nsfw::is_image(&first[..got]) => Some(images),
+        Some(images) if nested.is_none() && nsfw::is_image(&first[..got]) => {
+            // Past the file's count of images: counted, not kept.
+            if images.full() {
+                images.room();
+                None
+            } else {
+                Some(images)
+            }
+        }
         _ => None,
     };
     let mut kept = match (nested, image) {

@@ -221,6 +221,12 @@ impl<'a> Images<'a> {
         self.engine.max_bytes
     }
 
+    /// Whether this file's images are all classified that may be (no reading another then).
+    pub fn full(&self) -> bool {
+        let seen = self.seen.borrow();
+        seen.0.classified + seen.0.unclassified.values().sum::<u32>() >= self.engine.max_images
+    }
+
     /// Whether another image may be classified in this file; counts it `too-many` if not.
     pub fn room(&self) -> bool {
         let mut seen = self.seen.borrow_mut();
