@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use coffer_nsfw::{Classifier, Limits};
 
+#[path = "../tests/common/art.rs"]
+mod art;
+
 struct Args {
     model: PathBuf,
     seconds: u64,
@@ -21,9 +24,8 @@ struct Args {
 /// `--model PATH` (default: where scripts/install-deps writes it), `--seconds N` for each
 /// measurement (20), `--no-reference` to skip Node (~1.5 s an image).
 fn args() -> anyhow::Result<Args> {
-    let home = PathBuf::from(std::env::var_os("HOME").context("HOME")?);
     let mut a = Args {
-        model: home.join(".cache/coffer-tools/nsfw/mobilenet_v2.safetensors"),
+        model: art::model_path(),
         seconds: 20,
         no_reference: false,
     };
@@ -52,36 +54,6 @@ fn rss() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn pictures() -> anyhow::Result<Vec<PathBuf>> {
-    let home = std::env::var_os("HOME").context("HOME")?;
-    let art = PathBuf::from(home).join(".cache/coffer-tools/desktop-base/usr/share");
-    let files: Vec<PathBuf> = [
-        "plasma/look-and-feel/org.debian.desktop/contents/previews/fullscreenpreview.jpg",
-        "desktop-base/joy-theme/login/sddm-preview.jpg",
-        "desktop-base/softwaves-theme/login/sddm-preview.jpg",
-        "desktop-base/lines-theme/login/sddm-preview.jpg",
-        "desktop-base/lines-theme/login/sddm-preview-nologo.jpg",
-        "desktop-base/spacefun-theme/login/sddm-preview.jpg",
-        "desktop-base/emerald-theme/grub/grub-4x3.png",
-        "desktop-base/softwaves-theme/grub/grub-16x9.png",
-        "plymouth/themes/joy/background.png",
-        "plymouth/themes/spacefun/swirlaxy.png",
-        "plymouth/themes/emerald/logo+emerald.png",
-        "plasma/look-and-feel/org.debian.desktop/contents/previews/preview.png",
-    ]
-    .iter()
-    .map(|p| art.join(p))
-    .collect();
-    for f in &files {
-        anyhow::ensure!(
-            f.exists(),
-            "{} is missing: run scripts/install-deps",
-            f.display()
-        );
-    }
-    Ok(files)
-}
-
 /// Runs `one` over and over for `for_at_least`; returns calls per second.
 fn rate(for_at_least: Duration, mut one: impl FnMut(usize)) -> f64 {
     let started = Instant::now();
@@ -100,7 +72,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let a = args()?;
-    let files = pictures()?;
+    let files = art::pictures().map_err(anyhow::Error::msg)?;
     let bytes: Vec<Vec<u8>> = files.iter().map(std::fs::read).collect::<Result<_, _>>()?;
     let model = a.model;
     let (before, _) = rss();

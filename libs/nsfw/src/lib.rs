@@ -14,11 +14,13 @@
 //! each through `ndarray` (matrixmultiply: pure Rust, no BLAS to link). It adds two small crates
 //! where candle would add dozens, and it runs at the speed BENCHMARKS.md records.
 
+mod error;
 mod model;
 mod net;
 pub mod picture;
 
-pub use model::{Classifier, ModelError};
+pub use error::ModelError;
+pub use model::Classifier;
 pub use picture::{ImageError, Input, Limits, prepare};
 
 /// The package and model the engine runs (what a verdict records and re-scans follow).

@@ -9,21 +9,10 @@ use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::error::ModelError;
 use crate::net::{self, Activation, Conv, Dense, Depthwise, Padding, Tensor};
 use crate::picture::{self, ImageError, Input, Limits};
 use crate::{INPUT_SIZE, MODEL_SHA256, MODEL_SOURCE, Scores};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("reading the model file: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the model file hashes to {got}, not to the recorded {MODEL_SHA256}: refusing it")]
-    Hash { got: String },
-    #[error("the model file is not usable: {0}")]
-    Format(String),
-    #[error("the model's shapes do not fit: {0}")]
-    Shape(&'static str),
-}
 
 fn format(what: impl std::fmt::Display) -> ModelError {
     ModelError::Format(what.to_string())

@@ -5,7 +5,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::model::ModelError;
+use crate::error::ModelError;
 
 /// One image's activations: `h × w × c`, channels last.
 #[derive(Debug, Clone)]

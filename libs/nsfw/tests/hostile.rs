@@ -2,20 +2,16 @@
 //! dimensions, tiny file), truncated files, polyglots, a 1×1 image, a JPEG of endless scans,
 //! garbage behind a magic number. Never a panic, never an allocation the limits do not allow.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use coffer_nsfw::{Classifier, ImageError, Limits};
+
+#[path = "common/art.rs"]
+mod art;
 use image::{Rgb, RgbImage};
 
 fn classifier() -> Classifier {
-    let model = std::env::var_os("COFFER_NSFW_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap())
-                .join(".cache/coffer-tools/nsfw/mobilenet_v2.safetensors")
-        });
-    Classifier::load(&model).expect("the model (run scripts/install-deps)")
+    Classifier::load(&art::model_path()).expect("the model (run scripts/install-deps)")
 }
 
 fn crc32(bytes: &[u8]) -> u32 {

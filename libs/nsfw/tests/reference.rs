@@ -10,18 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use coffer_nsfw::{Classifier, Limits};
+
+#[path = "common/art.rs"]
+mod art;
+use art::model_path;
 use image::{Rgb, RgbImage, Rgba, RgbaImage};
-
-fn tools() -> PathBuf {
-    let home = std::env::var_os("HOME").expect("HOME");
-    PathBuf::from(home).join(".cache/coffer-tools")
-}
-
-fn model_path() -> PathBuf {
-    std::env::var_os("COFFER_NSFW_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tools().join("nsfw/mobilenet_v2.safetensors"))
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -183,31 +176,8 @@ fn images(dir: &Path) -> Vec<(String, PathBuf)> {
             jpeg(&shapes(400, 300), 88.0, 2, false, Some(o)),
         ));
     }
-    let art = tools().join("desktop-base/usr/share");
-    let real: Vec<PathBuf> = [
-        "plasma/look-and-feel/org.debian.desktop/contents/previews/fullscreenpreview.jpg",
-        "desktop-base/joy-theme/login/sddm-preview.jpg",
-        "desktop-base/softwaves-theme/login/sddm-preview.jpg",
-        "desktop-base/lines-theme/login/sddm-preview.jpg",
-        "desktop-base/lines-theme/login/sddm-preview-nologo.jpg",
-        "desktop-base/spacefun-theme/login/sddm-preview.jpg",
-        "desktop-base/emerald-theme/grub/grub-4x3.png",
-        "desktop-base/softwaves-theme/grub/grub-16x9.png",
-        "plymouth/themes/joy/background.png",
-        "plymouth/themes/spacefun/swirlaxy.png",
-        "plymouth/themes/emerald/logo+emerald.png",
-        "plasma/look-and-feel/org.debian.desktop/contents/previews/preview.png",
-    ]
-    .iter()
-    .map(|p| art.join(p))
-    .collect();
-    for p in &real {
-        assert!(
-            p.exists(),
-            "{} is missing: run scripts/install-deps",
-            p.display()
-        );
-    }
+    let art = art::art_dir();
+    let real = art::pictures().unwrap_or_else(|e| panic!("{e}"));
     // A real picture turned by EXIF, both ways.
     let joy = std::fs::read(&real[1]).unwrap();
     made.push(("joy-exif-6.jpg".into(), with_orientation(&joy, 6)));
