@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// corpus of this many MiB.
     #[arg(long)]
     engines_mib: Option<usize>,
+    /// Only (i), offline: each file kind scanned this many times in this process and in a
+    /// contained engine child (the `coffer-scan` binary beside this one), and the difference.
+    #[arg(long)]
+    sandbox_runs: Option<usize>,
 }
 
 type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
@@ -300,6 +304,9 @@ fn row(what: &str, clients: usize, r: &Run) -> String {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(runs) = args.sandbox_runs {
+        return crate::bench_scan::sandbox(runs, &mut |l: String| println!("{l}")).await;
+    }
     if let Some(mib) = args.engines_mib {
         let mut lines = Vec::new();
         crate::bench_scan::engines(mib, &mut |l: String| {

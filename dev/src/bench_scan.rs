@@ -361,3 +361,115 @@ fn run_yara(rules: &Path, corpus: &Path, total: u64) -> anyhow::Result<Option<(S
     );
     Ok(Some((version, mb_s(total, elapsed))))
 }
+
+/// (i) The engine sandbox's cost: each kind of file scanned `runs` times by the engines in this
+/// process ([`coffer_scan::scanner::Local`], rules and model loaded once) and by
+/// [`coffer_scan::scanner::Engines`], which starts a contained child per file (the
+/// `coffer-scan` binary beside this one). ClamAV is left out of both (it is clamd's process).
+pub async fn sandbox(runs: usize, push: &mut impl FnMut(String)) -> anyhow::Result<()> {
+    use coffer_scan::engines::nsfw::{NsfwPolicy, NsfwSettings};
+    use coffer_scan::engines::yara::Ruleset;
+    use coffer_scan::scanner::{Declared, Engines, Local};
+
+    let program = std::env::current_exe()?
+        .parent()
+        .context("this program's directory")?
+        .join("coffer-scan");
+    anyhow::ensure!(
+        program.exists(),
+        "{} is not built: cargo build --release --bins",
+        program.display()
+    );
+    let work = tempfile::tempdir()?;
+    let mut config = coffer_scan::ScanConfig {
+        temp_dir: Some(work.path().to_owned()),
+        ..Default::default()
+    };
+    config.sandbox.program = Some(program);
+    let model = coffer_testkit::nsfw_model();
+    if model.exists() {
+        config.nsfw.model = Some(model);
+    }
+    let engines = std::sync::Arc::new(Engines::start(&config, None).await?);
+    let local = Local::new(
+        Ruleset::load(None)?,
+        config.archive.clone(),
+        config.nsfw.clone(),
+    );
+    let mut rng = rand::rng();
+    let mut random = |n: usize| {
+        let mut v = vec![0u8; n];
+        rng.fill_bytes(&mut v);
+        v
+    };
+    let text: Vec<u8> = b"contract payroll invoice quarterly report meeting notes budget\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(4096)
+        .collect();
+    let png = {
+        let img = image::RgbImage::from_fn(640, 480, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png)?;
+        out.into_inner()
+    };
+    let zip = coffer_scan::engines::archive::build::zip(&[
+        ("a.txt", &text[..]),
+        ("b.bin", &random(256 << 10)[..]),
+    ]);
+    let off = NsfwSettings {
+        policy: NsfwPolicy::Off,
+        thresholds: Default::default(),
+    };
+    let flag = NsfwSettings {
+        policy: NsfwPolicy::Flag,
+        ..off
+    };
+    let kinds: Vec<(&str, Vec<u8>, NsfwSettings)> = vec![
+        ("empty file", Vec::new(), off),
+        ("4 KiB of text", text.clone(), off),
+        ("1 MiB random", random(1 << 20), off),
+        ("16 MiB random", random(16 << 20), off),
+        ("zip of 2 entries (260 KiB)", zip, off),
+        ("640×480 PNG, NSFW policy flag", png, flag),
+    ];
+    push("| file | runs | in process, ms (p50 / p99) | contained child, ms (p50 / p99) | overhead at p50, ms |".into());
+    push("|---|---|---|---|---|".into());
+    for (what, bytes, nsfw) in kinds {
+        let dir = engines.job_dir()?;
+        let object = dir.path().join(coffer_scan::sandbox::OBJECT);
+        std::fs::write(&object, &bytes)?;
+        let declared = Declared::default();
+        let mut inside = Vec::with_capacity(runs);
+        let unpack = work.path().join("unpack");
+        for _ in 0..runs {
+            std::fs::create_dir_all(&unpack)?;
+            let t = Instant::now();
+            local.scan(&object, &unpack, &declared, nsfw)?;
+            inside.push(t.elapsed());
+            std::fs::remove_dir_all(&unpack)?;
+        }
+        let mut contained = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let dir = engines.job_dir()?;
+            std::fs::write(dir.path().join(coffer_scan::sandbox::OBJECT), &bytes)?;
+            let t = Instant::now();
+            engines.scan(dir.path(), &declared, nsfw).await?;
+            contained.push(t.elapsed());
+        }
+        let q = |v: &mut Vec<Duration>, p: f64| {
+            v.sort();
+            v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+        };
+        let (i50, i99) = (q(&mut inside, 0.5), q(&mut inside, 0.99));
+        let (c50, c99) = (q(&mut contained, 0.5), q(&mut contained, 0.99));
+        push(format!(
+            "| {what} | {runs} | {i50:.1} / {i99:.1} | {c50:.1} / {c99:.1} | {:.1} |",
+            c50 - i50
+        ));
+    }
+    Ok(())
+}

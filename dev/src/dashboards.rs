@@ -645,6 +645,14 @@ fn scan() -> Vec<Row> {
                         "errors",
                     )],
                 ),
+                panel(
+                    "Engine children without a report, by reason",
+                    "short",
+                    &[(
+                        r#"sum by (reason) (increase(coffer_scan_engine_child_failures_total{SEL}[$__rate_interval]))"#,
+                        "{{reason}}",
+                    )],
+                ),
             ],
         ),
         row(

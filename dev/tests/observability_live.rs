@@ -39,6 +39,7 @@ const MAY_BE_ZERO: &[&str] = &[
     "Stale uploads swept, purged objects deleted after the recovery window",
     "Leases reaped (workers that died or hung)",
     "clamd errors",
+    "Engine children without a report, by reason",
     "Jobs by state",
     "Oldest queued job",
     "Waiting for a connection",

@@ -36,7 +36,7 @@ pub const CLASSES: [&str; 5] = ["drawing", "hentai", "neutral", "porn", "sexy"];
 pub const INPUT_SIZE: usize = 224;
 
 /// One image's probabilities, in [`CLASSES`] order; they sum to 1.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores(pub [f32; 5]);
 
 impl Scores {

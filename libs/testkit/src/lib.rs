@@ -37,6 +37,26 @@ pub fn nsfw_model() -> std::path::PathBuf {
     std::path::PathBuf::from(home).join(".cache/coffer-tools/nsfw/mobilenet_v2.safetensors")
 }
 
+/// A binary of this workspace, built beside the running test (`target/<profile>/<name>`): how a
+/// service started in a test's process finds a program of its own to run (the scan service's
+/// engine child). A workspace test run builds every binary; a focused one may need
+/// `cargo build --bins` first, which the panic says.
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("a test binary under target/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo build --bins` (a workspace test run builds it)",
+        bin.display()
+    );
+    bin
+}
+
 /// Runs `cleanup` (a shell script) once this process is gone, in a process group of its own so
 /// that a signal to the tests' group spares it: how a server a test started is stopped, and its
 /// files removed, when the test is killed before it can drop the server.

@@ -19,7 +19,6 @@ use tokio::sync::Notify;
 use crate::config::ScanConfig;
 use crate::deps::Core;
 use crate::engines::clamd::Clamd;
-use crate::engines::yara::Ruleset;
 use crate::events::{self, Bus};
 use crate::grpc::{ScanService, policy};
 use crate::peers::Signer;
@@ -53,23 +52,16 @@ pub const SECRETS: &[SecretFile] = &[
     SecretFile::DATABASE_ROLES,
 ];
 
-/// Builds the engines a config asks for; fails naming a rule that does not compile.
-pub fn engines(config: &ScanConfig) -> anyhow::Result<Engines> {
-    let rules = Ruleset::load(config.rules_dir.as_deref())?;
+/// Starts the engines a config asks for (the first engine host, and its first contained scan);
+/// fails naming a rule that does not compile, a model file of another hash, or a kernel that
+/// cannot contain the engines.
+pub async fn engines(config: &ScanConfig) -> anyhow::Result<Engines> {
     let clamd = config
         .clamd
         .as_deref()
         .map(|a| Clamd::new(a, Duration::from_secs(config.clamd_timeout_secs)))
         .transpose()?;
-    // A model file other than the one recorded stops the service here.
-    let nsfw = crate::engines::nsfw::Nsfw::load(&config.nsfw).context("loading the NSFW model")?;
-    Ok(Engines::new(
-        rules,
-        config.archive.clone(),
-        clamd,
-        nsfw,
-        config.temp_dir(),
-    ))
+    Engines::start(config, clamd).await
 }
 
 /// Removes scan-only requests and their results once they are older than the retention.
@@ -89,7 +81,7 @@ async fn expire_scans(
 pub async fn build(service: &ServiceConfig, config: &ScanConfig) -> anyhow::Result<ServiceApp> {
     service.secrets().check(SECRETS)?;
     coffer_config::Validate::validate(config)?;
-    let engines = Arc::new(engines(config)?);
+    let engines = Arc::new(engines(config).await?);
     let nsfw_model = engines.nsfw_version().map(str::to_owned);
     tracing::info!(
         ruleset = engines.ruleset_version(),

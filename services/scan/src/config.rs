@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engines::archive::ArchiveLimits;
 use crate::engines::nsfw::NsfwConfig;
+use crate::sandbox::SandboxConfig;
 use crate::webhook::WebhookConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +57,8 @@ pub struct ScanConfig {
     /// How often that sweep runs, in seconds.
     pub upload_sweep_interval_secs: u64,
     pub webhook: WebhookConfig,
+    /// The engine children: the program, and each child's limits.
+    pub sandbox: SandboxConfig,
 }
 
 impl Default for ScanConfig {
@@ -85,6 +88,7 @@ impl Default for ScanConfig {
             scan_upload_grace_secs: 60,
             upload_sweep_interval_secs: 60,
             webhook: WebhookConfig::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ mod hooks;
 mod metrics;
 mod peers;
 mod queue;
+pub mod sandbox;
 pub mod scanner;
 mod scans;
 mod settings;

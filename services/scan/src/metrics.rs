@@ -34,8 +34,25 @@ pub struct EngineLabel {
 /// error, or its lease lost to another worker.
 pub const TRY_OUTCOMES: [&str; 3] = ["done", "retry", "lease_lost"];
 /// The engines' timed stages: one streaming pass (YARA-X, the sensitive-data patterns and the
-/// true-type check read the file once together), the archive walk, and clamd.
-pub const ENGINE_STAGES: [&str; 3] = ["stream", "archive", "clamav"];
+/// true-type check read the file once together), the archive walk, each image the NSFW engine
+/// classifies, clamd, and the whole engine child (its start, containment, every engine but clamd).
+pub const ENGINE_STAGES: [&str; 5] = ["stream", "archive", "nsfw", "clamav", "sandbox"];
+/// Why an engine child gave no report (each is a failed try): it crashed or hit a limit, timed
+/// out, could not contain itself, reported a scan error, wrote a report that is not valid, or
+/// could not start (or refused its request).
+pub const CHILD_FAILURES: [&str; 6] = [
+    "crashed",
+    "timeout",
+    "not_contained",
+    "scan_error",
+    "bad_report",
+    "start",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
 /// A webhook delivery try: taken by the receiver (2xx), or not (any other answer, a timeout, a
 /// refused address).
 pub const DELIVERY_OUTCOMES: [&str; 2] = ["delivered", "failed"];
@@ -50,6 +67,7 @@ pub struct ScanMetrics {
     pub engine_duration: Family<EngineLabel, Histogram>,
     pub bytes: Counter,
     pub clamd_errors: Counter,
+    pub child_failures: Family<Reason, Counter>,
     pub deliveries: Family<Outcome, Counter>,
     pub oldest_undelivered: Gauge,
 }
@@ -104,6 +122,12 @@ static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
             "clamd scans that failed (no answer, a broken stream, an error reply)",
             Counter::default(),
         ),
+        child_failures: r.registered(
+            "scan_engine_child_failures",
+            "engine children that gave no report, by reason (crashed, timeout, not_contained, \
+             scan_error, bad_report, start)",
+            Family::default(),
+        ),
         deliveries: r.registered(
             "scan_webhook_deliveries",
             "webhook delivery tries, by outcome (delivered, failed)",
@@ -129,6 +153,9 @@ static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
     for engine in ENGINE_STAGES {
         drop(m.engine_duration.get_or_create(&EngineLabel { engine }));
     }
+    for reason in CHILD_FAILURES {
+        drop(m.child_failures.get_or_create(&Reason { reason }));
+    }
     for outcome in DELIVERY_OUTCOMES {
         drop(m.deliveries.get_or_create(&Outcome { outcome }));
     }
@@ -144,6 +171,16 @@ impl ScanMetrics {
         self.engine_duration
             .get_or_create(&EngineLabel { engine })
             .observe(took.as_secs_f64());
+    }
+
+    pub fn engine_took_secs(&self, engine: &'static str, secs: f64) {
+        self.engine_duration
+            .get_or_create(&EngineLabel { engine })
+            .observe(secs);
+    }
+
+    pub fn contained_failure(&self, reason: &'static str) {
+        self.child_failures.get_or_create(&Reason { reason }).inc();
     }
 
     pub fn delivery(&self, delivered: bool) {

@@ -1,7 +1,7 @@
-//! The scan of one file on local disk: the content pass (YARA-X, sensitive data, SHA-256), the
-//! true-type check, the archive inspection, the NSFW engine on images (by the org's policy) and,
-//! when configured, ClamAV — then one verdict. CPU work runs on a blocking thread; clamd reads the
-//! same file concurrently.
+//! The scan of one file: the content pass (YARA-X, sensitive data, SHA-256), the true-type
+//! check, the archive inspection and the NSFW engine on images (by the org's policy) run in an
+//! engine child ([`crate::sandbox`]: [`Local`] is what it holds); ClamAV, when configured, reads
+//! the same file from clamd meanwhile. Then one verdict.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -12,24 +12,24 @@ use serde::{Deserialize, Serialize};
 use crate::engines::archive::{self, ArchiveLimits};
 use crate::engines::clamd::{Clamd, ClamdError};
 use crate::engines::content::Pass;
-use crate::engines::nsfw::{self, Images, Nsfw, NsfwPolicy, NsfwSettings, NsfwSummary};
+use crate::engines::nsfw::{self, Images, Nsfw, NsfwConfig, NsfwPolicy, NsfwSettings, NsfwSummary};
 use crate::engines::sensitive::Patterns;
 use crate::engines::truetype::{self, Detected};
 use crate::engines::yara::Ruleset;
 use crate::engines::{Engine, EngineResult, Finding, Verdict, combine};
+use crate::sandbox::{self, ContainError, Sandbox};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("reading the file: {0}")]
-    Io(#[from] std::io::Error),
     #[error(transparent)]
     Clamd(#[from] ClamdError),
-    #[error("a scan thread failed")]
-    Panicked,
+    #[error(transparent)]
+    Contained(#[from] ContainError),
 }
 
 /// What the uploader said the file is, and how the store holds it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Declared {
     pub content_type: String,
     /// Lowercase, without the dot; empty when the name has none. Never the name itself.
@@ -40,7 +40,6 @@ pub struct Declared {
     /// The SHA-256 the uploader declared (lowercase hex), "" for none.
     pub sha256: String,
 }
-
 /// The versions a verdict was reached with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {
@@ -88,25 +87,82 @@ pub struct Report {
     pub versions: Versions,
 }
 
-pub struct Engines {
+/// The engines that read a file's bytes, as an engine child holds them.
+pub struct Local {
     rules: Ruleset,
     patterns: Patterns,
     limits: ArchiveLimits,
-    clamd: Option<Clamd>,
-    nsfw: Option<Nsfw>,
-    tmp: PathBuf,
-    /// The newest ClamAV version clamd has answered with (by signature database), and since
-    /// when: results under an older database, written before then, are scanned again.
-    clamav: Mutex<(Option<String>, time::OffsetDateTime)>,
+    model: NsfwConfig,
+    /// Loaded at the first image met (most files have none).
+    nsfw: std::cell::OnceCell<Option<Nsfw>>,
 }
 
-impl std::fmt::Debug for Engines {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engines")
-            .field("ruleset", &self.rules.version())
-            .field("clamd", &self.clamd.is_some())
-            .field("nsfw", &self.nsfw.as_ref().map(Nsfw::version))
-            .finish_non_exhaustive()
+/// An engine child's report on one file. It comes from a process that read hostile bytes:
+/// [`LocalReport::check`] bounds it before anything uses it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalReport {
+    pub findings: Vec<Finding>,
+    pub bytes: u64,
+    pub sha256: String,
+    pub detected: Detected,
+    /// What the NSFW engine saw; `None` when it did not run or met no image.
+    pub images: Option<NsfwSummary>,
+    /// Seconds each engine took, for the metrics: `stream`, `archive`, and `nsfw` per image.
+    pub took: Took,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Took {
+    pub stream: f64,
+    pub archive: Option<f64>,
+    pub nsfw: Vec<f64>,
+}
+
+impl LocalReport {
+    /// A report a sane child could have written: bounded lists and strings, a hex digest.
+    pub fn check(&self) -> Result<(), String> {
+        if self.findings.len() > 10_000 {
+            return Err("too many findings".into());
+        }
+        if let Some(f) = self
+            .findings
+            .iter()
+            .find(|f| f.signature.is_empty() || f.signature.len() > 128)
+        {
+            return Err(format!("a signature of {} bytes", f.signature.len()));
+        }
+        if !(self.sha256.len() == 64 && self.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err("not a SHA-256".into());
+        }
+        if let Some(images) = &self.images
+            && (images.unclassified.len() > 16
+                || images.unclassified.keys().any(|k| k.len() > 32)
+                || images
+                    .scores
+                    .is_some_and(|s| s.0.iter().any(|v| !(0.0..=1.0).contains(v))))
+        {
+            return Err("an NSFW summary out of bounds".into());
+        }
+        if self.took.nsfw.len() > 10_000 {
+            return Err("too many timings".into());
+        }
+        Ok(())
+    }
+
+    /// The report of an empty, clean file (the test probes' "win").
+    #[cfg(feature = "engine-probe")]
+    pub fn empty_clean() -> LocalReport {
+        use sha2::Digest as _;
+        LocalReport {
+            findings: Vec::new(),
+            bytes: 0,
+            sha256: coffer_kit::hex::encode(&sha2::Sha256::digest(b"")),
+            detected: Detected::Unknown,
+            images: None,
+            took: Took::default(),
+        }
     }
 }
 
@@ -120,170 +176,42 @@ fn archive_kind(detected: Detected) -> Option<archive::Kind> {
     }
 }
 
-impl Engines {
-    pub fn new(
-        rules: Ruleset,
-        limits: ArchiveLimits,
-        clamd: Option<Clamd>,
-        nsfw: Option<Nsfw>,
-        tmp: PathBuf,
-    ) -> Engines {
-        Engines {
+impl Local {
+    pub fn new(rules: Ruleset, limits: ArchiveLimits, model: NsfwConfig) -> Local {
+        Local {
             rules,
             patterns: Patterns::new(),
             limits,
-            clamd,
-            nsfw,
-            tmp,
-            clamav: Mutex::new((None, time::OffsetDateTime::now_utc())),
+            model,
+            nsfw: std::cell::OnceCell::new(),
         }
     }
 
-    pub fn ruleset_version(&self) -> &str {
-        self.rules.version()
-    }
-
-    pub fn nsfw_version(&self) -> Option<&str> {
-        self.nsfw.as_ref().map(Nsfw::version)
-    }
-
-    /// Notes the ClamAV version clamd answers with: a newer signature database than any seen
-    /// becomes the current one (never an older one: replicas may be a freshclam apart).
-    pub fn saw_clamav(&self, version: &str) {
-        let mut seen = self.clamav.lock().unwrap_or_else(|p| p.into_inner());
-        let newer = match (seen.0.as_deref().and_then(clamav_db), clamav_db(version)) {
-            (_, None) => seen.0.is_none(),
-            (None, Some(_)) => true,
-            (Some(old), Some(new)) => new > old,
-        };
-        if newer {
-            *seen = (Some(version.to_owned()), time::OffsetDateTime::now_utc());
+    /// The model (checked against its recorded hash), loaded once; `None` when none is
+    /// configured.
+    fn nsfw(&self) -> std::io::Result<Option<&Nsfw>> {
+        if self.nsfw.get().is_none() {
+            let loaded = Nsfw::load(&self.model).map_err(std::io::Error::other)?;
+            let _ = self.nsfw.set(loaded);
         }
+        Ok(self.nsfw.get().and_then(Option::as_ref))
     }
 
-    /// The versions scans run under now, and since when (results written before then under
-    /// another key, or an older ClamAV database, are re-scanned).
-    pub fn current(&self) -> (Versions, time::OffsetDateTime) {
-        let seen = self.clamav.lock().unwrap_or_else(|p| p.into_inner());
-        (
-            Versions {
-                ruleset: self.rules.version().to_owned(),
-                yara_x: yara_x::VERSION.to_owned(),
-                clamav: seen.0.clone(),
-                nsfw: self.nsfw_version().map(str::to_owned),
-            },
-            seen.1,
-        )
-    }
-
-    pub fn clamd(&self) -> Option<&Clamd> {
-        self.clamd.as_ref()
-    }
-
-    /// Scans the file at `path`. An engine that cannot finish is an error (the job is retried),
-    /// never a silent clean.
-    pub async fn scan(
-        self: &Arc<Self>,
-        path: &Path,
-        declared: &Declared,
-        nsfw: NsfwSettings,
-    ) -> Result<Report, ScanError> {
-        let local = {
-            let me = Arc::clone(self);
-            let path = path.to_owned();
-            let declared = declared.clone();
-            tokio::task::spawn_blocking(move || me.scan_local(&path, &declared, nsfw))
-        };
-        let clam = async {
-            match &self.clamd {
-                Some(c) => {
-                    let started = std::time::Instant::now();
-                    let mut f = Vec::new();
-                    let scanned = async {
-                        let version = c.version().await?;
-                        self.saw_clamav(&version);
-                        c.scan(path, &mut f).await?;
-                        Ok::<_, ClamdError>(version)
-                    }
-                    .await;
-                    let m = crate::metrics::metrics();
-                    match scanned {
-                        Ok(version) => {
-                            m.engine_took("clamav", started.elapsed());
-                            Ok::<_, ScanError>(Some((version, f)))
-                        }
-                        Err(error) => {
-                            m.clamd_errors.inc();
-                            Err(error.into())
-                        }
-                    }
-                }
-                None => Ok(None),
-            }
-        };
-        let (local, clam) = tokio::join!(local, clam);
-        let (mut findings, summary_size, sha256, detected, images) =
-            local.map_err(|_| ScanError::Panicked)??;
-        let mut ran = vec![Engine::Yara, Engine::TrueType, Engine::Sensitive];
-        if archive_kind(detected).is_some() {
-            ran.push(Engine::Archive);
-        }
-        if images.is_some() {
-            ran.push(Engine::Nsfw);
-        }
-        let clamav = match clam? {
-            Some((version, f)) => {
-                ran.push(Engine::Clamav);
-                findings.extend(f);
-                Some(version)
-            }
-            None => None,
-        };
-        let (verdict, mut engines) = combine(&ran, &findings);
-        if let Some(images) = images
-            && let Some(line) = engines
-                .iter_mut()
-                .find(|e| e.engine == Engine::Nsfw.as_str())
-        {
-            line.scores = images.score_map();
-            line.unclassified = (!images.unclassified.is_empty()).then(|| {
-                images
-                    .unclassified
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), *v))
-                    .collect()
-            });
-        }
-        Ok(Report {
-            verdict,
-            engines,
-            sha256,
-            size: summary_size,
-            detected_type: detected.as_str(),
-            versions: Versions {
-                ruleset: self.rules.version().to_owned(),
-                yara_x: yara_x::VERSION.to_owned(),
-                clamav,
-                nsfw: self.nsfw_version().map(str::to_owned),
-            },
-        })
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn scan_local(
+    /// Scans the file at `path`; archives unpack into `tmp`.
+    pub fn scan(
         &self,
         path: &Path,
+        tmp: &Path,
         declared: &Declared,
         nsfw: NsfwSettings,
-    ) -> Result<(Vec<Finding>, u64, String, Detected, Option<NsfwSummary>), ScanError> {
-        let m = crate::metrics::metrics();
+    ) -> std::io::Result<LocalReport> {
         let started = std::time::Instant::now();
+        let mut took = Took::default();
         let mut findings = Vec::new();
         let mut file = std::fs::File::open(path)?;
         let mut pass = Pass::new(&self.rules, &self.patterns, true);
         pass.read_from(&mut file, u64::MAX, None)?;
         let summary = pass.finish(&mut findings)?;
-        m.bytes.inc_by(summary.bytes);
         let detected = truetype::check(
             &summary.head,
             &declared.content_type,
@@ -298,12 +226,14 @@ impl Engines {
                 verdict: Verdict::Suspicious,
             });
         }
-        m.engine_took("stream", started.elapsed());
-        // The org's policy `off`, or no model: no image is decoded and nothing recorded.
-        let images = match (&self.nsfw, nsfw.policy) {
-            (Some(engine), NsfwPolicy::Flag | NsfwPolicy::Quarantine) => {
-                Some(Images::new(engine, nsfw.thresholds))
-            }
+        took.stream = started.elapsed().as_secs_f64();
+        // The org's policy `off`, or no model: no image is decoded and nothing recorded. The
+        // model loads only for a file that is an image or may hold some.
+        let may_hold_images = nsfw::is_image(&summary.head) || archive_kind(detected).is_some();
+        let images = match nsfw.policy {
+            NsfwPolicy::Flag | NsfwPolicy::Quarantine if may_hold_images => self
+                .nsfw()?
+                .map(|engine| Images::new(engine, nsfw.thresholds)),
             _ => None,
         };
         if let Some(images) = &images
@@ -322,30 +252,292 @@ impl Engines {
         if let Some(kind) = archive_kind(detected) {
             let started = std::time::Instant::now();
             let ctx = archive::Ctx {
-                tmp: &self.tmp,
+                tmp,
                 rules: &self.rules,
                 patterns: &self.patterns,
                 limits: &self.limits,
                 images: images.as_ref(),
             };
             archive::inspect(path, kind, &ctx, &mut findings)?;
-            m.engine_took("archive", started.elapsed());
+            took.archive = Some(started.elapsed().as_secs_f64());
         }
-        let images = images.and_then(|i| i.finish(&mut findings));
-        let sha = summary
+        let images = images.and_then(|i| {
+            took.nsfw = i.took();
+            i.finish(&mut findings)
+        });
+        let sha256 = summary
             .sha256
             .map(|d| coffer_kit::hex::encode(&d))
             .unwrap_or_default();
+        Ok(LocalReport {
+            findings,
+            bytes: summary.bytes,
+            sha256,
+            detected,
+            images,
+            took,
+        })
+    }
+}
+
+/// The newest ClamAV version clamd has answered with (by signature database), and since when:
+/// results under an older database, written before then, are scanned again.
+#[derive(Debug)]
+pub struct ClamavSeen(Mutex<(Option<String>, time::OffsetDateTime)>);
+
+impl Default for ClamavSeen {
+    fn default() -> Self {
+        ClamavSeen(Mutex::new((None, time::OffsetDateTime::now_utc())))
+    }
+}
+
+impl ClamavSeen {
+    /// Notes the ClamAV version clamd answers with: a newer signature database than any seen
+    /// becomes the current one (never an older one: replicas may be a freshclam apart).
+    pub fn saw(&self, version: &str) {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = match (seen.0.as_deref().and_then(clamav_db), clamav_db(version)) {
+            (_, None) => seen.0.is_none(),
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => new > old,
+        };
+        if newer {
+            *seen = (Some(version.to_owned()), time::OffsetDateTime::now_utc());
+        }
+    }
+
+    /// The current version and since when.
+    pub fn current(&self) -> (Option<String>, time::OffsetDateTime) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The worker's side of the engines: the engine hosts, clamd, and the versions scans run under.
+pub struct Engines {
+    sandbox: Sandbox,
+    ruleset: String,
+    nsfw: Option<String>,
+    clamd: Option<Clamd>,
+    clamav: ClamavSeen,
+    /// Where each job's directory is made.
+    tmp: PathBuf,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines")
+            .field("ruleset", &self.ruleset)
+            .field("clamd", &self.clamd.is_some())
+            .field("nsfw", &self.nsfw)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engines {
+    /// Starts the first engine host (it compiles the rules and loads the model) and scans an
+    /// empty file in a contained child: a kernel that cannot contain the engines, a rule that
+    /// does not compile or a wrong model stops the service here, not at the first upload.
+    pub async fn start(
+        config: &crate::ScanConfig,
+        clamd: Option<Clamd>,
+    ) -> anyhow::Result<Engines> {
+        use anyhow::Context as _;
+        let tmp = config.temp_dir();
+        let program = match &config.sandbox.program {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("finding this program")?,
+        };
+        let rules = Ruleset::load(config.rules_dir.as_deref())?;
+        // Checked here (a model of another hash stops the service), loaded again by the children
+        // that meet an image.
+        let nsfw = Nsfw::load(&config.nsfw)
+            .context("loading the NSFW model")?
+            .map(|n| n.version().to_owned());
+        let engines = Engines {
+            sandbox: Sandbox {
+                program,
+                rules: rules.serialize().context("serializing the rules")?.into(),
+                ruleset: rules.version().to_owned(),
+                archive: config.archive.clone(),
+                model: config.nsfw.clone(),
+                limits: sandbox::Limits::from(&config.sandbox),
+                timeout: std::time::Duration::from_secs(config.sandbox.timeout_secs),
+            },
+            ruleset: rules.version().to_owned(),
+            nsfw,
+            clamd,
+            clamav: ClamavSeen::default(),
+            tmp,
+        };
+        let dir = engines.job_dir().context("making a job directory")?;
+        std::fs::write(dir.path().join(sandbox::OBJECT), b"")?;
+        let report = engines
+            .sandbox
+            .run(
+                dir.path(),
+                &Declared::default(),
+                NsfwSettings {
+                    policy: NsfwPolicy::Off,
+                    thresholds: Default::default(),
+                },
+            )
+            .await
+            .context("the engine sandbox's first scan")?;
+        anyhow::ensure!(
+            report.findings.is_empty() && report.bytes == 0,
+            "the engine sandbox's first scan, of an empty file, found something"
+        );
+        Ok(engines)
+    }
+
+    /// A fresh private directory for one job (0700); the object goes in as
+    /// [`sandbox::OBJECT`]. Removed when dropped.
+    pub fn job_dir(&self) -> std::io::Result<tempfile::TempDir> {
+        tempfile::Builder::new()
+            .prefix("coffer-scan-")
+            .tempdir_in(&self.tmp)
+    }
+
+    pub fn ruleset_version(&self) -> &str {
+        &self.ruleset
+    }
+
+    pub fn nsfw_version(&self) -> Option<&str> {
+        self.nsfw.as_deref()
+    }
+
+    pub fn saw_clamav(&self, version: &str) {
+        self.clamav.saw(version);
+    }
+
+    /// The versions scans run under now, and since when (results written before then under
+    /// another key, or an older ClamAV database, are re-scanned).
+    pub fn current(&self) -> (Versions, time::OffsetDateTime) {
+        let (clamav, since) = self.clamav.current();
+        (
+            Versions {
+                ruleset: self.ruleset.clone(),
+                yara_x: yara_x::VERSION.to_owned(),
+                clamav,
+                nsfw: self.nsfw.clone(),
+            },
+            since,
+        )
+    }
+
+    pub fn clamd(&self) -> Option<&Clamd> {
+        self.clamd.as_ref()
+    }
+
+    /// Scans the object in `dir` (made by [`Engines::job_dir`]). An engine that cannot finish
+    /// is an error (the job is retried), never a silent clean.
+    pub async fn scan(
+        self: &Arc<Self>,
+        dir: &Path,
+        declared: &Declared,
+        nsfw: NsfwSettings,
+    ) -> Result<Report, ScanError> {
+        let path = dir.join(sandbox::OBJECT);
+        let m = crate::metrics::metrics();
+        let local = async {
+            let started = std::time::Instant::now();
+            let got = self.sandbox.run(dir, declared, nsfw).await;
+            m.engine_took("sandbox", started.elapsed());
+            if let Err(error) = &got {
+                m.contained_failure(error.reason());
+            }
+            got
+        };
+        let clam = async {
+            match &self.clamd {
+                Some(c) => {
+                    let started = std::time::Instant::now();
+                    let mut f = Vec::new();
+                    let scanned = async {
+                        let version = c.version().await?;
+                        self.saw_clamav(&version);
+                        c.scan(&path, &mut f).await?;
+                        Ok::<_, ClamdError>(version)
+                    }
+                    .await;
+                    match scanned {
+                        Ok(version) => {
+                            m.engine_took("clamav", started.elapsed());
+                            Ok::<_, ScanError>(Some((version, f)))
+                        }
+                        Err(error) => {
+                            m.clamd_errors.inc();
+                            Err(error.into())
+                        }
+                    }
+                }
+                None => Ok(None),
+            }
+        };
+        let (local, clam) = tokio::join!(local, clam);
+        let local = local?;
+        m.bytes.inc_by(local.bytes);
+        m.engine_took_secs("stream", local.took.stream);
+        if let Some(s) = local.took.archive {
+            m.engine_took_secs("archive", s);
+        }
+        for s in &local.took.nsfw {
+            m.engine_took_secs("nsfw", *s);
+        }
+        let LocalReport {
+            mut findings,
+            bytes,
+            sha256,
+            detected,
+            images,
+            ..
+        } = local;
+        let mut ran = vec![Engine::Yara, Engine::TrueType, Engine::Sensitive];
+        if archive_kind(detected).is_some() {
+            ran.push(Engine::Archive);
+        }
+        if images.is_some() {
+            ran.push(Engine::Nsfw);
+        }
+        let clamav = match clam? {
+            Some((version, f)) => {
+                ran.push(Engine::Clamav);
+                findings.extend(f);
+                Some(version)
+            }
+            None => None,
+        };
         // Nothing checked a declared hash on an upload in parts: bytes other than declared are
         // not the file the uploader meant, whatever they hold.
-        if !declared.sha256.is_empty() && !sha.eq_ignore_ascii_case(&declared.sha256) {
+        if !declared.sha256.is_empty() && !sha256.eq_ignore_ascii_case(&declared.sha256) {
             findings.push(Finding {
                 engine: Engine::TrueType,
                 signature: "declared-sha256-mismatch".into(),
                 verdict: Verdict::Failed,
             });
         }
-        Ok((findings, summary.bytes, sha, detected, images))
+        let (verdict, mut engines) = combine(&ran, &findings);
+        if let Some(images) = images
+            && let Some(line) = engines
+                .iter_mut()
+                .find(|e| e.engine == Engine::Nsfw.as_str())
+        {
+            line.scores = images.score_map();
+            line.unclassified = (!images.unclassified.is_empty()).then_some(images.unclassified);
+        }
+        Ok(Report {
+            verdict,
+            engines,
+            sha256,
+            size: bytes,
+            detected_type: detected.as_str(),
+            versions: Versions {
+                ruleset: self.ruleset.clone(),
+                yara_x: yara_x::VERSION.to_owned(),
+                clamav,
+                nsfw: self.nsfw.clone(),
+            },
+        })
     }
 }
 
@@ -374,22 +566,16 @@ mod tests {
 
     #[test]
     fn only_a_newer_clamav_database_becomes_current() {
-        let engines = Engines::new(
-            Ruleset::load(None).unwrap(),
-            ArchiveLimits::default(),
-            None,
-            None,
-            std::env::temp_dir(),
-        );
-        engines.saw_clamav("ClamAV 1.0.7/27470/Sat Nov 29 09:35:01 2026");
-        let (v, since) = engines.current();
-        assert_eq!(v.clamav_db(), Some(27470));
+        let seen = ClamavSeen::default();
+        seen.saw("ClamAV 1.0.7/27470/Sat Nov 29 09:35:01 2026");
+        let (v, since) = seen.current();
+        assert_eq!(v.as_deref().and_then(clamav_db), Some(27470));
         // A replica one update behind: nothing changes.
-        engines.saw_clamav("ClamAV 1.0.7/27469/Fri Nov 28 09:35:01 2026");
-        assert_eq!(engines.current(), (v, since));
-        engines.saw_clamav("ClamAV 1.0.7/27471/Sun Nov 30 09:35:01 2026");
-        let (v2, since2) = engines.current();
-        assert_eq!(v2.clamav_db(), Some(27471));
+        seen.saw("ClamAV 1.0.7/27469/Fri Nov 28 09:35:01 2026");
+        assert_eq!(seen.current(), (v, since));
+        seen.saw("ClamAV 1.0.7/27471/Sun Nov 30 09:35:01 2026");
+        let (v2, since2) = seen.current();
+        assert_eq!(v2.as_deref().and_then(clamav_db), Some(27471));
         assert!(since2 >= since);
     }
 }

@@ -49,6 +49,10 @@ impl ScanSetup {
         if config.nsfw.model.is_none() {
             config.nsfw.model = Some(coffer_testkit::nsfw_model());
         }
+        // The service runs in the test's process: its engine children are the built binary.
+        if config.sandbox.program.is_none() {
+            config.sandbox.program = Some(coffer_testkit::workspace_bin("coffer-scan"));
+        }
         let database = pg
             .service_database("scan", OWNER_PASSWORD, RUNTIME_PASSWORD)
             .await?;

@@ -407,13 +407,14 @@ impl Workers {
         job: &Job,
         nsfw: NsfwSettings,
     ) -> Result<crate::scanner::Report, ScanFail> {
-        let tmp = tempfile::Builder::new()
-            .prefix("coffer-scan-")
-            .tempfile_in(self.config.temp_dir())
-            .map_err(|e| format!("creating the temporary file: {e}"))?;
+        let dir = self
+            .engines
+            .job_dir()
+            .map_err(|e| format!("creating the job's directory: {e}"))?;
+        let object = dir.path().join(crate::sandbox::OBJECT);
         let started = std::time::Instant::now();
         let request = self.presign_get(job).await?;
-        let stored_encoding = self.download(&request, tmp.path(), job.size as u64).await?;
+        let stored_encoding = self.download(&request, &object, job.size as u64).await?;
         let downloaded = started.elapsed();
         let declared = Declared {
             content_type: job.content_type.clone(),
@@ -423,7 +424,7 @@ impl Workers {
         };
         let report = self
             .engines
-            .scan(tmp.path(), &declared, nsfw)
+            .scan(dir.path(), &declared, nsfw)
             .await
             .map_err(|e| format!("scanning: {e}"))?;
         tracing::info!(

@@ -16,14 +16,15 @@ use serde::{Deserialize, Serialize};
 pub use coffer_kit::vocab::Verdict;
 
 /// One engine's finding: what it saw (`signature`) and what that means for the verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Finding {
     pub engine: Engine,
     pub signature: String,
     pub verdict: Verdict,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Engine {
     Yara,
     Clamav,

@@ -184,11 +184,12 @@ pub fn is_image(head: &[u8]) -> bool {
 }
 
 /// What the engine saw in one file (the file itself and its archive members).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NsfwSummary {
     pub classified: u32,
     /// Images not classified, by reason (`too-large`, `undecodable`, `unsupported`).
-    pub unclassified: BTreeMap<&'static str, u32>,
+    pub unclassified: BTreeMap<String, u32>,
     /// The scores of the image most likely not safe for work.
     pub scores: Option<Scores>,
 }
@@ -206,6 +207,8 @@ pub struct Images<'a> {
     engine: &'a Nsfw,
     thresholds: Thresholds,
     seen: RefCell<(NsfwSummary, Vec<&'static str>)>,
+    /// Seconds each classification took.
+    took: RefCell<Vec<f64>>,
 }
 
 impl<'a> Images<'a> {
@@ -214,6 +217,7 @@ impl<'a> Images<'a> {
             engine,
             thresholds,
             seen: RefCell::new((NsfwSummary::default(), Vec::new())),
+            took: RefCell::new(Vec::new()),
         }
     }
 
@@ -233,7 +237,10 @@ impl<'a> Images<'a> {
         let summary = &mut seen.0;
         let met = summary.classified + summary.unclassified.values().sum::<u32>();
         if met >= self.engine.max_images {
-            *summary.unclassified.entry("too-many").or_default() += 1;
+            *summary
+                .unclassified
+                .entry("too-many".to_owned())
+                .or_default() += 1;
             return false;
         }
         true
@@ -246,7 +253,7 @@ impl<'a> Images<'a> {
         }
         let started = std::time::Instant::now();
         let got = self.engine.classifier.classify(bytes, &self.engine.limits);
-        crate::metrics::metrics().engine_took("nsfw", started.elapsed());
+        self.took.borrow_mut().push(started.elapsed().as_secs_f64());
         let mut seen = self.seen.borrow_mut();
         let (summary, flagged) = &mut *seen;
         match got {
@@ -272,7 +279,12 @@ impl<'a> Images<'a> {
                     }
                 }
             }
-            Err(e) => *summary.unclassified.entry(e.as_str()).or_default() += 1,
+            Err(e) => {
+                *summary
+                    .unclassified
+                    .entry(e.as_str().to_owned())
+                    .or_default() += 1
+            }
         }
     }
 
@@ -283,8 +295,13 @@ impl<'a> Images<'a> {
             .borrow_mut()
             .0
             .unclassified
-            .entry("too-large")
+            .entry("too-large".to_owned())
             .or_default() += 1;
+    }
+
+    /// Seconds each classification took so far.
+    pub fn took(&self) -> Vec<f64> {
+        self.took.borrow().clone()
     }
 
     /// The findings (one per class flagged) and the summary; `None` when no image was met.

@@ -5,7 +5,7 @@
 use super::{Engine, Finding, Verdict};
 
 /// Types told apart by their first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Detected {
     Pe,
     Elf,

@@ -116,6 +116,23 @@ impl Ruleset {
         &self.version
     }
 
+    /// The compiled rules as bytes (native code included), for the engine children: they are
+    /// only ever read back from what this process wrote, never from anyone else's bytes.
+    pub fn serialize(&self) -> Result<Vec<u8>, yara_x::errors::SerializationError> {
+        self.rules.serialize()
+    }
+
+    /// Rules from [`Ruleset::serialize`]'s bytes, under the version they were compiled with.
+    pub fn deserialize(
+        bytes: &[u8],
+        version: String,
+    ) -> Result<Ruleset, yara_x::errors::SerializationError> {
+        Ok(Ruleset {
+            rules: yara_x::Rules::deserialize(bytes)?,
+            version,
+        })
+    }
+
     /// A scanner that takes a file's bytes a block at a time.
     pub fn block_scanner(&self) -> BlockScan<'_> {
         let mut scanner = yara_x::blocks::Scanner::new(&self.rules);

@@ -5,5 +5,6 @@ mod flow;
 mod harness;
 mod nsfw;
 mod queue;
+mod sandbox;
 mod scan_only;
 mod webhooks;

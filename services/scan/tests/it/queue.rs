@@ -316,8 +316,8 @@ async fn a_purged_file_is_not_retried_and_a_lost_object_fails_at_once() -> anyho
     Ok(())
 }
 
-#[test]
-fn a_rule_that_does_not_compile_stops_start_up_naming_it() {
+#[tokio::test]
+async fn a_rule_that_does_not_compile_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bad.yar"),
@@ -329,6 +329,7 @@ fn a_rule_that_does_not_compile_stops_start_up_naming_it() {
         rules_dir: Some(dir.path().to_owned()),
         ..ScanConfig::default()
     })
+    .await
     .unwrap_err();
     assert!(err.to_string().contains("broken_lookup"), "{err}");
 }
