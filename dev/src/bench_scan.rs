@@ -443,6 +443,10 @@ pub async fn sandbox(runs: usize, push: &mut impl FnMut(String)) -> anyhow::Resu
         let object = dir.path().join(coffer_scan::sandbox::OBJECT);
         std::fs::write(&object, &bytes)?;
         let declared = Declared::default();
+        let taken = coffer_scan::scanner::Taken {
+            size: bytes.len() as u64,
+            sha256: coffer_kit::hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        };
         let mut inside = Vec::with_capacity(runs);
         let unpack = work.path().join("unpack");
         for _ in 0..runs {
@@ -457,7 +461,7 @@ pub async fn sandbox(runs: usize, push: &mut impl FnMut(String)) -> anyhow::Resu
             let dir = engines.job_dir()?;
             std::fs::write(dir.path().join(coffer_scan::sandbox::OBJECT), &bytes)?;
             let t = Instant::now();
-            engines.scan(dir.path(), &declared, nsfw).await?;
+            engines.scan(dir.path(), &declared, nsfw, &taken).await?;
             contained.push(t.elapsed());
         }
         let q = |v: &mut Vec<Duration>, p: f64| {

@@ -126,6 +126,14 @@ impl coffer_config::Validate for ScanConfig {
         c.at_least("poll_interval_ms", self.poll_interval_ms, 10);
         c.at_least("reaper_interval_secs", self.reaper_interval_secs, 1);
         c.at_least("clamd_timeout_secs", self.clamd_timeout_secs, 1);
+        c.at_least("sandbox.cpu_secs", self.sandbox.cpu_secs, 1);
+        c.at_least(
+            "sandbox.timeout_secs",
+            self.sandbox.timeout_secs,
+            self.sandbox.cpu_secs,
+        );
+        c.at_least("sandbox.memory_bytes", self.sandbox.memory_bytes, 256 << 20);
+        c.at_least("sandbox.disk_bytes", self.sandbox.disk_bytes, 1 << 20);
         c.between("nsfw.max_side", self.nsfw.max_side, 1, 65_535);
         c.at_least("nsfw.max_pixels", self.nsfw.max_pixels, 1);
         c.at_least("nsfw.max_alloc_bytes", self.nsfw.max_alloc_bytes, 1 << 20);

@@ -37,11 +37,12 @@ pub const TRY_OUTCOMES: [&str; 3] = ["done", "retry", "lease_lost"];
 /// true-type check read the file once together), the archive walk, each image the NSFW engine
 /// classifies, clamd, and the whole engine child (its start, containment, every engine but clamd).
 pub const ENGINE_STAGES: [&str; 5] = ["stream", "archive", "nsfw", "clamav", "sandbox"];
-/// Why an engine child gave no report (each is a failed try): it crashed or hit a limit, timed
-/// out, could not contain itself, reported a scan error, wrote a report that is not valid, or
-/// could not start (or refused its request).
-pub const CHILD_FAILURES: [&str; 6] = [
+/// Why an engine child gave no report (each is a failed try): it crashed, hit its CPU or disk
+/// limit, timed out, could not contain itself, reported a scan error, wrote a report that is not
+/// valid, or could not start (or refused its request).
+pub const CHILD_FAILURES: [&str; 7] = [
     "crashed",
+    "limit",
     "timeout",
     "not_contained",
     "scan_error",
@@ -124,8 +125,8 @@ static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
         ),
         child_failures: r.registered(
             "scan_engine_child_failures",
-            "engine children that gave no report, by reason (crashed, timeout, not_contained, \
-             scan_error, bad_report, start)",
+            "engine children that gave no report, by reason (crashed, limit, timeout, \
+             not_contained, scan_error, bad_report, start)",
             Family::default(),
         ),
         deliveries: r.registered(

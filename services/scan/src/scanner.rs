@@ -25,6 +25,23 @@ pub enum ScanError {
     Clamd(#[from] ClamdError),
     #[error(transparent)]
     Contained(#[from] ContainError),
+    #[error("preparing the object: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ScanError {
+    /// Whether trying again cannot help (the file itself takes more than a child may use).
+    pub fn is_final(&self) -> bool {
+        matches!(self, ScanError::Contained(e) if e.is_final())
+    }
+}
+
+/// What the worker took of the object while downloading it.
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
 }
 
 /// What the uploader said the file is, and how the store holds it.
@@ -110,6 +127,9 @@ pub struct LocalReport {
     pub images: Option<NsfwSummary>,
     /// Seconds each engine took, for the metrics: `stream`, `archive`, and `nsfw` per image.
     pub took: Took,
+    /// How much of Landlock the kernel enforced (`FullyEnforced`, `PartiallyEnforced`).
+    #[serde(default)]
+    pub landlock: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -121,24 +141,40 @@ pub struct Took {
 }
 
 impl LocalReport {
-    /// A report a sane child could have written: bounded lists and strings, a hex digest.
+    /// A report a sane child could have written: bounded lists and plain names, findings of its
+    /// own engines only, a hex digest, timings that are durations.
     pub fn check(&self) -> Result<(), String> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/".contains(&b))
+        };
         if self.findings.len() > 10_000 {
             return Err("too many findings".into());
         }
-        if let Some(f) = self
-            .findings
-            .iter()
-            .find(|f| f.signature.is_empty() || f.signature.len() > 128)
+        if self.findings.iter().any(|f| !plain(&f.signature)) {
+            return Err("a signature that is not a plain name".into());
+        }
+        if self.findings.iter().any(|f| f.engine == Engine::Clamav) {
+            return Err("a ClamAV finding (clamd answers the worker, not the child)".into());
+        }
+        let duration = |s: f64| s.is_finite() && (0.0..=86_400.0).contains(&s);
+        if !(duration(self.took.stream)
+            && self.took.archive.is_none_or(duration)
+            && self.took.nsfw.iter().all(|s| duration(*s)))
         {
-            return Err(format!("a signature of {} bytes", f.signature.len()));
+            return Err("a timing that is not a duration".into());
         }
         if !(self.sha256.len() == 64 && self.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
             return Err("not a SHA-256".into());
         }
         if let Some(images) = &self.images
             && (images.unclassified.len() > 16
-                || images.unclassified.keys().any(|k| k.len() > 32)
+                || images
+                    .unclassified
+                    .keys()
+                    .any(|k| k.len() > 32 || !plain(k))
                 || images
                     .scores
                     .is_some_and(|s| s.0.iter().any(|v| !(0.0..=1.0).contains(v))))
@@ -150,21 +186,16 @@ impl LocalReport {
         }
         Ok(())
     }
-
-    /// The report of an empty, clean file (the test probes' "win").
-    #[cfg(feature = "engine-probe")]
-    pub fn empty_clean() -> LocalReport {
-        use sha2::Digest as _;
-        LocalReport {
-            findings: Vec::new(),
-            bytes: 0,
-            sha256: coffer_kit::hex::encode(&sha2::Sha256::digest(b"")),
-            detected: Detected::Unknown,
-            images: None,
-            took: Took::default(),
-        }
-    }
 }
+
+/// A 2×2 PNG, for the sandbox's first scan.
+const TINY_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x02, 0x00, 0x00, 0x00, 0xfd, 0xd4, 0x9a,
+    0x73, 0x00, 0x00, 0x00, 0x12, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xc0,
+    0x00, 0xc2, 0x0c, 0xff, 0x81, 0x00, 0x00, 0x1f, 0xee, 0x05, 0xfb, 0x0b, 0xd9, 0x68, 0x8b, 0x00,
+    0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
 
 /// The archive format the archive engine opens for a detected type.
 fn archive_kind(detected: Detected) -> Option<archive::Kind> {
@@ -276,6 +307,7 @@ impl Local {
             detected,
             images,
             took,
+            landlock: String::new(),
         })
     }
 }
@@ -342,7 +374,12 @@ impl Engines {
         clamd: Option<Clamd>,
     ) -> anyhow::Result<Engines> {
         use anyhow::Context as _;
-        let tmp = config.temp_dir();
+        // Absolute: the children run in their job's directory.
+        let tmp = std::fs::canonicalize(config.temp_dir()).context("the temporary directory")?;
+        let mut model = config.nsfw.clone();
+        if let Some(path) = &model.model {
+            model.model = Some(std::fs::canonicalize(path).context("the NSFW model")?);
+        }
         let program = match &config.sandbox.program {
             Some(p) => p.clone(),
             None => std::env::current_exe().context("finding this program")?,
@@ -359,7 +396,7 @@ impl Engines {
                 rules: rules.serialize().context("serializing the rules")?.into(),
                 ruleset: rules.version().to_owned(),
                 archive: config.archive.clone(),
-                model: config.nsfw.clone(),
+                model,
                 limits: sandbox::Limits::from(&config.sandbox),
                 timeout: std::time::Duration::from_secs(config.sandbox.timeout_secs),
             },
@@ -369,33 +406,53 @@ impl Engines {
             clamav: ClamavSeen::default(),
             tmp,
         };
-        let dir = engines.job_dir().context("making a job directory")?;
-        std::fs::write(dir.path().join(sandbox::OBJECT), b"")?;
-        let report = engines
+        engines.self_test().await?;
+        Ok(engines)
+    }
+
+    /// Scans a small zip holding a PNG in a contained child, with images classified: the rules,
+    /// the archive engine's files, the model's loading and a decoder all run under the sandbox
+    /// before the first upload does.
+    async fn self_test(&self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        use sha2::Digest as _;
+        let zip = archive::build::zip(&[("a.png", TINY_PNG), ("b.txt", b"coffer")]);
+        let dir = self.job_dir().context("making a job directory")?;
+        std::fs::write(dir.path().join(sandbox::OBJECT), &zip)?;
+        let report = self
             .sandbox
             .run(
                 dir.path(),
                 &Declared::default(),
                 NsfwSettings {
-                    policy: NsfwPolicy::Off,
+                    policy: NsfwPolicy::Flag,
                     thresholds: Default::default(),
                 },
             )
             .await
-            .context("the engine sandbox's first scan")?;
+            .context("the engine sandbox's first scan (a zip holding a PNG)")?;
         anyhow::ensure!(
-            report.findings.is_empty() && report.bytes == 0,
-            "the engine sandbox's first scan, of an empty file, found something"
+            report.bytes == zip.len() as u64
+                && report.sha256 == coffer_kit::hex::encode(&sha2::Sha256::digest(&zip))
+                && report.findings.is_empty()
+                && (self.nsfw.is_none()
+                    || report.images.as_ref().is_some_and(|i| i.classified == 1)),
+            "the engine sandbox's first scan, of a zip holding a PNG, is not what it should be: \
+             {report:?}"
         );
-        Ok(engines)
+        tracing::info!(landlock = %report.landlock, "engine sandbox ready");
+        Ok(())
     }
 
     /// A fresh private directory for one job (0700); the object goes in as
     /// [`sandbox::OBJECT`]. Removed when dropped.
     pub fn job_dir(&self) -> std::io::Result<tempfile::TempDir> {
-        tempfile::Builder::new()
+        let dir = tempfile::Builder::new()
             .prefix("coffer-scan-")
-            .tempdir_in(&self.tmp)
+            .tempdir_in(&self.tmp)?;
+        std::fs::create_dir(dir.path().join(sandbox::OUT))?;
+        std::fs::create_dir(dir.path().join(sandbox::UNPACK))?;
+        Ok(dir)
     }
 
     pub fn ruleset_version(&self) -> &str {
@@ -429,15 +486,23 @@ impl Engines {
         self.clamd.as_ref()
     }
 
-    /// Scans the object in `dir` (made by [`Engines::job_dir`]). An engine that cannot finish
-    /// is an error (the job is retried), never a silent clean.
+    /// Scans the object in `dir` (made by [`Engines::job_dir`]), whose size and SHA-256 the
+    /// worker took while downloading it: the child's report must agree, and the worker's values
+    /// are the ones recorded. An engine that cannot finish is an error (the job is retried),
+    /// never a silent clean.
     pub async fn scan(
         self: &Arc<Self>,
         dir: &Path,
         declared: &Declared,
         nsfw: NsfwSettings,
+        taken: &Taken,
     ) -> Result<Report, ScanError> {
+        use std::os::unix::fs::PermissionsExt as _;
         let path = dir.join(sandbox::OBJECT);
+        // Read-only to the child (which may not chmod); clamd reads it through a descriptor
+        // opened before the child starts.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))?;
+        let object = tokio::fs::File::open(&path).await?;
         let m = crate::metrics::metrics();
         let local = async {
             let started = std::time::Instant::now();
@@ -456,7 +521,7 @@ impl Engines {
                     let scanned = async {
                         let version = c.version().await?;
                         self.saw_clamav(&version);
-                        c.scan(&path, &mut f).await?;
+                        c.scan(object, &mut f).await?;
                         Ok::<_, ClamdError>(version)
                     }
                     .await;
@@ -476,6 +541,13 @@ impl Engines {
         };
         let (local, clam) = tokio::join!(local, clam);
         let local = local?;
+        if local.bytes != taken.size || !local.sha256.eq_ignore_ascii_case(&taken.sha256) {
+            m.contained_failure("bad_report");
+            return Err(ContainError::BadReport(
+                "its size or SHA-256 is not the downloaded object's".into(),
+            )
+            .into());
+        }
         m.bytes.inc_by(local.bytes);
         m.engine_took_secs("stream", local.took.stream);
         if let Some(s) = local.took.archive {
@@ -486,12 +558,11 @@ impl Engines {
         }
         let LocalReport {
             mut findings,
-            bytes,
-            sha256,
             detected,
             images,
             ..
         } = local;
+        let (bytes, sha256) = (taken.size, taken.sha256.clone());
         let mut ran = vec![Engine::Yara, Engine::TrueType, Engine::Sensitive];
         if archive_kind(detected).is_some() {
             ran.push(Engine::Archive);

@@ -55,6 +55,8 @@ enum ScanFail {
     Gone,
     /// Anything else; retried.
     Failed(String),
+    /// The file makes the engines use more than they may: another try would too.
+    Final(String),
 }
 
 impl From<String> for ScanFail {
@@ -286,6 +288,10 @@ impl Workers {
                             tracing::warn!(job = %job.id, error = %e, "last try failed: verdict failed");
                             store::failed_report(self.engines.current().0)
                         }
+                        Err(ScanFail::Final(e)) => {
+                            tracing::warn!(job = %job.id, error = %e, "the file exceeds the engines' limits: verdict failed");
+                            store::failed_report(self.engines.current().0)
+                        }
                         Err(ScanFail::Failed(e)) => return Err(TryError::Retry(e)),
                     }
                 };
@@ -414,7 +420,7 @@ impl Workers {
         let object = dir.path().join(crate::sandbox::OBJECT);
         let started = std::time::Instant::now();
         let request = self.presign_get(job).await?;
-        let stored_encoding = self.download(&request, &object, job.size as u64).await?;
+        let (stored_encoding, taken) = self.download(&request, &object, job.size as u64).await?;
         let downloaded = started.elapsed();
         let declared = Declared {
             content_type: job.content_type.clone(),
@@ -424,9 +430,16 @@ impl Workers {
         };
         let report = self
             .engines
-            .scan(dir.path(), &declared, nsfw)
+            .scan(dir.path(), &declared, nsfw, &taken)
             .await
-            .map_err(|e| format!("scanning: {e}"))?;
+            .map_err(|e| {
+                let message = format!("scanning: {e}");
+                if e.is_final() {
+                    ScanFail::Final(message)
+                } else {
+                    ScanFail::Failed(message)
+                }
+            })?;
         tracing::info!(
             job = %job.id, bytes = job.size,
             download_ms = downloaded.as_millis() as u64,
@@ -488,7 +501,8 @@ impl Workers {
         request: &pb::PresignedRequest,
         path: &std::path::Path,
         size: u64,
-    ) -> Result<String, ScanFail> {
+    ) -> Result<(String, crate::scanner::Taken), ScanFail> {
+        use sha2::Digest as _;
         let mut get = self.http.get(&request.url);
         for (name, value) in &request.headers {
             get = get.header(name, value);
@@ -525,6 +539,7 @@ impl Workers {
                 .map_err(|e| format!("writing the temporary file: {e}"))?,
         );
         let mut got: u64 = 0;
+        let mut sha = sha2::Sha256::new();
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| format!("downloading: {}", e.without_url()))?;
@@ -534,6 +549,7 @@ impl Workers {
                     "the object is larger than declared".into(),
                 ));
             }
+            sha.update(&chunk);
             file.write_all(&chunk)
                 .await
                 .map_err(|e| format!("writing the temporary file: {e}"))?;
@@ -544,7 +560,11 @@ impl Workers {
         if got != size {
             return Err(format!("the object has {got} bytes, {size} declared").into());
         }
-        Ok(encoding)
+        let taken = crate::scanner::Taken {
+            size: got,
+            sha256: coffer_kit::hex::encode(&sha.finalize()),
+        };
+        Ok((encoding, taken))
     }
 
     /// Carries a stored result out: to metadata (or deletes a scan-only object), to the audit

@@ -3,7 +3,6 @@
 //! clamd's `StreamMaxLength` must be at least the largest file scanned, or the scan errors (and
 //! the job is retried, then `failed`), which is safer than skipping the engine.
 
-use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -71,12 +70,15 @@ impl Clamd {
         .map_err(|_| ClamdError::Timeout)?
     }
 
-    /// Streams the file at `path` to clamd and adds its finding, if any.
-    pub async fn scan(&self, path: &Path, findings: &mut Vec<Finding>) -> Result<(), ClamdError> {
+    /// Streams the open file to clamd and adds its finding, if any.
+    pub async fn scan(
+        &self,
+        mut file: tokio::fs::File,
+        findings: &mut Vec<Finding>,
+    ) -> Result<(), ClamdError> {
         let reply = tokio::time::timeout(self.timeout, async {
             let mut s = self.connect().await?;
             s.write_all(b"zINSTREAM\0").await?;
-            let mut file = tokio::fs::File::open(path).await?;
             let mut buf = vec![0u8; CHUNK];
             loop {
                 let n = file.read(&mut buf).await?;

@@ -1,10 +1,11 @@
 //! `coffer-scan engine-child`: one file's engines. Reads a [`Request`] line and the compiled
-//! rules on stdin, loads the rules, contains itself, and only then opens the object; writes its
-//! report (or an error) into the job's directory and exits with a code of [`exit`].
+//! rules on stdin, loads the rules, contains itself, tells the worker so ([`SEALED`] on stdout),
+//! and only then opens the object; writes its report (or an error) into `out/` and exits with a
+//! code of [`exit`].
 
-use std::io::{BufRead as _, Read as _};
+use std::io::{BufRead as _, Read as _, Write as _};
 
-use super::{ERROR, OBJECT, PROTOCOL, REPORT, Request, UNPACK, contain, exit};
+use super::{ERROR, OBJECT, PROTOCOL, REPORT, Request, SEALED, UNPACK, contain, exit};
 use crate::engines::yara::Ruleset;
 use crate::scanner::Local;
 
@@ -57,14 +58,19 @@ fn run() -> i32 {
     };
     let local = Local::new(rules, request.archive.clone(), request.model.clone());
     drop(stdin);
-    if let Err(error) = contain::enter(
+    let enforced = match contain::enter(
         &request.dir,
         request.model.model.as_deref(),
         &request.limits,
     )
-    .and_then(|()| contain::seal())
+    .and_then(|enforced| contain::seal().map(|()| enforced))
     {
-        return fail(exit::NOT_CONTAINED, &error.to_string());
+        Ok(enforced) => enforced,
+        Err(error) => return fail(exit::NOT_CONTAINED, &error.to_string()),
+    };
+    let mut out = std::io::stdout().lock();
+    if out.write_all(&[SEALED]).and_then(|()| out.flush()).is_err() {
+        return fail(exit::NOT_CONTAINED, "the worker's pipe is closed");
     }
     let object = request.dir.join(OBJECT);
     #[cfg(feature = "engine-probe")]
@@ -72,8 +78,12 @@ fn run() -> i32 {
         return code;
     }
     let unpack = request.dir.join(UNPACK);
-    let scanned = std::fs::create_dir(&unpack)
-        .and_then(|()| local.scan(&object, &unpack, &request.declared, request.nsfw))
+    let scanned = local
+        .scan(&object, &unpack, &request.declared, request.nsfw)
+        .map(|mut report| {
+            report.landlock = format!("{enforced:?}");
+            report
+        })
         .and_then(|report| serde_json::to_vec(&report).map_err(std::io::Error::other))
         .and_then(|bytes| std::fs::write(request.dir.join(REPORT), bytes));
     match scanned {

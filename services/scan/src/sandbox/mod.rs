@@ -35,12 +35,17 @@ pub const PROTOCOL: u32 = 1;
 /// Whether this build runs the test probes (feature `engine-probe`, tests only).
 pub const PROBES: bool = cfg!(feature = "engine-probe");
 
-/// The name of the object in a job's directory, and of what the child leaves there.
+/// A job's directory holds the object (0400; the child may only read it) and `out/`, the only
+/// place the child may write: its report, its error, and `out/unpack/` for the archive engine.
+/// The worker makes them all before the child starts; the child can make no directory.
 pub const OBJECT: &str = "object";
-pub const REPORT: &str = "report.json";
-pub const ERROR: &str = "error";
-/// Where the archive engine unpacks, inside the job's directory.
-pub const UNPACK: &str = "unpack";
+pub const OUT: &str = "out";
+pub const REPORT: &str = "out/report.json";
+pub const ERROR: &str = "out/error";
+pub const UNPACK: &str = "out/unpack";
+/// What the child writes on its stdout once it is sealed: from then on, an exit code that says
+/// "not contained" or "bad request" is a crash (the child's word no longer counts).
+pub const SEALED: u8 = b'S';
 
 /// The `[scan.sandbox]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,8 +61,10 @@ pub struct SandboxConfig {
     /// Bytes of address space the child may map (`RLIMIT_AS`: its binary, the rules, the model
     /// and every buffer of the engines).
     pub memory_bytes: u64,
-    /// Largest file the child may write (archive members unpacked for a second look).
-    pub file_bytes: u64,
+    /// Bytes the child may write in all (archive members unpacked for a second look, its
+    /// report): one file at most this (`RLIMIT_FSIZE`), and the worker kills a child whose
+    /// directory holds more, or more than 10 000 files.
+    pub disk_bytes: u64,
 }
 
 impl Default for SandboxConfig {
@@ -67,7 +74,7 @@ impl Default for SandboxConfig {
             cpu_secs: 120,
             timeout_secs: 300,
             memory_bytes: 1 << 30,
-            file_bytes: 2 << 30,
+            disk_bytes: 2 << 30,
         }
     }
 }
@@ -95,7 +102,7 @@ pub struct Request {
 pub struct Limits {
     pub cpu_secs: u64,
     pub memory_bytes: u64,
-    pub file_bytes: u64,
+    pub disk_bytes: u64,
 }
 
 impl From<&SandboxConfig> for Limits {
@@ -103,7 +110,7 @@ impl From<&SandboxConfig> for Limits {
         Limits {
             cpu_secs: c.cpu_secs,
             memory_bytes: c.memory_bytes,
-            file_bytes: c.file_bytes,
+            disk_bytes: c.disk_bytes,
         }
     }
 }

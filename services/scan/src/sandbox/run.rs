@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
 
-use super::{ERROR, Limits, PROTOCOL, REPORT, Request, exit};
+use super::{ERROR, Limits, OUT, PROTOCOL, REPORT, Request, SEALED, exit};
 use crate::engines::archive::ArchiveLimits;
 use crate::engines::nsfw::{NsfwConfig, NsfwSettings};
 use crate::scanner::{Declared, LocalReport};
@@ -40,6 +40,8 @@ pub enum ContainError {
     Exited(i32),
     #[error("the engine child's report is not valid: {0}")]
     BadReport(String),
+    #[error("the engine child wrote more than {0} bytes or 10 000 files: killed")]
+    OverBudget(u64),
 }
 
 impl ContainError {
@@ -49,11 +51,29 @@ impl ContainError {
             ContainError::Spawn { .. } | ContainError::BadRequest(_) => "start",
             ContainError::BadReport(_) => "bad_report",
             ContainError::TimedOut(_) => "timeout",
+            ContainError::Killed { signal, .. }
+                if *signal == nix::libc::SIGXCPU || *signal == nix::libc::SIGXFSZ =>
+            {
+                "limit"
+            }
             ContainError::Killed { .. } | ContainError::Panicked | ContainError::Exited(_) => {
                 "crashed"
             }
             ContainError::NotContained(_) => "not_contained",
             ContainError::Scan(_) => "scan_error",
+            ContainError::OverBudget(_) => "limit",
+        }
+    }
+
+    /// Whether another try cannot help: the file makes the child use more CPU, or write more,
+    /// than it may. (A timeout may be a busy machine: that is tried again.)
+    pub fn is_final(&self) -> bool {
+        match self {
+            ContainError::OverBudget(_) => true,
+            ContainError::Killed { signal, .. } => {
+                *signal == nix::libc::SIGXCPU || *signal == nix::libc::SIGXFSZ
+            }
+            _ => false,
         }
     }
 }
@@ -77,6 +97,34 @@ impl std::fmt::Debug for Sandbox {
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
+}
+
+/// How often the worker looks at what a child wrote.
+const DISK_CHECK: Duration = Duration::from_millis(250);
+/// Most files a child may leave.
+const MAX_FILES: usize = 10_000;
+
+/// Whether `out/` and `out/unpack/` together hold more than `budget` bytes or too many files.
+async fn over_budget(out: &Path, budget: u64) -> bool {
+    let out = out.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let (mut bytes, mut files) = (0u64, 0usize);
+        for dir in [out.clone(), out.join("unpack")] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                files += 1;
+                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if bytes > budget || files > MAX_FILES {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Largest report or error file read from a job's directory.
@@ -110,7 +158,7 @@ impl Sandbox {
             .env_clear()
             .current_dir(dir)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -118,9 +166,11 @@ impl Sandbox {
                 program: self.program.display().to_string(),
                 source,
             })?;
-        let ran = async {
-            if let Some(mut stdin) = child.stdin.take() {
-                // A child that stops reading has ended: its status below says how.
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let fed = async {
+            if let Some(mut stdin) = stdin {
+                // A child that stops reading has ended: its status says how.
                 let _ = async {
                     stdin.write_all(&line).await?;
                     stdin.write_all(&self.rules).await?;
@@ -128,21 +178,52 @@ impl Sandbox {
                 }
                 .await;
             }
-            child.wait().await
+            // The one byte a child writes once sealed (nothing more is read).
+            let mut sealed = [0u8; 1];
+            match stdout {
+                Some(mut out) => {
+                    matches!(out.read(&mut sealed).await, Ok(1) if sealed[0] == SEALED)
+                }
+                None => false,
+            }
         };
-        let status = match tokio::time::timeout(self.timeout, ran).await {
-            Ok(Ok(status)) => status,
-            Ok(Err(e)) => {
+        let budget = self.limits.disk_bytes;
+        let out = dir.join(OUT);
+        let watched = async {
+            let sealed = fed.await;
+            loop {
+                tokio::select! {
+                    status = child.wait() => return status.map(|s| (s, sealed)).map_err(Some),
+                    () = tokio::time::sleep(DISK_CHECK) => {
+                        if over_budget(&out, budget).await {
+                            let _ = child.kill().await;
+                            return Err(None);
+                        }
+                    }
+                }
+            }
+        };
+        let (status, sealed) = match tokio::time::timeout(self.timeout, watched).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(Some(e))) => {
                 return Err(ContainError::Spawn {
                     program: self.program.display().to_string(),
                     source: e,
                 });
             }
+            Ok(Err(None)) => return Err(ContainError::OverBudget(budget)),
             Err(_) => {
                 let _ = child.kill().await;
                 return Err(ContainError::TimedOut(self.timeout.as_secs()));
             }
         };
+        // Once sealed, the child's word on why it stopped no longer counts.
+        if sealed
+            && !matches!(status.code(), Some(exit::OK) | Some(exit::SCAN_ERROR))
+            && status.signal().is_none()
+        {
+            return Err(ContainError::Exited(status.code().unwrap_or(-1)));
+        }
         match (status.code(), status.signal()) {
             (Some(exit::OK), _) => read_report(dir).await,
             (Some(exit::SCAN_ERROR), _) => Err(ContainError::Scan(read_error(dir).await)),
@@ -237,6 +318,7 @@ mod tests {
             ContainError::Scan("x".into()),
             ContainError::Exited(7),
             ContainError::BadReport("x".into()),
+            ContainError::OverBudget(1),
         ] {
             assert!(
                 crate::metrics::CHILD_FAILURES.contains(&e.reason()),
@@ -244,5 +326,78 @@ mod tests {
                 e.reason()
             );
         }
+    }
+
+    fn report() -> LocalReport {
+        LocalReport {
+            findings: vec![crate::engines::Finding {
+                engine: crate::engines::Engine::Yara,
+                signature: "eicar_test_file".into(),
+                verdict: crate::engines::Verdict::Infected,
+            }],
+            bytes: 3,
+            sha256: "ab".repeat(32),
+            detected: crate::engines::truetype::Detected::Unknown,
+            images: None,
+            took: Default::default(),
+            landlock: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_report_must_be_plain_and_the_childs_own() {
+        assert!(report().check().is_ok());
+        let mut r = report();
+        r.findings[0].signature = "\u{1b}[31mred".into();
+        assert!(r.check().is_err(), "control characters");
+        let mut r = report();
+        r.findings[0].engine = crate::engines::Engine::Clamav;
+        assert!(r.check().is_err(), "ClamAV is the worker's");
+        let mut r = report();
+        r.took.stream = f64::INFINITY;
+        assert!(r.check().is_err(), "a timing that is no duration");
+        let mut r = report();
+        r.took.nsfw = vec![-1.0];
+        assert!(r.check().is_err(), "a negative timing");
+        let mut r = report();
+        r.sha256 = "zz".repeat(32);
+        assert!(r.check().is_err(), "not hex");
+    }
+
+    #[tokio::test]
+    async fn what_the_child_leaves_is_read_bounded_and_never_through_a_link_or_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(OUT)).unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"{\"key\": 1}").unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join(ERROR)).unwrap();
+        assert_eq!(
+            read_error(dir.path()).await,
+            "no message",
+            "a link is not followed"
+        );
+        std::os::unix::fs::symlink(&secret, dir.path().join(REPORT)).unwrap();
+        assert!(matches!(
+            read_report(dir.path()).await,
+            Err(ContainError::BadReport(_))
+        ));
+        std::fs::remove_file(dir.path().join(REPORT)).unwrap();
+        nix::unistd::mkfifo(&dir.path().join(REPORT), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A FIFO with no writer would block an open for reading: it is refused at once.
+        let read = tokio::time::timeout(Duration::from_secs(5), read_report(dir.path())).await;
+        assert!(matches!(read, Ok(Err(ContainError::BadReport(_)))));
+        std::fs::remove_file(dir.path().join(REPORT)).unwrap();
+        std::fs::write(
+            dir.path().join(REPORT),
+            vec![b' '; (MAX_REPORT + 1) as usize],
+        )
+        .unwrap();
+        assert!(matches!(
+            read_report(dir.path()).await,
+            Err(ContainError::BadReport(e)) if e.contains("longer")
+        ));
+        std::fs::remove_file(dir.path().join(ERROR)).unwrap();
+        std::fs::write(dir.path().join(ERROR), "bad\n\u{7}thing \u{e9}").unwrap();
+        assert_eq!(read_error(dir.path()).await, "bad??thing ??");
     }
 }

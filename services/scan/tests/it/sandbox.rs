@@ -1,7 +1,8 @@
 //! The engine sandbox: a hostile payload in the engine child tries what an exploited parser
 //! would — read the service's secrets, reach auth's port, run a program, start a thread, write
-//! outside its directory, take more memory or CPU than allowed. Each attempt fails, the job ends
-//! `failed`, and the worker scans the next file as before. (The probes exist in test builds
+//! outside its directory, rewrite the object clamd reads, make a directory, read the worker's
+//! /proc, use an fcntl beyond flags, take more memory, CPU or disk than allowed. Each attempt
+//! fails, the job ends `failed`, and the worker scans the next file as before. (The probes exist in test builds
 //! only: feature `engine-probe`, which scripts/test turns on.)
 
 use coffer_scan::ScanConfig;
@@ -31,6 +32,7 @@ async fn a_hostile_payload_in_the_engine_child_gets_nowhere_and_the_worker_lives
             sandbox: SandboxConfig {
                 cpu_secs: 2,
                 memory_bytes: 512 << 20,
+                disk_bytes: 64 << 20,
                 ..SandboxConfig::default()
             },
             ..ScanConfig::default()
@@ -48,8 +50,12 @@ async fn a_hostile_payload_in_the_engine_child_gets_nowhere_and_the_worker_lives
         }
     };
 
-    // The probe itself works: one that tries nothing wins (the child reports clean).
-    assert_eq!(scan_of(probe("none", "")).await?, ("available", "clean"));
+    // The child runs probes, and a probe can win: one that tries nothing reports its own
+    // finding.
+    assert_eq!(
+        scan_of(probe("none", "")).await?,
+        ("quarantined", "suspicious")
+    );
 
     let secrets = &stack.setup.service.secrets_dir;
     let mut files: Vec<_> = std::fs::read_dir(secrets)?
@@ -79,8 +85,16 @@ async fn a_hostile_payload_in_the_engine_child_gets_nowhere_and_the_worker_lives
             "write outside".into(),
             probe("write", &outside.display().to_string()),
         ),
+        ("rewrite the object".into(), probe("rewrite", "")),
+        ("make a directory".into(), probe("mkdir", "")),
+        (
+            "read the worker's /proc".into(),
+            probe("proc", &std::process::id().to_string()),
+        ),
+        ("an fcntl lock".into(), probe("fcntl", "")),
         ("1 GiB of memory".into(), probe("memory", "1073741824")),
         ("spin past the CPU limit".into(), probe("spin", "")),
+        ("fill the disk".into(), probe("fill", "")),
     ]);
     for (what, bytes) in attempts {
         assert_eq!(
