@@ -61,9 +61,18 @@ pub struct BenchArgs {
     /// contained engine child (the `coffer-scan` binary beside this one), and the difference.
     #[arg(long)]
     sandbox_runs: Option<usize>,
+    /// Open loop (j): requests arrive at this fixed rate per second instead of from closed-loop
+    /// clients, each timed from its intended start — the download, the upload and both floors.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Open loop (j) at 25, 50 and 75 % of each path's maximum (measured first, closed loop at
+    /// the largest client count), next to the floor measured the same way.
+    #[arg(long)]
+    open_loop: bool,
 }
 
-type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
+pub type Op =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
 
 struct Run {
     ops: usize,
@@ -437,23 +446,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    let counter = Arc::new(AtomicU64::new(1));
+    if args.open_loop || args.rate.is_some() {
+        let floor = Arc::new(make_floor(&info, &secrets, &org, &file).await?);
+        return open_loop(&args, &client, &file, payload, &counter, &floor, &mut push).await;
+    }
+
     // (a) authorised download URLs.
     let mut download_rates = Vec::new();
     for &c in &args.clients {
-        let (cl, file) = (client.clone(), file.clone());
-        let op: Op = Arc::new(move || {
-            let (cl, file) = (cl.clone(), file.clone());
-            Box::pin(async move {
-                cl.json(
-                    reqwest::Method::GET,
-                    &format!("/v1/files/{file}/download"),
-                    None,
-                )
-                .await
-                .map(|_| ())
-            })
-        });
-        let r = drive(c, args.seconds, op).await;
+        let r = drive(c, args.seconds, download_op(&client, &file)).await;
         push(row(
             "download URL (gateway → auth → metadata → storage-signer)",
             c,
@@ -463,20 +465,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     // (b) whole uploads; what each phase created is purged afterwards, untimed.
-    let counter = Arc::new(AtomicU64::new(1));
     for &c in &args.clients {
         let created = Arc::new(Mutex::new(Vec::new()));
-        let (cl, counter2, created2) = (client.clone(), counter.clone(), created.clone());
-        let op: Op = Arc::new(move || {
-            let (cl, counter, created) = (cl.clone(), counter2.clone(), created2.clone());
-            Box::pin(async move {
-                let id = cl
-                    .upload(counter.fetch_add(1, Ordering::Relaxed), payload)
-                    .await?;
-                created.lock().await.push(id);
-                Ok(())
-            })
-        });
+        let op = upload_op(&client, &counter, &created, payload);
         let r = drive(c, args.seconds, op).await;
         push(row("upload: create + PUT + complete", c, &r));
         let ids = std::mem::take(&mut *created.lock().await);
@@ -548,56 +539,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     // (c) the floor: the same SQL, straight to Postgres, from this process.
-    let superuser = std::fs::read_to_string(secrets.join("dev/postgres-superuser-url"))?;
-    let su = PgPool::connect(superuser.trim()).await?;
-    let (id_hash, user): (Vec<u8>, uuid::Uuid) = sqlx::query_as(
-        "SELECT id_hash, user_id FROM auth.sessions WHERE org_id = $1 AND revoked_at IS NULL
-         ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(uuid::Uuid::parse_str(&org)?)
-    .fetch_one(&su)
-    .await?;
-    let audit = coffer_audit::floor::Appender::new(
-        runtime_pool(&info, &secrets, "audit").await?,
-        Arc::new(audit_signer(&secrets)?),
-        coffer_audit::AuditConfig::default().checkpoint_every,
-        Duration::from_secs(coffer_audit::AuditConfig::default().checkpoint_interval_secs),
-    );
-    let floor = Arc::new(Floor {
-        auth: runtime_pool(&info, &secrets, "auth").await?,
-        metadata: runtime_pool(&info, &secrets, "metadata").await?,
-        audit,
-        id_hash: id_hash
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("a session hash is not 32 bytes"))?,
-        idle_secs: coffer_auth::AuthConfig::default().session_idle_secs,
-        org: org.parse()?,
-        user,
-        file: file.parse()?,
-    });
+    let floor = Arc::new(make_floor(&info, &secrets, &org, &file).await?);
     let c = *args.clients.iter().max().unwrap_or(&64);
-    let f = floor.clone();
-    let op: Op = Arc::new(move || {
-        let f = f.clone();
-        Box::pin(async move { f.download().await })
-    });
-    let floor_download = drive(c, args.seconds, op).await;
+    let floor_download = drive(c, args.seconds, floor_download_op(&floor)).await;
     push(row(
         "floor: download SQL (session lookup, file read, audit append), pools of 10",
         c,
         &floor_download,
     ));
     let inserted = Arc::new(Mutex::new(Vec::new()));
-    let (f, ins) = (floor.clone(), inserted.clone());
-    let size = args.file_bytes as i64;
-    let op: Op = Arc::new(move || {
-        let (f, ins) = (f.clone(), ins.clone());
-        Box::pin(async move {
-            let id = f.upload(size).await?;
-            ins.lock().await.push(id);
-            Ok(())
-        })
-    });
+    let op = floor_upload_op(&floor, &inserted, args.file_bytes as i64);
     let floor_upload = drive(c, args.seconds, op).await;
     push(row(
         "floor: upload SQL (2 session lookups, create, complete, audit append), pools of 10",
@@ -803,5 +754,164 @@ async fn audit_appends(
         counts.len(),
         started.elapsed().as_secs_f64()
     ));
+    Ok(())
+}
+
+/// The floor's pools, appender and the bench org's session, user and file.
+async fn make_floor(
+    info: &Value,
+    secrets: &std::path::Path,
+    org: &str,
+    file: &str,
+) -> anyhow::Result<Floor> {
+    let superuser = std::fs::read_to_string(secrets.join("dev/postgres-superuser-url"))?;
+    let su = PgPool::connect(superuser.trim()).await?;
+    let (id_hash, user): (Vec<u8>, uuid::Uuid) = sqlx::query_as(
+        "SELECT id_hash, user_id FROM auth.sessions WHERE org_id = $1 AND revoked_at IS NULL
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(uuid::Uuid::parse_str(org)?)
+    .fetch_one(&su)
+    .await?;
+    let audit = coffer_audit::floor::Appender::new(
+        runtime_pool(info, secrets, "audit").await?,
+        Arc::new(audit_signer(secrets)?),
+        coffer_audit::AuditConfig::default().checkpoint_every,
+        Duration::from_secs(coffer_audit::AuditConfig::default().checkpoint_interval_secs),
+    );
+    Ok(Floor {
+        auth: runtime_pool(info, secrets, "auth").await?,
+        metadata: runtime_pool(info, secrets, "metadata").await?,
+        audit,
+        id_hash: id_hash
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a session hash is not 32 bytes"))?,
+        idle_secs: coffer_auth::AuthConfig::default().session_idle_secs,
+        org: org.parse()?,
+        user,
+        file: file.parse()?,
+    })
+}
+
+fn download_op(client: &Client, file: &str) -> Op {
+    let (cl, file) = (client.clone(), file.to_owned());
+    Arc::new(move || {
+        let (cl, file) = (cl.clone(), file.clone());
+        Box::pin(async move {
+            cl.json(
+                reqwest::Method::GET,
+                &format!("/v1/files/{file}/download"),
+                None,
+            )
+            .await
+            .map(|_| ())
+        })
+    })
+}
+
+fn upload_op(
+    client: &Client,
+    counter: &Arc<AtomicU64>,
+    created: &Arc<Mutex<Vec<String>>>,
+    payload: &'static [u8],
+) -> Op {
+    let (cl, counter, created) = (client.clone(), counter.clone(), created.clone());
+    Arc::new(move || {
+        let (cl, counter, created) = (cl.clone(), counter.clone(), created.clone());
+        Box::pin(async move {
+            let id = cl
+                .upload(counter.fetch_add(1, Ordering::Relaxed), payload)
+                .await?;
+            created.lock().await.push(id);
+            Ok(())
+        })
+    })
+}
+
+fn floor_download_op(floor: &Arc<Floor>) -> Op {
+    let f = floor.clone();
+    Arc::new(move || {
+        let f = f.clone();
+        Box::pin(async move { f.download().await })
+    })
+}
+
+fn floor_upload_op(floor: &Arc<Floor>, inserted: &Arc<Mutex<Vec<uuid::Uuid>>>, size: i64) -> Op {
+    let (f, ins) = (floor.clone(), inserted.clone());
+    Arc::new(move || {
+        let (f, ins) = (f.clone(), ins.clone());
+        Box::pin(async move {
+            let id = f.upload(size).await?;
+            ins.lock().await.push(id);
+            Ok(())
+        })
+    })
+}
+
+/// (j) Open loop: each path's maximum (closed loop at the largest client count), then arrivals
+/// at 25, 50 and 75 % of it (or at `--rate`), each timed from its intended start; the floor the
+/// same way. Everything the uploads created is purged afterwards, untimed.
+#[allow(clippy::too_many_arguments)]
+async fn open_loop(
+    args: &BenchArgs,
+    client: &Client,
+    file: &str,
+    payload: &'static [u8],
+    counter: &Arc<AtomicU64>,
+    floor: &Arc<Floor>,
+    push: &mut impl FnMut(String),
+) -> anyhow::Result<()> {
+    use crate::bench_open::{HEADER, drive_open, row as open_row};
+    let c = *args.clients.iter().max().unwrap_or(&64);
+    let created = Arc::new(Mutex::new(Vec::new()));
+    let inserted = Arc::new(Mutex::new(Vec::new()));
+    let paths: [(&str, Op); 4] = [
+        ("download URL", download_op(client, file)),
+        (
+            "upload: create + PUT + complete",
+            upload_op(client, counter, &created, payload),
+        ),
+        ("floor: download SQL", floor_download_op(floor)),
+        (
+            "floor: upload SQL",
+            floor_upload_op(floor, &inserted, args.file_bytes as i64),
+        ),
+    ];
+    push(String::new());
+    for line in HEADER {
+        push(line.to_owned());
+    }
+    for (what, op) in paths {
+        let rates: Vec<(String, f64)> = match args.rate {
+            Some(rate) => vec![(format!("{what}, fixed rate"), rate)],
+            None => {
+                let max = drive(c, args.seconds, op.clone()).await;
+                push(format!(
+                    "| {what}: maximum, closed loop, {c} clients | – | {:.0} | {:.2} | {:.2} | – | {} |",
+                    max.rate(),
+                    max.pct(0.5),
+                    max.pct(0.99),
+                    max.errors
+                ));
+                [0.25, 0.5, 0.75]
+                    .into_iter()
+                    .map(|share| {
+                        (
+                            format!("{what}, {:.0} % of max", share * 100.0),
+                            share * max.rate(),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        for (label, rate) in rates {
+            let r = drive_open(rate, args.seconds, op.clone()).await;
+            push(open_row(&label, &r));
+        }
+    }
+    let ids = std::mem::take(&mut *created.lock().await);
+    purge_all(client, ids).await?;
+    let ids = std::mem::take(&mut *inserted.lock().await);
+    floor.clean(&ids).await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_open;
 mod bench_scan;
 mod bench_transfer;
 mod client;
