@@ -61,10 +61,13 @@ pub struct BenchArgs {
     /// contained engine child (the `coffer-scan` binary beside this one), and the difference.
     #[arg(long)]
     sandbox_runs: Option<usize>,
-    /// Open loop (j): requests arrive at this fixed rate per second instead of from closed-loop
-    /// clients, each timed from its intended start — the download, the upload and both floors.
+    /// Open loop (j): downloads (and the download floor) arrive at this fixed rate per second
+    /// instead of from closed-loop clients, each timed from its intended start.
     #[arg(long)]
     rate: Option<f64>,
+    /// With `--rate`: uploads (and the upload floor) at this rate per second too.
+    #[arg(long)]
+    upload_rate: Option<f64>,
     /// Open loop (j) at 25, 50 and 75 % of each path's maximum (measured first, closed loop at
     /// the largest client count), next to the floor measured the same way.
     #[arg(long)]
@@ -447,7 +450,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     let counter = Arc::new(AtomicU64::new(1));
-    if args.open_loop || args.rate.is_some() {
+    if args.open_loop || args.rate.is_some() || args.upload_rate.is_some() {
         let floor = Arc::new(make_floor(&info, &secrets, &org, &file).await?);
         return open_loop(&args, &client, &file, payload, &counter, &floor, &mut push).await;
     }
@@ -865,26 +868,31 @@ async fn open_loop(
     let c = *args.clients.iter().max().unwrap_or(&64);
     let created = Arc::new(Mutex::new(Vec::new()));
     let inserted = Arc::new(Mutex::new(Vec::new()));
-    let paths: [(&str, Op); 4] = [
-        ("download URL", download_op(client, file)),
+    // (what, op, the fixed rate asked for this path)
+    let paths: [(&str, Op, Option<f64>); 4] = [
+        ("download URL", download_op(client, file), args.rate),
         (
             "upload: create + PUT + complete",
             upload_op(client, counter, &created, payload),
+            args.upload_rate,
         ),
-        ("floor: download SQL", floor_download_op(floor)),
+        ("floor: download SQL", floor_download_op(floor), args.rate),
         (
             "floor: upload SQL",
             floor_upload_op(floor, &inserted, args.file_bytes as i64),
+            args.upload_rate,
         ),
     ];
     push(String::new());
     for line in HEADER {
         push(line.to_owned());
     }
-    for (what, op) in paths {
-        let rates: Vec<(String, f64)> = match args.rate {
-            Some(rate) => vec![(format!("{what}, fixed rate"), rate)],
-            None => {
+    let fixed = args.rate.is_some() || args.upload_rate.is_some();
+    for (what, op, rate) in paths {
+        let rates: Vec<(String, f64)> = match (fixed, rate) {
+            (true, None) => continue,
+            (true, Some(rate)) => vec![(format!("{what}, fixed rate"), rate)],
+            (false, _) => {
                 let max = drive(c, args.seconds, op.clone()).await;
                 push(format!(
                     "| {what}: maximum, closed loop, {c} clients | – | {:.0} | {:.2} | {:.2} | – | {} |",
@@ -905,6 +913,14 @@ async fn open_loop(
             }
         };
         for (label, rate) in rates {
+            // What the last run created goes first (untimed): the store and the quota stay
+            // as they were.
+            let ids = std::mem::take(&mut *created.lock().await);
+            purge_all(client, ids).await?;
+            let ids = std::mem::take(&mut *inserted.lock().await);
+            floor.clean(&ids).await?;
+            // A moment for what the last run left behind (connections, queued appends) to settle.
+            tokio::time::sleep(Duration::from_secs(2)).await;
             let r = drive_open(rate, args.seconds, op.clone()).await;
             push(open_row(&label, &r));
         }
