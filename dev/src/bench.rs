@@ -9,7 +9,6 @@
 //! `coffer-dev up --gateway-rate 1000000`, then `coffer-dev bench`.
 
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -74,8 +73,7 @@ pub struct BenchArgs {
     open_loop: bool,
 }
 
-pub type Op =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
+pub use crate::bench_open::Op;
 
 struct Run {
     ops: usize,

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::bench::Op;
+/// One request of a load, as the benches drive it.
+pub type Op = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync,
+>;
 
 /// Requests in flight beyond which the bench itself stops sending (counted, never silent): a
 /// guard for the bench's own memory when the mesh falls far behind.

@@ -3,18 +3,16 @@
 //! engine child ([`crate::sandbox`]: [`Local`] is what it holds); ClamAV, when configured, reads
 //! the same file from clamd meanwhile. Then one verdict.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engines::archive::{self, ArchiveLimits};
+use crate::engines::archive;
 use crate::engines::clamd::{Clamd, ClamdError};
-use crate::engines::content::Pass;
-use crate::engines::nsfw::{self, Images, Nsfw, NsfwConfig, NsfwPolicy, NsfwSettings, NsfwSummary};
-use crate::engines::sensitive::Patterns;
-use crate::engines::truetype::{self, Detected};
+use crate::engines::local::archive_kind;
+pub use crate::engines::local::{Declared, Local, LocalReport, Took};
+use crate::engines::nsfw::{Nsfw, NsfwPolicy, NsfwSettings};
 use crate::engines::yara::Ruleset;
 use crate::engines::{Engine, EngineResult, Finding, Verdict, combine};
 use crate::sandbox::{self, ContainError, Sandbox};
@@ -44,19 +42,6 @@ pub struct Taken {
     pub sha256: String,
 }
 
-/// What the uploader said the file is, and how the store holds it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Declared {
-    pub content_type: String,
-    /// Lowercase, without the dot; empty when the name has none. Never the name itself.
-    pub extension: String,
-    /// The `Content-Encoding` the store serves the object with ("" for none). Anything but
-    /// identity means a reader may decode the bytes into others than were scanned.
-    pub stored_encoding: String,
-    /// The SHA-256 the uploader declared (lowercase hex), "" for none.
-    pub sha256: String,
-}
 /// The versions a verdict was reached with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {
@@ -104,90 +89,6 @@ pub struct Report {
     pub versions: Versions,
 }
 
-/// The engines that read a file's bytes, as an engine child holds them.
-pub struct Local {
-    rules: Ruleset,
-    patterns: Patterns,
-    limits: ArchiveLimits,
-    model: NsfwConfig,
-    /// Loaded at the first image met (most files have none).
-    nsfw: std::cell::OnceCell<Option<Nsfw>>,
-}
-
-/// An engine child's report on one file. It comes from a process that read hostile bytes:
-/// [`LocalReport::check`] bounds it before anything uses it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalReport {
-    pub findings: Vec<Finding>,
-    pub bytes: u64,
-    pub sha256: String,
-    pub detected: Detected,
-    /// What the NSFW engine saw; `None` when it did not run or met no image.
-    pub images: Option<NsfwSummary>,
-    /// Seconds each engine took, for the metrics: `stream`, `archive`, and `nsfw` per image.
-    pub took: Took,
-    /// How much of Landlock the kernel enforced (`FullyEnforced`, `PartiallyEnforced`).
-    #[serde(default)]
-    pub landlock: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Took {
-    pub stream: f64,
-    pub archive: Option<f64>,
-    pub nsfw: Vec<f64>,
-}
-
-impl LocalReport {
-    /// A report a sane child could have written: bounded lists and plain names, findings of its
-    /// own engines only, a hex digest, timings that are durations.
-    pub fn check(&self) -> Result<(), String> {
-        let plain = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/".contains(&b))
-        };
-        if self.findings.len() > 10_000 {
-            return Err("too many findings".into());
-        }
-        if self.findings.iter().any(|f| !plain(&f.signature)) {
-            return Err("a signature that is not a plain name".into());
-        }
-        if self.findings.iter().any(|f| f.engine == Engine::Clamav) {
-            return Err("a ClamAV finding (clamd answers the worker, not the child)".into());
-        }
-        let duration = |s: f64| s.is_finite() && (0.0..=86_400.0).contains(&s);
-        if !(duration(self.took.stream)
-            && self.took.archive.is_none_or(duration)
-            && self.took.nsfw.iter().all(|s| duration(*s)))
-        {
-            return Err("a timing that is not a duration".into());
-        }
-        if !(self.sha256.len() == 64 && self.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
-            return Err("not a SHA-256".into());
-        }
-        if let Some(images) = &self.images
-            && (images.unclassified.len() > 16
-                || images
-                    .unclassified
-                    .keys()
-                    .any(|k| k.len() > 32 || !plain(k))
-                || images
-                    .scores
-                    .is_some_and(|s| s.0.iter().any(|v| !(0.0..=1.0).contains(v))))
-        {
-            return Err("an NSFW summary out of bounds".into());
-        }
-        if self.took.nsfw.len() > 10_000 {
-            return Err("too many timings".into());
-        }
-        Ok(())
-    }
-}
-
 /// A 2×2 PNG, for the sandbox's first scan.
 const TINY_PNG: &[u8] = &[
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
@@ -196,121 +97,6 @@ const TINY_PNG: &[u8] = &[
     0x00, 0xc2, 0x0c, 0xff, 0x81, 0x00, 0x00, 0x1f, 0xee, 0x05, 0xfb, 0x0b, 0xd9, 0x68, 0x8b, 0x00,
     0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
-
-/// The archive format the archive engine opens for a detected type.
-fn archive_kind(detected: Detected) -> Option<archive::Kind> {
-    match detected {
-        Detected::Zip => Some(archive::Kind::Zip),
-        Detected::Gzip => Some(archive::Kind::Gzip),
-        Detected::Tar => Some(archive::Kind::Tar),
-        _ => None,
-    }
-}
-
-impl Local {
-    pub fn new(rules: Ruleset, limits: ArchiveLimits, model: NsfwConfig) -> Local {
-        Local {
-            rules,
-            patterns: Patterns::new(),
-            limits,
-            model,
-            nsfw: std::cell::OnceCell::new(),
-        }
-    }
-
-    /// The model (checked against its recorded hash), loaded once; `None` when none is
-    /// configured.
-    fn nsfw(&self) -> std::io::Result<Option<&Nsfw>> {
-        if self.nsfw.get().is_none() {
-            let loaded = Nsfw::load(&self.model).map_err(std::io::Error::other)?;
-            let _ = self.nsfw.set(loaded);
-        }
-        Ok(self.nsfw.get().and_then(Option::as_ref))
-    }
-
-    /// Scans the file at `path`; archives unpack into `tmp`.
-    pub fn scan(
-        &self,
-        path: &Path,
-        tmp: &Path,
-        declared: &Declared,
-        nsfw: NsfwSettings,
-    ) -> std::io::Result<LocalReport> {
-        let started = std::time::Instant::now();
-        let mut took = Took::default();
-        let mut findings = Vec::new();
-        let mut file = std::fs::File::open(path)?;
-        let mut pass = Pass::new(&self.rules, &self.patterns, true);
-        pass.read_from(&mut file, u64::MAX, None)?;
-        let summary = pass.finish(&mut findings)?;
-        let detected = truetype::check(
-            &summary.head,
-            &declared.content_type,
-            &declared.extension,
-            &mut findings,
-        );
-        let encoding = declared.stored_encoding.trim();
-        if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
-            findings.push(Finding {
-                engine: Engine::TrueType,
-                signature: "stored-content-encoding".into(),
-                verdict: Verdict::Suspicious,
-            });
-        }
-        took.stream = started.elapsed().as_secs_f64();
-        // The org's policy `off`, or no model: no image is decoded and nothing recorded. The
-        // model loads only for a file that is an image or may hold some.
-        let may_hold_images = nsfw::is_image(&summary.head) || archive_kind(detected).is_some();
-        let images = match nsfw.policy {
-            NsfwPolicy::Flag | NsfwPolicy::Quarantine if may_hold_images => self
-                .nsfw()?
-                .map(|engine| Images::new(engine, nsfw.thresholds)),
-            _ => None,
-        };
-        if let Some(images) = &images
-            && nsfw::is_image(&summary.head)
-        {
-            if summary.bytes > images.max_bytes() {
-                images.too_large();
-            } else {
-                let mut bytes = Vec::with_capacity(summary.bytes as usize);
-                std::fs::File::open(path)?
-                    .take(images.max_bytes())
-                    .read_to_end(&mut bytes)?;
-                images.check(&bytes);
-            }
-        }
-        if let Some(kind) = archive_kind(detected) {
-            let started = std::time::Instant::now();
-            let ctx = archive::Ctx {
-                tmp,
-                rules: &self.rules,
-                patterns: &self.patterns,
-                limits: &self.limits,
-                images: images.as_ref(),
-            };
-            archive::inspect(path, kind, &ctx, &mut findings)?;
-            took.archive = Some(started.elapsed().as_secs_f64());
-        }
-        let images = images.and_then(|i| {
-            took.nsfw = i.took();
-            i.finish(&mut findings)
-        });
-        let sha256 = summary
-            .sha256
-            .map(|d| coffer_kit::hex::encode(&d))
-            .unwrap_or_default();
-        Ok(LocalReport {
-            findings,
-            bytes: summary.bytes,
-            sha256,
-            detected,
-            images,
-            took,
-            landlock: String::new(),
-        })
-    }
-}
 
 /// The newest ClamAV version clamd has answered with (by signature database), and since when:
 /// results under an older database, written before then, are scanned again.

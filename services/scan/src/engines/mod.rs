@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod clamd;
 pub mod content;
+pub mod local;
 pub mod nsfw;
 pub mod sensitive;
 pub mod truetype;

@@ -6,8 +6,8 @@
 use std::io::{BufRead as _, Read as _, Write as _};
 
 use super::{ERROR, OBJECT, PROTOCOL, REPORT, Request, SEALED, UNPACK, contain, exit};
+use crate::engines::local::Local;
 use crate::engines::yara::Ruleset;
-use crate::scanner::Local;
 
 /// Largest request line, and largest rules, a child reads.
 const MAX_REQUEST: u64 = 64 * 1024;

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engines::archive::ArchiveLimits;
+use crate::engines::local::Declared;
 use crate::engines::nsfw::{NsfwConfig, NsfwSettings};
-use crate::scanner::Declared;
 
 pub use run::{ContainError, Sandbox};
 

@@ -8,7 +8,7 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use crate::scanner::LocalReport;
+use crate::engines::local::LocalReport;
 
 const MAGIC: &[u8] = b"COFFER-ENGINE-PROBE ";
 

@@ -13,8 +13,8 @@ use tokio::process::Command;
 
 use super::{ERROR, Limits, OUT, PROTOCOL, REPORT, Request, SEALED, exit};
 use crate::engines::archive::ArchiveLimits;
+use crate::engines::local::{Declared, LocalReport};
 use crate::engines::nsfw::{NsfwConfig, NsfwSettings};
-use crate::scanner::{Declared, LocalReport};
 
 /// Why a file's engines gave no report: each is a failed try of the job.
 #[derive(Debug, thiserror::Error)]
