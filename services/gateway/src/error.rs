@@ -78,6 +78,10 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
+/// What a 503 tells the client to wait before trying again, when nothing more precise is known:
+/// every 503 is an answer to retry, and says so.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
@@ -90,7 +94,11 @@ impl IntoResponse for ApiError {
             }
         });
         let mut res = (status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after_secs
+        let retry_after =
+            self.retry_after_secs
+                .or((status == StatusCode::SERVICE_UNAVAILABLE)
+                    .then_some(UNAVAILABLE_RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             res.headers_mut().insert("retry-after", v);

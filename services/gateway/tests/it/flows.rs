@@ -432,6 +432,13 @@ async fn with_auth_down_requests_get_503_and_the_gateway_is_not_ready() -> anyho
         .header("cookie", &cookie)
         .send()
         .await?;
+    // A 503 is an answer to retry, and says when.
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
     assert_eq!(error_code(res).await?, (503, "unavailable".into()));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
