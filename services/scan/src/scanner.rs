@@ -292,7 +292,21 @@ impl Engines {
         let m = crate::metrics::metrics();
         let local = async {
             let started = std::time::Instant::now();
-            let got = self.sandbox.run(dir, declared, nsfw).await;
+            // The child must have read the very bytes the worker downloaded.
+            let got = self
+                .sandbox
+                .run(dir, declared, nsfw)
+                .await
+                .and_then(|local| {
+                    if local.bytes == taken.size && local.sha256.eq_ignore_ascii_case(&taken.sha256)
+                    {
+                        Ok(local)
+                    } else {
+                        Err(ContainError::BadReport(
+                            "its size or SHA-256 is not the downloaded object's".into(),
+                        ))
+                    }
+                });
             m.engine_took("sandbox", started.elapsed());
             if let Err(error) = &got {
                 m.contained_failure(error.reason());
@@ -327,13 +341,6 @@ impl Engines {
         };
         let (local, clam) = tokio::join!(local, clam);
         let local = local?;
-        if local.bytes != taken.size || !local.sha256.eq_ignore_ascii_case(&taken.sha256) {
-            m.contained_failure("bad_report");
-            return Err(ContainError::BadReport(
-                "its size or SHA-256 is not the downloaded object's".into(),
-            )
-            .into());
-        }
         m.bytes.inc_by(local.bytes);
         m.engine_took_secs("stream", local.took.stream);
         if let Some(s) = local.took.archive {
