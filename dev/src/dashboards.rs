@@ -115,6 +115,28 @@ fn overview() -> Dashboard {
                         )],
                     ),
                     panel(
+                        "Refused as overloaded (503 / UNAVAILABLE) by service and kind",
+                        "reqps",
+                        &[(
+                            r#"sum by (job, kind) (rate(coffer_load_shed_total{SEL}[$__rate_interval]))"#,
+                            "{{job}} {{kind}}",
+                        )],
+                    ),
+                    panel(
+                        "Work in flight and queued",
+                        "short",
+                        &[
+                            (
+                                r#"sum by (job, kind) (coffer_in_flight{SEL})"#,
+                                "{{job}} {{kind}} in flight",
+                            ),
+                            (
+                                r#"sum by (job, kind) (coffer_queued{SEL})"#,
+                                "{{job}} {{kind}} queued",
+                            ),
+                        ],
+                    ),
+                    panel(
                         "Server errors (5xx) ratio",
                         "percentunit",
                         &[(

@@ -186,6 +186,25 @@ impl Validate for ServiceConfig {
 
     fn check(&self, check: &mut Check) {
         check.at_least("request_timeout_ms", self.request_timeout_ms, 1);
+        check.between(
+            "limits.max_in_flight",
+            self.limits.max_in_flight,
+            1,
+            100_000,
+        );
+        check.between("limits.max_queued", self.limits.max_queued, 0, 1_000_000);
+        check.between(
+            "limits.queue_deadline_ms",
+            self.limits.queue_deadline_ms,
+            1,
+            60_000,
+        );
+        check.between(
+            "limits.max_connections",
+            self.limits.max_connections,
+            1,
+            1_000_000,
+        );
         if let Some(db) = &self.database {
             check.between("database.pool_size", db.pool_size, 1, 1000);
         }
@@ -312,8 +331,36 @@ pub struct ServiceConfig {
     /// How long in-flight calls may take to finish after a shutdown signal, in milliseconds.
     pub shutdown_grace_ms: u64,
     pub telemetry: TelemetryConfig,
+    /// How much work the server takes on at once; beyond it, callers are told to come back.
+    pub limits: LoadLimits,
     /// The service's schema, for services that own one.
     pub database: Option<DatabaseConfig>,
+}
+
+/// Overload protection (`[limits]`): at most `max_in_flight` requests are handled at once; up to
+/// `max_queued` more wait for a slot, each for at most `queue_deadline_ms`; the rest are refused at
+/// once as unavailable with a time to retry (HTTP 503 + `Retry-After`, gRPC `UNAVAILABLE`). Work
+/// that is refused costs little, so a flood does not take the capacity that admitted requests
+/// need, and their latency stays bounded by the queue's deadline plus the in-flight work.
+/// `max_connections` bounds open connections: at the bound, new ones wait in the kernel's backlog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadLimits {
+    pub max_in_flight: usize,
+    pub max_queued: usize,
+    pub queue_deadline_ms: u64,
+    pub max_connections: usize,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits {
+            max_in_flight: 64,
+            max_queued: 256,
+            queue_deadline_ms: 100,
+            max_connections: 4096,
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -326,6 +373,7 @@ impl Default for ServiceConfig {
             request_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
             telemetry: TelemetryConfig::default(),
+            limits: LoadLimits::default(),
             database: None,
         }
     }

@@ -195,6 +195,20 @@ pub fn rate_limited(message: impl Into<String>, retry_after_seconds: u32) -> ton
     )
 }
 
+/// Builds an `unavailable` status that tells the caller when to retry: a server that is full
+/// refuses work this way.
+pub fn unavailable_retry(message: impl Into<String>, retry_after_seconds: u32) -> tonic::Status {
+    with_detail(
+        ErrorCode::Unavailable,
+        message,
+        ErrorDetail {
+            code: ErrorCode::Unavailable.as_str().to_owned(),
+            field: String::new(),
+            retry_after_seconds: retry_after_seconds.max(1),
+        },
+    )
+}
+
 fn with_detail(code: ErrorCode, message: impl Into<String>, detail: ErrorDetail) -> tonic::Status {
     tonic::Status::with_details(code.grpc_code(), message, detail.encode_to_vec().into())
 }
@@ -211,7 +225,8 @@ pub trait ServiceError: std::error::Error {
         ""
     }
 
-    /// For `rate_limited` errors: when the caller may try again, in seconds.
+    /// For `rate_limited` errors, and `unavailable` ones that know: when the caller may try
+    /// again, in seconds. Such an error's text is shown to the caller.
     fn retry_after_secs(&self) -> Option<u64> {
         None
     }
@@ -235,7 +250,11 @@ pub const UNAVAILABLE_MESSAGE: &str = "a dependency is unavailable; try again";
 pub fn into_status<E: ServiceError + std::fmt::Debug>(e: E) -> tonic::Status {
     let code = e.code();
     if let Some(secs) = e.retry_after_secs() {
-        return rate_limited(e.to_string(), u32::try_from(secs).unwrap_or(u32::MAX));
+        let secs = u32::try_from(secs).unwrap_or(u32::MAX);
+        if code == ErrorCode::Unavailable {
+            return unavailable_retry(e.to_string(), secs);
+        }
+        return rate_limited(e.to_string(), secs);
     }
     let message = match code {
         ErrorCode::Internal | ErrorCode::Unavailable => {
@@ -276,7 +295,7 @@ macro_rules! impl_into_status {
     };
 }
 
-/// Returns the retry delay a `rate_limited` status carries, in seconds.
+/// Returns the retry delay a `rate_limited` or `unavailable` status carries, in seconds.
 pub fn retry_after(status: &tonic::Status) -> Option<u32> {
     ErrorDetail::decode(status.details())
         .ok()
@@ -350,6 +369,8 @@ mod tests {
         Audit,
         #[error("database error at row 7")]
         Db,
+        #[error("the service is busy; try again")]
+        Busy,
     }
 
     impl ServiceError for Sample {
@@ -357,7 +378,7 @@ mod tests {
             match self {
                 Sample::Invalid(..) => ErrorCode::InvalidArgument,
                 Sample::Later => ErrorCode::RateLimited,
-                Sample::Audit => ErrorCode::Unavailable,
+                Sample::Audit | Sample::Busy => ErrorCode::Unavailable,
                 Sample::Db => ErrorCode::Internal,
             }
         }
@@ -368,7 +389,11 @@ mod tests {
             }
         }
         fn retry_after_secs(&self) -> Option<u64> {
-            matches!(self, Sample::Later).then_some(9)
+            match self {
+                Sample::Later => Some(9),
+                Sample::Busy => Some(1),
+                _ => None,
+            }
         }
         fn public_when_failing(&self) -> bool {
             matches!(self, Sample::Audit)
@@ -392,6 +417,12 @@ mod tests {
             (from_status(&s).0, s.message()),
             (ErrorCode::Internal, INTERNAL_MESSAGE)
         );
+        // An overloaded service stays unavailable (503), and says when to come back.
+        let s = into_status(Sample::Busy);
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert_eq!(from_status(&s).0, ErrorCode::Unavailable);
+        assert_eq!(retry_after(&s), Some(1));
+        assert_eq!(s.message(), "the service is busy; try again");
         assert_eq!(
             downstream_code(&tonic::Status::unavailable("down")),
             ErrorCode::Unavailable

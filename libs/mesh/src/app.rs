@@ -39,6 +39,7 @@ pub fn server(service: &ServiceConfig, certs: Arc<CertStore>, policy: Policy) ->
     MeshServer::new(certs, policy)
         .request_timeout(Duration::from_millis(service.request_timeout_ms))
         .grace(Duration::from_millis(service.shutdown_grace_ms))
+        .limits(service.limits.clone())
 }
 
 /// A built service: its mesh server bound, its admin port serving.

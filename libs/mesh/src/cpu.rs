@@ -1,30 +1,60 @@
 //! CPU-heavy work a caller can trigger, such as password hashing: at most one task per core runs
-//! at a time in the whole process; the rest wait their turn. An unauthenticated flood of logins
-//! or share-password guesses then queues up instead of taking every core (and Argon2id's 19 MiB
-//! each) from the service's other requests.
+//! at a time in the whole process; up to [`MAX_QUEUED_PER_CORE`] per core wait their turn, each for
+//! at most [`QUEUE_DEADLINE`]; the rest are refused at once ([`CpuError::Busy`], which services
+//! answer as unavailable with a time to retry). An unauthenticated flood of logins or
+//! share-password guesses then neither takes every core (and Argon2id's 19 MiB each) from the
+//! service's other requests nor queues without bound.
 
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use coffer_config::LoadLimits;
 
-static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(permits())));
+use crate::admission::Admission;
 
-/// Runs `f` on the blocking pool once one of the process's per-core permits is free. `None` if
-/// the task panicked. The permit goes with the work, not with the caller: a caller that gives up
-/// (a client that disconnected) does not free it while the hash still runs.
-pub async fn bounded<T, F>(f: F) -> Option<T>
+/// Tasks that may wait per core.
+pub const MAX_QUEUED_PER_CORE: usize = 32;
+/// The longest a task waits for a core.
+pub const QUEUE_DEADLINE: Duration = Duration::from_secs(5);
+
+static ADMISSION: LazyLock<Arc<Admission>> = LazyLock::new(|| {
+    Admission::of(
+        "cpu",
+        &LoadLimits {
+            max_in_flight: permits(),
+            max_queued: permits() * MAX_QUEUED_PER_CORE,
+            queue_deadline_ms: QUEUE_DEADLINE.as_millis() as u64,
+            ..LoadLimits::default()
+        },
+    )
+});
+
+/// Why CPU-heavy work was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CpuError {
+    /// Too much is waiting already, or no core came free in time: try again later.
+    #[error("too much CPU-heavy work is waiting; try again")]
+    Busy,
+    /// The task panicked.
+    #[error("the task failed")]
+    Failed,
+}
+
+/// Runs `f` on the blocking pool once one of the process's per-core slots is free. The slot goes
+/// with the work, not with the caller: a caller that gives up (a client that disconnected) does
+/// not free it while the hash still runs.
+pub async fn bounded<T, F>(f: F) -> Result<T, CpuError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // The semaphore is never closed, so acquiring cannot fail.
-    let permit = PERMITS.clone().acquire_owned().await.ok()?;
+    let slot = ADMISSION.admit().await.map_err(|_| CpuError::Busy)?;
     tokio::task::spawn_blocking(move || {
-        let _held = permit;
+        let _held = slot;
         f()
     })
     .await
-    .ok()
+    .map_err(|_| CpuError::Failed)
 }
 
 /// The number of tasks [`bounded`] runs at once.
@@ -86,5 +116,34 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         assert!(peak.load(Ordering::SeqCst) <= super::permits());
+    }
+
+    #[tokio::test]
+    async fn beyond_the_queue_work_is_refused_at_once_and_the_rest_is_done() {
+        let cap = super::permits() * (1 + super::MAX_QUEUED_PER_CORE);
+        let tasks: Vec<_> = (0..cap + 10)
+            .map(|_| {
+                tokio::spawn(super::bounded(|| {
+                    std::thread::sleep(Duration::from_millis(5));
+                }))
+            })
+            .collect();
+        let mut busy = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => {}
+                Err(super::CpuError::Busy) => busy += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(
+            busy >= 10,
+            "at least the ten beyond the queue were refused: {busy}"
+        );
+        assert!(
+            busy < cap,
+            "the queued ones were done: {busy} of {}",
+            cap + 10
+        );
     }
 }

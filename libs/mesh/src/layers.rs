@@ -3,9 +3,11 @@
 //! 1. [`RequestIdLayer`] — accepts a well-formed `x-request-id` or makes one, echoes it back;
 //! 2. [`ObserveLayer`] — joins the caller's W3C trace context, opens the request span, records
 //!    RED metrics (refusals by the layers below included);
-//! 3. [`AllowListLayer`] — refuses a calling service that is not on the RPC's list
+//! 3. [`AdmissionLayer`] — refuses a call the server has no room for (`UNAVAILABLE` with a
+//!    time to retry, see [`crate::admission`]); health checks and reflection are never refused;
+//! 4. [`AllowListLayer`] — refuses a calling service that is not on the RPC's list
 //!    (`PERMISSION_DENIED`) before any token work or handler runs;
-//! 4. [`TokenLayer`] — verifies the user token where the RPC needs one (`UNAUTHENTICATED`),
+//! 5. [`TokenLayer`] — verifies the user token where the RPC needs one (`UNAUTHENTICATED`),
 //!    refuses a token that is not a browser session's where the RPC manages the account or org
 //!    (`PERMISSION_DENIED`, `session_required`), puts the [`Caller`] in the request, and makes the
 //!    [`CallContext`] current for outgoing calls.
@@ -339,6 +341,77 @@ where
             });
         }
         Box::pin(self.inner.call(req))
+    }
+}
+
+// === impl AdmissionLayer ===
+
+/// Bounds the calls in flight (see the module docs and [`crate::admission`]).
+#[derive(Debug, Clone)]
+pub struct AdmissionLayer {
+    admission: Arc<crate::admission::Admission>,
+}
+
+impl AdmissionLayer {
+    pub fn new(admission: Arc<crate::admission::Admission>) -> Self {
+        AdmissionLayer { admission }
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = Admit<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Admit {
+            inner,
+            admission: self.admission.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Admit<S> {
+    inner: S,
+    admission: Arc<crate::admission::Admission>,
+}
+
+/// What a probe or an operator's tool calls: answered however full the server is.
+fn never_shed(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+impl<S, B> Service<Request<B>> for Admit<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if never_shed(req.uri().path()) {
+            return Box::pin(self.inner.call(req));
+        }
+        // The clone that was made ready is the one called (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let admission = self.admission.clone();
+        Box::pin(async move {
+            match admission.admit().await {
+                Ok(slot) => {
+                    let res = inner.call(req).await;
+                    drop(slot);
+                    res
+                }
+                Err(shed) => Ok(refuse(shed.status())),
+            }
+        })
     }
 }
 

@@ -5,12 +5,15 @@
 //! - [`policy`] and [`layers`]: per-RPC caller allow-lists and user-token verification as tower
 //!   layers, request ids, trace context, RED metrics;
 //! - [`server`]: the accept loop, health, reflection, deadlines and graceful shutdown;
-//! - [`cpu`]: CPU-heavy work (password hashing) bounded to one task per core;
+//! - [`admission`]: bounded in-flight work and a bounded, deadline-limited queue; the rest is
+//!   refused with a time to retry;
+//! - [`cpu`]: CPU-heavy work (password hashing) bounded to one task per core, with a bounded queue;
 //! - [`client`]: channels to other members that forward the call's token, request id, deadline
 //!   and trace context.
 //!
 //! The mesh never logs a token, a certificate key or a request body.
 
+pub mod admission;
 pub mod app;
 pub mod client;
 pub mod context;
@@ -26,6 +29,7 @@ pub mod tls;
 pub mod token;
 mod watch;
 
+pub use admission::{Admission, Shed};
 pub use app::ServiceApp;
 pub use client::{ClientError, ContextInterceptor, MeshChannel, MeshClient, Peers};
 pub use context::{CallContext, Caller, PeerInfo, RequestId, caller, peer};

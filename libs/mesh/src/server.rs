@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use coffer_config::LoadLimits;
 use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,9 +24,10 @@ use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
 use tower_service::Service;
 
+use crate::admission::Admission;
 use crate::context::PeerInfo;
 use crate::identity::identity_of;
-use crate::layers::{AllowListLayer, ObserveLayer, RequestIdLayer, TokenLayer};
+use crate::layers::{AdmissionLayer, AllowListLayer, ObserveLayer, RequestIdLayer, TokenLayer};
 use crate::policy::{Policy, PolicyError};
 use crate::tls::{CertStore, TlsError, server_config};
 use crate::token::TokenVerifier;
@@ -56,6 +58,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: BufWriter<TlsStream<TcpStream>>,
         peer: PeerInfo,
+        // One of the server's connection slots, freed when the connection closes.
+        slot: tokio::sync::OwnedSemaphorePermit,
     }
 }
 
@@ -102,7 +106,11 @@ impl AsyncWrite for MeshStream {
     }
 }
 
-async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream) -> Option<MeshStream> {
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Option<MeshStream> {
     let remote_addr = tcp.peer_addr().ok();
     let _ = tcp.set_nodelay(true);
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -131,19 +139,26 @@ async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream) -> Option<MeshStream> 
             identity,
             remote_addr,
         },
+        slot,
     })
 }
 
 fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    max_connections: usize,
 ) -> (
     ReceiverStream<Result<MeshStream, io::Error>>,
     tokio::task::JoinHandle<()>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let task = tokio::spawn(async move {
         loop {
+            // At the bound, new connections wait in the kernel's backlog until one closes.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let tcp = match listener.accept().await {
                 Ok((tcp, _)) => tcp,
                 Err(error) => {
@@ -157,7 +172,7 @@ fn accept_loop(
             let tx = tx.clone();
             // Handshakes run beside the loop so that one slow client cannot stall others.
             tokio::spawn(async move {
-                if let Some(stream) = handshake(acceptor, tcp).await {
+                if let Some(stream) = handshake(acceptor, tcp, slot).await {
                     let _ = tx.send(Ok(stream)).await;
                 }
             });
@@ -193,6 +208,7 @@ pub struct MeshServer {
     service_names: Vec<&'static str>,
     request_timeout: Duration,
     grace: Duration,
+    limits: LoadLimits,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -215,7 +231,14 @@ impl MeshServer {
             service_names: Vec::new(),
             request_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(10),
+            limits: LoadLimits::default(),
         }
+    }
+
+    /// How many calls and connections the server takes on at once (see [`crate::admission`]).
+    pub fn limits(mut self, limits: LoadLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Verifies user tokens with `verifier` (without one, token-requiring RPCs are refused).
@@ -298,6 +321,7 @@ impl MeshServer {
             service_names: self.service_names,
             request_timeout: self.request_timeout,
             grace: self.grace,
+            limits: self.limits,
         })
     }
 }
@@ -324,6 +348,7 @@ pub struct BoundServer {
     service_names: Vec<&'static str>,
     request_timeout: Duration,
     grace: Duration,
+    limits: LoadLimits,
 }
 
 impl std::fmt::Debug for BoundServer {
@@ -348,12 +373,15 @@ impl BoundServer {
             .layer(RequestIdLayer)
             // Spans and RED metrics see the refusals of the layers below.
             .layer(ObserveLayer)
+            // Room for the call, before any work is spent on it.
+            .layer(AdmissionLayer::new(Admission::new(&self.limits)))
             // Who may call, decided from the certificate before any token work.
             .layer(AllowListLayer::new(self.policy.clone()))
             // Who the user is; innermost so handlers always see a verified caller.
             .layer(TokenLayer::new(self.policy.clone(), self.verifier.clone()))
             .into_inner();
-        let (incoming, accept_task) = accept_loop(self.listener, self.acceptor);
+        let (incoming, accept_task) =
+            accept_loop(self.listener, self.acceptor, self.limits.max_connections);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
             .timeout(self.request_timeout)

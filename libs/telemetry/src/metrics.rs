@@ -60,6 +60,17 @@ pub struct BuildInfo {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Shed {
+    pub kind: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Denial {
     pub rpc: String,
     pub peer: String,
@@ -86,6 +97,13 @@ pub struct Metrics {
     pub caller_denials: Family<Denial, Counter>,
     /// TLS handshakes that failed on a mesh server port.
     pub tls_handshake_failures: Counter,
+    /// Work refused because the process was full, by kind (`requests`, `cpu`) and reason
+    /// (`queue_full`, `deadline`).
+    load_shed: Family<Shed, Counter>,
+    /// Work being done now (admitted, not yet answered), by kind.
+    in_flight: Family<Kind, Gauge>,
+    /// Work waiting for a slot, by kind.
+    queued: Family<Kind, Gauge>,
     /// 1, labelled with what the binary is.
     pub build_info: Family<BuildInfo, Gauge>,
     /// The `not_after` of the mesh certificate in use (unix seconds), so expiry can alert.
@@ -137,6 +155,34 @@ impl Metrics {
         let token_rejections = Family::<Reason, Counter>::default();
         let caller_denials = Family::<Denial, Counter>::default();
         let tls_handshake_failures = Counter::default();
+        let load_shed = Family::<Shed, Counter>::default();
+        let in_flight = Family::<Kind, Gauge>::default();
+        let queued = Family::<Kind, Gauge>::default();
+        for kind in ["requests", "cpu"] {
+            for reason in ["queue_full", "deadline"] {
+                drop(load_shed.get_or_create(&Shed {
+                    kind: kind.to_owned(),
+                    reason: reason.to_owned(),
+                }));
+            }
+            drop(in_flight.get_or_create(&Kind {
+                kind: kind.to_owned(),
+            }));
+            drop(queued.get_or_create(&Kind {
+                kind: kind.to_owned(),
+            }));
+        }
+        registry.register(
+            "load_shed",
+            "work refused because the process was full (503 / UNAVAILABLE), by kind and reason",
+            load_shed.clone(),
+        );
+        registry.register(
+            "in_flight",
+            "work being done now (requests handled, password hashes running), by kind",
+            in_flight.clone(),
+        );
+        registry.register("queued", "work waiting for a slot, by kind", queued.clone());
         let build_info = Family::<BuildInfo, Gauge>::default();
         let certificate_not_after = Gauge::default();
         registry.register(
@@ -194,6 +240,9 @@ impl Metrics {
             token_rejections,
             caller_denials,
             tls_handshake_failures,
+            load_shed,
+            in_flight,
+            queued,
             build_info,
             certificate_not_after,
         }
@@ -281,6 +330,34 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts work refused because the process was full.
+    pub fn shed(&self, kind: &str, reason: &str) {
+        self.load_shed
+            .get_or_create(&Shed {
+                kind: kind.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The gauge of `kind` work being done now.
+    pub fn in_flight(&self, kind: &str) -> Gauge {
+        self.in_flight
+            .get_or_create(&Kind {
+                kind: kind.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The gauge of `kind` work waiting for a slot.
+    pub fn queued(&self, kind: &str) -> Gauge {
+        self.queued
+            .get_or_create(&Kind {
+                kind: kind.to_owned(),
+            })
+            .clone()
     }
 
     /// Counts a call refused by an allow-list.

@@ -111,7 +111,7 @@ pub async fn change_password(
     if let Some(wait) = throttle::locked_for(&core.pool, &keys).await? {
         return Err(AuthError::Throttled(wait.as_secs_f64().ceil() as u64));
     }
-    if !core.hasher.verify(current, Some(stored)).await {
+    if !core.hasher.verify(current, Some(stored)).await? {
         throttle::record_failure(&core.pool, &keys, &limits).await?;
         return Err(AuthError::invalid(
             "current_password",
@@ -153,7 +153,7 @@ pub async fn check_password(
         Err(_) => None,
     };
     let stored = account.as_ref().map(|a| a.password_hash.clone());
-    let ok = core.hasher.verify(p.password, stored).await;
+    let ok = core.hasher.verify(p.password, stored).await?;
     let account = match account {
         Some(a) if ok && accept(&a) => a,
         known => {

@@ -31,8 +31,20 @@ pub enum AuthError {
     /// The audit log did not take the action's event: the action is not done.
     #[error("the audit log is unavailable; nothing was done")]
     AuditUnavailable,
+    /// Too many password hashes are waiting for a core (`coffer_mesh::cpu`): try again soon.
+    #[error("the service is busy; try again")]
+    Busy,
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<coffer_mesh::cpu::CpuError> for AuthError {
+    fn from(e: coffer_mesh::cpu::CpuError) -> Self {
+        match e {
+            coffer_mesh::cpu::CpuError::Busy => AuthError::Busy,
+            coffer_mesh::cpu::CpuError::Failed => AuthError::Internal(e.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for AuthError {
@@ -68,7 +80,7 @@ impl coffer_errors::ServiceError for AuthError {
             AuthError::TotpRequired => ErrorCode::TotpRequired,
             AuthError::Throttled(_) => ErrorCode::RateLimited,
             AuthError::Db(e) => e.code(),
-            AuthError::AuditUnavailable => ErrorCode::Unavailable,
+            AuthError::AuditUnavailable | AuthError::Busy => ErrorCode::Unavailable,
             AuthError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -83,12 +95,13 @@ impl coffer_errors::ServiceError for AuthError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             AuthError::Throttled(secs) => Some(*secs),
+            AuthError::Busy => Some(coffer_mesh::admission::RETRY_AFTER_SECS.into()),
             _ => None,
         }
     }
 
     fn public_when_failing(&self) -> bool {
-        matches!(self, AuthError::AuditUnavailable)
+        matches!(self, AuthError::AuditUnavailable | AuthError::Busy)
     }
 }
 

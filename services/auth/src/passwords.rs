@@ -88,14 +88,17 @@ impl Hasher {
     /// Hashes a password on the blocking pool, one hash per core at a time.
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
         let this = self.clone();
-        coffer_mesh::cpu::bounded(move || this.hash_now(&password))
-            .await
-            .ok_or_else(|| AuthError::Internal("the hashing task failed".into()))?
+        coffer_mesh::cpu::bounded(move || this.hash_now(&password)).await?
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no account,
-    /// so both paths cost the same. Returns true only for a real match.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
+    /// so both paths cost the same. Returns true only for a real match; an error when the
+    /// password could not be checked (too busy): never counted as a wrong password.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, AuthError> {
         let this = self.clone();
         coffer_mesh::cpu::bounded(move || {
             let real = stored.is_some();
@@ -106,6 +109,6 @@ impl Hasher {
             ok && real
         })
         .await
-        .unwrap_or(false)
+        .map_err(AuthError::from)
     }
 }

@@ -40,6 +40,7 @@ pub struct App {
     jobs: Jobs,
     proxies: Arc<TrustedProxies>,
     grace: Duration,
+    max_connections: usize,
 }
 
 impl std::fmt::Debug for App {
@@ -222,6 +223,10 @@ impl App {
                     .layer(from_fn(edge::metrics))
                     .layer(from_fn(edge::security_headers))
                     .layer(from_fn_with_state(limit.clone(), edge::rate_limit))
+                    .layer(from_fn_with_state(
+                        coffer_mesh::Admission::new(&service.limits),
+                        edge::admit,
+                    ))
                     .layer(from_fn_with_state(config.max_body_bytes, edge::body_cap)),
             );
 
@@ -276,6 +281,7 @@ impl App {
             jobs,
             proxies: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
             grace: Duration::from_millis(service.shutdown_grace_ms),
+            max_connections: service.limits.max_connections,
         })
     }
 
@@ -301,6 +307,7 @@ impl App {
             self.router,
             self.proxies,
             self.grace,
+            self.max_connections,
             shutdown,
         )
         .await;

@@ -1,6 +1,6 @@
 //! The middleware every request passes, one job per layer, applied in this order (outermost
-//! first, see `app.rs`): request id and span → metrics → security headers → rate limit → body
-//! cap → handler.
+//! first, see `app.rs`): request id and span → metrics → security headers → rate limit →
+//! admission → body cap → handler.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tracing::Instrument as _;
+
+use coffer_errors::ErrorCode;
+use coffer_mesh::Admission;
 
 use crate::body::BodyLimit;
 use crate::client_addr::ClientAddr;
@@ -168,6 +171,24 @@ pub async fn rate_limit(State(limit): State<Arc<RateLimit>>, req: Request, next:
         return ApiError::rate_limited(wait.as_secs_f64().ceil() as u64).into_response();
     }
     next.run(req).await
+}
+
+/// 503 with `Retry-After` when the gateway has no room for the request (see
+/// `coffer_mesh::admission`): `[limits]` bounds the requests in flight and the queue before them.
+/// A refusal costs microseconds, so a flood cannot take the cores from admitted requests.
+pub async fn admit(State(admission): State<Arc<Admission>>, req: Request, next: Next) -> Response {
+    match admission.admit().await {
+        Ok(slot) => {
+            let res = next.run(req).await;
+            drop(slot);
+            res
+        }
+        Err(_) => ApiError {
+            retry_after_secs: Some(coffer_mesh::admission::RETRY_AFTER_SECS.into()),
+            ..ApiError::new(ErrorCode::Unavailable, "the service is busy; try again")
+        }
+        .into_response(),
+    }
 }
 
 /// The largest body a handler reads (`JsonBody` enforces it).

@@ -74,7 +74,13 @@ impl From<tonic::Status> for ApiError {
             }
             _ => status.message().to_owned(),
         };
-        ApiError::new(code, message)
+        ApiError {
+            // A service that is full says when to come back.
+            retry_after_secs: (code == ErrorCode::Unavailable)
+                .then(|| coffer_errors::retry_after(&status).map(u64::from))
+                .flatten(),
+            ..ApiError::new(code, message)
+        }
     }
 }
 

@@ -15,13 +15,15 @@ use tower::ServiceExt as _;
 use crate::client_addr::TrustedProxies;
 
 /// Serves `router` over TLS on `listener` until `shutdown`, then lets open requests finish for up
-/// to `grace`.
+/// to `grace`. At most `max_connections` are open at once: at the bound, new ones wait in the
+/// kernel's backlog until one closes.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
     proxies: Arc<TrustedProxies>,
     grace: Duration,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -33,7 +35,15 @@ pub async fn serve(
         .header_read_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -51,6 +61,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let proxies = proxies.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = tcp.set_nodelay(true);
             let Ok(Ok(tls)) =
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await

@@ -6,7 +6,7 @@ use coffer_testkit::secrets::{Materials, provision};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use coffer_config::ServiceConfig;
+use coffer_config::{LoadLimits, ServiceConfig};
 use coffer_testkit::DevCa;
 use coffer_token::MasterKeyRing;
 
@@ -21,7 +21,7 @@ pub struct TestGateway {
 }
 
 /// Starts a gateway under `dir/gateway` talking to auth, metadata, audit and scan at the given
-/// addresses.
+/// addresses, with the default admission limits.
 pub async fn start(
     ca: &DevCa,
     dir: &Path,
@@ -29,8 +29,40 @@ pub async fn start(
     metadata: &str,
     audit: &str,
     scan: &str,
-    mut config: GatewayConfig,
+    config: GatewayConfig,
 ) -> anyhow::Result<TestGateway> {
+    let peers = Peers {
+        auth,
+        metadata,
+        audit,
+        scan,
+    };
+    start_limited(ca, dir, &peers, config, LoadLimits::default()).await
+}
+
+/// Where the gateway's peers listen.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers<'a> {
+    pub auth: &'a str,
+    pub metadata: &'a str,
+    pub audit: &'a str,
+    pub scan: &'a str,
+}
+
+/// Like [`start`], with these admission limits (`[limits]`).
+pub async fn start_limited(
+    ca: &DevCa,
+    dir: &Path,
+    peers: &Peers<'_>,
+    mut config: GatewayConfig,
+    limits: LoadLimits,
+) -> anyhow::Result<TestGateway> {
+    let Peers {
+        auth,
+        metadata,
+        audit,
+        scan,
+    } = *peers;
     // The gateway verifies no user token itself: no ring of the mesh's goes into its secrets.
     let unused = MasterKeyRing::generate("unused");
     let secrets = provision(
@@ -56,6 +88,7 @@ pub async fn start(
             ("scan".to_owned(), scan.to_owned()),
         ]
         .into(),
+        limits,
         ..ServiceConfig::default()
     };
     // A fixed port, so the public URL can name it before the gateway starts.

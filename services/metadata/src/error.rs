@@ -42,8 +42,20 @@ pub enum MetadataError {
     AuditUnavailable(tonic::Status),
     #[error(transparent)]
     Db(coffer_db::DbError),
+    /// Too many password hashes are waiting for a core (`coffer_mesh::cpu`): try again soon.
+    #[error("the service is busy; try again")]
+    Busy,
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<coffer_mesh::cpu::CpuError> for MetadataError {
+    fn from(e: coffer_mesh::cpu::CpuError) -> Self {
+        match e {
+            coffer_mesh::cpu::CpuError::Busy => MetadataError::Busy,
+            coffer_mesh::cpu::CpuError::Failed => MetadataError::Internal(e.to_string()),
+        }
+    }
 }
 
 impl From<coffer_db::DbError> for MetadataError {
@@ -85,7 +97,7 @@ impl coffer_errors::ServiceError for MetadataError {
             MetadataError::TooLarge(_) => ErrorCode::TooLarge,
             MetadataError::Locked(_) => ErrorCode::RateLimited,
             MetadataError::Downstream(s) => coffer_errors::downstream_code(s),
-            MetadataError::AuditUnavailable(_) => ErrorCode::Unavailable,
+            MetadataError::AuditUnavailable(_) | MetadataError::Busy => ErrorCode::Unavailable,
             MetadataError::Db(e) => e.code(),
             MetadataError::Internal(_) => ErrorCode::Internal,
         }
@@ -101,12 +113,16 @@ impl coffer_errors::ServiceError for MetadataError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             MetadataError::Locked(secs) => Some(*secs),
+            MetadataError::Busy => Some(coffer_mesh::admission::RETRY_AFTER_SECS.into()),
             _ => None,
         }
     }
 
     fn public_when_failing(&self) -> bool {
-        matches!(self, MetadataError::AuditUnavailable(_))
+        matches!(
+            self,
+            MetadataError::AuditUnavailable(_) | MetadataError::Busy
+        )
     }
 }
 

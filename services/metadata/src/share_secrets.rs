@@ -35,12 +35,12 @@ pub async fn hash_password(password: String) -> Result<String, MetadataError> {
             .map(|h| h.to_string())
             .map_err(|e| MetadataError::Internal(format!("hashing: {e}")))
     })
-    .await
-    .ok_or_else(|| MetadataError::Internal("the hashing task failed".into()))?
+    .await?
 }
 
-/// Checks a presented share password against the stored hash (constant time inside argon2).
-pub async fn verify_password(password: String, stored: String) -> bool {
+/// Checks a presented share password against the stored hash (constant time inside argon2); an
+/// error when it could not be checked (too busy), never a wrong password.
+pub async fn verify_password(password: String, stored: String) -> Result<bool, MetadataError> {
     coffer_mesh::cpu::bounded(move || {
         PasswordHash::new(&stored).is_ok_and(|h| {
             argon2::Argon2::default()
@@ -49,7 +49,7 @@ pub async fn verify_password(password: String, stored: String) -> bool {
         })
     })
     .await
-    .unwrap_or(false)
+    .map_err(MetadataError::from)
 }
 
 #[cfg(test)]
@@ -70,7 +70,11 @@ mod tests {
     async fn passwords_verify() {
         let h = hash_password("hunter2hunter2".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("hunter2hunter2".into(), h.clone()).await);
-        assert!(!verify_password("hunter2hunter3".into(), h).await);
+        assert!(
+            verify_password("hunter2hunter2".into(), h.clone())
+                .await
+                .unwrap()
+        );
+        assert!(!verify_password("hunter2hunter3".into(), h).await.unwrap());
     }
 }

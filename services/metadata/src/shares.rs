@@ -227,7 +227,7 @@ async fn check_password(
         store::Attempt::Counted(n) => n,
         store::Attempt::Locked(secs) => return Err(MetadataError::Locked(secs)),
     };
-    if share_secrets::verify_password(given, stored).await {
+    if share_secrets::verify_password(given, stored).await? {
         let mut tx = core.tx(org).await?;
         store::share_password_ok(&mut tx, share).await?;
         tx.commit().await?;

@@ -24,6 +24,11 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(coffer_config::LoadLimits::default()).await
+    }
+
+    /// With these admission limits.
+    pub async fn start_with(limits: coffer_config::LoadLimits) -> anyhow::Result<Self> {
         coffer_telemetry::init_for_tests();
         let dir = tempfile::tempdir()?;
         let ca = DevCa::new("mesh test CA")?;
@@ -38,6 +43,7 @@ impl Fixture {
         store.spawn_watcher(std::time::Duration::from_millis(100));
         let server = MeshServer::new(store, EchoService::policy()?)
             .token_verifier(TokenVerifier::fixed(verifier))
+            .limits(limits)
             .add_service(echo.clone().server())
             .bind("127.0.0.1:0".parse()?)
             .await?

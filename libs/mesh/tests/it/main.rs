@@ -1,5 +1,6 @@
 //! The mesh kit against a real tonic service on loopback, over real mTLS.
 
+mod admission;
 mod fixture;
 mod layers;
 mod logs;

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 
+use coffer_config::LoadLimits;
 use coffer_metadata::MetadataConfig;
 use coffer_scan::ScanConfig;
 use coffer_scan::testing::ScanStack;
@@ -66,19 +67,56 @@ impl Harness {
         auth: coffer_metadata::testing::AuthConfig,
         scan: ScanConfig,
     ) -> anyhow::Result<Self> {
+        Self::start_limited(config, LoadLimits::default(), metadata, auth, scan).await
+    }
+
+    /// A gateway with these admission limits in front of the default mesh.
+    pub async fn start_with_limits(limits: LoadLimits) -> anyhow::Result<Self> {
+        Self::start_limited(
+            unthrottled(),
+            limits,
+            MetadataConfig::default(),
+            Default::default(),
+            ScanConfig {
+                workers: 0,
+                ..ScanConfig::default()
+            },
+        )
+        .await
+    }
+
+    /// A gateway with its config and admission limits over the whole mesh, every service
+    /// configured by the caller.
+    async fn start_limited(
+        config: coffer_gateway::GatewayConfig,
+        limits: LoadLimits,
+        metadata: MetadataConfig,
+        auth: coffer_metadata::testing::AuthConfig,
+        scan: ScanConfig,
+    ) -> anyhow::Result<Self> {
         let ScanStack {
             stack,
             setup,
             scan: server,
         } = ScanStack::start_full(metadata, auth, scan).await?;
-        let gw = coffer_gateway::testing::start(
+        let (auth, metadata, audit, scan) = (
+            stack.auth.server.addr().to_string(),
+            stack.metadata.server.addr().to_string(),
+            stack.audit().server.addr().to_string(),
+            server.addr().to_string(),
+        );
+        let peers = coffer_gateway::testing::Peers {
+            auth: &auth,
+            metadata: &metadata,
+            audit: &audit,
+            scan: &scan,
+        };
+        let gw = coffer_gateway::testing::start_limited(
             &stack.ca,
             stack.dir.path(),
-            &stack.auth.server.addr().to_string(),
-            &stack.metadata.server.addr().to_string(),
-            &stack.audit().server.addr().to_string(),
-            &server.addr().to_string(),
+            &peers,
             config,
+            limits,
         )
         .await?;
         let ca_pem = stack.ca.ca_pem();

@@ -9,6 +9,7 @@ mod input;
 mod multipart;
 mod nsfw;
 mod openapi;
+mod overload;
 mod scans;
 mod security;
 mod web;
