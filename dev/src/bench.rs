@@ -71,22 +71,32 @@ pub struct BenchArgs {
     /// the largest client count), next to the floor measured the same way.
     #[arg(long)]
     open_loop: bool,
+    /// Overload (k): each path's sustainable rate (closed loop at the largest client count),
+    /// then arrivals at 2, 4 and 8 times it: goodput, refusals (503) and the accepted requests'
+    /// latency, with every service's RSS.
+    #[arg(long)]
+    overload: bool,
+    /// Soak (l): mixed load at half the mix's maximum for this many seconds (600 for the
+    /// recorded run): error rate, every process's RSS and open fds, Postgres connections, and
+    /// the scan queue drained at the end.
+    #[arg(long)]
+    soak: Option<u64>,
 }
 
 pub use crate::bench_open::Op;
 
-struct Run {
-    ops: usize,
-    errors: u64,
+pub(crate) struct Run {
+    pub(crate) ops: usize,
+    pub(crate) errors: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Run {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
-    fn pct(&self, p: f64) -> f64 {
+    pub(crate) fn pct(&self, p: f64) -> f64 {
         if self.latencies.is_empty() {
             return f64::NAN;
         }
@@ -96,7 +106,7 @@ impl Run {
 }
 
 /// Runs `op` from `clients` tasks for `secs` seconds.
-async fn drive(clients: usize, secs: u64, op: Op) -> Run {
+pub(crate) async fn drive(clients: usize, secs: u64, op: Op) -> Run {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -135,7 +145,7 @@ async fn drive(clients: usize, secs: u64, op: Op) -> Run {
     }
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -447,6 +457,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    if let Some(secs) = args.soak {
+        let c = *args.clients.iter().max().unwrap_or(&64);
+        return crate::bench_soak::run(&client, &info, &file, (c, secs), &mut push).await;
+    }
+    if args.overload {
+        let c = *args.clients.iter().max().unwrap_or(&64);
+        return crate::bench_overload::run(&client, &info, &file, (c, args.seconds), &mut push)
+            .await;
+    }
     let counter = Arc::new(AtomicU64::new(1));
     if args.open_loop || args.rate.is_some() || args.upload_rate.is_some() {
         let floor = Arc::new(make_floor(&info, &secrets, &org, &file).await?);
@@ -621,7 +640,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn purge_all(client: &Client, ids: Vec<String>) -> anyhow::Result<()> {
+pub(crate) async fn purge_all(client: &Client, ids: Vec<String>) -> anyhow::Result<()> {
     let queue = Arc::new(Mutex::new(ids));
     let tasks: Vec<_> = (0..16)
         .map(|_| {

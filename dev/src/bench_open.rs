@@ -18,9 +18,24 @@ pub type Op = std::sync::Arc<
 /// guard for the bench's own memory when the mesh falls far behind.
 const MAX_IN_FLIGHT: u64 = 20_000;
 
+/// A request the server refused as overloaded (503 with `Retry-After`): counted apart from
+/// errors, since shedding is the answer overload should get.
+#[derive(Debug)]
+pub struct Shed;
+
+impl std::fmt::Display for Shed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("shed: 503 with Retry-After")
+    }
+}
+
+impl std::error::Error for Shed {}
+
 pub struct OpenRun {
     pub rate: f64,
     pub errors: u64,
+    /// Requests answered 503 with `Retry-After` ([`Shed`]).
+    pub shed: u64,
     /// Arrivals not sent because `MAX_IN_FLIGHT` were still waiting.
     pub skipped: u64,
     pub elapsed: Duration,
@@ -49,6 +64,7 @@ pub async fn drive_open(rate: f64, secs: u64, op: Op) -> OpenRun {
     let start = Instant::now() + Duration::from_millis(20);
     let in_flight = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let shed = Arc::new(AtomicU64::new(0));
     let mut skipped = 0;
     let mut latencies = Vec::with_capacity(count as usize);
     let mut tasks = tokio::task::JoinSet::new();
@@ -60,12 +76,17 @@ pub async fn drive_open(rate: f64, secs: u64, op: Op) -> OpenRun {
             continue;
         }
         in_flight.fetch_add(1, Ordering::Relaxed);
-        let (op, in_flight, errors) = (op.clone(), in_flight.clone(), errors.clone());
+        let (op, in_flight, errors, shed) =
+            (op.clone(), in_flight.clone(), errors.clone(), shed.clone());
         tasks.spawn(async move {
             let got = op().await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
             match got {
                 Ok(()) => Some(intended.elapsed()),
+                Err(e) if e.downcast_ref::<Shed>().is_some() => {
+                    shed.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
                 Err(e) => {
                     if errors.fetch_add(1, Ordering::Relaxed) < 3 {
                         eprintln!("bench: request failed: {e:#}");
@@ -87,6 +108,7 @@ pub async fn drive_open(rate: f64, secs: u64, op: Op) -> OpenRun {
     OpenRun {
         rate,
         errors: errors.load(Ordering::Relaxed),
+        shed: shed.load(Ordering::Relaxed),
         skipped,
         elapsed,
         latencies,

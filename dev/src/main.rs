@@ -4,7 +4,9 @@
 
 mod bench;
 mod bench_open;
+mod bench_overload;
 mod bench_scan;
+mod bench_soak;
 mod bench_transfer;
 mod client;
 mod dashboards;
