@@ -348,7 +348,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
-        .pool_max_idle_per_host(256)
+        // Every connection opened is kept for reuse: under overload (more requests in flight
+        // than any cap) a capped pool would drop connections and open new ones, turning the
+        // bench into a TLS handshake flood that measures handshakes, not requests.
+        .pool_max_idle_per_host(usize::MAX)
         .build()?;
     let store = reqwest::Client::builder()
         .pool_max_idle_per_host(256)

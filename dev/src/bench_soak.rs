@@ -67,7 +67,8 @@ fn mixed(client: &Client, file: &str, uploaded: &Arc<Mutex<Vec<String>>>) -> Op 
         Box::pin(async move {
             match i % 20 {
                 0 => {
-                    let id = cl.upload(i, &PAYLOAD).await?;
+                    // Names 1, 2, …: the bench's setup file is 0.
+                    let id = cl.upload(i + 1, &PAYLOAD).await?;
                     uploaded.lock().await.push(id);
                 }
                 1 => {
