@@ -37,30 +37,33 @@ where
             .get::<BodyLimit>()
             .map_or(64 * 1024, |l| l.0);
         let bytes = read_limited(req.into_body(), limit).await?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
-            .map(JsonBody)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                let message = if inner.is_data() && path != "." {
-                    format!("{path}: invalid value")
-                } else if let Some(field) = inner.to_string().strip_prefix("unknown field `") {
-                    format!(
-                        "unknown field `{}",
-                        field.split(',').next().unwrap_or(field)
-                    )
-                } else if let Some(field) = inner.to_string().strip_prefix("missing field `") {
-                    format!(
-                        "missing field `{}",
-                        field.split(" at ").next().unwrap_or(field)
-                    )
-                } else {
-                    "the body is not valid JSON".to_owned()
-                };
-                ApiError::invalid(message)
-            })
+        parse(&bytes).map(JsonBody)
     }
+}
+
+/// A body's bytes as `T`, or the 400 that names the field (never the value).
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if inner.is_data() && path != "." {
+            format!("{path}: invalid value")
+        } else if let Some(field) = inner.to_string().strip_prefix("unknown field `") {
+            format!(
+                "unknown field `{}",
+                field.split(',').next().unwrap_or(field)
+            )
+        } else if let Some(field) = inner.to_string().strip_prefix("missing field `") {
+            format!(
+                "missing field `{}",
+                field.split(" at ").next().unwrap_or(field)
+            )
+        } else {
+            "the body is not valid JSON".to_owned()
+        };
+        ApiError::invalid(message)
+    })
 }
 
 /// A JSON body that may be absent: no body (or an empty one) is `None`; one that is there must

@@ -16,6 +16,8 @@ mod edge;
 mod error;
 mod events;
 mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metrics;
 pub mod openapi;
 mod scans;

@@ -320,7 +320,7 @@ pub enum ShareForm {
 /// The JSON body of `POST /s/{token}`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RedeemBody {
+pub(crate) struct RedeemBody {
     password: Option<String>,
 }
 
@@ -343,8 +343,15 @@ impl<S: Send + Sync> FromRequest<S> for SharePassword {
             });
         }
         let bytes: Bytes = crate::body::read_limited(req.into_body(), 4096).await?;
+        SharePassword::from_form(&bytes)
+    }
+}
+
+impl SharePassword {
+    /// The share page's form body: one field, `password`, or none.
+    pub(crate) fn from_form(bytes: &[u8]) -> Result<Self, ApiError> {
         let mut password = None;
-        for (key, value) in url::form_urlencoded::parse(&bytes) {
+        for (key, value) in url::form_urlencoded::parse(bytes) {
             if key != "password" || password.is_some() {
                 return Err(ApiError::invalid("the form takes one field: password"));
             }

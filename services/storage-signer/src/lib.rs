@@ -7,7 +7,8 @@ mod app;
 pub mod config;
 mod error;
 mod grpc;
-mod keys;
+#[doc(hidden)]
+pub mod keys;
 mod metrics;
 pub mod store;
 #[cfg(feature = "testing")]
