@@ -20,6 +20,7 @@ use sqlx::{ConnectOptions as _, PgPool};
 use tokio::sync::Mutex;
 
 use crate::client::Client;
+use crate::load::{Run, drive, purge_all, rss_kib};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -84,77 +85,6 @@ pub struct BenchArgs {
 }
 
 pub use crate::bench_open::Op;
-
-pub(crate) struct Run {
-    pub(crate) ops: usize,
-    pub(crate) errors: u64,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    pub(crate) fn rate(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64()
-    }
-    pub(crate) fn pct(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[i].as_secs_f64() * 1000.0
-    }
-}
-
-/// Runs `op` from `clients` tasks for `secs` seconds.
-pub(crate) async fn drive(clients: usize, secs: u64, op: Op) -> Run {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let errors = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let op = op.clone();
-            let errors = errors.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    match op().await {
-                        Ok(()) => lat.push(t.elapsed()),
-                        Err(e) => {
-                            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                                eprintln!("bench: request failed: {e:#}");
-                            }
-                        }
-                    }
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.unwrap_or_default());
-    }
-    let elapsed = start.elapsed();
-    latencies.sort();
-    Run {
-        ops: latencies.len(),
-        errors: errors.load(Ordering::Relaxed),
-        elapsed,
-        latencies,
-    }
-}
-
-pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
 
 /// The floor: the statements of one download (auth's session lookup, metadata's file read, the
 /// audit append) and of one upload (two session lookups, create, complete, the audit append),
@@ -639,25 +569,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             peak.load(Ordering::Relaxed) as f64 / 1024.0,
             after as f64 / 1024.0,
         ));
-    }
-    Ok(())
-}
-
-pub(crate) async fn purge_all(client: &Client, ids: Vec<String>) -> anyhow::Result<()> {
-    let queue = Arc::new(Mutex::new(ids));
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let (cl, queue) = (client.clone(), queue.clone());
-            tokio::spawn(async move {
-                while let Some(id) = { queue.lock().await.pop() } {
-                    cl.purge(&id).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await??;
     }
     Ok(())
 }

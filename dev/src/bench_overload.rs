@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use crate::bench::{drive, rss_kib};
 use crate::bench_open::{Op, OpenRun, Shed, drive_open};
 use crate::client::Client;
+use crate::load::{drive, rss_kib};
 
 /// `Err(Shed)` for a 503 with `Retry-After`, an error for anything else that did not succeed.
 async fn answered(res: reqwest::Response, what: &str) -> anyhow::Result<()> {
@@ -106,12 +106,7 @@ pub async fn run(
     (clients, secs): (usize, u64),
     push: &mut impl FnMut(String),
 ) -> anyhow::Result<()> {
-    let pids: BTreeMap<String, u32> = info["pids"]
-        .as_object()
-        .context("no pids in dev.json")?
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), u32::try_from(v.as_u64()?).ok()?)))
-        .collect();
+    let pids = crate::load::pids(info)?;
     let email = info["demo"]["email"].as_str().context("demo email")?;
     let password = info["demo"]["password"].as_str().context("demo password")?;
     let paths: [(&str, Op); 2] = [

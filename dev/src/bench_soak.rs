@@ -13,9 +13,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use crate::bench::{drive, rss_kib};
 use crate::bench_open::{Op, drive_open};
 use crate::client::Client;
+use crate::load::{drive, rss_kib};
 
 /// Open file descriptors of `pid`.
 fn fds(pid: u32) -> Option<u64> {
@@ -100,12 +100,7 @@ pub async fn run(
     (clients, secs): (usize, u64),
     push: &mut impl FnMut(String),
 ) -> anyhow::Result<()> {
-    let pids: BTreeMap<String, u32> = info["pids"]
-        .as_object()
-        .context("no pids in dev.json")?
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), u32::try_from(v.as_u64()?).ok()?)))
-        .collect();
+    let pids = crate::load::pids(info)?;
     let secrets = std::path::PathBuf::from(info["secrets_dir"].as_str().context("secrets_dir")?);
     let superuser = std::fs::read_to_string(secrets.join("dev/postgres-superuser-url"))?;
     let su = PgPool::connect(superuser.trim()).await?;
@@ -219,6 +214,6 @@ pub async fn run(
         s.pg.end
     ));
     drop(s);
-    crate::bench::purge_all(client, ids).await?;
+    crate::load::purge_all(client, ids).await?;
     Ok(())
 }

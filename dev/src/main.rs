@@ -12,6 +12,7 @@ mod client;
 mod dashboards;
 mod drill;
 mod keys;
+mod load;
 mod up;
 
 use clap::{Parser, Subcommand};
