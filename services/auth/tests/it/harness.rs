@@ -18,6 +18,9 @@ pub struct Harness {
     pub server: RunningServer,
     /// The audit service auth writes to.
     pub audit: coffer_audit::testing::TestAudit,
+    /// The gateway's client, made once: a fresh certificate per call would make each call slow
+    /// enough to outlast a 1 s login lock.
+    gateway: std::sync::OnceLock<AuthClient<MeshChannel>>,
 }
 
 impl Harness {
@@ -39,6 +42,7 @@ impl Harness {
             db: auth.database,
             server: auth.server,
             audit: auth.audit,
+            gateway: std::sync::OnceLock::new(),
         })
     }
 
@@ -54,7 +58,11 @@ impl Harness {
     }
 
     pub fn gateway(&self) -> anyhow::Result<AuthClient<MeshChannel>> {
-        self.client_as("gateway")
+        if let Some(client) = self.gateway.get() {
+            return Ok(client.clone());
+        }
+        let client = self.client_as("gateway")?;
+        Ok(self.gateway.get_or_init(|| client).clone())
     }
 
     pub fn verifier(&self, audience: Audience) -> Verifier {
