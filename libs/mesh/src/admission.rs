@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use coffer_config::LoadLimits;
+use coffer_telemetry::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Seconds a refused caller is told to wait before trying again.
@@ -48,6 +49,9 @@ impl Shed {
 pub struct Admission {
     /// What is admitted (the metrics' `kind` label): `requests`, or `cpu` for [`crate::cpu`].
     kind: &'static str,
+    /// This kind's gauges, looked up once rather than per request.
+    in_flight: Gauge,
+    queued: Gauge,
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_queued: usize,
@@ -62,28 +66,28 @@ pub struct Admitted {
 }
 
 #[derive(Debug)]
-struct InFlight(&'static str);
+struct InFlight(Gauge);
 
 impl InFlight {
-    fn new(kind: &'static str) -> Self {
-        coffer_telemetry::metrics().in_flight(kind).inc();
-        InFlight(kind)
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        InFlight(gauge.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        coffer_telemetry::metrics().in_flight(self.0).dec();
+        self.0.dec();
     }
 }
 
 /// One waiter in the queue, counted out on drop (a waiter whose caller gave up included).
-struct Waiting<'a>(&'a AtomicUsize, &'static str);
+struct Waiting<'a>(&'a AtomicUsize, &'a Gauge);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-        coffer_telemetry::metrics().queued(self.1).dec();
+        self.1.dec();
     }
 }
 
@@ -97,6 +101,8 @@ impl Admission {
     pub fn of(kind: &'static str, limits: &LoadLimits) -> Arc<Self> {
         Arc::new(Admission {
             kind,
+            in_flight: coffer_telemetry::metrics().in_flight(kind),
+            queued: coffer_telemetry::metrics().queued(kind),
             slots: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             waiting: AtomicUsize::new(0),
             max_queued: limits.max_queued,
@@ -118,19 +124,19 @@ impl Admission {
         if let Ok(slot) = self.slots.clone().try_acquire_owned() {
             return Ok(Admitted {
                 _slot: slot,
-                _count: InFlight::new(self.kind),
+                _count: InFlight::new(&self.in_flight),
             });
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Shed::QueueFull);
         }
-        coffer_telemetry::metrics().queued(self.kind).inc();
-        let _waiting = Waiting(&self.waiting, self.kind);
+        self.queued.inc();
+        let _waiting = Waiting(&self.waiting, &self.queued);
         match tokio::time::timeout(self.deadline, self.slots.clone().acquire_owned()).await {
             Ok(Ok(slot)) => Ok(Admitted {
                 _slot: slot,
-                _count: InFlight::new(self.kind),
+                _count: InFlight::new(&self.in_flight),
             }),
             // The semaphore is never closed; a timeout is the deadline.
             _ => Err(Shed::Deadline),

@@ -17,4 +17,6 @@ mod tracing_init;
 
 pub use admin::{AdminServer, Readiness, serve_admin};
 pub use metrics::{Metrics, Outcome, Reason, RpcLabels, SERVER_ERROR_CODES, metrics};
+/// The gauge type the shared metrics hand out (`Metrics::in_flight`, `Metrics::queued`).
+pub use prometheus_client::metrics::gauge::Gauge;
 pub use tracing_init::{TelemetryConfig, TelemetryGuard, current_trace_id, init, init_for_tests};

@@ -6,19 +6,9 @@ use std::time::{Duration, Instant};
 
 use coffer_config::LoadLimits;
 use coffer_mesh::{CertStore, TlsFiles};
-use coffer_proto::testing::v1::EchoRequest;
 use tonic::Code;
 
-use crate::fixture::Fixture;
-
-fn with_token(token: &str, message: &str) -> tonic::Request<EchoRequest> {
-    let mut req = tonic::Request::new(EchoRequest {
-        message: message.into(),
-    });
-    req.metadata_mut()
-        .insert(coffer_token::METADATA_KEY, token.parse().unwrap());
-    req
-}
+use crate::fixture::{Fixture, with_token};
 
 #[tokio::test]
 async fn calls_beyond_the_slots_and_the_queue_are_refused_with_a_time_to_retry()

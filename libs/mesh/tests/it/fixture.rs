@@ -159,3 +159,16 @@ pub async fn ping_with(config: rustls::ClientConfig, addr: &str) -> anyhow::Resu
         .await?;
     Ok(())
 }
+
+/// An Echo request carrying `token` as its user token.
+pub fn with_token(
+    token: &str,
+    message: &str,
+) -> tonic::Request<coffer_proto::testing::v1::EchoRequest> {
+    let mut req = tonic::Request::new(coffer_proto::testing::v1::EchoRequest {
+        message: message.into(),
+    });
+    req.metadata_mut()
+        .insert(coffer_token::METADATA_KEY, token.parse().unwrap());
+    req
+}

@@ -11,16 +11,7 @@ use coffer_token::{Audience, Service};
 use tonic::Code;
 use tracing::Instrument as _;
 
-use crate::fixture::Fixture;
-
-fn with_token(token: &str, message: &str) -> tonic::Request<EchoRequest> {
-    let mut req = tonic::Request::new(EchoRequest {
-        message: message.into(),
-    });
-    req.metadata_mut()
-        .insert(coffer_token::METADATA_KEY, token.parse().unwrap());
-    req
-}
+use crate::fixture::{Fixture, with_token};
 
 #[tokio::test]
 async fn tokens_are_required_and_verified() -> anyhow::Result<()> {
