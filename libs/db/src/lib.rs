@@ -117,6 +117,8 @@ impl From<sqlx::Error> for DbError {
                 Some("23514" | "23P01" | "40001" | "40P01") => DbError::Conflict,
                 // insufficient_privilege, including a row-level security refusal on write
                 Some("42501") => DbError::NotFound,
+                // The server is going away or not back yet: a retry may well work.
+                Some(code) if server_unavailable(code) => DbError::Unavailable(e),
                 _ => DbError::Internal(e),
             },
             sqlx::Error::PoolTimedOut
@@ -126,6 +128,16 @@ impl From<sqlx::Error> for DbError {
             _ => DbError::Internal(e),
         }
     }
+}
+
+/// The SQLSTATEs of a server that cannot take the work now: connection_exception (class 08),
+/// insufficient_resources (class 53: too many connections, out of memory or disk), and
+/// admin_shutdown, crash_shutdown, cannot_connect_now (57P01–57P03: a restart, a crash
+/// recovery, a start-up in progress).
+fn server_unavailable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08")
+        || sqlstate.starts_with("53")
+        || matches!(sqlstate, "57P01" | "57P02" | "57P03")
 }
 
 fn in_schema(options: PgConnectOptions, schema: &str) -> PgConnectOptions {

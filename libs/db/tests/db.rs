@@ -250,6 +250,35 @@ async fn postgres_errors_map_to_domain_errors() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_server_going_away_is_unavailable_not_internal() -> anyhow::Result<()> {
+    let s = schema().await?;
+    let pool = runtime_pool(opts(&s.runtime_url), "docs", 2).await?;
+    let mut tx = tenant_tx(&pool, ORG_A).await?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await?;
+    // As a restart or a crash ends every session: the server sends 57P01 and closes.
+    let mut admin = sqlx::PgConnection::connect(&s.pg.superuser_url(&s.db)).await?;
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut admin)
+        .await?;
+    assert!(ended);
+    let cut = sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap_err();
+    let mapped = DbError::from(cut);
+    assert_eq!(
+        mapped.code(),
+        coffer_errors::ErrorCode::Unavailable,
+        "{mapped:?}"
+    );
+    drop(tx);
+    // The pool drops the dead connection: the next transaction works.
+    let mut tx = tenant_tx(&pool, ORG_A).await?;
+    sqlx::query("SELECT 1").execute(&mut *tx).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn unsafe_roles_are_refused_and_the_audit_finds_every_gap() -> anyhow::Result<()> {
     let s = schema().await?;
     // The superuser would bypass every policy: the pool refuses it.
