@@ -161,7 +161,10 @@ impl ErrorCode {
             Code::FailedPrecondition | Code::Aborted => ErrorCode::Conflict,
             Code::ResourceExhausted => ErrorCode::RateLimited,
             Code::OutOfRange => ErrorCode::TooLarge,
-            Code::Unavailable => ErrorCode::Unavailable,
+            // A bare `Unknown` is the calling side's transport failing (a peer killed with the
+            // call in flight, a connection that broke: tonic says "Service was not ready" or
+            // passes on the h2 or I/O error); no service of the mesh answers it.
+            Code::Unavailable | Code::Unknown => ErrorCode::Unavailable,
             Code::DeadlineExceeded | Code::Cancelled => ErrorCode::DeadlineExceeded,
             _ => ErrorCode::Internal,
         }
@@ -315,6 +318,16 @@ pub fn from_status(status: &tonic::Status) -> (ErrorCode, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transport_failure_is_unavailable_and_a_bare_internal_stays_internal() {
+        // What tonic's client makes of a connection that broke under a call.
+        let broken = tonic::Status::unknown("Service was not ready: transport error");
+        assert_eq!(from_status(&broken).0, ErrorCode::Unavailable);
+        assert_eq!(downstream_code(&broken), ErrorCode::Unavailable);
+        let bug = tonic::Status::internal("failed to decode Protobuf message");
+        assert_eq!(downstream_code(&bug), ErrorCode::Internal);
+    }
 
     #[test]
     fn every_code_round_trips_through_a_status() {

@@ -56,6 +56,12 @@ impl ApiError {
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let (code, field) = coffer_errors::from_status(&status);
+        // A service that did not answer in time (or whose answer was cut) is one to try again:
+        // a 503 with `Retry-After`, as API.md gives for a dependency that is down; no 504.
+        let code = match code {
+            ErrorCode::DeadlineExceeded => ErrorCode::Unavailable,
+            other => other,
+        };
         if code == ErrorCode::RateLimited {
             return ApiError::rate_limited(coffer_errors::retry_after(&status).unwrap_or(1).into());
         }
@@ -64,7 +70,7 @@ impl From<tonic::Status> for ApiError {
                 tracing::error!(grpc_code = ?status.code(), "downstream call failed");
                 "internal error".to_owned()
             }
-            ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => {
+            ErrorCode::Unavailable => {
                 tracing::warn!(grpc_code = ?status.code(), "downstream unavailable");
                 "a service is unavailable; try again".to_owned()
             }
@@ -110,5 +116,27 @@ impl IntoResponse for ApiError {
             res.headers_mut().insert("retry-after", v);
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_that_is_late_down_or_cut_off_is_a_503_with_retry_after() {
+        for status in [
+            tonic::Status::deadline_exceeded("late"),
+            tonic::Status::cancelled("stream reset"),
+            tonic::Status::unavailable("connection refused"),
+            // tonic's own word for a connection that broke under the call
+            tonic::Status::unknown("Service was not ready: transport error"),
+        ] {
+            let res = ApiError::from(status.clone()).into_response();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{status:?}");
+            assert!(res.headers().contains_key("retry-after"), "{status:?}");
+        }
+        let bug = ApiError::from(tonic::Status::internal("boom")).into_response();
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
