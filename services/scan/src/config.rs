@@ -17,8 +17,13 @@ pub struct ScanConfig {
     /// How long a claimed job stays a worker's without a heartbeat, in seconds; a worker renews
     /// its lease every third of this while it scans.
     pub lease_secs: u64,
-    /// Tries per job; after the last, the verdict is `failed`.
+    /// Tries per job that fail on the file (an engine error); after the last, the verdict is
+    /// `failed`. A try that fails on a dependency instead (the store, an unreachable clamd, a
+    /// peer, the database) is a wait: it backs off the same way but is not counted.
     pub max_attempts: i32,
+    /// How long a job may wait on its dependencies, in seconds from when it was queued; then its
+    /// verdict is `failed`. A file stays `scanning` (not downloadable) meanwhile.
+    pub max_wait_secs: u64,
     /// Retry delay after the first failure, doubled each time, capped at `backoff_max_secs`.
     pub backoff_base_secs: u64,
     pub backoff_max_secs: u64,
@@ -67,6 +72,7 @@ impl Default for ScanConfig {
             workers: 2,
             lease_secs: 30,
             max_attempts: 5,
+            max_wait_secs: 24 * 3600,
             backoff_base_secs: 2,
             backoff_max_secs: 300,
             poll_interval_ms: 1000,
@@ -117,6 +123,7 @@ impl coffer_config::Validate for ScanConfig {
         c.between("workers", self.workers, 0, 64);
         c.at_least("lease_secs", self.lease_secs, 3);
         c.at_least("max_attempts", self.max_attempts, 1);
+        c.at_least("max_wait_secs", self.max_wait_secs, 1);
         c.at_least("backoff_base_secs", self.backoff_base_secs, 1);
         c.at_least(
             "backoff_max_secs",

@@ -103,7 +103,7 @@ static METRICS: LazyLock<ScanMetrics> = LazyLock::new(|| {
         ),
         tries: r.registered(
             "scan_job_tries",
-            "tries of scan jobs, by outcome (done, retry, lease_lost)",
+            "tries of scan jobs, by outcome (done, retry: the engines failed, wait: a dependency did, lease_lost)",
             Family::default(),
         ),
         engine_duration: r.registered(

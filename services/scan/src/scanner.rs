@@ -32,6 +32,13 @@ impl ScanError {
     pub fn is_final(&self) -> bool {
         matches!(self, ScanError::Contained(e) if e.is_final())
     }
+
+    /// Whether an engine's service could not be reached at all (clamd down): nothing was
+    /// learnt about the file, so the try is a wait. (clamd failing mid-scan counts: the file
+    /// may be what broke it.)
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ScanError::Clamd(ClamdError::Unreachable(_)))
+    }
 }
 
 /// What the worker took of the object while downloading it.

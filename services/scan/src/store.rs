@@ -58,6 +58,8 @@ pub struct Job {
     pub extension: String,
     pub run_id: Uuid,
     pub attempts: i32,
+    /// Tries that failed on a dependency (not counted in `attempts`).
+    pub waits: i32,
     pub reason: String,
     pub queued_at: OffsetDateTime,
     /// The object to read, as found at complete ("" when unknown).
@@ -137,7 +139,7 @@ pub async fn claim(
          WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= now()
                      ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING id, org_id, subject, subject_id, object_key, size, content_type, extension,
-                   run_id, attempts, reason, queued_at, object_etag, object_version,
+                   run_id, attempts, waits, reason, queued_at, object_etag, object_version,
                    declared_sha256",
     )
     .bind(owner)
@@ -206,16 +208,21 @@ pub async fn retry_later(
     owner: Uuid,
     delay: std::time::Duration,
     error: &str,
+    waiting: bool,
 ) -> Result<bool, sqlx::Error> {
+    // A try that failed on a dependency gives its attempt back and counts as a wait.
     let r = sqlx::query(
         "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL,
-                run_after = now() + make_interval(secs => $3), last_error = $4, updated_at = now()
+                run_after = now() + make_interval(secs => $3), last_error = $4, updated_at = now(),
+                attempts = attempts - CASE WHEN $5 THEN 1 ELSE 0 END,
+                waits = waits + CASE WHEN $5 THEN 1 ELSE 0 END
          WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
     )
     .bind(job)
     .bind(owner)
     .bind(delay.as_secs_f64())
     .bind(error)
+    .bind(waiting)
     .execute(tx)
     .await?;
     Ok(r.rows_affected() == 1)

@@ -36,6 +36,10 @@ const SWEEP_RETRY_SECS: u64 = 300;
 pub enum TryError {
     #[error("the lease was lost")]
     LeaseLost,
+    /// The engines failed on the file: the try counts toward `max_attempts`.
+    #[error("{0}")]
+    Failed(String),
+    /// A dependency failed (a peer, the store, an unreachable clamd): the job waits, uncounted.
     #[error("{0}")]
     Retry(String),
     #[error(transparent)]
@@ -53,8 +57,11 @@ impl From<sqlx::Error> for TryError {
 enum ScanFail {
     /// The store has no such object: the file was purged, or its object was lost.
     Gone,
-    /// Anything else; retried.
+    /// The engines failed on the file (or it is not what was declared); retried, and counted.
     Failed(String),
+    /// A dependency failed: the store (unreachable, 5xx, cut mid-body), a peer, an unreachable
+    /// clamd. Retried without counting the try: nothing was learnt about the file.
+    Unavailable(String),
     /// The file makes the engines use more than they may: another try would too.
     Final(String),
 }
@@ -236,16 +243,24 @@ impl Workers {
                 tracing::warn!(job = %job.id, attempt = job.attempts, "scan job lease lost; left to its new holder");
             }
             Err(error) => {
-                m.tried("retry");
-                let delay = self.config.backoff(job.attempts);
+                // Only the engines failing on the file spends a try; a dependency's failure is
+                // a wait, backing off on the count of waits.
+                let waiting = !matches!(error, TryError::Failed(_));
+                let delay = if waiting {
+                    m.tried("wait");
+                    self.config.backoff(job.waits.saturating_add(1))
+                } else {
+                    m.tried("retry");
+                    self.config.backoff(job.attempts)
+                };
                 tracing::warn!(
-                    job = %job.id, attempt = job.attempts, ?error,
+                    job = %job.id, attempt = job.attempts, waits = job.waits, waiting, ?error,
                     retry_in_secs = delay.as_secs(), "scan job try failed"
                 );
                 let message: String = error.to_string().chars().take(300).collect();
                 let requeued = async {
                     let mut tx = self.worker_tx().await?;
-                    store::retry_later(&mut tx, job.id, owner, delay, &message).await?;
+                    store::retry_later(&mut tx, job.id, owner, delay, &message, waiting).await?;
                     tx.commit().await?;
                     Ok::<_, DbError>(())
                 };
@@ -267,9 +282,17 @@ impl Workers {
         let result = match stored {
             Some(r) => r,
             None => {
+                let waited = time::OffsetDateTime::now_utc() - job.queued_at;
+                let waited_out = job.waits > 0
+                    && waited.whole_seconds()
+                        > i64::try_from(self.config.max_wait_secs).unwrap_or(i64::MAX);
                 let report = if job.attempts > self.config.max_attempts
+                    || waited_out
                     || u64::try_from(job.size).unwrap_or(u64::MAX) > self.config.max_file_bytes
                 {
+                    if waited_out {
+                        tracing::warn!(job = %job.id, waits = job.waits, "waited on its dependencies past max_wait_secs: verdict failed");
+                    }
                     store::failed_report(self.engines.current().0)
                 } else {
                     let nsfw = self.nsfw_settings(job.org_id).await?;
@@ -292,7 +315,8 @@ impl Workers {
                             tracing::warn!(job = %job.id, error = %e, "the file exceeds the engines' limits: verdict failed");
                             store::failed_report(self.engines.current().0)
                         }
-                        Err(ScanFail::Failed(e)) => return Err(TryError::Retry(e)),
+                        Err(ScanFail::Failed(e)) => return Err(TryError::Failed(e)),
+                        Err(ScanFail::Unavailable(e)) => return Err(TryError::Retry(e)),
                     }
                 };
                 let mut tx = self.tenant_tx(job.org_id).await?;
@@ -419,7 +443,7 @@ impl Workers {
             .map_err(|e| format!("creating the job's directory: {e}"))?;
         let object = dir.path().join(crate::sandbox::OBJECT);
         let started = std::time::Instant::now();
-        let request = self.presign_get(job).await?;
+        let request = self.presign_get(job).await.map_err(ScanFail::Unavailable)?;
         let (stored_encoding, taken) = self.download(&request, &object, job.size as u64).await?;
         let downloaded = started.elapsed();
         let declared = Declared {
@@ -436,6 +460,8 @@ impl Workers {
                 let message = format!("scanning: {e}");
                 if e.is_final() {
                     ScanFail::Final(message)
+                } else if e.is_unavailable() {
+                    ScanFail::Unavailable(message)
                 } else {
                     ScanFail::Failed(message)
                 }
@@ -510,13 +536,19 @@ impl Workers {
         let resp = get
             .send()
             .await
-            .map_err(|e| format!("downloading: {}", e.without_url()))?;
+            .map_err(|e| ScanFail::Unavailable(format!("downloading: {}", e.without_url())))?;
         // Gone, or no longer the object the job was queued for: nothing here to scan.
         if matches!(
             resp.status(),
             reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::PRECONDITION_FAILED
         ) {
             return Err(ScanFail::Gone);
+        }
+        if resp.status().is_server_error() {
+            return Err(ScanFail::Unavailable(format!(
+                "downloading: the store answered {}",
+                resp.status()
+            )));
         }
         if !resp.status().is_success() {
             return Err(format!("downloading: the store answered {}", resp.status()).into());
@@ -542,7 +574,8 @@ impl Workers {
         let mut sha = sha2::Sha256::new();
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| format!("downloading: {}", e.without_url()))?;
+            let chunk = chunk
+                .map_err(|e| ScanFail::Unavailable(format!("downloading: {}", e.without_url())))?;
             got += chunk.len() as u64;
             if got > size {
                 return Err(ScanFail::Failed(

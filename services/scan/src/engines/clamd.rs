@@ -17,6 +17,8 @@ const MAX_REPLY: usize = 4096;
 pub enum ClamdError {
     #[error("clamd address must be tcp://host:port or unix:///path, not {0:?}")]
     Address(String),
+    #[error("clamd unreachable: {0}")]
+    Unreachable(std::io::Error),
     #[error("clamd i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("clamd timed out")]
@@ -54,8 +56,16 @@ impl Clamd {
 
     async fn connect(&self) -> Result<Box<dyn Stream>, ClamdError> {
         Ok(match &self.address {
-            Address::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a).await?),
-            Address::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await?),
+            Address::Tcp(a) => Box::new(
+                tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(ClamdError::Unreachable)?,
+            ),
+            Address::Unix(p) => Box::new(
+                tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(ClamdError::Unreachable)?,
+            ),
         })
     }
 

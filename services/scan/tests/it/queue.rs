@@ -138,15 +138,25 @@ async fn a_killed_worker_job_is_reclaimed_after_its_lease_with_one_verdict() -> 
     Ok(())
 }
 
+/// A "clamd" that takes every connection and hangs up on it: an engine that fails on every
+/// file it is given (as clamd does when a file crashes it).
+fn clamd_that_hangs_up() -> anyhow::Result<std::net::SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?;
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            drop(conn);
+        }
+    });
+    Ok(addr)
+}
+
 #[tokio::test]
 async fn failing_tries_back_off_and_the_last_one_is_a_failed_verdict() -> anyhow::Result<()> {
-    // clamd on a port nobody listens on: every try fails.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?
-    };
+    // clamd fails on every file: each try fails, and counts.
+    let broken = clamd_that_hangs_up()?;
     let config = ScanConfig {
-        clamd: Some(format!("tcp://{closed}")),
+        clamd: Some(format!("tcp://{broken}")),
         max_attempts: 3,
         backoff_base_secs: 1,
         poll_interval_ms: 100,
@@ -174,6 +184,89 @@ async fn failing_tries_back_off_and_the_last_one_is_a_failed_verdict() -> anyhow
         last_error.is_none(),
         "done jobs keep no error: {last_error:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_clamd_makes_files_wait_not_fail() -> anyhow::Result<()> {
+    let mut clamd = coffer_testkit::Clamd::start(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clamav"
+    )))
+    .await?;
+    let config = ScanConfig {
+        clamd: Some(clamd.address()),
+        max_attempts: 2,
+        backoff_base_secs: 1,
+        poll_interval_ms: 100,
+        ..ScanConfig::default()
+    };
+    let stack = ScanStack::start(Default::default(), config).await?;
+    let user = stack.user().await?;
+    clamd.kill().await?;
+    let id = upload(&stack, &user, "payroll.txt", "text/plain", b"hello").await?;
+    // More tries than max_attempts fail on the unreachable clamd (1 s, 2 s, 4 s apart): each
+    // gives its attempt back, so the file waits, `scanning`, instead of ending `failed`.
+    let mut db = scan_db(&stack).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (state, attempts, waits): (String, i32, i32) =
+            sqlx::query_as("SELECT state, attempts, waits FROM jobs WHERE subject_id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&mut db)
+                .await?;
+        assert_ne!(state, "done", "the job ended while clamd was away");
+        if waits >= 3 && state == "queued" {
+            assert_eq!(attempts, 0, "a wait spent a try");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "waits: {waits}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tries = coffer_telemetry::metrics().sample("coffer_scan_job_tries_total{outcome=\"wait\"}");
+    assert!(tries.is_some_and(|n| n >= 3.0), "{tries:?}");
+    // clamd is back: the next try scans the file, clean.
+    clamd.start_again().await?;
+    let f = verdict(&stack, &user, &id).await?;
+    assert_eq!(
+        (status_name(&f), verdict_name(f.verdict)),
+        ("available", "clean")
+    );
+    assert_eq!(job_done(&mut db, &id).await?.0, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_job_that_waits_past_max_wait_secs_ends_failed() -> anyhow::Result<()> {
+    // clamd on a port nobody listens on, for good.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?
+    };
+    let config = ScanConfig {
+        clamd: Some(format!("tcp://{closed}")),
+        max_wait_secs: 2,
+        backoff_base_secs: 1,
+        poll_interval_ms: 100,
+        ..ScanConfig::default()
+    };
+    let stack = ScanStack::start(Default::default(), config).await?;
+    let user = stack.user().await?;
+    let started = std::time::Instant::now();
+    let id = upload(&stack, &user, "notes.txt", "text/plain", b"hello").await?;
+    let f = verdict(&stack, &user, &id).await?;
+    assert_eq!(
+        (status_name(&f), verdict_name(f.verdict)),
+        ("quarantined", "failed")
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let mut db = scan_db(&stack).await?;
+    job_done(&mut db, &id).await?;
+    let waits: i32 = sqlx::query_scalar("SELECT waits FROM jobs WHERE subject_id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&mut db)
+        .await?;
+    assert!(waits >= 1, "{waits}");
     Ok(())
 }
 
