@@ -388,6 +388,11 @@ where
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         match send_range(api, local, offset, len, meter, &sent, &url).await {
             Ok(etag) => return Ok(etag),
+            // A whole-file URL writes once (`If-None-Match: *`): a retry refused because the
+            // object exists finds the bytes of an earlier try that the store kept but whose
+            // answer was lost (a connection cut after the last byte). That try succeeded;
+            // complete checks the object's size and checksum.
+            Err(e) if e.exists && tries > 1 => return Ok(String::new()),
             Err(e) => {
                 meter.take_back(sent.load(std::sync::atomic::Ordering::Relaxed));
                 if tries >= TRIES || !e.retryable {
@@ -402,6 +407,8 @@ where
 struct SendError {
     error: anyhow::Error,
     retryable: bool,
+    /// The store refused the write because the object exists (412 `PreconditionFailed`).
+    exists: bool,
 }
 
 async fn send_range(
@@ -416,6 +423,7 @@ async fn send_range(
     let fatal = |error: anyhow::Error| SendError {
         error,
         retryable: false,
+        exists: false,
     };
     let mut f = tokio::fs::File::open(local)
         .await
@@ -449,6 +457,7 @@ async fn send_range(
             // Never the URL: it would let whoever reads the error write the part.
             error: anyhow::anyhow!("sending to the store failed: {}", e.without_url()),
             retryable: true,
+            exists: false,
         })?;
     let status = res.status();
     if status.is_success() {
@@ -466,6 +475,7 @@ async fn send_range(
         error: anyhow::anyhow!("the store refused the bytes: HTTP {status} {code}"),
         // An expired URL (403) or a store hiccup (5xx) is worth a fresh URL; a 400 is not.
         retryable: status.is_server_error() || status.as_u16() == 403 || status.as_u16() == 408,
+        exists: status.as_u16() == 412 && code == "PreconditionFailed",
     })
 }
 
@@ -547,4 +557,94 @@ pub async fn wait_verdict(api: &Api, id: &str, timeout: Duration) -> anyhow::Res
         "verdict (the scan is still running; coffer ls shows it later)",
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::presigning::PresigningConfig;
+
+    /// A presigned PUT as the gateway gives one: written once, encrypted.
+    async fn presigned_put(s3: &coffer_testkit::S3, key: &str, len: u64) -> Presigned {
+        let put = s3
+            .client()
+            .put_object()
+            .bucket("vault")
+            .key(key)
+            .content_length(len as i64)
+            .if_none_match("*")
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+            .await
+            .unwrap();
+        Presigned {
+            url: put.uri().to_owned(),
+            headers: put
+                .headers()
+                .filter(|(k, _)| *k != "content-length")
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_finds_the_bytes_a_cut_try_stored_is_done_and_a_first_try_is_not() {
+        let s3 = coffer_testkit::S3::start().await.unwrap();
+        s3.client()
+            .create_bucket()
+            .bucket("vault")
+            .send()
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("payroll.csv");
+        std::fs::write(&local, b"name,salary\n").unwrap();
+        let len = 12;
+        let api = Api::new(&crate::profile::Profile {
+            gateway: "https://localhost:1".into(),
+            ca_pem: None,
+            credential: None,
+        })
+        .unwrap();
+        let bars = crate::progress::Bars::new(true);
+        let meter = Meter {
+            file: bars.bytes("payroll.csv", len),
+            total: None,
+        };
+        let url = presigned_put(&s3, "org/file", len).await;
+        // The try whose answer was lost: the store kept its bytes.
+        let mut first = api.store.put(&url.url).body(std::fs::read(&local).unwrap());
+        for (k, v) in &url.headers {
+            first = first.header(k, v);
+        }
+        assert!(first.send().await.unwrap().status().is_success());
+
+        // The client's own first try never reached the store (a dead port); its retry is
+        // refused as the object exists: that is the cut try's success, not a failure.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let cut = Presigned {
+            url: format!("http://{dead}/vault/org/file"),
+            headers: url.headers.clone(),
+        };
+        let again = url.clone();
+        let sent = send_with_retries(&api, &local, 0, len, &meter, Some(cut), || {
+            let u = again.clone();
+            async move { Ok(u) }
+        })
+        .await;
+        assert!(sent.is_ok(), "{sent:?}");
+
+        // A first try that finds an object there did not write it: refused, as before.
+        let again = url.clone();
+        let refused = send_with_retries(&api, &local, 0, len, &meter, Some(url.clone()), || {
+            let u = again.clone();
+            async move { Ok(u) }
+        })
+        .await
+        .unwrap_err();
+        assert!(refused.to_string().contains("412"), "{refused}");
+    }
 }
