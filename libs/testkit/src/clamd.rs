@@ -13,8 +13,21 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 #[derive(Debug)]
 pub struct Clamd {
     child: tokio::process::Child,
+    bin: PathBuf,
+    conf: PathBuf,
     socket: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+fn spawn(bin: &Path, conf: &Path) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new(bin)
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting clamd")
 }
 
 /// Where Debian puts clamd (also searched on PATH).
@@ -50,23 +63,37 @@ impl Clamd {
                 dir.path().display(),
             ),
         )?;
-        let child = tokio::process::Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting clamd")?;
         let clamd = Clamd {
-            child,
+            child: spawn(&bin, &conf)?,
+            bin,
+            conf,
             socket,
             _dir: dir,
         };
+        clamd.wait_answering().await?;
+        Ok(clamd)
+    }
+
+    /// Kills clamd (SIGKILL), as a crash would; [`Clamd::start_again`] brings it back.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    /// Starts clamd again on the same socket, with the same signatures, and waits until it
+    /// answers.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        // A killed clamd leaves its socket file behind.
+        let _ = std::fs::remove_file(&self.socket);
+        self.child = spawn(&self.bin, &self.conf)?;
+        self.wait_answering().await
+    }
+
+    async fn wait_answering(&self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if clamd.version().await.is_ok() {
-                return Ok(clamd);
+            if self.version().await.is_ok() {
+                return Ok(());
             }
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,

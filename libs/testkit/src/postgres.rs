@@ -135,6 +135,10 @@ pub struct PostgresOptions {
     /// Archive every WAL segment into this directory (created), with durable settings: the
     /// cluster can then be restored to a point in time ([`Postgres::restore`]).
     pub wal_archive: Option<PathBuf>,
+    /// Keep the server's durable defaults (`fsync`, `synchronous_commit`, full-page writes),
+    /// as production runs: a crash ([`Postgres::restart_immediate`]) then loses no commit.
+    /// Without it (and without an archive) a throwaway cluster trades durability for speed.
+    pub durable: bool,
 }
 
 /// A running throwaway cluster. Dropping it stops the server and removes its files.
@@ -221,6 +225,7 @@ impl Postgres {
                 )?;
                 ""
             }
+            None if options.durable => "",
             None => " -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
         };
         Postgres {
@@ -504,6 +509,19 @@ impl Postgres {
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Restarts the server as a crash would (`pg_ctl restart -m immediate`: every backend is
+    /// killed, nothing is flushed, the start replays the WAL) and waits up to 60 s until it
+    /// takes connections again, with the options it had.
+    pub fn restart_immediate(&self) -> anyhow::Result<()> {
+        let mut cmd = as_owner(&self.bin.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.root_path().join("server.log"))
+            .args(["-m", "immediate", "-w", "-t", "60", "restart"]);
+        run(cmd, "pg_ctl restart")
     }
 
     /// Stops the server now (fast shutdown). Called by `Drop` too.

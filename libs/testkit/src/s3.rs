@@ -861,6 +861,7 @@ pub struct S3 {
     origins: Origins,
     credentials: S3Credentials,
     versioning: Arc<AtomicBool>,
+    down: tokio::sync::watch::Sender<bool>,
     _noncurrent: tempfile::TempDir,
     _root: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
@@ -931,7 +932,24 @@ impl S3 {
                             .read()
                             .is_ok_and(|list| list.iter().any(|a| a.as_bytes() == o.as_bytes()))
                     });
-                    let mut res = hyper::service::Service::call(&service, req).await?;
+                    // Each request runs to its end on its own task, as on a store whose writes
+                    // are atomic: an outage ([`S3::set_down`]) that cuts the connection mid-way
+                    // fails the request's body, or loses its answer, but never stops a write
+                    // half done (an object stored without its metadata).
+                    let call = {
+                        let service = service.clone();
+                        tokio::spawn(
+                            async move { hyper::service::Service::call(&service, req).await },
+                        )
+                    };
+                    let mut res = match call.await {
+                        Ok(res) => res?,
+                        Err(_) => {
+                            let mut res = http::Response::new(s3s::Body::empty());
+                            *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                            res
+                        }
+                    };
                     let h = res.headers_mut();
                     // Whatever the origin: a cache must not serve one origin's answer to another.
                     h.append("vary", http::HeaderValue::from_static("Origin"));
@@ -946,18 +964,41 @@ impl S3 {
                 }
             })
         };
+        let (down, mut down_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
+            let mut listener = Some(listener);
             loop {
-                let Ok((socket, _)) = listener.accept().await else {
+                // An outage ([`S3::set_down`]): the port is closed until it ends.
+                let Some(open) = listener.take() else {
+                    if down_rx.wait_for(|down| !*down).await.is_err() {
+                        return;
+                    }
+                    match TcpListener::bind(addr).await {
+                        Ok(l) => listener = Some(l),
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                    }
+                    continue;
+                };
+                let accepted = tokio::select! {
+                    accepted = open.accept() => accepted,
+                    _ = down_rx.wait_for(|down| *down) => continue,
+                };
+                listener = Some(open);
+                let Ok((socket, _)) = accepted else {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
                 let conn = http
                     .serve_connection(TokioIo::new(socket), service.clone())
                     .into_owned();
+                let mut outage = down_rx.clone();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    // An outage cuts open connections too, mid-request.
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = outage.wait_for(|down| *down) => {}
+                    }
                 });
             }
         });
@@ -966,6 +1007,7 @@ impl S3 {
             origins,
             credentials,
             versioning,
+            down,
             _noncurrent: noncurrent,
             _root: root,
             task,
@@ -976,6 +1018,13 @@ impl S3 {
     /// without versioning does.
     pub fn set_versioning(&self, on: bool) {
         self.versioning.store(on, Ordering::Relaxed);
+    }
+
+    /// Starts (`true`) or ends an outage: while it lasts the port is closed (connections are
+    /// refused) and every open connection is cut, mid-request; then the server listens on the
+    /// same address again, with every object it held.
+    pub fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
     }
 
     /// Lets browsers of `origin` (`https://host:port`, the web app's) use the store, as the
