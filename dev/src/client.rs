@@ -16,7 +16,56 @@ pub(crate) struct Client {
     pub(crate) run: String,
 }
 
+/// A client of a gateway whose certificate `ca` signs, trusting nothing else, and a plain one
+/// for the store's presigned URLs; each call gives up after 30 s.
+pub(crate) fn http_clients(
+    ca: &std::path::Path,
+) -> anyhow::Result<(reqwest::Client, reqwest::Client)> {
+    let timeout = std::time::Duration::from_secs(30);
+    let http = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?)
+        .timeout(timeout)
+        .build()?;
+    let store = reqwest::Client::builder().timeout(timeout).build()?;
+    Ok((http, store))
+}
+
 impl Client {
+    /// Signs in at the gateway `base` (its certificate signed by `ca`).
+    pub(crate) async fn login(
+        base: &str,
+        ca: &std::path::Path,
+        email: &str,
+        password: &str,
+    ) -> anyhow::Result<Client> {
+        let (http, store) = http_clients(ca)?;
+        let res = http
+            .post(format!("{base}/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().is_success(), "login {email}: {}", res.status());
+        let cookie = res.headers()["set-cookie"]
+            .to_str()?
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let csrf = res.json::<Value>().await?["csrf_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Client {
+            http,
+            store,
+            base: base.to_owned(),
+            cookie,
+            csrf,
+            run: String::new(),
+        })
+    }
+
     pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))

@@ -25,7 +25,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::client::Client;
 use crate::up::supervisor::Supervisor;
-use crate::up::{BUCKET, prepare_dir, provision, start_services};
+use crate::up::{BUCKET, Tuning, prepare_dir, provision, start_services};
 
 #[derive(clap::Args, Debug)]
 pub struct DrillArgs {
@@ -74,46 +74,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn clients(ca: &Path) -> anyhow::Result<(reqwest::Client, reqwest::Client)> {
-    let http = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?)
-        .build()?;
-    Ok((http, reqwest::Client::new()))
-}
-
-async fn login(base: &str, ca: &Path, email: &str, password: &str) -> anyhow::Result<Client> {
-    let (http, store) = clients(ca)?;
-    let res = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await?;
-    ensure!(res.status().is_success(), "login {email}: {}", res.status());
-    let cookie = res.headers()["set-cookie"]
-        .to_str()?
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let csrf = res.json::<Value>().await?["csrf_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    Ok(Client {
-        http,
-        store,
-        base: base.to_owned(),
-        cookie,
-        csrf,
-        run: String::new(),
-    })
-}
-
 async fn sign_up(base: &str, ca: &Path, org: &str) -> anyhow::Result<Org> {
     let email = format!("owner@{org}.example");
     let password = format!("drill {} password", coffer_testkit::random_secret());
-    let (http, _) = clients(ca)?;
+    let (http, _) = crate::client::http_clients(ca)?;
     let res = http
         .post(format!("{base}/v1/auth/signup"))
         .json(&json!({"org_name": org, "email": email, "password": password}))
@@ -121,7 +85,7 @@ async fn sign_up(base: &str, ca: &Path, org: &str) -> anyhow::Result<Org> {
         .await?;
     ensure!(res.status().is_success(), "signup {org}: {}", res.status());
     Ok(Org {
-        client: login(base, ca, &email, &password).await?,
+        client: Client::login(base, ca, &email, &password).await?,
         files_at_t: BTreeMap::new(),
         folders_at_t: Vec::new(),
         email,
@@ -316,9 +280,13 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
     let ring = MasterKeyRing::generate("drill-1");
     provision(&secrets, &ca, &ring, &pg, s3.credentials()).await?;
     ca.write_service_dir(&secrets.join("dev"), "coffer-dev")?;
+    let tuning = Tuning {
+        gateway_rate: 1000,
+        ..Tuning::default()
+    };
     let mut supervisor = Supervisor::default();
     let (_, gateway, _, _) =
-        start_services(&dir, &secrets, pg.port(), &s3, 1000, None, &mut supervisor).await?;
+        start_services(&dir, &secrets, pg.port(), &s3, &tuning, &mut supervisor).await?;
     let base = gateway.context("the gateway is not built (cargo build --bins)")?;
 
     println!("taking a base backup ...");
@@ -403,8 +371,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
         &secrets,
         restored.port(),
         &s3,
-        1000,
-        None,
+        &tuning,
         &mut supervisor,
     )
     .await?;
@@ -416,7 +383,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
     let mut downloaded = 0;
     let mut audit_events_at_target = 0;
     for (org, ids) in &orgs {
-        let c = login(&base, &ca_cert, &org.email, &org.password).await?;
+        let c = Client::login(&base, &ca_cert, &org.email, &org.password).await?;
         let (folders, files) = top_level(&c).await?;
         ensure!(
             folders == org.folders_at_t,

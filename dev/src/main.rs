@@ -11,6 +11,7 @@ mod bench_transfer;
 mod client;
 mod dashboards;
 mod drill;
+mod drill_faults;
 mod keys;
 mod load;
 mod up;
@@ -50,6 +51,9 @@ enum Command {
 enum DrillCommand {
     /// The point-in-time restore drill, end to end on this machine (k8s/README.md, "Restoring").
     Restore(drill::DrillArgs),
+    /// Faults injected into the mesh under load, and the invariants checked after them
+    /// (BENCHMARKS.md, "Faults").
+    Faults(drill_faults::FaultArgs),
 }
 
 #[tokio::main]
@@ -60,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         Command::BenchTransfer(args) => bench_transfer::run(args).await,
         Command::Dashboards(args) => dashboards::run(&args),
         Command::Drill(DrillCommand::Restore(args)) => drill::run(args).await,
+        Command::Drill(DrillCommand::Faults(args)) => drill_faults::run(args).await,
         Command::Keys(args) => keys::run(args),
     }
 }

@@ -10,7 +10,7 @@
 //! built next to `coffer` are started as separate processes with `--config <file>`, and the
 //! launcher waits until each answers gRPC health over mTLS before it writes `dev.json`.
 
-mod health;
+pub(crate) mod health;
 mod observability;
 pub(crate) mod supervisor;
 
@@ -342,8 +342,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         &secrets,
         pg.port(),
         &*s3,
-        args.gateway_rate,
-        clamd.as_ref().map(coffer_testkit::Clamd::address),
+        &Tuning {
+            gateway_rate: args.gateway_rate,
+            clamd: clamd.as_ref().map(coffer_testkit::Clamd::address),
+            ..Tuning::default()
+        },
         &mut supervisor,
     )
     .await?;
@@ -422,14 +425,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
 }
 
+/// What a launcher sets in the services' configuration beyond addresses and secrets.
+#[derive(Debug, Default)]
+pub(crate) struct Tuning {
+    /// The gateway's rate limit per client address (per second; the burst is twice it).
+    pub gateway_rate: u32,
+    /// clamd's address (`unix://…`), when one runs.
+    pub clamd: Option<String>,
+    /// Settings put into a service's own section, by service name (`metadata`).
+    pub sections: BTreeMap<&'static str, toml::Table>,
+}
+
 /// Starts every service whose binary exists, each on its own ports, and waits until all serve.
 pub(crate) async fn start_services(
     dir: &Path,
     secrets: &Path,
     pg_port: u16,
     s3: &dyn ObjectStore,
-    gateway_rate: u32,
-    clamd: Option<String>,
+    tuning: &Tuning,
     supervisor: &mut Supervisor,
 ) -> anyhow::Result<(
     BTreeMap<String, String>,
@@ -496,10 +509,13 @@ pub(crate) async fn start_services(
             own.insert("store_origin".into(), s3.endpoint().into());
             s3.allow_origin(&format!("https://localhost:{port}"));
             s3.allow_origin(&format!("https://127.0.0.1:{port}"));
-            own.insert("rate_per_second".into(), i64::from(gateway_rate).into());
+            own.insert(
+                "rate_per_second".into(),
+                i64::from(tuning.gateway_rate).into(),
+            );
             own.insert(
                 "rate_burst".into(),
-                i64::from(gateway_rate.saturating_mul(2)).into(),
+                i64::from(tuning.gateway_rate.saturating_mul(2)).into(),
             );
             table.insert("gateway".into(), own.into());
         }
@@ -508,7 +524,7 @@ pub(crate) async fn start_services(
             let tmp = dir.join("scan-tmp");
             std::fs::create_dir_all(&tmp)?;
             own.insert("temp_dir".into(), tmp.display().to_string().into());
-            if let Some(addr) = &clamd {
+            if let Some(addr) = &tuning.clamd {
                 own.insert("clamd".into(), addr.clone().into());
             }
             // The NSFW engine, when scripts/install-deps has converted its model.
@@ -538,6 +554,14 @@ pub(crate) async fn start_services(
             own.insert("bucket".into(), BUCKET.into());
             own.insert("path_style".into(), true.into());
             table.insert("storage_signer".into(), own.into());
+        }
+        if let Some(extra) = tuning.sections.get(svc.name) {
+            let section = table
+                .entry(svc.name.replace('-', "_"))
+                .or_insert_with(|| toml::Table::new().into());
+            if let Some(section) = section.as_table_mut() {
+                section.extend(extra.clone());
+            }
         }
         let file = config_dir.join(format!("{}.toml", svc.name));
         std::fs::write(&file, toml::to_string(&table)?)?;

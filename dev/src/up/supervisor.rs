@@ -2,7 +2,8 @@
 //! SIGTERM, then SIGKILL after a grace period. `Drop` stops whatever is left, so an early error
 //! in the launcher leaves no orphan.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ use nix::unistd::Pid;
 #[derive(Debug, Default)]
 pub struct Supervisor {
     children: Vec<(String, Child)>,
+    /// How each child was started (program, arguments, log), to start it again.
+    launches: Vec<(String, PathBuf, Vec<OsString>, PathBuf)>,
 }
 
 impl Supervisor {
@@ -24,6 +27,12 @@ impl Supervisor {
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
+        let launch = (
+            name.to_owned(),
+            PathBuf::from(cmd.get_program()),
+            cmd.get_args().map(OsString::from).collect(),
+            log.to_owned(),
+        );
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -32,7 +41,42 @@ impl Supervisor {
             .with_context(|| format!("starting {name}"))?;
         let pid = child.id();
         self.children.push((name.to_owned(), child));
+        self.launches.retain(|(n, ..)| n != name);
+        self.launches.push(launch);
         Ok(pid)
+    }
+
+    /// Sends `signal` to `name` (SIGKILL: as a crash would end it; SIGKILL and SIGTERM wait
+    /// until it has gone).
+    pub fn signal(&mut self, name: &str, signal: Signal) -> anyhow::Result<()> {
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("no child named {name}"))?;
+        kill(Pid::from_raw(child.id() as i32), signal)?;
+        if matches!(signal, Signal::SIGKILL | Signal::SIGTERM) {
+            child.wait()?;
+            self.children.retain(|(n, _)| n != name);
+        }
+        Ok(())
+    }
+
+    /// Starts `name` again as it was first started (after [`Supervisor::signal`] ended it).
+    pub fn respawn(&mut self, name: &str) -> anyhow::Result<u32> {
+        let (_, program, args, log) = self
+            .launches
+            .iter()
+            .find(|(n, ..)| n == name)
+            .cloned()
+            .with_context(|| format!("{name} was never started"))?;
+        anyhow::ensure!(
+            !self.children.iter().any(|(n, _)| n == name),
+            "{name} is still running"
+        );
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        self.spawn(name, cmd, &log)
     }
 
     /// Returns the name of a child that has already exited, if any.
@@ -63,6 +107,7 @@ impl Supervisor {
             }
         }
         self.children.clear();
+        self.launches.clear();
     }
 }
 
@@ -119,6 +164,33 @@ mod tests {
             "the stubborn child got no grace"
         );
         assert!(std::fs::read_to_string(&log).unwrap().contains("ready"));
+    }
+
+    #[test]
+    fn a_killed_child_starts_again_as_it_was_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c.log");
+        let mut sup = Supervisor::default();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo started; exec sleep 600"]);
+        let first = sup.spawn("svc", cmd, &log).unwrap();
+        assert!(sup.respawn("svc").is_err(), "respawned a running child");
+        sup.signal("svc", Signal::SIGKILL).unwrap();
+        assert!(!alive(first));
+        let second = sup.respawn("svc").unwrap();
+        assert_ne!(first, second);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(alive(second));
+        assert_eq!(
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .matches("started")
+                .count(),
+            2
+        );
+        assert!(sup.respawn("other").is_err());
+        sup.stop_all(Duration::from_secs(1));
+        assert!(!alive(second));
     }
 
     #[test]
