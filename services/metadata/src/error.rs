@@ -42,6 +42,11 @@ pub enum MetadataError {
     AuditUnavailable(tonic::Status),
     #[error(transparent)]
     Db(coffer_db::DbError),
+    /// A verdict on a file whose upload has not completed: the complete that queued the scan
+    /// failed after queueing it (and may be retried), or has not committed yet. Not a conflict:
+    /// the scan offers the verdict again later.
+    #[error("the file's upload is not complete yet; try again")]
+    UploadIncomplete,
     /// Too many password hashes are waiting for a core (`coffer_mesh::cpu`): try again soon.
     #[error("the service is busy; try again")]
     Busy,
@@ -97,7 +102,9 @@ impl coffer_errors::ServiceError for MetadataError {
             MetadataError::TooLarge(_) => ErrorCode::TooLarge,
             MetadataError::Locked(_) => ErrorCode::RateLimited,
             MetadataError::Downstream(s) => coffer_errors::downstream_code(s),
-            MetadataError::AuditUnavailable(_) | MetadataError::Busy => ErrorCode::Unavailable,
+            MetadataError::AuditUnavailable(_)
+            | MetadataError::Busy
+            | MetadataError::UploadIncomplete => ErrorCode::Unavailable,
             MetadataError::Db(e) => e.code(),
             MetadataError::Internal(_) => ErrorCode::Internal,
         }
@@ -113,7 +120,9 @@ impl coffer_errors::ServiceError for MetadataError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             MetadataError::Locked(secs) => Some(*secs),
-            MetadataError::Busy => Some(coffer_mesh::admission::RETRY_AFTER_SECS.into()),
+            MetadataError::Busy | MetadataError::UploadIncomplete => {
+                Some(coffer_mesh::admission::RETRY_AFTER_SECS.into())
+            }
             _ => None,
         }
     }
@@ -121,7 +130,9 @@ impl coffer_errors::ServiceError for MetadataError {
     fn public_when_failing(&self) -> bool {
         matches!(
             self,
-            MetadataError::AuditUnavailable(_) | MetadataError::Busy
+            MetadataError::AuditUnavailable(_)
+                | MetadataError::Busy
+                | MetadataError::UploadIncomplete
         )
     }
 }

@@ -40,6 +40,13 @@ pub async fn record(core: &Core, v: Verdict<'_>) -> Result<FileRow, MetadataErro
     let computed = validate::sha256(v.sha256)?;
     let mut tx = core.tx(org).await?;
     let current = store::file_for_update(&mut tx, id).await?;
+    // Complete queues the scan before its own `scanning` commits: a complete that failed after
+    // queueing (the audit log away, the database gone) leaves the file `pending_upload` with a
+    // job. Refusing as a conflict would end that job, and the complete's retry would then find it
+    // done and not queue it again: the file would stay `scanning` for good. The scan waits.
+    if current.state == FileStatus::PendingUpload {
+        return Err(MetadataError::UploadIncomplete);
+    }
     // The scan compares a declared SHA-256 itself; this is the second lock on the same door:
     // bytes other than declared never become `available` (by `clean`, or by `nsfw` unheld).
     // A re-scan that finds the same verdict leaves the file where it is (below): an available

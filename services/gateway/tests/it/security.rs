@@ -340,6 +340,42 @@ async fn a_verdict_reaches_a_trashed_file_so_restoring_it_keeps_the_newest() -> 
 }
 
 #[tokio::test]
+async fn a_verdict_before_complete_commits_is_for_later_not_a_conflict() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "early@leak.example").await?;
+    // Created, never completed: as a file whose complete queued its scan, then failed.
+    let created = u
+        .ok(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "payroll.csv", "size": 4, "content_type": "text/csv"})),
+            201,
+        )
+        .await?;
+    let id = created["file"]["id"].as_str().unwrap().to_owned();
+    let err = h
+        .stack
+        .metadata_as("scan")?
+        .record_verdict(coffer_proto::v1::RecordVerdictRequest {
+            org_id: u.org.clone(),
+            file_id: id.clone(),
+            verdict: coffer_proto::v1::Verdict::Clean as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    // Unavailable with a time to retry: the scan waits and offers it again (a conflict would
+    // end its job, and the complete's retry would find it done).
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(coffer_errors::retry_after(&err).is_some());
+    let f = u
+        .ok(Method::GET, &format!("/v1/files/{id}"), None, 200)
+        .await?;
+    assert_eq!(f["status"], "pending_upload");
+    Ok(())
+}
+
+#[tokio::test]
 async fn names_are_normalised_and_invisible_formatting_is_refused() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let u = User::new(&h, "names@leak.example").await?;
