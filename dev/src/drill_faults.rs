@@ -294,15 +294,7 @@ impl Client {
                 return None;
             }
             Err(e) => {
-                // Never the URL: it names the object and carries a signature.
-                let e = e.without_url();
-                let mut why = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    why = format!("{why}: {s}");
-                    source = s.source();
-                }
-                self.store_failed(why);
+                self.store_failed(reason(e));
                 None
             }
         };
@@ -317,7 +309,7 @@ impl Client {
         let res = match req.send().await {
             Ok(res) => res,
             Err(e) => {
-                self.store_failed(format!("PUT: {}", e.without_url()));
+                self.store_failed(format!("PUT: {}", reason(e)));
                 record(&self.tally, true, None);
                 return Put::Failed;
             }
@@ -362,6 +354,19 @@ impl Client {
     fn succeeded(&self, org: usize, action: &'static str, target: String) {
         lock(&self.tally).journal.push((org, action, target));
     }
+}
+
+/// Why a call to the store failed, with its causes, and never the URL (it names the object and
+/// carries a signature).
+fn reason(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        why = format!("{why}: {s}");
+        source = s.source();
+    }
+    why
 }
 
 /// A path as the report may show it (ids only: the drill's names are its own, but a report
@@ -803,7 +808,7 @@ pub async fn run(args: FaultArgs) -> anyhow::Result<()> {
             t.per_fault.push(Counts::default());
             t.window = Some((i, gateway_kill));
         }
-        let begun = Instant::now();
+        let mut begun = Instant::now();
         let mut side = None;
         if fault.starts_with("postgres") {
             tokio::task::block_in_place(|| mesh.pg.restart_immediate())?;
@@ -819,11 +824,12 @@ pub async fn run(args: FaultArgs) -> anyhow::Result<()> {
                 Instant::now() + Duration::from_secs(120),
             )));
             tokio::time::sleep(Duration::from_millis(500)).await;
+            begun = Instant::now();
             mesh.s3.set_down(true);
             tokio::time::sleep(outage).await;
             mesh.s3.set_down(false);
         } else if fault == "store down mid-scan" {
-            mid_scan(&mesh, &clients[1].1, outage).await?;
+            begun = mid_scan(&mesh, &clients[1].1, outage).await?;
         } else if fault == "clamd killed" {
             if let Some(clamd) = mesh.clamd.as_mut() {
                 clamd.kill().await?;
@@ -932,8 +938,8 @@ pub async fn run(args: FaultArgs) -> anyhow::Result<()> {
 }
 
 /// Completes an upload large enough to take a while to scan, waits until a worker runs its
-/// job, and takes the store down for `outage`.
-async fn mid_scan(mesh: &Mesh, c: &Client, outage: Duration) -> anyhow::Result<()> {
+/// job, and takes the store down for `outage`; returns when the store went down.
+async fn mid_scan(mesh: &Mesh, c: &Client, outage: Duration) -> anyhow::Result<Instant> {
     let mut bytes = vec![0u8; 8 << 20];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     let until = Instant::now() + Duration::from_secs(60);
@@ -960,10 +966,11 @@ async fn mid_scan(mesh: &Mesh, c: &Client, outage: Duration) -> anyhow::Result<(
         ensure!(Instant::now() < deadline, "the mid-scan job never ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let down = Instant::now();
     mesh.s3.set_down(true);
     tokio::time::sleep(outage).await;
     mesh.s3.set_down(false);
-    Ok(())
+    Ok(down)
 }
 
 fn problem(report: &mut Report, what: String) {

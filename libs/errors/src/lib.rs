@@ -452,7 +452,10 @@ mod tests {
         assert_eq!(code, ErrorCode::Unauthenticated);
         let (code, _) = from_status(&tonic::Status::unavailable("connection refused"));
         assert_eq!(code, ErrorCode::Unavailable);
+        // A bare Unknown is the transport's (no service answers it): retryable.
         let (code, _) = from_status(&tonic::Status::unknown("?"));
+        assert_eq!(code, ErrorCode::Unavailable);
+        let (code, _) = from_status(&tonic::Status::internal("?"));
         assert_eq!(code, ErrorCode::Internal);
         // A detail that is not ours is ignored, not trusted.
         let odd = tonic::Status::with_details(tonic::Code::NotFound, "x", vec![1, 2, 3].into());
