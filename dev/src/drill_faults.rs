@@ -194,7 +194,6 @@ fn record(t: &Shared, retryable: bool, other: Option<String>) {
 #[derive(Clone)]
 struct Client {
     inner: crate::client::Client,
-    store: reqwest::Client,
     tally: Shared,
 }
 
@@ -207,11 +206,7 @@ impl Client {
         tally: Shared,
     ) -> anyhow::Result<Client> {
         let inner = crate::client::Client::login(base, ca, email, password).await?;
-        Ok(Client {
-            store: inner.store.clone(),
-            inner,
-            tally,
-        })
+        Ok(Client { inner, tally })
     }
 
     /// One gateway call, counted; any refusal is one of the drill's failures.
@@ -421,7 +416,7 @@ async fn create_and_put(
     let body = bytes::Bytes::copy_from_slice(bytes);
     let mut retried = false;
     loop {
-        let mut put = c.store.put(&url);
+        let mut put = c.inner.store.put(&url);
         for (k, v) in upload["headers"].as_object().context("upload headers")? {
             if k != "content-length" {
                 put = put.header(k, v.as_str().unwrap_or_default());
@@ -542,7 +537,7 @@ async fn work(c: Client, org: usize, me: usize, files: Files, stop: Arc<AtomicBo
                 {
                     c.succeeded(org, "file.download", format!("file:{file}"));
                     if let Some(url) = grant["url"].as_str() {
-                        let _ = c.store_call(c.store.get(url)).await;
+                        let _ = c.store_call(c.inner.store.get(url)).await;
                     }
                 }
             }
@@ -593,7 +588,7 @@ async fn probe(c: &Client, n: u64) -> anyhow::Result<()> {
         anyhow::bail!("no download grant");
     };
     let got = c
-        .store_call(c.store.get(grant["url"].as_str().context("url")?))
+        .store_call(c.inner.store.get(grant["url"].as_str().context("url")?))
         .await
         .context("the GET failed")?;
     ensure!(got.as_ref() == bytes.as_slice(), "the bytes differ");
@@ -649,7 +644,7 @@ async fn slow_put(c: Client, until: Instant) -> anyhow::Result<bool> {
                 sent + n,
             ))
         });
-        let mut put = c.store.put(upload["url"].as_str().context("url")?);
+        let mut put = c.inner.store.put(upload["url"].as_str().context("url")?);
         for (k, v) in upload["headers"].as_object().context("headers")? {
             put = put.header(k, v.as_str().unwrap_or_default());
         }
