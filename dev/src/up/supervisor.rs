@@ -173,21 +173,30 @@ mod tests {
         let mut sup = Supervisor::default();
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo started; exec sleep 600"]);
+        // Waits (bounded) until the log shows `n` starts: a loaded machine may not have run
+        // the shell's echo yet when the test moves on.
+        let starts_reach = |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let seen = std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .matches("started")
+                    .count();
+                if seen >= n || Instant::now() >= deadline {
+                    return seen;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
         let first = sup.spawn("svc", cmd, &log).unwrap();
         assert!(sup.respawn("svc").is_err(), "respawned a running child");
+        assert_eq!(starts_reach(1), 1);
         sup.signal("svc", Signal::SIGKILL).unwrap();
         assert!(!alive(first));
         let second = sup.respawn("svc").unwrap();
         assert_ne!(first, second);
-        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(starts_reach(2), 2, "the second start ran the same command");
         assert!(alive(second));
-        assert_eq!(
-            std::fs::read_to_string(&log)
-                .unwrap()
-                .matches("started")
-                .count(),
-            2
-        );
         assert!(sup.respawn("other").is_err());
         sup.stop_all(Duration::from_secs(1));
         assert!(!alive(second));
