@@ -1,6 +1,7 @@
 //! Group commit per org: appends of one org queue for that org's writer task, which takes
 //! everything queued (up to [`MAX_BATCH`]) and appends it in one transaction — one lock, one head
-//! read, one INSERT, one commit — then answers each caller. Appends of different orgs run in
+//! read, one INSERT, one commit; or, after the writer's own last commit, one INSERT that checks
+//! the head it wrote is still the head (`store::append_after`) — then answers each caller. Appends of different orgs run in
 //! parallel writers. A caller hears success only after its event is committed.
 
 use std::collections::HashMap;
@@ -10,6 +11,8 @@ use coffer_auditlog::Signer;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+use coffer_db::DbError;
 
 use crate::error::AuditError;
 use crate::store::{self, NewEvent};
@@ -91,6 +94,38 @@ impl Appender {
     }
 }
 
+/// Tries of one batch when other appenders of the chain keep taking its seq.
+const MAX_TRIES: usize = 8;
+
+/// Appends `events` in one transaction: after `known`, the head this writer last committed,
+/// without the lock while it is still the head (unless the batch reaches a checkpoint), else
+/// under the lock after the head it reads. `AlreadyExists` if another appender took the seq.
+async fn append_once(
+    pool: &PgPool,
+    org: Uuid,
+    signer: &Signer,
+    every: u64,
+    known: Option<store::Head>,
+    events: &[NewEvent],
+) -> Result<Vec<store::Head>, AuditError> {
+    if let Some(head) = known.filter(|h| !store::reaches_checkpoint(*h, events.len(), every)) {
+        let mut tx = coffer_db::tenant_tx(pool, org).await?;
+        match store::append_after(&mut tx, head, events, every).await {
+            Ok(Some(out)) => {
+                tx.commit().await?;
+                return Ok(out);
+            }
+            // Rolled back: nothing of it stays.
+            Ok(None) | Err(AuditError::Db(DbError::AlreadyExists)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut tx = coffer_db::tenant_tx(pool, org).await?;
+    let out = store::append_batch(&mut tx, events, signer, every).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
 async fn write(
     mut rx: mpsc::Receiver<(NewEvent, Reply)>,
     org: Uuid,
@@ -105,6 +140,8 @@ async fn write(
     tick.tick().await;
     // Events appended since the last timed checkpoint.
     let mut unsigned = false;
+    // The head as this writer last committed it (none after a failure: it reads it again).
+    let mut known: Option<store::Head> = None;
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, MAX_BATCH) => {
@@ -134,13 +171,16 @@ async fn write(
         crate::metrics::metrics()
             .batch_size
             .observe(events.len() as f64);
-        let result = async {
-            let mut tx = coffer_db::tenant_tx(&pool, org).await?;
-            let out = store::append_batch(&mut tx, events, &signer, every).await?;
-            tx.commit().await?;
-            Ok::<_, AuditError>(out)
+        let mut result = append_once(&pool, org, &signer, every, known, &events).await;
+        // Another appender of this chain (a second replica) took the seq first: again, with the
+        // head read under the lock. Each round some appender wins, so a few are enough.
+        for _ in 1..MAX_TRIES {
+            if !matches!(result, Err(AuditError::Db(DbError::AlreadyExists))) {
+                break;
+            }
+            result = append_once(&pool, org, &signer, every, None, &events).await;
         }
-        .await;
+        known = result.as_ref().ok().and_then(|out| out.last().copied());
         match result {
             Ok(out) => {
                 let signed = out.iter().filter(|(seq, _)| every > 0 && seq % every == 0);

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::error::AuditError;
 
 /// An event to append: everything but its seq and hashes.
+#[derive(Clone)]
 pub struct NewEvent {
     pub org_id: Uuid,
     pub at_us: i64,
@@ -73,6 +74,14 @@ pub mod sql {
     pub const INSERT_BATCH: &str = "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash)
          SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                                   $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])";
+    /// [`INSERT_BATCH`] only while the event $12 with hash $13 is in the chain (the head the
+    /// appender last wrote), under the chain lock shared: no head read (see `append_after`).
+    pub const INSERT_AFTER: &str = "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash)
+         SELECT $1, u.*
+         FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended($1::text, 11))) AS shared_lock,
+              UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[]) AS u
+         WHERE EXISTS (SELECT 1 FROM events WHERE org_id = $1 AND seq = $12 AND hash = $13)";
     /// Every checkpoint of the org.
     pub const CHECKPOINTS: &str =
         "SELECT org_id, seq, hash, at_us, prev_checkpoint_seq, key_id, signature
@@ -85,62 +94,29 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], AuditError> {
         .map_err(|_| AuditError::Internal("a stored hash is not 32 bytes".into()))
 }
 
+/// The org's last event as an appender knows it: its seq and hash.
+pub type Head = (u64, [u8; 32]);
+
 /// Appends `batch` (all of one org) after the org's head in order, and signs a checkpoint at every
 /// multiple of `every` it passes. Takes the org's chain lock for the rest of the transaction, so
 /// appenders in other processes serialise too; one head read and one INSERT for the whole batch.
 pub async fn append_batch(
     tx: &mut TenantTx,
-    batch: Vec<NewEvent>,
+    batch: &[NewEvent],
     signer: &Signer,
     every: u64,
-) -> Result<Vec<(u64, [u8; 32])>, AuditError> {
+) -> Result<Vec<Head>, AuditError> {
     let org_id = tx.org();
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
         .bind(tx.org())
         .execute(&mut **tx)
         .await?;
-    let head = head(tx).await?;
-    let (mut seq, mut prev) = match head {
+    let head = match head(tx).await? {
         Some((seq, hash)) => (seq as u64, hash32(&hash)?),
         None => (0, genesis(org_id)),
     };
-    let first = seq + 1;
-    let mut out = Vec::with_capacity(batch.len());
-    let mut cols = Columns::default();
-    let mut due = Vec::new();
-    for e in batch {
-        seq += 1;
-        let event = Event {
-            org_id,
-            seq,
-            at_us: e.at_us,
-            actor: e.actor,
-            action: e.action,
-            target: e.target,
-            outcome: e.outcome,
-            request_id: e.request_id,
-            trace_id: e.trace_id,
-        };
-        let hash = event_hash(&prev, &event);
-        if every > 0 && seq % every == 0 {
-            due.push((seq, hash, event.at_us));
-        }
-        cols.push(event, prev, hash);
-        out.push((seq, hash));
-        prev = hash;
-    }
-    sqlx::query(sql::INSERT_BATCH)
-        .bind(tx.org())
-        .bind(&cols.seq)
-        .bind(&cols.at_us)
-        .bind(&cols.actor)
-        .bind(&cols.action)
-        .bind(&cols.target)
-        .bind(&cols.outcome)
-        .bind(&cols.request_id)
-        .bind(&cols.trace_id)
-        .bind(&cols.prev_hash)
-        .bind(&cols.hash)
+    let (cols, out, due) = chain(org_id, head, batch, every);
+    cols.bind(sqlx::query(sql::INSERT_BATCH).bind(tx.org()))
         .execute(&mut **tx)
         .await?;
     if !due.is_empty() {
@@ -155,8 +131,81 @@ pub async fn append_batch(
             last = seq;
         }
     }
-    debug_assert_eq!(out.first().map(|o| o.0), Some(first));
     Ok(out)
+}
+
+/// Appends `batch` after `known`, the head this appender itself last committed, in one statement
+/// without a head read: it takes the chain lock *shared* and inserts only while `known` is still
+/// an event of the chain with that hash, and the primary key (org, seq) refuses a seq another
+/// appender took meanwhile. So the chain stays as whole as under the lock, in two round trips
+/// fewer, which is most of an append's cost when appends arrive one by one. Sharing the lock
+/// keeps [`append_batch`] from starving: while it holds the lock no append of this kind runs, so
+/// the head it reads is the head. Returns `None` if the batch would reach a checkpoint (those are
+/// signed under the lock, in order) or `known` is no longer in the chain; an `AlreadyExists` error
+/// if another appender went first. After either, the caller appends again with
+/// [`append_batch`] in a new transaction.
+pub async fn append_after(
+    tx: &mut TenantTx,
+    known: Head,
+    batch: &[NewEvent],
+    every: u64,
+) -> Result<Option<Vec<Head>>, AuditError> {
+    let (cols, out, due) = chain(tx.org(), known, batch, every);
+    if !due.is_empty() {
+        return Ok(None);
+    }
+    let inserted = cols
+        .bind(sqlx::query(sql::INSERT_AFTER).bind(tx.org()))
+        .bind(known.0 as i64)
+        .bind(&known.1[..])
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok((inserted == out.len() as u64).then_some(out))
+}
+
+/// Whether `n` events after `head` reach a multiple of `every` (a checkpoint to sign).
+pub fn reaches_checkpoint(head: Head, n: usize, every: u64) -> bool {
+    every > 0 && (head.0 + n as u64) / every > head.0 / every
+}
+
+/// A checkpoint due in a batch: its seq, hash and time.
+type Due = (u64, [u8; 32], i64);
+
+/// The hash chain of `batch` after `head`: its columns, each event's seq and hash, and the
+/// checkpoints due (every multiple of `every`).
+fn chain(
+    org_id: Uuid,
+    head: Head,
+    batch: &[NewEvent],
+    every: u64,
+) -> (Columns, Vec<Head>, Vec<Due>) {
+    let (mut seq, mut prev) = head;
+    let mut out = Vec::with_capacity(batch.len());
+    let mut cols = Columns::default();
+    let mut due = Vec::new();
+    for e in batch {
+        seq += 1;
+        let event = Event {
+            org_id,
+            seq,
+            at_us: e.at_us,
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            target: e.target.clone(),
+            outcome: e.outcome.clone(),
+            request_id: e.request_id.clone(),
+            trace_id: e.trace_id.clone(),
+        };
+        let hash = event_hash(&prev, &event);
+        if every > 0 && seq % every == 0 {
+            due.push((seq, hash, event.at_us));
+        }
+        cols.push(event, prev, hash);
+        out.push((seq, hash));
+        prev = hash;
+    }
+    (cols, out, due)
 }
 
 /// A batch of events as column arrays, for one `INSERT … SELECT FROM UNNEST`.
@@ -175,6 +224,24 @@ struct Columns {
 }
 
 impl Columns {
+    /// Binds the column arrays as $2 to $11 of [`sql::INSERT_BATCH`] and [`sql::INSERT_AFTER`].
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.seq)
+            .bind(&self.at_us)
+            .bind(&self.actor)
+            .bind(&self.action)
+            .bind(&self.target)
+            .bind(&self.outcome)
+            .bind(&self.request_id)
+            .bind(&self.trace_id)
+            .bind(&self.prev_hash)
+            .bind(&self.hash)
+    }
+
     fn push(&mut self, e: Event, prev: [u8; 32], hash: [u8; 32]) {
         self.seq.push(e.seq as i64);
         self.at_us.push(e.at_us);
@@ -358,4 +425,20 @@ pub async fn retire_chain(tx: &mut TenantTx, cutoff: i64) -> Result<bool, AuditE
         .execute(&mut **tx)
         .await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_reaches_a_checkpoint_when_it_passes_a_multiple_of_every() {
+        let h = |seq| (seq, [0u8; 32]);
+        assert!(reaches_checkpoint(h(9), 1, 10));
+        assert!(reaches_checkpoint(h(0), 10, 10));
+        assert!(reaches_checkpoint(h(5), 100, 10));
+        assert!(!reaches_checkpoint(h(10), 9, 10));
+        assert!(!reaches_checkpoint(h(0), 9, 10));
+        assert!(!reaches_checkpoint(h(123), 1000, 0), "every = 0 signs none");
+    }
 }

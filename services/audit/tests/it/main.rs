@@ -451,6 +451,71 @@ async fn concurrent_writers_leave_every_chain_whole() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Two appenders of one chain, as two audit replicas are: each appends after the head it last
+/// wrote without the lock while that head is still the head, so each must find out when the
+/// other went first (the seq taken) and append again under the lock. The chain stays whole and
+/// every checkpoint verifies.
+#[tokio::test]
+async fn a_second_appender_on_the_same_chain_leaves_it_whole() -> anyhow::Result<()> {
+    let f = Fixture::start(50).await?;
+    let org = Uuid::new_v4();
+    let other = coffer_audit::floor::Appender::new(
+        sqlx::PgPool::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?,
+        Arc::new(Signer::from_text("audit-1", SIGNING_SEED)?),
+        50,
+        std::time::Duration::from_secs(3600),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let token = f.token(org, Role::Member, Scopes::all());
+        let mut writer = f.client("metadata")?;
+        let other = other.clone();
+        tasks.spawn(async move {
+            let mut n = 0u64;
+            while std::time::Instant::now() < deadline {
+                let target = format!("file:{}", Uuid::new_v4());
+                if i % 2 == 0 {
+                    as_user(&token, writer.append(append("file.download", target)))
+                        .await
+                        .expect("append through the service");
+                } else {
+                    other
+                        .append(coffer_audit::floor::NewEvent {
+                            org_id: org,
+                            at_us: coffer_kit::timestamp::now_micros(),
+                            actor: "user:x".into(),
+                            action: "file.download".into(),
+                            target,
+                            outcome: "success".into(),
+                            request_id: "req-other".into(),
+                            trace_id: String::new(),
+                        })
+                        .await
+                        .expect("append through the second appender");
+                }
+                n += 1;
+            }
+            n
+        });
+    }
+    let mut appended = 0;
+    while let Some(n) = tasks.join_next().await {
+        appended += n?;
+    }
+    let admin = f.token(org, Role::Admin, Scopes::all());
+    let mut reader = f.client("gateway")?;
+    let v = as_user(&admin, reader.verify(pb::VerifyRequest {}))
+        .await?
+        .into_inner();
+    assert!(v.ok);
+    assert_eq!(v.count, appended, "a gap or a lost append");
+    let export = export_of(&mut reader, &admin).await?;
+    let s = coffer_auditlog::verify_export(&export, &public_key())?;
+    assert_eq!((s.events, s.checkpoints), (appended, appended / 50));
+    Ok(())
+}
+
 /// The audit metrics' samples, by name with labels.
 fn audit_metrics() -> std::collections::HashMap<String, f64> {
     coffer_telemetry::metrics()
