@@ -1,7 +1,7 @@
 //! Group commit per org: appends of one org queue for that org's writer task, which takes
 //! everything queued (up to [`MAX_BATCH`]) and appends it in one transaction — one lock, one head
 //! read, one INSERT, one commit; or, after the writer's own last commit, one INSERT that checks
-//! the head it wrote is still the head (`store::append_after`) — then answers each caller. Appends of different orgs run in
+//! the head it wrote is still in the chain (`store::append_after`) — then answers each caller. Appends of different orgs run in
 //! parallel writers. A caller hears success only after its event is committed.
 
 use std::collections::HashMap;
@@ -94,35 +94,49 @@ impl Appender {
     }
 }
 
-/// Tries of one batch when other appenders of the chain keep taking its seq.
-const MAX_TRIES: usize = 8;
+/// What an org's writer knows of its chain between batches.
+#[derive(Default)]
+struct Known {
+    /// The head as this writer last committed it; none at first and after a failure.
+    head: Option<store::Head>,
+    /// Whether another appender (a second replica) wrote since this writer's last commit when it
+    /// last looked: then the next batch goes under the lock at once, since a lock-free try would
+    /// most likely fail, costing a round trip and an error line in the server's log.
+    shared: bool,
+}
 
-/// Appends `events` in one transaction: after `known`, the head this writer last committed,
-/// without the lock while it is still the head (unless the batch reaches a checkpoint), else
-/// under the lock after the head it reads. `AlreadyExists` if another appender took the seq.
+/// Appends `events` in one transaction: after the head this writer last committed, lock-free
+/// (`store::append_after`) while it is still the head, unless the batch reaches a checkpoint or
+/// the chain is shared; else under the chain lock after the head it reads. Updates `known`.
 async fn append_once(
     pool: &PgPool,
     org: Uuid,
     signer: &Signer,
     every: u64,
-    known: Option<store::Head>,
+    known: &mut Known,
     events: &[NewEvent],
 ) -> Result<Vec<store::Head>, AuditError> {
-    if let Some(head) = known.filter(|h| !store::reaches_checkpoint(*h, events.len(), every)) {
+    let lock_free = known
+        .head
+        .filter(|h| !known.shared && !store::reaches_checkpoint(*h, events.len(), every));
+    if let Some(head) = lock_free {
         let mut tx = coffer_db::tenant_tx(pool, org).await?;
         match store::append_after(&mut tx, head, events, every).await {
             Ok(Some(out)) => {
                 tx.commit().await?;
+                known.head = out.last().copied();
                 return Ok(out);
             }
-            // Rolled back: nothing of it stays.
-            Ok(None) | Err(AuditError::Db(DbError::AlreadyExists)) => {}
+            // Another appender went first, or the chain was retired: nothing of it stays.
+            Ok(None) | Err(AuditError::Db(DbError::AlreadyExists)) => tx.rollback().await?,
             Err(e) => return Err(e),
         }
     }
     let mut tx = coffer_db::tenant_tx(pool, org).await?;
-    let out = store::append_batch(&mut tx, events, signer, every).await?;
+    let (read, out) = store::append_batch(&mut tx, events, signer, every).await?;
     tx.commit().await?;
+    known.shared = known.head.is_some_and(|h| Some(h) != read);
+    known.head = out.last().copied();
     Ok(out)
 }
 
@@ -140,8 +154,7 @@ async fn write(
     tick.tick().await;
     // Events appended since the last timed checkpoint.
     let mut unsigned = false;
-    // The head as this writer last committed it (none after a failure: it reads it again).
-    let mut known: Option<store::Head> = None;
+    let mut known = Known::default();
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, MAX_BATCH) => {
@@ -171,16 +184,10 @@ async fn write(
         crate::metrics::metrics()
             .batch_size
             .observe(events.len() as f64);
-        let mut result = append_once(&pool, org, &signer, every, known, &events).await;
-        // Another appender of this chain (a second replica) took the seq first: again, with the
-        // head read under the lock. Each round some appender wins, so a few are enough.
-        for _ in 1..MAX_TRIES {
-            if !matches!(result, Err(AuditError::Db(DbError::AlreadyExists))) {
-                break;
-            }
-            result = append_once(&pool, org, &signer, every, None, &events).await;
+        let result = append_once(&pool, org, &signer, every, &mut known, &events).await;
+        if result.is_err() {
+            known = Known::default();
         }
-        known = result.as_ref().ok().and_then(|out| out.last().copied());
         match result {
             Ok(out) => {
                 let signed = out.iter().filter(|(seq, _)| every > 0 && seq % every == 0);

@@ -75,13 +75,15 @@ pub mod sql {
          SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                                   $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])";
     /// [`INSERT_BATCH`] only while the event $12 with hash $13 is in the chain (the head the
-    /// appender last wrote), under the chain lock shared: no head read (see `append_after`).
-    pub const INSERT_AFTER: &str = "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash)
+    /// appender last wrote), checked by `chain_continues` after it takes the chain lock shared
+    /// (migration 0003), once per statement (a materialized CTE): see `append_after`.
+    pub const INSERT_AFTER: &str = "WITH chain AS MATERIALIZED (SELECT chain_continues($1, $12, $13) AS continues)
+         INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash)
          SELECT $1, u.*
-         FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended($1::text, 11))) AS shared_lock,
+         FROM chain,
               UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[]) AS u
-         WHERE EXISTS (SELECT 1 FROM events WHERE org_id = $1 AND seq = $12 AND hash = $13)";
+         WHERE chain.continues";
     /// Every checkpoint of the org.
     pub const CHECKPOINTS: &str =
         "SELECT org_id, seq, hash, at_us, prev_checkpoint_seq, key_id, signature
@@ -100,22 +102,23 @@ pub type Head = (u64, [u8; 32]);
 /// Appends `batch` (all of one org) after the org's head in order, and signs a checkpoint at every
 /// multiple of `every` it passes. Takes the org's chain lock for the rest of the transaction, so
 /// appenders in other processes serialise too; one head read and one INSERT for the whole batch.
+/// Returns the head it read (none for a new chain) and each event's seq and hash.
 pub async fn append_batch(
     tx: &mut TenantTx,
     batch: &[NewEvent],
     signer: &Signer,
     every: u64,
-) -> Result<Vec<Head>, AuditError> {
+) -> Result<(Option<Head>, Vec<Head>), AuditError> {
     let org_id = tx.org();
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
         .bind(tx.org())
         .execute(&mut **tx)
         .await?;
-    let head = match head(tx).await? {
-        Some((seq, hash)) => (seq as u64, hash32(&hash)?),
-        None => (0, genesis(org_id)),
+    let read = match head(tx).await? {
+        Some((seq, hash)) => Some((seq as u64, hash32(&hash)?)),
+        None => None,
     };
-    let (cols, out, due) = chain(org_id, head, batch, every);
+    let (cols, out, due) = chain(org_id, read.unwrap_or((0, genesis(org_id))), batch, every);
     cols.bind(sqlx::query(sql::INSERT_BATCH).bind(tx.org()))
         .execute(&mut **tx)
         .await?;
@@ -131,19 +134,20 @@ pub async fn append_batch(
             last = seq;
         }
     }
-    Ok(out)
+    Ok((read, out))
 }
 
 /// Appends `batch` after `known`, the head this appender itself last committed, in one statement
-/// without a head read: it takes the chain lock *shared* and inserts only while `known` is still
-/// an event of the chain with that hash, and the primary key (org, seq) refuses a seq another
-/// appender took meanwhile. So the chain stays as whole as under the lock, in two round trips
-/// fewer, which is most of an append's cost when appends arrive one by one. Sharing the lock
-/// keeps [`append_batch`] from starving: while it holds the lock no append of this kind runs, so
-/// the head it reads is the head. Returns `None` if the batch would reach a checkpoint (those are
-/// signed under the lock, in order) or `known` is no longer in the chain; an `AlreadyExists` error
-/// if another appender went first. After either, the caller appends again with
-/// [`append_batch`] in a new transaction.
+/// without a head read. The statement first takes the chain lock *shared* and then checks, in a
+/// snapshot taken after the lock (`chain_continues`), that `known` is still an event of the chain
+/// with that hash: a retention that removed the chain meanwhile is seen, and while the shared lock
+/// is held neither retention nor [`append_batch`] runs. The primary key (org, seq) refuses a seq
+/// another appender took meanwhile (shared holders do not exclude each other). So the chain stays
+/// as whole as under the exclusive lock, in two round trips fewer, which is most of an append's
+/// cost when appends arrive one by one. Returns `None` if the batch would reach a checkpoint (those
+/// are signed under the exclusive lock, in order) or `known` is no longer in the chain; an
+/// `AlreadyExists` error if another appender went first. After either, the caller rolls back and
+/// appends with [`append_batch`].
 pub async fn append_after(
     tx: &mut TenantTx,
     known: Head,

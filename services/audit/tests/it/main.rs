@@ -516,6 +516,74 @@ async fn a_second_appender_on_the_same_chain_leaves_it_whole() -> anyhow::Result
     Ok(())
 }
 
+/// An append after the head its writer wrote that has to wait for the chain lock while retention
+/// removes the chain must see the chain gone once it gets the lock, and start a new one from seq 1,
+/// not continue the removed one: its check runs in a snapshot taken after the lock.
+#[tokio::test]
+async fn an_append_that_waits_for_a_retirement_starts_a_new_chain() -> anyhow::Result<()> {
+    let f = Fixture::start(1000).await?;
+    let org = Uuid::new_v4();
+    let user = f.token(org, Role::Member, Scopes::all());
+    let mut writer = f.client("metadata")?;
+    for _ in 0..3 {
+        as_user(
+            &user,
+            writer.append(append("file.download", format!("file:{}", Uuid::new_v4()))),
+        )
+        .await?;
+    }
+    // Retention's work by hand, as the owner, held open under the exclusive chain lock.
+    let mut owner = sqlx::PgConnection::connect(&f.url("audit_owner", OWNER_PASSWORD)).await?;
+    let mut retire = owner.begin().await?;
+    for (name, value) in [
+        ("coffer.org_id", org.to_string()),
+        ("coffer.retention_purge", org.to_string()),
+    ] {
+        sqlx::query("SELECT set_config($1, $2, true)")
+            .bind(name)
+            .bind(value)
+            .execute(&mut *retire)
+            .await?;
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
+        .bind(org)
+        .execute(&mut *retire)
+        .await?;
+    let removed = sqlx::query("DELETE FROM events WHERE org_id = $1")
+        .bind(org)
+        .execute(&mut *retire)
+        .await?
+        .rows_affected();
+    assert_eq!(removed, 3);
+    let late = tokio::spawn({
+        let (user, mut writer) = (user.clone(), writer.clone());
+        async move {
+            as_user(
+                &user,
+                writer.append(append("file.download", format!("file:{}", Uuid::new_v4()))),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !late.is_finished(),
+        "the append did not wait for the chain lock"
+    );
+    retire.commit().await?;
+    let appended = late.await??.into_inner();
+    assert_eq!(
+        appended.seq, 1,
+        "the late append continued the removed chain"
+    );
+    let admin = f.token(org, Role::Admin, Scopes::all());
+    let v = as_user(&admin, f.client("gateway")?.verify(pb::VerifyRequest {}))
+        .await?
+        .into_inner();
+    assert!(v.ok && v.count == 1, "{v:?}");
+    Ok(())
+}
+
 /// The audit metrics' samples, by name with labels.
 fn audit_metrics() -> std::collections::HashMap<String, f64> {
     coffer_telemetry::metrics()
