@@ -3,16 +3,18 @@
 -- that head in a snapshot taken after the lock. The INSERT's own snapshot is older than the lock,
 -- so a check there would still see a chain that retention removed (exclusively locked) while the
 -- append waited, and the append would continue a chain that no longer exists. VOLATILE: each call
--- reads with a new snapshot. Runs as the caller, under row-level security.
+-- reads with a new snapshot. Runs as the caller, under row-level security, with the schema it was
+-- created in as its search path.
 
 CREATE FUNCTION chain_continues(org uuid, head_seq bigint, head_hash bytea) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtextextended(org::text, 11));
     RETURN EXISTS (SELECT 1 FROM events
                    WHERE org_id = org AND seq = head_seq AND hash = head_hash);
 END $$;
 
+REVOKE ALL ON FUNCTION chain_continues(uuid, bigint, bytea) FROM PUBLIC;
 DO $$
 BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION chain_continues(uuid, bigint, bytea) TO %I',

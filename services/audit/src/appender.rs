@@ -125,10 +125,14 @@ async fn append_once(
             Ok(Some(out)) => {
                 tx.commit().await?;
                 known.head = out.last().copied();
+                crate::metrics::batch("lock_free");
                 return Ok(out);
             }
             // Another appender went first, or the chain was retired: nothing of it stays.
-            Ok(None) | Err(AuditError::Db(DbError::AlreadyExists)) => tx.rollback().await?,
+            Ok(None) | Err(AuditError::Db(DbError::AlreadyExists)) => {
+                tx.rollback().await?;
+                crate::metrics::batch("refused");
+            }
             Err(e) => return Err(e),
         }
     }
@@ -137,6 +141,7 @@ async fn append_once(
     tx.commit().await?;
     known.shared = known.head.is_some_and(|h| Some(h) != read);
     known.head = out.last().copied();
+    crate::metrics::batch("locked");
     Ok(out)
 }
 

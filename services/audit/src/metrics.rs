@@ -1,5 +1,5 @@
 //! The audit service's own metrics, in the shared registry: appends by outcome (every file action
-//! fails closed on a failed one), the group commit's batch sizes, the time a caller waits for its
+//! fails closed on a failed one), the group commit's batch sizes and how each batch was appended, the time a caller waits for its
 //! event to be committed, checkpoints written and the newest one's time, and failed verifies.
 //! Nothing is labelled by org.
 
@@ -15,6 +15,7 @@ pub use coffer_telemetry::Outcome;
 pub struct AuditMetrics {
     pub appends: Family<Outcome, Counter>,
     pub batch_size: Histogram,
+    pub batches: Family<Outcome, Counter>,
     pub append_seconds: Histogram,
     pub checkpoints: Counter,
     pub newest_checkpoint: Gauge,
@@ -33,6 +34,14 @@ static METRICS: LazyLock<AuditMetrics> = LazyLock::new(|| {
             "audit_append_batch_size",
             "events per group-commit transaction",
             Histogram::new((0..10).map(|i| f64::from(1u32 << i))),
+        ),
+        batches: r.registered(
+            "audit_append_batches",
+            "group-commit transactions by how they were appended (lock_free: after the writer's \
+             own head in one statement; locked: under the chain lock, as a writer's first batch, \
+             one reaching a checkpoint, or while another appender writes; refused: a lock-free \
+             try that another appender or a retirement beat, the batch then went locked)",
+            Family::default(),
         ),
         append_seconds: r.registered(
             "audit_append_duration_seconds",
@@ -61,6 +70,9 @@ static METRICS: LazyLock<AuditMetrics> = LazyLock::new(|| {
     for outcome in ["ok", "failed"] {
         drop(m.appends.get_or_create(&Outcome { outcome }));
     }
+    for outcome in ["lock_free", "locked", "refused"] {
+        drop(m.batches.get_or_create(&Outcome { outcome }));
+    }
     m
 });
 
@@ -77,4 +89,9 @@ pub fn checkpoints_written(n: u64) {
     m.checkpoints.inc_by(n);
     m.newest_checkpoint
         .set(coffer_kit::timestamp::now_micros() / 1_000_000);
+}
+
+/// Counts one batch appended (or a lock-free try refused) as `outcome`.
+pub fn batch(outcome: &'static str) {
+    metrics().batches.get_or_create(&Outcome { outcome }).inc();
 }

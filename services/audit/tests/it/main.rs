@@ -522,6 +522,7 @@ async fn a_second_appender_on_the_same_chain_leaves_it_whole() -> anyhow::Result
 #[tokio::test]
 async fn an_append_that_waits_for_a_retirement_starts_a_new_chain() -> anyhow::Result<()> {
     let f = Fixture::start(1000).await?;
+    let before = audit_metrics();
     let org = Uuid::new_v4();
     let user = f.token(org, Role::Member, Scopes::all());
     let mut writer = f.client("metadata")?;
@@ -581,6 +582,17 @@ async fn an_append_that_waits_for_a_retirement_starts_a_new_chain() -> anyhow::R
         .await?
         .into_inner();
     assert!(v.ok && v.count == 1, "{v:?}");
+    // The first append read the head under the lock, the next two went lock-free, the late one
+    // tried lock-free, was refused (the chain it knew was gone) and went locked.
+    let after = audit_metrics();
+    let batches = |outcome: &str| {
+        let name = format!("coffer_audit_append_batches_total{{outcome=\"{outcome}\"}}");
+        after[&name] - before.get(&name).copied().unwrap_or(0.0)
+    };
+    assert_eq!(
+        (batches("locked"), batches("lock_free"), batches("refused")),
+        (2.0, 2.0, 1.0)
+    );
     Ok(())
 }
 
