@@ -94,6 +94,23 @@ async fn as_user<F: Future>(token: &str, f: F) -> F::Output {
     .await
 }
 
+/// Appends `n` events of `action` (each on a new file) as `token`'s caller, one after another.
+async fn append_n(
+    writer: &mut AuditClient<MeshChannel>,
+    token: &str,
+    action: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    for _ in 0..n {
+        as_user(
+            token,
+            writer.append(append(action, format!("file:{}", Uuid::new_v4()))),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 fn append(action: &str, target: String) -> pb::AppendRequest {
     pb::AppendRequest {
         action: action.into(),
@@ -526,26 +543,11 @@ async fn an_append_that_waits_for_a_retirement_starts_a_new_chain() -> anyhow::R
     let org = Uuid::new_v4();
     let user = f.token(org, Role::Member, Scopes::all());
     let mut writer = f.client("metadata")?;
-    for _ in 0..3 {
-        as_user(
-            &user,
-            writer.append(append("file.download", format!("file:{}", Uuid::new_v4()))),
-        )
-        .await?;
-    }
+    append_n(&mut writer, &user, "file.download", 3).await?;
     // Retention's work by hand, as the owner, held open under the exclusive chain lock.
-    let mut owner = sqlx::PgConnection::connect(&f.url("audit_owner", OWNER_PASSWORD)).await?;
-    let mut retire = owner.begin().await?;
-    for (name, value) in [
-        ("coffer.org_id", org.to_string()),
-        ("coffer.retention_purge", org.to_string()),
-    ] {
-        sqlx::query("SELECT set_config($1, $2, true)")
-            .bind(name)
-            .bind(value)
-            .execute(&mut *retire)
-            .await?;
-    }
+    let owner = sqlx::PgPool::connect(&f.url("audit_owner", OWNER_PASSWORD)).await?;
+    let mut retire = coffer_db::tenant_tx(&owner, org).await?;
+    coffer_db::set_local(&mut retire, "coffer.retention_purge", &org.to_string()).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 11))")
         .bind(org)
         .execute(&mut *retire)
@@ -763,13 +765,7 @@ async fn the_chain_reads_touch_a_few_pages_whatever_the_other_orgs_hold() -> any
     sqlx::query("ANALYZE audit.events").execute(&su).await?;
     let user = f.token(org, Role::Member, Scopes::all());
     let mut writer = f.client("metadata")?;
-    for _ in 0..25 {
-        as_user(
-            &user,
-            writer.append(append("file.upload", format!("file:{}", Uuid::new_v4()))),
-        )
-        .await?;
-    }
+    append_n(&mut writer, &user, "file.upload", 25).await?;
     let mut conn = sqlx::PgConnection::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?;
     let mut tx = conn.begin().await?;
     sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
