@@ -177,9 +177,7 @@ impl Floor {
     async fn download(&self) -> anyhow::Result<()> {
         use coffer_metadata::floor as m;
         self.authenticate().await?;
-        let mut tx = self.tenant_tx().await?;
-        m::file(&mut tx, self.file).await?;
-        tx.commit().await?;
+        m::file_alone(&self.metadata, self.org, self.file).await?;
         self.audit(coffer_kit::audit::Action::FileDownload, self.file)
             .await
     }

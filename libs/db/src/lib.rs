@@ -320,6 +320,14 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, DbEr
     Ok(pool_metrics::timed_begin(pool.begin()).await?)
 }
 
+/// A connection for one statement that is its own transaction: a call of a schema's function that
+/// sets the capability or tenant it reads with and ends it when it returns (auth's
+/// `resolve_session`, metadata's `file_of`, audit's `append_after`), one round trip where
+/// `BEGIN` + setting, the statement and `COMMIT` take three. Timed like a `BEGIN`.
+pub async fn connection(pool: &PgPool) -> Result<sqlx::pool::PoolConnection<Postgres>, DbError> {
+    Ok(pool_metrics::timed_begin(pool.acquire()).await?)
+}
+
 /// Begins a transaction in which row-level security sees only `org_id`'s rows.
 pub async fn tenant_tx(pool: &PgPool, org_id: Uuid) -> Result<TenantTx, DbError> {
     let tx = begin_with(pool, TENANT_SETTING, &org_id.hyphenated().to_string()).await?;

@@ -2,8 +2,9 @@
 //! by role (`runtime`, `owner`). sqlx keeps these counts; a service's background job copies
 //! them into gauges every few seconds ([`pool_metrics`] with `Jobs::every`). The wait for a
 //! connection is measured where every transaction of the services starts ([`crate::tenant_tx`],
-//! [`crate::begin_with_setting`], [`crate::begin`]): sqlx exposes no hook on acquiring, so what is timed is the
-//! acquire and the `BEGIN` round trip together (`db_begin_duration_seconds`: a millisecond or so
+//! [`crate::begin_with_setting`], [`crate::begin`], [`crate::connection`]): sqlx exposes no hook on
+//! acquiring, so what is timed is the acquire and the `BEGIN` round trip together (the acquire
+//! alone for a one-statement [`crate::connection`]) (`db_begin_duration_seconds`: a millisecond or so
 //! when a connection is free, the wait when none is), and the callers waiting in it right now
 //! (`db_pool_waiting`).
 

@@ -120,17 +120,14 @@ async fn append_once(
         .head
         .filter(|h| !known.shared && !store::reaches_checkpoint(*h, events.len(), every));
     if let Some(head) = lock_free {
-        let mut tx = coffer_db::tenant_tx(pool, org).await?;
-        match store::append_after(&mut tx, head, events, every).await {
+        match store::append_after(pool, org, head, events, every).await {
             Ok(Some(out)) => {
-                tx.commit().await?;
                 known.head = out.last().copied();
                 crate::metrics::batch("lock_free");
                 return Ok(out);
             }
             // Another appender went first, or the chain was retired: nothing of it stays.
             Ok(None) | Err(AuditError::Db(DbError::AlreadyExists)) => {
-                tx.rollback().await?;
                 crate::metrics::batch("refused");
             }
             Err(e) => return Err(e),

@@ -4,6 +4,7 @@
 
 use coffer_auditlog::{Event, Signer, event_hash, genesis, unhex};
 use coffer_db::TenantTx;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::AuditError;
@@ -74,16 +75,12 @@ pub mod sql {
     pub const INSERT_BATCH: &str = "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash)
          SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                                   $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])";
-    /// [`INSERT_BATCH`] only while the event $12 with hash $13 is in the chain (the head the
-    /// appender last wrote), checked by `chain_continues` after it takes the chain lock shared
-    /// (migration 0003), once per statement (a materialized CTE): see `append_after`.
-    pub const INSERT_AFTER: &str = "WITH chain AS MATERIALIZED (SELECT chain_continues($1, $12, $13) AS continues)
-         INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id, trace_id, prev_hash, hash)
-         SELECT $1, u.*
-         FROM chain,
-              UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[]) AS u
-         WHERE chain.continues";
+    /// [`INSERT_BATCH`] as a statement of its own, only while the event $12 with hash $13 is in
+    /// the chain (the head the appender last wrote): `append_after` (migration 0004) sets the
+    /// tenant for the call and checks with `chain_continues` (0003) after it takes the chain lock
+    /// shared. Returns how many events it inserted. See [`super::append_after`].
+    pub const INSERT_AFTER: &str =
+        "SELECT append_after($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
     /// Every checkpoint of the org.
     pub const CHECKPOINTS: &str =
         "SELECT org_id, seq, hash, at_us, prev_checkpoint_seq, key_id, signature
@@ -137,35 +134,38 @@ pub async fn append_batch(
     Ok((read, out))
 }
 
-/// Appends `batch` after `known`, the head this appender itself last committed, in one statement
-/// without a head read. The statement first takes the chain lock *shared* and then checks, in a
-/// snapshot taken after the lock (`chain_continues`), that `known` is still an event of the chain
-/// with that hash: a retention that removed the chain meanwhile is seen, and while the shared lock
-/// is held neither retention nor [`append_batch`] runs. The primary key (org, seq) refuses a seq
-/// another appender took meanwhile (shared holders do not exclude each other). So the chain stays
-/// as whole as under the exclusive lock, in two round trips fewer, which is most of an append's
-/// cost when appends arrive one by one. Returns `None` if the batch would reach a checkpoint (those
-/// are signed under the exclusive lock, in order) or `known` is no longer in the chain; an
-/// `AlreadyExists` error if another appender went first. After either, the caller rolls back and
-/// appends with [`append_batch`].
+/// Appends `batch` of `org` after `known`, the head this appender itself last committed, in one
+/// statement that is its own transaction, without a head read. The statement first takes the
+/// chain lock *shared* and then checks, in a snapshot taken after the lock (`chain_continues`),
+/// that `known` is still an event of the chain with that hash: a retention that removed the chain
+/// meanwhile is seen, and while the shared lock is held neither retention nor [`append_batch`]
+/// runs. The primary key (org, seq) refuses a seq another appender took meanwhile (shared holders
+/// do not exclude each other). So the chain stays as whole as under the exclusive lock, in one
+/// round trip where the locked path takes five, which is most of an append's cost when appends
+/// arrive one by one. Returns `None` if the batch would reach a checkpoint (those are signed under
+/// the exclusive lock, in order) or `known` is no longer in the chain; an `AlreadyExists` error if
+/// another appender went first. Either way nothing of the batch stays, and the caller appends it
+/// with [`append_batch`].
 pub async fn append_after(
-    tx: &mut TenantTx,
+    pool: &PgPool,
+    org: Uuid,
     known: Head,
     batch: &[NewEvent],
     every: u64,
 ) -> Result<Option<Vec<Head>>, AuditError> {
-    let (cols, out, due) = chain(tx.org(), known, batch, every);
+    let (cols, out, due) = chain(org, known, batch, every);
     if !due.is_empty() {
         return Ok(None);
     }
-    let inserted = cols
-        .bind(sqlx::query(sql::INSERT_AFTER).bind(tx.org()))
+    let mut conn = coffer_db::connection(pool).await?;
+    let row = cols
+        .bind(sqlx::query(sql::INSERT_AFTER).bind(org))
         .bind(known.0 as i64)
         .bind(&known.1[..])
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    Ok((inserted == out.len() as u64).then_some(out))
+        .fetch_one(&mut *conn)
+        .await?;
+    let inserted: i64 = sqlx::Row::try_get(&row, 0)?;
+    Ok((inserted == out.len() as i64).then_some(out))
 }
 
 /// Whether `n` events after `head` reach a multiple of `every` (a checkpoint to sign).

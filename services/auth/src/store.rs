@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use coffer_db::{DbError, TenantTx, begin_with_setting, set_local, tenant_tx};
+use coffer_db::{DbError, TenantTx, set_local, tenant_tx};
 use coffer_token::Role;
 
 use crate::credentials::hashes_equal;
@@ -212,45 +212,29 @@ pub async fn create_session(
 
 /// Resolves a live session (not revoked, within its absolute and idle limits) and, when `used`,
 /// marks it used (a re-check of an open event stream is not use: it must not keep an idle
-/// session alive).
+/// session alive). One statement, one round trip: the schema's `resolve_session` (migration
+/// 0008) sets the session lookup capability, reads the session with its membership and org (the
+/// capability shows exactly those rows) and writes `last_seen_at` when it is due, at most every
+/// tenth of the idle limit (30 s at most), not on every request: a write per authenticated
+/// request was most of its cost.
 pub async fn resolve_session(
     pool: &PgPool,
     id_hash: &[u8; 32],
     idle_secs: u64,
     used: bool,
 ) -> Result<Option<Principal>, DbError> {
-    let mut tx = begin_with_setting(pool, "coffer.lookup_session", &hex(id_hash)).await?;
-    // One query: the session, its membership and its org (the lookup capability shows exactly
-    // those rows), and whether last_seen_at is due for a write. It is written at most every tenth
-    // of the idle limit (30 s at most), not on every request: a write per authenticated request
-    // was most of its cost.
-    let row: Option<(Uuid, Uuid, String, bool)> = sqlx::query_as(
-        "SELECT s.org_id, s.user_id, m.role,
-                s.last_seen_at < now() - make_interval(secs => $3)
-         FROM sessions s
-         JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
-         JOIN orgs o ON o.id = s.org_id AND o.disabled_at IS NULL
-         WHERE s.id_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
-           AND s.last_seen_at > now() - make_interval(secs => $2)",
-    )
-    .bind(&id_hash[..])
-    .bind(idle_secs as f64)
-    .bind((idle_secs as f64 / 10.0).min(30.0))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((org_id, user_id, role, touch)) = row else {
+    let mut conn = coffer_db::connection(pool).await?;
+    let row: Option<(Uuid, Uuid, String)> =
+        sqlx::query_as("SELECT * FROM resolve_session($1, $2, $3, $4)")
+            .bind(&id_hash[..])
+            .bind(idle_secs as f64)
+            .bind((idle_secs as f64 / 10.0).min(30.0))
+            .bind(used)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((org_id, user_id, role)) = row else {
         return Ok(None);
     };
-    if touch && used {
-        let mut tx = TenantTx::adopt(tx, org_id, Some("coffer.lookup_session")).await?;
-        sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1")
-            .bind(&id_hash[..])
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-    } else {
-        tx.commit().await?;
-    }
     Ok(Some(Principal {
         user_id,
         org_id,
@@ -496,8 +480,6 @@ pub async fn resolve_api_key(
         api_key_id: Some(id),
     }))
 }
-
-use coffer_kit::hex::encode as hex;
 
 /// Accepts a TOTP step at most once: true if `step` is newer than any accepted before.
 pub async fn claim_totp_step(tx: &mut TenantTx, user_id: Uuid, step: i64) -> Result<bool, DbError> {

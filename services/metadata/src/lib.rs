@@ -27,8 +27,8 @@ pub(crate) mod wire;
 pub mod floor {
     pub use crate::error::MetadataError;
     pub use crate::store::{
-        NewFile, Trashed, delete_file, ensure_org, file, insert_file, reserve_quota, set_object,
-        transition,
+        NewFile, Trashed, delete_file, ensure_org, file, file_alone, insert_file, reserve_quota,
+        set_object, transition,
     };
 }
 

@@ -595,6 +595,29 @@ async fn an_append_that_waits_for_a_retirement_starts_a_new_chain() -> anyhow::R
         (batches("locked"), batches("lock_free"), batches("refused")),
         (2.0, 2.0, 1.0)
     );
+    // append_after, as the runtime role: after a head that is not in the chain it inserts
+    // nothing, and the tenant it sets ends with the call (in the same transaction, the next
+    // statement sees no event).
+    let runtime = sqlx::PgPool::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?;
+    let mut tx = runtime.begin().await?;
+    let empty: Vec<String> = Vec::new();
+    let inserted: i64 = sqlx::query_scalar(
+        "SELECT append_after($1, ARRAY[2]::bigint[], ARRAY[0]::bigint[], $2, $2, $2, $2, $2, $2,
+                             ARRAY[$3]::bytea[], ARRAY[$3]::bytea[], 1, $3)",
+    )
+    .bind(org)
+    .bind(&empty)
+    .bind(&[0u8; 32][..])
+    .fetch_one(&mut *tx)
+    .await?;
+    assert_eq!(inserted, 0, "an append after a head not in the chain");
+    let (n, tenant): (i64, Option<String>) =
+        sqlx::query_as("SELECT count(*), current_setting('coffer.org_id', true) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+    assert_eq!(n, 0, "the tenant outlived append_after");
+    assert_eq!(tenant.unwrap_or_default(), "");
+    tx.rollback().await?;
     Ok(())
 }
 

@@ -195,6 +195,30 @@ async fn the_database_holds_no_plaintext_credential_and_passes_the_rls_audit() -
             .await?;
         assert_eq!(n, 0, "{table} visible without a tenant");
     }
+    // resolve_session, the one-statement session lookup, finds the session by its hash alone and
+    // writes last_seen_at when due (a touch interval of 0 s: always); the capability and the
+    // tenant it sets end with the call: in the same transaction, the next statement sees nothing.
+    let mut tx = runtime.begin().await?;
+    for (id, found) in [(session.as_str(), true), ("not-a-session", false)] {
+        let row: Option<(uuid::Uuid, uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT * FROM auth.resolve_session(sha256(convert_to($1, 'UTF8')), 3600, 0, true)",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        assert_eq!(row.is_some(), found, "{id}");
+        let (n, lookup, tenant): (i64, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM auth.sessions) + (SELECT count(*) FROM auth.memberships),
+                    current_setting('coffer.lookup_session', true),
+                    current_setting('coffer.org_id', true)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        assert_eq!(n, 0, "resolve_session's settings outlived the call");
+        assert_eq!(lookup.unwrap_or_default(), "");
+        assert_eq!(tenant.unwrap_or_default(), "");
+    }
+    tx.rollback().await?;
     Ok(())
 }
 

@@ -124,6 +124,28 @@ async fn every_tenant_table_is_forced_and_a_connection_without_tenant_sees_nothi
         .await?;
     assert_eq!(n, 0);
     tx.rollback().await?;
+    // file_of, the download's read in one statement, sets the tenant it is given: the file shows
+    // to its own org only, and the tenant ends with the call (inside a transaction, the next
+    // statement sees no file).
+    let file: Uuid = sqlx::query_scalar("SELECT id FROM metadata.files")
+        .fetch_one(&superuser)
+        .await?;
+    let mut tx = conn.begin().await?;
+    for (caller, want) in [(Uuid::new_v4(), None), (org, Some(file))] {
+        let got: Option<Uuid> = sqlx::query_scalar("SELECT id FROM file_of($1, $2)")
+            .bind(caller)
+            .bind(file)
+            .fetch_optional(&mut *tx)
+            .await?;
+        assert_eq!(got, want, "file_of as {caller}");
+        let (n, tenant): (i64, Option<String>) =
+            sqlx::query_as("SELECT count(*), current_setting('coffer.org_id', true) FROM files")
+                .fetch_one(&mut *tx)
+                .await?;
+        assert_eq!(n, 0, "the tenant outlived file_of");
+        assert_eq!(tenant.unwrap_or_default(), "");
+    }
+    tx.rollback().await?;
     // The deletion sweep's lookup: with coffer.lookup_deletions_due set, the runtime role sees the
     // entries due before then, of every org, and nothing else; it cannot change them.
     sqlx::raw_sql(&format!(
