@@ -829,3 +829,81 @@ async fn the_chain_reads_touch_a_few_pages_whatever_the_other_orgs_hold() -> any
     assert!(pages.iter().all(|(_, n)| *n <= 8), "{pages:?}");
     Ok(())
 }
+
+/// The pages of the events table and its indexes that each lookup of an append touches, in a
+/// transaction of `conn` of its own: the head read of the locked path (`sql::HEAD`) and the check
+/// of the lock-free one (`append_after` after a head that is not in the chain: it inserts nothing,
+/// but looks).
+async fn pages_an_append_reads(
+    conn: &mut sqlx::PgConnection,
+    org: Uuid,
+) -> anyhow::Result<(i64, i64)> {
+    const PAGES: &str = "SELECT sum(pg_stat_get_xact_blocks_fetched(oid))::bigint FROM pg_class
+         WHERE oid = 'events'::regclass
+            OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'events'::regclass)";
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT set_config('coffer.org_id', $1, true)")
+        .bind(org.to_string())
+        .execute(&mut *tx)
+        .await?;
+    let before: i64 = sqlx::query_scalar(PAGES).fetch_one(&mut *tx).await?;
+    sqlx::query(coffer_audit::sql::HEAD)
+        .bind(org)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let head: i64 = sqlx::query_scalar(PAGES).fetch_one(&mut *tx).await?;
+    let inserted: i64 = sqlx::query_scalar(
+        "SELECT append_after($1, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', 1, $2)",
+    )
+    .bind(org)
+    .bind(&[0u8; 32][..])
+    .fetch_one(&mut *tx)
+    .await?;
+    assert_eq!(inserted, 0);
+    let check: i64 = sqlx::query_scalar(PAGES).fetch_one(&mut *tx).await?;
+    tx.rollback().await?;
+    Ok((head - before, check - head))
+}
+
+/// A pooled connection keeps the plans of its statements, made when the chain was short; an
+/// append's lookups must still touch a few pages once the chain is long, whichever index the
+/// planner found as cheap on a nearly empty table (reading every event of the org per append made
+/// appends slower as the log grew: 9,000 index entries per batch in a benchmark).
+#[tokio::test]
+async fn an_appends_lookups_read_a_few_pages_however_long_the_chain_grew() -> anyhow::Result<()> {
+    let f = Fixture::start(1_000_000).await?;
+    let org = Uuid::new_v4();
+    let user = f.token(org, Role::Member, Scopes::all());
+    append_n(&mut f.client("metadata")?, &user, "file.download", 2).await?;
+    let mut conn = sqlx::PgConnection::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?;
+    for _ in 0..10 {
+        pages_an_append_reads(&mut conn, org).await?;
+    }
+    // The chain grows by 5,000 events (their hashes do not chain: only the lookups matter here).
+    let owner = sqlx::PgPool::connect(&f.url("audit_owner", OWNER_PASSWORD)).await?;
+    let mut tx = coffer_db::tenant_tx(&owner, org).await?;
+    sqlx::query(
+        "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id,
+                             trace_id, prev_hash, hash)
+         SELECT $1, g, 0, 'user:x', 'file.download', 'file:x', 'success', 'r', '', $2, $2
+         FROM generate_series(3, 5002) g",
+    )
+    .bind(org)
+    .bind(&[0u8; 32][..])
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    // The first read after the growth plans again (the planner looks at the table's new size);
+    // what each append then pays is the second.
+    // A new connection plans them on the long chain (with the statistics of the short one).
+    let mut fresh = sqlx::PgConnection::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?;
+    for (what, conn) in [("kept plans", &mut conn), ("new plans", &mut fresh)] {
+        pages_an_append_reads(conn, org).await?;
+        let (head, check) = pages_an_append_reads(conn, org).await?;
+        assert!(
+            head <= 6 && check <= 6,
+            "{what}: an append's lookups touched {head} and {check} pages"
+        );
+    }
+    Ok(())
+}
