@@ -9,7 +9,9 @@
 //!   `coffer.org_id` for the transaction only (`set_config(..., true)`, i.e. `SET LOCAL`) and
 //!   carries the org in its type, so store functions read the org from the transaction rather
 //!   than from a second argument: a pooled connection that skipped it sees no tenant rows at all,
-//!   never another tenant's.
+//!   never another tenant's. The exception is the download's three hot statements, each a schema
+//!   function that sets the tenant or capability for itself on a [`connection`] (one round trip
+//!   instead of three); they take the org as an argument, from the caller's verified token.
 //! - Postgres errors map to [`DbError`] here and nowhere else.
 //!
 //! Nothing here logs SQL parameters: they can hold file names.
@@ -164,6 +166,30 @@ pub async fn migrate(
     Ok(())
 }
 
+/// A connection idle longer than this is pinged before it is handed out.
+const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The services' pool settings: at most `max` connections, 5 s to get one, and a ping only for a
+/// connection that sat idle for [`PING_IF_IDLE_FOR`]. sqlx pings every idle connection it hands
+/// out by default, a round trip before every transaction that a busy service does not need: a
+/// connection used a moment ago is alive, and if the server went away since, the statement fails
+/// as unavailable (503 with `Retry-After`) and sqlx's own ping when the connection comes back
+/// closes it.
+fn pool_options(max: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// Opens the runtime pool for `schema`, after checking that the role cannot bypass row-level
 /// security.
 pub async fn runtime_pool(
@@ -171,9 +197,7 @@ pub async fn runtime_pool(
     schema: &str,
     max: u32,
 ) -> Result<PgPool, DbError> {
-    let pool = PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(std::time::Duration::from_secs(5))
+    let pool = pool_options(max)
         .connect_with(in_schema(runtime, schema))
         .await?;
     let (role, unsafe_role): (String, bool) = sqlx::query_as(
@@ -235,9 +259,7 @@ pub async fn owner_pool(
     max: u32,
 ) -> Result<PgPool, DbError> {
     let owner = connect_options(db, secrets, &db.owner_user, OWNER_PASSWORD)?;
-    Ok(PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(std::time::Duration::from_secs(5))
+    Ok(pool_options(max)
         .connect_with(in_schema(owner, &db.schema))
         .await?)
 }
@@ -245,8 +267,9 @@ pub async fn owner_pool(
 /// A transaction in which row-level security sees one org's rows, with that org in its type:
 /// store functions that work on a tenant's rows take a `&mut TenantTx` and read the org from it
 /// ([`TenantTx::org`]) rather than from a second argument that could disagree with the setting
-/// the rows are filtered by. Only [`tenant_tx`] and [`TenantTx::adopt`] set the tenant
-/// ([`set_local`] and [`begin_with_setting`] refuse `coffer.org_id`). It derefs to the connection
+/// the rows are filtered by. Here only [`tenant_tx`] and [`TenantTx::adopt`] set the tenant
+/// ([`set_local`] and [`begin_with_setting`] refuse `coffer.org_id`; the schema functions a
+/// [`connection`] calls set it for themselves). It derefs to the connection
 /// for running statements; dropped without [`TenantTx::commit`], it rolls back.
 pub struct TenantTx {
     org: Uuid,
@@ -321,9 +344,11 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, DbEr
 }
 
 /// A connection for one statement that is its own transaction: a call of a schema's function that
-/// sets the capability or tenant it reads with and ends it when it returns (auth's
+/// sets the capability or tenant it reads with and puts it back before it returns (auth's
 /// `resolve_session`, metadata's `file_of`, audit's `append_after`), one round trip where
-/// `BEGIN` + setting, the statement and `COMMIT` take three. Timed like a `BEGIN`.
+/// `BEGIN` + setting, the statement and `COMMIT` take three. The acquire is timed as a `BEGIN`
+/// is ([`pool_metrics`]). Such a function takes its org as an argument, outside [`TenantTx`]: its
+/// callers pass the org of the caller's verified token or the audit writer's own org.
 pub async fn connection(pool: &PgPool) -> Result<sqlx::pool::PoolConnection<Postgres>, DbError> {
     Ok(pool_metrics::timed_begin(pool.acquire()).await?)
 }

@@ -52,12 +52,12 @@ static GAUGES: LazyLock<Gauges> = LazyLock::new(|| {
         ),
         waiting: r.registered(
             "db_pool_waiting",
-            "transactions waiting for a connection and their BEGIN right now",
+            "transactions (and one-statement calls) waiting for a connection and their BEGIN right now",
             Gauge::default(),
         ),
         begin: r.registered(
             "db_begin_duration_seconds",
-            "time from asking the pool for a connection to the transaction's start",
+            "time from asking the pool for a connection to the transaction's start (to the connection, for a one-statement call)",
             Histogram::new([
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
             ]),

@@ -618,6 +618,17 @@ async fn an_append_that_waits_for_a_retirement_starts_a_new_chain() -> anyhow::R
     assert_eq!(n, 0, "the tenant outlived append_after");
     assert_eq!(tenant.unwrap_or_default(), "");
     tx.rollback().await?;
+    // A batch that does not start right after the head it names is refused outright.
+    let gap = sqlx::query_scalar::<_, i64>(
+        "SELECT append_after($1, ARRAY[3]::bigint[], ARRAY[0]::bigint[], $2, $2, $2, $2, $2, $2,
+                             ARRAY[$3]::bytea[], ARRAY[$3]::bytea[], 1, $3)",
+    )
+    .bind(org)
+    .bind(["x"])
+    .bind(&[0u8; 32][..])
+    .fetch_one(&runtime)
+    .await;
+    assert!(gap.is_err(), "a batch after a gap was taken");
     Ok(())
 }
 
@@ -853,10 +864,12 @@ async fn pages_an_append_reads(
         .await?;
     let head: i64 = sqlx::query_scalar(PAGES).fetch_one(&mut *tx).await?;
     let inserted: i64 = sqlx::query_scalar(
-        "SELECT append_after($1, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', 1, $2)",
+        "SELECT append_after($1, ARRAY[2]::bigint[], ARRAY[0]::bigint[], $3, $3, $3, $3, $3, $3,
+                             ARRAY[$2]::bytea[], ARRAY[$2]::bytea[], 1, $2)",
     )
     .bind(org)
     .bind(&[0u8; 32][..])
+    .bind(["x"])
     .fetch_one(&mut *tx)
     .await?;
     assert_eq!(inserted, 0);
@@ -904,6 +917,37 @@ async fn an_appends_lookups_read_a_few_pages_however_long_the_chain_grew() -> an
             head <= 6 && check <= 6,
             "{what}: an append's lookups touched {head} and {check} pages"
         );
+    }
+    Ok(())
+}
+
+/// Retention finds purged orgs through a lookup capability that shows `org.purge` events of every
+/// org. It is the owner's (retention runs in the owner's pool): the runtime role that sets it sees
+/// no event.
+#[tokio::test]
+async fn only_the_owner_finds_purged_orgs_through_the_retention_lookup() -> anyhow::Result<()> {
+    let f = Fixture::start(1000).await?;
+    let org = Uuid::new_v4();
+    let owner = sqlx::PgPool::connect(&f.url("audit_owner", OWNER_PASSWORD)).await?;
+    let mut tx = coffer_db::tenant_tx(&owner, org).await?;
+    sqlx::query(
+        "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id,
+                             trace_id, prev_hash, hash)
+         VALUES ($1, 1, 0, 'service:auth', 'org.purge', 'org:x', 'success', 'r', '', $2, $2)",
+    )
+    .bind(org)
+    .bind(&[0u8; 32][..])
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let runtime = sqlx::PgPool::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?;
+    for (role, pool, want) in [("owner", &owner, 1), ("runtime", &runtime, 0)] {
+        let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_retention", "1").await?;
+        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        assert_eq!(seen, want, "{role}");
     }
     Ok(())
 }
