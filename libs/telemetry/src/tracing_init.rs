@@ -94,12 +94,16 @@ pub fn init_for_tests() {
         };
         let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
         let registry = tracing_subscriber::registry().with(otel);
+        // The filter is the log output's alone: spans stay on for the trace ids whatever it says.
         let _ = if std::env::var_os("TEST_LOG").is_some() {
+            use tracing_subscriber::Layer as _;
+            let filter = EnvFilter::new(std::env::var("TEST_LOG").unwrap_or_default());
             registry
-                .with(EnvFilter::new(
-                    std::env::var("TEST_LOG").unwrap_or_default(),
-                ))
-                .with(tracing_subscriber::fmt::layer().with_test_writer())
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_test_writer()
+                        .with_filter(filter),
+                )
                 .try_init()
         } else {
             registry.try_init()
