@@ -3,9 +3,9 @@
 //! them into gauges every few seconds ([`pool_metrics`] with `Jobs::every`). The wait for a
 //! connection is measured where every transaction of the services starts ([`crate::tenant_tx`],
 //! [`crate::begin_with_setting`], [`crate::begin`], [`crate::connection`]): sqlx exposes no hook on
-//! acquiring, so what is timed is the acquire and the `BEGIN` round trip together (the acquire
-//! alone for a one-statement [`crate::connection`]) (`db_begin_duration_seconds`: a millisecond or so
-//! when a connection is free, the wait when none is), and the callers waiting in it right now
+//! acquiring, so what is timed is the acquire and the `BEGIN` round trip together, or the acquire
+//! alone for a one-statement [`crate::connection`] (`db_begin_duration_seconds`: a millisecond or
+//! so when a connection is free, the wait when none is), and the callers waiting in it right now
 //! (`db_pool_waiting`).
 
 use std::sync::LazyLock;

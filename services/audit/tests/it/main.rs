@@ -894,18 +894,7 @@ async fn an_appends_lookups_read_a_few_pages_however_long_the_chain_grew() -> an
     }
     // The chain grows by 5,000 events (their hashes do not chain: only the lookups matter here).
     let owner = sqlx::PgPool::connect(&f.url("audit_owner", OWNER_PASSWORD)).await?;
-    let mut tx = coffer_db::tenant_tx(&owner, org).await?;
-    sqlx::query(
-        "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id,
-                             trace_id, prev_hash, hash)
-         SELECT $1, g, 0, 'user:x', 'file.download', 'file:x', 'success', 'r', '', $2, $2
-         FROM generate_series(3, 5002) g",
-    )
-    .bind(org)
-    .bind(&[0u8; 32][..])
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    insert_by_hand(&owner, org, 3..=5002, "file.download").await?;
     // The first read after the growth plans again (the planner looks at the table's new size);
     // what each append then pays is the second.
     // A new connection plans them on the long chain (with the statistics of the short one).
@@ -929,17 +918,7 @@ async fn only_the_owner_finds_purged_orgs_through_the_retention_lookup() -> anyh
     let f = Fixture::start(1000).await?;
     let org = Uuid::new_v4();
     let owner = sqlx::PgPool::connect(&f.url("audit_owner", OWNER_PASSWORD)).await?;
-    let mut tx = coffer_db::tenant_tx(&owner, org).await?;
-    sqlx::query(
-        "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id,
-                             trace_id, prev_hash, hash)
-         VALUES ($1, 1, 0, 'service:auth', 'org.purge', 'org:x', 'success', 'r', '', $2, $2)",
-    )
-    .bind(org)
-    .bind(&[0u8; 32][..])
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    insert_by_hand(&owner, org, 1..=1, "org.purge").await?;
     let runtime = sqlx::PgPool::connect(&f.url("audit_runtime", RUNTIME_PASSWORD)).await?;
     for (role, pool, want) in [("owner", &owner, 1), ("runtime", &runtime, 0)] {
         let mut tx = coffer_db::begin_with_setting(pool, "coffer.lookup_retention", "1").await?;
@@ -949,5 +928,31 @@ async fn only_the_owner_finds_purged_orgs_through_the_retention_lookup() -> anyh
         tx.rollback().await?;
         assert_eq!(seen, want, "{role}");
     }
+    Ok(())
+}
+
+/// Writes events `seqs` of `org` with `action` by hand, as the owner (their hashes do not chain:
+/// for tests of lookups, not of the chain).
+async fn insert_by_hand(
+    owner: &sqlx::PgPool,
+    org: Uuid,
+    seqs: std::ops::RangeInclusive<i64>,
+    action: &str,
+) -> anyhow::Result<()> {
+    let mut tx = coffer_db::tenant_tx(owner, org).await?;
+    sqlx::query(
+        "INSERT INTO events (org_id, seq, at_us, actor, action, target, outcome, request_id,
+                             trace_id, prev_hash, hash)
+         SELECT $1, g, 0, 'user:x', $4, 'file:x', 'success', 'r', '', $5, $5
+         FROM generate_series($2::bigint, $3::bigint) g",
+    )
+    .bind(org)
+    .bind(seqs.start())
+    .bind(seqs.end())
+    .bind(action)
+    .bind(&[0u8; 32][..])
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
