@@ -444,8 +444,11 @@ pub fn pages_read(row: &sqlx::postgres::PgRow) -> Result<u64, DbError> {
 
 /// Checks a schema against the tenancy rules and returns every violation found (empty = sound):
 /// a table with an `org_id` column without ENABLE and FORCE row-level security or without a
-/// policy; a table or view owned by the runtime role; a runtime role that is a superuser or may
-/// bypass row-level security.
+/// policy; a table, view or function owned by the runtime role; a runtime role that is a
+/// superuser or may bypass row-level security; a schema in which PUBLIC may do anything or the
+/// runtime role may create objects; a SECURITY DEFINER function that PUBLIC may execute, or whose
+/// search path is not fixed with `pg_temp` last (else a caller's temporary table or function
+/// could stand in for the schema's own and run with the owner's rights).
 pub async fn rls_audit(
     pool: &PgPool,
     schema: &str,
@@ -490,6 +493,8 @@ pub async fn rls_audit(
             "{schema}.{rel}: owned by the runtime role {runtime_role}"
         ));
     }
+    violations.extend(schema_grants(pool, schema, runtime_role).await?);
+    violations.extend(function_rules(pool, schema, runtime_role).await?);
     let role: Option<(bool, bool)> =
         sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
             .bind(runtime_role)
@@ -500,6 +505,91 @@ pub async fn rls_audit(
         Some((true, _)) => violations.push(format!("runtime role {runtime_role} is a superuser")),
         Some((_, true)) => violations.push(format!("runtime role {runtime_role} has BYPASSRLS")),
         Some(_) => {}
+    }
+    Ok(violations)
+}
+
+/// PUBLIC's rights on the schema, and whether the runtime role may create objects in it.
+async fn schema_grants(
+    pool: &PgPool,
+    schema: &str,
+    runtime_role: &str,
+) -> Result<Vec<String>, DbError> {
+    let (public_usage, public_create, runtime_create): (bool, bool, bool) = sqlx::query_as(
+        "SELECT has_schema_privilege('public', n.oid, 'USAGE'),
+                has_schema_privilege('public', n.oid, 'CREATE'),
+                has_schema_privilege($2, n.oid, 'CREATE')
+         FROM pg_namespace n WHERE n.nspname = $1",
+    )
+    .bind(schema)
+    .bind(runtime_role)
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or((false, false, false));
+    let mut violations = Vec::new();
+    if public_usage {
+        violations.push(format!("schema {schema}: PUBLIC has USAGE"));
+    }
+    if public_create {
+        violations.push(format!("schema {schema}: PUBLIC has CREATE"));
+    }
+    if runtime_create {
+        violations.push(format!(
+            "schema {schema}: the runtime role {runtime_role} may create objects"
+        ));
+    }
+    Ok(violations)
+}
+
+/// The functions' owners, and the SECURITY DEFINER functions' callers and search paths.
+async fn function_rules(
+    pool: &PgPool,
+    schema: &str,
+    runtime_role: &str,
+) -> Result<Vec<String>, DbError> {
+    let functions: Vec<(String, bool, bool, bool, Vec<String>)> = sqlx::query_as(
+        "SELECT format('%s.%s(%s)', n.nspname, p.proname,
+                       pg_get_function_identity_arguments(p.oid)),
+                r.rolname = $2, p.prosecdef,
+                has_function_privilege('public', p.oid, 'EXECUTE'),
+                coalesce(p.proconfig, '{}')::text[]
+         FROM pg_proc p
+         JOIN pg_namespace n ON n.oid = p.pronamespace
+         JOIN pg_roles r ON r.oid = p.proowner
+         WHERE n.nspname = $1
+         ORDER BY 1",
+    )
+    .bind(schema)
+    .bind(runtime_role)
+    .fetch_all(pool)
+    .await?;
+    let mut violations = Vec::new();
+    for (function, runtime_owned, definer, public_executes, config) in functions {
+        if runtime_owned {
+            violations.push(format!(
+                "{function}: owned by the runtime role {runtime_role}"
+            ));
+        }
+        if !definer {
+            continue;
+        }
+        if public_executes {
+            violations.push(format!(
+                "{function}: SECURITY DEFINER and PUBLIC may execute it"
+            ));
+        }
+        // pg_temp last, named: unnamed, it is searched first.
+        let path = config.iter().find_map(|c| c.strip_prefix("search_path="));
+        let temp_last = path.is_some_and(|p| {
+            p.rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().trim_matches('"') == "pg_temp")
+        });
+        if !temp_last {
+            violations.push(format!(
+                "{function}: SECURITY DEFINER without a search path that ends in pg_temp"
+            ));
+        }
     }
     Ok(violations)
 }

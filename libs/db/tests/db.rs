@@ -328,6 +328,68 @@ async fn unsafe_roles_are_refused_and_the_audit_finds_every_gap() -> anyhow::Res
 }
 
 #[tokio::test]
+async fn the_audit_finds_functions_and_schema_grants_that_open_a_way_around_it()
+-> anyhow::Result<()> {
+    let s = schema().await?;
+    let pool = runtime_pool(opts(&s.runtime_url), "docs", 2).await?;
+    let owner = sqlx::PgPool::connect(&s.owner_url).await?;
+    let rt = &s.runtime_role;
+    // Sound: an invoker function anyone may call, and a definer function with a fixed path
+    // ending in pg_temp that only the runtime role may call.
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION docs.invoker() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE FUNCTION docs.sound() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+             SET search_path = docs, pg_temp AS 'SELECT count(*) FROM docs';
+         REVOKE ALL ON FUNCTION docs.sound() FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION docs.sound() TO \"{rt}\";"
+    ))
+    .execute(&owner)
+    .await?;
+    assert_eq!(rls_audit(&pool, "docs", rt).await?, Vec::<String>::new());
+
+    // Unsound five ways.
+    sqlx::raw_sql(
+        "CREATE FUNCTION docs.no_path() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+             AS 'SELECT count(*) FROM docs.docs';
+         REVOKE ALL ON FUNCTION docs.no_path() FROM PUBLIC;
+         CREATE FUNCTION docs.temp_first() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+             SET search_path = pg_temp, docs AS 'SELECT count(*) FROM docs';
+         REVOKE ALL ON FUNCTION docs.temp_first() FROM PUBLIC;
+         CREATE FUNCTION docs.for_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+             SET search_path = docs, pg_temp AS 'SELECT count(*) FROM docs';",
+    )
+    .execute(&owner)
+    .await?;
+    s.pg.execute_as_superuser(
+        &s.db,
+        &format!(
+            "ALTER FUNCTION docs.invoker() OWNER TO \"{rt}\";
+             GRANT USAGE ON SCHEMA docs TO PUBLIC;
+             GRANT CREATE ON SCHEMA docs TO \"{rt}\";"
+        ),
+    )
+    .await?;
+    let found = rls_audit(&pool, "docs", rt).await?;
+    let expect = [
+        "docs.invoker(): owned by the runtime role".to_string(),
+        "docs.no_path(): SECURITY DEFINER without a search path".into(),
+        "docs.temp_first(): SECURITY DEFINER without a search path".into(),
+        "docs.for_all(): SECURITY DEFINER and PUBLIC may execute it".into(),
+        "schema docs: PUBLIC has USAGE".into(),
+        format!("schema docs: the runtime role {rt} may create objects"),
+    ];
+    for e in &expect {
+        assert!(
+            found.iter().any(|f| f.starts_with(e.as_str())),
+            "{e:?} not in {found:?}"
+        );
+    }
+    assert_eq!(found.len(), expect.len(), "{found:?}");
+    owner.close().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn pages_read_shows_a_policy_or_that_hides_the_index() -> anyhow::Result<()> {
     let s = schema().await?;
     // A second permissive policy, as the services' lookup capabilities add, and 5,000 rows of

@@ -426,3 +426,22 @@ async fn a_rule_that_does_not_compile_stops_start_up_naming_it() {
     .unwrap_err();
     assert!(err.to_string().contains("broken_lookup"), "{err}");
 }
+
+#[tokio::test]
+async fn the_scan_schema_passes_the_rls_audit() -> anyhow::Result<()> {
+    // Every table with org_id forced under a policy; nothing owned by the runtime role; no
+    // schema right for PUBLIC; no SECURITY DEFINER function open to all or with a loose path.
+    let stack = api_only().await?;
+    let su = sqlx::PgPool::connect(&stack.stack.pg.superuser_url(&stack.setup.database)).await?;
+    let violations = coffer_db::rls_audit(&su, "scan", "scan_runtime").await?;
+    assert!(violations.is_empty(), "{violations:#?}");
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'scan' AND c.relkind = 'r' AND c.relforcerowsecurity",
+    )
+    .fetch_one(&su)
+    .await?;
+    assert!(tables > 0, "the audit looked at an empty schema");
+    su.close().await;
+    Ok(())
+}
