@@ -244,19 +244,6 @@ pub async fn resolve_session(
     }))
 }
 
-/// The user's role, if the user and the org are still active.
-async fn active_role(tx: &mut TenantTx, user_id: Uuid) -> Result<Option<Role>, DbError> {
-    let role: Option<String> = sqlx::query_scalar(
-        "SELECT m.role FROM memberships m JOIN orgs o ON o.id = m.org_id
-         WHERE m.org_id = $1 AND m.user_id = $2 AND o.disabled_at IS NULL",
-    )
-    .bind(tx.org())
-    .bind(user_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    role.as_deref().map(role_from).transpose()
-}
-
 /// Revokes a session of `user_id` in the transaction's org. Revoking an unknown or foreign session
 /// is a no-op.
 pub async fn revoke_session(
@@ -421,63 +408,58 @@ pub async fn revoke_api_key(
     Ok(())
 }
 
+/// A live key's row, its user's role in its org, and whether its use is due to be recorded.
 #[derive(sqlx::FromRow)]
 struct KeyLookup {
-    id: Uuid,
-    org_id: Uuid,
-    user_id: Uuid,
-    secret_hash: Vec<u8>,
-    scopes: Vec<String>,
+    o_id: Uuid,
+    o_org_id: Uuid,
+    o_user_id: Uuid,
+    o_secret_hash: Vec<u8>,
+    o_scopes: Vec<String>,
+    o_role: String,
+    o_due: bool,
 }
 
-/// Resolves a live API key by prefix and secret hash, and records its use.
+/// Resolves a live API key by prefix and secret hash, and records its use: the first at once,
+/// later ones at most every 30 s (one write per request was most of the cost of a
+/// key-authenticated call). One statement finds the key with its user's role (the schema's
+/// `resolve_api_key`, migration 0009); the secret hash is compared here, in constant time, and
+/// only a key that matches is touched, in a transaction of its org.
 pub async fn resolve_api_key(
     pool: &PgPool,
     prefix: &str,
     secret_hash: &[u8; 32],
 ) -> Result<Option<Principal>, DbError> {
-    let mut tx = coffer_db::begin(pool).await?;
-    set_local(&mut tx, "coffer.lookup_api_key", prefix).await?;
-    let row: Option<KeyLookup> = sqlx::query_as(
-        "SELECT id, org_id, user_id, secret_hash, scopes FROM api_keys
-         WHERE prefix = $1 AND revoked_at IS NULL",
-    )
-    .bind(prefix)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(KeyLookup {
-        id,
-        org_id,
-        user_id,
-        secret_hash: stored,
-        scopes,
-    }) = row
-    else {
+    let mut conn = coffer_db::connection(pool).await?;
+    let row: Option<KeyLookup> = sqlx::query_as("SELECT * FROM resolve_api_key($1)")
+        .bind(prefix)
+        .fetch_optional(&mut *conn)
+        .await?;
+    drop(conn);
+    let Some(key) = row else {
         return Ok(None);
     };
-    if !hashes_equal(&stored, secret_hash) {
+    if !hashes_equal(&key.o_secret_hash, secret_hash) {
         return Ok(None);
     }
-    let mut tx = TenantTx::adopt(tx, org_id, Some("coffer.lookup_api_key")).await?;
-    let Some(role) = active_role(&mut tx, user_id).await? else {
-        return Ok(None);
-    };
-    // The first use is recorded at once; later ones at most every 30 s (one write per request
-    // was most of the cost of a key-authenticated call).
-    sqlx::query(
-        "UPDATE api_keys SET last_used_at = now()
-         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '30 seconds')",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let role = role_from(&key.o_role)?;
+    if key.o_due {
+        let mut tx = coffer_db::tenant_tx(pool, key.o_org_id).await?;
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = now()
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '30 seconds')",
+        )
+        .bind(key.o_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
     Ok(Some(Principal {
-        user_id,
-        org_id,
+        user_id: key.o_user_id,
+        org_id: key.o_org_id,
         role,
-        scopes: Some(scopes),
-        api_key_id: Some(id),
+        scopes: Some(key.o_scopes),
+        api_key_id: Some(key.o_id),
     }))
 }
 

@@ -218,7 +218,121 @@ async fn the_database_holds_no_plaintext_credential_and_passes_the_rls_audit() -
         assert_eq!(lookup.unwrap_or_default(), "");
         assert_eq!(tenant.unwrap_or_default(), "");
     }
+    // resolve_api_key, the one-statement key lookup, finds a live key by its prefix alone and
+    // hands back its stored hash and its user's role; nothing it set outlives the call.
+    let prefix = &key[7..15];
+    let mut tx = runtime.begin().await?;
+    for (p, found) in [(prefix, true), ("zzzzzzzz", false)] {
+        let row: Option<(String, Vec<u8>, String, bool)> = sqlx::query_as(
+            "SELECT o_scopes[1], o_secret_hash, o_role, o_due FROM auth.resolve_api_key($1)",
+        )
+        .bind(p)
+        .fetch_optional(&mut *tx)
+        .await?;
+        assert_eq!(row.is_some(), found, "{p}");
+        if let Some((scope, hash, role, _)) = row {
+            assert_eq!((scope.as_str(), role.as_str()), ("audit:read", "owner"));
+            assert_eq!(hash.len(), 32);
+        }
+        let (n, lookup, tenant): (i64, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM auth.api_keys) + (SELECT count(*) FROM auth.memberships),
+                    current_setting('coffer.lookup_api_key', true),
+                    current_setting('coffer.org_id', true)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        assert_eq!(n, 0, "resolve_api_key's settings outlived the call");
+        assert_eq!(lookup.unwrap_or_default(), "");
+        assert_eq!(tenant.unwrap_or_default(), "");
+    }
     tx.rollback().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_dies_with_its_membership_and_with_its_org_and_records_its_use() -> anyhow::Result<()>
+{
+    let h = Harness::start().await?;
+    let (_, owner_session) = h.account("owner@lapse.example").await?;
+    let owner = h.token(Credential::SessionId(owner_session), &[]).await?;
+    let mut gw = h.gateway()?;
+    let added = Harness::as_user(
+        &owner,
+        gw.add_member(pb::AddMemberRequest {
+            email: "member@lapse.example".into(),
+            password: PASSWORD.into(),
+            role: "member".into(),
+        }),
+    )
+    .await?
+    .into_inner();
+    let member_session = gw
+        .login(pb::LoginRequest {
+            email: "member@lapse.example".into(),
+            password: PASSWORD.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .session_id;
+    let member = h.token(Credential::SessionId(member_session), &[]).await?;
+    let create = |name: &str| pb::CreateApiKeyRequest {
+        name: name.into(),
+        scopes: vec!["files:read".into()],
+    };
+    let members_key = Harness::as_user(&member, gw.create_api_key(create("member's")))
+        .await?
+        .into_inner();
+    let owners_key = Harness::as_user(&owner, gw.create_api_key(create("owner's")))
+        .await?
+        .into_inner();
+    assert!(
+        keys_used(&h, &owner).await?.values().all(|u| !u),
+        "never used yet"
+    );
+    h.token(Credential::ApiKey(members_key.key.clone()), &[])
+        .await?;
+    // A presented key that does not match is not its use.
+    let mut wrong = owners_key.key.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'a' { 'b' } else { 'a' });
+    assert!(h.token(Credential::ApiKey(wrong), &[]).await.is_err());
+    assert_eq!(
+        keys_used(&h, &owner).await?,
+        [
+            ("member's".to_string(), true),
+            ("owner's".to_string(), false)
+        ]
+        .into(),
+        "the first use is recorded at once, a wrong secret is none"
+    );
+
+    // The member leaves: their key is refused on the very next request, the owner's lives.
+    Harness::as_user(
+        &owner,
+        gw.remove_member(pb::RemoveMemberRequest {
+            user_id: added.user_id,
+        }),
+    )
+    .await?;
+    let err = h
+        .token(Credential::ApiKey(members_key.key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
+    h.token(Credential::ApiKey(owners_key.key.clone()), &[])
+        .await?;
+    // The org is disabled (its deletion requested): its keys are refused at once.
+    Harness::as_user(
+        &owner,
+        gw.request_org_deletion(pb::RequestOrgDeletionRequest {}),
+    )
+    .await?;
+    let err = h
+        .token(Credential::ApiKey(owners_key.key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
     Ok(())
 }
 
@@ -430,4 +544,19 @@ async fn members_see_and_revoke_their_own_keys_admins_all() -> anyhow::Result<()
             .is_err()
     );
     Ok(())
+}
+
+/// Whether each of the org's keys, by name, has its use recorded, as its owner lists them.
+async fn keys_used(
+    h: &Harness,
+    owner: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, bool>> {
+    let listed = Harness::as_user(owner, h.gateway()?.list_api_keys(pb::ListApiKeysRequest {}))
+        .await?
+        .into_inner();
+    Ok(listed
+        .items
+        .into_iter()
+        .map(|k| (k.name, k.last_used_at.is_some()))
+        .collect())
 }
