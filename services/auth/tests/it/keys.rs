@@ -4,6 +4,8 @@ use coffer_errors::ErrorCode;
 use coffer_proto::v1::{self as pb, authenticate_request::Credential};
 use coffer_token::{Audience, Scope, Scopes};
 
+use sqlx::Connection as _;
+
 use crate::harness::{Harness, PASSWORD, code};
 
 #[tokio::test]
@@ -559,4 +561,128 @@ async fn keys_used(
         .into_iter()
         .map(|k| (k.name, k.last_used_at.is_some()))
         .collect())
+}
+
+/// The tables' policies OR a tenant with a lookup capability: a plan made while the tables were
+/// small (a pooled connection keeps its functions' plans) or on stale statistics must still find
+/// a session or a key by its index, not by reading every row of every org.
+#[tokio::test]
+async fn credential_lookups_read_a_few_pages_however_many_sessions_and_keys_exist()
+-> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (_, session) = h.account("pages@example.com").await?;
+    let token = h.token(Credential::SessionId(session.clone()), &[]).await?;
+    let key = Harness::as_user(
+        &token,
+        h.gateway()?.create_api_key(pb::CreateApiKeyRequest {
+            name: "k".into(),
+            scopes: vec!["files:read".into()],
+        }),
+    )
+    .await?
+    .into_inner()
+    .key;
+    let prefix = key[7..15].to_owned();
+    let url = h.pg.url("auth_runtime", "runtime-pw", &h.db);
+    let mut kept = sqlx::PgConnection::connect(&url).await?;
+    for _ in 0..10 {
+        pages_the_lookups_read(&mut kept, &session, &prefix).await?;
+    }
+    // Another org gains 5,000 sessions and 5,000 keys.
+    h.pg.execute_as_superuser(
+        &h.db,
+        "INSERT INTO auth.orgs (id, name) VALUES ('00000000-0000-0000-0000-0000000000b0', 'b');
+         INSERT INTO auth.users (id, org_id, email, password_hash)
+             VALUES ('00000000-0000-0000-0000-0000000000b1',
+                     '00000000-0000-0000-0000-0000000000b0', 'b@b.example', 'x');
+         INSERT INTO auth.memberships VALUES ('00000000-0000-0000-0000-0000000000b0',
+                                              '00000000-0000-0000-0000-0000000000b1', 'owner');
+         INSERT INTO auth.sessions (id_hash, org_id, user_id, expires_at)
+             SELECT sha256(convert_to('s' || n, 'UTF8')), '00000000-0000-0000-0000-0000000000b0',
+                    '00000000-0000-0000-0000-0000000000b1', now() + interval '1 day'
+             FROM generate_series(1, 5000) n;
+         INSERT INTO auth.api_keys (id, org_id, user_id, name, prefix, secret_hash, scopes)
+             SELECT gen_random_uuid(), '00000000-0000-0000-0000-0000000000b0',
+                    '00000000-0000-0000-0000-0000000000b1', 'k', lpad(to_hex(n), 8, '0'),
+                    sha256(convert_to('k' || n, 'UTF8')), '{files:read}'
+             FROM generate_series(1, 5000) n;",
+    )
+    .await?;
+    // Reading either table whole now touches far more pages than the bound below. (A lookup
+    // reads 13 and 7 pages, whatever the tables hold; a connection's first one up to 4 more, for
+    // planning.)
+    let mut admin = sqlx::PgConnection::connect(&h.pg.superuser_url(&h.db)).await?;
+    let (sessions, keys): (i64, i64) = sqlx::query_as(
+        "SELECT pg_relation_size('auth.sessions') / 8192, pg_relation_size('auth.api_keys') / 8192",
+    )
+    .fetch_one(&mut admin)
+    .await?;
+    assert!(sessions >= 60 && keys >= 60, "{sessions} and {keys} pages");
+    let mut fresh = sqlx::PgConnection::connect(&url).await?;
+    let mut analysed = sqlx::PgConnection::connect(&url).await?;
+    h.pg.execute_as_superuser(&h.db, "ANALYZE auth.sessions, auth.api_keys")
+        .await?;
+    for (what, conn) in [
+        ("kept plans", &mut kept),
+        ("new plans", &mut fresh),
+        ("new statistics", &mut analysed),
+    ] {
+        for _ in 0..6 {
+            // Present credentials, and absent ones (a guess must not cost a scan either).
+            for (s, p) in [(session.as_str(), prefix.as_str()), ("absent", "absent0")] {
+                let (by_session, by_key) = pages_the_lookups_read(conn, s, p).await?;
+                assert!(
+                    by_session <= 20 && by_key <= 20,
+                    "{what}: a session lookup touched {by_session} pages, a key lookup {by_key}"
+                );
+            }
+        }
+    }
+    // The bound tells a scan apart: with index scans off, the lookups read the tables (of an
+    // absent credential: a present one may be found early in a scan).
+    let mut scanning = sqlx::PgConnection::connect(&url).await?;
+    sqlx::raw_sql("SET enable_indexscan = off; SET enable_bitmapscan = off")
+        .execute(&mut scanning)
+        .await?;
+    let (by_session, by_key) = pages_the_lookups_read(&mut scanning, "absent", "absent0").await?;
+    assert!(
+        by_session > 20 && by_key > 20,
+        "scans touched {by_session} and {by_key} pages"
+    );
+    Ok(())
+}
+
+/// The pages of the auth tables and their indexes that resolve_session and resolve_api_key each
+/// touched (neither writes: the session's use is not due, the key's is written apart); the
+/// credentials named `absent…` must not be found, any other must.
+async fn pages_the_lookups_read(
+    conn: &mut sqlx::PgConnection,
+    session: &str,
+    prefix: &str,
+) -> anyhow::Result<(i64, i64)> {
+    const PAGES: &str = "SELECT sum(pg_stat_get_xact_blocks_fetched(c.oid))::bigint
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'auth' AND c.relkind IN ('r', 'i')";
+    let mut tx = conn.begin().await?;
+    let before: i64 = sqlx::query_scalar(PAGES).fetch_one(&mut *tx).await?;
+    let found: Option<(uuid::Uuid,)> = sqlx::query_as(
+        "SELECT o_org_id FROM auth.resolve_session(sha256(convert_to($1, 'UTF8')), 3600, 3600,
+                                                    false)",
+    )
+    .bind(session)
+    .fetch_optional(&mut *tx)
+    .await?;
+    anyhow::ensure!(
+        found.is_some() != session.starts_with("absent"),
+        "{session}"
+    );
+    let after_session: i64 = sqlx::query_scalar(PAGES).fetch_one(&mut *tx).await?;
+    let found: Option<(uuid::Uuid,)> = sqlx::query_as("SELECT o_id FROM auth.resolve_api_key($1)")
+        .bind(prefix)
+        .fetch_optional(&mut *tx)
+        .await?;
+    anyhow::ensure!(found.is_some() != prefix.starts_with("absent"), "{prefix}");
+    let after_key: i64 = sqlx::query_scalar(PAGES).fetch_one(&mut *tx).await?;
+    tx.rollback().await?;
+    Ok((after_session - before, after_key - after_session))
 }
