@@ -344,24 +344,157 @@ async fn read_events(
     secs: u64,
     until: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    use futures_util::StreamExt as _;
-    let mut body = res.bytes_stream();
-    let mut text = String::new();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
-                events.push(serde_json::from_str(data).unwrap());
+    Events::new(res).read(secs, until).await
+}
+
+/// An open `/v1/events` stream, read in turns.
+struct Events {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Vec<u8>>>,
+    text: String,
+}
+
+impl Events {
+    fn new(res: reqwest::Response) -> Self {
+        use futures_util::StreamExt as _;
+        Events {
+            body: res.bytes_stream().map(|c| c.map(|b| b.to_vec())).boxed(),
+            text: String::new(),
+        }
+    }
+
+    /// The events that arrive until `until` says stop (given those of this turn) or `secs` pass.
+    async fn read(&mut self, secs: u64, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        use futures_util::StreamExt as _;
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, self.body.next()).await {
+            self.text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = self.text.find("\n\n") {
+                let block: String = self.text.drain(..end + 2).collect();
+                if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    events.push(serde_json::from_str(data).unwrap());
+                }
+            }
+            if until(&events) {
+                break;
             }
         }
-        if until(&events) {
+        events
+    }
+}
+
+/// Postgres crashes and comes back (`pg_ctl restart -m immediate`), and with it the scan
+/// service's LISTEN connection, which carries the verdicts' events to the streams: without a
+/// restart of any service, a stream opened before the crash and one opened after it both carry
+/// the next verdicts' events. (Events are live: one sent while no listener was connected is not
+/// replayed; hence new uploads until one arrives.)
+#[tokio::test]
+async fn live_events_flow_again_after_postgres_restarts() -> anyhow::Result<()> {
+    let h = Harness::start_scanning(
+        coffer_gateway::GatewayConfig {
+            // No credential re-check in the window (auth fails closed while Postgres is down).
+            events_recheck_secs: 60,
+            ..unthrottled()
+        },
+        Default::default(),
+        coffer_scan::ScanConfig {
+            poll_interval_ms: 100,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let a = User::new(&h, "crash@example.com").await?;
+    let res = a.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(res.status(), 200);
+    let mut before = Events::new(res);
+    let first = scanned_upload(&a, 1).await?;
+    let got = before.read(30, |e| has_file(e, &first)).await;
+    assert!(has_file(&got, &first), "before the crash: {got:?}");
+
+    let pg = h.stack.pg;
+    let started = || async {
+        let url = pg.superuser_url(&h.stack.metadata.database);
+        let mut c: sqlx::PgConnection = sqlx::Connection::connect(&url).await?;
+        let at: time::OffsetDateTime = sqlx::query_scalar("SELECT pg_postmaster_start_time()")
+            .fetch_one(&mut c)
+            .await?;
+        anyhow::Ok(at)
+    };
+    let first_start = started().await?;
+    tokio::task::spawn_blocking(move || pg.restart_immediate()).await??;
+    assert!(started().await? > first_start, "Postgres did not restart");
+    let restarted = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    let mut sent = Vec::new();
+    loop {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no event within 45 s of the restart; uploaded {sent:?}"
+        );
+        match scanned_upload(&a, sent.len() + 2).await {
+            Ok(id) => sent.push(id),
+            Err(e) => {
+                // Retryable while the services find Postgres again.
+                tracing::info!("upload after the restart: {e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+        }
+        let got = before
+            .read(5, |e| sent.iter().any(|id| has_file(e, id)))
+            .await;
+        if sent.iter().any(|id| has_file(&got, id)) {
             break;
         }
     }
-    events
+    eprintln!(
+        "events flowed again {:?} after the restart, after {} uploads",
+        restarted.elapsed(),
+        sent.len()
+    );
+    // A stream opened now carries the next verdict too.
+    let res = a.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(res.status(), 200);
+    let mut after = Events::new(res);
+    let last = scanned_upload(&a, 99).await?;
+    let got = after.read(30, |e| has_file(e, &last)).await;
+    assert!(
+        has_file(&got, &last),
+        "a stream opened after the crash: {got:?}"
+    );
+    Ok(())
+}
+
+fn has_file(events: &[Value], id: &str) -> bool {
+    events.iter().any(|e| e["data"]["file_id"] == id)
+}
+
+/// Uploads and completes file `n` (its scan then runs); any refusal is an error, not a panic.
+async fn scanned_upload(u: &User<'_>, n: usize) -> anyhow::Result<String> {
+    let bytes = format!("file {n} of the crash test").into_bytes();
+    let res = u
+        .send(
+            Method::POST,
+            "/v1/files",
+            Some(json!({
+                "name": format!("crash {n}.txt"),
+                "size": bytes.len(),
+                "content_type": "text/plain",
+            })),
+        )
+        .await?;
+    anyhow::ensure!(res.status() == 201, "create: {}", res.status());
+    let created: Value = res.json().await?;
+    let id = created["file"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    put(&created["upload"], bytes).await?;
+    let res = u
+        .send(Method::POST, &format!("/v1/files/{id}/complete"), None)
+        .await?;
+    anyhow::ensure!(res.status() == 200, "complete: {}", res.status());
+    Ok(id)
 }
 
 #[tokio::test]
