@@ -443,18 +443,60 @@ pub fn pages_read(row: &sqlx::postgres::PgRow) -> Result<u64, DbError> {
 }
 
 /// Checks a schema against the tenancy rules and returns every violation found (empty = sound):
-/// a table with an `org_id` column without ENABLE and FORCE row-level security or without a
-/// policy; a table, view or function owned by the runtime role; a runtime role that is a
-/// superuser or may bypass row-level security; a schema in which PUBLIC may do anything or the
-/// runtime role may create objects; a SECURITY DEFINER function that PUBLIC may execute, or whose
-/// search path is not fixed with `pg_temp` last (else a caller's temporary table or function
-/// could stand in for the schema's own and run with the owner's rights).
+/// a runtime role that is missing, a superuser or may bypass row-level security; a schema that
+/// is missing, in which PUBLIC has any right, or in which the runtime role may create objects; a
+/// table with an `org_id` column without ENABLE and FORCE row-level security or without a
+/// policy; a table, view or function owned by the runtime role or by a role it is a member of (it
+/// could change them); a SECURITY DEFINER function that PUBLIC may execute, that is owned by a
+/// role that bypasses row-level security, or whose search path is not exactly its own schema then
+/// `pg_temp` (without `pg_temp` named last, a caller's temporary table is searched first and
+/// would stand in for the schema's own with the owner's rights).
 pub async fn rls_audit(
     pool: &PgPool,
     schema: &str,
     runtime_role: &str,
 ) -> Result<Vec<String>, DbError> {
+    let role: Option<(bool, bool)> =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
+            .bind(runtime_role)
+            .fetch_optional(pool)
+            .await?;
+    match role {
+        // The checks below ask about the role's rights: without it they cannot be asked.
+        None => return Ok(vec![format!("runtime role {runtime_role} does not exist")]),
+        Some((true, _)) => {
+            return Ok(vec![format!("runtime role {runtime_role} is a superuser")]);
+        }
+        Some((_, true)) => {
+            return Ok(vec![format!("runtime role {runtime_role} has BYPASSRLS")]);
+        }
+        Some(_) => {}
+    }
+    let grants: Option<(bool, bool, bool)> = sqlx::query_as(
+        "SELECT has_schema_privilege('public', n.oid, 'USAGE'),
+                has_schema_privilege('public', n.oid, 'CREATE'),
+                has_schema_privilege($2, n.oid, 'CREATE')
+         FROM pg_namespace n WHERE n.nspname = $1",
+    )
+    .bind(schema)
+    .bind(runtime_role)
+    .fetch_optional(pool)
+    .await?;
+    let Some((public_usage, public_create, runtime_create)) = grants else {
+        return Ok(vec![format!("schema {schema} does not exist")]);
+    };
     let mut violations = Vec::new();
+    if public_usage {
+        violations.push(format!("schema {schema}: PUBLIC has USAGE"));
+    }
+    if public_create {
+        violations.push(format!("schema {schema}: PUBLIC has CREATE"));
+    }
+    if runtime_create {
+        violations.push(format!(
+            "schema {schema}: the runtime role {runtime_role} may create objects"
+        ));
+    }
     let tables: Vec<(String, bool, bool, i64)> = sqlx::query_as(
         "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                 (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
@@ -481,8 +523,7 @@ pub async fn rls_audit(
     let owned: Vec<(String,)> = sqlx::query_as(
         "SELECT c.relname::text FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-         JOIN pg_roles r ON r.oid = c.relowner
-         WHERE n.nspname = $1 AND r.rolname = $2",
+         WHERE n.nspname = $1 AND pg_has_role($2, c.relowner, 'MEMBER')",
     )
     .bind(schema)
     .bind(runtime_role)
@@ -490,69 +531,31 @@ pub async fn rls_audit(
     .await?;
     for (rel,) in owned {
         violations.push(format!(
-            "{schema}.{rel}: owned by the runtime role {runtime_role}"
+            "{schema}.{rel}: owned by the runtime role {runtime_role} or a role it is a member of"
         ));
     }
-    violations.extend(schema_grants(pool, schema, runtime_role).await?);
     violations.extend(function_rules(pool, schema, runtime_role).await?);
-    let role: Option<(bool, bool)> =
-        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
-            .bind(runtime_role)
-            .fetch_optional(pool)
-            .await?;
-    match role {
-        None => violations.push(format!("runtime role {runtime_role} does not exist")),
-        Some((true, _)) => violations.push(format!("runtime role {runtime_role} is a superuser")),
-        Some((_, true)) => violations.push(format!("runtime role {runtime_role} has BYPASSRLS")),
-        Some(_) => {}
-    }
     Ok(violations)
 }
 
-/// PUBLIC's rights on the schema, and whether the runtime role may create objects in it.
-async fn schema_grants(
-    pool: &PgPool,
-    schema: &str,
-    runtime_role: &str,
-) -> Result<Vec<String>, DbError> {
-    let (public_usage, public_create, runtime_create): (bool, bool, bool) = sqlx::query_as(
-        "SELECT has_schema_privilege('public', n.oid, 'USAGE'),
-                has_schema_privilege('public', n.oid, 'CREATE'),
-                has_schema_privilege($2, n.oid, 'CREATE')
-         FROM pg_namespace n WHERE n.nspname = $1",
-    )
-    .bind(schema)
-    .bind(runtime_role)
-    .fetch_optional(pool)
-    .await?
-    .unwrap_or((false, false, false));
-    let mut violations = Vec::new();
-    if public_usage {
-        violations.push(format!("schema {schema}: PUBLIC has USAGE"));
-    }
-    if public_create {
-        violations.push(format!("schema {schema}: PUBLIC has CREATE"));
-    }
-    if runtime_create {
-        violations.push(format!(
-            "schema {schema}: the runtime role {runtime_role} may create objects"
-        ));
-    }
-    Ok(violations)
-}
-
-/// The functions' owners, and the SECURITY DEFINER functions' callers and search paths.
+/// The functions' owners, and the SECURITY DEFINER functions' callers, owners and search paths.
 async fn function_rules(
     pool: &PgPool,
     schema: &str,
     runtime_role: &str,
 ) -> Result<Vec<String>, DbError> {
-    let functions: Vec<(String, bool, bool, bool, Vec<String>)> = sqlx::query_as(
+    // A definer's path is compared whole with the one form allowed, as Postgres stores it (a
+    // quoted list, `pg_temp` named twice or a schema of someone else's would each pass a looser
+    // reading of it).
+    let functions: Vec<(String, bool, bool, bool, bool, bool)> = sqlx::query_as(
         "SELECT format('%s.%s(%s)', n.nspname, p.proname,
                        pg_get_function_identity_arguments(p.oid)),
-                r.rolname = $2, p.prosecdef,
+                pg_has_role($2, p.proowner, 'MEMBER'),
+                p.prosecdef,
                 has_function_privilege('public', p.oid, 'EXECUTE'),
-                coalesce(p.proconfig, '{}')::text[]
+                r.rolsuper OR r.rolbypassrls,
+                coalesce(p.proconfig, '{}')
+                    @> ARRAY[format('search_path=%s, pg_temp', quote_ident(n.nspname))]
          FROM pg_proc p
          JOIN pg_namespace n ON n.oid = p.pronamespace
          JOIN pg_roles r ON r.oid = p.proowner
@@ -564,10 +567,11 @@ async fn function_rules(
     .fetch_all(pool)
     .await?;
     let mut violations = Vec::new();
-    for (function, runtime_owned, definer, public_executes, config) in functions {
+    for (function, runtime_owned, definer, public_executes, owner_bypasses, path_fixed) in functions
+    {
         if runtime_owned {
             violations.push(format!(
-                "{function}: owned by the runtime role {runtime_role}"
+                "{function}: owned by the runtime role {runtime_role} or a role it is a member of"
             ));
         }
         if !definer {
@@ -578,16 +582,14 @@ async fn function_rules(
                 "{function}: SECURITY DEFINER and PUBLIC may execute it"
             ));
         }
-        // pg_temp last, named: unnamed, it is searched first.
-        let path = config.iter().find_map(|c| c.strip_prefix("search_path="));
-        let temp_last = path.is_some_and(|p| {
-            p.rsplit(',')
-                .next()
-                .is_some_and(|last| last.trim().trim_matches('"') == "pg_temp")
-        });
-        if !temp_last {
+        if owner_bypasses {
             violations.push(format!(
-                "{function}: SECURITY DEFINER without a search path that ends in pg_temp"
+                "{function}: SECURITY DEFINER, owned by a role that bypasses row-level security"
+            ));
+        }
+        if !path_fixed {
+            violations.push(format!(
+                "{function}: SECURITY DEFINER without the search path `{schema}, pg_temp`"
             ));
         }
     }

@@ -347,35 +347,60 @@ async fn the_audit_finds_functions_and_schema_grants_that_open_a_way_around_it()
     .await?;
     assert_eq!(rls_audit(&pool, "docs", rt).await?, Vec::<String>::new());
 
-    // Unsound five ways.
+    // Neither a missing schema nor a missing role audits as sound.
+    assert_eq!(
+        rls_audit(&pool, "nope", rt).await?,
+        ["schema nope does not exist"]
+    );
+    assert_eq!(
+        rls_audit(&pool, "docs", "nobody").await?,
+        ["runtime role nobody does not exist"]
+    );
+
+    // Unsound ten ways. Definer paths that are not exactly `docs, pg_temp`: none, pg_temp first,
+    // one quoted name (a single schema called "docs, pg_temp": pg_temp is searched first), and
+    // pg_temp named twice (its first place counts).
     sqlx::raw_sql(
         "CREATE FUNCTION docs.no_path() RETURNS bigint LANGUAGE sql SECURITY DEFINER
              AS 'SELECT count(*) FROM docs.docs';
-         REVOKE ALL ON FUNCTION docs.no_path() FROM PUBLIC;
          CREATE FUNCTION docs.temp_first() RETURNS bigint LANGUAGE sql SECURITY DEFINER
              SET search_path = pg_temp, docs AS 'SELECT count(*) FROM docs';
-         REVOKE ALL ON FUNCTION docs.temp_first() FROM PUBLIC;
+         CREATE FUNCTION docs.quoted() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+             SET search_path = 'docs, pg_temp' AS 'SELECT count(*) FROM docs.docs';
+         CREATE FUNCTION docs.twice() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+             SET search_path = pg_temp, docs, pg_temp AS 'SELECT count(*) FROM docs';
+         REVOKE ALL ON FUNCTION docs.no_path(), docs.temp_first(), docs.quoted(), docs.twice()
+             FROM PUBLIC;
          CREATE FUNCTION docs.for_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER
              SET search_path = docs, pg_temp AS 'SELECT count(*) FROM docs';",
     )
     .execute(&owner)
     .await?;
+    // A definer owned by a superuser (row-level security does not apply to it), a function the
+    // runtime role owns, and rights on the schema for everyone (the runtime role included).
     s.pg.execute_as_superuser(
         &s.db,
         &format!(
-            "ALTER FUNCTION docs.invoker() OWNER TO \"{rt}\";
-             GRANT USAGE ON SCHEMA docs TO PUBLIC;
-             GRANT CREATE ON SCHEMA docs TO \"{rt}\";"
+            "CREATE FUNCTION docs.as_super() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+                 SET search_path = docs, pg_temp AS 'SELECT count(*) FROM docs';
+             REVOKE ALL ON FUNCTION docs.as_super() FROM PUBLIC;
+             ALTER FUNCTION docs.invoker() OWNER TO \"{rt}\";
+             GRANT USAGE, CREATE ON SCHEMA docs TO PUBLIC;"
         ),
     )
     .await?;
     let found = rls_audit(&pool, "docs", rt).await?;
     let expect = [
         "docs.invoker(): owned by the runtime role".to_string(),
-        "docs.no_path(): SECURITY DEFINER without a search path".into(),
-        "docs.temp_first(): SECURITY DEFINER without a search path".into(),
+        "docs.no_path(): SECURITY DEFINER without the search path `docs, pg_temp`".into(),
+        "docs.temp_first(): SECURITY DEFINER without the search path".into(),
+        "docs.quoted(): SECURITY DEFINER without the search path".into(),
+        "docs.twice(): SECURITY DEFINER without the search path".into(),
         "docs.for_all(): SECURITY DEFINER and PUBLIC may execute it".into(),
+        "docs.as_super(): SECURITY DEFINER, owned by a role that bypasses row-level security"
+            .into(),
         "schema docs: PUBLIC has USAGE".into(),
+        "schema docs: PUBLIC has CREATE".into(),
         format!("schema docs: the runtime role {rt} may create objects"),
     ];
     for e in &expect {
@@ -385,6 +410,20 @@ async fn the_audit_finds_functions_and_schema_grants_that_open_a_way_around_it()
         );
     }
     assert_eq!(found.len(), expect.len(), "{found:?}");
+
+    // A runtime role that is a member of the owner role could change everything it owns.
+    s.pg.execute_as_superuser(&s.db, &format!("GRANT \"{}_owner\" TO \"{rt}\"", s.db))
+        .await?;
+    let found = rls_audit(&pool, "docs", rt).await?;
+    for e in [
+        "docs.docs: owned by the runtime role",
+        "docs.sound(): owned by the runtime role",
+    ] {
+        assert!(
+            found.iter().any(|f| f.starts_with(e)),
+            "{e:?} not in {found:?}"
+        );
+    }
     owner.close().await;
     Ok(())
 }

@@ -1,10 +1,10 @@
--- Authenticating an API key in one round trip instead of six (BEGIN, the capability, the key, the
--- tenant, the membership, COMMIT): resolve_api_key sets the API-key lookup capability, reads the
--- live key by its prefix (policy tenant on api_keys, 0001), then gives the capability up for the
--- key's org and reads the user's role there, if the user is still a member and the org is not
--- disabled. It returns the stored secret hash: the service compares it with the presented one in
--- constant time, and only then, and only when `o_due` (first use, or the last one recorded 30 s
--- ago or more), writes last_used_at in a transaction of the key's org.
+-- Authenticating an API key in one round trip instead of seven (BEGIN, the capability, the key,
+-- the tenant, the membership, the use, COMMIT): resolve_api_key sets the API-key lookup
+-- capability, reads the live key by its prefix (policy tenant on api_keys, 0001), then gives the
+-- capability up for the key's org and reads the user's role there, if the user is still a member
+-- and the org is not disabled. It returns the stored secret hash: the service compares it with the
+-- presented one in constant time, and only then, and only when `o_due` (first use, or the last one
+-- recorded 30 s ago or more), writes last_used_at in a transaction of the key's org.
 --
 -- It runs as the caller (SECURITY INVOKER), so row-level security is what it was, and it puts the
 -- capability and the tenant back as they were before it returns (see 0008 for why a SET clause

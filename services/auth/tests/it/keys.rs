@@ -220,6 +220,7 @@ async fn the_database_holds_no_plaintext_credential_and_passes_the_rls_audit() -
         assert_eq!(lookup.unwrap_or_default(), "");
         assert_eq!(tenant.unwrap_or_default(), "");
     }
+    tx.rollback().await?;
     // resolve_api_key, the one-statement key lookup, finds a live key by its prefix alone and
     // hands back its stored hash and its user's role; nothing it set outlives the call.
     let prefix = &key[7..15];
@@ -309,7 +310,31 @@ async fn a_key_dies_with_its_membership_and_with_its_org_and_records_its_use() -
         "the first use is recorded at once, a wrong secret is none"
     );
 
-    // The member leaves: their key is refused on the very next request, the owner's lives.
+    // The membership alone goes (the user stays): the key is refused on the very next request.
+    let admin = sqlx::PgPool::connect(&h.pg.superuser_url(&h.db)).await?;
+    let (org, role): (uuid::Uuid, String) = sqlx::query_as(
+        "DELETE FROM auth.memberships WHERE user_id = $1::uuid RETURNING org_id, role",
+    )
+    .bind(&added.user_id)
+    .fetch_one(&admin)
+    .await?;
+    assert_eq!(role, "member");
+    let err = h
+        .token(Credential::ApiKey(members_key.key.clone()), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
+    sqlx::query("INSERT INTO auth.memberships (org_id, user_id, role) VALUES ($1, $2::uuid, $3)")
+        .bind(org)
+        .bind(&added.user_id)
+        .bind(&role)
+        .execute(&admin)
+        .await?;
+    h.token(Credential::ApiKey(members_key.key.clone()), &[])
+        .await
+        .expect("the membership is back, and the key with it");
+    // The member is removed (with their keys): refused on the very next request, the owner's
+    // key lives.
     Harness::as_user(
         &owner,
         gw.remove_member(pb::RemoveMemberRequest {

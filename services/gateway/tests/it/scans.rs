@@ -351,6 +351,8 @@ async fn read_events(
 struct Events {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<Vec<u8>>>,
     text: String,
+    /// The server ended the stream (or it broke).
+    ended: bool,
 }
 
 impl Events {
@@ -359,6 +361,7 @@ impl Events {
         Events {
             body: res.bytes_stream().map(|c| c.map(|b| b.to_vec())).boxed(),
             text: String::new(),
+            ended: false,
         }
     }
 
@@ -367,7 +370,11 @@ impl Events {
         use futures_util::StreamExt as _;
         let mut events = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, self.body.next()).await {
+        while let Ok(next) = tokio::time::timeout_at(deadline, self.body.next()).await {
+            let Some(Ok(chunk)) = next else {
+                self.ended = true;
+                break;
+            };
             self.text.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = self.text.find("\n\n") {
                 let block: String = self.text.drain(..end + 2).collect();
@@ -446,6 +453,7 @@ async fn live_events_flow_again_after_postgres_restarts() -> anyhow::Result<()> 
         if sent.iter().any(|id| has_file(&got, id)) {
             break;
         }
+        anyhow::ensure!(!before.ended, "the stream opened before the crash ended");
     }
     eprintln!(
         "events flowed again {:?} after the restart, after {} uploads",
