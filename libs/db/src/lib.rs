@@ -4,7 +4,7 @@
 //!   bookkeeping table inside the schema, so services never share one.
 //! - The service then works as its **runtime** role ([`runtime_pool`]), which must be neither a
 //!   superuser nor BYPASSRLS: either would silently switch row-level security off, so the pool
-//!   refuses to start with such a role.
+//!   refuses to start with such a role, or with a schema that fails [`rls_audit`].
 //! - Every tenant query runs inside a [`TenantTx`] (begun by [`tenant_tx`]), which sets
 //!   `coffer.org_id` for the transaction only (`set_config(..., true)`, i.e. `SET LOCAL`) and
 //!   carries the org in its type, so store functions read the org from the transaction rather
@@ -46,6 +46,9 @@ pub enum DbError {
     Unavailable(#[source] sqlx::Error),
     #[error("role {0} may bypass row-level security (superuser or BYPASSRLS); refusing to use it")]
     UnsafeRole(String),
+    /// The schema breaks the tenancy rules [`rls_audit`] checks (object and role names only).
+    #[error("the schema breaks the tenancy rules; refusing to use it: {}", .0.join("; "))]
+    UnsafeSchema(Vec<String>),
     #[error("database error")]
     Internal(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -83,6 +86,7 @@ impl std::fmt::Debug for DbError {
             DbError::Conflict => f.write_str("Conflict"),
             DbError::Unavailable(e) => f.debug_tuple("Unavailable").field(&Redacted(e)).finish(),
             DbError::UnsafeRole(role) => f.debug_tuple("UnsafeRole").field(role).finish(),
+            DbError::UnsafeSchema(found) => f.debug_tuple("UnsafeSchema").field(found).finish(),
             DbError::Internal(e) => f.debug_tuple("Internal").field(&Redacted(e)).finish(),
             DbError::Migration(e) => f.debug_tuple("Migration").field(e).finish(),
             DbError::Config(e) => f.debug_tuple("Config").field(e).finish(),
@@ -99,6 +103,7 @@ impl DbError {
             DbError::Conflict => ErrorCode::Conflict,
             DbError::Unavailable(_) => ErrorCode::Unavailable,
             DbError::UnsafeRole(_)
+            | DbError::UnsafeSchema(_)
             | DbError::Internal(_)
             | DbError::Migration(_)
             | DbError::Config(_) => ErrorCode::Internal,
@@ -191,7 +196,8 @@ fn pool_options(max: u32) -> PgPoolOptions {
 }
 
 /// Opens the runtime pool for `schema`, after checking that the role cannot bypass row-level
-/// security.
+/// security and that the schema passes [`rls_audit`] (a grant or a function added by hand that
+/// opens a way around the policies stops the service at start-up, naming it).
 pub async fn runtime_pool(
     runtime: PgConnectOptions,
     schema: &str,
@@ -208,6 +214,11 @@ pub async fn runtime_pool(
     if unsafe_role {
         pool.close().await;
         return Err(DbError::UnsafeRole(role));
+    }
+    let violations = rls_audit(&pool, schema, &role).await?;
+    if !violations.is_empty() {
+        pool.close().await;
+        return Err(DbError::UnsafeSchema(violations));
     }
     Ok(pool)
 }

@@ -310,6 +310,19 @@ async fn unsafe_roles_are_refused_and_the_audit_finds_every_gap() -> anyhow::Res
     )
     .await?;
     let found = rls_audit(&pool, "docs", &s.runtime_role).await?;
+    // A service starting now would refuse the schema, naming what is wrong.
+    let err = runtime_pool(opts(&s.runtime_url), "docs", 1)
+        .await
+        .unwrap_err();
+    match &err {
+        DbError::UnsafeSchema(named) => assert_eq!(named, &found),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("docs.notes: no row-level security policy"),
+        "{err}"
+    );
     let expect = [
         "docs.docs: row-level security not forced",
         "docs.notes: row-level security not enabled",
