@@ -256,33 +256,9 @@ async fn the_database_holds_no_plaintext_credential_and_passes_the_rls_audit() -
 async fn a_key_dies_with_its_membership_and_with_its_org_and_records_its_use() -> anyhow::Result<()>
 {
     let h = Harness::start().await?;
-    let (_, owner_session) = h.account("owner@lapse.example").await?;
-    let owner = h.token(Credential::SessionId(owner_session), &[]).await?;
+    let (owner, member, member_id) = owner_and_member(&h, "lapse.example").await?;
     let mut gw = h.gateway()?;
-    let added = Harness::as_user(
-        &owner,
-        gw.add_member(pb::AddMemberRequest {
-            email: "member@lapse.example".into(),
-            password: PASSWORD.into(),
-            role: "member".into(),
-        }),
-    )
-    .await?
-    .into_inner();
-    let member_session = gw
-        .login(pb::LoginRequest {
-            email: "member@lapse.example".into(),
-            password: PASSWORD.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .session_id;
-    let member = h.token(Credential::SessionId(member_session), &[]).await?;
-    let create = |name: &str| pb::CreateApiKeyRequest {
-        name: name.into(),
-        scopes: vec!["files:read".into()],
-    };
+    let create = files_read_key;
     let members_key = Harness::as_user(&member, gw.create_api_key(create("member's")))
         .await?
         .into_inner();
@@ -315,7 +291,7 @@ async fn a_key_dies_with_its_membership_and_with_its_org_and_records_its_use() -
     let (org, role): (uuid::Uuid, String) = sqlx::query_as(
         "DELETE FROM auth.memberships WHERE user_id = $1::uuid RETURNING org_id, role",
     )
-    .bind(&added.user_id)
+    .bind(&member_id)
     .fetch_one(&admin)
     .await?;
     assert_eq!(role, "member");
@@ -326,7 +302,7 @@ async fn a_key_dies_with_its_membership_and_with_its_org_and_records_its_use() -
     assert_eq!(code(&err).0, ErrorCode::Unauthenticated);
     sqlx::query("INSERT INTO auth.memberships (org_id, user_id, role) VALUES ($1, $2::uuid, $3)")
         .bind(org)
-        .bind(&added.user_id)
+        .bind(&member_id)
         .bind(&role)
         .execute(&admin)
         .await?;
@@ -338,7 +314,7 @@ async fn a_key_dies_with_its_membership_and_with_its_org_and_records_its_use() -
     Harness::as_user(
         &owner,
         gw.remove_member(pb::RemoveMemberRequest {
-            user_id: added.user_id,
+            user_id: member_id.clone(),
         }),
     )
     .await?;
@@ -500,32 +476,9 @@ async fn an_api_key_token_manages_nothing_over_mtls() -> anyhow::Result<()> {
 #[tokio::test]
 async fn members_see_and_revoke_their_own_keys_admins_all() -> anyhow::Result<()> {
     let h = Harness::start().await?;
-    let (_, owner_session) = h.account("owner@keyring.example").await?;
-    let owner = h.token(Credential::SessionId(owner_session), &[]).await?;
+    let (owner, member, _) = owner_and_member(&h, "keyring.example").await?;
     let mut gw = h.gateway()?;
-    Harness::as_user(
-        &owner,
-        gw.add_member(pb::AddMemberRequest {
-            email: "member@keyring.example".into(),
-            password: PASSWORD.into(),
-            role: "member".into(),
-        }),
-    )
-    .await?;
-    let member_session = gw
-        .login(pb::LoginRequest {
-            email: "member@keyring.example".into(),
-            password: PASSWORD.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .session_id;
-    let member = h.token(Credential::SessionId(member_session), &[]).await?;
-    let create = |name: &str| pb::CreateApiKeyRequest {
-        name: name.into(),
-        scopes: vec!["files:read".into()],
-    };
+    let create = files_read_key;
     let owners_key = Harness::as_user(&owner, gw.create_api_key(create("owner's")))
         .await?
         .into_inner();
@@ -710,4 +663,42 @@ async fn pages_the_lookups_read(
     let after_key: i64 = sqlx::query_scalar(PAGES).fetch_one(&mut *tx).await?;
     tx.rollback().await?;
     Ok((after_session - before, after_key - after_session))
+}
+
+/// A fresh org's owner and a member the owner added, each with a session token, and the
+/// member's user id.
+async fn owner_and_member(h: &Harness, domain: &str) -> anyhow::Result<(String, String, String)> {
+    let (_, owner_session) = h.account(&format!("owner@{domain}")).await?;
+    let owner = h.token(Credential::SessionId(owner_session), &[]).await?;
+    let mut gw = h.gateway()?;
+    let email = format!("member@{domain}");
+    let added = Harness::as_user(
+        &owner,
+        gw.add_member(pb::AddMemberRequest {
+            email: email.clone(),
+            password: PASSWORD.into(),
+            role: "member".into(),
+        }),
+    )
+    .await?
+    .into_inner();
+    let member_session = gw
+        .login(pb::LoginRequest {
+            email,
+            password: PASSWORD.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .session_id;
+    let member = h.token(Credential::SessionId(member_session), &[]).await?;
+    Ok((owner, member, added.user_id))
+}
+
+/// A key named `name` with the one scope `files:read`.
+fn files_read_key(name: &str) -> pb::CreateApiKeyRequest {
+    pb::CreateApiKeyRequest {
+        name: name.into(),
+        scopes: vec!["files:read".into()],
+    }
 }

@@ -11,8 +11,13 @@ use crate::files::{User, put};
 use crate::harness::{Harness, error_code, unthrottled};
 
 pub async fn scanning() -> anyhow::Result<Harness> {
+    scanning_with(unthrottled()).await
+}
+
+/// [`scanning`] with the gateway configured by `gateway`.
+async fn scanning_with(gateway: coffer_gateway::GatewayConfig) -> anyhow::Result<Harness> {
     Harness::start_scanning(
-        unthrottled(),
+        gateway,
         Default::default(),
         coffer_scan::ScanConfig {
             poll_interval_ms: 100,
@@ -397,18 +402,11 @@ impl Events {
 /// replayed; hence new uploads until one arrives.)
 #[tokio::test]
 async fn live_events_flow_again_after_postgres_restarts() -> anyhow::Result<()> {
-    let h = Harness::start_scanning(
-        coffer_gateway::GatewayConfig {
-            // No credential re-check in the window (auth fails closed while Postgres is down).
-            events_recheck_secs: 60,
-            ..unthrottled()
-        },
-        Default::default(),
-        coffer_scan::ScanConfig {
-            poll_interval_ms: 100,
-            ..Default::default()
-        },
-    )
+    let h = scanning_with(coffer_gateway::GatewayConfig {
+        // No credential re-check in the window (auth fails closed while Postgres is down).
+        events_recheck_secs: 60,
+        ..unthrottled()
+    })
     .await?;
     let a = User::new(&h, "crash@example.com").await?;
     let res = a.send(Method::GET, "/v1/events", None).await?;
@@ -507,17 +505,10 @@ async fn scanned_upload(u: &User<'_>, n: usize) -> anyhow::Result<String> {
 
 #[tokio::test]
 async fn live_events_reach_only_their_org_and_streams_are_capped() -> anyhow::Result<()> {
-    let h = Harness::start_scanning(
-        coffer_gateway::GatewayConfig {
-            events_per_user: 2,
-            ..unthrottled()
-        },
-        Default::default(),
-        coffer_scan::ScanConfig {
-            poll_interval_ms: 100,
-            ..Default::default()
-        },
-    )
+    let h = scanning_with(coffer_gateway::GatewayConfig {
+        events_per_user: 2,
+        ..unthrottled()
+    })
     .await?;
     let a = User::new(&h, "live-a@example.com").await?;
     let b = User::new(&h, "live-b@example.com").await?;
