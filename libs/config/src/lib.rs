@@ -211,6 +211,33 @@ impl Validate for ServiceConfig {
     }
 }
 
+/// `COFFER_` variables of Coffer's other tools, not of any binary's configuration: the CLI's
+/// (`COFFER_API_KEY`, `_URL`, `_PROFILE`, `_CONFIG_DIR`), the scripts' and the test kit's
+/// (`_FUZZ_TARGET`, `_NSFW_MODEL`, `_PG_BIN`, `_TOOLS_VENV`, `_WEED`, `_SHOTS`,
+/// `_OTLP_TEST_ENDPOINT`, `_LOG_TEST_FACTS`) and the build's (`_GIT_SHA`). The loader passes
+/// over them, so a shell that sets one for its tool does not stop a service started from it;
+/// any other unknown `COFFER_` key still does.
+const OTHER_TOOLS: &[&str] = &[
+    "API_KEY",
+    "URL",
+    "PROFILE",
+    "CONFIG_DIR",
+    "FUZZ_TARGET",
+    "NSFW_MODEL",
+    "PG_BIN",
+    "TOOLS_VENV",
+    "WEED",
+    "SHOTS",
+    "OTLP_TEST_ENDPOINT",
+    "LOG_TEST_FACTS",
+    "GIT_SHA",
+];
+
+/// The environment's keys under `prefix`, `__` separating nesting, without [`OTHER_TOOLS`].
+fn environment(prefix: &str) -> Env {
+    Env::prefixed(prefix).ignore(OTHER_TOOLS).split("__")
+}
+
 /// Loads `T` from its defaults, then `file` (if given; it must exist), then the environment.
 pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
 where
@@ -232,7 +259,7 @@ where
         figment = figment.merge(Toml::file_exact(file));
     }
     figment
-        .merge(Env::prefixed(env_prefix).split("__"))
+        .merge(environment(env_prefix))
         .extract()
         .map_err(|e| ConfigError::Invalid(e.to_string()))
 }
@@ -268,7 +295,7 @@ where
         }
         figment = figment.merge(Toml::file_exact(file));
     }
-    let figment = figment.merge(Env::prefixed(env_prefix).split("__"));
+    let figment = figment.merge(environment(env_prefix));
     let own: T = figment.extract_inner(section).map_err(invalid)?;
     let mut rest: figment::value::Dict = figment.extract().map_err(invalid)?;
     rest.remove(section);

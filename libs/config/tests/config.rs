@@ -21,6 +21,11 @@ fn defaults_file_then_environment() {
         .env("CFGTEST_FILE", &file)
         .env("CFGTEST1_TELEMETRY__LOG_FILTER", "debug")
         .env("CFGTEST1_SHUTDOWN_GRACE_MS", "1234")
+        // Other tools' variables (the CLI's key, the fuzz script's directory) are passed over.
+        .env("CFGTEST1_API_KEY", "coffer_abcdefgh_not-a-config-key")
+        .env("CFGTEST1_FUZZ_TARGET", "/tmp/fuzz")
+        // An unknown key of its own is refused.
+        .env("CFGTEST3_LISTN", "127.0.0.1:1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -55,6 +60,8 @@ fn env_child() {
     );
     assert_eq!(cfg.shutdown_grace_ms, 1234);
     assert_eq!(cfg.request_timeout_ms, 5000, "file value kept");
+    let err = load_with_env::<ServiceConfig>(Some(Path::new(&file)), "CFGTEST3_").unwrap_err();
+    assert!(err.to_string().contains("listn"), "{err}");
 }
 
 #[test]
