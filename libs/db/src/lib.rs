@@ -195,6 +195,13 @@ fn pool_options(max: u32) -> PgPoolOptions {
         })
 }
 
+/// Whether role `$1` is a superuser or bypasses row-level security, itself or through a role it
+/// is a member of (inherited or reached with SET ROLE).
+const UNSAFE_ROLE: &str = "SELECT bool_or(r.rolsuper), bool_or(r.rolbypassrls)
+     FROM pg_roles me JOIN pg_roles r ON pg_has_role(me.oid, r.oid, 'MEMBER')
+     WHERE me.rolname = $1
+     GROUP BY me.oid";
+
 /// Opens the runtime pool for `schema`, after checking that the role cannot bypass row-level
 /// security and that the schema passes [`rls_audit`] (a grant or a function added by hand that
 /// opens a way around the policies stops the service at start-up, naming it).
@@ -206,12 +213,14 @@ pub async fn runtime_pool(
     let pool = pool_options(max)
         .connect_with(in_schema(runtime, schema))
         .await?;
-    let (role, unsafe_role): (String, bool) = sqlx::query_as(
-        "SELECT rolname::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
-    )
-    .fetch_one(&pool)
-    .await?;
-    if unsafe_role {
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&pool)
+        .await?;
+    let (superuser, bypasses): (bool, bool) = sqlx::query_as(UNSAFE_ROLE)
+        .bind(&role)
+        .fetch_one(&pool)
+        .await?;
+    if superuser || bypasses {
         pool.close().await;
         return Err(DbError::UnsafeRole(role));
     }
@@ -455,10 +464,11 @@ pub fn pages_read(row: &sqlx::postgres::PgRow) -> Result<u64, DbError> {
 
 /// Checks a schema against the tenancy rules and returns every violation found (empty = sound):
 /// a runtime role that is missing, a superuser or may bypass row-level security; a schema that
-/// is missing, in which PUBLIC has any right, or in which the runtime role may create objects; a
-/// table with an `org_id` column without ENABLE and FORCE row-level security or without a
-/// policy; a table, view or function owned by the runtime role or by a role it is a member of (it
-/// could change them); a SECURITY DEFINER function that PUBLIC may execute, that is owned by a
+/// is missing, in which PUBLIC has any right, or which the runtime role owns or may create objects
+/// in; a table with an `org_id` column without ENABLE and FORCE row-level security or without a
+/// policy, or that the runtime role may TRUNCATE; a view or materialized view with `org_id` that
+/// the runtime role may read past the policies; a table, view or function owned by the runtime
+/// role (it could change them). "The runtime role" includes every role it is a member of; a SECURITY DEFINER function that PUBLIC may execute, that is owned by a
 /// role that bypasses row-level security, or whose search path is not exactly its own schema then
 /// `pg_temp` (without `pg_temp` named last, a caller's temporary table is searched first and
 /// would stand in for the schema's own with the owner's rights).
@@ -467,33 +477,41 @@ pub async fn rls_audit(
     schema: &str,
     runtime_role: &str,
 ) -> Result<Vec<String>, DbError> {
-    let role: Option<(bool, bool)> =
-        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
-            .bind(runtime_role)
-            .fetch_optional(pool)
-            .await?;
+    let role: Option<(bool, bool)> = sqlx::query_as(UNSAFE_ROLE)
+        .bind(runtime_role)
+        .fetch_optional(pool)
+        .await?;
     match role {
         // The checks below ask about the role's rights: without it they cannot be asked.
         None => return Ok(vec![format!("runtime role {runtime_role} does not exist")]),
         Some((true, _)) => {
-            return Ok(vec![format!("runtime role {runtime_role} is a superuser")]);
+            return Ok(vec![format!(
+                "runtime role {runtime_role} is a superuser or a member of one"
+            )]);
         }
         Some((_, true)) => {
-            return Ok(vec![format!("runtime role {runtime_role} has BYPASSRLS")]);
+            return Ok(vec![format!(
+                "runtime role {runtime_role} has BYPASSRLS or is a member of a role that has it"
+            )]);
         }
         Some(_) => {}
     }
-    let grants: Option<(bool, bool, bool)> = sqlx::query_as(
+    // What the runtime role may do as itself or through a role it is a member of (inherited or
+    // reached with SET ROLE: `MEMBER`, not `USAGE`, so a NOINHERIT membership counts too).
+    let grants: Option<(bool, bool, bool, bool)> = sqlx::query_as(
         "SELECT has_schema_privilege('public', n.oid, 'USAGE'),
                 has_schema_privilege('public', n.oid, 'CREATE'),
-                has_schema_privilege($2, n.oid, 'CREATE')
+                EXISTS (SELECT 1 FROM pg_roles r
+                        WHERE pg_has_role($2, r.oid, 'MEMBER')
+                          AND has_schema_privilege(r.oid, n.oid, 'CREATE')),
+                pg_has_role($2, n.nspowner, 'MEMBER')
          FROM pg_namespace n WHERE n.nspname = $1",
     )
     .bind(schema)
     .bind(runtime_role)
     .fetch_optional(pool)
     .await?;
-    let Some((public_usage, public_create, runtime_create)) = grants else {
+    let Some((public_usage, public_create, runtime_create, runtime_owns)) = grants else {
         return Ok(vec![format!("schema {schema} does not exist")]);
     };
     let mut violations = Vec::new();
@@ -508,19 +526,52 @@ pub async fn rls_audit(
             "schema {schema}: the runtime role {runtime_role} may create objects"
         ));
     }
-    let tables: Vec<(String, bool, bool, i64)> = sqlx::query_as(
-        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
-                (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+    if runtime_owns {
+        violations.push(format!(
+            "schema {schema}: owned by the runtime role {runtime_role} or a role it is a member of"
+        ));
+    }
+    // Tables with org_id: forced under a policy, and no TRUNCATE for the runtime role (TRUNCATE
+    // does not look at policies). Views and materialized views with org_id that the runtime role
+    // may read: a view reads its tables as its owner unless it is `security_invoker`, and a
+    // materialized view has no row-level security at all.
+    let tables: Vec<(String, String, bool, bool, i64, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relkind::text, c.relrowsecurity, c.relforcerowsecurity,
+                (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid),
+                EXISTS (SELECT 1 FROM pg_roles r
+                        WHERE pg_has_role($2, r.oid, 'MEMBER')
+                          AND has_table_privilege(r.oid, c.oid, 'TRUNCATE')),
+                EXISTS (SELECT 1 FROM pg_roles r
+                        WHERE pg_has_role($2, r.oid, 'MEMBER')
+                          AND has_table_privilege(r.oid, c.oid, 'SELECT'))
+                  AND NOT (c.relkind = 'v' AND coalesce(c.reloptions, '{}') &&
+                           ARRAY['security_invoker=true', 'security_invoker=on',
+                                 'security_invoker=1', 'security_invoker=yes'])
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')
            AND EXISTS (SELECT 1 FROM pg_attribute a
-                       WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)",
+                       WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
+         ORDER BY 1",
     )
     .bind(schema)
+    .bind(runtime_role)
     .fetch_all(pool)
     .await?;
-    for (table, enabled, forced, policies) in tables {
+    for (table, kind, enabled, forced, policies, truncates, reads_past) in tables {
+        if kind == "v" || kind == "m" {
+            if reads_past {
+                violations.push(format!(
+                    "{schema}.{table}: a view the runtime role reads past the tables' policies"
+                ));
+            }
+            continue;
+        }
+        if truncates {
+            violations.push(format!(
+                "{schema}.{table}: the runtime role {runtime_role} may TRUNCATE it"
+            ));
+        }
         if !enabled {
             violations.push(format!("{schema}.{table}: row-level security not enabled"));
         }
@@ -534,7 +585,8 @@ pub async fn rls_audit(
     let owned: Vec<(String,)> = sqlx::query_as(
         "SELECT c.relname::text FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = $1 AND pg_has_role($2, c.relowner, 'MEMBER')",
+         WHERE n.nspname = $1 AND pg_has_role($2, c.relowner, 'MEMBER')
+         ORDER BY 1",
     )
     .bind(schema)
     .bind(runtime_role)

@@ -370,7 +370,7 @@ async fn the_audit_finds_functions_and_schema_grants_that_open_a_way_around_it()
         ["runtime role nobody does not exist"]
     );
 
-    // Unsound ten ways. Definer paths that are not exactly `docs, pg_temp`: none, pg_temp first,
+    // Unsound twelve ways. Definer paths that are not exactly `docs, pg_temp`: none, pg_temp first,
     // one quoted name (a single schema called "docs, pg_temp": pg_temp is searched first), and
     // pg_temp named twice (its first place counts).
     sqlx::raw_sql(
@@ -398,7 +398,12 @@ async fn the_audit_finds_functions_and_schema_grants_that_open_a_way_around_it()
                  SET search_path = docs, pg_temp AS 'SELECT count(*) FROM docs';
              REVOKE ALL ON FUNCTION docs.as_super() FROM PUBLIC;
              ALTER FUNCTION docs.invoker() OWNER TO \"{rt}\";
-             GRANT USAGE, CREATE ON SCHEMA docs TO PUBLIC;"
+             GRANT USAGE, CREATE ON SCHEMA docs TO PUBLIC;
+             GRANT TRUNCATE ON docs.docs TO \"{rt}\";
+             CREATE VIEW docs.as_owner AS SELECT id, org_id FROM docs.docs;
+             CREATE VIEW docs.as_caller WITH (security_invoker = true)
+                 AS SELECT id, org_id FROM docs.docs;
+             GRANT SELECT ON docs.as_owner, docs.as_caller TO \"{rt}\";"
         ),
     )
     .await?;
@@ -412,6 +417,8 @@ async fn the_audit_finds_functions_and_schema_grants_that_open_a_way_around_it()
         "docs.for_all(): SECURITY DEFINER and PUBLIC may execute it".into(),
         "docs.as_super(): SECURITY DEFINER, owned by a role that bypasses row-level security"
             .into(),
+        format!("docs.docs: the runtime role {rt} may TRUNCATE it"),
+        "docs.as_owner: a view the runtime role reads past the tables' policies".into(),
         "schema docs: PUBLIC has USAGE".into(),
         "schema docs: PUBLIC has CREATE".into(),
         format!("schema docs: the runtime role {rt} may create objects"),
@@ -424,19 +431,46 @@ async fn the_audit_finds_functions_and_schema_grants_that_open_a_way_around_it()
     }
     assert_eq!(found.len(), expect.len(), "{found:?}");
 
-    // A runtime role that is a member of the owner role could change everything it owns.
-    s.pg.execute_as_superuser(&s.db, &format!("GRANT \"{}_owner\" TO \"{rt}\"", s.db))
-        .await?;
+    // A runtime role that is a member of the owner role could change everything it owns, even
+    // without inheriting its rights (SET ROLE).
+    s.pg.execute_as_superuser(
+        &s.db,
+        &format!(
+            "ALTER ROLE \"{rt}\" NOINHERIT; GRANT \"{}_owner\" TO \"{rt}\"",
+            s.db
+        ),
+    )
+    .await?;
     let found = rls_audit(&pool, "docs", rt).await?;
     for e in [
         "docs.docs: owned by the runtime role",
         "docs.sound(): owned by the runtime role",
+        "schema docs: owned by the runtime role",
     ] {
         assert!(
             found.iter().any(|f| f.starts_with(e)),
             "{e:?} not in {found:?}"
         );
     }
+    // A member of a role that bypasses row-level security is refused like the role itself.
+    s.pg.execute_as_superuser(
+        &s.db,
+        &format!(
+            "CREATE ROLE \"{db}_bypass\" NOLOGIN BYPASSRLS; GRANT \"{db}_bypass\" TO \"{rt}\"",
+            db = s.db
+        ),
+    )
+    .await?;
+    assert_eq!(
+        rls_audit(&pool, "docs", rt).await?,
+        [format!(
+            "runtime role {rt} has BYPASSRLS or is a member of a role that has it"
+        )]
+    );
+    let err = runtime_pool(opts(&s.runtime_url), "docs", 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::UnsafeRole(_)), "{err}");
     owner.close().await;
     Ok(())
 }
