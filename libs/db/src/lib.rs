@@ -462,16 +462,22 @@ pub fn pages_read(row: &sqlx::postgres::PgRow) -> Result<u64, DbError> {
         .sum()
 }
 
-/// Checks a schema against the tenancy rules and returns every violation found (empty = sound):
-/// a runtime role that is missing, a superuser or may bypass row-level security; a schema that
-/// is missing, in which PUBLIC has any right, or which the runtime role owns or may create objects
-/// in; a table with an `org_id` column without ENABLE and FORCE row-level security or without a
-/// policy, or that the runtime role may TRUNCATE; a view or materialized view with `org_id` that
-/// the runtime role may read past the policies; a table, view or function owned by the runtime
-/// role (it could change them). "The runtime role" includes every role it is a member of; a SECURITY DEFINER function that PUBLIC may execute, that is owned by a
-/// role that bypasses row-level security, or whose search path is not exactly its own schema then
-/// `pg_temp` (without `pg_temp` named last, a caller's temporary table is searched first and
-/// would stand in for the schema's own with the owner's rights).
+/// Checks a schema against the tenancy rules and returns every violation found (empty = sound).
+/// "The runtime role" below includes every role it is a member of, inherited or reached with SET
+/// ROLE.
+///
+/// - The runtime role: missing, a superuser, or allowed to bypass row-level security.
+/// - The schema: missing, with any right for PUBLIC, owned by the runtime role, or one the
+///   runtime role may create objects in.
+/// - A table with an `org_id` column: row-level security not enabled, not forced or without a
+///   policy, or TRUNCATE (which ignores policies) allowed to the runtime role.
+/// - A view or materialized view the runtime role may read, unless the view is
+///   `security_invoker`: it reads its tables as its owner, past their policies.
+/// - A table, view or function owned by the runtime role (it could change them).
+/// - A SECURITY DEFINER function that PUBLIC may execute, that is owned by a role that bypasses
+///   row-level security, or whose search path is not exactly its own schema then `pg_temp`
+///   (without `pg_temp` named last, a caller's temporary table is searched first and stands in
+///   for the schema's own, with the owner's rights).
 pub async fn rls_audit(
     pool: &PgPool,
     schema: &str,
@@ -532,9 +538,10 @@ pub async fn rls_audit(
         ));
     }
     // Tables with org_id: forced under a policy, and no TRUNCATE for the runtime role (TRUNCATE
-    // does not look at policies). Views and materialized views with org_id that the runtime role
-    // may read: a view reads its tables as its owner unless it is `security_invoker`, and a
-    // materialized view has no row-level security at all.
+    // does not look at policies). Every view and materialized view the runtime role may read,
+    // with org_id or not (a view can leave the column out and still read every org's rows): a
+    // view reads its tables as its owner unless it is `security_invoker`, and a materialized
+    // view has no row-level security at all.
     let tables: Vec<(String, String, bool, bool, i64, bool, bool)> = sqlx::query_as(
         "SELECT c.relname::text, c.relkind::text, c.relrowsecurity, c.relforcerowsecurity,
                 (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid),
@@ -549,9 +556,12 @@ pub async fn rls_audit(
                                  'security_invoker=1', 'security_invoker=yes'])
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')
-           AND EXISTS (SELECT 1 FROM pg_attribute a
-                       WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
+         WHERE n.nspname = $1
+           AND (c.relkind IN ('v', 'm')
+                OR c.relkind IN ('r', 'p')
+                   AND EXISTS (SELECT 1 FROM pg_attribute a
+                               WHERE a.attrelid = c.oid AND a.attname = 'org_id'
+                                 AND NOT a.attisdropped))
          ORDER BY 1",
     )
     .bind(schema)

@@ -400,7 +400,7 @@ async fn the_audit_finds_functions_and_schema_grants_that_open_a_way_around_it()
              ALTER FUNCTION docs.invoker() OWNER TO \"{rt}\";
              GRANT USAGE, CREATE ON SCHEMA docs TO PUBLIC;
              GRANT TRUNCATE ON docs.docs TO \"{rt}\";
-             CREATE VIEW docs.as_owner AS SELECT id, org_id FROM docs.docs;
+             CREATE VIEW docs.as_owner AS SELECT id, title FROM docs.docs;
              CREATE VIEW docs.as_caller WITH (security_invoker = true)
                  AS SELECT id, org_id FROM docs.docs;
              GRANT SELECT ON docs.as_owner, docs.as_caller TO \"{rt}\";"
