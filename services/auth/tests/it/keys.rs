@@ -209,16 +209,7 @@ async fn the_database_holds_no_plaintext_credential_and_passes_the_rls_audit() -
         .fetch_optional(&mut *tx)
         .await?;
         assert_eq!(row.is_some(), found, "{id}");
-        let (n, lookup, tenant): (i64, Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM auth.sessions) + (SELECT count(*) FROM auth.memberships),
-                    current_setting('coffer.lookup_session', true),
-                    current_setting('coffer.org_id', true)",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        assert_eq!(n, 0, "resolve_session's settings outlived the call");
-        assert_eq!(lookup.unwrap_or_default(), "");
-        assert_eq!(tenant.unwrap_or_default(), "");
+        nothing_outlives(&mut tx, "sessions", "session").await?;
     }
     tx.rollback().await?;
     // resolve_api_key, the one-statement key lookup, finds a live key by its prefix alone and
@@ -237,16 +228,7 @@ async fn the_database_holds_no_plaintext_credential_and_passes_the_rls_audit() -
             assert_eq!((scope.as_str(), role.as_str()), ("audit:read", "owner"));
             assert_eq!(hash.len(), 32);
         }
-        let (n, lookup, tenant): (i64, Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM auth.api_keys) + (SELECT count(*) FROM auth.memberships),
-                    current_setting('coffer.lookup_api_key', true),
-                    current_setting('coffer.org_id', true)",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        assert_eq!(n, 0, "resolve_api_key's settings outlived the call");
-        assert_eq!(lookup.unwrap_or_default(), "");
-        assert_eq!(tenant.unwrap_or_default(), "");
+        nothing_outlives(&mut tx, "api_keys", "api_key").await?;
     }
     tx.rollback().await?;
     Ok(())
@@ -701,4 +683,24 @@ fn files_read_key(name: &str) -> pb::CreateApiKeyRequest {
         name: name.into(),
         scopes: vec!["files:read".into()],
     }
+}
+
+/// After a one-statement lookup in `tx`: neither its capability (`coffer.lookup_<kind>`) nor the
+/// tenant it set is left, and the next statement sees no row of `table` or of memberships.
+async fn nothing_outlives(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    table: &str,
+    kind: &str,
+) -> anyhow::Result<()> {
+    let (n, lookup, tenant): (i64, Option<String>, Option<String>) = sqlx::query_as(&format!(
+        "SELECT (SELECT count(*) FROM auth.{table}) + (SELECT count(*) FROM auth.memberships),
+                current_setting('coffer.lookup_{kind}', true),
+                current_setting('coffer.org_id', true)"
+    ))
+    .fetch_one(&mut **tx)
+    .await?;
+    assert_eq!(n, 0, "the {kind} lookup's settings outlived the call");
+    assert_eq!(lookup.unwrap_or_default(), "", "{kind}");
+    assert_eq!(tenant.unwrap_or_default(), "", "{kind}");
+    Ok(())
 }
