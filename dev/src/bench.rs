@@ -68,6 +68,11 @@ pub struct BenchArgs {
     /// With `--rate`: uploads (and the upload floor) at this rate per second too.
     #[arg(long)]
     upload_rate: Option<f64>,
+    /// Open loop (j): seconds each row first runs at its rate untimed, so that what it measures
+    /// is the steady state, not this process opening its connections and pools (the floor's
+    /// pools of 10 start empty in every bench process).
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
     /// Open loop (j) at 25, 50 and 75 % of each path's maximum (measured first, closed loop at
     /// the largest client count), next to the floor measured the same way.
     #[arg(long)]
@@ -848,8 +853,18 @@ async fn open_loop(
             purge_all(client, ids).await?;
             let ids = std::mem::take(&mut *inserted.lock().await);
             floor.clean(&ids).await?;
-            // A moment for what the last run left behind (connections, queued appends) to settle.
+            // A moment for what the last run left behind (connections, queued appends) to settle,
+            // then the same rate untimed until this process's connections and pools are open.
             tokio::time::sleep(Duration::from_secs(2)).await;
+            if args.warmup > 0 {
+                let warm = drive_open(rate, args.warmup, op.clone()).await;
+                if warm.errors + warm.shed > 0 {
+                    eprintln!(
+                        "bench: {label}: {} errors and {} shed while warming up (not counted)",
+                        warm.errors, warm.shed
+                    );
+                }
+            }
             let r = drive_open(rate, args.seconds, op.clone()).await;
             push(open_row(&label, &r));
         }
