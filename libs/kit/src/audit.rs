@@ -61,6 +61,7 @@ actions! {
     OrgPurge => "org.purge",
     OrgSettingsUpdate => "org.settings_update",
     ScanCompleted => "scan.completed",
+    ScanDelete => "scan.delete",
 }
 
 impl Action {

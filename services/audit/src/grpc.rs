@@ -186,7 +186,11 @@ impl AuditService {
         let since = req
             .since
             .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1000));
-        let action = (!req.action.is_empty()).then_some(req.action.as_str());
+        // A filter is one of the actions (never arbitrary text on to the query).
+        let action = match req.action.as_str() {
+            "" => None,
+            a => Some(check_action(a)?.as_str()),
+        };
         let mut tx = coffer_db::tenant_tx(&self.pool, c.org_id).await?;
         let rows = store::list(&mut tx, before, action, since, limit + 1).await?;
         tx.commit().await?;

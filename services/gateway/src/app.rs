@@ -205,7 +205,7 @@ impl App {
             )
             .route("/v1/events", get(events::stream))
             .route("/v1/scans", post(scans::create))
-            .route("/v1/scans/{id}", get(scans::get))
+            .route("/v1/scans/{id}", get(scans::get).delete(scans::delete))
             .route("/v1/scans/{id}/submit", post(scans::submit))
             .route("/v1/openapi.json", get(openapi::document))
             .route("/", get(web::index).layer(Extension(web.clone())))

@@ -2,10 +2,11 @@
 //! `scan.completed`), relayed from the scan service's `Subscribe` stream (which filters by the
 //! token's org and needs `files:read`). A user holds at most `events_per_user` streams at once
 //! (429 beyond); a slot is given back when the client goes away. The stream lives no longer than
-//! its credential: every `events_recheck_secs` the credential is exchanged again, and the stream
-//! ends at the first refusal (logout, revoked key, removed member, disabled org) — or when auth
-//! cannot confirm it, which fails closed; the client reconnects. It also ends when the gateway
-//! shuts down.
+//! its credential: the credential is exchanged again before each event is sent, so no event
+//! reaches a stream whose credential went (logout, revoked key, removed member, disabled org),
+//! and every `events_recheck_secs` while no event comes; the stream ends at the first refusal —
+//! or when auth cannot confirm it, which fails closed; the client reconnects. It also ends when
+//! the gateway shuts down.
 
 use std::convert::Infallible;
 
@@ -38,23 +39,36 @@ pub async fn stream(State(gw): Shared, authed: Authed) -> Result<Response, ApiEr
         .call(gw.scan.clone().subscribe(pb::SubscribeRequest {}))
         .await?
         .into_inner();
-    // Ends the stream once the credential no longer authenticates.
-    let revoked = {
+    // Whether the credential still authenticates, asked of auth as for any request (no cache).
+    let still_valid = {
         let gw = gw.clone();
         let credential = authed.credential.clone();
         // The body is polled outside the request's task-local scope: carry its id along.
         let request_id = crate::error::request_id();
-        async move {
-            loop {
-                tokio::time::sleep(gw.streams.recheck).await;
+        move || {
+            let (gw, credential, request_id) = (gw.clone(), credential.clone(), request_id.clone());
+            async move {
                 let checked = crate::error::REQUEST_ID
-                    .scope(request_id.clone(), exchange(&gw, credential.clone(), true))
+                    .scope(request_id, exchange(&gw, credential, true))
                     .await;
-                if let Err(error) = checked {
+                if let Err(error) = &checked {
                     tracing::info!(
                         code = error.code.as_str(),
                         "event stream closed: its credential no longer authenticates"
                     );
+                }
+                checked.is_ok()
+            }
+        }
+    };
+    // Ends the stream once the credential no longer authenticates, while no event comes.
+    let revoked = {
+        let still_valid = still_valid.clone();
+        let every = gw.streams.recheck;
+        async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if !still_valid().await {
                     return;
                 }
             }
@@ -71,6 +85,13 @@ pub async fn stream(State(gw): Shared, authed: Authed) -> Result<Response, ApiEr
         .take_until(Box::pin(ended))
         .take_while(|r| std::future::ready(r.is_ok()))
         .filter_map(|r| std::future::ready(r.ok()))
+        // Each event only after its credential was confirmed; the first refusal ends the stream.
+        .then(move |e| {
+            let checked = still_valid();
+            async move { checked.await.then_some(e) }
+        })
+        .take_while(|e| std::future::ready(e.is_some()))
+        .filter_map(std::future::ready)
         .map(move |e| {
             // The slot lives as long as the stream.
             let _held = &slot;

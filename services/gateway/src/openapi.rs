@@ -65,6 +65,7 @@ use crate::{account, api, audit, events, files, scans};
         events::stream,
         scans::create,
         scans::get,
+        scans::delete,
         scans::submit,
         document,
     ),

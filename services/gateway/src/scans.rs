@@ -107,6 +107,26 @@ pub async fn get(
     Ok(Json(api::ScanStatus::from(res)).into_response())
 }
 
+/// `DELETE /v1/scans/{id}`: the scan's verdict, hash and metadata are deleted (the audit keeps
+/// that it happened); 404 for an id the caller's org does not have, 409 while it is scanned.
+#[utoipa::path(
+    delete,
+    path = "/v1/scans/{id}",
+    tag = "scans",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "deleted"))
+)]
+pub async fn delete(
+    State(gw): Shared,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authed
+        .call(gw.scan.clone().delete_scan(pb::ScanRef { scan_id: id }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookBody {

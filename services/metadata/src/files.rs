@@ -93,6 +93,13 @@ pub async fn create(
             "content_type is required",
         ));
     }
+    // Checked before the row is written (the signer checks it again when it signs).
+    if !coffer_kit::media_type::is_valid(d.content_type) {
+        return Err(MetadataError::invalid(
+            "content_type",
+            coffer_kit::media_type::REQUIREMENT,
+        ));
+    }
     // A presigned part cannot sign the whole file's hash: for an upload in parts the scan
     // compares the declared SHA-256 with the bytes (other bytes end `failed`, never available).
     let size = d.size as i64;

@@ -30,6 +30,7 @@ pub fn policy() -> Result<Policy, PolicyError> {
         "CreateScan",
         "SubmitScan",
         "GetScan",
+        "DeleteScan",
         "Subscribe",
         "GetFileScan",
     ] {
@@ -169,6 +170,14 @@ impl Scan for ScanService {
         let c = scanner(&request)?;
         let id = scans::parse_scan_id(&request.get_ref().scan_id)?;
         answer(scans::status(&self.0, &c, id).await, status_pb)
+    }
+
+    async fn delete_scan(&self, request: Request<pb::ScanRef>) -> Res<pb::DeleteScanResponse> {
+        let c = scanner(&request)?;
+        let id = scans::parse_scan_id(&request.get_ref().scan_id)?;
+        answer(scans::delete(&self.0, &c, id).await, |()| {
+            pb::DeleteScanResponse {}
+        })
     }
 
     async fn set_webhook(

@@ -1,6 +1,7 @@
 //! The scan-only API: a client asks for a scan (a presigned PUT under `scans/<org>/`, within the
 //! org's daily budget), submits it once the bytes are up, and reads its status and verdict.
 
+use coffer_kit::audit::{Action, AuditRefused, Target};
 use coffer_kit::vocab::ScanState;
 use coffer_mesh::Caller;
 use coffer_proto::v1::{self as pb};
@@ -64,6 +65,13 @@ pub async fn create(
                 "metadata must be a JSON object",
             ));
         }
+        // Postgres's jsonb cannot hold U+0000 in a key or a string.
+        if holds_nul(&v) {
+            return Err(ScanServiceError::invalid(
+                "metadata",
+                "metadata must not contain the character U+0000",
+            ));
+        }
         Some(v)
     };
     let id = Uuid::new_v4();
@@ -100,6 +108,17 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     Ok((id, upload))
+}
+
+/// Whether a key or string anywhere in `v` holds U+0000.
+fn holds_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// A scan-only request and, once done, its result.
@@ -186,6 +205,28 @@ pub async fn status(core: &Core, c: &Caller, id: Uuid) -> Result<Scan, ScanServi
     };
     tx.commit().await?;
     Ok(Scan { row, result })
+}
+
+/// Deletes a scan-only request's verdict, hash and metadata (`store::delete_scan`), audited
+/// (`scan.delete`) before it is committed: the log keeps that it happened, and a deletion the log
+/// cannot take does not happen. A running scan is a conflict: delete it once it is done.
+pub async fn delete(core: &Core, c: &Caller, id: Uuid) -> Result<(), ScanServiceError> {
+    let mut tx = core.tx(c.org_id).await?;
+    match store::delete_scan(&mut tx, id).await? {
+        store::ScanDeleted::NotFound => return Err(ScanServiceError::NotFound),
+        store::ScanDeleted::Running => {
+            return Err(ScanServiceError::Conflict(
+                "the scan is running; delete it once it is done",
+            ));
+        }
+        store::ScanDeleted::Deleted => {}
+    }
+    core.audit
+        .record(Action::ScanDelete, Target::Scan(id))
+        .await
+        .map_err(|AuditRefused(s)| ScanServiceError::Downstream(s))?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The latest result of one of the caller org's files, with the versions it was reached with.

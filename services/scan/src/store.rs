@@ -444,12 +444,71 @@ pub async fn scan(
     sqlx::query_as(
         "SELECT id, size, metadata, status, completed_at,
                 upload_expires_at + make_interval(secs => $2) > now() AS uploadable
-         FROM scans WHERE id = $1",
+         FROM scans WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(id)
     .bind(grace_secs as f64)
     .fetch_optional(&mut **tx)
     .await
+}
+
+/// What deleting a scan-only request found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScanDeleted {
+    Deleted,
+    /// No live request of the org has this id (or it was deleted before).
+    NotFound,
+    /// Its scan is running now; nothing was changed.
+    Running,
+}
+
+/// Deletes a scan-only request for its caller: its result (verdict, hash), its jobs, its webhook
+/// deliveries and its metadata. The row stays, marked deleted and `expired` unless it was done,
+/// so that the upload sweep still deletes its object once its URL can no longer write it, and
+/// the retention removes it after that. A running scan is left alone (`Running`): the caller's
+/// transaction is then to be rolled back.
+pub async fn delete_scan(tx: &mut TenantTx, id: Uuid) -> Result<ScanDeleted, sqlx::Error> {
+    let live: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM scans WHERE id = $1 AND deleted_at IS NULL FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if live.is_none() {
+        return Ok(ScanDeleted::NotFound);
+    }
+    // A queued job goes; a worker that claimed it first keeps it (its row is locked or running).
+    sqlx::query(
+        "DELETE FROM jobs WHERE org_id = $1 AND subject = 'scan' AND subject_id = $2
+           AND state <> 'running'",
+    )
+    .bind(tx.org())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    let running: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE org_id = $1 AND subject = 'scan' AND subject_id = $2)",
+    )
+    .bind(tx.org())
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if running {
+        return Ok(ScanDeleted::Running);
+    }
+    for statement in [
+        "DELETE FROM results WHERE org_id = $1 AND subject = 'scan' AND subject_id = $2",
+        "DELETE FROM deliveries WHERE org_id = $1 AND payload -> 'data' ->> 'scan_id' = $2::text",
+        "UPDATE scans SET metadata = NULL, deleted_at = now(),
+                status = CASE status WHEN 'done' THEN 'done' ELSE 'expired' END
+         WHERE org_id = $1 AND id = $2",
+    ] {
+        sqlx::query(statement)
+            .bind(tx.org())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(ScanDeleted::Deleted)
 }
 
 /// A scan-only request whose upload window has passed and whose object is still to delete.

@@ -218,6 +218,51 @@ async fn scan_only_api_with_an_api_key() -> anyhow::Result<()> {
     assert_eq!(error_code(res).await?.0, 400);
     let res = call(&key, Method::POST, "/v1/scans", Some(json!({"size": -1}))).await?;
     assert_eq!(error_code(res).await?.0, 400);
+    // U+0000 in a metadata key or string (Postgres's jsonb cannot hold it): 400, not a 500.
+    for metadata in [
+        json!({"a": "x\u{0}"}),
+        json!({"a\u{0}": 1}),
+        json!({"a": [{"b": "\u{0}"}]}),
+    ] {
+        let res = call(
+            &key,
+            Method::POST,
+            "/v1/scans",
+            Some(json!({"size": 1, "metadata": metadata})),
+        )
+        .await?;
+        assert_eq!(
+            error_code(res).await?,
+            (400, "invalid_argument".into()),
+            "{metadata}"
+        );
+    }
+
+    // DELETE: not by another org or a key without scans:write; then its verdict, hash and
+    // metadata are gone (404 after), and the audit keeps that it happened.
+    let path = format!("/v1/scans/{id}");
+    assert_eq!(
+        b.err(Method::DELETE, &path, None).await?,
+        (404, "not_found".into())
+    );
+    let res = call(&files_only, Method::DELETE, &path, None).await?;
+    assert_eq!(error_code(res).await?, (403, "permission_denied".into()));
+    let res = call(&key, Method::DELETE, &path, None).await?;
+    assert_eq!(res.status(), 204);
+    for m in [Method::GET, Method::DELETE] {
+        let res = call(&key, m.clone(), &path, None).await?;
+        assert_eq!(error_code(res).await?, (404, "not_found".into()), "{m}");
+    }
+    let dump = h.stack.pg.dump(&h.scan.setup.database)?;
+    assert!(!dump.contains("T-9"), "a deleted scan's metadata is kept");
+    assert!(
+        !dump.contains(done["sha256"].as_str().unwrap()),
+        "a deleted scan's hash is kept"
+    );
+    let audit = a
+        .ok(Method::GET, "/v1/audit?action=scan.delete", None, 200)
+        .await?;
+    assert_eq!(audit["items"][0]["target"], format!("scan:{id}"), "{audit}");
     Ok(())
 }
 
@@ -468,6 +513,58 @@ async fn live_events_flow_again_after_postgres_restarts() -> anyhow::Result<()> 
         has_file(&got, &last),
         "a stream opened after the crash: {got:?}"
     );
+    Ok(())
+}
+
+/// The credential is confirmed before each event: once an API key is revoked, the next event is
+/// not sent on its stream, which ends then, long before the periodic re-check (60 s here).
+#[tokio::test]
+async fn no_event_reaches_a_stream_whose_credential_went() -> anyhow::Result<()> {
+    let h = scanning_with(coffer_gateway::GatewayConfig {
+        events_recheck_secs: 60,
+        ..unthrottled()
+    })
+    .await?;
+    let a = User::new(&h, "revoked-stream@example.com").await?;
+    let created = a
+        .ok(
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "reader", "scopes": ["files:read"]})),
+            201,
+        )
+        .await?;
+    let (key_id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    let res = h
+        .http
+        .get(h.url("/v1/events"))
+        .bearer_auth(&key)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let mut keyed = Events::new(res);
+    let first = scanned_upload(&a, 1).await?;
+    let got = keyed.read(30, |e| has_file(e, &first)).await;
+    assert!(has_file(&got, &first), "a live key's stream: {got:?}");
+
+    // The owner's own stream shows when the next event is sent.
+    let res = a.send(Method::GET, "/v1/events", None).await?;
+    assert_eq!(res.status(), 200);
+    let mut witness = Events::new(res);
+    a.ok(Method::DELETE, &format!("/v1/api-keys/{key_id}"), None, 204)
+        .await?;
+    let second = scanned_upload(&a, 2).await?;
+    let seen = witness.read(30, |e| has_file(e, &second)).await;
+    assert!(has_file(&seen, &second), "the witness stream: {seen:?}");
+    let got = keyed.read(5, |_| false).await;
+    assert!(
+        !has_file(&got, &second),
+        "an event reached the stream of a revoked key: {got:?}"
+    );
+    assert!(keyed.ended, "the revoked key's stream stayed open");
     Ok(())
 }
 

@@ -1227,3 +1227,39 @@ async fn removing_a_member_stops_their_sessions_and_keys_at_once() -> anyhow::Re
     assert!(!log.to_string().contains("member@members.example"));
     Ok(())
 }
+
+/// U+0000, which Postgres text cannot hold, in a media type or an audit filter is bad input that
+/// names its field, never a 500; so is a filter on an action the log does not have.
+#[tokio::test]
+async fn nul_characters_and_unknown_audit_filters_are_bad_input() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let u = User::new(&h, "nul@leak.example").await?;
+    let res = u
+        .send(
+            Method::POST,
+            "/v1/files",
+            Some(json!({"name": "a.txt", "size": 3, "content_type": "text/plain\u{0}"})),
+        )
+        .await?;
+    assert_eq!(error_code(res).await?, (400, "invalid_argument".into()));
+    for action in ["%00", "file.nonsense", "x"] {
+        assert_eq!(
+            u.err(Method::GET, &format!("/v1/audit?action={action}"), None)
+                .await?,
+            (400, "invalid_argument".into()),
+            "{action}"
+        );
+    }
+    let known = u
+        .ok(Method::GET, "/v1/audit?action=auth.login", None, 200)
+        .await?;
+    assert!(
+        known["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["action"] == "auth.login"),
+        "{known}"
+    );
+    Ok(())
+}

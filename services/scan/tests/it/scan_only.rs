@@ -398,3 +398,120 @@ async fn only_auths_purge_token_purges_an_orgs_scans() -> anyhow::Result<()> {
     assert_eq!(count(b.org).fetch_one(&mut db).await?, 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_deleted_scan_keeps_only_its_audit_row_and_another_org_cannot_delete_it()
+-> anyhow::Result<()> {
+    let stack = ScanStack::start(Default::default(), Default::default()).await?;
+    let a = stack.user().await?;
+    let b = stack.user().await?;
+    let scan = stack.scan_as("gateway")?;
+    let scan_ref = |id: &str| pb::ScanRef {
+        scan_id: id.to_owned(),
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let created = a
+            .call(scan.clone().create_scan(pb::CreateScanRequest {
+                size: 5,
+                metadata_json: r#"{"ticket":"T-9"}"#.into(),
+            }))
+            .await?
+            .into_inner();
+        put(&created.upload.unwrap(), b"hello".to_vec()).await?;
+        a.call(scan.clone().submit_scan(scan_ref(&created.scan_id)))
+            .await?;
+        wait_done(&stack, &a, &created.scan_id).await?;
+        ids.push(created.scan_id);
+    }
+    let (gone, kept) = (&ids[0], &ids[1]);
+    // A webhook delivery of each result (as the outbox holds them, verdict and hash inside).
+    let mut db = scan_db(&stack).await?;
+    for id in &ids {
+        sqlx::query(
+            "INSERT INTO deliveries (id, org_id, event_type, payload, give_up_at)
+             VALUES (gen_random_uuid(), $1, 'scan.completed',
+                     jsonb_build_object('data', jsonb_build_object('scan_id', $2::text)),
+                     now() + interval '1 hour')",
+        )
+        .bind(a.org)
+        .bind(id)
+        .execute(&mut db)
+        .await?;
+    }
+
+    // Another org cannot delete it (nor learn that it exists), and it stays whole.
+    let e = b
+        .call(scan.clone().delete_scan(scan_ref(gone)))
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.message()), (Code::NotFound, "not found"));
+    let still = a
+        .call(scan.clone().get_scan(scan_ref(gone)))
+        .await?
+        .into_inner();
+    assert_eq!(still.sha256.len(), 64);
+    // Only the gateway calls it.
+    let e = a
+        .call(stack.scan_as("metadata")?.delete_scan(scan_ref(gone)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+
+    a.call(scan.clone().delete_scan(scan_ref(gone))).await?;
+    for call in [
+        a.call(scan.clone().get_scan(scan_ref(gone))).await.err(),
+        a.call(scan.clone().submit_scan(scan_ref(gone))).await.err(),
+        a.call(scan.clone().delete_scan(scan_ref(gone))).await.err(),
+    ] {
+        let e = call.expect("a deleted scan is not found");
+        assert_eq!((e.code(), e.message()), (Code::NotFound, "not found"));
+    }
+    let row: (Option<serde_json::Value>, bool) =
+        sqlx::query_as("SELECT metadata, deleted_at IS NOT NULL FROM scans WHERE id = $1::uuid")
+            .bind(gone)
+            .fetch_one(&mut db)
+            .await?;
+    assert_eq!(row, (None, true), "the metadata is gone, the row marked");
+    let left =
+        |table: &'static str| format!("SELECT count(*) FROM {table} WHERE subject_id = $1::uuid");
+    for q in [
+        left("results"),
+        left("jobs"),
+        "SELECT count(*) FROM deliveries WHERE payload -> 'data' ->> 'scan_id' = $1".into(),
+    ] {
+        for (id, want) in [(gone, 0), (kept, 1)] {
+            let n: i64 = sqlx::query_scalar(&q).bind(id).fetch_one(&mut db).await?;
+            assert_eq!(
+                n,
+                want,
+                "{q} for {}",
+                if want == 0 {
+                    "the deleted scan"
+                } else {
+                    "the kept one"
+                }
+            );
+        }
+    }
+    let kept_scan = a
+        .call(scan.clone().get_scan(scan_ref(kept)))
+        .await?
+        .into_inner();
+    assert_eq!(kept_scan.metadata_json, r#"{"ticket":"T-9"}"#);
+
+    // The audit keeps that it happened, as the caller.
+    let mut adb: sqlx::PgConnection =
+        sqlx::Connection::connect(&stack.stack.pg.superuser_url(&stack.stack.audit().database))
+            .await?;
+    let deleted: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT org_id, actor FROM audit.events WHERE action = 'scan.delete' AND target = $1",
+    )
+    .bind(format!("scan:{gone}"))
+    .fetch_all(&mut adb)
+    .await?;
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0].0, a.org);
+    assert!(deleted[0].1.starts_with("user:"), "{deleted:?}");
+    Ok(())
+}
