@@ -265,6 +265,13 @@ pub async fn file_scan(
     authed: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // The file must exist for the caller: scan keeps the result of a purged file (until the org
+    // is purged), which must not be readable.
+    authed
+        .call(gw.metadata.clone().get_file(pb::FileRef {
+            file_id: id.clone(),
+        }))
+        .await?;
     let res = authed
         .call(
             gw.scan

@@ -92,6 +92,23 @@ async fn uploads_are_scanned_and_only_clean_ones_download() -> anyhow::Result<()
             .await?,
         (403, "quarantined".into())
     );
+    // A purged file's scan report goes with it: 404 like any file that does not exist.
+    let report = u
+        .ok(Method::GET, &format!("/v1/files/{bad}/scan"), None, 200)
+        .await?;
+    assert_eq!(report["verdict"], "infected");
+    u.ok(Method::DELETE, &format!("/v1/files/{bad}/purge"), None, 204)
+        .await?;
+    for path in [
+        format!("/v1/files/{bad}/scan"),
+        "/v1/files/not-a-uuid/scan".into(),
+    ] {
+        assert_eq!(
+            u.err(Method::GET, &path, None).await?,
+            (404, "not_found".into()),
+            "{path}"
+        );
+    }
     Ok(())
 }
 
