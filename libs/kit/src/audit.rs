@@ -52,6 +52,7 @@ actions! {
     AuthLogin => "auth.login",
     AuthLoginFailed => "auth.login_failed",
     AuthPasswordChange => "auth.password_change",
+    AuthTotpEnable => "auth.totp_enable",
     ApikeyCreate => "apikey.create",
     ApikeyRevoke => "apikey.revoke",
     MemberAdd => "member.add",
@@ -62,6 +63,8 @@ actions! {
     OrgSettingsUpdate => "org.settings_update",
     ScanCompleted => "scan.completed",
     ScanDelete => "scan.delete",
+    WebhookSet => "webhook.set",
+    WebhookDelete => "webhook.delete",
 }
 
 impl Action {

@@ -254,5 +254,7 @@ pub async fn totp_confirm(core: &Core, c: &Caller, code: &str) -> Result<(), Aut
             coffer_db::DbError::Conflict => AuthError::Conflict("no enrolment is pending"),
             other => other.into(),
         })?;
+    core.audit(Action::AuthTotpEnable, Target::User(c.user_id))
+        .await?;
     Ok(tx.commit().await?)
 }

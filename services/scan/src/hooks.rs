@@ -1,6 +1,7 @@
 //! The org's webhook endpoint: set by an owner or admin (an https URL that resolves to public
 //! addresses only); its signing secret is shown once and kept sealed. Deliveries: `webhook`.
 
+use coffer_kit::audit::{Action, AuditRefused, Target};
 use coffer_mesh::Caller;
 use coffer_token::Role;
 
@@ -28,6 +29,8 @@ pub async fn set(core: &Core, c: &Caller, url: &str) -> Result<Endpoint, ScanSer
     let sealed = core.secrets.seal(c.org_id, secret.as_bytes())?;
     let mut tx = core.tx(c.org_id).await?;
     store::set_webhook(&mut tx, url.as_str(), &sealed).await?;
+    // Where the org's verdicts and hashes go is audited before it changes (never the URL).
+    audit(core, Action::WebhookSet, c).await?;
     tx.commit().await?;
     Ok(Endpoint {
         url: url.to_string(),
@@ -61,7 +64,17 @@ pub async fn get(
 pub async fn delete(core: &Core, c: &Caller) -> Result<(), ScanServiceError> {
     admins_only(c)?;
     let mut tx = core.tx(c.org_id).await?;
-    store::delete_webhook(&mut tx).await?;
+    if store::delete_webhook(&mut tx).await? {
+        audit(core, Action::WebhookDelete, c).await?;
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// Appends `action` on the caller's org to the audit log, as the caller.
+async fn audit(core: &Core, action: Action, c: &Caller) -> Result<(), ScanServiceError> {
+    core.audit
+        .record(action, Target::Org(c.org_id))
+        .await
+        .map_err(|AuditRefused(s)| ScanServiceError::Downstream(s))
 }

@@ -682,17 +682,16 @@ pub async fn webhook_info(
 }
 
 /// Removes the org's endpoint and the deliveries not yet made to it.
-pub async fn delete_webhook(tx: &mut TenantTx) -> Result<(), sqlx::Error> {
-    for statement in [
-        "DELETE FROM deliveries WHERE org_id = $1 AND delivered_at IS NULL",
-        "DELETE FROM webhooks WHERE org_id = $1",
-    ] {
-        sqlx::query(statement)
-            .bind(tx.org())
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+pub async fn delete_webhook(tx: &mut TenantTx) -> Result<bool, sqlx::Error> {
+    sqlx::query("DELETE FROM deliveries WHERE org_id = $1 AND delivered_at IS NULL")
+        .bind(tx.org())
+        .execute(&mut **tx)
+        .await?;
+    let removed = sqlx::query("DELETE FROM webhooks WHERE org_id = $1")
+        .bind(tx.org())
+        .execute(&mut **tx)
+        .await?;
+    Ok(removed.rows_affected() > 0)
 }
 
 /// The org's endpoint and sealed secret.

@@ -417,6 +417,21 @@ async fn totp_through_the_gateway() -> anyhow::Result<()> {
             .status(),
         200
     );
+    // Turning two-factor authentication on is in the audit log.
+    let res = h
+        .http
+        .get(h.url("/v1/audit?action=auth.totp_enable"))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(res.status(), 200);
+    let audit: Value = res.json().await?;
+    let items = audit["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{audit}");
+    assert!(
+        items[0]["target"].as_str().unwrap().starts_with("user:"),
+        "{audit}"
+    );
     Ok(())
 }
 

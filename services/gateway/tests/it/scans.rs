@@ -402,6 +402,26 @@ async fn the_webhook_is_shown_without_its_secret_and_deleted() -> anyhow::Result
         "deliveries to a removed endpoint stayed queued"
     );
     u.ok(Method::DELETE, "/v1/webhook", None, 204).await?;
+    // Setting and removing where the org's verdicts go is audited (deleting none is not), and
+    // the log holds the org, never the URL.
+    let audit = u.ok(Method::GET, "/v1/audit", None, 200).await?;
+    let hooks: Vec<(&str, &str)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("webhook."))
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    let org = format!("org:{}", u.org);
+    assert_eq!(
+        hooks,
+        [
+            ("webhook.delete", org.as_str()),
+            ("webhook.set", org.as_str())
+        ],
+        "newest first"
+    );
+    assert!(!audit.to_string().contains("hooks.example.com"));
     Ok(())
 }
 

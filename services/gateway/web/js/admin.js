@@ -9,7 +9,7 @@ const ACTIONS = ['file.upload', 'file.download', 'file.rename', 'file.move', 'fi
   'file.purge', 'file.release', 'file.scanned', 'file.quarantined', 'folder.create', 'folder.rename',
   'folder.move', 'folder.delete', 'share.create', 'share.revoke', 'share.download', 'auth.login',
   'auth.login_failed', 'auth.password_change', 'apikey.create', 'apikey.revoke', 'member.add',
-  'member.remove', 'org.delete', 'org.restore', 'org.purge', 'org.settings_update', 'scan.completed', 'scan.delete'];
+  'member.remove', 'org.delete', 'org.restore', 'org.purge', 'org.settings_update', 'scan.completed', 'scan.delete', 'webhook.set', 'webhook.delete', 'auth.totp_enable'];
 
 const TABS = [['members', 'Members'], ['audit', 'Audit log'], ['scanning', 'Scanning'], ['webhook', 'Webhook'], ['org', 'Organisation']];
 
