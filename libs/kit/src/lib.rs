@@ -4,6 +4,7 @@
 //!   that producers write and the audit service checks, and [`audit::AuditLog`], the one client
 //!   producers append with;
 //! - [`media_type`]: the one check of a declared `content_type`;
+//! - [`text`]: the one check of a name others will see (hidden and blank characters);
 //! - [`seal`]: AES-256-GCM sealing of a column value, bound to the row's org or user id;
 //! - [`vocab`]: verdicts, file statuses and scan states, typed once for code, wire and columns;
 //! - [`hex`] and [`timestamp`]: the conversions every boundary needs.
@@ -17,5 +18,6 @@ pub mod media_type;
 /// one the user's client links), re-exported here for the services.
 pub use coffer_auditlog::hex;
 pub mod seal;
+pub mod text;
 pub mod timestamp;
 pub mod vocab;

@@ -44,11 +44,9 @@ pub fn check_text(field: &'static str, value: &str, max_chars: usize) -> Result<
             format!("{field} is longer than {max_chars} characters"),
         ));
     }
-    if v.chars().any(char::is_control) {
-        return Err(AuthError::invalid(
-            field,
-            format!("{field} contains control characters"),
-        ));
+    // As file names: nothing that hides, or shows as nothing (`invoice\u{202E}` in an org name).
+    if let Some(why) = coffer_kit::text::unfit_name(v) {
+        return Err(AuthError::invalid(field, format!("{field} {why}")));
     }
     Ok(v.to_owned())
 }

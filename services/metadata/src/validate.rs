@@ -2,16 +2,14 @@
 //! ids in a body that do not parse are invalid input naming the field.
 
 use unicode_normalization::UnicodeNormalization as _;
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 use uuid::Uuid;
 
 use crate::error::MetadataError;
 
 /// A file or folder name, returned in the form it is stored in: trimmed of surrounding white
 /// space and normalised to NFC (so one name has one spelling, and two spellings of it collide as
-/// duplicates). Then 1–255 bytes of UTF-8, no `/` or `\`, no control, format (bidi overrides
-/// and isolates, zero-width characters, soft hyphens, BOMs), line or paragraph separator
-/// characters, not only dots. `invoice\u{202E}txt.exe` would display as `invoiceexe.txt`.
+/// duplicates). Then 1–255 bytes of UTF-8, no `/` or `\`, nothing `coffer_kit::text` finds
+/// unfit (a hidden character, or only blank ones), not only dots.
 pub fn name(field: &'static str, s: &str) -> Result<String, MetadataError> {
     let bad = |why: &str| MetadataError::invalid(field, format!("{field} {why}"));
     // Bounded before any work on it: normalisation can grow a string, not shrink it much.
@@ -19,28 +17,14 @@ pub fn name(field: &'static str, s: &str) -> Result<String, MetadataError> {
         return Err(bad("must be at most 255 bytes"));
     }
     let s: String = s.trim().nfc().collect();
-    if s.is_empty() {
-        return Err(bad("must not be empty or only spaces"));
-    }
     if s.len() > 255 {
         return Err(bad("must be at most 255 bytes"));
     }
     if s.contains(['/', '\\']) {
         return Err(bad("must not contain / or \\"));
     }
-    if s.chars().any(|c| {
-        matches!(
-            c.general_category(),
-            GeneralCategory::Control
-                | GeneralCategory::Format
-                | GeneralCategory::LineSeparator
-                | GeneralCategory::ParagraphSeparator
-                | GeneralCategory::Surrogate
-        )
-    }) {
-        return Err(bad(
-            "must not contain control or invisible formatting characters (such as bidi overrides)",
-        ));
+    if let Some(why) = coffer_kit::text::unfit_name(&s) {
+        return Err(bad(why));
     }
     if s.chars().all(|c| c == '.') {
         return Err(bad("must not be only dots"));
@@ -141,6 +125,8 @@ mod tests {
             "a\u{2028}b",
             "a\u{061C}b",
             "\u{200F}",
+            "\u{3164}",
+            "\u{2800} \u{2800}",
         ] {
             assert!(
                 matches!(

@@ -1263,3 +1263,45 @@ async fn nul_characters_and_unknown_audit_filters_are_bad_input() -> anyhow::Res
     );
     Ok(())
 }
+
+/// Names others will see may neither hide characters nor show as nothing: an org name with a
+/// bidi override at sign-up, and file and folder names made only of blank-looking characters.
+#[tokio::test]
+async fn names_that_hide_or_show_nothing_are_refused() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let res = h
+        .http
+        .post(h.url("/v1/auth/signup"))
+        .json(&json!({
+            "org_name": "Acme\u{202E}gnp.exe",
+            "email": "bidi@leak.example",
+            "password": PASSWORD,
+        }))
+        .send()
+        .await?;
+    assert_eq!(error_code(res).await?, (400, "invalid_argument".into()));
+    let u = User::new(&h, "blank@leak.example").await?;
+    for blank in ["\u{3164}", "\u{2800}\u{2800}", " \u{FFA0} "] {
+        let res = u
+            .send(
+                Method::POST,
+                "/v1/files",
+                Some(json!({"name": blank, "size": 1, "content_type": "text/plain"})),
+            )
+            .await?;
+        assert_eq!(
+            error_code(res).await?,
+            (400, "invalid_argument".into()),
+            "{blank:?}"
+        );
+        let res = u
+            .send(Method::POST, "/v1/folders", Some(json!({"name": blank})))
+            .await?;
+        assert_eq!(
+            error_code(res).await?,
+            (400, "invalid_argument".into()),
+            "{blank:?}"
+        );
+    }
+    Ok(())
+}
