@@ -265,13 +265,30 @@ pub struct ResultRow {
     pub completed_at: OffsetDateTime,
 }
 
-/// Writes the run's result once: a second write for the same run changes nothing (the first
-/// verdict stands); a new run replaces the old result. Returns the stored result.
+/// Writes the run's result once, while `owner` still holds the job for this run (`None`
+/// otherwise, with nothing written: a worker whose lease was taken back must not bring back a
+/// result the subject's deletion removed meanwhile). A second write for the same run changes
+/// nothing (the first verdict stands); a new run replaces the old result. Returns the stored
+/// result.
 pub async fn record_result(
     tx: &mut TenantTx,
     job: &Job,
+    owner: Uuid,
     report: &Report,
-) -> Result<ResultRow, sqlx::Error> {
+) -> Result<Option<ResultRow>, sqlx::Error> {
+    // The job's row is locked for share until this commits: a deletion or a reap waits for it.
+    let held: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE id = $1 AND lease_owner = $2 AND run_id = $3
+           AND state = 'running' FOR SHARE",
+    )
+    .bind(job.id)
+    .bind(owner)
+    .bind(job.run_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if held.is_none() {
+        return Ok(None);
+    }
     sqlx::query(
         "INSERT INTO results (org_id, subject_id, subject, run_id, verdict, engines, sha256, size,
                               detected_type, ruleset_version, versions, object_etag, clamav_db)
@@ -304,6 +321,7 @@ pub async fn record_result(
     .await?;
     result(tx, job.subject_id)
         .await?
+        .map(Some)
         .ok_or(sqlx::Error::RowNotFound)
 }
 
@@ -497,7 +515,8 @@ pub async fn delete_scan(tx: &mut TenantTx, id: Uuid) -> Result<ScanDeleted, sql
     }
     for statement in [
         "DELETE FROM results WHERE org_id = $1 AND subject = 'scan' AND subject_id = $2",
-        "DELETE FROM deliveries WHERE org_id = $1 AND payload -> 'data' ->> 'scan_id' = $2::text",
+        "DELETE FROM deliveries WHERE org_id = $1 AND event_type = 'scan.completed'
+           AND payload -> 'data' ->> 'scan_id' = $2::text",
         "UPDATE scans SET metadata = NULL, deleted_at = now(),
                 status = CASE status WHEN 'done' THEN 'done' ELSE 'expired' END
          WHERE org_id = $1 AND id = $2",

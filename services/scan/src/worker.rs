@@ -320,7 +320,9 @@ impl Workers {
                     }
                 };
                 let mut tx = self.tenant_tx(job.org_id).await?;
-                let r = store::record_result(&mut tx, job, &report).await?;
+                let Some(r) = store::record_result(&mut tx, job, owner, &report).await? else {
+                    return Err(TryError::LeaseLost);
+                };
                 tx.commit().await?;
                 crate::metrics::metrics()
                     .verdicts

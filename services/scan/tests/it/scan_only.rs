@@ -515,3 +515,161 @@ async fn a_deleted_scan_keeps_only_its_audit_row_and_another_org_cannot_delete_i
     assert!(deleted[0].1.starts_with("user:"), "{deleted:?}");
     Ok(())
 }
+
+/// A scan-only request with its bytes put and its job queued (the stack runs no worker).
+async fn queued_request(stack: &ScanStack, user: &TestUser) -> anyhow::Result<pb::ScanRef> {
+    let scan = stack.scan_as("gateway")?;
+    let created = user
+        .call(scan.clone().create_scan(pb::CreateScanRequest {
+            size: 5,
+            metadata_json: String::new(),
+        }))
+        .await?
+        .into_inner();
+    put(&created.upload.unwrap(), b"hello".to_vec()).await?;
+    let scan_ref = pb::ScanRef {
+        scan_id: created.scan_id,
+    };
+    user.call(scan.clone().submit_scan(scan_ref.clone())).await?;
+    Ok(scan_ref)
+}
+
+/// A worker whose lease was taken back (reaped, or claimed by another) records no result, so a
+/// result cannot come back after the request was deleted meanwhile; and a request whose scan is
+/// running is not deleted (a conflict: delete it once it is done).
+#[tokio::test]
+async fn a_lost_lease_records_nothing_and_a_running_scan_is_not_deleted() -> anyhow::Result<()> {
+    let stack = ScanStack::start(
+        Default::default(),
+        coffer_scan::ScanConfig {
+            workers: 0,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let a = stack.user().await?;
+    let scan = stack.scan_as("gateway")?;
+    let scan_ref = queued_request(&stack, &a).await?;
+    let options: sqlx::postgres::PgConnectOptions = stack
+        .stack
+        .pg
+        .superuser_url(&stack.setup.database)
+        .parse()?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.options([("search_path", "scan")]))
+        .await?;
+    let (owner, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let job = coffer_scan::store::claim(&mut *pool.acquire().await?, owner, 60)
+        .await?
+        .expect("the request's queued job");
+
+    let e = a
+        .call(scan.clone().delete_scan(scan_ref.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+
+    let report = coffer_scan::store::failed_report(coffer_scan::scanner::Versions {
+        ruleset: "test".into(),
+        yara_x: "test".into(),
+        clamav: None,
+        nsfw: None,
+    });
+    let record = |owner: uuid::Uuid| {
+        let (pool, job, report) = (&pool, &job, &report);
+        async move {
+            let mut tx = coffer_db::tenant_tx(pool, a.org).await?;
+            let r = coffer_scan::store::record_result(&mut tx, job, owner, report).await?;
+            tx.commit().await?;
+            anyhow::Ok(r.is_some())
+        }
+    };
+    assert!(!record(other).await?, "a worker that does not hold the job");
+    assert!(record(owner).await?, "the worker that holds it");
+    // The reaper takes the lease back; the request is deleted; the old worker then finishes.
+    sqlx::query(
+        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE id = $1",
+    )
+    .bind(job.id)
+    .execute(&pool)
+    .await?;
+    a.call(scan.clone().delete_scan(scan_ref.clone())).await?;
+    assert!(!record(owner).await?, "a worker whose lease was reaped");
+    let results: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM results WHERE subject_id = $1::uuid")
+            .bind(&scan_ref.scan_id)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(results, 0, "a deleted request's result came back");
+    Ok(())
+}
+
+/// A request deleted before its URL's window closed keeps its row (marked, without metadata)
+/// until the upload sweep has deleted whatever the URL wrote.
+#[tokio::test]
+async fn a_deleted_requests_object_is_still_swept() -> anyhow::Result<()> {
+    let stack = ScanStack::start(
+        Default::default(),
+        coffer_scan::ScanConfig {
+            upload_sweep_interval_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let a = stack.user().await?;
+    let scan = stack.scan_as("gateway")?;
+    let created = a
+        .call(scan.clone().create_scan(pb::CreateScanRequest {
+            size: 5,
+            metadata_json: r#"{"ticket":"T-3"}"#.into(),
+        }))
+        .await?
+        .into_inner();
+    put(&created.upload.unwrap(), b"hello".to_vec()).await?;
+    let id = created.scan_id;
+    a.call(scan.clone().delete_scan(pb::ScanRef {
+        scan_id: id.clone(),
+    }))
+    .await?;
+    let key = coffer_scan::scan_key(a.org, id.parse()?);
+    let stored = || {
+        stack
+            .stack
+            .s3
+            .client()
+            .head_object()
+            .bucket(coffer_metadata::testing::BUCKET)
+            .key(&key)
+            .send()
+    };
+    assert!(stored().await.is_ok(), "the URL's window is still open");
+    let mut db = scan_db(&stack).await?;
+    sqlx::query(
+        "UPDATE scans SET upload_expires_at = now() - interval '1 hour' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&mut db)
+    .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let swept: bool =
+            sqlx::query_scalar("SELECT object_swept_at IS NOT NULL FROM scans WHERE id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&mut db)
+                .await?;
+        if swept {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "not swept within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stored().await.is_err(),
+        "a deleted request's object is still stored"
+    );
+    Ok(())
+}
