@@ -623,7 +623,8 @@ pub async fn set_scan_status(
 
 /// Removes scan-only requests (with their results and jobs) older than `before` whose object
 /// the upload sweep has deleted, across orgs (retention capability): a request whose object is
-/// still to delete stays until it is. Returns how many requests.
+/// still to delete stays until it is. Webhook deliveries older than `before` go too, once
+/// delivered or given up. Returns how many requests.
 pub async fn expire_scans(
     tx: &mut PgConnection,
     before: OffsetDateTime,
@@ -640,6 +641,14 @@ pub async fn expire_scans(
         "DELETE FROM jobs j USING scans s
          WHERE j.subject = 'scan' AND j.org_id = s.org_id AND j.subject_id = s.id
            AND s.created_at < $1 AND s.object_swept_at IS NOT NULL AND j.state <> 'running'",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    // Webhook events (verdicts and hashes) delivered or given up before then.
+    sqlx::query(
+        "DELETE FROM deliveries WHERE created_at < $1
+           AND (delivered_at IS NOT NULL OR give_up_at < now())",
     )
     .bind(before)
     .execute(&mut *tx)

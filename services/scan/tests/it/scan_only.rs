@@ -299,6 +299,27 @@ async fn scan_only_results_are_removed_after_their_retention() -> anyhow::Result
     .bind(&ids[0])
     .execute(&mut db)
     .await?;
+    // Webhook deliveries: one finished long ago goes; one still being retried and a recent one
+    // stay.
+    for (kind, created, delivered, give_up) in [
+        ("old-delivered", "31 days", Some("31 days"), "30 days"),
+        ("old-retrying", "31 days", None, "-1 hour"),
+        ("recent", "1 day", Some("1 day"), "1 hour"),
+    ] {
+        sqlx::query(
+            "INSERT INTO deliveries (id, org_id, event_type, payload, created_at, delivered_at,
+                                     give_up_at)
+             VALUES (gen_random_uuid(), $1, 'scan.completed', jsonb_build_object('kind', $2::text),
+                     now() - $3::interval, now() - $4::interval, now() - $5::interval)",
+        )
+        .bind(a.org)
+        .bind(kind)
+        .bind(created)
+        .bind(delivered)
+        .bind(give_up)
+        .execute(&mut db)
+        .await?;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let left: i64 = sqlx::query_scalar(
@@ -315,6 +336,12 @@ async fn scan_only_results_are_removed_after_their_retention() -> anyhow::Result
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "not removed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Retention runs its statements in one transaction: the deliveries went with the request.
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT payload ->> 'kind' FROM deliveries ORDER BY 1")
+            .fetch_all(&mut db)
+            .await?;
+    assert_eq!(kinds, ["old-retrying", "recent"]);
     // The recent one stays, and is still readable.
     let kept = a
         .call(scan.clone().get_scan(pb::ScanRef {
@@ -530,7 +557,8 @@ async fn queued_request(stack: &ScanStack, user: &TestUser) -> anyhow::Result<pb
     let scan_ref = pb::ScanRef {
         scan_id: created.scan_id,
     };
-    user.call(scan.clone().submit_scan(scan_ref.clone())).await?;
+    user.call(scan.clone().submit_scan(scan_ref.clone()))
+        .await?;
     Ok(scan_ref)
 }
 
