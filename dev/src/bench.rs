@@ -411,7 +411,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // (a) authorised download URLs.
     let mut download_rates = Vec::new();
     for &c in &args.clients {
-        let r = drive(c, args.seconds, download_op(&client, &file)).await;
+        let r = drive(
+            c,
+            args.seconds,
+            crate::bench_overload::download(&client, &file),
+        )
+        .await;
         push(row(
             "download URL (gateway → auth → metadata → storage-signer)",
             c,
@@ -730,22 +735,6 @@ async fn make_floor(
     })
 }
 
-fn download_op(client: &Client, file: &str) -> Op {
-    let (cl, file) = (client.clone(), file.to_owned());
-    Arc::new(move || {
-        let (cl, file) = (cl.clone(), file.clone());
-        Box::pin(async move {
-            cl.json(
-                reqwest::Method::GET,
-                &format!("/v1/files/{file}/download"),
-                None,
-            )
-            .await
-            .map(|_| ())
-        })
-    })
-}
-
 fn upload_op(
     client: &Client,
     counter: &Arc<AtomicU64>,
@@ -804,7 +793,11 @@ async fn open_loop(
     let inserted = Arc::new(Mutex::new(Vec::new()));
     // (what, op, the fixed rate asked for this path)
     let paths: [(&str, Op, Option<f64>); 4] = [
-        ("download URL", download_op(client, file), args.rate),
+        (
+            "download URL",
+            crate::bench_overload::download(client, file),
+            args.rate,
+        ),
         (
             "upload: create + PUT + complete",
             upload_op(client, counter, &created, payload),

@@ -116,16 +116,21 @@ pub async fn drive_open(rate: f64, secs: u64, op: Op) -> OpenRun {
 }
 
 /// A Markdown row: what, arrival rate, goodput, p50 / p99 / p99.9 from the intended start,
-/// errors (and arrivals the bench could not send).
+/// errors (with the requests shed as overloaded, and arrivals the bench could not send).
 pub fn row(what: &str, r: &OpenRun) -> String {
     format!(
-        "| {what} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {}{} |",
+        "| {what} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {}{}{} |",
         r.rate,
         r.goodput(),
         r.pct(0.5),
         r.pct(0.99),
         r.pct(0.999),
         r.errors,
+        if r.shed > 0 {
+            format!(" (+{} shed: 503 with Retry-After)", r.shed)
+        } else {
+            String::new()
+        },
         if r.skipped > 0 {
             format!(" (+{} not sent)", r.skipped)
         } else {

@@ -32,7 +32,9 @@ async fn answered(res: reqwest::Response, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn download(client: &Client, file: &str) -> Op {
+/// The download URL of `file`, as every load bench asks for it: 503 with `Retry-After` is
+/// [`Shed`], anything else that is not a success an error.
+pub(crate) fn download(client: &Client, file: &str) -> Op {
     let (cl, path) = (client.clone(), format!("/v1/files/{file}/download"));
     Arc::new(move || {
         let (cl, path) = (cl.clone(), path.clone());
