@@ -556,6 +556,27 @@ fn read_prefix(r: &mut dyn Read, out: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
+/// Whether a file that does not start as a zip still ends with one that opens: bytes put before a
+/// zip (a self-extractor, or a PDF or anything else with a zip after it) leave it readable to zip
+/// tools, which find it from its end. Too many claimed entries counts as a zip (the inspection
+/// then reports it); a directory record that does not open does not (a stray signature in a
+/// PDF's tail is no archive).
+pub fn ends_with_zip(path: &Path, limits: &ArchiveLimits) -> io::Result<bool> {
+    let mut file = File::open(path)?;
+    match claimed_entries(&mut file)? {
+        None => Ok(false),
+        Some(n) if n > limits.max_entries => Ok(true),
+        Some(_) => {
+            file.seek(SeekFrom::Start(0))?;
+            match zip::ZipArchive::new(BufReader::new(file)) {
+                Ok(_) => Ok(true),
+                Err(zip::result::ZipError::Io(e)) => Err(e),
+                Err(_) => Ok(false),
+            }
+        }
+    }
+}
+
 /// The entry count the end-of-central-directory record claims (zip64 too), if one is found.
 fn claimed_entries(file: &mut File) -> io::Result<Option<u64>> {
     let len = file.seek(SeekFrom::End(0))?;
@@ -702,13 +723,16 @@ mod tests {
     use super::*;
 
     fn run(data: &[u8], limits: &ArchiveLimits) -> Vec<String> {
+        run_as(data, Kind::of(data).unwrap(), limits)
+    }
+
+    fn run_as(data: &[u8], kind: Kind, limits: &ArchiveLimits) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("archive");
         std::fs::write(&p, data).unwrap();
         let rules = Ruleset::load(None).unwrap();
         let patterns = Patterns::new();
         let mut f = Vec::new();
-        let kind = Kind::of(data).unwrap();
         let ctx = Ctx {
             tmp: dir.path(),
             rules: &rules,
@@ -723,6 +747,36 @@ mod tests {
     }
 
     const KEY: &[u8] = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n";
+
+    /// Bytes before a zip (a self-extractor's stub, a PDF with a zip after it) leave it readable
+    /// to zip tools: it is found from its end and opened. A stray signature is no archive.
+    #[test]
+    fn a_zip_after_other_bytes_is_found_from_its_end_and_opened() {
+        let l = ArchiveLimits::default();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("file");
+        let ends_with_zip = |data: &[u8]| {
+            std::fs::write(&p, data).unwrap();
+            super::ends_with_zip(&p, &l).unwrap()
+        };
+        let zip = build::zip(&[("k.txt", KEY)]);
+        for prefix in [
+            &b"sixty bytes of something else before the zip starts......"[..],
+            b"%PDF-1.7\n% a PDF with a zip after it\n",
+        ] {
+            let data = [prefix, &zip[..]].concat();
+            assert!(ends_with_zip(&data), "{prefix:?}");
+            assert_eq!(run_as(&data, Kind::Zip, &l), ["pem-private-key"]);
+        }
+        // An end record claiming one entry in a directory past the file's end.
+        let record = [
+            0, 0, 0, 0, 1, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0,
+        ];
+        let stray = [&b"%PDF-1.7\n"[..], b"PK\x05\x06", &record].concat();
+        for data in [&b"plain notes"[..], &stray] {
+            assert!(!ends_with_zip(data), "{data:?}");
+        }
+    }
 
     #[test]
     fn gzip_and_tar_gz_are_opened_like_zips() {

@@ -178,7 +178,14 @@ impl Local {
         took.stream = started.elapsed().as_secs_f64();
         // The org's policy `off`, or no model: no image is decoded and nothing recorded. The
         // model loads only for a file that is an image or may hold some.
-        let may_hold_images = nsfw::is_image(&summary.head) || archive_kind(detected).is_some();
+        // What the bytes start as decides, then a zip found from the file's end (what zip tools
+        // open whatever comes before it).
+        let archive = match archive_kind(detected) {
+            Some(kind) => Some(kind),
+            None if archive::ends_with_zip(path, &self.limits)? => Some(archive::Kind::Zip),
+            None => None,
+        };
+        let may_hold_images = nsfw::is_image(&summary.head) || archive.is_some();
         let images = match nsfw.policy {
             NsfwPolicy::Flag | NsfwPolicy::Quarantine if may_hold_images => self
                 .nsfw()?
@@ -198,7 +205,7 @@ impl Local {
                 images.check(&bytes);
             }
         }
-        if let Some(kind) = archive_kind(detected) {
+        if let Some(kind) = archive {
             let started = std::time::Instant::now();
             let ctx = archive::Ctx {
                 tmp,

@@ -79,16 +79,6 @@ pub fn detect(head: &[u8]) -> Detected {
     {
         return Detected::MachO;
     }
-    if starts(b"#!") {
-        return Detected::Script;
-    }
-    if head.len() >= 5
-        && head[..head.len().min(1024)]
-            .windows(5)
-            .any(|w| w == b"%PDF-")
-    {
-        return Detected::Pdf;
-    }
     if starts(b"PK\x03\x04") || starts(b"PK\x05\x06") {
         return Detected::Zip;
     }
@@ -109,6 +99,19 @@ pub fn detect(head: &[u8]) -> Detected {
     }
     if head.get(257..262) == Some(b"ustar") {
         return Detected::Tar;
+    }
+    // Magics at offset 0 (and tar's at 257) come first: a tar's first entry name, or a gzip's or
+    // zip's file name field, may read `#!` or `%PDF-`, and an archive must still be opened.
+    if starts(b"#!") {
+        return Detected::Script;
+    }
+    // A PDF reader takes its header anywhere in the first 1024 bytes.
+    if head.len() >= 5
+        && head[..head.len().min(1024)]
+            .windows(5)
+            .any(|w| w == b"%PDF-")
+    {
+        return Detected::Pdf;
     }
     Detected::Unknown
 }
@@ -211,6 +214,39 @@ mod tests {
             Detected::MachO
         );
         assert_eq!(detect(b""), Detected::Unknown);
+    }
+
+    /// An archive is detected as one whatever the name of its first entry (or a gzip's name
+    /// field) reads: `%PDF-` or `#!` there made the scan take a zip for a PDF or a script and
+    /// never open it (a private key inside passed as clean).
+    #[test]
+    fn an_archive_is_an_archive_whatever_its_first_name_reads() {
+        use std::io::Write as _;
+
+        use crate::engines::archive::build;
+        for name in ["%PDF-1.7.txt", "#!/bin/sh", "a/%PDF-1.4"] {
+            let zip = build::zip(&[(name, b"x"), ("id_rsa", b"key")]);
+            assert_eq!(detect(&zip), Detected::Zip, "{name}");
+            assert_eq!(
+                detect(&build::tar_gz(&[(name, b"x")])),
+                Detected::Gzip,
+                "{name}"
+            );
+            let mut tar = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_ustar();
+            header.set_path(name).unwrap();
+            header.set_size(1);
+            header.set_cksum();
+            tar.append(&header, &b"x"[..]).unwrap();
+            assert_eq!(detect(&tar.into_inner().unwrap()), Detected::Tar, "{name}");
+        }
+        let mut gz = flate2::GzBuilder::new()
+            .filename("%PDF-1.7")
+            .write(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"x").unwrap();
+        assert_eq!(detect(&gz.finish().unwrap()), Detected::Gzip);
+        // A PDF's header may still come after a few bytes of something else.
+        assert_eq!(detect(b"junk\n%PDF-1.4\n"), Detected::Pdf);
     }
 
     #[test]
