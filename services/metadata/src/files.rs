@@ -463,7 +463,18 @@ pub async fn abort_multipart(
 pub async fn restore(core: &Core, c: &Caller, id: &str) -> Result<FileRow, MetadataError> {
     let id = validate::target(id)?;
     let mut tx = core.tx(c.org_id).await?;
-    store::file(&mut tx, id).await?;
+    let current = store::file(&mut tx, id).await?;
+    // Trashing a pending upload in parts aborted it (its parts freed): nothing could complete it.
+    if current.state == FileStatus::PendingUpload
+        && u64::try_from(current.size)
+            .ok()
+            .and_then(|size| core.config.multipart_plan(size))
+            .is_some()
+    {
+        return Err(MetadataError::Conflict(
+            "an upload in parts that was deleted cannot be resumed; upload the file again",
+        ));
+    }
     let file = store::restore_file(&mut tx, id).await?;
     core.audit(Action::FileRestore, Target::File(id)).await?;
     tx.commit().await?;

@@ -237,6 +237,11 @@ async fn trashing_a_pending_file_in_parts_aborts_its_upload() -> anyhow::Result<
         .filter(|e| e.file_name().to_string_lossy().contains(".part-"))
         .count();
     assert_eq!(leftovers, 0, "its parts were freed");
+    // Its upload is gone: restoring it would leave a file that can never be completed.
+    let (status, code) = u
+        .err(Method::POST, &format!("/v1/files/{id}/restore"), None)
+        .await?;
+    assert_eq!((status, code.as_str()), (409, "conflict"));
     u.ok(Method::DELETE, &format!("/v1/files/{id}/purge"), None, 204)
         .await?;
 
