@@ -5,6 +5,7 @@ use coffer_kit::audit::{Action, Target};
 use coffer_mesh::Caller;
 use coffer_proto::v1::{self as pb};
 use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
 use crate::deps::Core;
@@ -50,8 +51,23 @@ pub async fn create(core: &Core, c: &Caller, a: Asked<'_>) -> Result<Created, Me
             })?),
         };
     let min_chars = core.config.share_password_min_chars;
-    let password_hash = match a.password {
+    // One spelling of a password (NFC, as redemption normalises what it is given), nothing that
+    // does not show, and no space at either end (a header cannot carry it).
+    let password: String = a.password.nfc().collect();
+    let password_hash = match password.as_str() {
         "" => None,
+        p if p.starts_with(char::is_whitespace) || p.ends_with(char::is_whitespace) => {
+            return Err(MetadataError::invalid(
+                "password",
+                "password must not start or end with a space",
+            ));
+        }
+        p if p.chars().any(coffer_kit::text::is_hidden) => {
+            return Err(MetadataError::invalid(
+                "password",
+                "password must not contain control or invisible formatting characters",
+            ));
+        }
         p if p.chars().count() < min_chars => {
             return Err(MetadataError::invalid(
                 "password",
@@ -227,6 +243,7 @@ async fn check_password(
         store::Attempt::Counted(n) => n,
         store::Attempt::Locked(secs) => return Err(MetadataError::Locked(secs)),
     };
+    let given: String = given.nfc().collect();
     if share_secrets::verify_password(given, stored).await? {
         let mut tx = core.tx(org).await?;
         store::share_password_ok(&mut tx, share).await?;

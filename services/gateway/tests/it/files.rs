@@ -1167,6 +1167,11 @@ async fn bad_file_and_folder_input_is_400_or_404_never_500() -> anyhow::Result<(
         json!({"expires_in_seconds": 999_999_999}),
         json!({"expires_in_seconds": 60, "password": "short"}),
         json!({"expires_in_seconds": -5}),
+        // Passwords that do not show, or that a header cannot carry whole.
+        json!({"expires_in_seconds": 60, "password": "        "}),
+        json!({"expires_in_seconds": 60, "password": "\u{200B}".repeat(8)}),
+        json!({"expires_in_seconds": 60, "password": " open sesame"}),
+        json!({"expires_in_seconds": 60, "password": "open sesame "}),
     ] {
         let (got, _) = u
             .err(
@@ -1177,6 +1182,23 @@ async fn bad_file_and_folder_input_is_400_or_404_never_500() -> anyhow::Result<(
             .await?;
         assert_eq!(got, 400, "{body}");
     }
+    // One spelling of a password: set composed, given decomposed (as some keyboards send it).
+    let share = u
+        .ok(
+            Method::POST,
+            &format!("/v1/files/{id}/shares"),
+            Some(json!({"expires_in_seconds": 60, "password": "p\u{e4}sswort-gr\u{fc}n"})),
+            201,
+        )
+        .await?;
+    let public = crate::harness::client(&h.ca_pem, None)?;
+    let res = public
+        .post(h.url(&format!("/s/{}", share["token"].as_str().unwrap())))
+        .form(&[("password", "pa\u{308}sswort-gru\u{308}n")])
+        .send()
+        .await?;
+    // The form's answer: 303 to the presigned GET.
+    assert_eq!(res.status(), 303, "the decomposed spelling of the password");
     Ok(())
 }
 
