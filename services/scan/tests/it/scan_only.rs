@@ -28,6 +28,42 @@ async fn wait_done(stack: &ScanStack, user: &TestUser, id: &str) -> anyhow::Resu
     }
 }
 
+/// A scan-only request of five bytes with `metadata_json`, its bytes put; its id.
+async fn put_request(
+    stack: &ScanStack,
+    user: &TestUser,
+    metadata_json: &str,
+) -> anyhow::Result<String> {
+    let created = user
+        .call(
+            stack
+                .scan_as("gateway")?
+                .create_scan(pb::CreateScanRequest {
+                    size: 5,
+                    metadata_json: metadata_json.into(),
+                }),
+        )
+        .await?
+        .into_inner();
+    put(&created.upload.unwrap(), b"hello".to_vec()).await?;
+    Ok(created.scan_id)
+}
+
+/// A request ([`put_request`]) submitted; its id once its verdict is in.
+async fn done_request(
+    stack: &ScanStack,
+    user: &TestUser,
+    metadata_json: &str,
+) -> anyhow::Result<String> {
+    let id = put_request(stack, user, metadata_json).await?;
+    user.call(stack.scan_as("gateway")?.submit_scan(pb::ScanRef {
+        scan_id: id.clone(),
+    }))
+    .await?;
+    wait_done(stack, user, &id).await?;
+    Ok(id)
+}
+
 #[tokio::test]
 async fn scan_only_round_trip_deletes_the_object_and_keeps_no_name_or_address() -> anyhow::Result<()>
 {
@@ -271,23 +307,10 @@ async fn scan_only_results_are_removed_after_their_retention() -> anyhow::Result
     let stack = ScanStack::start(Default::default(), config).await?;
     let a = stack.user().await?;
     let scan = stack.scan_as("gateway")?;
-    let mut ids = Vec::new();
-    for _ in 0..2 {
-        let created = a
-            .call(scan.clone().create_scan(pb::CreateScanRequest {
-                size: 5,
-                metadata_json: String::new(),
-            }))
-            .await?
-            .into_inner();
-        put(&created.upload.unwrap(), b"hello".to_vec()).await?;
-        a.call(scan.clone().submit_scan(pb::ScanRef {
-            scan_id: created.scan_id.clone(),
-        }))
-        .await?;
-        wait_done(&stack, &a, &created.scan_id).await?;
-        ids.push(created.scan_id);
-    }
+    let ids = [
+        done_request(&stack, &a, "").await?,
+        done_request(&stack, &a, "").await?,
+    ];
     // The first one is 31 days old (its upload URL long expired: the sweep deletes its object
     // once more, then retention removes its rows).
     let mut db = scan_db(&stack).await?;
@@ -367,14 +390,7 @@ async fn only_auths_purge_token_purges_an_orgs_scans() -> anyhow::Result<()> {
     let b = stack.user().await?;
     let scan = stack.scan_as("gateway")?;
     for user in [&a, &b] {
-        let created = user
-            .call(scan.clone().create_scan(pb::CreateScanRequest {
-                size: 5,
-                metadata_json: String::new(),
-            }))
-            .await?
-            .into_inner();
-        put(&created.upload.unwrap(), b"hello".to_vec()).await?;
+        put_request(&stack, user, "").await?;
     }
     // The gateway may not purge; nor may auth with a user's token.
     let err = a
@@ -436,21 +452,11 @@ async fn a_deleted_scan_keeps_only_its_audit_row_and_another_org_cannot_delete_i
     let scan_ref = |id: &str| pb::ScanRef {
         scan_id: id.to_owned(),
     };
-    let mut ids = Vec::new();
-    for _ in 0..2 {
-        let created = a
-            .call(scan.clone().create_scan(pb::CreateScanRequest {
-                size: 5,
-                metadata_json: r#"{"ticket":"T-9"}"#.into(),
-            }))
-            .await?
-            .into_inner();
-        put(&created.upload.unwrap(), b"hello".to_vec()).await?;
-        a.call(scan.clone().submit_scan(scan_ref(&created.scan_id)))
-            .await?;
-        wait_done(&stack, &a, &created.scan_id).await?;
-        ids.push(created.scan_id);
-    }
+    let ticket = r#"{"ticket":"T-9"}"#;
+    let ids = [
+        done_request(&stack, &a, ticket).await?,
+        done_request(&stack, &a, ticket).await?,
+    ];
     let (gone, kept) = (&ids[0], &ids[1]);
     // A webhook delivery of each result (as the outbox holds them, verdict and hash inside).
     let mut db = scan_db(&stack).await?;
@@ -545,19 +551,10 @@ async fn a_deleted_scan_keeps_only_its_audit_row_and_another_org_cannot_delete_i
 
 /// A scan-only request with its bytes put and its job queued (the stack runs no worker).
 async fn queued_request(stack: &ScanStack, user: &TestUser) -> anyhow::Result<pb::ScanRef> {
-    let scan = stack.scan_as("gateway")?;
-    let created = user
-        .call(scan.clone().create_scan(pb::CreateScanRequest {
-            size: 5,
-            metadata_json: String::new(),
-        }))
-        .await?
-        .into_inner();
-    put(&created.upload.unwrap(), b"hello".to_vec()).await?;
     let scan_ref = pb::ScanRef {
-        scan_id: created.scan_id,
+        scan_id: put_request(stack, user, "").await?,
     };
-    user.call(scan.clone().submit_scan(scan_ref.clone()))
+    user.call(stack.scan_as("gateway")?.submit_scan(scan_ref.clone()))
         .await?;
     Ok(scan_ref)
 }
@@ -647,15 +644,7 @@ async fn a_deleted_requests_object_is_still_swept() -> anyhow::Result<()> {
     .await?;
     let a = stack.user().await?;
     let scan = stack.scan_as("gateway")?;
-    let created = a
-        .call(scan.clone().create_scan(pb::CreateScanRequest {
-            size: 5,
-            metadata_json: r#"{"ticket":"T-3"}"#.into(),
-        }))
-        .await?
-        .into_inner();
-    put(&created.upload.unwrap(), b"hello".to_vec()).await?;
-    let id = created.scan_id;
+    let id = put_request(&stack, &a, r#"{"ticket":"T-3"}"#).await?;
     a.call(scan.clone().delete_scan(pb::ScanRef {
         scan_id: id.clone(),
     }))
