@@ -14,7 +14,9 @@
 //! - the user's client (`coffer`) links no service machinery: no database driver, scanner, object
 //!   store, gRPC or workspace-hack among the dependencies of it and the workspace crates it uses;
 //! - a service dials its peers only through `MeshClient::peers` (the ones it declares in `PEERS`,
-//!   which the network policies are checked against), never `MeshClient::channel` directly.
+//!   which the network policies are checked against), never `MeshClient::channel` directly;
+//! - the fuzz workspace's lock file is current (its build runs `--locked`, after these tests, and
+//!   a crate that gains a dependency changes it).
 
 use std::path::{Path, PathBuf};
 
@@ -249,5 +251,22 @@ fn services_dial_only_their_declared_peers() {
     assert!(
         found.is_empty(),
         "these dial a peer without MeshClient::peers (so without PEERS): {found:?}"
+    );
+}
+
+#[test]
+fn the_fuzz_workspace_lock_file_is_current() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .arg("--manifest-path")
+        .arg(root().join("fuzz/Cargo.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fuzz/Cargo.lock is out of date (run `cargo metadata --manifest-path fuzz/Cargo.toml` and \
+         commit it): {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
